@@ -1,0 +1,334 @@
+//! `/open-apis/attendance/v1/*`: face photos and face settings.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::TryStreamExt;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::extract::{Authed, Endpoint, Json, Query};
+use crate::config::Config;
+use crate::domain::PhotoName;
+use crate::domain::people::EmployeeType;
+use crate::error::{Error, Result};
+
+pub struct Upload;
+impl Endpoint for Upload {
+    const NAME: &'static str = "attendance.files.upload";
+    const SCOPES: &'static [&'static str] = &["attendance:rule"];
+}
+pub struct Download;
+impl Endpoint for Download {
+    const NAME: &'static str = "attendance.files.download";
+    const SCOPES: &'static [&'static str] = &["attendance:rule:readonly"];
+}
+pub struct Modify;
+impl Endpoint for Modify {
+    const NAME: &'static str = "attendance.user_settings.modify";
+    const SCOPES: &'static [&'static str] = &["attendance:rule"];
+}
+pub struct QuerySettings;
+impl Endpoint for QuerySettings {
+    const NAME: &'static str = "attendance.user_settings.query";
+    const SCOPES: &'static [&'static str] = &["attendance:rule:readonly"];
+}
+
+pub fn router(config: &Config) -> Router<AppState> {
+    // The photo limit is enforced precisely while streaming; this outer cap
+    // only bounds what the multipart framing around it may add.
+    let body_cap = config.limits.photo_max_bytes as usize + 64 * 1024;
+    Router::new()
+        .route(
+            "/open-apis/attendance/v1/files/upload",
+            post(upload).layer(DefaultBodyLimit::max(body_cap)),
+        )
+        .route(
+            "/open-apis/attendance/v1/files/{file_id}/download",
+            get(download),
+        )
+        .route(
+            "/open-apis/attendance/v1/user_settings/modify",
+            post(modify),
+        )
+        .route(
+            "/open-apis/attendance/v1/user_settings/query",
+            get(query).post(query),
+        )
+}
+
+fn success(data: Value) -> axum::Json<Value> {
+    axum::Json(json!({"code": 0, "msg": "success", "data": data}))
+}
+
+pub(crate) fn multipart_error(e: MultipartError) -> Error {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::param("request body is too large")
+    } else {
+        Error::param(format!("malformed multipart body: {}", e.body_text()))
+    }
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    file_name: Option<String>,
+}
+
+async fn upload(
+    auth: Authed<Upload>,
+    State(state): State<AppState>,
+    Query(q): Query<UploadQuery>,
+    multipart: std::result::Result<Multipart, MultipartRejection>,
+) -> Result<impl IntoResponse> {
+    let name = PhotoName::parse(q.file_name.as_deref().unwrap_or(""))?;
+    let mut multipart = multipart.map_err(|e| {
+        Error::param(format!(
+            "body must be multipart/form-data with a `file` field ({})",
+            e.body_text()
+        ))
+    })?;
+    // Fields may come in any order; anything but `file` is ignored.
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let body = field.map_err(multipart_error);
+        let record = state
+            .core
+            .store_attendance_photo(auth.caller.tenant_id, &name, body)
+            .await?;
+        return Ok(success(json!({"file": {"file_id": record.file_id}})));
+    }
+    Err(Error::param("multipart field `file` is required"))
+}
+
+/// Characters left as they are in an RFC 5987 `filename*` value.
+const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `attachment; filename="…"` plus RFC 6266 `filename*` when the name is not
+/// plain ASCII.
+pub fn content_disposition(name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if fallback == name {
+        format!("attachment; filename=\"{name}\"")
+    } else {
+        format!(
+            "attachment; filename=\"{fallback}\"; filename*=UTF-8''{}",
+            utf8_percent_encode(name, ATTR_CHAR)
+        )
+    }
+}
+
+async fn download(
+    auth: Authed<Download>,
+    State(state): State<AppState>,
+    file_id: std::result::Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Response> {
+    let Path(file_id) = file_id.map_err(|_| Error::param("file_id is invalid"))?;
+    let photo = state
+        .core
+        .open_attendance_photo(auth.caller.tenant_id, &file_id)
+        .await?;
+    let mut resp = Response::new(Body::from_stream(photo.body.into_stream()));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(photo.format.mime()),
+    );
+    h.insert(header::CONTENT_LENGTH, photo.record.size.into());
+    if let Ok(v) = HeaderValue::from_str(&content_disposition(&photo.record.file_name)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+struct EmployeeTypeQuery {
+    employee_type: Option<String>,
+}
+
+impl EmployeeTypeQuery {
+    fn kind(&self) -> Result<EmployeeType> {
+        EmployeeType::parse(self.employee_type.as_deref().unwrap_or(""))
+    }
+}
+
+#[derive(Deserialize)]
+struct ModifyBody {
+    user_setting: Option<UserSettingIn>,
+}
+
+#[derive(Deserialize)]
+struct UserSettingIn {
+    user_id: Option<String>,
+    face_key: Option<String>,
+    /// Documented as a string of Unix seconds; a number is accepted too.
+    face_key_update_time: Option<Value>,
+    face_key_open: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct UserSettingOut {
+    user_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    face_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    face_key_update_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    face_key_open: Option<bool>,
+}
+
+fn parse_update_time(v: Option<&Value>) -> Result<Option<i64>> {
+    let bad = || Error::param("face_key_update_time must be a string of Unix seconds");
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|t| *t >= 0)
+            .map(Some)
+            .ok_or_else(bad),
+        Some(Value::Number(n)) => n.as_i64().filter(|t| *t >= 0).map(Some).ok_or_else(bad),
+        Some(_) => Err(bad()),
+    }
+}
+
+async fn modify(
+    auth: Authed<Modify>,
+    State(state): State<AppState>,
+    Query(q): Query<EmployeeTypeQuery>,
+    Json(body): Json<ModifyBody>,
+) -> Result<impl IntoResponse> {
+    let kind = q.kind()?;
+    let s = body
+        .user_setting
+        .ok_or_else(|| Error::param("user_setting is required"))?;
+    let user_id = s
+        .user_id
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| Error::param("user_setting.user_id is required"))?;
+    let face_key = s
+        .face_key
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| Error::param("user_setting.face_key is required"))?;
+    let update_time = parse_update_time(s.face_key_update_time.as_ref())?;
+    let saved = state
+        .core
+        .modify_user_setting(
+            auth.caller.tenant_id,
+            kind,
+            &user_id,
+            &face_key,
+            s.face_key_open,
+            update_time,
+        )
+        .await?;
+    Ok(success(json!({
+        "user_setting": UserSettingOut {
+            user_id,
+            face_key: Some(saved.face_key),
+            face_key_update_time: Some(saved.face_key_update_time.to_string()),
+            face_key_open: None,
+        }
+    })))
+}
+
+#[derive(Deserialize)]
+struct QueryBody {
+    #[serde(default)]
+    user_ids: Vec<String>,
+}
+
+async fn query(
+    auth: Authed<QuerySettings>,
+    State(state): State<AppState>,
+    Query(q): Query<EmployeeTypeQuery>,
+    Json(body): Json<QueryBody>,
+) -> Result<impl IntoResponse> {
+    let kind = q.kind()?;
+    let found = state
+        .core
+        .query_user_settings(auth.caller.tenant_id, kind, &body.user_ids)
+        .await?;
+    let list: Vec<UserSettingOut> = found
+        .into_iter()
+        .map(|f| match f.setting {
+            Some(s) => UserSettingOut {
+                user_id: f.user_id,
+                face_key: Some(s.face_key),
+                face_key_update_time: Some(s.face_key_update_time.to_string()),
+                face_key_open: Some(s.face_key_open),
+            },
+            None => UserSettingOut {
+                user_id: f.user_id,
+                face_key: None,
+                face_key_update_time: None,
+                face_key_open: Some(false),
+            },
+        })
+        .collect();
+    Ok(success(json!({ "user_settings": list })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disposition_ascii_and_utf8() {
+        assert_eq!(
+            content_disposition("face.jpg"),
+            "attachment; filename=\"face.jpg\""
+        );
+        assert_eq!(
+            content_disposition("人脸照片.jpg"),
+            "attachment; filename=\"____.jpg\"; filename*=UTF-8''%E4%BA%BA%E8%84%B8%E7%85%A7%E7%89%87.jpg"
+        );
+        assert!(content_disposition("a\"b.png").contains("filename*=UTF-8''a%22b.png"));
+    }
+
+    #[test]
+    fn update_time_forms() {
+        assert_eq!(
+            parse_update_time(Some(&json!("1625681917"))).unwrap(),
+            Some(1625681917)
+        );
+        assert_eq!(parse_update_time(Some(&json!(5))).unwrap(), Some(5));
+        assert_eq!(parse_update_time(None).unwrap(), None);
+        assert!(parse_update_time(Some(&json!("soon"))).is_err());
+        assert!(parse_update_time(Some(&json!(-1))).is_err());
+        assert!(parse_update_time(Some(&json!([1]))).is_err());
+    }
+}

@@ -1,0 +1,91 @@
+//! Extractors whose rejections are platform envelopes, and that accept what
+//! the official SDKs really send (JSON without a Content-Type, GET with a
+//! JSON body, `True` for booleans).
+
+use std::marker::PhantomData;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::domain::auth::Caller;
+use crate::error::Error;
+
+/// Query string parameters.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+        let q = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(q)
+            .map(Query)
+            .map_err(|e| Error::param(format!("invalid query string: {e}")))
+    }
+}
+
+/// A JSON body, whatever the Content-Type says (the Python SDK sends none
+/// on token requests), bounded by `limits.json_max_bytes`.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
+        let limit = state.core.config.limits.json_max_bytes;
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| Error::param(format!("request body is larger than {limit} bytes")))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::param("request body must be a JSON object"));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Json)
+            .map_err(|e| Error::param(format!("request body is not valid: {e}")))
+    }
+}
+
+/// What one endpoint requires of its caller.
+pub trait Endpoint: Send + Sync + 'static {
+    /// Rate-limit bucket name.
+    const NAME: &'static str;
+    /// The caller needs any one of these scopes.
+    const SCOPES: &'static [&'static str];
+}
+
+/// A caller holding a valid tenant access token with one of `E`'s scopes,
+/// within `E`'s rate limit.
+pub struct Authed<E: Endpoint> {
+    pub caller: Caller,
+    _endpoint: PhantomData<E>,
+}
+
+/// The bearer token of a request; `None` when there is no
+/// `Authorization: Bearer …` header (the platform answers a header without
+/// the `Bearer ` prefix as a missing token).
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+impl<E: Endpoint> FromRequestParts<AppState> for Authed<E> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let token = bearer(parts).ok_or(Error::MissingToken)?;
+        let caller = state.core.authenticate_tenant(token).await?;
+        if !caller.has_any(E::SCOPES) {
+            return Err(Error::ScopeDenied(E::SCOPES));
+        }
+        state.limiter.check(&caller.app_id, E::NAME)?;
+        Ok(Authed {
+            caller,
+            _endpoint: PhantomData,
+        })
+    }
+}

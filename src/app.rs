@@ -1,0 +1,91 @@
+//! Building and running the server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::crypto::{Key, KeyRing};
+use crate::domain::Core;
+use crate::store::Db;
+use crate::store::blob::LocalBlobStore;
+use crate::store::sealed::SealedBlobs;
+
+/// Opens the data directory (database, blobs, key) without serving; used by
+/// `serve` and by every admin command, which works whether a server runs on
+/// the same directory or not.
+pub async fn open_core(config: Config) -> anyhow::Result<Core> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let keys = match &config.encryption_key {
+        Some(k) => KeyRing::new(Key::from_base64(k).context("encryption_key")?),
+        None => KeyRing::load_or_create(&config.key_file())?,
+    };
+    let db = Db::open_sqlite(&config.database_path()).await?;
+    let local = LocalBlobStore::open(&config.data_dir)?;
+    let blobs = SealedBlobs::new(Arc::new(local), keys.clone());
+    Core::new(config, db, blobs, keys).await
+}
+
+pub struct Application {
+    listener: TcpListener,
+    core: Arc<Core>,
+}
+
+impl Application {
+    /// Opens storage, sweeps leftovers of interrupted uploads and binds the
+    /// listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let listen = config.listen;
+        let core = open_core(config).await?;
+        Self::with_core(core, listen).await
+    }
+
+    pub async fn with_core(core: Core, listen: SocketAddr) -> anyhow::Result<Application> {
+        let swept = LocalBlobStore::open(&core.config.data_dir)?.sweep_tmp()?;
+        if swept > 0 {
+            tracing::warn!(
+                count = swept,
+                "removed temporary files of interrupted uploads"
+            );
+        }
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        Ok(Application {
+            listener,
+            core: Arc::new(core),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn core(&self) -> Arc<Core> {
+        self.core.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_with_shutdown(std::future::pending()).await
+    }
+
+    pub async fn run_with_shutdown(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = crate::api::router(crate::api::AppState::new(self.core.clone()));
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving")?;
+        self.core.db.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,389 @@
+//! The `facehub` command line: `serve` and the admin commands. Admin
+//! commands open the same data directory as the server and work whether a
+//! server is running on it or not (SQLite in WAL mode allows both).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::app::{Application, open_core};
+use crate::config::Config;
+use crate::domain::{Core, PersonDraft, Scope, TokenKind};
+use crate::error::Error;
+
+#[derive(Parser, Debug)]
+#[command(name = "facehub", version, about = "Self-hosted face photo and biometric template server, wire-compatible with Feishu open-apis", long_about = None)]
+pub struct Cli {
+    /// Data directory (database, blobs, key file) [default: ./facehub-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// TOML configuration file; FACEHUB_* environment variables override it
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Manage tenants (companies)
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Manage apps (app_id / app_secret and their scopes)
+    #[command(subcommand)]
+    App(AppCmd),
+    /// Manage the people of a tenant
+    #[command(subcommand)]
+    Person(PersonCmd),
+    /// Issue access tokens without the app secret (for scripts and tests)
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCmd {
+    /// Create a tenant
+    Create { name: String },
+    /// List tenants
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AppCmd {
+    /// Create an app and print its app_id and app_secret (shown only once)
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// A scope the app holds; repeat for several
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Print {"app_id": …, "app_secret": …}
+        #[arg(long)]
+        json: bool,
+    },
+    /// List apps
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct TenantArg {
+    #[arg(long)]
+    pub tenant: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PersonCmd {
+    /// Add a person, or update the name and employee number of an existing one
+    Add {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(long)]
+        user_id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        employee_no: Option<String>,
+    },
+    /// Import people from a CSV file with columns user_id, name[, employee_no, …]
+    Import {
+        #[command(flatten)]
+        tenant: TenantArg,
+        file: PathBuf,
+    },
+    /// List the people of a tenant
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one person with their ids and face setting
+    Show {
+        #[command(flatten)]
+        tenant: TenantArg,
+        user_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Print a tenant_access_token for an app
+    Tenant {
+        #[arg(long)]
+        app_id: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(d) = cli.data {
+        config.data_dir = d;
+    }
+    if let Command::Serve { listen } = &cli.command {
+        if let Some(l) = listen {
+            config.listen = *l;
+        }
+        init_logging(&config);
+        let app = Application::build(config).await?;
+        tracing::info!(addr = %app.local_addr(), "facehub listening");
+        return app.run_with_shutdown(shutdown_signal()).await;
+    }
+    let core = open_core(config).await?;
+    let out = &mut std::io::stdout().lock();
+    let result = admin(&core, cli.command, out).await;
+    core.db.close().await;
+    result
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn user_err(e: Error) -> anyhow::Error {
+    match e {
+        Error::InvalidParam(m) => anyhow::anyhow!(m),
+        other => anyhow::Error::new(other),
+    }
+}
+
+async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Result<()> {
+    match cmd {
+        Command::Serve { .. } => unreachable!("handled by run"),
+        Command::Tenant(TenantCmd::Create { name }) => {
+            let t = core.create_tenant(&name).await.map_err(user_err)?;
+            writeln!(
+                out,
+                "created tenant {} (tenant_key {})",
+                t.name, t.tenant_key
+            )?;
+        }
+        Command::Tenant(TenantCmd::List { json }) => {
+            let ts = core.db.tenants().await?;
+            if json {
+                let v: Vec<_> = ts
+                    .iter()
+                    .map(|t| json!({"name": t.name, "tenant_key": t.tenant_key, "created_at": t.created_at}))
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else {
+                for t in ts {
+                    writeln!(out, "{}\t{}", t.name, t.tenant_key)?;
+                }
+            }
+        }
+        Command::App(AppCmd::Create {
+            tenant,
+            scopes,
+            json,
+        }) => {
+            let tenant = core.tenant(&tenant).await.map_err(user_err)?;
+            let scopes = scopes
+                .iter()
+                .map(|s| Scope::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let created = core.create_app(&tenant, &scopes).await.map_err(user_err)?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"app_id": created.app.app_id, "app_secret": created.app_secret})
+                )?;
+            } else {
+                writeln!(out, "app_id:     {}", created.app.app_id)?;
+                writeln!(out, "app_secret: {}", created.app_secret)?;
+                writeln!(out, "scopes:     {}", created.app.scopes.join(" "))?;
+                writeln!(out, "(the secret is stored only as a hash: keep it now)")?;
+            }
+        }
+        Command::App(AppCmd::List { tenant, json }) => {
+            let tenants = core.db.tenants().await?;
+            let name_of = |id: i64| {
+                tenants
+                    .iter()
+                    .find(|t| t.id == id)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default()
+            };
+            let apps: Vec<_> = core
+                .db
+                .apps()
+                .await?
+                .into_iter()
+                .filter(|a| tenant.as_ref().is_none_or(|t| &name_of(a.tenant_id) == t))
+                .collect();
+            if json {
+                let v: Vec<_> = apps
+                    .iter()
+                    .map(|a| json!({"app_id": a.app_id, "tenant": name_of(a.tenant_id), "scopes": a.scopes, "disabled": a.disabled}))
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else {
+                for a in apps {
+                    writeln!(
+                        out,
+                        "{}\t{}\t{}",
+                        a.app_id,
+                        name_of(a.tenant_id),
+                        a.scopes.join(" ")
+                    )?;
+                }
+            }
+        }
+        Command::Person(PersonCmd::Add {
+            tenant,
+            user_id,
+            name,
+            employee_no,
+        }) => {
+            let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
+            let draft =
+                PersonDraft::new(&user_id, &name, employee_no.as_deref()).map_err(user_err)?;
+            let (p, outcome) = core
+                .upsert_person(&tenant, &draft)
+                .await
+                .map_err(user_err)?;
+            writeln!(out, "{:?} {} (union_id {})", outcome, p.user_id, p.union_id)?;
+        }
+        Command::Person(PersonCmd::Import { tenant, file }) => {
+            let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
+            let f = std::fs::File::open(&file)
+                .with_context(|| format!("opening {}", file.display()))?;
+            let len = f.metadata()?.len();
+            let bar = indicatif::ProgressBar::new(len);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} importing [{bar:40}] {bytes}/{total_bytes} ({eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            let report = core
+                .import_people(&tenant, std::io::BufReader::new(f), |pos| {
+                    bar.set_position(pos)
+                })
+                .await
+                .map_err(user_err)?;
+            bar.finish_and_clear();
+            writeln!(
+                out,
+                "created {}, updated {}, unchanged {}, rejected {}",
+                report.created,
+                report.updated,
+                report.unchanged,
+                report.rejected.len()
+            )?;
+            for (line, why) in &report.rejected {
+                writeln!(out, "  line {line}: {why}")?;
+            }
+        }
+        Command::Person(PersonCmd::List { tenant, json }) => {
+            let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
+            let people = core.db.people(tenant.id).await?;
+            if json {
+                let v: Vec<_> = people
+                    .iter()
+                    .map(|p| json!({"user_id": p.user_id, "name": p.name, "employee_no": p.employee_no, "union_id": p.union_id}))
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else {
+                for p in people {
+                    writeln!(
+                        out,
+                        "{}\t{}\t{}",
+                        p.user_id,
+                        p.name,
+                        p.employee_no.as_deref().unwrap_or("-")
+                    )?;
+                }
+            }
+        }
+        Command::Person(PersonCmd::Show { tenant, user_id }) => {
+            let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
+            let Some(p) = core.person(tenant.id, &user_id).await? else {
+                bail!("no person {user_id:?} in tenant {}", tenant.name);
+            };
+            let open_ids: serde_json::Map<_, _> = core
+                .db
+                .open_ids_of(p.id)
+                .await?
+                .into_iter()
+                .map(|(app, id)| (app, json!(id)))
+                .collect();
+            let face = core.db.attendance(p.id).await?.map(|s| {
+                json!({"face_key": s.face_key, "face_key_open": s.face_key_open, "face_key_update_time": s.face_key_update_time})
+            });
+            let v = json!({
+                "user_id": p.user_id,
+                "name": p.name,
+                "employee_no": p.employee_no,
+                "union_id": p.union_id,
+                "open_ids": open_ids,
+                "extra": p.extra,
+                "attendance": face,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        }
+        Command::Token(TokenCmd::Tenant { app_id }) => {
+            let app = core
+                .db
+                .app(&app_id)
+                .await?
+                .with_context(|| format!("no app {app_id}"))?;
+            let t = core
+                .token_for(&app, TokenKind::Tenant)
+                .await
+                .map_err(user_err)?;
+            writeln!(
+                out,
+                "{}",
+                json!({"tenant_access_token": t.token, "expire": t.expire})
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! Configuration: built-in defaults, then a TOML file (`--config`), then
+//! `FACEHUB_*` environment variables (nested keys with `__`, e.g.
+//! `FACEHUB_LIMITS__PHOTO_MAX_BYTES`), then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the database, blobs and key file live.
+    pub data_dir: PathBuf,
+    /// Address `serve` listens on.
+    pub listen: SocketAddr,
+    /// Base64 of a 32-byte key. When absent, the key is read from
+    /// `encryption_key_file`, which is created on first start.
+    pub encryption_key: Option<String>,
+    /// Defaults to `<data_dir>/master.key`.
+    pub encryption_key_file: Option<PathBuf>,
+    /// Life of an access token in seconds (the platform's is 7200).
+    pub token_ttl_secs: u64,
+    /// Requests per second per app and endpoint (the platform's is 50).
+    pub rate_limit_per_second: u32,
+    pub limits: Limits,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub photo_min_bytes: u64,
+    pub photo_max_bytes: u64,
+    pub photo_min_side: u32,
+    pub photo_max_side: u32,
+    /// Largest JSON request body accepted.
+    pub json_max_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter such as `info` or `facehub=debug`.
+    pub filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("facehub-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            encryption_key: None,
+            encryption_key_file: None,
+            token_ttl_secs: 7200,
+            rate_limit_per_second: 50,
+            limits: Limits::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            photo_min_bytes: 100,
+            photo_max_bytes: 10 * 1024 * 1024,
+            photo_min_side: 64,
+            photo_max_side: 8192,
+            json_max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "text".into(),
+            filter: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults ← `file` ← `FACEHUB_*` environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            anyhow::ensure!(path.exists(), "config file {} not found", path.display());
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig.merge(Env::prefixed("FACEHUB_").split("__"));
+        Ok(fig.extract()?)
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("facehub.db")
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.encryption_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_override_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "facehub.toml",
+                "listen = \"0.0.0.0:9000\"\ntoken_ttl_secs = 60\n[limits]\nphoto_max_bytes = 5\n",
+            )?;
+            jail.set_env("FACEHUB_TOKEN_TTL_SECS", "30");
+            jail.set_env("FACEHUB_LIMITS__PHOTO_MIN_SIDE", "10");
+            let c = Config::load(Some(Path::new("facehub.toml"))).unwrap();
+            assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
+            assert_eq!(c.token_ttl_secs, 30);
+            assert_eq!(c.limits.photo_max_bytes, 5);
+            assert_eq!(c.limits.photo_min_side, 10);
+            assert_eq!(c.data_dir, PathBuf::from("facehub-data"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "listne = \"x\"\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,314 @@
+//! Tenants, apps and their access tokens.
+
+use anyhow::Context;
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::ids::{derive_hex, random_bytes};
+use super::{App, Core, Scope, Tenant, TokenKind, TokenRecord};
+use crate::error::{Error, Result};
+use crate::store::is_unique_violation;
+
+/// A token is handed out again while at least this much of its life is left
+/// (the platform's 30-minute rule).
+pub const REISSUE_MARGIN_SECS: i64 = 30 * 60;
+
+/// A freshly created app; the secret is shown once and stored only hashed.
+#[derive(Debug, Clone)]
+pub struct NewApp {
+    pub app: App,
+    pub app_secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub token: String,
+    /// Seconds of life left.
+    pub expire: i64,
+}
+
+/// Who is calling: resolved from a valid access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub tenant_id: i64,
+    pub app_id: String,
+    pub scopes: Vec<String>,
+}
+
+impl Caller {
+    pub fn has_any(&self, scopes: &[&str]) -> bool {
+        self.scopes.iter().any(|s| scopes.contains(&s.as_str()))
+    }
+}
+
+/// App secrets are 32 random alphanumerics (~190 bits), so one round of
+/// SHA-256 (salted with the app id) is enough: a slow password hash only
+/// helps against guessable secrets, and it would make every token request a
+/// CPU cost an attacker can trigger.
+fn hash_secret(app_id: &str, secret: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"facehub app secret\0")
+        .chain_update(app_id.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(secret.as_bytes())
+        .finalize();
+    format!("sha256:{}", hex::encode(digest))
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl Core {
+    pub async fn create_tenant(&self, name: &str) -> Result<Tenant> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(Error::param(
+                "tenant name must be 1 to 64 printable characters",
+            ));
+        }
+        let tenant_key = hex::encode(random_bytes::<8>());
+        match self.db.insert_tenant(name, &tenant_key, self.now()).await {
+            Ok(t) => Ok(t),
+            Err(e) if is_unique_violation(&e) => {
+                Err(Error::param(format!("tenant {name:?} already exists")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn tenant(&self, name: &str) -> Result<Tenant> {
+        self.db
+            .tenant_by_name(name)
+            .await?
+            .ok_or_else(|| Error::param(format!("no tenant named {name:?}")))
+    }
+
+    pub async fn create_app(&self, tenant: &Tenant, scopes: &[Scope]) -> Result<NewApp> {
+        let app_id = format!("cli_{}", hex::encode(random_bytes::<8>()));
+        let app_secret: String = rand::rngs::OsRng
+            .sample_iter(&Alphanumeric)
+            .take(32)
+            .map(char::from)
+            .collect();
+        let mut names: Vec<String> = scopes.iter().map(|s| s.as_str().to_string()).collect();
+        names.sort();
+        names.dedup();
+        let app = App {
+            secret_hash: hash_secret(&app_id, &app_secret),
+            app_id,
+            tenant_id: tenant.id,
+            scopes: names,
+            disabled: false,
+            created_at: self.now(),
+        };
+        let open_ids: Vec<(String, i64)> = self
+            .db
+            .people(tenant.id)
+            .await?
+            .iter()
+            .map(|p| (self.open_id(&app.app_id, &p.user_id), p.id))
+            .collect();
+        self.db.insert_app(&app, &open_ids).await?;
+        Ok(NewApp { app, app_secret })
+    }
+
+    pub(crate) fn union_id(&self, tenant_key: &str, user_id: &str) -> String {
+        format!(
+            "on_{}",
+            derive_hex(&self.id_secret, &["union", tenant_key, user_id], 32)
+        )
+    }
+
+    pub(crate) fn open_id(&self, app_id: &str, user_id: &str) -> String {
+        format!(
+            "ou_{}",
+            derive_hex(&self.id_secret, &["open", app_id, user_id], 32)
+        )
+    }
+
+    /// Checks app credentials; the token endpoints' errors.
+    pub async fn verify_app(&self, app_id: &str, app_secret: &str) -> Result<App> {
+        if app_id.is_empty() || app_secret.is_empty() {
+            return Err(Error::TokenParam("invalid param".into()));
+        }
+        let Some(app) = self.db.app(app_id).await? else {
+            return Err(Error::TokenParam("invalid param".into()));
+        };
+        let given = hash_secret(app_id, app_secret);
+        if !bool::from(given.as_bytes().ct_eq(app.secret_hash.as_bytes())) {
+            return Err(Error::WrongAppSecret);
+        }
+        if app.disabled {
+            return Err(Error::AppDisabled);
+        }
+        Ok(app)
+    }
+
+    /// `tenant_access_token/internal` (and the app token with `kind = App`):
+    /// the current token if it has at least 30 minutes left, else a new one.
+    pub async fn issue_token(
+        &self,
+        app_id: &str,
+        app_secret: &str,
+        kind: TokenKind,
+    ) -> Result<IssuedToken> {
+        let app = self.verify_app(app_id, app_secret).await?;
+        self.token_for(&app, kind).await
+    }
+
+    pub async fn token_for(&self, app: &App, kind: TokenKind) -> Result<IssuedToken> {
+        let now = self.now();
+        let aad = format!("token:{}:{}", app.app_id, kind.as_str());
+        if let Some((sealed, expires_at)) = self
+            .db
+            .newest_token(&app.app_id, kind, now + REISSUE_MARGIN_SECS - 1)
+            .await?
+        {
+            let token = self
+                .keys
+                .open_small(aad.as_bytes(), &sealed)
+                .context("opening a stored token")?;
+            return Ok(IssuedToken {
+                token: String::from_utf8(token).context("stored token is not UTF-8")?,
+                expire: expires_at - now,
+            });
+        }
+        let token = format!("t-{}", hex::encode(random_bytes::<20>()));
+        let ttl = self.config.token_ttl_secs as i64;
+        let rec = TokenRecord {
+            kind,
+            app_id: app.app_id.clone(),
+            tenant_id: app.tenant_id,
+            issued_at: now,
+            expires_at: now + ttl,
+        };
+        let sealed = self.keys.seal_small(aad.as_bytes(), token.as_bytes());
+        self.db
+            .insert_token(&hash_token(&token), &rec, &sealed)
+            .await?;
+        // Opportunistic clean-up of tokens that expired a day ago.
+        if rand::random::<u8>() == 0 {
+            self.db.purge_tokens(now - 86_400).await?;
+        }
+        Ok(IssuedToken { token, expire: ttl })
+    }
+
+    /// Resolves a bearer value to its caller, for endpoints that take tenant
+    /// access tokens.
+    pub async fn authenticate_tenant(&self, bearer: &str) -> Result<Caller> {
+        if bearer.starts_with("u-") {
+            return Err(Error::InvalidUserToken);
+        }
+        if !bearer.starts_with("t-") {
+            return Err(Error::MalformedToken);
+        }
+        let Some(rec) = self.db.token(&hash_token(bearer)).await? else {
+            return Err(Error::InvalidTenantToken);
+        };
+        if rec.kind != TokenKind::Tenant || rec.expires_at <= self.now() {
+            return Err(Error::InvalidTenantToken);
+        }
+        let Some(app) = self.db.app(&rec.app_id).await? else {
+            return Err(Error::InvalidTenantToken);
+        };
+        if app.disabled || app.tenant_id != rec.tenant_id {
+            return Err(Error::InvalidTenantToken);
+        }
+        Ok(Caller {
+            tenant_id: rec.tenant_id,
+            app_id: app.app_id,
+            scopes: app.scopes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::testing::core;
+
+    #[tokio::test]
+    async fn token_lifecycle() {
+        let (_dir, core) = core().await;
+        let t = core.create_tenant("acme").await.unwrap();
+        let scope = Scope::parse("attendance:rule").unwrap();
+        let app = core.create_app(&t, &[scope]).await.unwrap();
+        assert!(app.app.app_id.starts_with("cli_") && app.app.app_id.len() == 20);
+        assert!(!app.app.secret_hash.contains(&app.app_secret));
+
+        let a = core
+            .issue_token(&app.app.app_id, &app.app_secret, TokenKind::Tenant)
+            .await
+            .unwrap();
+        assert!(a.token.starts_with("t-"));
+        assert_eq!(a.expire, 7200);
+        let caller = core.authenticate_tenant(&a.token).await.unwrap();
+        assert_eq!(caller.tenant_id, t.id);
+
+        // Same token while >= 30 min are left.
+        core.clock.advance(5400);
+        let b = core
+            .issue_token(&app.app.app_id, &app.app_secret, TokenKind::Tenant)
+            .await
+            .unwrap();
+        assert_eq!(b.token, a.token);
+        assert_eq!(b.expire, 1800);
+        // A new one when less is left; both stay valid.
+        core.clock.advance(1);
+        let c = core
+            .issue_token(&app.app.app_id, &app.app_secret, TokenKind::Tenant)
+            .await
+            .unwrap();
+        assert_ne!(c.token, a.token);
+        assert!(core.authenticate_tenant(&a.token).await.is_ok());
+        // Expired.
+        core.clock.advance(1800);
+        assert!(matches!(
+            core.authenticate_tenant(&a.token).await,
+            Err(Error::InvalidTenantToken)
+        ));
+        assert!(core.authenticate_tenant(&c.token).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn bad_credentials() {
+        let (_dir, core) = core().await;
+        let t = core.create_tenant("acme").await.unwrap();
+        let app = core.create_app(&t, &[]).await.unwrap();
+        let id = &app.app.app_id;
+        assert!(matches!(
+            core.issue_token(id, "nope", TokenKind::Tenant).await,
+            Err(Error::WrongAppSecret)
+        ));
+        assert!(matches!(
+            core.issue_token("cli_0000000000000000", &app.app_secret, TokenKind::Tenant)
+                .await,
+            Err(Error::TokenParam(_))
+        ));
+        assert!(matches!(
+            core.issue_token("", "", TokenKind::Tenant).await,
+            Err(Error::TokenParam(_))
+        ));
+        for (bearer, want) in [
+            ("abc", "MalformedToken"),
+            ("u-abc", "InvalidUserToken"),
+            ("t-abc", "InvalidTenantToken"),
+        ] {
+            let e = core.authenticate_tenant(bearer).await.unwrap_err();
+            assert_eq!(format!("{e:?}"), want);
+        }
+        // An app token is not a tenant token.
+        let at = core
+            .issue_token(id, &app.app_secret, TokenKind::App)
+            .await
+            .unwrap();
+        assert!(matches!(
+            core.authenticate_tenant(&at.token).await,
+            Err(Error::InvalidTenantToken)
+        ));
+        assert!(core.create_tenant("acme").await.is_err());
+    }
+}

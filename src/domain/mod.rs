@@ -1,0 +1,181 @@
+//! The core: tenants and apps, tokens, people, stored photos. Knows nothing
+//! of HTTP; the API modules translate wire requests into calls on [`Core`].
+
+pub mod auth;
+pub mod ids;
+pub mod people;
+pub mod photos;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+pub use ids::{FileId, PhotoName, Scope, UserId};
+
+use crate::config::Config;
+use crate::crypto::KeyRing;
+use crate::store::Db;
+use crate::store::sealed::SealedBlobs;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: i64,
+    pub name: String,
+    pub tenant_key: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    pub app_id: String,
+    pub tenant_id: i64,
+    pub secret_hash: String,
+    pub scopes: Vec<String>,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Tenant,
+    App,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Tenant => "tenant",
+            TokenKind::App => "app",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenKind> {
+        match s {
+            "tenant" => Some(TokenKind::Tenant),
+            "app" => Some(TokenKind::App),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub kind: TokenKind,
+    pub app_id: String,
+    pub tenant_id: i64,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Person {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub user_id: String,
+    pub union_id: String,
+    pub name: String,
+    pub employee_no: Option<String>,
+    pub extra: serde_json::Map<String, serde_json::Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A validated person to create or update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonDraft {
+    pub user_id: UserId,
+    pub name: String,
+    pub employee_no: Option<String>,
+    pub extra: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    pub file_id: String,
+    pub tenant_id: i64,
+    pub kind: String,
+    pub file_name: String,
+    pub format: String,
+    pub width: i64,
+    pub height: i64,
+    pub size: i64,
+    pub sha256: String,
+    pub key_id: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttendanceSetting {
+    pub face_key: String,
+    pub face_key_open: bool,
+    pub face_key_update_time: i64,
+}
+
+/// Wall clock with an adjustable offset, so tests can let tokens expire
+/// without sleeping.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset: AtomicI64,
+}
+
+impl Clock {
+    pub fn now(&self) -> i64 {
+        chrono::Utc::now().timestamp() + self.offset.load(Ordering::Relaxed)
+    }
+
+    pub fn advance(&self, secs: i64) {
+        self.offset.fetch_add(secs, Ordering::Relaxed);
+    }
+}
+
+/// Everything the core needs, shared by the server and the CLI.
+pub struct Core {
+    pub config: Config,
+    pub db: Db,
+    pub blobs: SealedBlobs,
+    pub keys: KeyRing,
+    pub clock: Arc<Clock>,
+    /// Secret from which union/open ids are derived (stored in the database
+    /// so that every node derives the same ids).
+    id_secret: Vec<u8>,
+}
+
+impl Core {
+    pub async fn new(
+        config: Config,
+        db: Db,
+        blobs: SealedBlobs,
+        keys: KeyRing,
+    ) -> anyhow::Result<Core> {
+        let id_secret = db
+            .meta_get_or_init("id_secret", || hex::encode(ids::random_bytes::<32>()))
+            .await?;
+        Ok(Core {
+            config,
+            db,
+            blobs,
+            keys,
+            clock: Arc::new(Clock::default()),
+            id_secret: hex::decode(id_secret)?,
+        })
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A core on a fresh temporary data directory.
+    pub async fn core() -> (tempfile::TempDir, Core) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let core = crate::app::open_core(config).await.unwrap();
+        (dir, core)
+    }
+}

@@ -1,0 +1,254 @@
+//! People of a tenant: the directory that faces and settings hang off.
+
+use std::io::Read;
+
+use serde_json::{Map, Value};
+
+use super::{Core, Person, PersonDraft, Tenant, UserId};
+use crate::error::{Error, Result};
+use crate::store::{Upsert, is_unique_violation};
+
+/// How `employee_type` names the person in attendance requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmployeeType {
+    EmployeeId,
+    EmployeeNo,
+}
+
+impl EmployeeType {
+    pub fn parse(s: &str) -> Result<EmployeeType> {
+        match s {
+            "employee_id" => Ok(EmployeeType::EmployeeId),
+            "employee_no" => Ok(EmployeeType::EmployeeNo),
+            "" => Err(Error::param("employee_type is required")),
+            _ => Err(Error::param(format!(
+                "employee_type invalid: {s:?}, use employee_id or employee_no"
+            ))),
+        }
+    }
+}
+
+impl PersonDraft {
+    pub fn new(user_id: &str, name: &str, employee_no: Option<&str>) -> Result<PersonDraft> {
+        let user_id = UserId::parse(user_id)?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+            return Err(Error::param("name must be 1 to 128 printable characters"));
+        }
+        let employee_no = match employee_no.map(str::trim) {
+            None | Some("") => None,
+            Some(no) if no.len() > 64 || no.chars().any(char::is_control) => {
+                return Err(Error::param("employee_no must be 1 to 64 printable bytes"));
+            }
+            Some(no) => Some(no.to_string()),
+        };
+        Ok(PersonDraft {
+            user_id,
+            name: name.to_string(),
+            employee_no,
+            extra: Value::Object(Map::new()),
+        })
+    }
+}
+
+/// Result of a CSV import.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// (line number, reason)
+    pub rejected: Vec<(u64, String)>,
+}
+
+impl Core {
+    pub async fn upsert_person(
+        &self,
+        tenant: &Tenant,
+        draft: &PersonDraft,
+    ) -> Result<(Person, Upsert)> {
+        let union_id = self.union_id(&tenant.tenant_key, draft.user_id.as_str());
+        let apps = self.db.apps_of_tenant(tenant.id).await?;
+        let open_ids: Vec<(String, String)> = apps
+            .iter()
+            .map(|a| {
+                (
+                    a.app_id.clone(),
+                    self.open_id(&a.app_id, draft.user_id.as_str()),
+                )
+            })
+            .collect();
+        match self
+            .db
+            .upsert_person(tenant.id, draft, &union_id, |_| open_ids, self.now())
+            .await
+        {
+            Ok(r) => Ok(r),
+            Err(e) if is_unique_violation(&e) => Err(Error::param(format!(
+                "employee_no {:?} already belongs to another person",
+                draft.employee_no.as_deref().unwrap_or_default()
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn person(&self, tenant_id: i64, user_id: &str) -> Result<Option<Person>> {
+        Ok(self.db.person_by_user_id(tenant_id, user_id).await?)
+    }
+
+    /// Finds a person of the tenant by the id kind the request names.
+    pub async fn find_person(
+        &self,
+        tenant_id: i64,
+        kind: EmployeeType,
+        id: &str,
+    ) -> Result<Option<Person>> {
+        Ok(match kind {
+            EmployeeType::EmployeeId => self.db.person_by_user_id(tenant_id, id).await?,
+            EmployeeType::EmployeeNo => self.db.person_by_employee_no(tenant_id, id).await?,
+        })
+    }
+
+    /// Imports people from CSV with a header row naming at least `user_id`
+    /// and `name` (`employee_no` and any further columns optional; further
+    /// columns are kept as extra attributes). Each row stands alone: a bad
+    /// row is reported with its line number and the rest still go in.
+    /// `progress` is called with the number of bytes consumed so far.
+    pub async fn import_people<R: Read>(
+        &self,
+        tenant: &Tenant,
+        input: R,
+        mut progress: impl FnMut(u64),
+    ) -> Result<ImportReport> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(input);
+        let headers = rdr
+            .headers()
+            .map_err(|e| Error::param(format!("cannot read the CSV header: {e}")))?
+            .clone();
+        let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+        let (Some(uid_col), Some(name_col)) = (col("user_id"), col("name")) else {
+            return Err(Error::param(
+                "the CSV header must name the columns user_id and name",
+            ));
+        };
+        let no_col = col("employee_no");
+        let mut report = ImportReport::default();
+        let mut record = csv::StringRecord::new();
+        loop {
+            let line = rdr.position().line();
+            match rdr.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    let line = e.position().map(|p| p.line()).unwrap_or(line);
+                    report.rejected.push((line, format!("unreadable row: {e}")));
+                    if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            let line = record.position().map(|p| p.line()).unwrap_or(line);
+            progress(record.position().map(|p| p.byte()).unwrap_or(0));
+            let get = |i: usize| record.get(i).unwrap_or("");
+            let draft =
+                PersonDraft::new(get(uid_col), get(name_col), no_col.map(get)).map(|mut d| {
+                    let mut extra = Map::new();
+                    for (i, h) in headers.iter().enumerate() {
+                        if i != uid_col && i != name_col && Some(i) != no_col && !get(i).is_empty()
+                        {
+                            extra.insert(h.to_string(), Value::String(get(i).to_string()));
+                        }
+                    }
+                    d.extra = Value::Object(extra);
+                    d
+                });
+            let outcome = match draft {
+                Ok(d) => self.upsert_person(tenant, &d).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok((_, Upsert::Created)) => report.created += 1,
+                Ok((_, Upsert::Updated)) => report.updated += 1,
+                Ok((_, Upsert::Unchanged)) => report.unchanged += 1,
+                Err(Error::InvalidParam(msg)) => report.rejected.push((line, msg)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::testing::core;
+
+    #[tokio::test]
+    async fn import_reports_each_row() {
+        let (_dir, core) = core().await;
+        let t = core.create_tenant("acme").await.unwrap();
+        core.create_app(&t, &[]).await.unwrap();
+        let csv = "user_id,name,employee_no,dept\n\
+                   u1,Ann,E1,R&D\n\
+                   u2,Bob,,\n\
+                   ,NoId,E3,\n\
+                   u3,Cid,E1,\n\
+                   u1,Ann Lee,E1,R&D\n\
+                   u2,Bob,,\n";
+        let mut seen = 0;
+        let r = core
+            .import_people(&t, csv.as_bytes(), |b| seen = b)
+            .await
+            .unwrap();
+        assert_eq!((r.created, r.updated, r.unchanged), (2, 1, 1));
+        assert_eq!(r.rejected.len(), 2, "{:?}", r.rejected);
+        assert_eq!(r.rejected[0].0, 4);
+        assert_eq!(r.rejected[1].0, 5);
+        assert!(r.rejected[1].1.contains("employee_no"));
+        assert!(seen > 0);
+        let ann = core.person(t.id, "u1").await.unwrap().unwrap();
+        assert_eq!(ann.name, "Ann Lee");
+        assert_eq!(ann.extra.get("dept").unwrap(), "R&D");
+        assert!(ann.union_id.starts_with("on_"));
+        let open = core.db.open_ids_of(ann.id).await.unwrap();
+        assert_eq!(open.len(), 1);
+        assert!(open[0].1.starts_with("ou_"));
+    }
+
+    #[tokio::test]
+    async fn ids_are_stable_and_per_app() {
+        let (_dir, core) = core().await;
+        let t = core.create_tenant("acme").await.unwrap();
+        let a1 = core.create_app(&t, &[]).await.unwrap();
+        let d = PersonDraft::new("u1", "Ann", None).unwrap();
+        let (p, _) = core.upsert_person(&t, &d).await.unwrap();
+        let a2 = core.create_app(&t, &[]).await.unwrap();
+        let open = core.db.open_ids_of(p.id).await.unwrap();
+        assert_eq!(open.len(), 2);
+        assert_eq!(
+            open.iter().find(|o| o.0 == a1.app.app_id).unwrap().1,
+            core.open_id(&a1.app.app_id, "u1")
+        );
+        assert_eq!(
+            open.iter().find(|o| o.0 == a2.app.app_id).unwrap().1,
+            core.open_id(&a2.app.app_id, "u1")
+        );
+        assert_ne!(open[0].1, open[1].1);
+        assert_eq!(p.union_id, core.union_id(&t.tenant_key, "u1"));
+    }
+
+    #[tokio::test]
+    async fn header_must_name_columns() {
+        let (_dir, core) = core().await;
+        let t = core.create_tenant("acme").await.unwrap();
+        assert!(
+            core.import_people(&t, "id,who\n1,2\n".as_bytes(), |_| {})
+                .await
+                .is_err()
+        );
+    }
+}

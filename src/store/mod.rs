@@ -1,0 +1,509 @@
+//! Persistence: the metadata repository (SQLite, embedded) and blob storage.
+//!
+//! Write transactions write before they read wherever they can: SQLite takes
+//! the write lock at the first write, and a deferred transaction that reads
+//! first can fail with SQLITE_BUSY instead of waiting for the lock.
+
+pub mod blob;
+pub mod sealed;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::domain::{
+    App, AttendanceSetting, FileRecord, Person, PersonDraft, Tenant, TokenKind, TokenRecord,
+};
+
+#[derive(Clone)]
+pub struct Db {
+    pool: SqlitePool,
+}
+
+/// Outcome of writing a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl Db {
+    /// Opens (creating if needed) the SQLite database at `path` in WAL mode
+    /// with `synchronous=FULL`, so a committed transaction survives power loss,
+    /// and brings its schema up to date.
+    pub async fn open_sqlite(path: &Path) -> anyhow::Result<Db> {
+        let opts = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await
+            .with_context(|| format!("opening database {}", path.display()))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .context("migrating database schema")?;
+        Ok(Db { pool })
+    }
+
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+
+    // ---------------------------------------------------------------- meta
+
+    /// Returns the value stored under `key`, storing `init()` first if the
+    /// key is new. Concurrent first calls agree on one value.
+    pub async fn meta_get_or_init(
+        &self,
+        key: &str,
+        init: impl FnOnce() -> String,
+    ) -> anyhow::Result<String> {
+        sqlx::query("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING")
+            .bind(key)
+            .bind(init())
+            .execute(&self.pool)
+            .await?;
+        let v: String = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(v)
+    }
+
+    // ------------------------------------------------------------- tenants
+
+    pub async fn insert_tenant(
+        &self,
+        name: &str,
+        tenant_key: &str,
+        now: i64,
+    ) -> Result<Tenant, sqlx::Error> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO tenants(name, tenant_key, created_at) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(name)
+        .bind(tenant_key)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Tenant {
+            id,
+            name: name.to_string(),
+            tenant_key: tenant_key.to_string(),
+            created_at: now,
+        })
+    }
+
+    pub async fn tenant_by_name(&self, name: &str) -> anyhow::Result<Option<Tenant>> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| tenant_from_row(&r)))
+    }
+
+    pub async fn tenants(&self) -> anyhow::Result<Vec<Tenant>> {
+        let rows = sqlx::query("SELECT * FROM tenants ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(tenant_from_row).collect())
+    }
+
+    // ---------------------------------------------------------------- apps
+
+    /// Inserts an app together with the open_ids of the tenant's people.
+    pub async fn insert_app(&self, app: &App, open_ids: &[(String, i64)]) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO apps(app_id, tenant_id, secret_hash, scopes, disabled, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&app.app_id)
+        .bind(app.tenant_id)
+        .bind(&app.secret_hash)
+        .bind(app.scopes.join(" "))
+        .bind(app.disabled)
+        .bind(app.created_at)
+        .execute(&mut *tx)
+        .await?;
+        for (open_id, person_id) in open_ids {
+            sqlx::query("INSERT INTO open_ids(open_id, app_id, person_id) VALUES (?, ?, ?)")
+                .bind(open_id)
+                .bind(&app.app_id)
+                .bind(person_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn app(&self, app_id: &str) -> anyhow::Result<Option<App>> {
+        let row = sqlx::query("SELECT * FROM apps WHERE app_id = ?")
+            .bind(app_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| app_from_row(&r)))
+    }
+
+    pub async fn apps(&self) -> anyhow::Result<Vec<App>> {
+        let rows = sqlx::query("SELECT * FROM apps ORDER BY tenant_id, created_at, app_id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(app_from_row).collect())
+    }
+
+    pub async fn apps_of_tenant(&self, tenant_id: i64) -> anyhow::Result<Vec<App>> {
+        let rows = sqlx::query("SELECT * FROM apps WHERE tenant_id = ? ORDER BY app_id")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(app_from_row).collect())
+    }
+
+    // -------------------------------------------------------------- tokens
+
+    /// The newest token of this app and kind that is still valid at `valid_at`.
+    pub async fn newest_token(
+        &self,
+        app_id: &str,
+        kind: TokenKind,
+        valid_at: i64,
+    ) -> anyhow::Result<Option<(Vec<u8>, i64)>> {
+        let row = sqlx::query(
+            "SELECT sealed, expires_at FROM tokens
+             WHERE app_id = ? AND kind = ? AND expires_at > ?
+             ORDER BY expires_at DESC LIMIT 1",
+        )
+        .bind(app_id)
+        .bind(kind.as_str())
+        .bind(valid_at)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (r.get("sealed"), r.get("expires_at"))))
+    }
+
+    pub async fn insert_token(
+        &self,
+        token_hash: &str,
+        rec: &TokenRecord,
+        sealed: &[u8],
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO tokens(token_hash, kind, app_id, tenant_id, sealed, issued_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(rec.kind.as_str())
+        .bind(&rec.app_id)
+        .bind(rec.tenant_id)
+        .bind(sealed)
+        .bind(rec.issued_at)
+        .bind(rec.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn token(&self, token_hash: &str) -> anyhow::Result<Option<TokenRecord>> {
+        let row = sqlx::query(
+            "SELECT kind, app_id, tenant_id, issued_at, expires_at FROM tokens WHERE token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|r| {
+            Some(TokenRecord {
+                kind: TokenKind::parse(r.get::<&str, _>("kind"))?,
+                app_id: r.get("app_id"),
+                tenant_id: r.get("tenant_id"),
+                issued_at: r.get("issued_at"),
+                expires_at: r.get("expires_at"),
+            })
+        }))
+    }
+
+    pub async fn purge_tokens(&self, expired_before: i64) -> anyhow::Result<u64> {
+        let r = sqlx::query("DELETE FROM tokens WHERE expires_at < ?")
+            .bind(expired_before)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    // -------------------------------------------------------------- people
+
+    /// Creates the person or updates name / employee_no / extra. `open_ids`
+    /// is called with the new row id to derive per-app ids for a new person.
+    pub async fn upsert_person(
+        &self,
+        tenant_id: i64,
+        draft: &PersonDraft,
+        union_id: &str,
+        open_ids: impl FnOnce(i64) -> Vec<(String, String)>,
+        now: i64,
+    ) -> Result<(Person, Upsert), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // Write first (see the module comment): an insert that does nothing
+        // on conflict still takes the write lock.
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO people(tenant_id, user_id, union_id, name, employee_no, extra, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT(tenant_id, user_id) DO NOTHING RETURNING id",
+        )
+        .bind(tenant_id)
+        .bind(draft.user_id.as_str())
+        .bind(union_id)
+        .bind(&draft.name)
+        .bind(draft.employee_no.as_deref())
+        .bind(draft.extra.to_string())
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = if let Some(id) = inserted {
+            for (app_id, open_id) in open_ids(id) {
+                sqlx::query("INSERT INTO open_ids(open_id, app_id, person_id) VALUES (?, ?, ?)")
+                    .bind(open_id)
+                    .bind(app_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Upsert::Created
+        } else {
+            let changed = sqlx::query(
+                "UPDATE people SET name = ?, employee_no = ?, extra = ?, updated_at = ?
+                 WHERE tenant_id = ? AND user_id = ?
+                   AND (name IS NOT ? OR employee_no IS NOT ? OR extra IS NOT ?)",
+            )
+            .bind(&draft.name)
+            .bind(draft.employee_no.as_deref())
+            .bind(draft.extra.to_string())
+            .bind(now)
+            .bind(tenant_id)
+            .bind(draft.user_id.as_str())
+            .bind(&draft.name)
+            .bind(draft.employee_no.as_deref())
+            .bind(draft.extra.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed > 0 {
+                Upsert::Updated
+            } else {
+                Upsert::Unchanged
+            }
+        };
+        let row = sqlx::query("SELECT * FROM people WHERE tenant_id = ? AND user_id = ?")
+            .bind(tenant_id)
+            .bind(draft.user_id.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((person_from_row(&row), outcome))
+    }
+
+    pub async fn person_by_user_id(
+        &self,
+        tenant_id: i64,
+        user_id: &str,
+    ) -> anyhow::Result<Option<Person>> {
+        let row = sqlx::query("SELECT * FROM people WHERE tenant_id = ? AND user_id = ?")
+            .bind(tenant_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| person_from_row(&r)))
+    }
+
+    pub async fn person_by_employee_no(
+        &self,
+        tenant_id: i64,
+        employee_no: &str,
+    ) -> anyhow::Result<Option<Person>> {
+        let row = sqlx::query("SELECT * FROM people WHERE tenant_id = ? AND employee_no = ?")
+            .bind(tenant_id)
+            .bind(employee_no)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| person_from_row(&r)))
+    }
+
+    pub async fn people(&self, tenant_id: i64) -> anyhow::Result<Vec<Person>> {
+        let rows = sqlx::query("SELECT * FROM people WHERE tenant_id = ? ORDER BY user_id")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(person_from_row).collect())
+    }
+
+    /// (app_id, open_id) pairs of a person.
+    pub async fn open_ids_of(&self, person_id: i64) -> anyhow::Result<Vec<(String, String)>> {
+        let rows =
+            sqlx::query("SELECT app_id, open_id FROM open_ids WHERE person_id = ? ORDER BY app_id")
+                .bind(person_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("app_id"), r.get("open_id")))
+            .collect())
+    }
+
+    // --------------------------------------------------------------- files
+
+    pub async fn insert_file(&self, f: &FileRecord) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO files(file_id, tenant_id, kind, file_name, format, width, height, size, sha256, key_id, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&f.file_id)
+        .bind(f.tenant_id)
+        .bind(&f.kind)
+        .bind(&f.file_name)
+        .bind(&f.format)
+        .bind(f.width)
+        .bind(f.height)
+        .bind(f.size)
+        .bind(&f.sha256)
+        .bind(f.key_id)
+        .bind(f.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A file of `tenant_id`; another tenant's file is simply not found.
+    pub async fn file(
+        &self,
+        tenant_id: i64,
+        kind: &str,
+        file_id: &str,
+    ) -> anyhow::Result<Option<FileRecord>> {
+        let row =
+            sqlx::query("SELECT * FROM files WHERE file_id = ? AND tenant_id = ? AND kind = ?")
+                .bind(file_id)
+                .bind(tenant_id)
+                .bind(kind)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| FileRecord {
+            file_id: r.get("file_id"),
+            tenant_id: r.get("tenant_id"),
+            kind: r.get("kind"),
+            file_name: r.get("file_name"),
+            format: r.get("format"),
+            width: r.get("width"),
+            height: r.get("height"),
+            size: r.get("size"),
+            sha256: r.get("sha256"),
+            key_id: r.get("key_id"),
+            created_at: r.get("created_at"),
+        }))
+    }
+
+    /// Every file id referenced by metadata (for consistency checks).
+    pub async fn file_ids(&self) -> anyhow::Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT file_id FROM files")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    // ---------------------------------------------------------- attendance
+
+    pub async fn set_attendance(
+        &self,
+        person_id: i64,
+        s: &AttendanceSetting,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO attendance_settings(person_id, face_key, face_key_open, face_key_update_time, updated_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT(person_id) DO UPDATE SET face_key = excluded.face_key,
+                 face_key_open = excluded.face_key_open,
+                 face_key_update_time = excluded.face_key_update_time,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(person_id)
+        .bind(&s.face_key)
+        .bind(s.face_key_open)
+        .bind(s.face_key_update_time)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn attendance(&self, person_id: i64) -> anyhow::Result<Option<AttendanceSetting>> {
+        let row = sqlx::query(
+            "SELECT face_key, face_key_open, face_key_update_time FROM attendance_settings WHERE person_id = ?",
+        )
+        .bind(person_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| AttendanceSetting {
+            face_key: r.get("face_key"),
+            face_key_open: r.get("face_key_open"),
+            face_key_update_time: r.get("face_key_update_time"),
+        }))
+    }
+}
+
+fn tenant_from_row(r: &sqlx::sqlite::SqliteRow) -> Tenant {
+    Tenant {
+        id: r.get("id"),
+        name: r.get("name"),
+        tenant_key: r.get("tenant_key"),
+        created_at: r.get("created_at"),
+    }
+}
+
+fn app_from_row(r: &sqlx::sqlite::SqliteRow) -> App {
+    let scopes: String = r.get("scopes");
+    App {
+        app_id: r.get("app_id"),
+        tenant_id: r.get("tenant_id"),
+        secret_hash: r.get("secret_hash"),
+        scopes: scopes.split_whitespace().map(str::to_string).collect(),
+        disabled: r.get("disabled"),
+        created_at: r.get("created_at"),
+    }
+}
+
+fn person_from_row(r: &sqlx::sqlite::SqliteRow) -> Person {
+    let extra: String = r.get("extra");
+    Person {
+        id: r.get("id"),
+        tenant_id: r.get("tenant_id"),
+        user_id: r.get("user_id"),
+        union_id: r.get("union_id"),
+        name: r.get("name"),
+        employee_no: r.get("employee_no"),
+        extra: serde_json::from_str(&extra).unwrap_or_default(),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    }
+}
+
+/// True for a UNIQUE constraint violation.
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}

@@ -1,0 +1,198 @@
+//! Encryption between the core and any [`BlobStore`]: what reaches the
+//! store (a local directory today, S3 later) is always ciphertext.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::io::AsyncReadExt;
+
+use super::blob::{BlobReader, BlobStore, BlobWriter};
+use crate::crypto::{CHUNK, HEADER_LEN, KeyRing, SealReader, SealWriter, TAG};
+
+#[derive(Clone)]
+pub struct SealedBlobs {
+    store: Arc<dyn BlobStore>,
+    keys: KeyRing,
+}
+
+impl SealedBlobs {
+    pub fn new(store: Arc<dyn BlobStore>, keys: KeyRing) -> SealedBlobs {
+        SealedBlobs { store, keys }
+    }
+
+    pub fn store(&self) -> &Arc<dyn BlobStore> {
+        &self.store
+    }
+
+    pub async fn create(&self, key: &str) -> anyhow::Result<SealedWriter> {
+        Ok(SealedWriter {
+            inner: self.store.create(key).await?,
+            seal: self.keys.encryptor(key.as_bytes()),
+            out: Vec::with_capacity(CHUNK + TAG + HEADER_LEN),
+        })
+    }
+
+    /// Opens a blob and checks its first chunk before any byte is handed
+    /// out, so that a missing key or a corrupt header is an error the caller
+    /// can still answer with a status, not a truncated 200.
+    pub async fn open(&self, key: &str) -> anyhow::Result<Option<PlainStream>> {
+        let Some(mut reader) = self.store.open(key).await? else {
+            return Ok(None);
+        };
+        let mut header = [0u8; HEADER_LEN];
+        reader
+            .read_exact(&mut header)
+            .await
+            .context("blob shorter than its header")?;
+        let dec = self.keys.decryptor(&header, key.as_bytes())?;
+        let mut stream = PlainStream {
+            reader,
+            dec,
+            buf: Vec::with_capacity(2 * (CHUNK + TAG)),
+            eof: false,
+            first: None,
+        };
+        stream.first = stream.next_chunk().await?;
+        Ok(Some(stream))
+    }
+
+    pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.store.delete(key).await
+    }
+}
+
+pub struct SealedWriter {
+    inner: Box<dyn BlobWriter>,
+    seal: SealWriter,
+    out: Vec<u8>,
+}
+
+impl SealedWriter {
+    pub async fn write(&mut self, plain: &[u8]) -> anyhow::Result<()> {
+        self.seal.update(plain, &mut self.out)?;
+        if !self.out.is_empty() {
+            self.inner.write(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    pub async fn finish(mut self) -> anyhow::Result<()> {
+        if let Err(e) = self.seal.finish(&mut self.out) {
+            self.inner.abort().await;
+            return Err(e);
+        }
+        if let Err(e) = self.inner.write(&self.out).await {
+            self.inner.abort().await;
+            return Err(e);
+        }
+        self.inner.finish().await
+    }
+
+    pub async fn abort(self) {
+        self.inner.abort().await
+    }
+}
+
+/// The decrypted bytes of a blob, chunk by chunk.
+pub struct PlainStream {
+    reader: BlobReader,
+    dec: SealReader,
+    buf: Vec<u8>,
+    eof: bool,
+    first: Option<Bytes>,
+}
+
+impl PlainStream {
+    async fn next_chunk(&mut self) -> anyhow::Result<Option<Bytes>> {
+        if self.dec.is_finished() {
+            return Ok(None);
+        }
+        // Read until more than one sealed chunk is buffered (then the first
+        // is not the last) or the blob ends (then what is left is the last).
+        while !self.eof && self.buf.len() <= CHUNK + TAG {
+            let start = self.buf.len();
+            self.buf.resize(start + CHUNK + TAG + 1, 0);
+            let n = self.reader.read(&mut self.buf[start..]).await?;
+            self.buf.truncate(start + n);
+            if n == 0 {
+                self.eof = true;
+            }
+        }
+        let last = self.buf.len() <= CHUNK + TAG;
+        let take = self.buf.len().min(CHUNK + TAG);
+        let mut chunk: Vec<u8> = self.buf.drain(..take).collect();
+        self.dec.open_chunk(&mut chunk, last)?;
+        Ok(Some(Bytes::from(chunk)))
+    }
+
+    pub fn into_stream(self) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+        futures_util::stream::try_unfold(self, |mut s| async move {
+            if let Some(first) = s.first.take() {
+                return Ok(Some((first, s)));
+            }
+            match s.next_chunk().await {
+                Ok(Some(b)) => Ok(Some((b, s))),
+                Ok(None) => Ok(None),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "blob failed while streaming");
+                    Err(std::io::Error::other(e))
+                }
+            }
+        })
+    }
+
+    /// Reads the whole blob (tests and small values only).
+    pub async fn read_all(self) -> anyhow::Result<Vec<u8>> {
+        use futures_util::TryStreamExt;
+        let parts: Vec<Bytes> = self.into_stream().try_collect().await?;
+        Ok(parts.concat())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Key;
+    use crate::store::blob::LocalBlobStore;
+
+    async fn setup() -> (tempfile::TempDir, SealedBlobs) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalBlobStore::open(dir.path()).unwrap());
+        let keys = KeyRing::new(Key::from_bytes(&[3u8; 32]).unwrap());
+        (dir, SealedBlobs::new(store, keys))
+    }
+
+    #[tokio::test]
+    async fn roundtrip_through_disk() {
+        let (dir, blobs) = setup().await;
+        let data: Vec<u8> = (0..(3 * CHUNK + 17)).map(|i| (i % 253) as u8).collect();
+        let mut w = blobs.create("att_roundtrip").await.unwrap();
+        for piece in data.chunks(10_000) {
+            w.write(piece).await.unwrap();
+        }
+        w.finish().await.unwrap();
+        let got = blobs.open("att_roundtrip").await.unwrap().unwrap();
+        assert_eq!(got.read_all().await.unwrap(), data);
+        // Nothing on disk holds the plaintext.
+        let raw = std::fs::read(dir.path().join("blobs/ip/att_roundtrip")).unwrap();
+        assert!(!raw.windows(64).any(|w| w == &data[1000..1064]));
+    }
+
+    #[tokio::test]
+    async fn corrupt_blob_is_an_error_not_data() {
+        let (dir, blobs) = setup().await;
+        let mut w = blobs.create("att_corrupt").await.unwrap();
+        w.write(b"some photo bytes").await.unwrap();
+        w.finish().await.unwrap();
+        let p = dir.path().join("blobs/pt/att_corrupt");
+        let mut raw = std::fs::read(&p).unwrap();
+        let n = raw.len();
+        raw[n - 1] ^= 0x80;
+        std::fs::write(&p, raw).unwrap();
+        assert!(blobs.open("att_corrupt").await.is_err());
+        assert!(blobs.open("att_missing").await.unwrap().is_none());
+    }
+}
