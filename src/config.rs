@@ -141,3 +141,19 @@ mod tests {
         });
     }
 }
+
+#[cfg(test)]
+mod default_tests {
+    use super::*;
+
+    #[test]
+    fn zero_configuration_defaults() {
+        let c = Config::default();
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("facehub-data"));
+        assert_eq!(c.token_ttl_secs, 7200);
+        assert_eq!(c.rate_limit_per_second, 50);
+        assert_eq!(c.database_path(), PathBuf::from("facehub-data/facehub.db"));
+        assert_eq!(c.key_file(), PathBuf::from("facehub-data/master.key"));
+    }
+}

@@ -83,3 +83,65 @@ pub async fn envelope(mut req: Request, next: Next) -> Response {
     );
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    fn app() -> Router {
+        async fn boom() -> &'static str {
+            panic!("handler bug")
+        }
+        async fn refused() -> Result<&'static str, Error> {
+            Err(Error::param("bad thing"))
+        }
+        Router::new()
+            .route("/open-apis/attendance/v1/boom", get(boom))
+            .route("/open-apis/attendance/v1/refused", get(refused))
+            .route("/open-apis/auth/v3/refused", get(refused))
+            .layer(axum::middleware::from_fn(envelope))
+    }
+
+    async fn call(path: &str) -> (u16, serde_json::Value, String) {
+        let resp = app()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let logid = resp.headers()["x-tt-logid"].to_str().unwrap().to_string();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap(), logid)
+    }
+
+    #[tokio::test]
+    async fn panic_becomes_500_envelope() {
+        let (status, v, logid) = call("/open-apis/attendance/v1/boom").await;
+        assert_eq!(status, 500);
+        assert_eq!(v["code"], 1225000);
+        assert_eq!(v["msg"], "internal server error");
+        assert_eq!(v["error"]["log_id"], logid.as_str());
+        assert!(!v.to_string().contains("handler bug"));
+    }
+
+    #[tokio::test]
+    async fn errors_take_the_surface_code() {
+        let (status, v, _) = call("/open-apis/attendance/v1/refused").await;
+        assert_eq!((status, v["code"].as_i64().unwrap()), (400, 1220001));
+        let (status, v, _) = call("/open-apis/auth/v3/refused").await;
+        assert_eq!((status, v["code"].as_i64().unwrap()), (200, 10003));
+    }
+
+    #[test]
+    fn log_ids_look_like_the_platform_s() {
+        let a = LogId::generate();
+        assert_eq!(a.as_str().len(), 32);
+        assert!(a.as_str()[..14].bytes().all(|b| b.is_ascii_digit()));
+        assert_ne!(a, LogId::generate());
+    }
+}

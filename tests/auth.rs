@@ -1,0 +1,322 @@
+//! Token endpoints and the checks every protected endpoint makes.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "/open-apis/auth/v3/tenant_access_token/internal";
+const QUERY: &str = "/open-apis/attendance/v1/user_settings/query?employee_type=employee_id";
+
+#[tokio::test]
+async fn tenant_token_as_the_python_sdk_sends_it() {
+    let app = spawn_app().await;
+    // No Content-Type at all, like lark-oapi 1.7.5.
+    let body = format!(
+        "{{\"app_id\": \"{}\", \"app_secret\": \"{}\"}}",
+        app.app_id, app.app_secret
+    );
+    let resp = app
+        .client
+        .post(app.url(TOKEN))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("x-tt-logid"));
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["code"], 0);
+    assert_eq!(v["msg"], "ok");
+    assert_eq!(v["expire"], 7200);
+    let t = v["tenant_access_token"].as_str().unwrap();
+    assert!(t.starts_with("t-") && t.len() == 42, "{t}");
+    assert!(v.get("data").is_none(), "token fields are top-level");
+
+    // Within the first 90 minutes the same token comes back.
+    let again: Value = app
+        .client
+        .post(app.url(TOKEN))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["tenant_access_token"], t);
+    // Trailing slash works the same.
+    let slash: Value = app
+        .client
+        .post(app.url(&format!("{TOKEN}/")))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(slash["tenant_access_token"], t);
+}
+
+#[tokio::test]
+async fn app_access_token_carries_both_tokens() {
+    let app = spawn_app().await;
+    let v: Value = app
+        .client
+        .post(app.url("/open-apis/auth/v3/app_access_token/internal"))
+        .json(&json!({"app_id": app.app_id, "app_secret": app.app_secret}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["code"], 0, "{v}");
+    let a = v["app_access_token"].as_str().unwrap();
+    let t = v["tenant_access_token"].as_str().unwrap();
+    assert_ne!(a, t);
+    assert_eq!(v["expire"], 7200);
+    // The tenant token works on tenant endpoints; the app token does not.
+    let ok = app
+        .client
+        .get(app.url(QUERY))
+        .bearer_auth(t)
+        .json(&json!({"user_ids": ["x"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let no = app
+        .client
+        .get(app.url(QUERY))
+        .bearer_auth(a)
+        .json(&json!({"user_ids": ["x"]}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(no, 400, 99991663).await;
+}
+
+#[tokio::test]
+async fn bad_credentials_get_200_and_platform_codes() {
+    let app = spawn_app().await;
+    let cases: Vec<(Vec<u8>, i64)> = vec![
+        (
+            json!({"app_id": app.app_id, "app_secret": "wrong"})
+                .to_string()
+                .into(),
+            10015,
+        ),
+        (
+            json!({"app_id": "cli_0000000000000000", "app_secret": "x"})
+                .to_string()
+                .into(),
+            10003,
+        ),
+        (json!({"app_id": app.app_id}).to_string().into(), 10003),
+        (
+            json!({"app_id": 5, "app_secret": []}).to_string().into(),
+            10003,
+        ),
+        (b"{not json".to_vec(), 10003),
+        (Vec::new(), 10003),
+    ];
+    for (body, code) in cases {
+        let resp = app
+            .client
+            .post(app.url(TOKEN))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", String::from_utf8_lossy(&body));
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["code"], code, "{} -> {v}", String::from_utf8_lossy(&body));
+        assert!(v.get("tenant_access_token").is_none());
+    }
+    // Wrong method and unknown routes: JSON envelopes, not text.
+    expect_error(
+        app.client.get(app.url(TOKEN)).send().await.unwrap(),
+        405,
+        99991301,
+    )
+    .await;
+    expect_error(
+        app.client
+            .get(app.url("/open-apis/nope/v1/x"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        99991201,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn token_errors_on_protected_endpoints() {
+    let app = spawn_app().await;
+    let send = |auth: Option<&str>| {
+        let mut r = app
+            .client
+            .get(app.url(QUERY))
+            .json(&json!({"user_ids": ["u"]}));
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    expect_error(send(None).await.unwrap(), 400, 99991661).await;
+    let t = app.token().await;
+    // The token without the Bearer prefix counts as missing.
+    expect_error(send(Some(&t)).await.unwrap(), 400, 99991661).await;
+    expect_error(send(Some("Bearer ")).await.unwrap(), 400, 99991661).await;
+    expect_error(send(Some("Bearer abc")).await.unwrap(), 400, 99991671).await;
+    expect_error(
+        send(Some("Bearer t-0123456789abcdef0123456789abcdef01234567"))
+            .await
+            .unwrap(),
+        400,
+        99991663,
+    )
+    .await;
+    expect_error(
+        send(Some("Bearer u-someuser")).await.unwrap(),
+        400,
+        99991668,
+    )
+    .await;
+    // Forged: a valid token with one character changed.
+    let mut forged = t.clone().into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
+    let forged = format!("Bearer {}", String::from_utf8(forged).unwrap());
+    expect_error(send(Some(&forged)).await.unwrap(), 400, 99991663).await;
+    // The real one works ...
+    assert_eq!(
+        send(Some(&format!("Bearer {t}"))).await.unwrap().status(),
+        200
+    );
+    // ... until it expires.
+    app.core.clock.advance(7200);
+    expect_error(
+        send(Some(&format!("Bearer {t}"))).await.unwrap(),
+        400,
+        99991663,
+    )
+    .await;
+    // A fresh token is issued after expiry.
+    let t2 = app.token().await;
+    assert_ne!(t2, t);
+    assert_eq!(
+        send(Some(&format!("Bearer {t2}"))).await.unwrap().status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn missing_scope_is_refused_with_99991672() {
+    let app = spawn_app().await;
+    let write_only = make_app(&app.core, &app.tenant, &["attendance:rule"]).await;
+    let read_only = make_app(&app.core, &app.tenant, &["attendance:rule:readonly"]).await;
+    let none = make_app(&app.core, &app.tenant, &[]).await;
+    let w = app
+        .token_for(&write_only.app_id, &write_only.app_secret)
+        .await;
+    let r = app
+        .token_for(&read_only.app_id, &read_only.app_secret)
+        .await;
+    let n = app.token_for(&none.app_id, &none.app_secret).await;
+
+    let id = app.upload(&w, "a.png", &png(80, 80, 1)).await;
+    let v = expect_error(app.download(&w, &id).await, 400, 99991672).await;
+    assert!(
+        v["msg"]
+            .as_str()
+            .unwrap()
+            .contains("attendance:rule:readonly"),
+        "{v}"
+    );
+    assert_eq!(app.download(&r, &id).await.status(), 200);
+
+    let (ct, body) = sdk_file_body(&png(80, 80, 1));
+    let v = expect_error(
+        app.upload_raw(&r, "?file_name=a.png", &ct, body.clone())
+            .await,
+        400,
+        99991672,
+    )
+    .await;
+    assert!(
+        v["msg"].as_str().unwrap().contains("[attendance:rule]"),
+        "{v}"
+    );
+    expect_error(
+        app.upload_raw(&n, "?file_name=a.png", &ct, body).await,
+        400,
+        99991672,
+    )
+    .await;
+    let q = app
+        .client
+        .get(app.url(QUERY))
+        .bearer_auth(&n)
+        .json(&json!({"user_ids": ["u"]}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(q, 400, 99991672).await;
+}
+
+#[tokio::test]
+async fn burst_over_the_rate_limit_gets_429() {
+    let app = spawn_app().await;
+    let other = make_app(&app.core, &app.tenant, ALL_ATTENDANCE).await;
+    let t = app.token().await;
+    let t_other = app.token_for(&other.app_id, &other.app_secret).await;
+    let reqs = (0..120).map(|_| {
+        app.client
+            .post(app.url(QUERY))
+            .bearer_auth(&t)
+            .json(&json!({"user_ids": ["u"]}))
+            .send()
+    });
+    let resps = futures_util::future::join_all(reqs).await;
+    let mut limited = 0;
+    let mut ok = 0;
+    for r in resps {
+        let r = r.unwrap();
+        match r.status().as_u16() {
+            200 => ok += 1,
+            429 => {
+                assert_eq!(r.headers()["x-ogw-ratelimit-limit"], "50");
+                let reset: u64 = r.headers()["x-ogw-ratelimit-reset"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=2).contains(&reset));
+                let v: Value = r.json().await.unwrap();
+                assert_eq!(v["code"], 99991400);
+                assert_eq!(v["msg"], "request trigger frequency limit");
+                limited += 1;
+            }
+            s => panic!("unexpected status {s}"),
+        }
+    }
+    assert!(ok >= 50, "ok {ok}");
+    assert!(limited >= 1, "limited {limited}");
+    // Limits are per app and per endpoint.
+    let r = app
+        .client
+        .post(app.url(QUERY))
+        .bearer_auth(&t_other)
+        .json(&json!({"user_ids": ["u"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = app.upload(&t, "a.png", &png(70, 70, 3)).await;
+    assert_eq!(app.download(&t, &id).await.status(), 200);
+}

@@ -1,0 +1,227 @@
+//! Test harness: the real server on 127.0.0.1:0 with a fresh data directory.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use facehub::domain::{Core, Scope, Tenant};
+use facehub::{Application, Config};
+use serde_json::Value;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub core: Arc<Core>,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub tenant: Tenant,
+    pub app_id: String,
+    pub app_secret: String,
+}
+
+pub struct Creds {
+    pub app_id: String,
+    pub app_secret: String,
+}
+
+pub const ALL_ATTENDANCE: &[&str] = &["attendance:rule", "attendance:rule:readonly"];
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let app = Application::build(config).await.expect("build app");
+    let addr = app.local_addr();
+    let core = app.core();
+    tokio::spawn(app.run_until_stopped());
+    let tenant = core.create_tenant("acme").await.unwrap();
+    let creds = make_app(&core, &tenant, ALL_ATTENDANCE).await;
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        core,
+        client: reqwest::Client::new(),
+        dir,
+        tenant,
+        app_id: creds.app_id,
+        app_secret: creds.app_secret,
+    }
+}
+
+pub async fn make_app(core: &Core, tenant: &Tenant, scopes: &[&str]) -> Creds {
+    let scopes: Vec<Scope> = scopes.iter().map(|s| Scope::parse(s).unwrap()).collect();
+    let a = core.create_app(tenant, &scopes).await.unwrap();
+    Creds {
+        app_id: a.app.app_id,
+        app_secret: a.app_secret,
+    }
+}
+
+pub fn png(w: u32, h: u32, seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x as u8).wrapping_mul(seed), y as u8, seed])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+pub fn jpeg(w: u32, h: u32, seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x as u8) ^ seed, (y as u8).wrapping_add(seed), 99])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    out.into_inner()
+}
+
+/// A multipart body built byte by byte, so tests control exactly what the
+/// SDKs send (parts without filename or Content-Type, odd order, …).
+pub struct RawMultipart {
+    pub boundary: String,
+    pub body: Vec<u8>,
+}
+
+impl RawMultipart {
+    pub fn new() -> Self {
+        RawMultipart {
+            boundary: "b55a8c03374c41f48b2a1379cb55da65".into(),
+            body: Vec::new(),
+        }
+    }
+
+    /// `headers` are the part's header lines after Content-Disposition.
+    pub fn part(mut self, disposition: &str, headers: &[&str], data: &[u8]) -> Self {
+        self.body
+            .extend_from_slice(format!("--{}\r\n", self.boundary).as_bytes());
+        self.body
+            .extend_from_slice(format!("Content-Disposition: {disposition}\r\n").as_bytes());
+        for h in headers {
+            self.body.extend_from_slice(format!("{h}\r\n").as_bytes());
+        }
+        self.body.extend_from_slice(b"\r\n");
+        self.body.extend_from_slice(data);
+        self.body.extend_from_slice(b"\r\n");
+        self
+    }
+
+    pub fn finish(mut self) -> (String, Vec<u8>) {
+        self.body
+            .extend_from_slice(format!("--{}--\r\n", self.boundary).as_bytes());
+        (
+            format!("multipart/form-data; boundary={}", self.boundary),
+            self.body,
+        )
+    }
+}
+
+/// The Python SDK's shape: one `file` part, no filename, no Content-Type.
+pub fn sdk_file_body(bytes: &[u8]) -> (String, Vec<u8>) {
+    RawMultipart::new()
+        .part("form-data; name=\"file\"", &[], bytes)
+        .finish()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn token_for(&self, app_id: &str, secret: &str) -> String {
+        let v: Value = self
+            .client
+            .post(self.url("/open-apis/auth/v3/tenant_access_token/internal"))
+            .json(&serde_json::json!({"app_id": app_id, "app_secret": secret}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["code"], 0, "{v}");
+        v["tenant_access_token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn token(&self) -> String {
+        self.token_for(&self.app_id, &self.app_secret).await
+    }
+
+    pub async fn upload_raw(
+        &self,
+        token: &str,
+        query: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/open-apis/attendance/v1/files/upload{query}")))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Uploads like the Python SDK and returns the file_id.
+    pub async fn upload(&self, token: &str, name: &str, bytes: &[u8]) -> String {
+        let (ct, body) = sdk_file_body(bytes);
+        let q = format!(
+            "?file_name={}",
+            percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let resp = self.upload_raw(token, &q, &ct, body).await;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["code"], 0, "{v}");
+        assert_eq!(v["msg"], "success");
+        v["data"]["file"]["file_id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn download(&self, token: &str, file_id: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!(
+                "/open-apis/attendance/v1/files/{file_id}/download"
+            )))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn download_ok(&self, token: &str, file_id: &str) -> Vec<u8> {
+        let r = self.download(token, file_id).await;
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap().to_vec()
+    }
+}
+
+/// Asserts an error envelope and returns it.
+pub async fn expect_error(resp: reqwest::Response, status: u16, code: i64) -> Value {
+    let got_status = resp.status().as_u16();
+    let logid = resp
+        .headers()
+        .get("x-tt-logid")
+        .expect("every response carries X-Tt-Logid")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let v: Value = resp.json().await.expect("error body is JSON");
+    assert_eq!(
+        (got_status, v["code"].as_i64().unwrap()),
+        (status, code),
+        "{v}"
+    );
+    assert!(v["msg"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert_eq!(v["error"]["log_id"], logid.as_str());
+    v
+}
