@@ -175,7 +175,9 @@ async fn bad_uploads_get_1220001_and_leave_no_trace() {
         noise.extend_from_slice(&noise.clone());
     }
     let gif = b"GIF89a\x64\x00\x64\x00\x80\x00\x00junkjunkjunkjunk".to_vec();
-    let cases: Vec<(&str, String, (String, Vec<u8>), &str)> = vec![
+    // (what, query, (content type, body), expected message part)
+    type Case<'a> = (&'a str, String, (String, Vec<u8>), &'a str);
+    let cases: Vec<Case> = vec![
         (
             "missing file_name",
             "".into(),
