@@ -76,15 +76,57 @@ impl Application {
         self.run_with_shutdown(std::future::pending()).await
     }
 
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    ///
+    /// hyper is driven directly (rather than through `axum::serve`) to write
+    /// HTTP/1 header names in Title-Case, as the platform does: the Python
+    /// SDK copies response headers into a plain `dict` and looks up
+    /// `X-Tt-Logid` and `Content-Disposition` case-sensitively.
     pub async fn run_with_shutdown(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::server::conn::auto::Builder;
+        use hyper_util::service::TowerToHyperService;
+
         let router = crate::api::router(crate::api::AppState::new(self.core.clone()));
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder.http1().title_case_headers(true);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (stream, _peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let service = TowerToHyperService::new(router.clone());
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        if tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown())
             .await
-            .context("serving")?;
+            .is_err()
+        {
+            tracing::warn!("connections still open after 30 s; closing");
+        }
         self.core.db.close().await;
         Ok(())
     }

@@ -320,3 +320,23 @@ async fn burst_over_the_rate_limit_gets_429() {
     let id = app.upload(&t, "a.png", &png(70, 70, 3)).await;
     assert_eq!(app.download(&t, &id).await.status(), 200);
 }
+
+#[tokio::test]
+async fn header_names_are_title_case_on_the_wire() {
+    // lark-oapi copies headers into a dict and looks up `X-Tt-Logid`
+    // case-sensitively, so the exact spelling on the wire matters.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(b"GET /open-apis/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.contains("\r\nX-Tt-Logid: "), "{text}");
+    assert!(
+        text.contains("\r\nContent-Type: application/json"),
+        "{text}"
+    );
+}

@@ -1,0 +1,265 @@
+//! The real `facehub` binary: admin commands and `serve` on one data
+//! directory, driven as a script would.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+fn facehub(data: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_facehub"));
+    c.arg("--data").arg(data);
+    c
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `serve` on a free port and returns it once it listens.
+fn serve(data: &std::path::Path) -> (Server, String) {
+    let mut child = facehub(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Read the log on a thread (and keep draining it so the server never
+    // blocks on a full pipe); the test waits at most 30 s for the address.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(i) = line.find("addr=") {
+                let _ = tx.send(line[i + 5..].split_whitespace().next().unwrap().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("server did not report its address within 30 s");
+    (Server(child), format!("http://{addr}"))
+}
+
+#[test]
+fn admin_commands_and_serve_share_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = run_ok(facehub(&data).args(["tenant", "create", "acme"]));
+    assert!(out.contains("acme"));
+    // Duplicate tenant: a clear error and a non-zero exit.
+    let dup = facehub(&data)
+        .args(["tenant", "create", "acme"])
+        .output()
+        .unwrap();
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+
+    let out = run_ok(facehub(&data).args([
+        "app",
+        "create",
+        "--tenant",
+        "acme",
+        "--scope",
+        "attendance:rule",
+        "--scope",
+        "attendance:rule:readonly",
+        "--json",
+    ]));
+    let creds: Value = serde_json::from_str(out.trim()).unwrap();
+    let app_id = creds["app_id"].as_str().unwrap().to_string();
+    let secret = creds["app_secret"].as_str().unwrap().to_string();
+    assert!(app_id.starts_with("cli_") && app_id.len() == 20);
+    assert_eq!(app_id[4..].len(), 16);
+    assert!(app_id[4..].bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(creds.as_object().unwrap().len(), 2);
+    // The secret is stored only as a hash.
+    let db = std::fs::read(data.join("facehub.db")).unwrap();
+    assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()));
+
+    let bad_scope = facehub(&data)
+        .args([
+            "app",
+            "create",
+            "--tenant",
+            "acme",
+            "--scope",
+            "attendance:rules",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad_scope.status.success());
+    assert!(run_ok(facehub(&data).args(["app", "list"])).contains(&app_id));
+
+    run_ok(facehub(&data).args([
+        "person",
+        "add",
+        "--tenant",
+        "acme",
+        "--user-id",
+        "u1",
+        "--name",
+        "Ann",
+        "--employee-no",
+        "E1",
+    ]));
+    let csv = dir.path().join("people.csv");
+    std::fs::write(
+        &csv,
+        "user_id,name,employee_no,department\nu2,Bob,E2,Ops\nu3,,E3,\nu1,Ann Lee,E1,\n",
+    )
+    .unwrap();
+    let out = run_ok(
+        facehub(&data)
+            .args(["person", "import", "--tenant", "acme"])
+            .arg(&csv),
+    );
+    assert!(
+        out.contains("created 1, updated 1, unchanged 0, rejected 1"),
+        "{out}"
+    );
+    assert!(out.contains("line 3: name"), "{out}");
+    let list = run_ok(facehub(&data).args(["person", "list", "--tenant", "acme"]));
+    assert_eq!(list.lines().count(), 2, "{list}");
+    let show: Value = serde_json::from_str(&run_ok(
+        facehub(&data).args(["person", "show", "--tenant", "acme", "u2"]),
+    ))
+    .unwrap();
+    assert_eq!(show["extra"]["department"], "Ops");
+    assert!(show["union_id"].as_str().unwrap().starts_with("on_"));
+    assert!(
+        show["open_ids"][&app_id]
+            .as_str()
+            .unwrap()
+            .starts_with("ou_")
+    );
+
+    // The server and the admin commands on the same directory at once.
+    let (_server, base) = serve(&data);
+    let client = reqwest::blocking::Client::new();
+    let tok: Value = client
+        .post(format!(
+            "{base}/open-apis/auth/v3/tenant_access_token/internal"
+        ))
+        .body(format!(
+            "{{\"app_id\":\"{app_id}\",\"app_secret\":\"{secret}\"}}"
+        ))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(tok["code"], 0, "{tok}");
+    let t = tok["tenant_access_token"].as_str().unwrap();
+    run_ok(facehub(&data).args([
+        "person",
+        "add",
+        "--tenant",
+        "acme",
+        "--user-id",
+        "u9",
+        "--name",
+        "Late",
+    ]));
+    let q: Value = client
+        .post(format!(
+            "{base}/open-apis/attendance/v1/user_settings/query?employee_type=employee_id"
+        ))
+        .bearer_auth(t)
+        .body(r#"{"user_ids":["u9","u2"]}"#)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        q["data"]["user_settings"].as_array().unwrap().len(),
+        2,
+        "{q}"
+    );
+    // `token tenant` issues the same live token the API handed out.
+    let issued: Value = serde_json::from_str(&run_ok(
+        facehub(&data).args(["token", "tenant", "--app-id", &app_id]),
+    ))
+    .unwrap();
+    assert_eq!(issued["tenant_access_token"], t);
+}
+
+#[test]
+fn config_file_and_environment_are_layered() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("facehub.toml");
+    std::fs::write(
+        &cfg,
+        format!("data_dir = {:?}\n", dir.path().join("from-file")),
+    )
+    .unwrap();
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_facehub"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["tenant", "create", "t1"]),
+    );
+    assert!(dir.path().join("from-file/facehub.db").exists());
+    // The environment beats the file, the flag beats both.
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_facehub"))
+            .arg("--config")
+            .arg(&cfg)
+            .env("FACEHUB_DATA_DIR", dir.path().join("from-env"))
+            .args(["tenant", "create", "t2"]),
+    );
+    assert!(dir.path().join("from-env/facehub.db").exists());
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_facehub"))
+            .arg("--config")
+            .arg(&cfg)
+            .env("FACEHUB_DATA_DIR", dir.path().join("from-env"))
+            .arg("--data")
+            .arg(dir.path().join("from-flag"))
+            .args(["tenant", "create", "t3"]),
+    );
+    assert!(dir.path().join("from-flag/facehub.db").exists());
+    let bad = Command::new(env!("CARGO_BIN_EXE_facehub"))
+        .env("FACEHUB_NO_SUCH_SETTING", "1")
+        .arg("--data")
+        .arg(dir.path().join("x"))
+        .args(["tenant", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        !bad.status.success(),
+        "unknown settings are refused, not ignored"
+    );
+}
+
+#[test]
+fn key_file_is_private_and_data_dir_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    run_ok(facehub(&data).args(["tenant", "list"]));
+    let key = data.join("master.key");
+    assert!(key.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
