@@ -86,13 +86,18 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
         use hyper_util::server::conn::auto::Builder;
         use hyper_util::service::TowerToHyperService;
 
         let router = crate::api::router(crate::api::AppState::new(self.core.clone()));
         let mut builder = Builder::new(TokioExecutor::new());
-        builder.http1().title_case_headers(true);
+        // A client that never finishes its request head is cut off.
+        builder
+            .http1()
+            .title_case_headers(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(std::time::Duration::from_secs(30));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {

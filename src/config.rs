@@ -38,6 +38,8 @@ pub struct Limits {
     pub photo_max_side: u32,
     /// Largest JSON request body accepted.
     pub json_max_bytes: usize,
+    /// An upload that sends no bytes for this long is abandoned.
+    pub body_idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +74,7 @@ impl Default for Limits {
             photo_min_side: 64,
             photo_max_side: 8192,
             json_max_bytes: 1024 * 1024,
+            body_idle_timeout_secs: 30,
         }
     }
 }

@@ -271,7 +271,11 @@ pub struct SealReader {
 impl SealReader {
     /// Decrypts one chunk in place. `last` must be true exactly for the
     /// final chunk of the blob.
-    pub fn open_chunk(&mut self, chunk: &mut Vec<u8>, last: bool) -> anyhow::Result<()> {
+    pub fn open_chunk(
+        &mut self,
+        chunk: &mut dyn chacha20poly1305::aead::Buffer,
+        last: bool,
+    ) -> anyhow::Result<()> {
         let failed = || anyhow::anyhow!("blob chunk failed authentication (corrupt or truncated)");
         if last {
             let dec = self.dec.take().context("decryptor already finished")?;

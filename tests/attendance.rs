@@ -643,3 +643,35 @@ async fn photos_are_encrypted_at_rest() {
     assert!(scanned >= 2);
     assert_eq!(app.download_ok(&t, &id).await, p);
 }
+
+#[tokio::test]
+async fn a_stalled_upload_is_abandoned_and_cleaned_up() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with(|c| c.limits.body_idle_timeout_secs = 1).await;
+    let t = app.token().await;
+    let p = png(100, 100, 9);
+    let (ct, body) = sdk_file_body(&p);
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /open-apis/attendance/v1/files/upload?file_name=a.png HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body[..body.len() / 2]).await.unwrap();
+    // ... and then nothing more.
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("server answers a stalled upload")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("upload stalled"), "{text}");
+    assert_eq!(
+        std::fs::read_dir(app.dir.path().join("tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(blob_count(&app), 0);
+}

@@ -36,6 +36,8 @@ fn serve(data: &std::path::Path) -> (Server, String) {
     let mut child = facehub(data)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
+        // These tests are about storage, not frequency limits.
+        .env("FACEHUB_RATE_LIMIT_PER_SECOND", "100000")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -261,5 +263,146 @@ fn key_file_is_private_and_data_dir_created() {
             std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+}
+
+fn png(seed: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(96, 96, |x, y| {
+        let v = seed.wrapping_mul(2654435761).wrapping_add(x * 31 + y * 17);
+        image::Rgb([v as u8, (v >> 8) as u8, (v >> 16) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// SIGKILL at arbitrary moments while uploads are in flight: every upload
+/// that was acknowledged survives byte-identical, and no temporary file
+/// outlives the restart.
+#[test]
+fn sigkill_during_uploads_loses_nothing_acknowledged() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    run_ok(facehub(&data).args(["tenant", "create", "acme"]));
+    let creds: Value = serde_json::from_str(
+        run_ok(facehub(&data).args([
+            "app",
+            "create",
+            "--tenant",
+            "acme",
+            "--scope",
+            "attendance:rule",
+            "--scope",
+            "attendance:rule:readonly",
+            "--json",
+        ]))
+        .trim(),
+    )
+    .unwrap();
+    let body = creds.to_string();
+    type Acked = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+    let acked: Acked = Arc::default();
+    let mut seed = 0u32;
+    for round in 0..6 {
+        let (server, base) = serve(&data);
+        let client = reqwest::blocking::Client::new();
+        let tok: Value = client
+            .post(format!(
+                "{base}/open-apis/auth/v3/tenant_access_token/internal"
+            ))
+            .body(body.clone())
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let t = tok["tenant_access_token"].as_str().unwrap().to_string();
+        // Everything acknowledged before is still there.
+        for (id, bytes) in acked.lock().unwrap().iter() {
+            let r = client
+                .get(format!(
+                    "{base}/open-apis/attendance/v1/files/{id}/download"
+                ))
+                .bearer_auth(&t)
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 200, "round {round}: {id} lost");
+            assert_eq!(
+                r.bytes().unwrap().as_ref(),
+                &bytes[..],
+                "round {round}: {id} changed"
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(data.join("tmp")).unwrap().count(),
+            0,
+            "temporary files survived a restart"
+        );
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers: Vec<_> = (0..6)
+            .map(|w| {
+                let (base, t, acked, stop) = (base.clone(), t.clone(), acked.clone(), stop.clone());
+                let first = seed + w * 1000;
+                std::thread::spawn(move || {
+                    let client = reqwest::blocking::Client::new();
+                    for p in (first..first + 40).map(png) {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                        let form = reqwest::blocking::multipart::Form::new()
+                            .part("file", reqwest::blocking::multipart::Part::bytes(p.clone()));
+                        let Ok(r) = client
+                            .post(format!(
+                                "{base}/open-apis/attendance/v1/files/upload?file_name=f.png"
+                            ))
+                            .bearer_auth(&t)
+                            .multipart(form)
+                            .send()
+                        else {
+                            break;
+                        };
+                        let Ok(v) = r.json::<Value>() else { break };
+                        if let Some(id) = v["data"]["file"]["file_id"].as_str() {
+                            acked.lock().unwrap().push((id.to_string(), p));
+                        }
+                    }
+                })
+            })
+            .collect();
+        seed += 100_000;
+        // Kill somewhere in the middle of the traffic.
+        std::thread::sleep(std::time::Duration::from_millis(150 + 70 * round as u64));
+        drop(server); // SIGKILL
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for w in workers {
+            w.join().unwrap();
+        }
+    }
+    assert!(
+        acked.lock().unwrap().len() >= 6,
+        "the test uploaded too little to mean anything"
+    );
+    // A last restart checks the final round.
+    let (_server, base) = serve(&data);
+    let client = reqwest::blocking::Client::new();
+    let tok: Value = client
+        .post(format!(
+            "{base}/open-apis/auth/v3/tenant_access_token/internal"
+        ))
+        .body(body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let t = tok["tenant_access_token"].as_str().unwrap();
+    for (id, bytes) in acked.lock().unwrap().iter() {
+        let r = client
+            .get(format!(
+                "{base}/open-apis/attendance/v1/files/{id}/download"
+            ))
+            .bearer_auth(t)
+            .send()
+            .unwrap();
+        assert_eq!(r.bytes().unwrap().as_ref(), &bytes[..]);
     }
 }

@@ -98,7 +98,8 @@ async fn upload(
         if field.name() != Some("file") {
             continue;
         }
-        let body = field.map_err(multipart_error);
+        let idle = std::time::Duration::from_secs(state.core.config.limits.body_idle_timeout_secs);
+        let body = idle_timeout(field.map_err(multipart_error), idle);
         let record = state
             .core
             .store_attendance_photo(auth.caller.tenant_id, &name, body)
@@ -106,6 +107,31 @@ async fn upload(
         return Ok(success(json!({"file": {"file_id": record.file_id}})));
     }
     Err(Error::param("multipart field `file` is required"))
+}
+
+/// Ends a body stream with an error when no bytes arrive for `idle`, so a
+/// stalled client cannot hold an upload (and its temporary blob) open.
+pub(crate) fn idle_timeout<S>(
+    body: S,
+    idle: std::time::Duration,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes>> + Send
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes>> + Send,
+{
+    futures_util::stream::unfold(Box::pin(body), move |mut body| async move {
+        use futures_util::StreamExt;
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(Some(item)) => Some((item, body)),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(Error::param(format!(
+                    "upload stalled: no data for {} s",
+                    idle.as_secs()
+                ))),
+                body,
+            )),
+        }
+    })
 }
 
 /// Characters left as they are in an RFC 5987 `filename*` value.

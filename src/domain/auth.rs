@@ -15,6 +15,15 @@ use crate::store::is_unique_violation;
 /// (the platform's 30-minute rule).
 pub const REISSUE_MARGIN_SECS: i64 = 30 * 60;
 
+/// How long a verified token is trusted without asking the metadata store.
+pub const TOKEN_CACHE_SECS: u64 = 30;
+
+#[derive(Debug, Clone)]
+pub struct CachedToken {
+    caller: Caller,
+    expires_at: i64,
+}
+
 /// A freshly created app; the secret is shown once and stored only hashed.
 #[derive(Debug, Clone)]
 pub struct NewApp {
@@ -205,10 +214,18 @@ impl Core {
         if !bearer.starts_with("t-") {
             return Err(Error::MalformedToken);
         }
-        let Some(rec) = self.db.token(&hash_token(bearer)).await? else {
+        let hash = hash_token(bearer);
+        let now = self.now();
+        if let Some(hit) = self.token_cache.get(&hash) {
+            if hit.expires_at <= now {
+                return Err(Error::InvalidTenantToken);
+            }
+            return Ok(hit.caller);
+        }
+        let Some(rec) = self.db.token(&hash).await? else {
             return Err(Error::InvalidTenantToken);
         };
-        if rec.kind != TokenKind::Tenant || rec.expires_at <= self.now() {
+        if rec.kind != TokenKind::Tenant || rec.expires_at <= now {
             return Err(Error::InvalidTenantToken);
         }
         let Some(app) = self.db.app(&rec.app_id).await? else {
@@ -217,11 +234,19 @@ impl Core {
         if app.disabled || app.tenant_id != rec.tenant_id {
             return Err(Error::InvalidTenantToken);
         }
-        Ok(Caller {
+        let caller = Caller {
             tenant_id: rec.tenant_id,
             app_id: app.app_id,
             scopes: app.scopes,
-        })
+        };
+        self.token_cache.insert(
+            hash,
+            CachedToken {
+                caller: caller.clone(),
+                expires_at: rec.expires_at,
+            },
+        );
+        Ok(caller)
     }
 }
 

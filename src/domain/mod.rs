@@ -137,6 +137,10 @@ pub struct Core {
     /// Secret from which union/open ids are derived (stored in the database
     /// so that every node derives the same ids).
     id_secret: Vec<u8>,
+    /// Recently verified tokens, so a request does not cost two metadata
+    /// queries before it starts. Entries live briefly: disabling an app or
+    /// changing its scopes takes effect within [`auth::TOKEN_CACHE_SECS`].
+    pub(crate) token_cache: moka::sync::Cache<String, auth::CachedToken>,
 }
 
 impl Core {
@@ -156,6 +160,10 @@ impl Core {
             keys,
             clock: Arc::new(Clock::default()),
             id_secret: hex::decode(id_secret)?,
+            token_cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(auth::TOKEN_CACHE_SECS))
+                .build(),
         })
     }
 

@@ -4,12 +4,15 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::io::AsyncReadExt;
 
 use super::blob::{BlobReader, BlobStore, BlobWriter};
 use crate::crypto::{CHUNK, HEADER_LEN, KeyRing, SealReader, SealWriter, TAG};
+
+/// Bytes read from the store at once while decrypting.
+const READ_AHEAD: usize = 4 * (CHUNK + TAG);
 
 #[derive(Clone)]
 pub struct SealedBlobs {
@@ -50,7 +53,7 @@ impl SealedBlobs {
         let mut stream = PlainStream {
             reader,
             dec,
-            buf: Vec::with_capacity(2 * (CHUNK + TAG)),
+            buf: BytesMut::with_capacity(READ_AHEAD),
             eof: false,
             first: None,
         };
@@ -100,7 +103,7 @@ impl SealedWriter {
 pub struct PlainStream {
     reader: BlobReader,
     dec: SealReader,
-    buf: Vec<u8>,
+    buf: BytesMut,
     eof: bool,
     first: Option<Bytes>,
 }
@@ -113,19 +116,18 @@ impl PlainStream {
         // Read until more than one sealed chunk is buffered (then the first
         // is not the last) or the blob ends (then what is left is the last).
         while !self.eof && self.buf.len() <= CHUNK + TAG {
-            let start = self.buf.len();
-            self.buf.resize(start + CHUNK + TAG + 1, 0);
-            let n = self.reader.read(&mut self.buf[start..]).await?;
-            self.buf.truncate(start + n);
-            if n == 0 {
+            // Read ahead several chunks at a time: each read of a file is a
+            // hop to the blocking pool, which costs more than the memory.
+            self.buf.reserve(READ_AHEAD);
+            if self.reader.read_buf(&mut self.buf).await? == 0 {
                 self.eof = true;
             }
         }
         let last = self.buf.len() <= CHUNK + TAG;
         let take = self.buf.len().min(CHUNK + TAG);
-        let mut chunk: Vec<u8> = self.buf.drain(..take).collect();
+        let mut chunk = self.buf.split_to(take);
         self.dec.open_chunk(&mut chunk, last)?;
-        Ok(Some(Bytes::from(chunk)))
+        Ok(Some(chunk.freeze()))
     }
 
     pub fn into_stream(self) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
