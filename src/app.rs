@@ -96,6 +96,9 @@ impl Application {
         builder
             .http1()
             .title_case_headers(true)
+            // Bounds what one connection reads ahead of its handler
+            // (hyper's default is ~400 KiB); still far above any header.
+            .max_buf_size(128 * 1024)
             .timer(TokioTimer::new())
             .header_read_timeout(std::time::Duration::from_secs(30));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();

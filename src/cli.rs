@@ -65,6 +65,7 @@ pub enum TenantCmd {
 pub enum AppCmd {
     /// Create an app and print its app_id and app_secret (shown only once)
     Create {
+        /// Name of the tenant the app belongs to
         #[arg(long)]
         tenant: String,
         /// A scope the app holds; repeat for several
@@ -76,6 +77,7 @@ pub enum AppCmd {
     },
     /// List apps
     List {
+        /// Only this tenant's apps
         #[arg(long)]
         tenant: Option<String>,
         #[arg(long)]
@@ -85,6 +87,7 @@ pub enum AppCmd {
 
 #[derive(Args, Debug)]
 pub struct TenantArg {
+    /// Tenant name
     #[arg(long)]
     pub tenant: String,
 }
@@ -95,10 +98,13 @@ pub enum PersonCmd {
     Add {
         #[command(flatten)]
         tenant: TenantArg,
+        /// Tenant-wide user id (the attendance `employee_id`)
         #[arg(long)]
         user_id: String,
+        /// Display name
         #[arg(long)]
         name: String,
+        /// Employee number (the attendance `employee_no`), unique in the tenant
         #[arg(long)]
         employee_no: Option<String>,
     },
@@ -127,6 +133,7 @@ pub enum PersonCmd {
 pub enum TokenCmd {
     /// Print a tenant_access_token for an app
     Tenant {
+        /// The app (cli_…) to issue the token for
         #[arg(long)]
         app_id: String,
     },

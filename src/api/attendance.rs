@@ -2,19 +2,17 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures_util::TryStreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::extract::{Authed, Endpoint, Json, Query};
-use crate::config::Config;
+use super::multipart;
 use crate::domain::PhotoName;
 use crate::domain::people::EmployeeType;
 use crate::error::{Error, Result};
@@ -40,15 +38,9 @@ impl Endpoint for QuerySettings {
     const SCOPES: &'static [&'static str] = &["attendance:rule:readonly"];
 }
 
-pub fn router(config: &Config) -> Router<AppState> {
-    // The photo limit is enforced precisely while streaming; this outer cap
-    // only bounds what the multipart framing around it may add.
-    let body_cap = config.limits.photo_max_bytes as usize + 64 * 1024;
+pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/open-apis/attendance/v1/files/upload",
-            post(upload).layer(DefaultBodyLimit::max(body_cap)),
-        )
+        .route("/open-apis/attendance/v1/files/upload", post(upload))
         .route(
             "/open-apis/attendance/v1/files/{file_id}/download",
             get(download),
@@ -67,14 +59,6 @@ fn success(data: Value) -> axum::Json<Value> {
     axum::Json(json!({"code": 0, "msg": "success", "data": data}))
 }
 
-pub(crate) fn multipart_error(e: MultipartError) -> Error {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Error::param("request body is too large")
-    } else {
-        Error::param(format!("malformed multipart body: {}", e.body_text()))
-    }
-}
-
 #[derive(Deserialize)]
 struct UploadQuery {
     file_name: Option<String>,
@@ -84,22 +68,21 @@ async fn upload(
     auth: Authed<Upload>,
     State(state): State<AppState>,
     Query(q): Query<UploadQuery>,
-    multipart: std::result::Result<Multipart, MultipartRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<impl IntoResponse> {
     let name = PhotoName::parse(q.file_name.as_deref().unwrap_or(""))?;
-    let mut multipart = multipart.map_err(|e| {
-        Error::param(format!(
-            "body must be multipart/form-data with a `file` field ({})",
-            e.body_text()
-        ))
-    })?;
+    let limits = &state.core.config.limits;
+    // The photo limit is enforced precisely while streaming; this outer cap
+    // only bounds what the multipart framing around it may add.
+    let mut form = multipart::reader(&headers, body, limits.photo_max_bytes + 64 * 1024)?;
+    let idle = std::time::Duration::from_secs(limits.body_idle_timeout_secs);
     // Fields may come in any order; anything but `file` is ignored.
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(field) = next_field(&mut form, idle).await? {
         if field.name() != Some("file") {
             continue;
         }
-        let idle = std::time::Duration::from_secs(state.core.config.limits.body_idle_timeout_secs);
-        let body = idle_timeout(field.map_err(multipart_error), idle);
+        let body = idle_timeout(multipart::field_stream(field), idle);
         let record = state
             .core
             .store_attendance_photo(auth.caller.tenant_id, &name, body)
@@ -107,6 +90,20 @@ async fn upload(
         return Ok(success(json!({"file": {"file_id": record.file_id}})));
     }
     Err(Error::param("multipart field `file` is required"))
+}
+
+/// The next multipart field, waiting at most `idle` for its headers.
+pub(crate) async fn next_field(
+    form: &mut multer::Multipart<'static>,
+    idle: std::time::Duration,
+) -> Result<Option<multer::Field<'static>>> {
+    match tokio::time::timeout(idle, form.next_field()).await {
+        Ok(r) => r.map_err(multipart::error),
+        Err(_) => Err(Error::param(format!(
+            "upload stalled: no data for {} s",
+            idle.as_secs()
+        ))),
+    }
 }
 
 /// Ends a body stream with an error when no bytes arrive for `idle`, so a

@@ -6,6 +6,7 @@ pub mod attendance;
 pub mod auth;
 pub mod extract;
 pub mod middleware;
+pub mod multipart;
 pub mod ratelimit;
 
 use std::sync::Arc;
@@ -31,7 +32,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::router())
-        .merge(attendance::router(&state.core.config))
+        .merge(attendance::router())
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(axum::middleware::from_fn(middleware::envelope))

@@ -15,6 +15,9 @@ use tokio::io::{AsyncRead, AsyncWriteExt};
 
 pub type BlobReader = Box<dyn AsyncRead + Send + Unpin>;
 
+/// Bytes buffered per blob being written.
+const WRITE_BUF: usize = 128 * 1024;
+
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Starts writing a new blob; nothing is visible until `finish`.
@@ -107,12 +110,15 @@ impl BlobStore for LocalBlobStore {
         opts.write(true).create_new(true);
         #[cfg(unix)]
         opts.mode(0o600);
-        let file = opts
+        let mut file = opts
             .open(&tmp_path)
             .await
             .with_context(|| format!("creating {}", tmp_path.display()))?;
+        // tokio copies each write into its own buffer (up to 2 MiB by
+        // default) for the blocking pool; keep that per-upload cost small.
+        file.set_max_buf_size(WRITE_BUF);
         Ok(Box::new(LocalWriter {
-            file: Some(tokio::io::BufWriter::with_capacity(128 * 1024, file)),
+            file: Some(tokio::io::BufWriter::with_capacity(WRITE_BUF, file)),
             tmp_path,
             final_path: self.path_of(key),
         }))

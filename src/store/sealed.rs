@@ -74,10 +74,14 @@ pub struct SealedWriter {
 
 impl SealedWriter {
     pub async fn write(&mut self, plain: &[u8]) -> anyhow::Result<()> {
-        self.seal.update(plain, &mut self.out)?;
-        if !self.out.is_empty() {
-            self.inner.write(&self.out).await?;
-            self.out.clear();
+        // Piece by piece, so the ciphertext buffer stays one chunk long
+        // however large the incoming piece is.
+        for piece in plain.chunks(CHUNK) {
+            self.seal.update(piece, &mut self.out)?;
+            if !self.out.is_empty() {
+                self.inner.write(&self.out).await?;
+                self.out.clear();
+            }
         }
         Ok(())
     }
