@@ -61,12 +61,12 @@ CREATE TABLE files (
     file_id    TEXT PRIMARY KEY,
     tenant_id  INTEGER NOT NULL REFERENCES tenants(id),
     kind       TEXT NOT NULL,            -- 'attendance_photo'
-    file_name  TEXT NOT NULL,
+    file_name  BLOB NOT NULL,            -- sealed: names are often people's names
     format     TEXT NOT NULL,            -- 'jpeg' | 'png'
     width      INTEGER NOT NULL,
     height     INTEGER NOT NULL,
     size       INTEGER NOT NULL,
-    sha256     TEXT NOT NULL,
+    sha256     TEXT NOT NULL,            -- of the sealed blob, not of the photo
     key_id     INTEGER NOT NULL,
     created_at INTEGER NOT NULL
 );

@@ -19,11 +19,34 @@ use crate::store::sealed::SealedBlobs;
 pub async fn open_core(config: Config) -> anyhow::Result<Core> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let db = Db::open_sqlite(&config.database_path()).await?;
+    let recorded = db.meta_get("key_id").await?;
     let keys = match &config.encryption_key {
         Some(k) => KeyRing::new(Key::from_base64(k).context("encryption_key")?),
-        None => KeyRing::load_or_create(&config.key_file())?,
+        None => {
+            let file = config.key_file();
+            // A key file is generated only for a new data directory: data
+            // already sealed needs its own key, never a fresh one.
+            anyhow::ensure!(
+                recorded.is_none() || file.exists(),
+                "the key file {} is missing, but this data directory holds data sealed with \
+                 key id {}; restore the file or set encryption_key",
+                file.display(),
+                recorded.as_deref().unwrap_or_default()
+            );
+            KeyRing::load_or_create(&file)?
+        }
     };
-    let db = Db::open_sqlite(&config.database_path()).await?;
+    // The data was sealed with one key: starting with another would fail
+    // every read and mix keys in new writes. Refuse instead.
+    let current = format!("{:08x}", keys.current().id());
+    let recorded = db.meta_get_or_init("key_id", || current.clone()).await?;
+    anyhow::ensure!(
+        recorded == current,
+        "the encryption key in use (id {current}) is not the key this data directory was \
+         written with (id {recorded}); restore {} or set encryption_key",
+        config.key_file().display()
+    );
     let local = LocalBlobStore::open(&config.data_dir)?;
     let blobs = SealedBlobs::new(Arc::new(local), keys.clone());
     Core::new(config, db, blobs, keys).await
@@ -32,11 +55,61 @@ pub async fn open_core(config: Config) -> anyhow::Result<Core> {
 pub struct Application {
     listener: TcpListener,
     core: Arc<Core>,
+    /// Held while serving: one server per data directory.
+    _lock: std::fs::File,
+}
+
+/// Takes the data directory's lock, or says who holds it.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another facehub server is using {} (its LOCK file is held)",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).context("locking the data directory"),
+    }
+}
+
+/// Clears what a crash can leave behind: temporary files of unfinished
+/// uploads, and blobs whose metadata was never committed (never
+/// acknowledged, so never visible).
+async fn recover(core: &Core) -> anyhow::Result<()> {
+    let local = LocalBlobStore::open(&core.config.data_dir)?;
+    let swept = local.sweep_tmp()?;
+    if swept > 0 {
+        tracing::warn!(
+            count = swept,
+            "removed temporary files of interrupted uploads"
+        );
+    }
+    let known: std::collections::HashSet<String> = core.db.file_ids().await?.into_iter().collect();
+    let mut orphans = 0;
+    for key in local.list_keys()? {
+        if !known.contains(&key) {
+            core.blobs.delete(&key).await?;
+            orphans += 1;
+        }
+    }
+    if orphans > 0 {
+        tracing::warn!(
+            count = orphans,
+            "removed blobs of uploads that were never acknowledged"
+        );
+    }
+    Ok(())
 }
 
 impl Application {
-    /// Opens storage, sweeps leftovers of interrupted uploads and binds the
-    /// listener (port 0 picks a free port).
+    /// Opens storage, takes the data directory's lock, binds the listener
+    /// (port 0 picks a free port) and recovers from any earlier crash.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let listen = config.listen;
         let core = open_core(config).await?;
@@ -44,19 +117,15 @@ impl Application {
     }
 
     pub async fn with_core(core: Core, listen: SocketAddr) -> anyhow::Result<Application> {
-        let swept = LocalBlobStore::open(&core.config.data_dir)?.sweep_tmp()?;
-        if swept > 0 {
-            tracing::warn!(
-                count = swept,
-                "removed temporary files of interrupted uploads"
-            );
-        }
+        let lock = lock_data_dir(&core.config.data_dir)?;
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
+        recover(&core).await?;
         Ok(Application {
             listener,
             core: Arc::new(core),
+            _lock: lock,
         })
     }
 
@@ -101,9 +170,24 @@ impl Application {
             .max_buf_size(128 * 1024)
             .timer(TokioTimer::new())
             .header_read_timeout(std::time::Duration::from_secs(30));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(std::time::Duration::from_secs(20))
+            .keep_alive_timeout(std::time::Duration::from_secs(20))
+            .max_concurrent_streams(128);
+        // Past this many open connections, new ones wait in the kernel's
+        // accept queue instead of costing file descriptors and memory.
+        let connections = Arc::new(tokio::sync::Semaphore::new(
+            self.core.config.limits.max_connections.max(1),
+        ));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
+            let permit = tokio::select! {
+                p = connections.clone().acquire_owned() => p.expect("semaphore is never closed"),
+                () = &mut shutdown => break,
+            };
             let (stream, _peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(conn) => conn,
@@ -123,6 +207,7 @@ impl Application {
                 .into_owned();
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
+                let _permit = permit;
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }

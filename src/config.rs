@@ -38,8 +38,14 @@ pub struct Limits {
     pub photo_max_side: u32,
     /// Largest JSON request body accepted.
     pub json_max_bytes: usize,
-    /// An upload that sends no bytes for this long is abandoned.
+    /// A request body that sends no bytes for this long is abandoned.
     pub body_idle_timeout_secs: u64,
+    /// An upload must be complete within this time.
+    pub upload_deadline_secs: u64,
+    /// Uploads in progress at once; more are refused with 429.
+    pub max_concurrent_uploads: usize,
+    /// Open client connections at once; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +81,9 @@ impl Default for Limits {
             photo_max_side: 8192,
             json_max_bytes: 1024 * 1024,
             body_idle_timeout_secs: 30,
+            upload_deadline_secs: 600,
+            max_concurrent_uploads: 256,
+            max_connections: 4096,
         }
     }
 }

@@ -675,3 +675,35 @@ async fn a_stalled_upload_is_abandoned_and_cleaned_up() {
     );
     assert_eq!(blob_count(&app), 0);
 }
+
+#[tokio::test]
+async fn uploads_beyond_the_concurrency_cap_get_429() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_with(|c| c.limits.max_concurrent_uploads = 1).await;
+    let t = app.token().await;
+    let p = png(100, 100, 9);
+    let (ct, body) = sdk_file_body(&p);
+    // One upload in progress (half its body sent) ...
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /open-apis/attendance/v1/files/upload?file_name=a.png HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body[..body.len() / 2]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // ... so the next one is refused with the frequency-limit answer.
+    let r = app
+        .upload_raw(&t, "?file_name=b.png", &ct, body.clone())
+        .await;
+    expect_error(r, 429, 99991400).await;
+    // When it finishes, uploads are accepted again.
+    s.write_all(&body[body.len() / 2..]).await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    let n = tokio::io::AsyncReadExt::read(&mut s, &mut buf)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    drop(s);
+    app.upload(&t, "c.png", &p).await;
+}

@@ -340,3 +340,21 @@ async fn header_names_are_title_case_on_the_wire() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_stalled_token_request_is_answered_not_held() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with(|c| c.limits.body_idle_timeout_secs = 1).await;
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(b"POST /open-apis/auth/v3/tenant_access_token/internal HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{\"app_id\":")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("the server gives up on a stalled body")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"code\":10003"), "{text}");
+}

@@ -406,3 +406,64 @@ fn sigkill_during_uploads_loses_nothing_acknowledged() {
         assert_eq!(r.bytes().unwrap().as_ref(), &bytes[..]);
     }
 }
+
+#[test]
+fn one_server_per_data_directory_and_crash_leftovers_are_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    run_ok(facehub(&data).args(["tenant", "list"]));
+    // What a crash can leave: a temporary upload and a blob never committed.
+    let orphan = data.join("blobs/ef/0123456789abcdef0123456789abcdef");
+    std::fs::write(&orphan, b"sealed bytes of an unacknowledged upload").unwrap();
+    std::fs::write(data.join("tmp/0123.abcd.part"), b"half an upload").unwrap();
+    let (server, _base) = serve(&data);
+    assert!(!orphan.exists(), "orphan blob survived start-up");
+    assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0);
+
+    // A second server on the same directory refuses to start, and touches nothing.
+    std::fs::write(data.join("tmp/live.part"), b"an upload in progress").unwrap();
+    let second = facehub(&data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another facehub server"));
+    assert!(data.join("tmp/live.part").exists());
+    drop(server);
+}
+
+#[test]
+fn a_lost_key_file_is_refused_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    run_ok(facehub(&data).args(["tenant", "create", "acme"]));
+    std::fs::rename(data.join("master.key"), dir.path().join("saved.key")).unwrap();
+    let out = facehub(&data).args(["tenant", "list"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("key file") && err.contains("is missing"),
+        "{err}"
+    );
+    assert!(
+        !data.join("master.key").exists(),
+        "no replacement key was generated"
+    );
+    // Another key is refused too.
+    std::fs::write(
+        data.join("master.key"),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    )
+    .unwrap();
+    let out = facehub(&data).args(["tenant", "list"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not the key this data directory was written with"),
+        "{err}"
+    );
+    std::fs::remove_file(data.join("master.key")).unwrap();
+    // Putting the key back makes everything work again.
+    std::fs::rename(dir.path().join("saved.key"), data.join("master.key")).unwrap();
+    assert!(run_ok(facehub(&data).args(["tenant", "list"])).contains("acme"));
+}

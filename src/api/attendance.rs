@@ -72,10 +72,33 @@ async fn upload(
     body: Body,
 ) -> Result<impl IntoResponse> {
     let name = PhotoName::parse(q.file_name.as_deref().unwrap_or(""))?;
+    let _permit = state.upload_permit()?;
+    let limits = &state.core.config.limits;
+    let deadline = std::time::Duration::from_secs(limits.upload_deadline_secs);
+    tokio::time::timeout(
+        deadline,
+        receive_photo(&state, &auth, &name, &headers, body),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(Error::param(format!(
+            "upload did not complete within {} s",
+            deadline.as_secs()
+        )))
+    })
+}
+
+async fn receive_photo(
+    state: &AppState,
+    auth: &Authed<Upload>,
+    name: &PhotoName,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<axum::Json<Value>> {
     let limits = &state.core.config.limits;
     // The photo limit is enforced precisely while streaming; this outer cap
     // only bounds what the multipart framing around it may add.
-    let mut form = multipart::reader(&headers, body, limits.photo_max_bytes + 64 * 1024)?;
+    let mut form = multipart::reader(headers, body, limits.photo_max_bytes + 64 * 1024)?;
     let idle = std::time::Duration::from_secs(limits.body_idle_timeout_secs);
     // Fields may come in any order; anything but `file` is ignored.
     while let Some(field) = next_field(&mut form, idle).await? {
@@ -85,7 +108,7 @@ async fn upload(
         let body = idle_timeout(multipart::field_stream(field), idle);
         let record = state
             .core
-            .store_attendance_photo(auth.caller.tenant_id, &name, body)
+            .store_attendance_photo(auth.caller.tenant_id, name, body)
             .await?;
         return Ok(success(json!({"file": {"file_id": record.file_id}})));
     }

@@ -38,7 +38,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
         let limit = state.core.config.limits.json_max_bytes;
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
-            .map_err(|_| Error::param(format!("request body is larger than {limit} bytes")))?;
+            .map_err(|e| {
+                if format!("{e:?}").contains("LengthLimit") {
+                    Error::param(format!("request body is larger than {limit} bytes"))
+                } else {
+                    Error::param(format!("request body could not be read: {e}"))
+                }
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::param("request body must be a JSON object"));
         }

@@ -20,21 +20,45 @@ use crate::error::Error;
 pub struct AppState {
     pub core: Arc<Core>,
     pub limiter: Arc<ratelimit::RateLimiter>,
+    /// Bounds the uploads in progress (each holds buffers and a temp file).
+    pub uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     pub fn new(core: Arc<Core>) -> AppState {
         let limiter = ratelimit::RateLimiter::new(core.config.rate_limit_per_second);
-        AppState { core, limiter }
+        let uploads = Arc::new(tokio::sync::Semaphore::new(
+            core.config.limits.max_concurrent_uploads.max(1),
+        ));
+        AppState {
+            core,
+            limiter,
+            uploads,
+        }
+    }
+
+    /// A place for one more upload, or the frequency-limit error.
+    pub fn upload_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        self.uploads.clone().try_acquire_owned().map_err(|_| {
+            tracing::warn!("refusing an upload: too many in progress");
+            Error::RateLimited {
+                limit: self.core.config.rate_limit_per_second,
+                reset_secs: 1,
+            }
+        })
     }
 }
 
 pub fn router(state: AppState) -> Router {
+    // Every request body must keep moving; the upload handler has its own,
+    // more specific idle check, so this outer one is looser.
+    let idle = std::time::Duration::from_secs(state.core.config.limits.body_idle_timeout_secs);
     Router::new()
         .merge(auth::router())
         .merge(attendance::router())
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(idle * 2))
         .layer(axum::middleware::from_fn(middleware::envelope))
         .with_state(state)
 }

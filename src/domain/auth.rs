@@ -176,14 +176,17 @@ impl Core {
             .newest_token(&app.app_id, kind, now + REISSUE_MARGIN_SECS - 1)
             .await?
         {
-            let token = self
-                .keys
-                .open_small(aad.as_bytes(), &sealed)
-                .context("opening a stored token")?;
-            return Ok(IssuedToken {
-                token: String::from_utf8(token).context("stored token is not UTF-8")?,
-                expire: expires_at - now,
-            });
+            // A token that cannot be opened (another key, damage) is as good
+            // as absent: issue a new one rather than failing every request.
+            match self.keys.open_small(aad.as_bytes(), &sealed) {
+                Ok(token) => {
+                    return Ok(IssuedToken {
+                        token: String::from_utf8(token).context("stored token is not UTF-8")?,
+                        expire: expires_at - now,
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "a stored token could not be opened"),
+            }
         }
         let token = format!("t-{}", hex::encode(random_bytes::<20>()));
         let ttl = self.config.token_ttl_secs as i64;

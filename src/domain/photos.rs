@@ -2,15 +2,19 @@
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use sha2::{Digest, Sha256};
 
 use super::people::EmployeeType;
 use super::{AttendanceSetting, Core, FileId, FileRecord, PhotoName};
 use crate::error::{Error, Result};
 use crate::image::{PhotoCheck, PhotoError, PhotoFormat, PhotoRules};
-use crate::store::sealed::PlainStream;
+use crate::store::sealed::{PlainStream, SealedWriter};
 
 pub const ATTENDANCE_PHOTO: &str = "attendance_photo";
+
+/// Associated data binding a sealed file name to its file.
+fn name_aad(file_id: &str) -> String {
+    format!("file_name:{file_id}")
+}
 
 impl From<PhotoError> for Error {
     fn from(e: PhotoError) -> Self {
@@ -63,13 +67,11 @@ impl Core {
             .await
             .map_err(Error::Internal)?;
         let mut check = PhotoCheck::new(self.photo_rules());
-        let mut sha = Sha256::new();
         let mut body = std::pin::pin!(body);
         let outcome: Result<()> = async {
             while let Some(piece) = body.next().await {
                 let piece = piece?;
                 check.push(&piece)?;
-                sha.update(&piece);
                 writer.write(&piece).await.map_err(Error::Internal)?;
             }
             Ok(())
@@ -90,7 +92,6 @@ impl Core {
                 info.format
             )));
         }
-        writer.finish().await.map_err(Error::Internal)?;
         let record = FileRecord {
             file_id: file_id.to_string(),
             tenant_id,
@@ -100,16 +101,39 @@ impl Core {
             width: info.width.into(),
             height: info.height.into(),
             size: info.size as i64,
-            sha256: hex::encode(sha.finalize()),
+            sha256: String::new(),
             key_id: self.keys.current().id().into(),
             created_at: self.now(),
         };
-        if let Err(e) = self.db.insert_file(&record).await {
-            // Not acknowledged: do not keep an unreferenced blob.
-            let _ = self.blobs.delete(file_id.as_str()).await;
-            return Err(e.into());
-        }
-        Ok(record)
+        self.commit_blob(writer, record).await
+    }
+
+    /// Makes a fully received blob durable and records it. Runs as its own
+    /// task: once the last byte is in, a client hanging up (which drops the
+    /// request future) can no longer leave a blob without its metadata.
+    async fn commit_blob(
+        &self,
+        writer: SealedWriter,
+        mut record: FileRecord,
+    ) -> Result<FileRecord> {
+        let db = self.db.clone();
+        let blobs = self.blobs.clone();
+        let sealed_name = self.keys.seal_small(
+            name_aad(&record.file_id).as_bytes(),
+            record.file_name.as_bytes(),
+        );
+        tokio::spawn(async move {
+            let digest = writer.finish().await.map_err(Error::Internal)?;
+            record.sha256 = digest;
+            if let Err(e) = db.insert_file(&record, &sealed_name).await {
+                // Not acknowledged: do not keep an unreferenced blob.
+                let _ = blobs.delete(&record.file_id).await;
+                return Err(e.into());
+            }
+            Ok(record)
+        })
+        .await
+        .map_err(|e| Error::Internal(anyhow::Error::new(e).context("storing an upload")))?
     }
 
     /// Opens an attendance photo of the tenant. Unknown ids and other
@@ -123,13 +147,18 @@ impl Core {
         let Some(id) = FileId::parse(file_id) else {
             return Err(not_found());
         };
-        let Some(record) = self
+        let Some((mut record, sealed_name)) = self
             .db
             .file(tenant_id, ATTENDANCE_PHOTO, id.as_str())
             .await?
         else {
             return Err(not_found());
         };
+        let name = self
+            .keys
+            .open_small(name_aad(id.as_str()).as_bytes(), &sealed_name)
+            .map_err(Error::Internal)?;
+        record.file_name = String::from_utf8(name).map_err(|e| Error::Internal(e.into()))?;
         let format = PhotoFormat::parse(&record.format)
             .ok_or_else(|| Error::internal(format!("stored format {:?}", record.format)))?;
         let body = self

@@ -57,8 +57,29 @@ impl LocalBlobStore {
     pub fn open(root: &Path) -> anyhow::Result<LocalBlobStore> {
         let blobs = root.join("blobs");
         let tmp = root.join("tmp");
+        let mut created = false;
         for d in [&blobs, &tmp] {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            if !d.exists() {
+                std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+                created = true;
+            }
+        }
+        // Every shard of a hex key exists (durably) before the first upload,
+        // so a rename never lands in a directory entry that a crash can lose.
+        let mut shards_created = false;
+        for i in 0..=255u8 {
+            let shard = blobs.join(format!("{i:02x}"));
+            if !shard.exists() {
+                std::fs::create_dir(&shard)
+                    .with_context(|| format!("creating {}", shard.display()))?;
+                shards_created = true;
+            }
+        }
+        if shards_created {
+            sync_dir(&blobs)?;
+        }
+        if created {
+            sync_dir(root)?;
         }
         Ok(LocalBlobStore { blobs, tmp })
     }
@@ -69,13 +90,18 @@ impl LocalBlobStore {
         self.blobs.join(shard).join(key)
     }
 
-    /// Removes temporary files left by an interrupted upload.
+    /// Removes temporary files left by interrupted uploads. Only call this
+    /// while no upload can be running on this directory (the server holds
+    /// the data directory's lock when it does).
     pub fn sweep_tmp(&self) -> anyhow::Result<usize> {
         let mut n = 0;
         for entry in std::fs::read_dir(&self.tmp)? {
             let entry = entry?;
-            std::fs::remove_file(entry.path())?;
-            n += 1;
+            let is_part = entry.file_name().to_string_lossy().ends_with(".part");
+            if is_part && entry.file_type()?.is_file() {
+                std::fs::remove_file(entry.path())?;
+                n += 1;
+            }
         }
         if n > 0 {
             sync_dir(&self.tmp)?;
@@ -276,7 +302,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = LocalBlobStore::open(dir.path()).unwrap();
         std::fs::write(dir.path().join("tmp/x.part"), b"junk").unwrap();
+        std::fs::create_dir(dir.path().join("tmp/keep.part.d")).unwrap();
+        std::fs::write(dir.path().join("tmp/README"), b"not ours").unwrap();
         assert_eq!(s.sweep_tmp().unwrap(), 1);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            2
+        );
         assert!(s.create("../etc/passwd").await.is_err());
         assert!(s.open("A").await.is_err());
     }

@@ -67,6 +67,13 @@ impl Db {
 
     // ---------------------------------------------------------------- meta
 
+    pub async fn meta_get(&self, key: &str) -> anyhow::Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// Returns the value stored under `key`, storing `init()` first if the
     /// key is new. Concurrent first calls agree on one value.
     pub async fn meta_get_or_init(
@@ -369,7 +376,9 @@ impl Db {
 
     // --------------------------------------------------------------- files
 
-    pub async fn insert_file(&self, f: &FileRecord) -> anyhow::Result<()> {
+    /// Inserts a file row; `sealed_name` replaces `f.file_name`, which is
+    /// not stored in clear.
+    pub async fn insert_file(&self, f: &FileRecord, sealed_name: &[u8]) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO files(file_id, tenant_id, kind, file_name, format, width, height, size, sha256, key_id, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -377,7 +386,7 @@ impl Db {
         .bind(&f.file_id)
         .bind(f.tenant_id)
         .bind(&f.kind)
-        .bind(&f.file_name)
+        .bind(sealed_name)
         .bind(&f.format)
         .bind(f.width)
         .bind(f.height)
@@ -390,13 +399,14 @@ impl Db {
         Ok(())
     }
 
-    /// A file of `tenant_id`; another tenant's file is simply not found.
+    /// A file of `tenant_id` and its sealed name (`file_name` is left
+    /// empty); another tenant's file is simply not found.
     pub async fn file(
         &self,
         tenant_id: i64,
         kind: &str,
         file_id: &str,
-    ) -> anyhow::Result<Option<FileRecord>> {
+    ) -> anyhow::Result<Option<(FileRecord, Vec<u8>)>> {
         let row =
             sqlx::query("SELECT * FROM files WHERE file_id = ? AND tenant_id = ? AND kind = ?")
                 .bind(file_id)
@@ -404,18 +414,23 @@ impl Db {
                 .bind(kind)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(row.map(|r| FileRecord {
-            file_id: r.get("file_id"),
-            tenant_id: r.get("tenant_id"),
-            kind: r.get("kind"),
-            file_name: r.get("file_name"),
-            format: r.get("format"),
-            width: r.get("width"),
-            height: r.get("height"),
-            size: r.get("size"),
-            sha256: r.get("sha256"),
-            key_id: r.get("key_id"),
-            created_at: r.get("created_at"),
+        Ok(row.map(|r| {
+            (
+                FileRecord {
+                    file_id: r.get("file_id"),
+                    tenant_id: r.get("tenant_id"),
+                    kind: r.get("kind"),
+                    file_name: String::new(),
+                    format: r.get("format"),
+                    width: r.get("width"),
+                    height: r.get("height"),
+                    size: r.get("size"),
+                    sha256: r.get("sha256"),
+                    key_id: r.get("key_id"),
+                    created_at: r.get("created_at"),
+                },
+                r.get("file_name"),
+            )
         }))
     }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
+use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use super::blob::{BlobReader, BlobStore, BlobWriter};
@@ -31,6 +32,7 @@ impl SealedBlobs {
 
     pub async fn create(&self, key: &str) -> anyhow::Result<SealedWriter> {
         Ok(SealedWriter {
+            sha: Sha256::new(),
             inner: self.store.create(key).await?,
             seal: self.keys.encryptor(key.as_bytes()),
             out: Vec::with_capacity(CHUNK + TAG + HEADER_LEN),
@@ -67,6 +69,9 @@ impl SealedBlobs {
 }
 
 pub struct SealedWriter {
+    /// Digest of the sealed bytes, for integrity checks that need no key
+    /// and reveal nothing about the photo.
+    sha: Sha256,
     inner: Box<dyn BlobWriter>,
     seal: SealWriter,
     out: Vec<u8>,
@@ -79,6 +84,7 @@ impl SealedWriter {
         for piece in plain.chunks(CHUNK) {
             self.seal.update(piece, &mut self.out)?;
             if !self.out.is_empty() {
+                self.sha.update(&self.out);
                 self.inner.write(&self.out).await?;
                 self.out.clear();
             }
@@ -86,16 +92,20 @@ impl SealedWriter {
         Ok(())
     }
 
-    pub async fn finish(mut self) -> anyhow::Result<()> {
+    /// Seals the rest, makes the blob durable and visible, and returns the
+    /// hex SHA-256 of the sealed bytes.
+    pub async fn finish(mut self) -> anyhow::Result<String> {
         if let Err(e) = self.seal.finish(&mut self.out) {
             self.inner.abort().await;
             return Err(e);
         }
+        self.sha.update(&self.out);
         if let Err(e) = self.inner.write(&self.out).await {
             self.inner.abort().await;
             return Err(e);
         }
-        self.inner.finish().await
+        self.inner.finish().await?;
+        Ok(hex::encode(self.sha.finalize()))
     }
 
     pub async fn abort(self) {
