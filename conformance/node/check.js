@@ -1,0 +1,142 @@
+// Drives facehub with the official Feishu Node SDK (@larksuiteoapi/node-sdk),
+// unchanged. Run by tests/sdk_node.rs, which starts facehub and passes the
+// base URL, credentials, a person and photos in the environment.
+'use strict';
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const assert = require('assert');
+const lark = require('@larksuiteoapi/node-sdk');
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`missing ${k}`);
+  return v;
+};
+const BASE = env('FACEHUB_BASE_URL');
+const APP_ID = env('FACEHUB_APP_ID');
+const APP_SECRET = env('FACEHUB_APP_SECRET');
+const USER_ID = env('FACEHUB_USER_ID');
+const PHOTO = env('FACEHUB_PHOTO');
+const JPEG = env('FACEHUB_JPEG');
+
+function ok(what) {
+  console.log(`ok: ${what}`);
+}
+
+async function expectStatus(promise, status, code, what) {
+  try {
+    await promise;
+  } catch (e) {
+    assert.strictEqual(e.response && e.response.status, status, `${what}: status`);
+    if (code !== undefined) {
+      assert.strictEqual(e.response.data.code, code, `${what}: code`);
+    }
+    ok(what);
+    return;
+  }
+  throw new Error(`${what}: expected HTTP ${status}, the call succeeded`);
+}
+
+async function streamToBuffer(stream) {
+  const parts = [];
+  for await (const p of stream) parts.push(p);
+  return Buffer.concat(parts);
+}
+
+async function main() {
+  const client = new lark.Client({
+    appId: APP_ID,
+    appSecret: APP_SECRET,
+    domain: BASE,
+    loggerLevel: lark.LoggerLevel.error,
+  });
+  const photo = fs.readFileSync(PHOTO);
+  const jpeg = fs.readFileSync(JPEG);
+
+  // Upload a Buffer: part with Content-Type, no filename.
+  const up = await client.attendance.v1.file.upload({
+    params: { file_name: 'face.png' },
+    data: { file: photo },
+  });
+  assert.ok(up && up.file && /^[0-9a-f]{32}$/.test(up.file.file_id), JSON.stringify(up));
+  ok('upload of a Buffer returns data.file.file_id');
+
+  // Upload a ReadStream: filename and image Content-Type on the part.
+  const up2 = await client.attendance.v1.file.upload({
+    params: { file_name: '人脸.jpg' },
+    data: { file: fs.createReadStream(JPEG) },
+  });
+  assert.ok(up2 && up2.file && up2.file.file_id);
+  ok('upload of a ReadStream');
+
+  // Download (GET with a `{}` JSON body), both as a stream and to a file.
+  const dl = await client.attendance.v1.file.download({ path: { file_id: up.file.file_id } });
+  assert.ok(photo.equals(await streamToBuffer(dl.getReadableStream())), 'bytes differ');
+  ok('download returns the uploaded bytes');
+  const out = path.join(os.tmpdir(), `facehub-node-${process.pid}.jpg`);
+  const dl2 = await client.attendance.v1.file.download({ path: { file_id: up2.file.file_id } });
+  await dl2.writeFile(out);
+  assert.ok(jpeg.equals(fs.readFileSync(out)));
+  fs.unlinkSync(out);
+  assert.ok(String(dl2.headers['content-disposition']).includes("filename*=UTF-8''%E4%BA%BA%E8%84%B8.jpg"));
+  ok('download writeFile and Content-Disposition');
+
+  // Bind and read back.
+  const m = await client.attendance.v1.userSetting.modify({
+    params: { employee_type: 'employee_id' },
+    data: { user_setting: { user_id: USER_ID, face_key: up.file.file_id, face_key_update_time: '1625681917' } },
+  });
+  assert.strictEqual(m.code, 0);
+  assert.strictEqual(m.data.user_setting.face_key, up.file.file_id);
+  ok('userSetting.modify');
+  const q = await client.attendance.v1.userSetting.query({
+    params: { employee_type: 'employee_id' },
+    data: { user_ids: [USER_ID] },
+  });
+  assert.strictEqual(q.code, 0);
+  assert.strictEqual(q.data.user_settings.length, 1);
+  assert.strictEqual(q.data.user_settings[0].face_key, up.file.file_id);
+  assert.strictEqual(q.data.user_settings[0].face_key_update_time, '1625681917');
+  ok('userSetting.query (GET with a JSON body)');
+
+  // Errors arrive as non-2xx, so the SDK throws instead of returning null.
+  await expectStatus(
+    client.attendance.v1.file.upload({ params: { file_name: 'x.png' }, data: { file: Buffer.from('not an image at all') } }),
+    400, 1220001, 'a non-image upload throws with 400/1220001');
+  await expectStatus(
+    client.attendance.v1.file.download({ path: { file_id: '0'.repeat(32) } }),
+    400, undefined, 'an unknown file_id download throws with 400');
+  await expectStatus(
+    client.attendance.v1.userSetting.modify({
+      params: { employee_type: 'employee_id' },
+      data: { user_setting: { user_id: 'ghost', face_key: up.file.file_id } },
+    }),
+    400, 1220004, 'an unknown user throws with 400/1220004');
+
+  // A caller-supplied token that is not valid (the SDK uses per-call tokens
+  // only with its token cache disabled).
+  const manual = new lark.Client({
+    appId: APP_ID,
+    appSecret: APP_SECRET,
+    domain: BASE,
+    disableTokenCache: true,
+    loggerLevel: lark.LoggerLevel.error,
+  });
+  await expectStatus(
+    manual.attendance.v1.userSetting.query(
+      { params: { employee_type: 'employee_id' }, data: { user_ids: [USER_ID] } },
+      lark.withTenantToken('t-0000000000000000000000000000000000000000'),
+    ),
+    400, 99991663, 'an invalid tenant token throws with 400/99991663');
+
+  console.log('node-sdk conformance: all checks passed');
+  // Do not wait for the SDK's idle keep-alive sockets to time out.
+  process.exit(0);
+}
+
+main().catch((e) => {
+  console.error('FAIL:', e && e.stack ? e.stack : e);
+  if (e && e.response) console.error('response:', e.response.status, JSON.stringify(e.response.data));
+  process.exit(1);
+});

@@ -1,0 +1,46 @@
+//! Conformance: the official Node SDK (@larksuiteoapi/node-sdk from npm),
+//! unchanged, against a facehub on localhost. `scripts/test` runs `npm ci`
+//! in conformance/node; without it this test fails and says so.
+
+mod common;
+
+use common::*;
+
+#[tokio::test]
+async fn larksuite_node_sdk_drives_attendance_endpoints() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/conformance/node");
+    assert!(
+        std::path::Path::new(dir)
+            .join("node_modules/@larksuiteoapi/node-sdk")
+            .exists(),
+        "the Node SDK is needed: run scripts/test (it runs npm ci in conformance/node)"
+    );
+    let app = spawn_app().await;
+    let d = facehub::domain::PersonDraft::new("abd754f7", "Ann", None).unwrap();
+    app.core.upsert_person(&app.tenant, &d).await.unwrap();
+    let photo = app.dir.path().join("face.png");
+    std::fs::write(&photo, png(150, 130, 21)).unwrap();
+    let jpg = app.dir.path().join("face.jpg");
+    std::fs::write(&jpg, jpeg(150, 130, 22)).unwrap();
+
+    let out = tokio::process::Command::new("node")
+        .arg("check.js")
+        .current_dir(dir)
+        .env("FACEHUB_BASE_URL", &app.base)
+        .env("FACEHUB_APP_ID", &app.app_id)
+        .env("FACEHUB_APP_SECRET", &app.app_secret)
+        .env("FACEHUB_USER_ID", "abd754f7")
+        .env("FACEHUB_PHOTO", &photo)
+        .env("FACEHUB_JPEG", &jpg)
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "node-sdk check failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("all checks passed"));
+}
