@@ -82,8 +82,8 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
 /// uploads, and blobs whose metadata was never committed (never
 /// acknowledged, so never visible).
 async fn recover(core: &Core) -> anyhow::Result<()> {
-    let local = LocalBlobStore::open(&core.config.data_dir)?;
-    let swept = local.sweep_tmp()?;
+    let store = core.blobs.store();
+    let swept = store.sweep_incomplete().await?;
     if swept > 0 {
         tracing::warn!(
             count = swept,
@@ -92,7 +92,7 @@ async fn recover(core: &Core) -> anyhow::Result<()> {
     }
     let known: std::collections::HashSet<String> = core.db.file_ids().await?.into_iter().collect();
     let mut orphans = 0;
-    for key in local.list_keys()? {
+    for key in store.keys().await? {
         if !known.contains(&key) {
             core.blobs.delete(&key).await?;
             orphans += 1;

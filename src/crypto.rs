@@ -293,20 +293,20 @@ impl SealReader {
     }
 }
 
-/// Size of the sealed form of `plain_len` plaintext bytes.
-pub fn sealed_len(plain_len: u64) -> u64 {
-    let chunk = CHUNK as u64;
-    let full = if plain_len == 0 {
-        0
-    } else {
-        (plain_len - 1) / chunk
-    };
-    HEADER_LEN as u64 + plain_len + (full + 1) * TAG as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Size of the sealed form of `plain_len` plaintext bytes.
+    fn sealed_len(plain_len: u64) -> u64 {
+        let chunk = CHUNK as u64;
+        let full = if plain_len == 0 {
+            0
+        } else {
+            (plain_len - 1) / chunk
+        };
+        HEADER_LEN as u64 + plain_len + (full + 1) * TAG as u64
+    }
 
     fn ring() -> KeyRing {
         KeyRing::new(Key::from_bytes(&[7u8; 32]).unwrap())

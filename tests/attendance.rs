@@ -313,12 +313,7 @@ async fn bad_uploads_get_1220001_and_leave_no_trace() {
         assert_eq!(&app.download_ok(&t, id).await, bytes);
     }
     assert_eq!(blob_count(&app), 2);
-    assert_eq!(
-        std::fs::read_dir(app.dir.path().join("tmp"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(app.tmp_files(), 0);
 }
 
 #[tokio::test]
@@ -368,17 +363,9 @@ async fn modify_and_query_user_settings() {
     add_person(&app, &app.tenant, "nobody-face", None).await;
     let face = app.upload(&t, "face.jpg", &jpeg(100, 100, 3)).await;
 
-    let v: Value = app
-        .client
-        .post(app.url(&format!("{MODIFY}?employee_type=employee_id")))
-        .bearer_auth(&t)
-        .json(&json!({"user_setting": {"user_id": "abd754f7", "face_key": face, "face_key_update_time": "1625681917"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = app
+        .post_json(&format!("{MODIFY}?employee_type=employee_id"), &t, &json!({"user_setting": {"user_id": "abd754f7", "face_key": face, "face_key_update_time": "1625681917"}}))
+        .await;
     assert_eq!(v["code"], 0, "{v}");
     assert_eq!(
         v["data"]["user_setting"],
@@ -412,17 +399,13 @@ async fn modify_and_query_user_settings() {
 
     // By employee number, POST, and without an update time (the server's now).
     let face2 = app.upload(&t, "face2.png", &png(100, 100, 8)).await;
-    let v: Value = app
-        .client
-        .post(app.url(&format!("{MODIFY}?employee_type=employee_no")))
-        .bearer_auth(&t)
-        .json(&json!({"user_setting": {"user_id": "E001", "face_key": face2}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = app
+        .post_json(
+            &format!("{MODIFY}?employee_type=employee_no"),
+            &t,
+            &json!({"user_setting": {"user_id": "E001", "face_key": face2}}),
+        )
+        .await;
     assert_eq!(v["code"], 0, "{v}");
     let when: i64 = v["data"]["user_setting"]["face_key_update_time"]
         .as_str()
@@ -430,17 +413,13 @@ async fn modify_and_query_user_settings() {
         .parse()
         .unwrap();
     assert!((when - app.core.now()).abs() < 5);
-    let v: Value = app
-        .client
-        .post(app.url(&format!("{QUERY}?employee_type=employee_no")))
-        .bearer_auth(&t)
-        .json(&json!({"user_ids": ["E001"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = app
+        .post_json(
+            &format!("{QUERY}?employee_type=employee_no"),
+            &t,
+            &json!({"user_ids": ["E001"]}),
+        )
+        .await;
     assert_eq!(v["data"]["user_settings"][0]["face_key"], face2.as_str());
     assert_eq!(v["data"]["user_settings"][0]["user_id"], "E001");
 }
@@ -646,33 +625,14 @@ async fn photos_are_encrypted_at_rest() {
 
 #[tokio::test]
 async fn a_stalled_upload_is_abandoned_and_cleaned_up() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = spawn_with(|c| c.limits.body_idle_timeout_secs = 1).await;
     let t = app.token().await;
-    let p = png(100, 100, 9);
-    let (ct, body) = sdk_file_body(&p);
-    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    let head = format!(
-        "POST /open-apis/attendance/v1/files/upload?file_name=a.png HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await.unwrap();
-    s.write_all(&body[..body.len() / 2]).await.unwrap();
-    // ... and then nothing more.
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
-        .await
-        .expect("server answers a stalled upload")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]);
+    // Half a body, and then nothing more.
+    let mut s = app.half_upload(&t, &png(100, 100, 9)).await;
+    let text = read_reply(&mut s).await;
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert!(text.contains("upload stalled"), "{text}");
-    assert_eq!(
-        std::fs::read_dir(app.dir.path().join("tmp"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(app.tmp_files(), 0);
     assert_eq!(blob_count(&app), 0);
 }
 
@@ -684,13 +644,7 @@ async fn uploads_beyond_the_concurrency_cap_get_429() {
     let p = png(100, 100, 9);
     let (ct, body) = sdk_file_body(&p);
     // One upload in progress (half its body sent) ...
-    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    let head = format!(
-        "POST /open-apis/attendance/v1/files/upload?file_name=a.png HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await.unwrap();
-    s.write_all(&body[..body.len() / 2]).await.unwrap();
+    let mut s = app.half_upload(&t, &p).await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     // ... so the next one is refused with the frequency-limit answer.
     let r = app
@@ -699,11 +653,7 @@ async fn uploads_beyond_the_concurrency_cap_get_429() {
     expect_error(r, 429, 99991400).await;
     // When it finishes, uploads are accepted again.
     s.write_all(&body[body.len() / 2..]).await.unwrap();
-    let mut buf = vec![0u8; 2048];
-    let n = tokio::io::AsyncReadExt::read(&mut s, &mut buf)
-        .await
-        .unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert!(read_reply(&mut s).await.starts_with("HTTP/1.1 200"));
     drop(s);
     app.upload(&t, "c.png", &p).await;
 }

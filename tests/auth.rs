@@ -79,22 +79,12 @@ async fn app_access_token_carries_both_tokens() {
     assert_eq!(v["expire"], 7200);
     // The tenant token works on tenant endpoints; the app token does not.
     let ok = app
-        .client
-        .get(app.url(QUERY))
-        .bearer_auth(t)
-        .json(&json!({"user_ids": ["x"]}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(reqwest::Method::GET, QUERY, t, &json!({"user_ids": ["x"]}))
+        .await;
     assert_eq!(ok.status(), 200);
     let no = app
-        .client
-        .get(app.url(QUERY))
-        .bearer_auth(a)
-        .json(&json!({"user_ids": ["x"]}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(reqwest::Method::GET, QUERY, a, &json!({"user_ids": ["x"]}))
+        .await;
     expect_error(no, 400, 99991663).await;
 }
 
@@ -259,13 +249,8 @@ async fn missing_scope_is_refused_with_99991672() {
     )
     .await;
     let q = app
-        .client
-        .get(app.url(QUERY))
-        .bearer_auth(&n)
-        .json(&json!({"user_ids": ["u"]}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(reqwest::Method::GET, QUERY, &n, &json!({"user_ids": ["u"]}))
+        .await;
     expect_error(q, 400, 99991672).await;
 }
 
@@ -309,13 +294,13 @@ async fn burst_over_the_rate_limit_gets_429() {
     assert!(limited >= 1, "limited {limited}");
     // Limits are per app and per endpoint.
     let r = app
-        .client
-        .post(app.url(QUERY))
-        .bearer_auth(&t_other)
-        .json(&json!({"user_ids": ["u"]}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            reqwest::Method::POST,
+            QUERY,
+            &t_other,
+            &json!({"user_ids": ["u"]}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let id = app.upload(&t, "a.png", &png(70, 70, 3)).await;
     assert_eq!(app.download(&t, &id).await.status(), 200);
@@ -325,15 +310,11 @@ async fn burst_over_the_rate_limit_gets_429() {
 async fn header_names_are_title_case_on_the_wire() {
     // lark-oapi copies headers into a dict and looks up `X-Tt-Logid`
     // case-sensitively, so the exact spelling on the wire matters.
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = spawn_app().await;
-    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    s.write_all(b"GET /open-apis/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8_lossy(&buf);
+    let mut s = app
+        .raw(b"GET /open-apis/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await;
+    let text = read_reply(&mut s).await;
     assert!(text.contains("\r\nX-Tt-Logid: "), "{text}");
     assert!(
         text.contains("\r\nContent-Type: application/json"),
@@ -343,18 +324,34 @@ async fn header_names_are_title_case_on_the_wire() {
 
 #[tokio::test]
 async fn a_stalled_token_request_is_answered_not_held() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = spawn_with(|c| c.limits.body_idle_timeout_secs = 1).await;
-    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    s.write_all(b"POST /open-apis/auth/v3/tenant_access_token/internal HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{\"app_id\":")
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
-        .await
-        .expect("the server gives up on a stalled body")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]);
+    let mut s = app
+        .raw(b"POST /open-apis/auth/v3/tenant_access_token/internal HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{\"app_id\":")
+        .await;
+    let text = read_reply(&mut s).await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("\"code\":10003"), "{text}");
+}
+
+#[tokio::test]
+async fn an_oversize_json_body_is_refused_as_such() {
+    let app = spawn_with(|c| c.limits.json_max_bytes = 1000).await;
+    let t = app.token().await;
+    let ids: Vec<String> = (0..200).map(|i| format!("user-{i}")).collect();
+    let r = app
+        .send_json(
+            reqwest::Method::POST,
+            QUERY,
+            &t,
+            &json!({ "user_ids": ids }),
+        )
+        .await;
+    let v = expect_error(r, 400, 1220001).await;
+    assert!(
+        v["msg"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 1000 bytes"),
+        "{v}"
+    );
 }

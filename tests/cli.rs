@@ -155,19 +155,11 @@ fn admin_commands_and_serve_share_a_data_directory() {
     // The server and the admin commands on the same directory at once.
     let (_server, base) = serve(&data);
     let client = reqwest::blocking::Client::new();
-    let tok: Value = client
-        .post(format!(
-            "{base}/open-apis/auth/v3/tenant_access_token/internal"
-        ))
-        .body(format!(
-            "{{\"app_id\":\"{app_id}\",\"app_secret\":\"{secret}\"}}"
-        ))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(tok["code"], 0, "{tok}");
-    let t = tok["tenant_access_token"].as_str().unwrap();
+    let t = &tenant_token(
+        &client,
+        &base,
+        &format!("{{\"app_id\":\"{app_id}\",\"app_secret\":\"{secret}\"}}"),
+    );
     run_ok(facehub(&data).args([
         "person",
         "add",
@@ -198,7 +190,7 @@ fn admin_commands_and_serve_share_a_data_directory() {
         facehub(&data).args(["token", "tenant", "--app-id", &app_id]),
     ))
     .unwrap();
-    assert_eq!(issued["tenant_access_token"], t);
+    assert_eq!(issued["tenant_access_token"], t.as_str());
 }
 
 #[test]
@@ -307,32 +299,9 @@ fn sigkill_during_uploads_loses_nothing_acknowledged() {
     for round in 0..6 {
         let (server, base) = serve(&data);
         let client = reqwest::blocking::Client::new();
-        let tok: Value = client
-            .post(format!(
-                "{base}/open-apis/auth/v3/tenant_access_token/internal"
-            ))
-            .body(body.clone())
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        let t = tok["tenant_access_token"].as_str().unwrap().to_string();
+        let t = tenant_token(&client, &base, &body);
         // Everything acknowledged before is still there.
-        for (id, bytes) in acked.lock().unwrap().iter() {
-            let r = client
-                .get(format!(
-                    "{base}/open-apis/attendance/v1/files/{id}/download"
-                ))
-                .bearer_auth(&t)
-                .send()
-                .unwrap();
-            assert_eq!(r.status(), 200, "round {round}: {id} lost");
-            assert_eq!(
-                r.bytes().unwrap().as_ref(),
-                &bytes[..],
-                "round {round}: {id} changed"
-            );
-        }
+        assert_all_download(&client, &base, &t, &acked.lock().unwrap(), round);
         assert_eq!(
             std::fs::read_dir(data.join("tmp")).unwrap().count(),
             0,
@@ -385,25 +354,47 @@ fn sigkill_during_uploads_loses_nothing_acknowledged() {
     // A last restart checks the final round.
     let (_server, base) = serve(&data);
     let client = reqwest::blocking::Client::new();
+    let t = tenant_token(&client, &base, &body);
+    assert_all_download(&client, &base, &t, &acked.lock().unwrap(), 6);
+}
+
+/// A tenant token for the JSON credentials `body`.
+fn tenant_token(client: &reqwest::blocking::Client, base: &str, body: &str) -> String {
     let tok: Value = client
         .post(format!(
             "{base}/open-apis/auth/v3/tenant_access_token/internal"
         ))
-        .body(body)
+        .body(body.to_string())
         .send()
         .unwrap()
         .json()
         .unwrap();
-    let t = tok["tenant_access_token"].as_str().unwrap();
-    for (id, bytes) in acked.lock().unwrap().iter() {
+    assert_eq!(tok["code"], 0, "{tok}");
+    tok["tenant_access_token"].as_str().unwrap().to_string()
+}
+
+/// Every (file_id, bytes) downloads byte-identical.
+fn assert_all_download(
+    client: &reqwest::blocking::Client,
+    base: &str,
+    token: &str,
+    files: &[(String, Vec<u8>)],
+    round: usize,
+) {
+    for (id, bytes) in files {
         let r = client
             .get(format!(
                 "{base}/open-apis/attendance/v1/files/{id}/download"
             ))
-            .bearer_auth(t)
+            .bearer_auth(token)
             .send()
             .unwrap();
-        assert_eq!(r.bytes().unwrap().as_ref(), &bytes[..]);
+        assert_eq!(r.status(), 200, "round {round}: {id} lost");
+        assert_eq!(
+            r.bytes().unwrap().as_ref(),
+            &bytes[..],
+            "round {round}: {id} changed"
+        );
     }
 }
 

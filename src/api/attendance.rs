@@ -122,11 +122,12 @@ pub(crate) async fn next_field(
 ) -> Result<Option<multer::Field<'static>>> {
     match tokio::time::timeout(idle, form.next_field()).await {
         Ok(r) => r.map_err(multipart::error),
-        Err(_) => Err(Error::param(format!(
-            "upload stalled: no data for {} s",
-            idle.as_secs()
-        ))),
+        Err(_) => Err(stalled(idle)),
     }
+}
+
+fn stalled(idle: std::time::Duration) -> Error {
+    Error::param(format!("upload stalled: no data for {} s", idle.as_secs()))
 }
 
 /// Ends a body stream with an error when no bytes arrive for `idle`, so a
@@ -143,13 +144,7 @@ where
         match tokio::time::timeout(idle, body.next()).await {
             Ok(Some(item)) => Some((item, body)),
             Ok(None) => None,
-            Err(_) => Some((
-                Err(Error::param(format!(
-                    "upload stalled: no data for {} s",
-                    idle.as_secs()
-                ))),
-                body,
-            )),
+            Err(_) => Some((Err(stalled(idle)), body)),
         }
     })
 }

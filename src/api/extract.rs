@@ -39,11 +39,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|e| {
-                if format!("{e:?}").contains("LengthLimit") {
-                    Error::param(format!("request body is larger than {limit} bytes"))
-                } else {
-                    Error::param(format!("request body could not be read: {e}"))
+                let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+                while let Some(c) = cause {
+                    if c.is::<http_body_util::LengthLimitError>() {
+                        return Error::param(format!("request body is larger than {limit} bytes"));
+                    }
+                    cause = c.source();
                 }
+                Error::param(format!("request body could not be read: {e}"))
             })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::param("request body must be a JSON object"));

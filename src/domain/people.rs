@@ -80,7 +80,7 @@ impl Core {
             .collect();
         match self
             .db
-            .upsert_person(tenant.id, draft, &union_id, |_| open_ids, self.now())
+            .upsert_person(tenant.id, draft, &union_id, &open_ids, self.now())
             .await
         {
             Ok(r) => Ok(r),

@@ -25,6 +25,11 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Opens a blob for reading; `Ok(None)` when it does not exist.
     async fn open(&self, key: &str) -> anyhow::Result<Option<BlobReader>>;
     async fn delete(&self, key: &str) -> anyhow::Result<()>;
+    /// Every key stored (for recovery and consistency checks).
+    async fn keys(&self) -> anyhow::Result<Vec<String>>;
+    /// Removes what interrupted writes left behind; returns how many.
+    /// Only while no write can be in progress.
+    async fn sweep_incomplete(&self) -> anyhow::Result<usize>;
 }
 
 #[async_trait]
@@ -170,6 +175,14 @@ impl BlobStore for LocalBlobStore {
         let dir = path.parent().expect("blob has a shard dir").to_path_buf();
         tokio::task::spawn_blocking(move || sync_dir(&dir)).await??;
         Ok(())
+    }
+
+    async fn keys(&self) -> anyhow::Result<Vec<String>> {
+        self.list_keys()
+    }
+
+    async fn sweep_incomplete(&self) -> anyhow::Result<usize> {
+        self.sweep_tmp()
     }
 }
 

@@ -256,14 +256,14 @@ impl Db {
 
     // -------------------------------------------------------------- people
 
-    /// Creates the person or updates name / employee_no / extra. `open_ids`
-    /// is called with the new row id to derive per-app ids for a new person.
+    /// Creates the person or updates name / employee_no / extra. A new
+    /// person gets the given (app_id, open_id) pairs.
     pub async fn upsert_person(
         &self,
         tenant_id: i64,
         draft: &PersonDraft,
         union_id: &str,
-        open_ids: impl FnOnce(i64) -> Vec<(String, String)>,
+        open_ids: &[(String, String)],
         now: i64,
     ) -> Result<(Person, Upsert), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
@@ -285,7 +285,7 @@ impl Db {
         .fetch_optional(&mut *tx)
         .await?;
         let outcome = if let Some(id) = inserted {
-            for (app_id, open_id) in open_ids(id) {
+            for (app_id, open_id) in open_ids {
                 sqlx::query("INSERT INTO open_ids(open_id, app_id, person_id) VALUES (?, ?, ?)")
                     .bind(open_id)
                     .bind(app_id)

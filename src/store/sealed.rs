@@ -160,7 +160,8 @@ impl PlainStream {
         })
     }
 
-    /// Reads the whole blob (tests and small values only).
+    /// Reads the whole blob.
+    #[cfg(test)]
     pub async fn read_all(self) -> anyhow::Result<Vec<u8>> {
         use futures_util::TryStreamExt;
         let parts: Vec<Bytes> = self.into_stream().try_collect().await?;

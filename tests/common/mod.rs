@@ -225,3 +225,70 @@ pub async fn expect_error(resp: reqwest::Response, status: u16, code: i64) -> Va
     assert_eq!(v["error"]["log_id"], logid.as_str());
     v
 }
+
+impl TestApp {
+    /// Sends `body` as JSON with the given method and token; returns the reply.
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs JSON and decodes the JSON reply, whatever its status.
+    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> Value {
+        self.send_json(reqwest::Method::POST, path, token, body)
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub fn tmp_files(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("tmp"))
+            .unwrap()
+            .count()
+    }
+
+    /// Starts an upload over a raw connection and sends only the first half
+    /// of its body.
+    pub async fn half_upload(&self, token: &str, bytes: &[u8]) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let (ct, body) = sdk_file_body(bytes);
+        let head = format!(
+            "POST /open-apis/attendance/v1/files/upload?file_name=a.png HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut s = self.raw(head.as_bytes()).await;
+        s.write_all(&body[..body.len() / 2]).await.unwrap();
+        s
+    }
+
+    /// Opens a connection and writes `bytes` to it.
+    pub async fn raw(&self, bytes: &[u8]) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        s.write_all(bytes).await.unwrap();
+        s
+    }
+}
+
+/// The first reply bytes on a raw connection, waiting at most 10 s.
+pub async fn read_reply(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("the server answers within 10 s")
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
