@@ -437,92 +437,43 @@ async fn user_settings_bad_input() {
     add_person(&app, &other_tenant, "g1", None).await;
     let foreign_face = app.upload(&t2, "g.png", &png(100, 100, 2)).await;
 
-    let modify = |q: &str, body: Value, tok: &str| {
-        app.client
-            .post(app.url(&format!("{MODIFY}{q}")))
-            .bearer_auth(tok)
-            .json(&body)
-            .send()
-    };
     let ok_body = json!({"user_setting": {"user_id": "u1", "face_key": face}});
-    expect_error(modify("", ok_body.clone(), &t).await.unwrap(), 400, 1220001).await;
-    expect_error(
-        modify("?employee_type=email", ok_body.clone(), &t)
-            .await
-            .unwrap(),
-        400,
-        1220001,
-    )
-    .await;
     let q = "?employee_type=employee_id";
-    expect_error(modify(q, json!({}), &t).await.unwrap(), 400, 1220001).await;
-    expect_error(
-        modify(q, json!({"user_setting": {"user_id": "u1"}}), &t)
-            .await
-            .unwrap(),
-        400,
-        1220001,
-    )
-    .await;
-    expect_error(
-        modify(q, json!({"user_setting": {"face_key": face}}), &t)
-            .await
-            .unwrap(),
-        400,
-        1220001,
-    )
-    .await;
-    expect_error(
-        modify(
+    let setting = |user_id: Value, face_key: &str| json!({"user_setting": {"user_id": user_id, "face_key": face_key}});
+    // (query, body, expected code)
+    let cases = [
+        ("", ok_body.clone(), 1220001),
+        ("?employee_type=email", ok_body.clone(), 1220001),
+        (q, json!({}), 1220001),
+        (q, json!({"user_setting": {"user_id": "u1"}}), 1220001),
+        (q, json!({"user_setting": {"face_key": face}}), 1220001),
+        (q, setting(json!(5), &face), 1220001),
+        (
             q,
-            json!({"user_setting": {"user_id": 5, "face_key": face}}),
-            &t,
-        )
-        .await
-        .unwrap(),
-        400,
-        1220001,
-    )
-    .await;
-    expect_error(modify(q, json!({"user_setting": {"user_id": "u1", "face_key": face, "face_key_update_time": "yesterday"}}), &t).await.unwrap(), 400, 1220001).await;
-    expect_error(
-        modify(
+            json!({"user_setting": {"user_id": "u1", "face_key": face, "face_key_update_time": "yesterday"}}),
+            1220001,
+        ),
+        (q, setting(json!("ghost"), &face), 1220004),
+        (
             q,
-            json!({"user_setting": {"user_id": "ghost", "face_key": face}}),
-            &t,
-        )
-        .await
-        .unwrap(),
-        400,
-        1220004,
-    )
-    .await;
-    expect_error(modify(q, json!({"user_setting": {"user_id": "u1", "face_key": "0123456789abcdef0123456789abcdef"}}), &t).await.unwrap(), 400, 1220001).await;
-    // Another tenant's photo, another tenant's person.
-    expect_error(
-        modify(
-            q,
-            json!({"user_setting": {"user_id": "u1", "face_key": foreign_face}}),
-            &t,
-        )
-        .await
-        .unwrap(),
-        400,
-        1220001,
-    )
-    .await;
-    expect_error(
-        modify(
-            q,
-            json!({"user_setting": {"user_id": "g1", "face_key": face}}),
-            &t,
-        )
-        .await
-        .unwrap(),
-        400,
-        1220004,
-    )
-    .await;
+            setting(json!("u1"), "0123456789abcdef0123456789abcdef"),
+            1220001,
+        ),
+        // Another tenant's photo, another tenant's person.
+        (q, setting(json!("u1"), &foreign_face), 1220001),
+        (q, setting(json!("g1"), &face), 1220004),
+    ];
+    for (query, body, code) in cases {
+        let r = app
+            .send_json(
+                reqwest::Method::POST,
+                &format!("{MODIFY}{query}"),
+                &t,
+                &body,
+            )
+            .await;
+        expect_error(r, 400, code).await;
+    }
     let r = app
         .client
         .post(app.url(&format!("{MODIFY}{q}")))
@@ -533,47 +484,27 @@ async fn user_settings_bad_input() {
         .unwrap();
     expect_error(r, 400, 1220001).await;
 
-    let query = |body: Value, tok: &str| {
-        app.client
-            .post(app.url(&format!("{QUERY}{q}")))
-            .bearer_auth(tok)
-            .json(&body)
-            .send()
-    };
-    expect_error(
-        query(json!({"user_ids": []}), &t).await.unwrap(),
-        400,
-        1220001,
-    )
-    .await;
+    let query_path = format!("{QUERY}{q}");
     let many: Vec<String> = (0..101).map(|i| format!("u{i}")).collect();
-    expect_error(
-        query(json!({"user_ids": many}), &t).await.unwrap(),
-        400,
-        1220001,
-    )
-    .await;
-    expect_error(
-        query(json!({"user_ids": "u1"}), &t).await.unwrap(),
-        400,
-        1220001,
-    )
-    .await;
+    for body in [
+        json!({"user_ids": []}),
+        json!({"user_ids": many}),
+        json!({"user_ids": "u1"}),
+    ] {
+        let r = app
+            .send_json(reqwest::Method::POST, &query_path, &t, &body)
+            .await;
+        expect_error(r, 400, 1220001).await;
+    }
     // Tenant B sees nothing of tenant A's people.
-    let v: Value = query(json!({"user_ids": ["u1"]}), &t2)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = app
+        .post_json(&query_path, &t2, &json!({"user_ids": ["u1"]}))
+        .await;
     assert_eq!(v["data"]["user_settings"], json!([]));
     // Nothing was bound by the failed calls.
-    let v: Value = query(json!({"user_ids": ["u1"]}), &t)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = app
+        .post_json(&query_path, &t, &json!({"user_ids": ["u1"]}))
+        .await;
     assert_eq!(
         v["data"]["user_settings"],
         json!([{"user_id": "u1", "face_key_open": false}])
