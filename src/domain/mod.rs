@@ -2,6 +2,7 @@
 //! of HTTP; the API modules translate wire requests into calls on [`Core`].
 
 pub mod auth;
+pub mod files;
 pub mod ids;
 pub mod people;
 pub mod photos;
@@ -141,6 +142,9 @@ pub struct Core {
     /// queries before it starts. Entries live briefly: disabling an app or
     /// changing its scopes takes effect within [`auth::TOKEN_CACHE_SECS`].
     pub(crate) token_cache: moka::sync::Cache<String, auth::CachedToken>,
+    /// Full image decodes allowed at once (CPU-bound, and each holds a file
+    /// and its pixels in memory).
+    pub(crate) decode_slots: tokio::sync::Semaphore,
 }
 
 impl Core {
@@ -164,6 +168,9 @@ impl Core {
                 .max_capacity(100_000)
                 .time_to_live(std::time::Duration::from_secs(auth::TOKEN_CACHE_SECS))
                 .build(),
+            decode_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         })
     }
 

@@ -1,33 +1,15 @@
 //! Attendance face photos and the face settings that bind them to people.
 
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use std::sync::Arc;
 
+use bytes::Bytes;
+use futures_util::Stream;
+
+use super::files::{FileDownload, FileKind};
 use super::people::EmployeeType;
 use super::{AttendanceSetting, Core, FileId, FileRecord, PhotoName};
 use crate::error::{Error, Result};
-use crate::image::{PhotoCheck, PhotoError, PhotoFormat, PhotoRules};
-use crate::store::sealed::{PlainStream, SealedWriter};
-
-pub const ATTENDANCE_PHOTO: &str = "attendance_photo";
-
-/// Associated data binding a sealed file name to its file.
-fn name_aad(file_id: &str) -> String {
-    format!("file_name:{file_id}")
-}
-
-impl From<PhotoError> for Error {
-    fn from(e: PhotoError) -> Self {
-        Error::InvalidParam(e.to_string())
-    }
-}
-
-/// A stored photo ready to be streamed back.
-pub struct PhotoDownload {
-    pub record: FileRecord,
-    pub format: PhotoFormat,
-    pub body: PlainStream,
-}
+use crate::image::{FormatSet, ImageFormat, ImageRules};
 
 /// One entry of `user_settings/query`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,9 +19,11 @@ pub struct UserFaceSetting {
 }
 
 impl Core {
-    fn photo_rules(&self) -> PhotoRules {
+    /// Attendance photos: JPEG or PNG, bounds from `limits.photo_*`.
+    pub fn attendance_rules(&self) -> ImageRules {
         let l = &self.config.limits;
-        PhotoRules {
+        ImageRules {
+            formats: FormatSet::of(&[ImageFormat::Jpeg, ImageFormat::Png]),
             min_bytes: l.photo_min_bytes,
             max_bytes: l.photo_max_bytes,
             min_side: l.photo_min_side,
@@ -47,12 +31,10 @@ impl Core {
         }
     }
 
-    /// Stores an attendance face photo from a stream of its bytes. The bytes
-    /// are checked as they arrive and sealed straight to a temporary blob;
-    /// the id is returned only once blob and metadata are durable. On any
-    /// failure nothing is left behind.
+    /// Stores an attendance face photo from a stream of its bytes; the id
+    /// is returned only once blob and metadata are durable.
     pub async fn store_attendance_photo<S>(
-        &self,
+        self: &Arc<Self>,
         tenant_id: i64,
         name: &PhotoName,
         body: S,
@@ -60,80 +42,17 @@ impl Core {
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
-        let file_id = FileId::generate();
-        let mut writer = self
-            .blobs
-            .create(file_id.as_str())
-            .await
-            .map_err(Error::Internal)?;
-        let mut check = PhotoCheck::new(self.photo_rules());
-        let mut body = std::pin::pin!(body);
-        let outcome: Result<()> = async {
-            while let Some(piece) = body.next().await {
-                let piece = piece?;
-                check.push(&piece)?;
-                writer.write(&piece).await.map_err(Error::Internal)?;
-            }
-            Ok(())
-        }
-        .await;
-        let info = match outcome.and_then(|()| check.finish().map_err(Error::from)) {
-            Ok(info) => info,
-            Err(e) => {
-                writer.abort().await;
-                return Err(e);
-            }
-        };
-        if !info.format.matches_extension(name.extension()) {
-            writer.abort().await;
+        let staged = self.receive_image(self.attendance_rules(), body).await?;
+        if !staged.format().matches_extension(name.extension()) {
+            let format = staged.format();
+            staged.discard().await;
             return Err(Error::param(format!(
-                "file_name extension .{} does not match the file content ({})",
+                "file_name extension .{} does not match the file content ({format})",
                 name.extension(),
-                info.format
             )));
         }
-        let record = FileRecord {
-            file_id: file_id.to_string(),
-            tenant_id,
-            kind: ATTENDANCE_PHOTO.to_string(),
-            file_name: name.as_str().to_string(),
-            format: info.format.as_str().to_string(),
-            width: info.width.into(),
-            height: info.height.into(),
-            size: info.size as i64,
-            sha256: String::new(),
-            key_id: self.keys.current().id().into(),
-            created_at: self.now(),
-        };
-        self.commit_blob(writer, record).await
-    }
-
-    /// Makes a fully received blob durable and records it. Runs as its own
-    /// task: once the last byte is in, a client hanging up (which drops the
-    /// request future) can no longer leave a blob without its metadata.
-    async fn commit_blob(
-        &self,
-        writer: SealedWriter,
-        mut record: FileRecord,
-    ) -> Result<FileRecord> {
-        let db = self.db.clone();
-        let blobs = self.blobs.clone();
-        let sealed_name = self.keys.seal_small(
-            name_aad(&record.file_id).as_bytes(),
-            record.file_name.as_bytes(),
-        );
-        tokio::spawn(async move {
-            let digest = writer.finish().await.map_err(Error::Internal)?;
-            record.sha256 = digest;
-            if let Err(e) = db.insert_file(&record, &sealed_name).await {
-                // Not acknowledged: do not keep an unreferenced blob.
-                let _ = blobs.delete(&record.file_id).await;
-                return Err(e.into());
-            }
-            Ok(record)
-        })
-        .await
-        .map_err(|e| Error::Internal(anyhow::Error::new(e).context("storing an upload")))?
+        self.commit_image(staged, tenant_id, FileKind::AttendancePhoto, name.as_str())
+            .await
     }
 
     /// Opens an attendance photo of the tenant. Unknown ids and other
@@ -142,36 +61,12 @@ impl Core {
         &self,
         tenant_id: i64,
         file_id: &str,
-    ) -> Result<PhotoDownload> {
+    ) -> Result<FileDownload> {
         let not_found = || Error::param(format!("file_id {file_id:?} not found"));
-        let Some(id) = FileId::parse(file_id) else {
-            return Err(not_found());
-        };
-        let Some((mut record, sealed_name)) = self
-            .db
-            .file(tenant_id, ATTENDANCE_PHOTO, id.as_str())
+        let id = FileId::parse(file_id).ok_or_else(not_found)?;
+        self.open_file(tenant_id, FileKind::AttendancePhoto, &id)
             .await?
-        else {
-            return Err(not_found());
-        };
-        let name = self
-            .keys
-            .open_small(name_aad(id.as_str()).as_bytes(), &sealed_name)
-            .map_err(Error::Internal)?;
-        record.file_name = String::from_utf8(name).map_err(|e| Error::Internal(e.into()))?;
-        let format = PhotoFormat::parse(&record.format)
-            .ok_or_else(|| Error::internal(format!("stored format {:?}", record.format)))?;
-        let body = self
-            .blobs
-            .open(id.as_str())
-            .await
-            .map_err(Error::Internal)?
-            .ok_or_else(|| Error::internal(format!("blob of file {id} is missing")))?;
-        Ok(PhotoDownload {
-            record,
-            format,
-            body,
-        })
+            .ok_or_else(not_found)
     }
 
     /// `user_settings/modify`: binds a stored photo to a person.
@@ -188,15 +83,14 @@ impl Core {
             .find_person(tenant_id, kind, user_id)
             .await?
             .ok_or_else(|| Error::UserNotFound(user_id.to_string()))?;
-        let file = match FileId::parse(face_key) {
+        let exists = match FileId::parse(face_key) {
             Some(id) => {
-                self.db
-                    .file(tenant_id, ATTENDANCE_PHOTO, id.as_str())
+                self.file_exists(tenant_id, FileKind::AttendancePhoto, &id)
                     .await?
             }
-            None => None,
+            None => false,
         };
-        if file.is_none() {
+        if !exists {
             return Err(Error::param(format!(
                 "face_key {face_key:?} is not an uploaded face photo"
             )));

@@ -1,177 +1,391 @@
-//! Image checks done on the bytes as they stream in.
+//! The one image-validation core every upload goes through (attendance
+//! photos, door-access faces, wiki images).
 //!
-//! [`PhotoCheck`] sees every byte of an upload exactly once and keeps a
-//! bounded prefix and suffix: it decides the format from the magic bytes
-//! (never the name), reads the dimensions from the header with `imagesize`
-//! before the rest arrives, enforces size and dimension bounds as soon as
-//! they are known, and at the end checks that the stream is complete (PNG
-//! ends with its IEND chunk, JPEG with the EOI marker), which catches
-//! truncated uploads without decoding pixels.
+//! Validation is decided by the bytes, never by a name or a declared
+//! Content-Type, and happens in two stages:
+//!
+//! 1. [`Probe`] sees every byte exactly once while the upload streams in and
+//!    keeps only a bounded prefix and suffix. It names the format from the
+//!    magic bytes, reads the dimensions from the header before the pixels
+//!    arrive (a decompression bomb is refused on its header, without
+//!    allocating for it), cuts the body off as soon as it passes the size
+//!    limit, and at the end checks the size floor and the format's end
+//!    marker.
+//! 2. [`decode`] decodes the complete file under explicit memory limits:
+//!    dimensions are taken from the decoder's own header parse and checked
+//!    before any pixel buffer exists, animation frames and icon entries are
+//!    checked against the header that declares them, and a pixel budget
+//!    bounds the work of animations. A truncated or corrupt file fails here.
+//!
+//! [`check`] runs both over a slice (fuzzing, benchmarks, tests).
+
+mod decode;
+mod ico;
+/// Sample images for tests, benchmarks and fuzz seeds.
+#[doc(hidden)]
+pub mod samples;
 
 use std::fmt;
 
-/// Formats an attendance or door-access face photo may have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PhotoFormat {
-    Jpeg,
+pub use decode::decode;
+
+/// The formats any surface can accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImageFormat {
+    Ico,
+    Bmp,
+    Gif,
     Png,
+    Jpeg,
+    Webp,
 }
 
-impl PhotoFormat {
-    pub fn as_str(self) -> &'static str {
+impl ImageFormat {
+    pub const ALL: [ImageFormat; 6] = [
+        ImageFormat::Ico,
+        ImageFormat::Bmp,
+        ImageFormat::Gif,
+        ImageFormat::Png,
+        ImageFormat::Jpeg,
+        ImageFormat::Webp,
+    ];
+
+    /// The stable lower-case name (stored in metadata, shown in messages).
+    pub fn name(self) -> &'static str {
         match self {
-            PhotoFormat::Jpeg => "jpeg",
-            PhotoFormat::Png => "png",
+            ImageFormat::Ico => "ico",
+            ImageFormat::Bmp => "bmp",
+            ImageFormat::Gif => "gif",
+            ImageFormat::Png => "png",
+            ImageFormat::Jpeg => "jpeg",
+            ImageFormat::Webp => "webp",
         }
     }
 
-    pub fn parse(s: &str) -> Option<PhotoFormat> {
-        match s {
-            "jpeg" => Some(PhotoFormat::Jpeg),
-            "png" => Some(PhotoFormat::Png),
-            _ => None,
-        }
+    pub fn parse(name: &str) -> Option<ImageFormat> {
+        ImageFormat::ALL.into_iter().find(|f| f.name() == name)
     }
 
     pub fn mime(self) -> &'static str {
         match self {
-            PhotoFormat::Jpeg => "image/jpeg",
-            PhotoFormat::Png => "image/png",
+            ImageFormat::Ico => "image/x-icon",
+            ImageFormat::Bmp => "image/bmp",
+            ImageFormat::Gif => "image/gif",
+            ImageFormat::Png => "image/png",
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Webp => "image/webp",
         }
     }
 
-    /// Whether a file name extension (lower-cased, without the dot) names
-    /// this format.
-    pub fn matches_extension(self, ext: &str) -> bool {
+    /// File name extensions (lower case, no dot) that name this format.
+    pub fn extensions(self) -> &'static [&'static str] {
         match self {
-            PhotoFormat::Jpeg => matches!(ext, "jpg" | "jpeg"),
-            PhotoFormat::Png => ext == "png",
+            ImageFormat::Ico => &["ico", "icon"],
+            ImageFormat::Bmp => &["bmp", "dib"],
+            ImageFormat::Gif => &["gif"],
+            ImageFormat::Png => &["png", "apng"],
+            ImageFormat::Jpeg => &["jpg", "jpeg", "jpe", "jfif"],
+            ImageFormat::Webp => &["webp"],
         }
     }
-}
 
-impl fmt::Display for PhotoFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PhotoFormat::Jpeg => "JPEG",
-            PhotoFormat::Png => "PNG",
-        })
+    pub fn matches_extension(self, ext: &str) -> bool {
+        self.extensions().contains(&ext)
+    }
+
+    /// The image format an extension names, if any.
+    pub fn from_extension(ext: &str) -> Option<ImageFormat> {
+        ImageFormat::ALL
+            .into_iter()
+            .find(|f| f.matches_extension(ext))
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
     }
 }
 
-/// Names the format of the first bytes, for messages about refused files.
-pub fn sniff_any(head: &[u8]) -> Option<&'static str> {
-    const SIGS: &[(&[u8], &str)] = &[
-        (b"\x89PNG\r\n\x1a\n", "png"),
-        (b"\xff\xd8\xff", "jpeg"),
-        (b"GIF87a", "gif"),
-        (b"GIF89a", "gif"),
-        (b"BM", "bmp"),
-        (b"II*\0", "tiff"),
-        (b"MM\0*", "tiff"),
-        (b"\0\0\x01\0", "ico"),
-        (b"%PDF", "pdf"),
-        (b"PK\x03\x04", "zip"),
+impl fmt::Display for ImageFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the first bytes of a file say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    Image(ImageFormat),
+    /// A known format that no surface accepts (named in the refusal).
+    Other(&'static str),
+    Unknown,
+}
+
+/// Bytes [`sniff`] needs to decide.
+pub const SNIFF_LEN: usize = 12;
+
+pub fn sniff(head: &[u8]) -> Sniffed {
+    const SIGS: &[(&[u8], Sniffed)] = &[
+        (b"\x89PNG\r\n\x1a\n", Sniffed::Image(ImageFormat::Png)),
+        (b"\xff\xd8\xff", Sniffed::Image(ImageFormat::Jpeg)),
+        (b"GIF87a", Sniffed::Image(ImageFormat::Gif)),
+        (b"GIF89a", Sniffed::Image(ImageFormat::Gif)),
+        (b"BM", Sniffed::Image(ImageFormat::Bmp)),
+        (b"\0\0\x01\0", Sniffed::Image(ImageFormat::Ico)),
+        (b"\0\0\x02\0", Sniffed::Other("cur")),
+        (b"II*\0", Sniffed::Other("tiff")),
+        (b"MM\0*", Sniffed::Other("tiff")),
+        (b"%PDF", Sniffed::Other("pdf")),
+        (b"PK\x03\x04", Sniffed::Other("zip")),
+        (b"8BPS", Sniffed::Other("psd")),
+        (b"\xff\x0a", Sniffed::Other("jxl")),
+        (b"\0\0\0\x0cJXL ", Sniffed::Other("jxl")),
+        (b"qoif", Sniffed::Other("qoi")),
+        (b"<svg", Sniffed::Other("svg")),
+        (b"<?xml", Sniffed::Other("xml")),
     ];
     if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
-        return Some("webp");
+        return Sniffed::Image(ImageFormat::Webp);
     }
     if head.len() >= 12 && &head[4..8] == b"ftyp" {
-        return Some("heif/avif");
+        return Sniffed::Other(match &head[8..12] {
+            b"avif" | b"avis" => "avif",
+            _ => "heif",
+        });
     }
     SIGS.iter()
         .find(|(sig, _)| head.starts_with(sig))
-        .map(|(_, name)| *name)
+        .map(|(_, s)| *s)
+        .unwrap_or(Sniffed::Unknown)
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct PhotoRules {
+/// A set of accepted formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormatSet(u8);
+
+impl FormatSet {
+    pub const fn empty() -> FormatSet {
+        FormatSet(0)
+    }
+
+    pub fn of(formats: &[ImageFormat]) -> FormatSet {
+        FormatSet(formats.iter().fold(0, |bits, f| bits | f.bit()))
+    }
+
+    pub fn all() -> FormatSet {
+        FormatSet::of(&ImageFormat::ALL)
+    }
+
+    pub fn contains(self, f: ImageFormat) -> bool {
+        self.0 & f.bit() != 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = ImageFormat> {
+        ImageFormat::ALL
+            .into_iter()
+            .filter(move |f| self.contains(*f))
+    }
+}
+
+impl fmt::Display for FormatSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, format) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(format.name())?;
+        }
+        Ok(())
+    }
+}
+
+/// What one surface accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageRules {
+    pub formats: FormatSet,
     pub min_bytes: u64,
     pub max_bytes: u64,
     pub min_side: u32,
     pub max_side: u32,
 }
 
+impl ImageRules {
+    /// Wiki (lingo) images, as the platform page states them: icon, bmp,
+    /// gif, png, jpeg, webp; 320–4096 px per side; 3 KB–10 MB (binary
+    /// units, as the platform's other size limits).
+    pub fn lingo() -> ImageRules {
+        ImageRules {
+            formats: FormatSet::all(),
+            min_bytes: 3 * 1024,
+            max_bytes: 10 * 1024 * 1024,
+            min_side: 320,
+            max_side: 4096,
+        }
+    }
+
+    /// Pixels an animation (all frames) or icon (all entries) may decode
+    /// to: sixteen frames of the largest canvas. Bounds the work a small
+    /// file can demand.
+    pub fn pixel_budget(&self) -> u64 {
+        16 * u64::from(self.max_side) * u64::from(self.max_side)
+    }
+
+    /// Bytes one decoder may allocate: an 8-bit RGBA canvas of the largest
+    /// size plus room for the decoders' own tables.
+    pub fn max_alloc(&self) -> u64 {
+        4 * u64::from(self.max_side) * u64::from(self.max_side) + 16 * 1024 * 1024
+    }
+
+    fn check_side(&self, axis: &'static str, value: u32) -> Result<(), ImageError> {
+        if value > self.max_side {
+            return Err(ImageError::SideTooLarge {
+                axis,
+                value,
+                max: self.max_side,
+            });
+        }
+        if value < self.min_side {
+            return Err(ImageError::SideTooSmall {
+                axis,
+                value,
+                min: self.min_side,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn check_dims(&self, width: u32, height: u32) -> Result<(), ImageError> {
+        self.check_side("width", width)?;
+        self.check_side("height", height)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PhotoInfo {
-    pub format: PhotoFormat,
+pub struct ImageInfo {
+    pub format: ImageFormat,
     pub width: u32,
     pub height: u32,
     pub size: u64,
+    /// Animation frames, or icon entries; 1 for a still image.
+    pub frames: u32,
 }
 
-/// Why a photo was refused; the message names the rule.
+/// Why an image was refused; the message names the rule that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PhotoError {
+pub enum ImageError {
     #[error("file is empty")]
     Empty,
-    #[error("file size exceeds {max} bytes")]
+    #[error("file size exceeds {}", human_size(*.max))]
     TooLarge { max: u64 },
-    #[error("file size {size} bytes is below {min} bytes")]
+    #[error("file size {} is below {}", human_size(*.size), human_size(*.min))]
     TooSmall { size: u64, min: u64 },
-    #[error("format {0} is not accepted, only JPEG and PNG")]
-    WrongFormat(String),
-    #[error("file is not a JPEG or PNG image")]
-    NotAnImage,
-    #[error("{0} header is corrupt or incomplete")]
-    BadHeader(PhotoFormat),
-    #[error("{axis} {value} px is outside {min}..={max} px")]
-    Dimension {
+    #[error("format {found} is not accepted (accepted: {accepted})")]
+    FormatNotAccepted {
+        found: &'static str,
+        accepted: FormatSet,
+    },
+    #[error("file content is not a recognised image (accepted: {accepted})")]
+    NotAnImage { accepted: FormatSet },
+    #[error("{axis} {value} exceeds {max}")]
+    SideTooLarge {
+        axis: &'static str,
+        value: u32,
+        max: u32,
+    },
+    #[error("{axis} {value} is below {min}")]
+    SideTooSmall {
         axis: &'static str,
         value: u32,
         min: u32,
-        max: u32,
     },
-    #[error("{0} data is truncated (no end marker)")]
-    Truncated(PhotoFormat),
+    #[error("{0} data is truncated")]
+    Truncated(ImageFormat),
+    #[error("{format} data is corrupt: {detail}")]
+    Corrupt { format: ImageFormat, detail: String },
+    #[error("{format} structure is inconsistent: {detail}")]
+    Inconsistent { format: ImageFormat, detail: String },
+    #[error("{format} decodes to more than {budget} pixels in all")]
+    TooManyPixels { format: ImageFormat, budget: u64 },
 }
 
-/// How many leading bytes may be buffered while looking for the dimensions
-/// (a JPEG's frame header can follow large EXIF/ICC segments).
+/// `2.1 KB`, `3 KB`, `10 MB`, `512 bytes` (binary units).
+pub fn human_size(n: u64) -> String {
+    const KB: u64 = 1024;
+    const MB: u64 = 1024 * 1024;
+    let (unit, name) = match n {
+        n if n >= MB => (MB, "MB"),
+        n if n >= KB => (KB, "KB"),
+        _ => return format!("{n} bytes"),
+    };
+    if n.is_multiple_of(unit) {
+        format!("{} {name}", n / unit)
+    } else {
+        // Round down so a size just below a limit never prints as the limit.
+        let tenths = n * 10 / unit;
+        format!("{}.{} {name}", tenths / 10, tenths % 10)
+    }
+}
+
+/// What the streaming stage learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probed {
+    pub format: ImageFormat,
+    pub size: u64,
+    /// From the header, when it could be read within the bounded prefix
+    /// (icons always leave this to [`decode`]: their directory cannot
+    /// express sizes above 256 px).
+    pub dims: Option<(u32, u32)>,
+}
+
+/// How many leading bytes may be kept while looking for the dimensions (a
+/// JPEG's frame header can follow large EXIF/ICC segments); past this the
+/// decision is left to [`decode`].
 const MAX_HEAD: usize = 512 * 1024;
 const TAIL: usize = 64;
 const PNG_IEND: [u8; 12] = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
 
-pub struct PhotoCheck {
-    rules: PhotoRules,
+/// The streaming stage: push every piece, then [`Probe::finish`].
+pub struct Probe {
+    rules: ImageRules,
     head: Vec<u8>,
     tail: Vec<u8>,
     size: u64,
-    format: Option<PhotoFormat>,
+    format: Option<ImageFormat>,
     dims: Option<(u32, u32)>,
-    /// `head.len()` at the last header parse attempt, to avoid re-parsing
-    /// for every small piece.
+    /// Header parsing is over: dimensions known, or left to `decode`.
+    header_done: bool,
+    /// `head.len()` at the last parse attempt, so that a trickle of small
+    /// pieces does not re-parse the header for each one.
     tried_at: usize,
 }
 
-impl PhotoCheck {
-    pub fn new(rules: PhotoRules) -> PhotoCheck {
-        PhotoCheck {
+impl Probe {
+    pub fn new(rules: ImageRules) -> Probe {
+        Probe {
             rules,
             head: Vec::new(),
             tail: Vec::with_capacity(2 * TAIL),
             size: 0,
             format: None,
             dims: None,
+            header_done: false,
             tried_at: 0,
         }
     }
 
     /// Feeds the next bytes; fails as soon as a rule is known to be broken.
-    pub fn push(&mut self, data: &[u8]) -> Result<(), PhotoError> {
+    pub fn push(&mut self, data: &[u8]) -> Result<(), ImageError> {
         self.size += data.len() as u64;
         if self.size > self.rules.max_bytes {
-            return Err(PhotoError::TooLarge {
+            return Err(ImageError::TooLarge {
                 max: self.rules.max_bytes,
             });
         }
-        // Keep the last TAIL bytes.
         self.tail
             .extend_from_slice(&data[data.len().saturating_sub(TAIL)..]);
         if self.tail.len() > TAIL {
             self.tail.drain(..self.tail.len() - TAIL);
         }
-        if self.dims.is_none() {
+        if !self.header_done {
             let room = MAX_HEAD - self.head.len();
             self.head.extend_from_slice(&data[..data.len().min(room)]);
             self.try_header(false)?;
@@ -179,218 +393,117 @@ impl PhotoCheck {
         Ok(())
     }
 
-    fn try_header(&mut self, at_end: bool) -> Result<(), PhotoError> {
-        if self.format.is_none() {
-            if self.head.len() < 12 && !at_end {
-                return Ok(());
+    fn try_header(&mut self, at_end: bool) -> Result<(), ImageError> {
+        let format = match self.format {
+            Some(f) => f,
+            None => {
+                if self.head.len() < SNIFF_LEN && !at_end {
+                    return Ok(());
+                }
+                let f = match sniff(&self.head) {
+                    Sniffed::Image(f) if self.rules.formats.contains(f) => f,
+                    Sniffed::Image(f) => {
+                        return Err(ImageError::FormatNotAccepted {
+                            found: f.name(),
+                            accepted: self.rules.formats,
+                        });
+                    }
+                    Sniffed::Other(name) => {
+                        return Err(ImageError::FormatNotAccepted {
+                            found: name,
+                            accepted: self.rules.formats,
+                        });
+                    }
+                    Sniffed::Unknown => {
+                        return Err(ImageError::NotAnImage {
+                            accepted: self.rules.formats,
+                        });
+                    }
+                };
+                self.format = Some(f);
+                f
             }
-            self.format = Some(if self.head.starts_with(b"\x89PNG\r\n\x1a\n") {
-                PhotoFormat::Png
-            } else if self.head.starts_with(b"\xff\xd8\xff") {
-                PhotoFormat::Jpeg
-            } else {
-                return Err(match sniff_any(&self.head) {
-                    Some(other) => PhotoError::WrongFormat(other.to_string()),
-                    None => PhotoError::NotAnImage,
-                });
-            });
+        };
+        if format == ImageFormat::Ico {
+            self.end_header();
+            return Ok(());
         }
-        let format = self.format.expect("set above");
         let grown = self.head.len() - self.tried_at;
-        if !at_end && self.tried_at != 0 && grown < 16 * 1024 && self.head.len() < MAX_HEAD {
+        let full = self.head.len() >= MAX_HEAD;
+        if !at_end && !full && self.tried_at != 0 && grown < 16 * 1024 {
             return Ok(());
         }
         self.tried_at = self.head.len();
-        match imagesize::image_type(&self.head) {
-            Ok(imagesize::ImageType::Jpeg) | Ok(imagesize::ImageType::Png) => {}
-            _ => return Err(PhotoError::BadHeader(format)),
-        }
         match imagesize::blob_size(&self.head) {
-            Ok(size) if size.width > 0 && size.height > 0 => {
-                let (w, h) = (
-                    u32::try_from(size.width).unwrap_or(u32::MAX),
-                    u32::try_from(size.height).unwrap_or(u32::MAX),
-                );
-                self.check_side("width", w)?;
-                self.check_side("height", h)?;
+            Ok(size) => {
+                let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+                let (w, h) = (clamp(size.width), clamp(size.height));
+                self.rules.check_dims(w, h)?;
                 self.dims = Some((w, h));
-                self.head = Vec::new();
-                Ok(())
+                self.end_header();
             }
-            Ok(_) => Err(PhotoError::BadHeader(format)),
-            Err(_) if !at_end && self.head.len() < MAX_HEAD => Ok(()),
-            Err(_) => Err(PhotoError::BadHeader(format)),
-        }
-    }
-
-    fn check_side(&self, axis: &'static str, value: u32) -> Result<(), PhotoError> {
-        if value < self.rules.min_side || value > self.rules.max_side {
-            return Err(PhotoError::Dimension {
-                axis,
-                value,
-                min: self.rules.min_side,
-                max: self.rules.max_side,
-            });
+            // Not enough of the header yet; at the end (or with the prefix
+            // full) the full decode gives the precise answer.
+            Err(_) if at_end || full => self.end_header(),
+            Err(_) => {}
         }
         Ok(())
     }
 
-    /// Called after the last byte: completes the checks.
-    pub fn finish(mut self) -> Result<PhotoInfo, PhotoError> {
+    fn end_header(&mut self) {
+        self.header_done = true;
+        self.head = Vec::new();
+    }
+
+    /// Called after the last byte: completes the streaming checks.
+    pub fn finish(mut self) -> Result<Probed, ImageError> {
         if self.size == 0 {
-            return Err(PhotoError::Empty);
+            return Err(ImageError::Empty);
         }
-        if self.dims.is_none() {
+        if !self.header_done {
             self.try_header(true)?;
         }
-        let format = self.format.ok_or(PhotoError::NotAnImage)?;
-        let (width, height) = self.dims.ok_or(PhotoError::BadHeader(format))?;
+        let format = self.format.ok_or(ImageError::NotAnImage {
+            accepted: self.rules.formats,
+        })?;
+        if self.size < self.rules.min_bytes {
+            return Err(ImageError::TooSmall {
+                size: self.size,
+                min: self.rules.min_bytes,
+            });
+        }
         let complete = match format {
-            PhotoFormat::Png => self.tail.ends_with(&PNG_IEND),
-            PhotoFormat::Jpeg => {
+            ImageFormat::Png => self.tail.ends_with(&PNG_IEND),
+            ImageFormat::Jpeg => {
                 // Some encoders pad after EOI; zero/whitespace padding is fine.
                 let end = self
                     .tail
                     .iter()
                     .rposition(|b| !matches!(b, 0 | b'\r' | b'\n' | b' '))
-                    .map(|i| i + 1)
-                    .unwrap_or(0);
+                    .map_or(0, |i| i + 1);
                 self.tail[..end].ends_with(&[0xFF, 0xD9])
             }
+            // Their structure says where they end; `decode` checks it.
+            ImageFormat::Gif | ImageFormat::Bmp | ImageFormat::Ico | ImageFormat::Webp => true,
         };
         if !complete {
-            return Err(PhotoError::Truncated(format));
+            return Err(ImageError::Truncated(format));
         }
-        if self.size < self.rules.min_bytes {
-            return Err(PhotoError::TooSmall {
-                size: self.size,
-                min: self.rules.min_bytes,
-            });
-        }
-        Ok(PhotoInfo {
+        Ok(Probed {
             format,
-            width,
-            height,
             size: self.size,
+            dims: self.dims,
         })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const RULES: PhotoRules = PhotoRules {
-        min_bytes: 1,
-        max_bytes: 1 << 20,
-        min_side: 64,
-        max_side: 4096,
-    };
-
-    fn png(w: u32, h: u32) -> Vec<u8> {
-        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
-        let mut out = std::io::Cursor::new(Vec::new());
-        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-        out.into_inner()
-    }
-
-    fn jpeg(w: u32, h: u32) -> Vec<u8> {
-        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
-        let mut out = std::io::Cursor::new(Vec::new());
-        img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
-        out.into_inner()
-    }
-
-    fn check(bytes: &[u8], piece: usize) -> Result<PhotoInfo, PhotoError> {
-        let mut c = PhotoCheck::new(RULES);
-        for p in bytes.chunks(piece) {
-            c.push(p)?;
-        }
-        c.finish()
-    }
-
-    #[test]
-    fn accepts_real_png_and_jpeg_in_any_piece_size() {
-        for piece in [1, 7, 4096, 1 << 20] {
-            let p = check(&png(100, 80), piece).unwrap();
-            assert_eq!((p.format, p.width, p.height), (PhotoFormat::Png, 100, 80));
-            let j = check(&jpeg(120, 90), piece).unwrap();
-            assert_eq!((j.format, j.width, j.height), (PhotoFormat::Jpeg, 120, 90));
-        }
-    }
-
-    #[test]
-    fn refuses_truncated_files() {
-        let p = png(100, 100);
-        assert_eq!(
-            check(&p[..p.len() - 5], 999),
-            Err(PhotoError::Truncated(PhotoFormat::Png))
-        );
-        let j = jpeg(100, 100);
-        assert_eq!(
-            check(&j[..j.len() / 2], 999),
-            Err(PhotoError::Truncated(PhotoFormat::Jpeg))
-        );
-        // Cut inside the header.
-        assert_eq!(
-            check(&p[..20], 999),
-            Err(PhotoError::BadHeader(PhotoFormat::Png))
-        );
-    }
-
-    #[test]
-    fn refuses_other_formats_and_junk() {
-        assert_eq!(check(b"", 10), Err(PhotoError::Empty));
-        assert_eq!(
-            check(b"GIF89a\x01\x00\x01\x00junkjunkjunk", 10),
-            Err(PhotoError::WrongFormat("gif".into()))
-        );
-        assert_eq!(
-            check(b"hello, this is text", 10),
-            Err(PhotoError::NotAnImage)
-        );
-        assert_eq!(check(b"\x89PNG", 10), Err(PhotoError::NotAnImage));
-    }
-
-    #[test]
-    fn dimension_bounds() {
-        assert!(matches!(
-            check(&png(63, 100), 4096),
-            Err(PhotoError::Dimension {
-                axis: "width",
-                value: 63,
-                ..
-            })
-        ));
-        assert!(matches!(
-            check(&png(100, 4097), 4096),
-            Err(PhotoError::Dimension {
-                axis: "height",
-                value: 4097,
-                ..
-            })
-        ));
-        assert!(check(&png(64, 4096), 1 << 20).is_ok());
-    }
-
-    #[test]
-    fn size_limit_stops_early() {
-        let mut c = PhotoCheck::new(PhotoRules {
-            max_bytes: 10,
-            ..RULES
-        });
-        assert_eq!(c.push(&[0xff; 11]), Err(PhotoError::TooLarge { max: 10 }));
-    }
-
-    #[test]
-    fn forged_header_with_huge_dimensions_is_refused_before_the_body() {
-        // A PNG header declaring 60000x60000: refused on the header alone.
-        let mut p = png(100, 100);
-        p[16..20].copy_from_slice(&60000u32.to_be_bytes());
-        let mut c = PhotoCheck::new(RULES);
-        assert!(matches!(
-            c.push(&p[..64]),
-            Err(PhotoError::Dimension { value: 60000, .. })
-        ));
-    }
+/// Both stages over a complete file.
+pub fn check(bytes: &[u8], rules: &ImageRules) -> Result<ImageInfo, ImageError> {
+    let mut probe = Probe::new(*rules);
+    probe.push(bytes)?;
+    let probed = probe.finish()?;
+    decode(bytes, probed.format, rules)
 }
+
+#[cfg(test)]
+mod tests;

@@ -160,12 +160,16 @@ impl PlainStream {
         })
     }
 
-    /// Reads the whole blob.
-    #[cfg(test)]
-    pub async fn read_all(self) -> anyhow::Result<Vec<u8>> {
-        use futures_util::TryStreamExt;
-        let parts: Vec<Bytes> = self.into_stream().try_collect().await?;
-        Ok(parts.concat())
+    /// Reads the whole blob into one buffer (`size_hint` bytes reserved).
+    pub async fn read_all(mut self, size_hint: usize) -> anyhow::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(size_hint);
+        if let Some(first) = self.first.take() {
+            out.extend_from_slice(&first);
+        }
+        while let Some(chunk) = self.next_chunk().await? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
     }
 }
 
@@ -192,7 +196,7 @@ mod tests {
         }
         w.finish().await.unwrap();
         let got = blobs.open("att_roundtrip").await.unwrap().unwrap();
-        assert_eq!(got.read_all().await.unwrap(), data);
+        assert_eq!(got.read_all(0).await.unwrap(), data);
         // Nothing on disk holds the plaintext.
         let raw = std::fs::read(dir.path().join("blobs/ip/att_roundtrip")).unwrap();
         assert!(!raw.windows(64).any(|w| w == &data[1000..1064]));

@@ -1,0 +1,262 @@
+//! Stored images, whatever surface they came through: one intake (stream,
+//! validate, seal, make durable, record) and one way back out.
+//!
+//! An upload goes through three steps, and only the last makes it visible:
+//! 1. [`Core::receive_image`] streams the bytes through the [`Probe`] into a
+//!    sealed temporary blob; memory stays bounded by one chunk.
+//! 2. The caller checks what depends on other fields (a name's extension
+//!    against the probed format) and either commits or drops the upload.
+//! 3. [`Core::commit_image`] makes the blob durable, decodes it in full
+//!    (bounded by the decode slots), and records its metadata. A file that
+//!    fails to decode is deleted again; a crash before the metadata row
+//!    leaves an unreferenced blob that start-up recovery removes.
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use super::{Core, FileId, FileRecord};
+use crate::error::{Error, Result};
+use crate::image::{ImageError, ImageFormat, ImageInfo, ImageRules, Probe, Probed};
+use crate::store::sealed::{PlainStream, SealedWriter};
+
+/// What a stored file is; each kind is its own namespace of ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    AttendancePhoto,
+    LingoImage,
+}
+
+impl FileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::AttendancePhoto => "attendance_photo",
+            FileKind::LingoImage => "lingo_image",
+        }
+    }
+}
+
+impl From<ImageError> for Error {
+    fn from(e: ImageError) -> Self {
+        Error::InvalidParam(e.to_string())
+    }
+}
+
+/// Associated data binding a sealed file name to its file.
+fn name_aad(file_id: &str) -> String {
+    format!("file_name:{file_id}")
+}
+
+/// An upload whose bytes passed the streaming checks and sit sealed in a
+/// temporary blob. Dropping it without [`Core::commit_image`] or
+/// [`StagedImage::discard`] leaves the temporary blob to the writer's own
+/// clean-up.
+pub struct StagedImage {
+    file_id: FileId,
+    writer: SealedWriter,
+    rules: ImageRules,
+    pub probed: Probed,
+}
+
+impl StagedImage {
+    pub fn format(&self) -> ImageFormat {
+        self.probed.format
+    }
+
+    pub async fn discard(self) {
+        self.writer.abort().await
+    }
+}
+
+/// A stored file ready to be streamed back.
+pub struct FileDownload {
+    pub record: FileRecord,
+    pub format: ImageFormat,
+    pub body: PlainStream,
+}
+
+impl Core {
+    /// Step 1: streams an upload into a sealed temporary blob, checking it
+    /// with `rules` as the bytes arrive. Fails (and leaves nothing behind)
+    /// as soon as a rule is broken or the body fails.
+    pub async fn receive_image<S>(&self, rules: ImageRules, body: S) -> Result<StagedImage>
+    where
+        S: Stream<Item = Result<Bytes>> + Send,
+    {
+        let file_id = FileId::generate();
+        let mut writer = self
+            .blobs
+            .create(file_id.as_str())
+            .await
+            .map_err(Error::Internal)?;
+        let mut probe = Probe::new(rules);
+        let mut body = std::pin::pin!(body);
+        let outcome: Result<()> = async {
+            while let Some(piece) = body.next().await {
+                let piece = piece?;
+                probe.push(&piece)?;
+                writer.write(&piece).await.map_err(Error::Internal)?;
+            }
+            Ok(())
+        }
+        .await;
+        match outcome.and_then(|()| probe.finish().map_err(Error::from)) {
+            Ok(probed) => Ok(StagedImage {
+                file_id,
+                writer,
+                rules,
+                probed,
+            }),
+            Err(e) => {
+                writer.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Steps 3: durable blob, full decode, metadata. Runs as its own task:
+    /// once the last byte is in, a client hanging up (which drops the
+    /// request future) can no longer leave a blob without its metadata or
+    /// a half-validated file behind.
+    pub async fn commit_image(
+        self: &std::sync::Arc<Self>,
+        staged: StagedImage,
+        tenant_id: i64,
+        kind: FileKind,
+        file_name: &str,
+    ) -> Result<FileRecord> {
+        let core = self.clone();
+        let file_name = file_name.to_string();
+        tokio::spawn(async move {
+            let StagedImage {
+                file_id,
+                writer,
+                rules,
+                probed,
+            } = staged;
+            let id = file_id.as_str();
+            let sha256 = writer.finish().await.map_err(Error::Internal)?;
+            let info = match core.verify_stored(id, probed, rules).await {
+                Ok(info) => info,
+                Err(e) => {
+                    // Not acknowledged: do not keep the blob.
+                    if let Err(d) = core.blobs.delete(id).await {
+                        tracing::warn!(error = %d, "deleting a refused upload");
+                    }
+                    return Err(e);
+                }
+            };
+            let record = FileRecord {
+                file_id: id.to_string(),
+                tenant_id,
+                kind: kind.as_str().to_string(),
+                file_name,
+                format: info.format.name().to_string(),
+                width: info.width.into(),
+                height: info.height.into(),
+                size: info.size as i64,
+                sha256,
+                key_id: core.keys.current().id().into(),
+                created_at: core.now(),
+            };
+            let sealed_name = core
+                .keys
+                .seal_small(name_aad(id).as_bytes(), record.file_name.as_bytes());
+            if let Err(e) = core.db.insert_file(&record, &sealed_name).await {
+                let _ = core.blobs.delete(id).await;
+                return Err(e.into());
+            }
+            Ok(record)
+        })
+        .await
+        .map_err(|e| Error::Internal(anyhow::Error::new(e).context("storing an upload")))?
+    }
+
+    /// Reads a just-written blob back and decodes it in full. At most
+    /// `decode_slots` decodes run at once: each holds the file and its
+    /// pixels in memory, and they are CPU-bound.
+    async fn verify_stored(
+        &self,
+        id: &str,
+        probed: Probed,
+        rules: ImageRules,
+    ) -> Result<ImageInfo> {
+        let _slot = self
+            .decode_slots
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(e.into()))?;
+        let bytes = self
+            .blobs
+            .open(id)
+            .await
+            .map_err(Error::Internal)?
+            .ok_or_else(|| Error::internal(format!("blob {id} vanished before validation")))?
+            .read_all(probed.size as usize)
+            .await
+            .map_err(Error::Internal)?;
+        let format = probed.format;
+        let decoded =
+            tokio::task::spawn_blocking(move || crate::image::decode(&bytes, format, &rules)).await;
+        match decoded {
+            Ok(result) => Ok(result?),
+            // A decoder bug must not take the server down or answer 500 for
+            // what is most likely a malformed file: refuse the file.
+            Err(e) if e.is_panic() => {
+                tracing::error!(format = %format, "image decoder panicked");
+                Err(ImageError::Corrupt {
+                    format,
+                    detail: "the decoder could not read it".into(),
+                }
+                .into())
+            }
+            Err(e) => Err(Error::Internal(e.into())),
+        }
+    }
+
+    /// Opens a stored file of the tenant. Unknown ids and other tenants'
+    /// ids look the same: `None`.
+    pub async fn open_file(
+        &self,
+        tenant_id: i64,
+        kind: FileKind,
+        file_id: &FileId,
+    ) -> Result<Option<FileDownload>> {
+        let id = file_id.as_str();
+        let Some((mut record, sealed_name)) = self.db.file(tenant_id, kind.as_str(), id).await?
+        else {
+            return Ok(None);
+        };
+        let name = self
+            .keys
+            .open_small(name_aad(id).as_bytes(), &sealed_name)
+            .map_err(Error::Internal)?;
+        record.file_name = String::from_utf8(name).map_err(|e| Error::Internal(e.into()))?;
+        let format = ImageFormat::parse(&record.format)
+            .ok_or_else(|| Error::internal(format!("stored format {:?}", record.format)))?;
+        let body = self
+            .blobs
+            .open(id)
+            .await
+            .map_err(Error::Internal)?
+            .ok_or_else(|| Error::internal(format!("blob of file {id} is missing")))?;
+        Ok(Some(FileDownload {
+            record,
+            format,
+            body,
+        }))
+    }
+
+    /// Whether the tenant has a file of this kind under this id.
+    pub async fn file_exists(
+        &self,
+        tenant_id: i64,
+        kind: FileKind,
+        file_id: &FileId,
+    ) -> Result<bool> {
+        Ok(self
+            .db
+            .file(tenant_id, kind.as_str(), file_id.as_str())
+            .await?
+            .is_some())
+    }
+}
