@@ -137,6 +137,16 @@ pub enum TokenCmd {
         #[arg(long)]
         app_id: String,
     },
+    /// Print a user_access_token (u-…) acting for one person of the app's
+    /// tenant, valid for token_ttl_secs
+    User {
+        /// The app (cli_…) the person acts through
+        #[arg(long)]
+        app_id: String,
+        /// The person's user_id
+        #[arg(long)]
+        user_id: String,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -390,6 +400,17 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
                 out,
                 "{}",
                 json!({"tenant_access_token": t.token, "expire": t.expire})
+            )?;
+        }
+        Command::Token(TokenCmd::User { app_id, user_id }) => {
+            let t = core
+                .issue_user_token(&app_id, &user_id)
+                .await
+                .map_err(user_err)?;
+            writeln!(
+                out,
+                "{}",
+                json!({"access_token": t.token, "token_type": "Bearer", "expires_in": t.expire})
             )?;
         }
     }

@@ -33,6 +33,9 @@ pub enum Error {
     /// unknown/expired user token.
     #[error("Invalid access token for authorization. Please make a request with token attached.")]
     InvalidUserToken,
+    /// A user access token past its expiry.
+    #[error("token expire")]
+    UserTokenExpired,
     /// The app holds none of the scopes the endpoint requires.
     #[error("Access denied. One of the following scopes is required: [{}].", .0.join(", "))]
     ScopeDenied(&'static [&'static str]),
@@ -95,6 +98,7 @@ impl From<std::io::Error> for Error {
 pub enum Surface {
     Auth,
     Attendance,
+    Lingo,
     Other,
 }
 
@@ -104,23 +108,31 @@ impl Surface {
             Surface::Auth
         } else if path.starts_with("/open-apis/attendance/") {
             Surface::Attendance
+        } else if path.starts_with("/open-apis/lingo/") {
+            Surface::Lingo
         } else {
             Surface::Other
         }
     }
 
-    /// (HTTP status, code) for a bad parameter / an internal fault.
-    fn param_code(self) -> (StatusCode, i64) {
+    /// (HTTP status, code, message prefix) for a bad parameter; the prefix
+    /// is the code's own message in the surface's error table.
+    fn param_code(self) -> (StatusCode, i64, &'static str) {
         match self {
-            Surface::Auth => (StatusCode::OK, 10003),
-            Surface::Attendance | Surface::Other => (StatusCode::BAD_REQUEST, 1220001),
+            Surface::Auth => (StatusCode::OK, 10003, "invalid param"),
+            Surface::Attendance | Surface::Other => {
+                (StatusCode::BAD_REQUEST, 1220001, "param is invalid")
+            }
+            Surface::Lingo => (StatusCode::BAD_REQUEST, 2250001, "invalid param"),
         }
     }
 
-    fn internal_code(self) -> i64 {
+    /// (code, message) for an internal fault.
+    fn internal_code(self) -> (i64, &'static str) {
         match self {
-            Surface::Auth => 10013,
-            Surface::Attendance | Surface::Other => 1225000,
+            Surface::Auth => (10013, "internal server error"),
+            Surface::Attendance | Surface::Other => (1225000, "internal server error"),
+            Surface::Lingo => (2250002, "network anomaly, please try again"),
         }
     }
 }
@@ -147,6 +159,7 @@ impl Error {
             Error::MalformedToken => r(StatusCode::BAD_REQUEST, 99991671, self.to_string()),
             Error::InvalidTenantToken => r(StatusCode::BAD_REQUEST, 99991663, self.to_string()),
             Error::InvalidUserToken => r(StatusCode::BAD_REQUEST, 99991668, self.to_string()),
+            Error::UserTokenExpired => r(StatusCode::BAD_REQUEST, 99991677, self.to_string()),
             Error::ScopeDenied(_) => r(StatusCode::BAD_REQUEST, 99991672, self.to_string()),
             Error::RateLimited { limit, reset_secs } => Rendered {
                 status: StatusCode::TOO_MANY_REQUESTS,
@@ -161,24 +174,24 @@ impl Error {
             Error::WrongAppSecret => r(StatusCode::OK, 10015, self.to_string()),
             Error::AppDisabled => r(StatusCode::OK, 10014, self.to_string()),
             Error::InvalidParam(m) => {
-                let (status, code) = surface.param_code();
-                r(status, code, format!("param is invalid: {m}"))
+                let (status, code, prefix) = surface.param_code();
+                r(status, code, format!("{prefix}: {m}"))
             }
             Error::UserNotFound(_) => match surface {
                 Surface::Attendance | Surface::Other => {
                     r(StatusCode::BAD_REQUEST, 1220004, self.to_string())
                 }
+                Surface::Lingo => r(StatusCode::BAD_REQUEST, 2250001, self.to_string()),
                 Surface::Auth => r(StatusCode::OK, 10003, self.to_string()),
             },
             Error::RouteNotFound => r(StatusCode::NOT_FOUND, 99991201, self.to_string()),
             Error::MethodNotAllowed => {
                 r(StatusCode::METHOD_NOT_ALLOWED, 99991301, self.to_string())
             }
-            Error::Internal(_) => r(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                surface.internal_code(),
-                "internal server error".to_string(),
-            ),
+            Error::Internal(_) => {
+                let (code, msg) = surface.internal_code();
+                r(StatusCode::INTERNAL_SERVER_ERROR, code, msg.to_string())
+            }
         }
     }
 
@@ -226,6 +239,14 @@ mod tests {
         assert_eq!(a.msg, "param is invalid: file_name is required");
         let t = e.render(Surface::Auth);
         assert_eq!((t.status, t.code), (StatusCode::OK, 10003));
+        let l = e.render(Surface::Lingo);
+        assert_eq!((l.status, l.code), (StatusCode::BAD_REQUEST, 2250001));
+        assert_eq!(l.msg, "invalid param: file_name is required");
+        let i = Error::internal("disk").render(Surface::Lingo);
+        assert_eq!(
+            (i.status, i.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, 2250002)
+        );
     }
 
     #[test]
@@ -235,6 +256,7 @@ mod tests {
             (Error::MalformedToken, 99991671),
             (Error::InvalidTenantToken, 99991663),
             (Error::InvalidUserToken, 99991668),
+            (Error::UserTokenExpired, 99991677),
             (Error::ScopeDenied(&["attendance:rule"]), 99991672),
         ] {
             let r = e.render(Surface::Attendance);

@@ -3,16 +3,15 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::extract::{Authed, Endpoint, Json, Query};
-use super::multipart;
+use super::{download, multipart};
 use crate::domain::PhotoName;
 use crate::domain::people::EmployeeType;
 use crate::error::{Error, Result};
@@ -73,19 +72,7 @@ async fn upload(
 ) -> Result<impl IntoResponse> {
     let name = PhotoName::parse(q.file_name.as_deref().unwrap_or(""))?;
     let _permit = state.upload_permit()?;
-    let limits = &state.core.config.limits;
-    let deadline = std::time::Duration::from_secs(limits.upload_deadline_secs);
-    tokio::time::timeout(
-        deadline,
-        receive_photo(&state, &auth, &name, &headers, body),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(Error::param(format!(
-            "upload did not complete within {} s",
-            deadline.as_secs()
-        )))
-    })
+    multipart::within_deadline(&state, receive_photo(&state, &auth, &name, &headers, body)).await
 }
 
 async fn receive_photo(
@@ -101,11 +88,11 @@ async fn receive_photo(
     let mut form = multipart::reader(headers, body, limits.photo_max_bytes + 64 * 1024)?;
     let idle = std::time::Duration::from_secs(limits.body_idle_timeout_secs);
     // Fields may come in any order; anything but `file` is ignored.
-    while let Some(field) = next_field(&mut form, idle).await? {
+    while let Some(field) = multipart::next_field(&mut form, idle).await? {
         if field.name() != Some("file") {
             continue;
         }
-        let body = idle_timeout(multipart::field_stream(field), idle);
+        let body = multipart::idle_timeout(multipart::field_stream(field), idle);
         let record = state
             .core
             .store_attendance_photo(auth.caller.tenant_id, name, body)
@@ -113,78 +100,6 @@ async fn receive_photo(
         return Ok(success(json!({"file": {"file_id": record.file_id}})));
     }
     Err(Error::param("multipart field `file` is required"))
-}
-
-/// The next multipart field, waiting at most `idle` for its headers.
-pub(crate) async fn next_field(
-    form: &mut multer::Multipart<'static>,
-    idle: std::time::Duration,
-) -> Result<Option<multer::Field<'static>>> {
-    match tokio::time::timeout(idle, form.next_field()).await {
-        Ok(r) => r.map_err(multipart::error),
-        Err(_) => Err(stalled(idle)),
-    }
-}
-
-fn stalled(idle: std::time::Duration) -> Error {
-    Error::param(format!("upload stalled: no data for {} s", idle.as_secs()))
-}
-
-/// Ends a body stream with an error when no bytes arrive for `idle`, so a
-/// stalled client cannot hold an upload (and its temporary blob) open.
-pub(crate) fn idle_timeout<S>(
-    body: S,
-    idle: std::time::Duration,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes>> + Send
-where
-    S: futures_util::Stream<Item = Result<bytes::Bytes>> + Send,
-{
-    futures_util::stream::unfold(Box::pin(body), move |mut body| async move {
-        use futures_util::StreamExt;
-        match tokio::time::timeout(idle, body.next()).await {
-            Ok(Some(item)) => Some((item, body)),
-            Ok(None) => None,
-            Err(_) => Some((Err(stalled(idle)), body)),
-        }
-    })
-}
-
-/// Characters left as they are in an RFC 5987 `filename*` value.
-const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'!')
-    .remove(b'#')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'+')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'^')
-    .remove(b'_')
-    .remove(b'`')
-    .remove(b'|')
-    .remove(b'~');
-
-/// `attachment; filename="…"` plus RFC 6266 `filename*` when the name is not
-/// plain ASCII.
-pub fn content_disposition(name: &str) -> String {
-    let fallback: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if fallback == name {
-        format!("attachment; filename=\"{name}\"")
-    } else {
-        format!(
-            "attachment; filename=\"{fallback}\"; filename*=UTF-8''{}",
-            utf8_percent_encode(name, ATTR_CHAR)
-        )
-    }
 }
 
 async fn download(
@@ -197,21 +112,7 @@ async fn download(
         .core
         .open_attendance_photo(auth.caller.tenant_id, &file_id)
         .await?;
-    let mut resp = Response::new(Body::from_stream(photo.body.into_stream()));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(photo.format.mime()),
-    );
-    h.insert(header::CONTENT_LENGTH, photo.record.size.into());
-    if let Ok(v) = HeaderValue::from_str(&content_disposition(&photo.record.file_name)) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    Ok(resp)
+    Ok(download::file_response(photo))
 }
 
 #[derive(Deserialize)]
@@ -346,19 +247,6 @@ async fn query(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn disposition_ascii_and_utf8() {
-        assert_eq!(
-            content_disposition("face.jpg"),
-            "attachment; filename=\"face.jpg\""
-        );
-        assert_eq!(
-            content_disposition("人脸照片.jpg"),
-            "attachment; filename=\"____.jpg\"; filename*=UTF-8''%E4%BA%BA%E8%84%B8%E7%85%A7%E7%89%87.jpg"
-        );
-        assert!(content_disposition("a\"b.png").contains("filename*=UTF-8''a%22b.png"));
-    }
 
     #[test]
     fn update_time_forms() {

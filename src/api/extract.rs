@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use crate::domain::auth::Caller;
+use crate::domain::auth::{Caller, TokenTypes};
 use crate::error::Error;
 
 /// Query string parameters.
@@ -63,10 +63,12 @@ pub trait Endpoint: Send + Sync + 'static {
     const NAME: &'static str;
     /// The caller needs any one of these scopes.
     const SCOPES: &'static [&'static str];
+    /// The access tokens the endpoint takes.
+    const TOKENS: TokenTypes = TokenTypes::TENANT;
 }
 
-/// A caller holding a valid tenant access token with one of `E`'s scopes,
-/// within `E`'s rate limit.
+/// A caller holding a valid access token of a kind `E` takes, with one of
+/// `E`'s scopes, within `E`'s rate limit.
 pub struct Authed<E: Endpoint> {
     pub caller: Caller,
     _endpoint: PhantomData<E>,
@@ -87,7 +89,7 @@ impl<E: Endpoint> FromRequestParts<AppState> for Authed<E> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let token = bearer(parts).ok_or(Error::MissingToken)?;
-        let caller = state.core.authenticate_tenant(token).await?;
+        let caller = state.core.authenticate(token, E::TOKENS).await?;
         if !caller.has_any(E::SCOPES) {
             return Err(Error::ScopeDenied(E::SCOPES));
         }

@@ -4,7 +4,9 @@
 
 pub mod attendance;
 pub mod auth;
+pub mod download;
 pub mod extract;
+pub mod lingo;
 pub mod middleware;
 pub mod multipart;
 pub mod ratelimit;
@@ -56,6 +58,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::router())
         .merge(attendance::router())
+        .merge(lingo::router())
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(idle * 2))

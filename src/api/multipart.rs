@@ -93,6 +93,80 @@ pub fn field_stream(
     field.map_err(error)
 }
 
+/// The next multipart field, waiting at most `idle` for its headers.
+pub async fn next_field(
+    form: &mut multer::Multipart<'static>,
+    idle: std::time::Duration,
+) -> Result<Option<multer::Field<'static>>, Error> {
+    match tokio::time::timeout(idle, form.next_field()).await {
+        Ok(r) => r.map_err(error),
+        Err(_) => Err(stalled(idle)),
+    }
+}
+
+pub fn stalled(idle: std::time::Duration) -> Error {
+    Error::param(format!("upload stalled: no data for {} s", idle.as_secs()))
+}
+
+/// Ends a body stream with an error when no bytes arrive for `idle`, so a
+/// stalled client cannot hold an upload (and its temporary blob) open.
+pub fn idle_timeout<S>(
+    body: S,
+    idle: std::time::Duration,
+) -> impl futures_util::Stream<Item = Result<Bytes, Error>> + Send
+where
+    S: futures_util::Stream<Item = Result<Bytes, Error>> + Send,
+{
+    futures_util::stream::unfold(Box::pin(body), move |mut body| async move {
+        use futures_util::StreamExt;
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(Some(item)) => Some((item, body)),
+            Ok(None) => None,
+            Err(_) => Some((Err(stalled(idle)), body)),
+        }
+    })
+}
+
+/// Runs an upload under `limits.upload_deadline_secs`.
+pub async fn within_deadline<T>(
+    state: &super::AppState,
+    upload: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let deadline = std::time::Duration::from_secs(state.core.config.limits.upload_deadline_secs);
+    tokio::time::timeout(deadline, upload)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::param(format!(
+                "upload did not complete within {} s",
+                deadline.as_secs()
+            )))
+        })
+}
+
+/// A text field's value, refused once it passes `max` bytes or is not
+/// UTF-8.
+pub async fn read_text(
+    field: multer::Field<'static>,
+    max: usize,
+    idle: std::time::Duration,
+) -> Result<String, Error> {
+    use futures_util::StreamExt;
+    let name = field.name().unwrap_or("").to_string();
+    let mut body = std::pin::pin!(idle_timeout(field_stream(field), idle));
+    let mut out = Vec::new();
+    while let Some(piece) = body.next().await {
+        let piece = piece?;
+        if out.len() + piece.len() > max {
+            return Err(Error::param(format!(
+                "multipart field `{name}` is longer than {max} bytes"
+            )));
+        }
+        out.extend_from_slice(&piece);
+    }
+    String::from_utf8(out)
+        .map_err(|_| Error::param(format!("multipart field `{name}` is not valid UTF-8")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

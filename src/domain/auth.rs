@@ -44,6 +44,26 @@ pub struct Caller {
     pub tenant_id: i64,
     pub app_id: String,
     pub scopes: Vec<String>,
+    /// Set when the token is a user access token.
+    pub person_id: Option<i64>,
+}
+
+/// Which access tokens an endpoint takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenTypes {
+    pub tenant: bool,
+    pub user: bool,
+}
+
+impl TokenTypes {
+    pub const TENANT: TokenTypes = TokenTypes {
+        tenant: true,
+        user: false,
+    };
+    pub const TENANT_OR_USER: TokenTypes = TokenTypes {
+        tenant: true,
+        user: true,
+    };
 }
 
 impl Caller {
@@ -194,6 +214,7 @@ impl Core {
             kind,
             app_id: app.app_id.clone(),
             tenant_id: app.tenant_id,
+            person_id: None,
             issued_at: now,
             expires_at: now + ttl,
         };
@@ -208,39 +229,105 @@ impl Core {
         Ok(IssuedToken { token, expire: ttl })
     }
 
-    /// Resolves a bearer value to its caller, for endpoints that take tenant
-    /// access tokens.
-    pub async fn authenticate_tenant(&self, bearer: &str) -> Result<Caller> {
-        if bearer.starts_with("u-") {
-            return Err(Error::InvalidUserToken);
+    /// Issues a user access token (`u-…`) for a person of the app's tenant,
+    /// valid for `token_ttl_secs`. facehub has no OAuth login: an operator
+    /// issues these from the CLI for the people who act through an app.
+    pub async fn issue_user_token(&self, app_id: &str, user_id: &str) -> Result<IssuedToken> {
+        let app = self
+            .db
+            .app(app_id)
+            .await?
+            .ok_or_else(|| Error::param(format!("no app {app_id:?}")))?;
+        if app.disabled {
+            return Err(Error::AppDisabled);
         }
-        if !bearer.starts_with("t-") {
+        let person = self
+            .db
+            .person_by_user_id(app.tenant_id, user_id)
+            .await?
+            .ok_or_else(|| Error::UserNotFound(user_id.to_string()))?;
+        let now = self.now();
+        let ttl = self.config.token_ttl_secs as i64;
+        let token = format!("u-{}", hex::encode(random_bytes::<20>()));
+        let rec = TokenRecord {
+            kind: TokenKind::User,
+            app_id: app.app_id.clone(),
+            tenant_id: app.tenant_id,
+            person_id: Some(person.id),
+            issued_at: now,
+            expires_at: now + ttl,
+        };
+        let aad = format!("token:{}:user:{}", app.app_id, person.id);
+        let sealed = self.keys.seal_small(aad.as_bytes(), token.as_bytes());
+        self.db
+            .insert_token(&hash_token(&token), &rec, &sealed)
+            .await?;
+        Ok(IssuedToken { token, expire: ttl })
+    }
+
+    /// Resolves a bearer value to its caller, for endpoints that take tenant
+    /// access tokens only.
+    pub async fn authenticate_tenant(&self, bearer: &str) -> Result<Caller> {
+        self.authenticate(bearer, TokenTypes::TENANT).await
+    }
+
+    /// Resolves a bearer value to its caller. The token's prefix says its
+    /// kind; a kind the endpoint does not take is answered the platform's
+    /// way (a tenant token with 99991663, a user token with 99991668).
+    pub async fn authenticate(&self, bearer: &str, accepts: TokenTypes) -> Result<Caller> {
+        let kind = if bearer.starts_with("t-") {
+            TokenKind::Tenant
+        } else if bearer.starts_with("u-") {
+            TokenKind::User
+        } else {
             return Err(Error::MalformedToken);
+        };
+        let invalid = || match kind {
+            TokenKind::User => Error::InvalidUserToken,
+            _ => Error::InvalidTenantToken,
+        };
+        let expired = || match kind {
+            TokenKind::User => Error::UserTokenExpired,
+            _ => Error::InvalidTenantToken,
+        };
+        let accepted = match kind {
+            TokenKind::User => accepts.user,
+            _ => accepts.tenant,
+        };
+        if !accepted {
+            return Err(invalid());
         }
         let hash = hash_token(bearer);
         let now = self.now();
         if let Some(hit) = self.token_cache.get(&hash) {
             if hit.expires_at <= now {
-                return Err(Error::InvalidTenantToken);
+                return Err(expired());
             }
             return Ok(hit.caller);
         }
         let Some(rec) = self.db.token(&hash).await? else {
-            return Err(Error::InvalidTenantToken);
+            return Err(invalid());
         };
-        if rec.kind != TokenKind::Tenant || rec.expires_at <= now {
-            return Err(Error::InvalidTenantToken);
+        if rec.kind != kind {
+            return Err(invalid());
+        }
+        if rec.expires_at <= now {
+            return Err(expired());
         }
         let Some(app) = self.db.app(&rec.app_id).await? else {
-            return Err(Error::InvalidTenantToken);
+            return Err(invalid());
         };
         if app.disabled || app.tenant_id != rec.tenant_id {
-            return Err(Error::InvalidTenantToken);
+            return Err(invalid());
+        }
+        if kind == TokenKind::User && rec.person_id.is_none() {
+            return Err(invalid());
         }
         let caller = Caller {
             tenant_id: rec.tenant_id,
             app_id: app.app_id,
             scopes: app.scopes,
+            person_id: rec.person_id,
         };
         self.token_cache.insert(
             hash,

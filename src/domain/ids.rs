@@ -157,6 +157,7 @@ impl Scope {
         "acs:users",
         "baike:entity",
         "baike:entity:exempt_review",
+        "baike:entity:readonly",
         "contact:user.employee_id:readonly",
     ];
 

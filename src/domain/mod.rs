@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod files;
 pub mod ids;
+pub mod lingo;
 pub mod people;
 pub mod photos;
 
@@ -39,6 +40,8 @@ pub struct App {
 pub enum TokenKind {
     Tenant,
     App,
+    /// Acts for one person; issued by the CLI (facehub has no OAuth flow).
+    User,
 }
 
 impl TokenKind {
@@ -46,6 +49,7 @@ impl TokenKind {
         match self {
             TokenKind::Tenant => "tenant",
             TokenKind::App => "app",
+            TokenKind::User => "user",
         }
     }
 
@@ -53,6 +57,7 @@ impl TokenKind {
         match s {
             "tenant" => Some(TokenKind::Tenant),
             "app" => Some(TokenKind::App),
+            "user" => Some(TokenKind::User),
             _ => None,
         }
     }
@@ -63,6 +68,8 @@ pub struct TokenRecord {
     pub kind: TokenKind,
     pub app_id: String,
     pub tenant_id: i64,
+    /// The person a user token acts for.
+    pub person_id: Option<i64>,
     pub issued_at: i64,
     pub expires_at: i64,
 }

@@ -9,15 +9,26 @@ use ::image::{ImageFormat as Codec, Rgb, RgbImage, Rgba, RgbaImage};
 
 use super::ImageFormat;
 
-/// Flat 64 px tiles: compresses well, so large sides stay small files.
+/// Flat 64 px tiles in at most 256 colours: compresses well (large sides
+/// stay small files) and needs no GIF quantisation. Built a row at a time:
+/// tests make many 4096² samples in debug builds.
 fn smooth(w: u32, h: u32, seed: u8) -> RgbImage {
-    RgbImage::from_fn(w, h, |x, y| {
-        Rgb([
-            ((x / 64) as u8).wrapping_mul(40) ^ seed,
-            ((y / 64) as u8).wrapping_mul(40),
-            128,
-        ])
-    })
+    let mut buf = Vec::with_capacity(3 * w as usize * h as usize);
+    let mut row = Vec::with_capacity(3 * w as usize);
+    for y in 0..h {
+        if y % 64 == 0 {
+            row.clear();
+            for x in 0..w {
+                row.extend_from_slice(&[
+                    ((x / 64) % 16 * 16) as u8 ^ seed,
+                    ((y / 64) % 16 * 16) as u8,
+                    128,
+                ]);
+            }
+        }
+        buf.extend_from_slice(&row);
+    }
+    RgbImage::from_raw(w, h, buf).expect("buffer matches the dimensions")
 }
 
 /// The smallest file of `format` with sides `w`×`h`: one flat colour.
@@ -46,6 +57,16 @@ fn codec(format: ImageFormat) -> Codec {
         ImageFormat::Bmp => Codec::Bmp,
         ImageFormat::Webp => Codec::WebP,
         ImageFormat::Ico => Codec::Ico,
+    }
+}
+
+/// A sample of `format` whose pixels are noise: realistic sizes (a 320²
+/// WebP of flat colour is 200 bytes, of noise hundreds of KB).
+pub fn noisy(format: ImageFormat, w: u32, h: u32) -> Vec<u8> {
+    let img = noise(w, h, u64::from(w) << 32 | u64::from(h));
+    match format {
+        ImageFormat::Ico => ico_raw(&[(dir_side(w), dir_side(h), &encode(&img, Codec::Png))]),
+        other => encode(&img, codec(other)),
     }
 }
 

@@ -242,17 +242,3 @@ fn human_sizes() {
     assert_eq!(human_size(10 * 1024 * 1024), "10 MB");
     assert_eq!(human_size(10 * 1024 * 1024 - 1), "9.9 MB");
 }
-
-#[test]
-#[ignore]
-fn print_sizes() {
-    for f in ImageFormat::ALL {
-        for s in [320u32, 400, 4096] {
-            println!(
-                "{f} {s}: {} flat {}",
-                samples::of(f, s, s).len(),
-                samples::flat(f, s, s).len()
-            );
-        }
-    }
-}

@@ -213,13 +213,15 @@ impl Db {
         sealed: &[u8],
     ) -> anyhow::Result<()> {
         sqlx::query(
-            "INSERT INTO tokens(token_hash, kind, app_id, tenant_id, sealed, issued_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tokens(token_hash, kind, app_id, tenant_id, person_id, sealed, issued_at,
+                                expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(token_hash)
         .bind(rec.kind.as_str())
         .bind(&rec.app_id)
         .bind(rec.tenant_id)
+        .bind(rec.person_id)
         .bind(sealed)
         .bind(rec.issued_at)
         .bind(rec.expires_at)
@@ -230,7 +232,8 @@ impl Db {
 
     pub async fn token(&self, token_hash: &str) -> anyhow::Result<Option<TokenRecord>> {
         let row = sqlx::query(
-            "SELECT kind, app_id, tenant_id, issued_at, expires_at FROM tokens WHERE token_hash = ?",
+            "SELECT kind, app_id, tenant_id, person_id, issued_at, expires_at
+             FROM tokens WHERE token_hash = ?",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -240,6 +243,7 @@ impl Db {
                 kind: TokenKind::parse(r.get::<&str, _>("kind"))?,
                 app_id: r.get("app_id"),
                 tenant_id: r.get("tenant_id"),
+                person_id: r.get("person_id"),
                 issued_at: r.get("issued_at"),
                 expires_at: r.get("expires_at"),
             })

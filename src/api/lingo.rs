@@ -1,0 +1,141 @@
+//! `/open-apis/lingo/v1/files/*`: wiki images.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::json;
+
+use super::AppState;
+use super::download;
+use super::extract::{Authed, Endpoint};
+use super::multipart;
+use crate::domain::auth::TokenTypes;
+use crate::domain::files::StagedImage;
+use crate::domain::lingo::ImageName;
+use crate::error::{Error, Result};
+
+/// Either wiki scope may upload (the page lists both as sufficient).
+const WRITE_SCOPES: &[&str] = &["baike:entity", "baike:entity:exempt_review"];
+
+pub struct Upload;
+impl Endpoint for Upload {
+    const NAME: &'static str = "lingo.files.upload";
+    const SCOPES: &'static [&'static str] = WRITE_SCOPES;
+    const TOKENS: TokenTypes = TokenTypes::TENANT_OR_USER;
+}
+
+pub struct Download;
+impl Endpoint for Download {
+    const NAME: &'static str = "lingo.files.download";
+    const SCOPES: &'static [&'static str] = &[
+        "baike:entity",
+        "baike:entity:exempt_review",
+        "baike:entity:readonly",
+    ];
+    const TOKENS: TokenTypes = TokenTypes::TENANT_OR_USER;
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/open-apis/lingo/v1/files/upload", post(upload))
+        .route(
+            "/open-apis/lingo/v1/files/{file_token}/download",
+            get(download),
+        )
+}
+
+/// A `name` part longer than this is refused without reading further (100
+/// characters of 4 UTF-8 bytes each fit).
+const NAME_MAX_BYTES: usize = 4 * ImageName::MAX_CHARS;
+
+async fn upload(
+    auth: Authed<Upload>,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<serde_json::Value>> {
+    let _permit = state.upload_permit()?;
+    let mut staged = None;
+    let outcome =
+        multipart::within_deadline(&state, receive(&state, &headers, body, &mut staged)).await;
+    let name = match outcome {
+        Ok(name) => name,
+        Err(e) => {
+            if let Some(s) = staged {
+                s.discard().await;
+            }
+            return Err(e);
+        }
+    };
+    let Some(staged) = staged else {
+        return Err(Error::param("multipart field `file` is required"));
+    };
+    let Some(name) = name else {
+        staged.discard().await;
+        return Err(Error::param("multipart field `name` is required"));
+    };
+    let token = state
+        .core
+        .store_lingo_image(auth.caller.tenant_id, staged, &name)
+        .await?;
+    Ok(axum::Json(
+        json!({"code": 0, "msg": "success", "data": {"file_token": token}}),
+    ))
+}
+
+/// Reads the form: `name` and `file` in any order (the Python SDK sends
+/// `name` first, others `file` first). A bad name is refused as soon as it
+/// arrives; the file streams into `staged`.
+async fn receive(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    staged: &mut Option<StagedImage>,
+) -> Result<Option<ImageName>> {
+    let limits = &state.core.config.limits;
+    let rules = state.core.lingo_rules();
+    // The image limit is enforced precisely while streaming; this outer cap
+    // only bounds what the multipart framing and the name may add.
+    let mut form = multipart::reader(headers, body, rules.max_bytes + 64 * 1024)?;
+    let idle = std::time::Duration::from_secs(limits.body_idle_timeout_secs);
+    let mut name = None;
+    while let Some(field) = multipart::next_field(&mut form, idle).await? {
+        match field.name() {
+            Some("name") => {
+                let text = multipart::read_text(field, NAME_MAX_BYTES, idle).await?;
+                // An empty part is how SDKs send an unset field.
+                if !text.is_empty() {
+                    name = Some(ImageName::parse(&text)?);
+                }
+            }
+            Some("file") => {
+                if staged.is_some() {
+                    return Err(Error::param(
+                        "multipart field `file` appears more than once",
+                    ));
+                }
+                let bytes = multipart::idle_timeout(multipart::field_stream(field), idle);
+                *staged = Some(state.core.receive_image(rules, bytes).await?);
+            }
+            // Unknown fields are skipped, as the platform ignores them.
+            _ => {}
+        }
+    }
+    Ok(name)
+}
+
+async fn download(
+    auth: Authed<Download>,
+    State(state): State<AppState>,
+    token: std::result::Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Response> {
+    let Path(token) = token.map_err(|_| Error::param("file_token is invalid"))?;
+    let file = state
+        .core
+        .open_lingo_image(auth.caller.tenant_id, &token)
+        .await?;
+    Ok(download::file_response(file))
+}
