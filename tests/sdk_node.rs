@@ -7,7 +7,7 @@ mod common;
 use common::*;
 
 #[tokio::test]
-async fn larksuite_node_sdk_drives_attendance_endpoints() {
+async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/conformance/node");
     assert!(
         std::path::Path::new(dir)
@@ -23,6 +23,19 @@ async fn larksuite_node_sdk_drives_attendance_endpoints() {
     let jpg = app.dir.path().join("face.jpg");
     std::fs::write(&jpg, jpeg(150, 130, 22)).unwrap();
 
+    let wiki = make_app(&app.core, &app.tenant, &["baike:entity"]).await;
+    let user = app
+        .core
+        .issue_user_token(&wiki.app_id, "abd754f7")
+        .await
+        .unwrap();
+    let wiki_image = app.dir.path().join("wiki.png");
+    std::fs::write(
+        &wiki_image,
+        facehub::image::samples::noisy(facehub::image::ImageFormat::Png, 360, 330),
+    )
+    .unwrap();
+
     let out = tokio::process::Command::new("node")
         .arg("check.js")
         .current_dir(dir)
@@ -32,6 +45,10 @@ async fn larksuite_node_sdk_drives_attendance_endpoints() {
         .env("FACEHUB_USER_ID", "abd754f7")
         .env("FACEHUB_PHOTO", &photo)
         .env("FACEHUB_JPEG", &jpg)
+        .env("FACEHUB_WIKI_APP_ID", &wiki.app_id)
+        .env("FACEHUB_WIKI_APP_SECRET", &wiki.app_secret)
+        .env("FACEHUB_USER_TOKEN", &user.token)
+        .env("FACEHUB_WIKI_IMAGE", &wiki_image)
         .output()
         .await
         .expect("run node");

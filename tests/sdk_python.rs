@@ -6,16 +6,74 @@ mod common;
 
 use common::*;
 
-#[tokio::test]
-async fn lark_oapi_python_sdk_drives_attendance_endpoints() {
-    let python = std::env::var("LARK_OAPI_PYTHON").unwrap_or_else(|_| {
+use facehub::image::ImageFormat;
+use facehub::image::samples;
+
+fn python() -> String {
+    std::env::var("LARK_OAPI_PYTHON").unwrap_or_else(|_| {
         let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
         if std::path::Path::new(venv).exists() {
             venv.to_string()
         } else {
             panic!("lark-oapi is needed: run scripts/test (it creates .venv with conformance/requirements.txt) or set LARK_OAPI_PYTHON")
         }
-    });
+    })
+}
+
+/// Runs a conformance script; fails with its output unless it passes.
+async fn run_script(script: &str, env: &[(&str, String)]) {
+    let path = format!("{}/conformance/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new(python())
+        .arg(path)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .await
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("all checks passed"));
+}
+
+#[tokio::test]
+async fn lark_oapi_python_sdk_drives_lingo_endpoints() {
+    let app = spawn_app().await;
+    let creds = make_app(&app.core, &app.tenant, &["baike:entity"]).await;
+    let d = facehub::domain::PersonDraft::new("writer", "Wei", None).unwrap();
+    app.core.upsert_person(&app.tenant, &d).await.unwrap();
+    let user = app
+        .core
+        .issue_user_token(&creds.app_id, "writer")
+        .await
+        .unwrap();
+    let mut images = Vec::new();
+    for format in ImageFormat::ALL {
+        let path = app
+            .dir
+            .path()
+            .join(format!("图片-{format}.{}", format.extensions()[0]));
+        std::fs::write(&path, samples::noisy(format, 330, 340)).unwrap();
+        images.push(path.display().to_string());
+    }
+    let bad = app.dir.path().join("small.png");
+    std::fs::write(&bad, samples::noisy(ImageFormat::Png, 200, 200)).unwrap();
+    run_script(
+        "lark_sdk_lingo.py",
+        &[
+            ("FACEHUB_BASE_URL", app.base.clone()),
+            ("FACEHUB_APP_ID", creds.app_id),
+            ("FACEHUB_APP_SECRET", creds.app_secret),
+            ("FACEHUB_USER_TOKEN", user.token),
+            ("FACEHUB_IMAGES", images.join(":")),
+            ("FACEHUB_BAD_IMAGE", bad.display().to_string()),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn lark_oapi_python_sdk_drives_attendance_endpoints() {
     let app = spawn_app().await;
     let d = facehub::domain::PersonDraft::new("abd754f7", "Ann", Some("E-42")).unwrap();
     app.core.upsert_person(&app.tenant, &d).await.unwrap();
@@ -24,27 +82,17 @@ async fn lark_oapi_python_sdk_drives_attendance_endpoints() {
     let jpg = app.dir.path().join("face.jpg");
     std::fs::write(&jpg, jpeg(160, 120, 12)).unwrap();
 
-    let out = tokio::process::Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/conformance/lark_sdk_check.py"
-        ))
-        .env("FACEHUB_BASE_URL", &app.base)
-        .env("FACEHUB_APP_ID", &app.app_id)
-        .env("FACEHUB_APP_SECRET", &app.app_secret)
-        .env("FACEHUB_USER_ID", "abd754f7")
-        .env("FACEHUB_EMPLOYEE_NO", "E-42")
-        .env("FACEHUB_PHOTO", &photo)
-        .env("FACEHUB_JPEG", &jpg)
-        .output()
-        .await
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "lark-oapi check failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("all checks passed"));
+    run_script(
+        "lark_sdk_check.py",
+        &[
+            ("FACEHUB_BASE_URL", app.base.clone()),
+            ("FACEHUB_APP_ID", app.app_id.clone()),
+            ("FACEHUB_APP_SECRET", app.app_secret.clone()),
+            ("FACEHUB_USER_ID", "abd754f7".into()),
+            ("FACEHUB_EMPLOYEE_NO", "E-42".into()),
+            ("FACEHUB_PHOTO", photo.display().to_string()),
+            ("FACEHUB_JPEG", jpg.display().to_string()),
+        ],
+    )
+    .await;
 }

@@ -19,6 +19,10 @@ const APP_SECRET = env('FACEHUB_APP_SECRET');
 const USER_ID = env('FACEHUB_USER_ID');
 const PHOTO = env('FACEHUB_PHOTO');
 const JPEG = env('FACEHUB_JPEG');
+const WIKI_APP_ID = env('FACEHUB_WIKI_APP_ID');
+const WIKI_APP_SECRET = env('FACEHUB_WIKI_APP_SECRET');
+const USER_TOKEN = env('FACEHUB_USER_TOKEN');
+const WIKI_IMAGE = env('FACEHUB_WIKI_IMAGE');
 
 function ok(what) {
   console.log(`ok: ${what}`);
@@ -129,6 +133,40 @@ async function main() {
       lark.withTenantToken('t-0000000000000000000000000000000000000000'),
     ),
     400, 99991663, 'an invalid tenant token throws with 400/99991663');
+
+  // Wiki (lingo) images: Buffer and ReadStream uploads, download, user token.
+  const wiki = new lark.Client({
+    appId: WIKI_APP_ID,
+    appSecret: WIKI_APP_SECRET,
+    domain: BASE,
+    loggerLevel: lark.LoggerLevel.error,
+  });
+  const image = fs.readFileSync(WIKI_IMAGE);
+  const w1 = await wiki.lingo.v1.file.upload({ data: { name: '词条图片.png', file: image } });
+  assert.ok(w1 && /^box[0-9a-f]{32}$/.test(w1.file_token), JSON.stringify(w1));
+  ok('lingo upload of a Buffer returns data.file_token');
+  const w2 = await wiki.lingo.v1.file.upload({ data: { name: 'b.png', file: fs.createReadStream(WIKI_IMAGE) } });
+  assert.ok(w2 && w2.file_token && w2.file_token !== w1.file_token);
+  ok('lingo upload of a ReadStream');
+  const wd = await wiki.lingo.v1.file.download({ path: { file_token: w1.file_token } });
+  assert.ok(image.equals(await streamToBuffer(wd.getReadableStream())), 'lingo bytes differ');
+  assert.strictEqual(wd.headers['content-type'], 'image/png');
+  ok('lingo download returns the uploaded bytes');
+  const wu = await wiki.lingo.v1.file.upload(
+    { data: { name: 'user.png', file: image } },
+    lark.withUserAccessToken(USER_TOKEN),
+  );
+  assert.ok(wu && wu.file_token);
+  ok('lingo upload with a user access token');
+  await expectStatus(
+    wiki.lingo.v1.file.upload({ data: { name: 'tiny.png', file: photo } }),
+    400, 2250001, 'a too-small lingo image throws with 400/2250001');
+  await expectStatus(
+    wiki.lingo.v1.file.download({ path: { file_token: 'box' + '0'.repeat(32) } }),
+    400, undefined, 'an unknown file_token download throws with 400');
+  await expectStatus(
+    client.lingo.v1.file.upload({ data: { name: 'a.png', file: image } }),
+    400, 99991672, 'an app without a wiki scope throws with 400/99991672');
 
   console.log('node-sdk conformance: all checks passed');
   // Do not wait for the SDK's idle keep-alive sockets to time out.
