@@ -191,6 +191,39 @@ fn admin_commands_and_serve_share_a_data_directory() {
     ))
     .unwrap();
     assert_eq!(issued["tenant_access_token"], t.as_str());
+
+    // `token user` issues a user access token that the API accepts.
+    let wiki: Value = serde_json::from_str(&run_ok(facehub(&data).args([
+        "app",
+        "create",
+        "--tenant",
+        "acme",
+        "--scope",
+        "baike:entity",
+        "--json",
+    ])))
+    .unwrap();
+    let wiki_id = wiki["app_id"].as_str().unwrap();
+    let user: Value = serde_json::from_str(&run_ok(
+        facehub(&data).args(["token", "user", "--app-id", wiki_id, "--user-id", "u2"]),
+    ))
+    .unwrap();
+    let u = user["access_token"].as_str().unwrap();
+    assert!(u.starts_with("u-") && u.len() == 42, "{user}");
+    assert_eq!(user["expires_in"], 7200);
+    let missing = format!("{base}/open-apis/lingo/v1/files/box{}/download", "0".repeat(32));
+    let r = client.get(&missing).bearer_auth(u).send().unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["code"], 2250001, "the user token authenticates: {v}");
+    let r = client.get(&missing).bearer_auth("u-0000").send().unwrap();
+    assert_eq!(r.json::<Value>().unwrap()["code"], 99991668);
+    let nobody = facehub(&data)
+        .args(["token", "user", "--app-id", wiki_id, "--user-id", "ghost"])
+        .output()
+        .unwrap();
+    assert!(!nobody.status.success());
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("ghost"));
 }
 
 #[test]
