@@ -25,6 +25,9 @@ pub struct Config {
     pub token_ttl_secs: u64,
     /// Requests per second per app and endpoint (the platform's is 50).
     pub rate_limit_per_second: u32,
+    /// Requests per minute per app and endpoint, for the endpoints the
+    /// platform also caps per minute (lingo: 1000).
+    pub rate_limit_per_minute: u32,
     pub limits: Limits,
     pub log: LogConfig,
 }
@@ -66,6 +69,7 @@ impl Default for Config {
             encryption_key_file: None,
             token_ttl_secs: 7200,
             rate_limit_per_second: 50,
+            rate_limit_per_minute: 1000,
             limits: Limits::default(),
             log: LogConfig::default(),
         }

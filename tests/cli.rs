@@ -204,14 +204,22 @@ fn admin_commands_and_serve_share_a_data_directory() {
     ])))
     .unwrap();
     let wiki_id = wiki["app_id"].as_str().unwrap();
-    let user: Value = serde_json::from_str(&run_ok(
-        facehub(&data).args(["token", "user", "--app-id", wiki_id, "--user-id", "u2"]),
-    ))
+    let user: Value = serde_json::from_str(&run_ok(facehub(&data).args([
+        "token",
+        "user",
+        "--app-id",
+        wiki_id,
+        "--user-id",
+        "u2",
+    ])))
     .unwrap();
     let u = user["access_token"].as_str().unwrap();
     assert!(u.starts_with("u-") && u.len() == 42, "{user}");
     assert_eq!(user["expires_in"], 7200);
-    let missing = format!("{base}/open-apis/lingo/v1/files/box{}/download", "0".repeat(32));
+    let missing = format!(
+        "{base}/open-apis/lingo/v1/files/box{}/download",
+        "0".repeat(32)
+    );
     let r = client.get(&missing).bearer_auth(u).send().unwrap();
     assert_eq!(r.status(), 400);
     let v: Value = r.json().unwrap();

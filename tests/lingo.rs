@@ -426,3 +426,30 @@ async fn tokens_are_private_to_their_tenant() {
     let fid = app.upload(&t_att, "a.png", &png).await;
     expect_error(get(&app, &t, &format!("box{fid}")).await, 400, 2250001).await;
 }
+
+#[tokio::test]
+async fn per_minute_quota_on_lingo_endpoints() {
+    let app = spawn_with(|c| c.rate_limit_per_minute = 3).await;
+    let creds = make_app(&app.core, &app.tenant, WIKI).await;
+    let t = app.token_for(&creds.app_id, &creds.app_secret).await;
+    let missing = format!("box{}", "0".repeat(32));
+    for _ in 0..3 {
+        expect_error(get(&app, &t, &missing).await, 400, 2250001).await;
+    }
+    let r = get(&app, &t, &missing).await;
+    assert_eq!(r.headers()["x-ogw-ratelimit-limit"], "3");
+    let reset: u64 = r.headers()["x-ogw-ratelimit-reset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&reset), "{reset}");
+    let v = expect_error(r, 429, 99991400).await;
+    assert_eq!(v["msg"], "request trigger frequency limit");
+    // The attendance endpoints have no per-minute quota.
+    let ta = app.token().await;
+    for _ in 0..5 {
+        let r = app.download(&ta, &"0".repeat(32)).await;
+        expect_error(r, 400, 1220001).await;
+    }
+}

@@ -65,6 +65,9 @@ pub trait Endpoint: Send + Sync + 'static {
     const SCOPES: &'static [&'static str];
     /// The access tokens the endpoint takes.
     const TOKENS: TokenTypes = TokenTypes::TENANT;
+    /// Whether the platform also caps the endpoint per minute
+    /// (`rate_limit_per_minute`).
+    const PER_MINUTE: bool = false;
 }
 
 /// A caller holding a valid access token of a kind `E` takes, with one of
@@ -93,7 +96,9 @@ impl<E: Endpoint> FromRequestParts<AppState> for Authed<E> {
         if !caller.has_any(E::SCOPES) {
             return Err(Error::ScopeDenied(E::SCOPES));
         }
-        state.limiter.check(&caller.app_id, E::NAME)?;
+        state
+            .limiter
+            .check(&caller.app_id, E::NAME, E::PER_MINUTE)?;
         Ok(Authed {
             caller,
             _endpoint: PhantomData,

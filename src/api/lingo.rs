@@ -25,6 +25,8 @@ impl Endpoint for Upload {
     const NAME: &'static str = "lingo.files.upload";
     const SCOPES: &'static [&'static str] = WRITE_SCOPES;
     const TOKENS: TokenTypes = TokenTypes::TENANT_OR_USER;
+    /// "1000 次/分钟、50 次/秒" on the page.
+    const PER_MINUTE: bool = true;
 }
 
 pub struct Download;
@@ -36,6 +38,7 @@ impl Endpoint for Download {
         "baike:entity:readonly",
     ];
     const TOKENS: TokenTypes = TokenTypes::TENANT_OR_USER;
+    const PER_MINUTE: bool = true;
 }
 
 pub fn router() -> Router<AppState> {

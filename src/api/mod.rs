@@ -28,7 +28,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(core: Arc<Core>) -> AppState {
-        let limiter = ratelimit::RateLimiter::new(core.config.rate_limit_per_second);
+        let limiter = ratelimit::RateLimiter::new(
+            core.config.rate_limit_per_second,
+            core.config.rate_limit_per_minute,
+        );
         let uploads = Arc::new(tokio::sync::Semaphore::new(
             core.config.limits.max_concurrent_uploads.max(1),
         ));

@@ -12,18 +12,25 @@ use crate::error::Error;
 
 type Key = (Arc<str>, &'static str);
 
+/// Every endpoint has a per-second quota; some (lingo) also a per-minute
+/// one, checked after it.
 pub struct RateLimiter {
     per_second: u32,
+    per_minute: u32,
     inner: DefaultKeyedRateLimiter<Key>,
+    minutes: DefaultKeyedRateLimiter<Key>,
     clock: DefaultClock,
 }
 
 impl RateLimiter {
-    pub fn new(per_second: u32) -> Arc<RateLimiter> {
+    pub fn new(per_second: u32, per_minute: u32) -> Arc<RateLimiter> {
         let n = NonZeroU32::new(per_second.max(1)).expect("non-zero");
+        let m = NonZeroU32::new(per_minute.max(1)).expect("non-zero");
         let limiter = Arc::new(RateLimiter {
             per_second: n.get(),
+            per_minute: m.get(),
             inner: governor::RateLimiter::keyed(Quota::per_second(n)),
+            minutes: governor::RateLimiter::keyed(Quota::per_minute(m)),
             clock: DefaultClock::default(),
         });
         // Forget idle keys now and then so memory follows the active apps.
@@ -34,7 +41,10 @@ impl RateLimiter {
                 loop {
                     tick.tick().await;
                     match weak.upgrade() {
-                        Some(l) => l.inner.retain_recent(),
+                        Some(l) => {
+                            l.inner.retain_recent();
+                            l.minutes.retain_recent();
+                        }
                         None => break,
                     }
                 }
@@ -43,17 +53,31 @@ impl RateLimiter {
         limiter
     }
 
-    pub fn check(&self, app_id: &str, endpoint: &'static str) -> Result<(), Error> {
-        match self.inner.check_key(&(Arc::from(app_id), endpoint)) {
-            Ok(()) => Ok(()),
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.clock.now());
-                Err(Error::RateLimited {
-                    limit: self.per_second,
-                    reset_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-                })
+    /// One call of `endpoint` by `app_id`; `per_minute` says whether the
+    /// endpoint also has the per-minute quota.
+    pub fn check(
+        &self,
+        app_id: &str,
+        endpoint: &'static str,
+        per_minute: bool,
+    ) -> Result<(), Error> {
+        let key = (Arc::from(app_id), endpoint);
+        let refused = |not_until: governor::NotUntil<_>, limit| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            Error::RateLimited {
+                limit,
+                reset_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
             }
+        };
+        self.inner
+            .check_key(&key)
+            .map_err(|n| refused(n, self.per_second))?;
+        if per_minute {
+            self.minutes
+                .check_key(&key)
+                .map_err(|n| refused(n, self.per_minute))?;
         }
+        Ok(())
     }
 }
 
@@ -63,18 +87,37 @@ mod tests {
 
     #[tokio::test]
     async fn limits_per_app_and_endpoint() {
-        let l = RateLimiter::new(5);
+        let l = RateLimiter::new(5, 1000);
         for _ in 0..5 {
-            l.check("a", "x").unwrap();
+            l.check("a", "x", false).unwrap();
         }
-        match l.check("a", "x") {
+        match l.check("a", "x", false) {
             Err(Error::RateLimited {
                 limit: 5,
                 reset_secs: 1,
             }) => {}
             other => panic!("{other:?}"),
         }
-        l.check("a", "y").unwrap();
-        l.check("b", "x").unwrap();
+        l.check("a", "y", false).unwrap();
+        l.check("b", "x", false).unwrap();
+    }
+
+    #[tokio::test]
+    async fn per_minute_quota_applies_where_asked() {
+        let l = RateLimiter::new(1000, 3);
+        for _ in 0..3 {
+            l.check("a", "lingo", true).unwrap();
+        }
+        match l.check("a", "lingo", true) {
+            Err(Error::RateLimited {
+                limit: 3,
+                reset_secs,
+            }) => assert!((1..=20).contains(&reset_secs), "{reset_secs}"),
+            other => panic!("{other:?}"),
+        }
+        // Endpoints without the per-minute quota are not affected.
+        for _ in 0..10 {
+            l.check("a", "attendance", false).unwrap();
+        }
     }
 }

@@ -108,11 +108,6 @@ pub(super) fn png(bytes: &[u8], rules: &ImageRules) -> Result<Decoded, ImageErro
     let header = decoder.read_header_info().map_err(err)?;
     let (w, h) = (header.width, header.height);
     rules.check_dims(w, h)?;
-    let announced = header.animation_control.map_or(1, |a| a.num_frames.max(1));
-    let mut planned = 0;
-    for _ in 0..announced.min(17) {
-        spend(F, rules, &mut planned, w, h)?;
-    }
     let mut reader = decoder.read_info().map_err(err)?;
     let mut frames = 0u32;
     let mut total = 0u64;

@@ -223,10 +223,10 @@ impl ImageRules {
     }
 
     /// Pixels an animation (all frames) or icon (all entries) may decode
-    /// to: sixteen frames of the largest canvas. Bounds the work a small
-    /// file can demand.
+    /// to: 32 frames of the largest canvas (about a second of decoding).
+    /// Bounds the work a small file can demand.
     pub fn pixel_budget(&self) -> u64 {
-        16 * u64::from(self.max_side) * u64::from(self.max_side)
+        32 * u64::from(self.max_side) * u64::from(self.max_side)
     }
 
     /// Bytes one decoder may allocate: an 8-bit RGBA canvas of the largest

@@ -147,6 +147,33 @@ pub fn gif_animated(w: u32, h: u32, frames: u8) -> Vec<u8> {
     out
 }
 
+/// An animated PNG: a full first frame, then `frames - 1` subframes of half
+/// the canvas at its centre.
+pub fn apng(w: u32, h: u32, frames: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_animated(frames, 0).expect("apng");
+        let mut writer = enc.write_header().expect("png header");
+        writer
+            .write_image_data(smooth(w, h, 0).as_raw())
+            .expect("first frame");
+        for i in 1..frames {
+            let (fw, fh) = (w / 2, h / 2);
+            writer.set_frame_dimension(fw, fh).expect("frame size");
+            writer
+                .set_frame_position(w / 4, h / 4)
+                .expect("frame position");
+            writer
+                .write_image_data(smooth(fw, fh, i as u8).as_raw())
+                .expect("frame");
+        }
+        writer.finish().expect("png end");
+    }
+    out
+}
+
 /// One icon entry: PNG data, or a 32-bit bitmap (DIB) with its AND mask.
 pub enum IcoEntry {
     Png(u32, u32),

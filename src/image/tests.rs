@@ -97,6 +97,25 @@ fn multi_image_icons_and_animations() {
         (info.format, info.width, info.height, info.frames),
         (ImageFormat::Ico, 320, 320, 3)
     );
+    let any_size = ImageRules {
+        min_bytes: 1,
+        ..rules
+    };
+    let apng = samples::apng(320, 320, 4);
+    let info = check(&apng, &any_size).unwrap();
+    assert_eq!(
+        (info.format, info.width, info.frames),
+        (ImageFormat::Png, 320, 4)
+    );
+    // A cut inside the last frame (IEND re-appended) is caught by decoding
+    // every frame, not just the first.
+    let iend = apng.len() - 12;
+    let cut = [&apng[..iend - 30], &apng[iend..]].concat();
+    let e = check(&cut, &any_size).unwrap_err();
+    assert!(
+        matches!(e, ImageError::Corrupt { .. } | ImageError::Truncated(_)),
+        "{e}"
+    );
     let gif = samples::gif_animated(320, 320, 3);
     let info = check(&gif, &rules).unwrap();
     assert_eq!((info.width, info.frames), (320, 3));
