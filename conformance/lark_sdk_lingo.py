@@ -69,10 +69,10 @@ def main():
         dl = await c.lingo.v1.file.adownload(download_req(up.data.file_token))
         return up, dl
 
-    if hasattr(c.lingo.v1.file, "aupload"):
-        aup, adl = asyncio.run(flow())
-        check(aup.success() and adl.success(), "async upload and download", aup)
-        check(adl.file.read() == open(PNG, "rb").read(), "async round trip is byte-identical")
+    check(hasattr(c.lingo.v1.file, "aupload"), "the SDK has an async lingo upload")
+    aup, adl = asyncio.run(flow())
+    check(aup.success() and adl.success(), "async upload and download", aup)
+    check(adl.file.read() == open(PNG, "rb").read(), "async round trip is byte-identical")
 
     # A user access token, set per request.
     u = client(set_token=True)
@@ -94,11 +94,11 @@ def main():
     missing = c.lingo.v1.file.download(download_req("box" + "0" * 32))
     check(not missing.success() and missing.code == 2250001, "unknown file_token gives 2250001", missing)
     check(missing.file is None, "an error is not saved as a file")
-    expired = u.lingo.v1.file.download(
+    unknown = u.lingo.v1.file.download(
         download_req(up.data.file_token),
         lark.RequestOption.builder().user_access_token("u-" + "0" * 40).build(),
     )
-    check(not expired.success() and expired.code == 99991668, "unknown user token gives 99991668", expired)
+    check(not unknown.success() and unknown.code == 99991668, "unknown user token gives 99991668", unknown)
 
     print("lark-oapi lingo conformance: all checks passed")
 

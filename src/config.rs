@@ -49,6 +49,12 @@ pub struct Limits {
     pub max_concurrent_uploads: usize,
     /// Open client connections at once; more wait to be accepted.
     pub max_connections: usize,
+    /// Memory all full image decodes together may use (each upload is
+    /// charged its file plus an estimate of its pixels, up to this budget).
+    pub decode_memory_mib: u64,
+    /// How long a received upload may wait for decode memory or a CPU slot
+    /// before it is refused as the frequency limit (429).
+    pub decode_wait_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,6 +94,8 @@ impl Default for Limits {
             upload_deadline_secs: 600,
             max_concurrent_uploads: 256,
             max_connections: 4096,
+            decode_memory_mib: 1024,
+            decode_wait_secs: 60,
         }
     }
 }

@@ -71,8 +71,12 @@ async fn upload(
     body: Body,
 ) -> Result<impl IntoResponse> {
     let name = PhotoName::parse(q.file_name.as_deref().unwrap_or(""))?;
-    let _permit = state.upload_permit()?;
-    multipart::within_deadline(&state, receive_photo(&state, &auth, &name, &headers, body)).await
+    let permit = state.upload_permit()?;
+    multipart::within_deadline(
+        &state,
+        receive_photo(&state, &auth, &name, &headers, body, permit),
+    )
+    .await
 }
 
 async fn receive_photo(
@@ -81,6 +85,7 @@ async fn receive_photo(
     name: &PhotoName,
     headers: &HeaderMap,
     body: Body,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<axum::Json<Value>> {
     let limits = &state.core.config.limits;
     // The photo limit is enforced precisely while streaming; this outer cap
@@ -95,7 +100,7 @@ async fn receive_photo(
         let body = multipart::idle_timeout(multipart::field_stream(field), idle);
         let record = state
             .core
-            .store_attendance_photo(auth.caller.tenant_id, name, body)
+            .store_attendance_photo(auth.caller.tenant_id, name, body, permit)
             .await?;
         return Ok(success(json!({"file": {"file_id": record.file_id}})));
     }

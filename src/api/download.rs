@@ -23,16 +23,15 @@ const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// `attachment; filename="…"` plus RFC 6266 `filename*` when the name is not
-/// plain ASCII.
+/// plain ASCII or holds characters clients mangle in the plain form
+/// (lark-oapi splits the header on `;` and percent-decodes `filename`).
 pub fn content_disposition(name: &str) -> String {
     let fallback: String = name
         .chars()
         .map(|c| {
-            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
-                c
-            } else {
-                '_'
-            }
+            let plain =
+                c.is_ascii() && !c.is_ascii_control() && !matches!(c, '"' | '\\' | ';' | '%' | ',');
+            if plain { c } else { '_' }
         })
         .collect();
     if fallback == name {
@@ -82,5 +81,9 @@ mod tests {
             "attachment; filename=\"____.jpg\"; filename*=UTF-8''%E4%BA%BA%E8%84%B8%E7%85%A7%E7%89%87.jpg"
         );
         assert!(content_disposition("a\"b.png").contains("filename*=UTF-8''a%22b.png"));
+        assert_eq!(
+            content_disposition("a;b%20c,d.png"),
+            "attachment; filename=\"a_b_20c_d.png\"; filename*=UTF-8''a%3Bb%2520c%2Cd.png"
+        );
     }
 }

@@ -60,7 +60,7 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<axum::Json<serde_json::Value>> {
-    let _permit = state.upload_permit()?;
+    let permit = state.upload_permit()?;
     let mut staged = None;
     let outcome =
         multipart::within_deadline(&state, receive(&state, &headers, body, &mut staged)).await;
@@ -82,7 +82,7 @@ async fn upload(
     };
     let token = state
         .core
-        .store_lingo_image(auth.caller.tenant_id, staged, &name)
+        .store_lingo_image(auth.caller.tenant_id, staged, &name, permit)
         .await?;
     Ok(axum::Json(
         json!({"code": 0, "msg": "success", "data": {"file_token": token}}),

@@ -74,6 +74,15 @@ pub struct FileDownload {
     pub body: PlainStream,
 }
 
+/// MiB a decode may hold: the file, plus 8 bytes per pixel (the output
+/// and the decoders' working planes, e.g. progressive JPEG coefficients),
+/// at the largest size the rules allow when the header did not say.
+fn decode_estimate_mib(probed: &Probed, rules: &ImageRules) -> u64 {
+    let (w, h) = probed.dims.unwrap_or((rules.max_side, rules.max_side));
+    let bytes = probed.size + 8 * u64::from(w) * u64::from(h);
+    bytes.div_ceil(1024 * 1024)
+}
+
 impl Core {
     /// Step 1: streams an upload into a sealed temporary blob, checking it
     /// with `rules` as the bytes arrive. Fails (and leaves nothing behind)
@@ -113,20 +122,24 @@ impl Core {
         }
     }
 
-    /// Steps 3: durable blob, full decode, metadata. Runs as its own task:
+    /// Step 3: durable blob, full decode, metadata. Runs as its own task:
     /// once the last byte is in, a client hanging up (which drops the
     /// request future) can no longer leave a blob without its metadata or
-    /// a half-validated file behind.
+    /// a half-validated file behind. `hold` (the caller's upload permit) is
+    /// released only when this work is done, so the work in flight stays
+    /// bounded by the upload limit even when clients hang up.
     pub async fn commit_image(
         self: &std::sync::Arc<Self>,
         staged: StagedImage,
         tenant_id: i64,
         kind: FileKind,
         file_name: &str,
+        hold: impl Send + 'static,
     ) -> Result<FileRecord> {
         let core = self.clone();
         let file_name = file_name.to_string();
         tokio::spawn(async move {
+            let _hold = hold;
             let StagedImage {
                 file_id,
                 writer,
@@ -134,7 +147,15 @@ impl Core {
                 probed,
             } = staged;
             let id = file_id.as_str();
-            let sha256 = writer.finish().await.map_err(Error::Internal)?;
+            let sha256 = match writer.finish().await {
+                Ok(digest) => digest,
+                Err(e) => {
+                    // The failure may come after the rename (directory
+                    // sync): do not leave an unreferenced blob behind.
+                    let _ = core.blobs.delete(id).await;
+                    return Err(Error::Internal(e));
+                }
+            };
             let info = match core.verify_stored(id, probed, rules).await {
                 Ok(info) => info,
                 Err(e) => {
@@ -171,20 +192,36 @@ impl Core {
         .map_err(|e| Error::Internal(anyhow::Error::new(e).context("storing an upload")))?
     }
 
-    /// Reads a just-written blob back and decodes it in full. At most
-    /// `decode_slots` decodes run at once: each holds the file and its
-    /// pixels in memory, and they are CPU-bound.
+    /// Reads a just-written blob back and decodes it in full, once it has
+    /// decode memory (its file plus an estimate of its pixels) and a CPU
+    /// slot; an upload that waits longer than `decode_wait_secs` for them is
+    /// refused like the frequency limit.
     async fn verify_stored(
         &self,
         id: &str,
         probed: Probed,
         rules: ImageRules,
     ) -> Result<ImageInfo> {
-        let _slot = self
-            .decode_slots
-            .acquire()
-            .await
-            .map_err(|e| Error::Internal(e.into()))?;
+        let budget = self.config.limits.decode_memory_mib.max(1);
+        let mib =
+            u32::try_from(decode_estimate_mib(&probed, &rules).min(budget)).unwrap_or(u32::MAX);
+        let wait = std::time::Duration::from_secs(self.config.limits.decode_wait_secs);
+        let permits = tokio::time::timeout(wait, async {
+            let memory = self.decode_memory.acquire_many(mib).await?;
+            let slot = self.decode_slots.acquire().await?;
+            Ok::<_, tokio::sync::AcquireError>((memory, slot))
+        })
+        .await;
+        let _permits = match permits {
+            Ok(p) => p.map_err(|e| Error::Internal(e.into()))?,
+            Err(_) => {
+                tracing::warn!("refusing an upload: image decoding is saturated");
+                return Err(Error::RateLimited {
+                    limit: self.config.rate_limit_per_second,
+                    reset_secs: 1,
+                });
+            }
+        };
         let bytes = self
             .blobs
             .open(id)
@@ -258,5 +295,103 @@ impl Core {
             .file(tenant_id, kind.as_str(), file_id.as_str())
             .await?
             .is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::domain::testing::core_with;
+    use crate::image::samples;
+
+    fn body(bytes: Vec<u8>) -> impl Stream<Item = Result<Bytes>> + Send {
+        futures_util::stream::iter(
+            bytes
+                .chunks(7000)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[tokio::test]
+    async fn saturated_decoding_is_refused_and_leaves_nothing() {
+        let (_dir, core) = core_with(|c| c.limits.decode_wait_secs = 0).await;
+        let core = Arc::new(core);
+        let tenant = core.create_tenant("acme").await.unwrap();
+        let rules = core.attendance_rules();
+        // Every CPU slot is taken.
+        let n = core.decode_slots.available_permits() as u32;
+        let held = core.decode_slots.acquire_many(n).await.unwrap();
+        let staged = core
+            .receive_image(rules, body(samples::png(100, 100)))
+            .await
+            .unwrap();
+        let e = core
+            .commit_image(staged, tenant.id, FileKind::AttendancePhoto, "a.png", ())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::RateLimited { .. }), "{e:?}");
+        assert!(core.blobs.store().keys().await.unwrap().is_empty());
+        // Once a slot is free the same upload goes through.
+        drop(held);
+        let staged = core
+            .receive_image(rules, body(samples::png(100, 100)))
+            .await
+            .unwrap();
+        let rec = core
+            .commit_image(staged, tenant.id, FileKind::AttendancePhoto, "a.png", ())
+            .await
+            .unwrap();
+        assert_eq!(
+            (rec.width, rec.height, rec.format.as_str()),
+            (100, 100, "png")
+        );
+        assert_eq!(core.blobs.store().keys().await.unwrap(), vec![rec.file_id]);
+    }
+
+    #[tokio::test]
+    async fn refused_at_decode_leaves_nothing_and_releases_the_hold() {
+        let (_dir, core) = core_with(|_| {}).await;
+        let core = Arc::new(core);
+        let tenant = core.create_tenant("acme").await.unwrap();
+        // Passes the streaming checks (header, size) but not the decoder:
+        // the image data is damaged in the middle.
+        let mut png = samples::noisy(crate::image::ImageFormat::Png, 200, 200);
+        let mid = png.len() / 2;
+        png[mid..mid + 64].fill(0xAA);
+        let staged = core
+            .receive_image(core.attendance_rules(), body(png))
+            .await
+            .unwrap();
+        let uploads = Arc::new(tokio::sync::Semaphore::new(1));
+        let permit = uploads.clone().acquire_owned().await.unwrap();
+        let e = core
+            .commit_image(
+                staged,
+                tenant.id,
+                FileKind::AttendancePhoto,
+                "a.png",
+                permit,
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("png data is corrupt"), "{e}");
+        assert_eq!(uploads.available_permits(), 1);
+        assert!(core.blobs.store().keys().await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn decode_estimates() {
+        let rules = crate::image::ImageRules::lingo();
+        let probed = |dims| Probed {
+            format: ImageFormat::Png,
+            size: 1024 * 1024,
+            dims,
+        };
+        assert_eq!(decode_estimate_mib(&probed(Some((1024, 1024))), &rules), 9);
+        // Unknown dimensions are charged at the largest allowed.
+        assert_eq!(decode_estimate_mib(&probed(None), &rules), 129);
     }
 }

@@ -86,18 +86,20 @@ fn parse_token(token: &str) -> Option<FileId> {
 
 impl Core {
     /// Stores a received wiki image under its name; returns its token.
+    /// `hold` is released when the work is done (see [`Core::commit_image`]).
     pub async fn store_lingo_image(
         self: &Arc<Self>,
         tenant_id: i64,
         staged: StagedImage,
         name: &ImageName,
+        hold: impl Send + 'static,
     ) -> Result<String> {
         if let Err(e) = name.check_format(staged.format()) {
             staged.discard().await;
             return Err(e);
         }
         let record = self
-            .commit_image(staged, tenant_id, FileKind::LingoImage, name.as_str())
+            .commit_image(staged, tenant_id, FileKind::LingoImage, name.as_str(), hold)
             .await?;
         Ok(file_token(&record.file_id))
     }

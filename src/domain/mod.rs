@@ -149,9 +149,10 @@ pub struct Core {
     /// queries before it starts. Entries live briefly: disabling an app or
     /// changing its scopes takes effect within [`auth::TOKEN_CACHE_SECS`].
     pub(crate) token_cache: moka::sync::Cache<String, auth::CachedToken>,
-    /// Full image decodes allowed at once (CPU-bound, and each holds a file
-    /// and its pixels in memory).
+    /// Full image decodes allowed at once: one per CPU (they are CPU-bound).
     pub(crate) decode_slots: tokio::sync::Semaphore,
+    /// Memory for decodes, in MiB: each decode holds its file and pixels.
+    pub(crate) decode_memory: tokio::sync::Semaphore,
 }
 
 impl Core {
@@ -165,7 +166,6 @@ impl Core {
             .meta_get_or_init("id_secret", || hex::encode(ids::random_bytes::<32>()))
             .await?;
         Ok(Core {
-            config,
             db,
             blobs,
             keys,
@@ -178,6 +178,10 @@ impl Core {
             decode_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
+            decode_memory: tokio::sync::Semaphore::new(
+                usize::try_from(config.limits.decode_memory_mib.max(1)).unwrap_or(usize::MAX >> 4),
+            ),
+            config,
         })
     }
 
@@ -192,11 +196,17 @@ pub(crate) mod testing {
 
     /// A core on a fresh temporary data directory.
     pub async fn core() -> (tempfile::TempDir, Core) {
+        core_with(|_| {}).await
+    }
+
+    /// The same, with the configuration adjusted first.
+    pub async fn core_with(tweak: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Core) {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
+        let mut config = Config {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
+        tweak(&mut config);
         let core = crate::app::open_core(config).await.unwrap();
         (dir, core)
     }

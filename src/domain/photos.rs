@@ -32,12 +32,14 @@ impl Core {
     }
 
     /// Stores an attendance face photo from a stream of its bytes; the id
-    /// is returned only once blob and metadata are durable.
+    /// is returned only once blob and metadata are durable. `hold` is
+    /// released when the work is done (see [`Core::commit_image`]).
     pub async fn store_attendance_photo<S>(
         self: &Arc<Self>,
         tenant_id: i64,
         name: &PhotoName,
         body: S,
+        hold: impl Send + 'static,
     ) -> Result<FileRecord>
     where
         S: Stream<Item = Result<Bytes>> + Send,
@@ -51,8 +53,14 @@ impl Core {
                 name.extension(),
             )));
         }
-        self.commit_image(staged, tenant_id, FileKind::AttendancePhoto, name.as_str())
-            .await
+        self.commit_image(
+            staged,
+            tenant_id,
+            FileKind::AttendancePhoto,
+            name.as_str(),
+            hold,
+        )
+        .await
     }
 
     /// Opens an attendance photo of the tenant. Unknown ids and other

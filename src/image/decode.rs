@@ -88,6 +88,17 @@ pub(super) fn buffer(
 }
 
 pub(super) fn png(bytes: &[u8], rules: &ImageRules) -> Result<Decoded, ImageError> {
+    png_within(bytes, rules, &mut 0, true)
+}
+
+/// A PNG whose frames are charged to `total` (shared with the icon holding
+/// it); `animated` says whether APNG frames are allowed at all.
+pub(super) fn png_within(
+    bytes: &[u8],
+    rules: &ImageRules,
+    total: &mut u64,
+    animated: bool,
+) -> Result<Decoded, ImageError> {
     const F: ImageFormat = ImageFormat::Png;
     let err = |e: png::DecodingError| match e {
         png::DecodingError::IoError(ref io) if is_eof(io) => ImageError::Truncated(F),
@@ -108,14 +119,24 @@ pub(super) fn png(bytes: &[u8], rules: &ImageRules) -> Result<Decoded, ImageErro
     let header = decoder.read_header_info().map_err(err)?;
     let (w, h) = (header.width, header.height);
     rules.check_dims(w, h)?;
+    // Charged before anything is decoded: an icon of many entries pays for
+    // each one against the one budget.
+    spend(F, rules, total, w, h)?;
     let mut reader = decoder.read_info().map_err(err)?;
+    if !animated && reader.info().animation_control.is_some() {
+        return Err(ImageError::Inconsistent {
+            format: F,
+            detail: "an animated PNG cannot be an icon entry".into(),
+        });
+    }
     let mut frames = 0u32;
-    let mut total = 0u64;
     // The first image (IDAT) always spans the canvas; later APNG frames
     // have their own rectangle, which must lie inside it.
     let (mut fw, mut fh) = (w, h);
     loop {
-        spend(F, rules, &mut total, fw, fh)?;
+        if frames > 0 {
+            spend(F, rules, total, fw, fh)?;
+        }
         while reader.next_row().map_err(err)?.is_some() {}
         frames += 1;
         match reader.next_frame_info() {
@@ -188,6 +209,7 @@ pub(super) fn jpeg(bytes: &[u8], rules: &ImageRules) -> Result<Decoded, ImageErr
 pub(super) fn gif(bytes: &[u8], rules: &ImageRules) -> Result<Decoded, ImageError> {
     const F: ImageFormat = ImageFormat::Gif;
     let err = |e: gif::DecodingError| match e {
+        gif::DecodingError::UnexpectedEof => ImageError::Truncated(F),
         gif::DecodingError::Io(ref io) if is_eof(io) => ImageError::Truncated(F),
         e => corrupt(F, e),
     };
@@ -204,7 +226,15 @@ pub(super) fn gif(bytes: &[u8], rules: &ImageRules) -> Result<Decoded, ImageErro
     let mut frames = 0u32;
     let mut total = 0u64;
     let mut buf = Vec::new();
-    while let Some(frame) = decoder.next_frame_info().map_err(err)? {
+    loop {
+        let frame = match decoder.next_frame_info() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            // Many encoders omit the trailer byte; browsers and giflib end
+            // the image there, once a frame has been read whole.
+            Err(gif::DecodingError::UnexpectedEof) if frames > 0 => break,
+            Err(e) => return Err(err(e)),
+        };
         let (fx, fy) = (u32::from(frame.left), u32::from(frame.top));
         let (fw, fh) = (u32::from(frame.width), u32::from(frame.height));
         if fx + fw > w || fy + fh > h {

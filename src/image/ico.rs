@@ -9,7 +9,7 @@
 
 use std::io::Cursor;
 
-use super::decode::{buffer, limits, png};
+use super::decode::{buffer, limits, png_within};
 use super::{ImageError, ImageFormat, ImageRules};
 
 const F: ImageFormat = ImageFormat::Ico;
@@ -87,18 +87,28 @@ fn directory(bytes: &[u8]) -> Result<Vec<Entry>, ImageError> {
 }
 
 /// The dimensions and depth an entry's own header declares, after checking
-/// that its data is all there.
-fn entry_header(i: usize, data: &[u8], rules: &ImageRules) -> Result<Found, ImageError> {
+/// that its data is all there; PNG entries are decoded here, charged to
+/// the icon's one pixel budget.
+fn entry_header(
+    i: usize,
+    data: &[u8],
+    rules: &ImageRules,
+    total: &mut u64,
+) -> Result<Found, ImageError> {
     if data.starts_with(b"\x89PNG\r\n\x1a\n") {
         // Entries may be small (16 px); only the upper bound applies here.
         let entry_rules = ImageRules {
             min_side: 1,
             ..*rules
         };
-        let (width, height, _) = png(data, &entry_rules).map_err(|e| match e {
-            ImageError::Truncated(_) => ImageError::Truncated(F),
-            other => inconsistent(format!("entry {}: {other}", i + 1)),
-        })?;
+        let (width, height, _) =
+            png_within(data, &entry_rules, total, false).map_err(|e| match e {
+                ImageError::Truncated(_) => ImageError::Truncated(F),
+                ImageError::TooManyPixels { budget, .. } => {
+                    ImageError::TooManyPixels { format: F, budget }
+                }
+                other => inconsistent(format!("entry {}: {other}", i + 1)),
+            })?;
         return Ok(Found {
             width,
             height,
@@ -168,6 +178,7 @@ fn entry_header(i: usize, data: &[u8], rules: &ImageRules) -> Result<Found, Imag
     if (data.len() as u64) < needed {
         return Err(ImageError::Truncated(F));
     }
+    total_add(total, width, height, rules)?;
     Ok(Found {
         width,
         height,
@@ -176,12 +187,33 @@ fn entry_header(i: usize, data: &[u8], rules: &ImageRules) -> Result<Found, Imag
     })
 }
 
+fn total_add(total: &mut u64, w: u32, h: u32, rules: &ImageRules) -> Result<(), ImageError> {
+    *total += u64::from(w) * u64::from(h);
+    if *total > rules.pixel_budget() {
+        return Err(ImageError::TooManyPixels {
+            format: F,
+            budget: rules.pixel_budget(),
+        });
+    }
+    Ok(())
+}
+
 pub(super) fn decode(bytes: &[u8], rules: &ImageRules) -> Result<(u32, u32, u32), ImageError> {
     let entries = directory(bytes)?;
+    // Entries must not share bytes: one large image referenced many times
+    // would multiply the decoding work without growing the file.
+    let mut ranges: Vec<(usize, usize)> = entries
+        .iter()
+        .map(|e| (e.offset, e.offset + e.len))
+        .collect();
+    ranges.sort_unstable();
+    if ranges.windows(2).any(|w| w[1].0 < w[0].1) {
+        return Err(inconsistent("entries overlap".into()));
+    }
     let mut best: Option<Found> = None;
     let mut total = 0u64;
     for (i, e) in entries.iter().enumerate() {
-        let found = entry_header(i, &bytes[e.offset..e.offset + e.len], rules)?;
+        let found = entry_header(i, &bytes[e.offset..e.offset + e.len], rules, &mut total)?;
         if e.dir_width != found.width.min(256) || e.dir_height != found.height.min(256) {
             return Err(inconsistent(format!(
                 "entry {} is declared {}x{} but holds a {}x{} image",
@@ -191,13 +223,6 @@ pub(super) fn decode(bytes: &[u8], rules: &ImageRules) -> Result<(u32, u32, u32)
                 found.width,
                 found.height
             )));
-        }
-        total += u64::from(found.width) * u64::from(found.height);
-        if total > rules.pixel_budget() {
-            return Err(ImageError::TooManyPixels {
-                format: F,
-                budget: rules.pixel_budget(),
-            });
         }
         let key = |f: &Found| (u64::from(f.width) * u64::from(f.height), f.bits);
         if best.is_none_or(|b| key(&found) > key(&b)) {

@@ -9,8 +9,8 @@
 //!    magic bytes, reads the dimensions from the header before the pixels
 //!    arrive (a decompression bomb is refused on its header, without
 //!    allocating for it), cuts the body off as soon as it passes the size
-//!    limit, and at the end checks the size floor and the format's end
-//!    marker.
+//!    limit, and at the end checks the size floor. (Where a file ends is
+//!    left to the decoder: phones append data after a JPEG's end marker.)
 //! 2. [`decode`] decodes the complete file under explicit memory limits:
 //!    dimensions are taken from the decoder's own header parse and checked
 //!    before any pixel buffer exists, animation frames and icon entries are
@@ -340,14 +340,11 @@ pub struct Probed {
 /// JPEG's frame header can follow large EXIF/ICC segments); past this the
 /// decision is left to [`decode`].
 const MAX_HEAD: usize = 512 * 1024;
-const TAIL: usize = 64;
-const PNG_IEND: [u8; 12] = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
 
 /// The streaming stage: push every piece, then [`Probe::finish`].
 pub struct Probe {
     rules: ImageRules,
     head: Vec<u8>,
-    tail: Vec<u8>,
     size: u64,
     format: Option<ImageFormat>,
     dims: Option<(u32, u32)>,
@@ -363,7 +360,6 @@ impl Probe {
         Probe {
             rules,
             head: Vec::new(),
-            tail: Vec::with_capacity(2 * TAIL),
             size: 0,
             format: None,
             dims: None,
@@ -379,11 +375,6 @@ impl Probe {
             return Err(ImageError::TooLarge {
                 max: self.rules.max_bytes,
             });
-        }
-        self.tail
-            .extend_from_slice(&data[data.len().saturating_sub(TAIL)..]);
-        if self.tail.len() > TAIL {
-            self.tail.drain(..self.tail.len() - TAIL);
         }
         if !self.header_done {
             let room = MAX_HEAD - self.head.len();
@@ -424,7 +415,10 @@ impl Probe {
                 f
             }
         };
-        if format == ImageFormat::Ico {
+        // An icon's directory cannot say sizes above 256 px, and bitmap
+        // headers are signed (top-down) or 16-bit (OS/2), which the header
+        // reader misreads: both are left to `decode`.
+        if matches!(format, ImageFormat::Ico | ImageFormat::Bmp) {
             self.end_header();
             return Ok(());
         }
@@ -471,23 +465,6 @@ impl Probe {
                 size: self.size,
                 min: self.rules.min_bytes,
             });
-        }
-        let complete = match format {
-            ImageFormat::Png => self.tail.ends_with(&PNG_IEND),
-            ImageFormat::Jpeg => {
-                // Some encoders pad after EOI; zero/whitespace padding is fine.
-                let end = self
-                    .tail
-                    .iter()
-                    .rposition(|b| !matches!(b, 0 | b'\r' | b'\n' | b' '))
-                    .map_or(0, |i| i + 1);
-                self.tail[..end].ends_with(&[0xFF, 0xD9])
-            }
-            // Their structure says where they end; `decode` checks it.
-            ImageFormat::Gif | ImageFormat::Bmp | ImageFormat::Ico | ImageFormat::Webp => true,
-        };
-        if !complete {
-            return Err(ImageError::Truncated(format));
         }
         Ok(Probed {
             format,

@@ -37,19 +37,10 @@ fn every_format_at_both_side_edges_in_any_piece_size() {
             } else {
                 side
             };
-            let bytes = samples::of(format, side, other);
-            let bytes = if bytes.len() < 3 * 1024 {
-                match format {
-                    ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif => {
-                        samples::pad_to(&bytes, 3 * 1024)
-                    }
-                    _ => bytes,
-                }
-            } else {
-                bytes
-            };
+            let mut bytes = samples::of(format, side, other);
             if bytes.len() < 3 * 1024 {
-                continue; // too small to be accepted, covered elsewhere
+                // Flat tiles compress below the floor; noise does not.
+                bytes = samples::noisy(format, side, other);
             }
             for piece in [1 << 20, 4093] {
                 let info = streamed(&bytes, piece, &lingo())
@@ -180,15 +171,14 @@ fn formats_are_decided_by_the_bytes() {
 fn truncated_files_of_every_format_are_refused() {
     let rules = lingo();
     for format in ImageFormat::ALL {
-        let whole = samples::of(format, 400, 400);
-        for cut in [whole.len() / 2, whole.len() - 1] {
+        let whole = samples::noisy(format, 400, 400);
+        assert!(whole.len() > 20_000, "{format} sample too small to cut");
+        for cut in [whole.len() / 2, whole.len() * 9 / 10] {
             let r = check(&whole[..cut], &rules);
             assert!(
                 matches!(
                     r,
-                    Err(ImageError::Truncated(_)
-                        | ImageError::Corrupt { .. }
-                        | ImageError::TooSmall { .. })
+                    Err(ImageError::Truncated(_) | ImageError::Corrupt { .. })
                 ),
                 "{format} cut at {cut} of {}: {r:?}",
                 whole.len()
@@ -200,6 +190,85 @@ fn truncated_files_of_every_format_are_refused() {
         msg(check(&png[..png.len() - 3], &rules)),
         "png data is truncated"
     );
+}
+
+#[test]
+fn ordinary_files_decoders_accept_are_accepted() {
+    let rules = lingo();
+    // Phones append data after a JPEG's end marker (Samsung SEFT trailers,
+    // motion-photo videos).
+    let mut jpeg = samples::noisy(ImageFormat::Jpeg, 400, 400);
+    jpeg.extend_from_slice(b"SEFH");
+    jpeg.extend(std::iter::repeat_n(7u8, 5000));
+    assert_eq!(check(&jpeg, &rules).unwrap().width, 400);
+    // A top-down bitmap (negative height).
+    let mut bmp = samples::bmp(320, 330);
+    let h = i32::from_le_bytes(bmp[22..26].try_into().unwrap());
+    bmp[22..26].copy_from_slice(&(-h).to_le_bytes());
+    let info = check(&bmp, &rules).unwrap();
+    assert_eq!((info.width, info.height), (320, 330));
+    // A GIF without its trailer byte, as many encoders write them.
+    let gif = samples::gif_animated(320, 320, 3);
+    assert_eq!(*gif.last().unwrap(), 0x3B);
+    let info = check(&gif[..gif.len() - 1], &rules).unwrap();
+    assert_eq!(info.frames, 3);
+    // Bytes after a PNG's IEND.
+    let mut png = samples::at_least(samples::png(400, 400), 8000);
+    png.push(0);
+    assert!(check(&png, &rules).is_ok());
+}
+
+#[test]
+fn work_is_bounded_by_the_pixel_budget() {
+    // Small limits so the budget (32 canvases) is cheap to exceed.
+    let rules = ImageRules {
+        min_bytes: 1,
+        max_side: 64,
+        min_side: 16,
+        ..lingo()
+    };
+    let over = ImageError::TooManyPixels {
+        format: ImageFormat::Gif,
+        budget: 32 * 64 * 64,
+    };
+    assert_eq!(
+        check(&samples::gif_animated(64, 64, 32), &rules)
+            .unwrap()
+            .frames,
+        32
+    );
+    assert_eq!(check(&samples::gif_animated(64, 64, 33), &rules), Err(over));
+    // APNG subframes are charged their own rectangle (a quarter here).
+    assert_eq!(
+        check(&samples::apng(64, 64, 100), &rules).unwrap().frames,
+        100
+    );
+    assert!(matches!(
+        check(&samples::apng(64, 64, 140), &rules),
+        Err(ImageError::TooManyPixels { .. })
+    ));
+    // Icon entries share the budget, and may not share bytes.
+    let entry = samples::png(64, 64);
+    let many: Vec<(u8, u8, &[u8])> = (0..33).map(|_| (64, 64, entry.as_slice())).collect();
+    assert!(matches!(
+        check(&samples::ico_raw(&many), &rules),
+        Err(ImageError::TooManyPixels {
+            format: ImageFormat::Ico,
+            ..
+        })
+    ));
+    let mut shared = samples::ico_raw(&[(64, 64, entry.as_slice()), (64, 64, entry.as_slice())]);
+    // Point the second directory record at the first entry's bytes.
+    let first_offset: [u8; 4] = shared[6 + 12..6 + 16].try_into().unwrap();
+    shared[6 + 16 + 12..6 + 16 + 16].copy_from_slice(&first_offset);
+    assert_eq!(
+        msg(check(&shared, &rules)),
+        "ico structure is inconsistent: entries overlap"
+    );
+    // An animated PNG inside an icon.
+    let apng = samples::apng(64, 64, 2);
+    let ico = samples::ico_raw(&[(64, 64, apng.as_slice())]);
+    assert!(msg(check(&ico, &rules)).contains("animated PNG cannot be an icon entry"));
 }
 
 #[test]
