@@ -324,7 +324,7 @@ pub(super) fn bmp(bytes: &[u8], rules: &ImageRules) -> Result<Decoded, ImageErro
     Ok((w, h, 1))
 }
 
-pub(super) fn limits(rules: &ImageRules) -> ::image::Limits {
+pub fn limits(rules: &ImageRules) -> ::image::Limits {
     let mut limits = ::image::Limits::default();
     limits.max_image_width = Some(rules.max_side);
     limits.max_image_height = Some(rules.max_side);

@@ -20,6 +20,7 @@
 //! [`check`] runs both over a slice (fuzzing, benchmarks, tests).
 
 mod decode;
+pub mod face;
 mod ico;
 /// Sample images for tests, benchmarks and fuzz seeds.
 #[doc(hidden)]
@@ -27,7 +28,7 @@ pub mod samples;
 
 use std::fmt;
 
-pub use decode::decode;
+pub use decode::{decode, limits};
 
 /// The formats any surface can accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
