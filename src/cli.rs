@@ -48,6 +48,33 @@ pub enum Command {
     /// Issue access tokens without the app secret (for scripts and tests)
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Door access: who may enrol a face at the doors
+    #[command(subcommand)]
+    Acs(AcsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AcsCmd {
+    /// Grant door access to people (by user_id)
+    Grant {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(required = true, value_name = "USER_ID")]
+        user_ids: Vec<String>,
+    },
+    /// Revoke door access (their enrolled faces are deleted)
+    Revoke {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(required = true, value_name = "USER_ID")]
+        user_ids: Vec<String>,
+    },
+    /// Grant door access to every user_id in a CSV file (column `user_id`)
+    Import {
+        #[command(flatten)]
+        tenant: TenantArg,
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -401,6 +428,39 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
                 "{}",
                 json!({"tenant_access_token": t.token, "expire": t.expire})
             )?;
+        }
+        Command::Acs(cmd) => {
+            let (tenant, ids, grant) = match cmd {
+                AcsCmd::Grant { tenant, user_ids } => (tenant, user_ids, true),
+                AcsCmd::Revoke { tenant, user_ids } => (tenant, user_ids, false),
+                AcsCmd::Import { tenant, file } => {
+                    let mut rdr = csv::ReaderBuilder::new()
+                        .trim(csv::Trim::All)
+                        .from_path(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    let col = rdr
+                        .headers()?
+                        .iter()
+                        .position(|h| h == "user_id")
+                        .context("the CSV has no user_id column")?;
+                    let mut ids = Vec::new();
+                    for rec in rdr.records() {
+                        let rec = rec?;
+                        if let Some(id) = rec.get(col).filter(|s| !s.is_empty()) {
+                            ids.push(id.to_string());
+                        }
+                    }
+                    (tenant, ids, true)
+                }
+            };
+            let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
+            let n = if grant {
+                core.acs_grant(&tenant, &ids).await.map_err(user_err)?
+            } else {
+                core.acs_revoke(&tenant, &ids).await.map_err(user_err)?
+            };
+            let verb = if grant { "granted" } else { "revoked" };
+            writeln!(out, "{verb} door access for {n} of {} people", ids.len())?;
         }
         Command::Token(TokenCmd::User { app_id, user_id }) => {
             let t = core

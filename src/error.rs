@@ -58,6 +58,12 @@ pub enum Error {
     /// A referenced user does not exist in the caller's tenant.
     #[error("user does not exist or is out of scope: {0}")]
     UserNotFound(String),
+    /// The user is not in the door-access directory (ACS 1490101).
+    #[error("user not found")]
+    AcsUserNotFound,
+    /// No usable face in a door-access photo (ACS 1490108).
+    #[error("user face crop fail: {0}")]
+    FaceCropFail(String),
 
     // ---- routing ----
     #[error("resource not find")]
@@ -99,6 +105,7 @@ pub enum Surface {
     Auth,
     Attendance,
     Lingo,
+    Acs,
     Other,
 }
 
@@ -110,6 +117,8 @@ impl Surface {
             Surface::Attendance
         } else if path.starts_with("/open-apis/lingo/") {
             Surface::Lingo
+        } else if path.starts_with("/open-apis/acs/") {
+            Surface::Acs
         } else {
             Surface::Other
         }
@@ -124,6 +133,9 @@ impl Surface {
                 (StatusCode::BAD_REQUEST, 1220001, "param is invalid")
             }
             Surface::Lingo => (StatusCode::BAD_REQUEST, 2250001, "invalid param"),
+            // The ACS pages list no parameter code; the platform's generic
+            // "request parameters missing or wrong" is used.
+            Surface::Acs => (StatusCode::BAD_REQUEST, 99992402, "invalid param"),
         }
     }
 
@@ -133,6 +145,7 @@ impl Surface {
             Surface::Auth => (10013, "internal server error"),
             Surface::Attendance | Surface::Other => (1225000, "internal server error"),
             Surface::Lingo => (2250002, "network anomaly, please try again"),
+            Surface::Acs => (1490002, "internal server error"),
         }
     }
 }
@@ -182,8 +195,11 @@ impl Error {
                     r(StatusCode::BAD_REQUEST, 1220004, self.to_string())
                 }
                 Surface::Lingo => r(StatusCode::BAD_REQUEST, 2250001, self.to_string()),
+                Surface::Acs => r(StatusCode::BAD_REQUEST, 1490101, "user not found".into()),
                 Surface::Auth => r(StatusCode::OK, 10003, self.to_string()),
             },
+            Error::AcsUserNotFound => r(StatusCode::BAD_REQUEST, 1490101, self.to_string()),
+            Error::FaceCropFail(_) => r(StatusCode::BAD_REQUEST, 1490108, self.to_string()),
             Error::RouteNotFound => r(StatusCode::NOT_FOUND, 99991201, self.to_string()),
             Error::MethodNotAllowed => {
                 r(StatusCode::METHOD_NOT_ALLOWED, 99991301, self.to_string())

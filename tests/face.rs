@@ -3,20 +3,15 @@
 //! CC0; the rest are scenes without faces). `scripts/test` installs
 //! scikit-image into `.venv`.
 
+mod common;
+
 use facehub::image::face::{self, FaceError, FaceRules};
 use image::{DynamicImage, RgbImage};
 
 fn skimage(name: &str) -> RgbImage {
-    let lib = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/lib");
-    let dir = std::fs::read_dir(lib)
-        .expect(
-            "scikit-image is needed: run scripts/test (it installs conformance/requirements.txt)",
-        )
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("site-packages/skimage/data"))
-        .find(|p| p.exists())
-        .expect("skimage/data in .venv");
-    image::open(dir.join(name)).unwrap().into_rgb8()
+    image::load_from_memory(&common::skimage_file(name))
+        .unwrap()
+        .into_rgb8()
 }
 
 #[test]

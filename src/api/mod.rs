@@ -2,6 +2,7 @@
 //! under one middleware that sets `X-Tt-Logid`, renders errors in the
 //! platform envelope and turns handler panics into 500 envelopes.
 
+pub mod acs;
 pub mod attendance;
 pub mod auth;
 pub mod download;
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(attendance::router())
         .merge(lingo::router())
+        .merge(acs::router())
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(idle * 2))

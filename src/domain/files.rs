@@ -24,6 +24,8 @@ use crate::store::sealed::{PlainStream, SealedWriter};
 pub enum FileKind {
     AttendancePhoto,
     LingoImage,
+    AcsFace,
+    AcsFaceCrop,
 }
 
 impl FileKind {
@@ -31,6 +33,8 @@ impl FileKind {
         match self {
             FileKind::AttendancePhoto => "attendance_photo",
             FileKind::LingoImage => "lingo_image",
+            FileKind::AcsFace => "acs_face",
+            FileKind::AcsFaceCrop => "acs_face_crop",
         }
     }
 }
@@ -136,6 +140,29 @@ impl Core {
         file_name: &str,
         hold: impl Send + 'static,
     ) -> Result<FileRecord> {
+        let (record, ()) = self
+            .commit_image_with(staged, tenant_id, kind, file_name, hold, |_, _| Ok(()))
+            .await?;
+        Ok(record)
+    }
+
+    /// [`Core::commit_image`] with a further check: `inspect` runs on the
+    /// decoded file's bytes in the same blocking task (and decode budget) as
+    /// the decode, before the metadata is written; its error refuses the
+    /// upload like a validation failure, and its result is returned.
+    pub async fn commit_image_with<T, F>(
+        self: &std::sync::Arc<Self>,
+        staged: StagedImage,
+        tenant_id: i64,
+        kind: FileKind,
+        file_name: &str,
+        hold: impl Send + 'static,
+        inspect: F,
+    ) -> Result<(FileRecord, T)>
+    where
+        T: Send + 'static,
+        F: FnOnce(&[u8], &ImageInfo) -> Result<T> + Send + 'static,
+    {
         let core = self.clone();
         let file_name = file_name.to_string();
         tokio::spawn(async move {
@@ -156,8 +183,8 @@ impl Core {
                     return Err(Error::Internal(e));
                 }
             };
-            let info = match core.verify_stored(id, probed, rules).await {
-                Ok(info) => info,
+            let (info, extra) = match core.verify_stored(id, probed, rules, inspect).await {
+                Ok(done) => done,
                 Err(e) => {
                     // Not acknowledged: do not keep the blob.
                     if let Err(d) = core.blobs.delete(id).await {
@@ -186,7 +213,7 @@ impl Core {
                 let _ = core.blobs.delete(id).await;
                 return Err(e.into());
             }
-            Ok(record)
+            Ok((record, extra))
         })
         .await
         .map_err(|e| Error::Internal(anyhow::Error::new(e).context("storing an upload")))?
@@ -196,12 +223,17 @@ impl Core {
     /// decode memory (its file plus an estimate of its pixels) and a CPU
     /// slot; an upload that waits longer than `decode_wait_secs` for them is
     /// refused like the frequency limit.
-    async fn verify_stored(
+    async fn verify_stored<T, F>(
         &self,
         id: &str,
         probed: Probed,
         rules: ImageRules,
-    ) -> Result<ImageInfo> {
+        inspect: F,
+    ) -> Result<(ImageInfo, T)>
+    where
+        T: Send + 'static,
+        F: FnOnce(&[u8], &ImageInfo) -> Result<T> + Send + 'static,
+    {
         let budget = self.config.limits.decode_memory_mib.max(1);
         let mib =
             u32::try_from(decode_estimate_mib(&probed, &rules).min(budget)).unwrap_or(u32::MAX);
@@ -232,10 +264,14 @@ impl Core {
             .await
             .map_err(Error::Internal)?;
         let format = probed.format;
-        let decoded =
-            tokio::task::spawn_blocking(move || crate::image::decode(&bytes, format, &rules)).await;
+        let decoded = tokio::task::spawn_blocking(move || -> Result<(ImageInfo, T)> {
+            let info = crate::image::decode(&bytes, format, &rules)?;
+            let extra = inspect(&bytes, &info)?;
+            Ok((info, extra))
+        })
+        .await;
         match decoded {
-            Ok(result) => Ok(result?),
+            Ok(result) => result,
             // A decoder bug must not take the server down or answer 500 for
             // what is most likely a malformed file: refuse the file.
             Err(e) if e.is_panic() => {

@@ -357,6 +357,175 @@ impl Db {
         Ok(row.map(|r| person_from_row(&r)))
     }
 
+    pub async fn person(&self, person_id: i64) -> anyhow::Result<Option<Person>> {
+        let row = sqlx::query("SELECT * FROM people WHERE id = ?")
+            .bind(person_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| person_from_row(&r)))
+    }
+
+    pub async fn person_by_union_id(
+        &self,
+        tenant_id: i64,
+        union_id: &str,
+    ) -> anyhow::Result<Option<Person>> {
+        let row = sqlx::query("SELECT * FROM people WHERE tenant_id = ? AND union_id = ?")
+            .bind(tenant_id)
+            .bind(union_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| person_from_row(&r)))
+    }
+
+    /// The person an app knows under `open_id`.
+    pub async fn person_by_open_id(
+        &self,
+        app_id: &str,
+        open_id: &str,
+    ) -> anyhow::Result<Option<Person>> {
+        let row = sqlx::query(
+            "SELECT p.* FROM people p JOIN open_ids o ON o.person_id = p.id
+             WHERE o.app_id = ? AND o.open_id = ?",
+        )
+        .bind(app_id)
+        .bind(open_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| person_from_row(&r)))
+    }
+
+    // ---------------------------------------------------------- acs users
+
+    /// Grants door access; `false` if the person already had it.
+    pub async fn acs_grant(
+        &self,
+        tenant_id: i64,
+        person_id: i64,
+        now: i64,
+    ) -> anyhow::Result<bool> {
+        let r = sqlx::query(
+            "INSERT OR IGNORE INTO acs_users(person_id, tenant_id, granted_at, updated_at)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(person_id)
+        .bind(tenant_id)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Revokes door access; returns the row that was removed.
+    pub async fn acs_revoke(&self, person_id: i64) -> anyhow::Result<Option<AcsRow>> {
+        let row = sqlx::query("DELETE FROM acs_users WHERE person_id = ? RETURNING *")
+            .bind(person_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| acs_from_row(&r)))
+    }
+
+    pub async fn acs_user(&self, person_id: i64) -> anyhow::Result<Option<AcsRow>> {
+        let row = sqlx::query("SELECT * FROM acs_users WHERE person_id = ?")
+            .bind(person_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| acs_from_row(&r)))
+    }
+
+    /// A page of the tenant's door-access users, in person order, after
+    /// `after` (a person id).
+    pub async fn acs_users_page(
+        &self,
+        tenant_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<(Person, AcsRow)>> {
+        let rows = sqlx::query(
+            "SELECT p.*, a.person_id AS a_person_id, a.card AS a_card,
+                    a.face_file_id AS a_face_file_id, a.crop_file_id AS a_crop_file_id,
+                    a.face_box AS a_face_box
+             FROM acs_users a JOIN people p ON p.id = a.person_id
+             WHERE a.tenant_id = ? AND a.person_id > ? ORDER BY a.person_id LIMIT ?",
+        )
+        .bind(tenant_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    person_from_row(r),
+                    AcsRow {
+                        person_id: r.get("a_person_id"),
+                        card: r.get("a_card"),
+                        face_file_id: r.get("a_face_file_id"),
+                        crop_file_id: r.get("a_crop_file_id"),
+                        face_box: r.get("a_face_box"),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    pub async fn acs_set_card(
+        &self,
+        person_id: i64,
+        card: Option<i64>,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        sqlx::query("UPDATE acs_users SET card = ?, updated_at = ? WHERE person_id = ?")
+            .bind(card)
+            .bind(now)
+            .bind(person_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a newly enrolled face; returns the previous row so its files
+    /// can be deleted.
+    pub async fn acs_set_face(
+        &self,
+        person_id: i64,
+        face_file_id: &str,
+        crop_file_id: &str,
+        face_box: &str,
+        now: i64,
+    ) -> anyhow::Result<Option<AcsRow>> {
+        let mut tx = self.pool.begin().await?;
+        let old = sqlx::query("SELECT * FROM acs_users WHERE person_id = ?")
+            .bind(person_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| acs_from_row(&r));
+        sqlx::query(
+            "UPDATE acs_users SET face_file_id = ?, crop_file_id = ?, face_box = ?, updated_at = ?
+             WHERE person_id = ?",
+        )
+        .bind(face_file_id)
+        .bind(crop_file_id)
+        .bind(face_box)
+        .bind(now)
+        .bind(person_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(old)
+    }
+
+    /// Removes a file's metadata (its blob is the caller's to delete).
+    pub async fn delete_file(&self, file_id: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM files WHERE file_id = ?")
+            .bind(file_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn people(&self, tenant_id: i64) -> anyhow::Result<Vec<Person>> {
         let rows = sqlx::query("SELECT * FROM people WHERE tenant_id = ? ORDER BY user_id")
             .bind(tenant_id)
@@ -504,6 +673,26 @@ fn app_from_row(r: &sqlx::sqlite::SqliteRow) -> App {
         scopes: scopes.split_whitespace().map(str::to_string).collect(),
         disabled: r.get("disabled"),
         created_at: r.get("created_at"),
+    }
+}
+
+/// A door-access user's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcsRow {
+    pub person_id: i64,
+    pub card: Option<i64>,
+    pub face_file_id: Option<String>,
+    pub crop_file_id: Option<String>,
+    pub face_box: Option<String>,
+}
+
+fn acs_from_row(r: &sqlx::sqlite::SqliteRow) -> AcsRow {
+    AcsRow {
+        person_id: r.get("person_id"),
+        card: r.get("card"),
+        face_file_id: r.get("face_file_id"),
+        crop_file_id: r.get("crop_file_id"),
+        face_box: r.get("face_box"),
     }
 }
 

@@ -292,3 +292,18 @@ pub async fn read_reply(s: &mut tokio::net::TcpStream) -> String {
         .unwrap();
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
+
+/// The bytes of a photograph scikit-image ships in `skimage/data`
+/// (installed into `.venv` by scripts/test).
+pub fn skimage_file(name: &str) -> Vec<u8> {
+    let lib = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/lib");
+    let dir = std::fs::read_dir(lib)
+        .expect(
+            "scikit-image is needed: run scripts/test (it installs conformance/requirements.txt)",
+        )
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("site-packages/skimage/data"))
+        .find(|p| p.exists())
+        .expect("skimage/data in .venv");
+    std::fs::read(dir.join(name)).unwrap()
+}

@@ -1,0 +1,305 @@
+//! `/open-apis/acs/v1/users*`: door-access users and their faces.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, put};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::download;
+use super::extract::{Authed, Endpoint, Json, Query};
+use super::multipart;
+use crate::domain::acs::{AcsUser, IdType};
+use crate::domain::files::StagedImage;
+use crate::error::{Error, Result};
+use crate::image::ImageFormat;
+
+macro_rules! endpoint {
+    ($name:ident, $label:literal) => {
+        pub struct $name;
+        impl Endpoint for $name {
+            const NAME: &'static str = $label;
+            const SCOPES: &'static [&'static str] = &["acs:users"];
+        }
+    };
+}
+endpoint!(List, "acs.users.list");
+endpoint!(GetUser, "acs.users.get");
+endpoint!(Patch, "acs.users.patch");
+endpoint!(UpdateFace, "acs.user_face.update");
+endpoint!(GetFace, "acs.user_face.get");
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/open-apis/acs/v1/users", get(list))
+        .route(
+            "/open-apis/acs/v1/users/{user_id}",
+            get(get_user).patch(patch_user),
+        )
+        .route(
+            "/open-apis/acs/v1/users/{user_id}/face",
+            put(update_face).get(get_face),
+        )
+}
+
+fn success(data: Value) -> axum::Json<Value> {
+    axum::Json(json!({"code": 0, "msg": "success", "data": data}))
+}
+
+fn user_json(u: &AcsUser) -> Value {
+    let mut feature = json!({"face_uploaded": u.face_uploaded});
+    if let Some(card) = u.card {
+        feature["card"] = json!(card);
+    }
+    json!({"user_id": u.user_id, "feature": feature})
+}
+
+#[derive(Deserialize)]
+struct IdQuery {
+    user_id_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    user_id_type: Option<String>,
+    page_size: Option<String>,
+    page_token: Option<String>,
+}
+
+type UserPath = std::result::Result<Path<String>, axum::extract::rejection::PathRejection>;
+
+fn user_id(p: UserPath) -> Result<String> {
+    let Path(id) = p.map_err(|_| Error::param("user_id is invalid"))?;
+    if id.is_empty() {
+        return Err(Error::param("user_id is required"));
+    }
+    Ok(id)
+}
+
+async fn list(
+    auth: Authed<List>,
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<axum::Json<Value>> {
+    let id_type = IdType::parse(q.user_id_type.as_deref())?;
+    let page_size = match q.page_size.as_deref().filter(|s| !s.is_empty()) {
+        None => 20,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| Error::param("page_size must be an integer from 1 to 100"))?,
+    };
+    let page = state
+        .core
+        .acs_users(&auth.caller, id_type, page_size, q.page_token.as_deref())
+        .await?;
+    let mut data = json!({
+        "items": page.items.iter().map(user_json).collect::<Vec<_>>(),
+        "has_more": page.has_more,
+    });
+    if let Some(t) = page.page_token {
+        data["page_token"] = json!(t);
+    }
+    Ok(success(data))
+}
+
+async fn get_user(
+    auth: Authed<GetUser>,
+    State(state): State<AppState>,
+    path: UserPath,
+    Query(q): Query<IdQuery>,
+) -> Result<axum::Json<Value>> {
+    let id_type = IdType::parse(q.user_id_type.as_deref())?;
+    let user = state
+        .core
+        .acs_user(&auth.caller, id_type, &user_id(path)?)
+        .await?;
+    Ok(success(json!({"user": user_json(&user)})))
+}
+
+#[derive(Deserialize)]
+struct PatchBody {
+    feature: Option<FeatureIn>,
+}
+
+#[derive(Deserialize)]
+struct FeatureIn {
+    card: Option<i64>,
+}
+
+async fn patch_user(
+    auth: Authed<Patch>,
+    State(state): State<AppState>,
+    path: UserPath,
+    Query(q): Query<IdQuery>,
+    Json(body): Json<PatchBody>,
+) -> Result<axum::Json<Value>> {
+    let id_type = IdType::parse(q.user_id_type.as_deref())?;
+    let id = user_id(path)?;
+    let card = body.feature.and_then(|f| f.card);
+    state
+        .core
+        .acs_set_card(&auth.caller, id_type, &id, card)
+        .await?;
+    Ok(success(json!({})))
+}
+
+#[derive(Deserialize)]
+struct FaceQuery {
+    user_id_type: Option<String>,
+    is_cropped: Option<String>,
+}
+
+async fn get_face(
+    auth: Authed<GetFace>,
+    State(state): State<AppState>,
+    path: UserPath,
+    Query(q): Query<FaceQuery>,
+) -> Result<Response> {
+    let id_type = IdType::parse(q.user_id_type.as_deref())?;
+    // The SDKs send `True` (Python) or `true`.
+    let cropped = match q
+        .is_cropped
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(Error::param(format!(
+                "is_cropped {other:?} is not a boolean"
+            )));
+        }
+    };
+    let file = state
+        .core
+        .acs_face(&auth.caller, id_type, &user_id(path)?, cropped)
+        .await?;
+    Ok(download::file_response(file))
+}
+
+/// The parts of a face upload other than the image.
+#[derive(Default)]
+struct FaceForm {
+    file_type: Option<String>,
+    file_name: Option<String>,
+}
+
+async fn update_face(
+    auth: Authed<UpdateFace>,
+    State(state): State<AppState>,
+    path: UserPath,
+    Query(q): Query<IdQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<Value>> {
+    let id_type = IdType::parse(q.user_id_type.as_deref())?;
+    let id = user_id(path)?;
+    // 1490101 before any byte of the photo is read.
+    state
+        .core
+        .acs_check_member(&auth.caller, id_type, &id)
+        .await?;
+    let permit = state.upload_permit()?;
+    let mut staged = None;
+    let form =
+        multipart::within_deadline(&state, receive(&state, &headers, body, &mut staged)).await;
+    let form = match form {
+        Ok(f) => f,
+        Err(e) => {
+            if let Some(s) = staged {
+                s.discard().await;
+            }
+            return Err(e);
+        }
+    };
+    let Some(staged) = staged else {
+        return Err(Error::param("multipart field `files` is required"));
+    };
+    let declared = match form
+        .file_type
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("jpg") | Some("jpeg") => ImageFormat::Jpeg,
+        Some("png") => ImageFormat::Png,
+        None => {
+            staged.discard().await;
+            return Err(Error::param(
+                "multipart field `file_type` is required (jpg or png)",
+            ));
+        }
+        Some(other) => {
+            staged.discard().await;
+            return Err(Error::param(format!(
+                "file_type {other:?} is not jpg or png"
+            )));
+        }
+    };
+    let name = form
+        .file_name
+        .unwrap_or_else(|| format!("face.{}", declared.extensions()[0]));
+    if name.chars().count() > 255
+        || name.chars().any(char::is_control)
+        || name.contains(['/', '\\'])
+    {
+        staged.discard().await;
+        return Err(Error::param(
+            "file_name must be at most 255 characters without path separators or control characters",
+        ));
+    }
+    state
+        .core
+        .acs_enrol_face(&auth.caller, id_type, &id, staged, declared, &name, permit)
+        .await?;
+    Ok(success(json!({})))
+}
+
+/// Reads `files`, `file_type` and `file_name` in any order; the image
+/// streams into `staged`.
+async fn receive(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    staged: &mut Option<StagedImage>,
+) -> Result<FaceForm> {
+    let limits = &state.core.config.limits;
+    let rules = state.core.attendance_rules();
+    let mut form = multipart::reader(headers, body, rules.max_bytes + 64 * 1024)?;
+    let idle = std::time::Duration::from_secs(limits.body_idle_timeout_secs);
+    let mut out = FaceForm::default();
+    while let Some(field) = multipart::next_field(&mut form, idle).await? {
+        match field.name() {
+            Some("files") | Some("file") => {
+                if staged.is_some() {
+                    return Err(Error::param(
+                        "multipart field `files` appears more than once",
+                    ));
+                }
+                let bytes = multipart::idle_timeout(multipart::field_stream(field), idle);
+                *staged = Some(state.core.receive_image(rules, bytes).await?);
+            }
+            Some(name @ ("file_type" | "file_name")) => {
+                let is_type = name == "file_type";
+                let text = multipart::read_text(field, 1024, idle).await?;
+                // Empty parts are how SDKs send unset fields.
+                if !text.is_empty() {
+                    if is_type {
+                        out.file_type = Some(text);
+                    } else {
+                        out.file_name = Some(text);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,349 @@
+//! Door access (ACS): the directory of people granted door access, their
+//! cards, and their enrolled faces (original and detected crop).
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::auth::Caller;
+use super::files::{FileDownload, FileKind, StagedImage};
+use super::{Core, FileId, Person, Tenant};
+use crate::error::{Error, Result};
+use crate::image::ImageFormat;
+use crate::image::face::{self, FaceRules};
+use crate::store::AcsRow;
+
+/// How a request names a user (`user_id_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdType {
+    OpenId,
+    UnionId,
+    UserId,
+}
+
+impl IdType {
+    /// `open_id` when absent, as the platform defaults.
+    pub fn parse(s: Option<&str>) -> Result<IdType> {
+        match s.unwrap_or("") {
+            "" | "open_id" => Ok(IdType::OpenId),
+            "union_id" => Ok(IdType::UnionId),
+            "user_id" => Ok(IdType::UserId),
+            other => Err(Error::param(format!(
+                "user_id_type {other:?} is not one of open_id, union_id, user_id"
+            ))),
+        }
+    }
+}
+
+/// A door-access user as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcsUser {
+    /// In the id type of the request.
+    pub user_id: String,
+    pub card: Option<i64>,
+    pub face_uploaded: bool,
+}
+
+pub struct AcsPage {
+    pub items: Vec<AcsUser>,
+    pub page_token: Option<String>,
+    pub has_more: bool,
+}
+
+/// The face stored for a door-access user.
+pub struct EnrolledFace {
+    pub face_file_id: String,
+    pub crop_file_id: String,
+    pub faces_found: usize,
+}
+
+impl Core {
+    /// The person `id` names for this caller, in `id_type`.
+    pub async fn resolve(
+        &self,
+        caller: &Caller,
+        id_type: IdType,
+        id: &str,
+    ) -> Result<Option<Person>> {
+        Ok(match id_type {
+            IdType::OpenId => self.db.person_by_open_id(&caller.app_id, id).await?,
+            IdType::UnionId => self.db.person_by_union_id(caller.tenant_id, id).await?,
+            IdType::UserId => self.db.person_by_user_id(caller.tenant_id, id).await?,
+        }
+        .filter(|p| p.tenant_id == caller.tenant_id))
+    }
+
+    fn external_id(&self, caller: &Caller, id_type: IdType, p: &Person) -> String {
+        match id_type {
+            IdType::OpenId => self.open_id(&caller.app_id, &p.user_id),
+            IdType::UnionId => p.union_id.clone(),
+            IdType::UserId => p.user_id.clone(),
+        }
+    }
+
+    /// The door-access user `id` names, or 1490101.
+    async fn acs_member(
+        &self,
+        caller: &Caller,
+        id_type: IdType,
+        id: &str,
+    ) -> Result<(Person, AcsRow)> {
+        let person = self
+            .resolve(caller, id_type, id)
+            .await?
+            .ok_or(Error::AcsUserNotFound)?;
+        let row = self
+            .db
+            .acs_user(person.id)
+            .await?
+            .ok_or(Error::AcsUserNotFound)?;
+        Ok((person, row))
+    }
+
+    /// Grants door access to people of the tenant (by user_id); returns how
+    /// many were newly granted.
+    pub async fn acs_grant(&self, tenant: &Tenant, user_ids: &[String]) -> Result<usize> {
+        let mut n = 0;
+        for uid in user_ids {
+            let p = self
+                .db
+                .person_by_user_id(tenant.id, uid)
+                .await?
+                .ok_or_else(|| Error::UserNotFound(uid.clone()))?;
+            n += usize::from(self.db.acs_grant(tenant.id, p.id, self.now()).await?);
+        }
+        Ok(n)
+    }
+
+    /// Revokes door access and deletes the enrolled faces.
+    pub async fn acs_revoke(&self, tenant: &Tenant, user_ids: &[String]) -> Result<usize> {
+        let mut n = 0;
+        for uid in user_ids {
+            let p = self
+                .db
+                .person_by_user_id(tenant.id, uid)
+                .await?
+                .ok_or_else(|| Error::UserNotFound(uid.clone()))?;
+            if let Some(row) = self.db.acs_revoke(p.id).await? {
+                self.delete_files([row.face_file_id, row.crop_file_id])
+                    .await;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn delete_files(&self, ids: impl IntoIterator<Item = Option<String>>) {
+        for id in ids.into_iter().flatten() {
+            if let Err(e) = self.db.delete_file(&id).await {
+                tracing::warn!(error = %e, "deleting a replaced face's metadata");
+                continue;
+            }
+            if let Err(e) = self.blobs.delete(&id).await {
+                tracing::warn!(error = %e, "deleting a replaced face's blob");
+            }
+        }
+    }
+
+    pub async fn acs_users(
+        &self,
+        caller: &Caller,
+        id_type: IdType,
+        page_size: i64,
+        page_token: Option<&str>,
+    ) -> Result<AcsPage> {
+        let after = match page_token.filter(|t| !t.is_empty()) {
+            None => 0,
+            Some(t) => t
+                .strip_prefix("acs")
+                .and_then(|n| i64::from_str_radix(n, 16).ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| Error::param(format!("page_token {t:?} is not valid")))?,
+        };
+        let mut rows = self
+            .db
+            .acs_users_page(caller.tenant_id, after, page_size + 1)
+            .await?;
+        let has_more = rows.len() as i64 > page_size;
+        rows.truncate(page_size as usize);
+        let page_token = if has_more {
+            rows.last().map(|(_, a)| format!("acs{:x}", a.person_id))
+        } else {
+            None
+        };
+        Ok(AcsPage {
+            items: rows
+                .iter()
+                .map(|(p, a)| self.acs_view(caller, id_type, p, a))
+                .collect(),
+            page_token,
+            has_more,
+        })
+    }
+
+    fn acs_view(&self, caller: &Caller, id_type: IdType, p: &Person, a: &AcsRow) -> AcsUser {
+        AcsUser {
+            user_id: self.external_id(caller, id_type, p),
+            card: a.card,
+            face_uploaded: a.crop_file_id.is_some(),
+        }
+    }
+
+    pub async fn acs_user(&self, caller: &Caller, id_type: IdType, id: &str) -> Result<AcsUser> {
+        let (p, a) = self.acs_member(caller, id_type, id).await?;
+        Ok(self.acs_view(caller, id_type, &p, &a))
+    }
+
+    pub async fn acs_set_card(
+        &self,
+        caller: &Caller,
+        id_type: IdType,
+        id: &str,
+        card: Option<i64>,
+    ) -> Result<()> {
+        if card.is_some_and(|c| c < 0) {
+            return Err(Error::param("feature.card must not be negative"));
+        }
+        let (p, _) = self.acs_member(caller, id_type, id).await?;
+        self.db.acs_set_card(p.id, card, self.now()).await?;
+        Ok(())
+    }
+
+    /// Checks that the named user may receive a face before the photo is
+    /// read.
+    pub async fn acs_check_member(&self, caller: &Caller, id_type: IdType, id: &str) -> Result<()> {
+        self.acs_member(caller, id_type, id).await.map(|_| ())
+    }
+
+    /// Enrols a door-access face: the photo (already streamed and checked)
+    /// must be of `declared` type, decode in full, and hold a usable face;
+    /// then the original and the crop are stored and replace any earlier
+    /// face. `hold` is released when the work is done.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn acs_enrol_face(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id_type: IdType,
+        id: &str,
+        staged: StagedImage,
+        declared: ImageFormat,
+        file_name: &str,
+        hold: impl Send + 'static,
+    ) -> Result<EnrolledFace> {
+        let (person, _) = match self.acs_member(caller, id_type, id).await {
+            Ok(m) => m,
+            Err(e) => {
+                staged.discard().await;
+                return Err(e);
+            }
+        };
+        if staged.format() != declared {
+            let found = staged.format();
+            staged.discard().await;
+            return Err(Error::param(format!(
+                "file_type {declared} does not match the file content ({found})"
+            )));
+        }
+        let limits = crate::image::limits(&self.attendance_rules());
+        let rules = FaceRules::default();
+        let (original, enrolment) = self
+            .commit_image_with(
+                staged,
+                caller.tenant_id,
+                FileKind::AcsFace,
+                file_name,
+                hold,
+                move |bytes, _| {
+                    let upright = face::upright(bytes, limits).map_err(|e| {
+                        Error::FaceCropFail(format!("the photo cannot be read: {e}"))
+                    })?;
+                    face::enrol(&upright, &rules).map_err(|e| match e {
+                        face::FaceError::Detector(m) => Error::internal(m),
+                        other => Error::FaceCropFail(other.to_string()),
+                    })
+                },
+            )
+            .await?;
+        let crop_bytes = bytes::Bytes::from(enrolment.crop_jpeg);
+        let crop_name = match file_name.rsplit_once('.') {
+            Some((stem, _)) => format!("{stem}-crop.jpg"),
+            None => format!("{file_name}-crop.jpg"),
+        };
+        let stored = async {
+            let staged = self
+                .receive_image(
+                    self.attendance_rules(),
+                    futures_util::stream::iter([Ok(crop_bytes)]),
+                )
+                .await?;
+            self.commit_image(
+                staged,
+                caller.tenant_id,
+                FileKind::AcsFaceCrop,
+                &crop_name,
+                (),
+            )
+            .await
+        }
+        .await;
+        let crop = match stored {
+            Ok(c) => c,
+            Err(e) => {
+                self.delete_files([Some(original.file_id)]).await;
+                return Err(e);
+            }
+        };
+        let f = enrolment.face;
+        let face_box = json!({
+            "x": f.x, "y": f.y, "w": f.w, "h": f.h, "score": f.score,
+            "crop": [enrolment.crop_box.0, enrolment.crop_box.1, enrolment.crop_box.2],
+        })
+        .to_string();
+        let old = self
+            .db
+            .acs_set_face(
+                person.id,
+                &original.file_id,
+                &crop.file_id,
+                &face_box,
+                self.now(),
+            )
+            .await?;
+        if let Some(old) = old {
+            self.delete_files([old.face_file_id, old.crop_file_id])
+                .await;
+        }
+        Ok(EnrolledFace {
+            face_file_id: original.file_id,
+            crop_file_id: crop.file_id,
+            faces_found: enrolment.faces,
+        })
+    }
+
+    /// The enrolled face (crop or original) of a door-access user.
+    pub async fn acs_face(
+        &self,
+        caller: &Caller,
+        id_type: IdType,
+        id: &str,
+        cropped: bool,
+    ) -> Result<FileDownload> {
+        let (_, row) = self.acs_member(caller, id_type, id).await?;
+        let file = if cropped {
+            row.crop_file_id
+        } else {
+            row.face_file_id
+        };
+        let Some(file_id) = file.as_deref().and_then(FileId::parse) else {
+            return Err(Error::param("the user has no face uploaded"));
+        };
+        let kind = if cropped {
+            FileKind::AcsFaceCrop
+        } else {
+            FileKind::AcsFace
+        };
+        self.open_file(caller.tenant_id, kind, &file_id)
+            .await?
+            .ok_or_else(|| Error::internal(format!("face file {file_id} is missing")))
+    }
+}

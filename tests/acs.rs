@@ -1,0 +1,297 @@
+//! Door access over HTTP: the ACS directory, cards, and face enrolment with
+//! detection, on photographs scikit-image ships.
+
+mod common;
+
+use common::*;
+use facehub::domain::PersonDraft;
+use serde_json::{Value, json};
+
+async fn setup() -> (TestApp, String) {
+    let app = spawn_app().await;
+    for (uid, name) in [("u1", "Ann"), ("u2", "Bob"), ("u3", "Cy")] {
+        let d = PersonDraft::new(uid, name, None).unwrap();
+        app.core.upsert_person(&app.tenant, &d).await.unwrap();
+    }
+    app.core
+        .acs_grant(&app.tenant, &["u1".into(), "u2".into()])
+        .await
+        .unwrap();
+    let creds = make_app(&app.core, &app.tenant, &["acs:users"]).await;
+    let t = app.token_for(&creds.app_id, &creds.app_secret).await;
+    (app, t)
+}
+
+async fn get(app: &TestApp, t: &str, path: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .bearer_auth(t)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn get_json(app: &TestApp, t: &str, path: &str) -> Value {
+    let r = get(app, t, path).await;
+    assert_eq!(r.status(), 200, "{path}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], 0, "{v}");
+    v
+}
+
+async fn put_face(
+    app: &TestApp,
+    t: &str,
+    user: &str,
+    file_type: &str,
+    bytes: &[u8],
+) -> reqwest::Response {
+    let (ct, body) = RawMultipart::new()
+        .part("form-data; name=\"files\"", &[], bytes)
+        .part("form-data; name=\"file_type\"", &[], file_type.as_bytes())
+        .part("form-data; name=\"file_name\"", &[], b"face.png")
+        .finish();
+    app.client
+        .put(app.url(&format!(
+            "/open-apis/acs/v1/users/{user}/face?user_id_type=user_id"
+        )))
+        .bearer_auth(t)
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn directory_listing_paging_and_cards() {
+    let (app, t) = setup().await;
+    let v = get_json(
+        &app,
+        &t,
+        "/open-apis/acs/v1/users?user_id_type=user_id&page_size=1",
+    )
+    .await;
+    assert_eq!(
+        v["data"]["items"],
+        json!([{"user_id": "u1", "feature": {"face_uploaded": false}}])
+    );
+    assert_eq!(v["data"]["has_more"], true);
+    let tok = v["data"]["page_token"].as_str().unwrap();
+    let v = get_json(
+        &app,
+        &t,
+        &format!("/open-apis/acs/v1/users?user_id_type=user_id&page_size=1&page_token={tok}"),
+    )
+    .await;
+    assert_eq!(v["data"]["items"][0]["user_id"], "u2");
+    assert_eq!(v["data"]["has_more"], false);
+    assert!(v["data"].get("page_token").is_none());
+    // Default id type is open_id, this app's.
+    let v = get_json(&app, &t, "/open-apis/acs/v1/users").await;
+    let open_id = v["data"]["items"][0]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(open_id.starts_with("ou_"));
+    let v = get_json(&app, &t, &format!("/open-apis/acs/v1/users/{open_id}")).await;
+    assert_eq!(v["data"]["user"]["user_id"], open_id.as_str());
+
+    // PATCH a card, by union_id.
+    let u1 = app
+        .core
+        .db
+        .person_by_user_id(app.tenant.id, "u1")
+        .await
+        .unwrap()
+        .unwrap();
+    let r = app
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!(
+                "/open-apis/acs/v1/users/{}?user_id_type=union_id",
+                u1.union_id
+            ),
+            &t,
+            &json!({"feature": {"card": 123456}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v = get_json(&app, &t, "/open-apis/acs/v1/users/u1?user_id_type=user_id").await;
+    assert_eq!(
+        v["data"]["user"],
+        json!({"user_id": "u1", "feature": {"card": 123456, "face_uploaded": false}})
+    );
+
+    // Not in the directory, unknown, bad id type, bad page size.
+    for path in [
+        "/open-apis/acs/v1/users/u3?user_id_type=user_id",
+        "/open-apis/acs/v1/users/ghost?user_id_type=user_id",
+        "/open-apis/acs/v1/users/ou_x",
+    ] {
+        expect_error(get(&app, &t, path).await, 400, 1490101).await;
+    }
+    expect_error(
+        get(&app, &t, "/open-apis/acs/v1/users/u1?user_id_type=email").await,
+        400,
+        99992402,
+    )
+    .await;
+    expect_error(
+        get(&app, &t, "/open-apis/acs/v1/users?page_size=0").await,
+        400,
+        99992402,
+    )
+    .await;
+    // Another tenant's app sees none of them.
+    let other = app.core.create_tenant("globex").await.unwrap();
+    let creds = make_app(&app.core, &other, &["acs:users"]).await;
+    let t2 = app.token_for(&creds.app_id, &creds.app_secret).await;
+    expect_error(
+        get(&app, &t2, "/open-apis/acs/v1/users/u1?user_id_type=user_id").await,
+        400,
+        1490101,
+    )
+    .await;
+    let v = get_json(&app, &t2, "/open-apis/acs/v1/users").await;
+    assert_eq!(v["data"]["items"], json!([]));
+    // The attendance app lacks the scope.
+    let ta = app.token().await;
+    expect_error(
+        get(&app, &ta, "/open-apis/acs/v1/users").await,
+        400,
+        99991672,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn face_enrolment_detects_crops_and_refuses_what_it_must() {
+    let (app, t) = setup().await;
+    let astronaut = skimage_file("astronaut.png");
+    let r = put_face(&app, &t, "u1", "png", &astronaut).await;
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((status.as_u16(), v["code"].as_i64()), (200, Some(0)), "{v}");
+    assert_eq!(v["data"], json!({}));
+    let v = get_json(&app, &t, "/open-apis/acs/v1/users/u1?user_id_type=user_id").await;
+    assert_eq!(v["data"]["user"]["feature"]["face_uploaded"], true);
+
+    // The original comes back byte-identical; the crop is a JPEG holding a face.
+    let r = get(
+        &app,
+        &t,
+        "/open-apis/acs/v1/users/u1/face?user_id_type=user_id&is_cropped=false",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap()[..], astronaut[..]);
+    let r = get(
+        &app,
+        &t,
+        "/open-apis/acs/v1/users/u1/face?user_id_type=user_id&is_cropped=True",
+    )
+    .await;
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let crop = image::load_from_memory(&r.bytes().await.unwrap())
+        .unwrap()
+        .into_rgb8();
+    assert!(crop.width() < 512 && crop.width() == crop.height());
+    let faces = facehub::image::face::detect(&crop).unwrap();
+    assert!(faces.iter().any(|f| f.score > 0.75), "{faces:?}");
+
+    // No face: 1490108, and the enrolled face stays.
+    for name in ["coffee.png", "rocket.jpg", "chelsea.png"] {
+        let ft = if name.ends_with(".jpg") { "jpg" } else { "png" };
+        let r = put_face(&app, &t, "u1", ft, &skimage_file(name)).await;
+        let v = expect_error(r, 400, 1490108).await;
+        assert!(
+            v["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with("user face crop fail"),
+            "{v}"
+        );
+    }
+    let r = get(
+        &app,
+        &t,
+        "/open-apis/acs/v1/users/u1/face?user_id_type=user_id",
+    )
+    .await;
+    assert_eq!(r.bytes().await.unwrap()[..], astronaut[..]);
+
+    // Wrong file_type, not an image, not in the directory.
+    let v = expect_error(
+        put_face(&app, &t, "u2", "jpg", &astronaut).await,
+        400,
+        99992402,
+    )
+    .await;
+    assert!(
+        v["msg"]
+            .as_str()
+            .unwrap()
+            .contains("file_type jpeg does not match the file content (png)"),
+        "{v}"
+    );
+    expect_error(
+        put_face(&app, &t, "u2", "gif", &astronaut).await,
+        400,
+        99992402,
+    )
+    .await;
+    expect_error(
+        put_face(&app, &t, "u2", "png", b"definitely not a picture").await,
+        400,
+        99992402,
+    )
+    .await;
+    expect_error(
+        put_face(&app, &t, "u3", "png", &astronaut).await,
+        400,
+        1490101,
+    )
+    .await;
+    expect_error(
+        get(
+            &app,
+            &t,
+            "/open-apis/acs/v1/users/u2/face?user_id_type=user_id",
+        )
+        .await,
+        400,
+        99992402,
+    )
+    .await;
+
+    // A second enrolment replaces the first; revoking deletes both files.
+    let camera = skimage_file("camera.png");
+    assert_eq!(put_face(&app, &t, "u1", "png", &camera).await.status(), 200);
+    let r = get(
+        &app,
+        &t,
+        "/open-apis/acs/v1/users/u1/face?user_id_type=user_id",
+    )
+    .await;
+    assert_eq!(r.bytes().await.unwrap()[..], camera[..]);
+    let blobs = app.core.blobs.store().keys().await.unwrap();
+    assert_eq!(blobs.len(), 2, "original and crop only: {blobs:?}");
+    app.core
+        .acs_revoke(&app.tenant, &["u1".into()])
+        .await
+        .unwrap();
+    assert!(app.core.blobs.store().keys().await.unwrap().is_empty());
+    expect_error(
+        get(
+            &app,
+            &t,
+            "/open-apis/acs/v1/users/u1/face?user_id_type=user_id",
+        )
+        .await,
+        400,
+        1490101,
+    )
+    .await;
+    assert_eq!(app.tmp_files(), 0);
+}
