@@ -226,6 +226,33 @@ fn admin_commands_and_serve_share_a_data_directory() {
     assert_eq!(v["code"], 2250001, "the user token authenticates: {v}");
     let r = client.get(&missing).bearer_auth("u-0000").send().unwrap();
     assert_eq!(r.json::<Value>().unwrap()["code"], 99991668);
+    // Door access: grant, import from CSV, revoke.
+    let out = run_ok(facehub(&data).args(["acs", "grant", "--tenant", "acme", "u1", "u2"]));
+    assert!(
+        out.contains("granted door access for 2 of 2 people"),
+        "{out}"
+    );
+    let acs_csv = dir.path().join("acs.csv");
+    std::fs::write(&acs_csv, "name,user_id\nAnn,u1\nLate,u9\n").unwrap();
+    let out = run_ok(
+        facehub(&data)
+            .args(["acs", "import", "--tenant", "acme"])
+            .arg(&acs_csv),
+    );
+    assert!(
+        out.contains("granted door access for 1 of 2 people"),
+        "{out}"
+    );
+    let out = run_ok(facehub(&data).args(["acs", "revoke", "--tenant", "acme", "u2"]));
+    assert!(
+        out.contains("revoked door access for 1 of 1 people"),
+        "{out}"
+    );
+    let ghost = facehub(&data)
+        .args(["acs", "grant", "--tenant", "acme", "ghost"])
+        .output()
+        .unwrap();
+    assert!(!ghost.status.success());
     let nobody = facehub(&data)
         .args(["token", "user", "--app-id", wiki_id, "--user-id", "ghost"])
         .output()

@@ -73,6 +73,35 @@ async fn lark_oapi_python_sdk_drives_lingo_endpoints() {
 }
 
 #[tokio::test]
+async fn lark_oapi_python_sdk_drives_acs_endpoints() {
+    let app = spawn_app().await;
+    for (uid, name) in [("u1", "Ann"), ("u2", "Bob"), ("u3", "Cy")] {
+        let d = facehub::domain::PersonDraft::new(uid, name, None).unwrap();
+        app.core.upsert_person(&app.tenant, &d).await.unwrap();
+    }
+    app.core
+        .acs_grant(&app.tenant, &["u1".into(), "u2".into()])
+        .await
+        .unwrap();
+    let creds = make_app(&app.core, &app.tenant, &["acs:users"]).await;
+    let face = app.dir.path().join("astronaut.png");
+    std::fs::write(&face, skimage_file("astronaut.png")).unwrap();
+    let no_face = app.dir.path().join("coffee.png");
+    std::fs::write(&no_face, skimage_file("coffee.png")).unwrap();
+    run_script(
+        "lark_sdk_acs.py",
+        &[
+            ("FACEHUB_BASE_URL", app.base.clone()),
+            ("FACEHUB_APP_ID", creds.app_id),
+            ("FACEHUB_APP_SECRET", creds.app_secret),
+            ("FACEHUB_FACE", face.display().to_string()),
+            ("FACEHUB_NO_FACE", no_face.display().to_string()),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn lark_oapi_python_sdk_drives_attendance_endpoints() {
     let app = spawn_app().await;
     let d = facehub::domain::PersonDraft::new("abd754f7", "Ann", Some("E-42")).unwrap();
