@@ -23,6 +23,14 @@ struct Cli {
 enum Cmd {
     /// Run one scenario
     Run(RunArgs),
+    /// Time facehub's face detector on labelled images: one line of JSON per
+    /// image (file, faces found with score >= 0.75, median ms over REPEAT)
+    Detect {
+        /// Image files
+        files: Vec<std::path::PathBuf>,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
     /// Write a noise JPEG of about SIZE bytes (incompressible, like a photo)
     GenPhoto {
         out: std::path::PathBuf,
@@ -74,6 +82,7 @@ struct RunArgs {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::GenPhoto { out, size } => gen_photo(&out, size),
+        Cmd::Detect { files, repeat } => detect(&files, repeat),
         Cmd::Run(args) => run(args).await,
     }
 }
@@ -285,6 +294,30 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 .as_f64()
                 .map(|m| format!("{m:.1} MiB"))
                 .unwrap_or_else(|| "-".into()),
+        );
+    }
+    Ok(())
+}
+
+/// Decoding is not timed; detection includes scaling to the model's input.
+fn detect(files: &[std::path::PathBuf], repeat: usize) -> anyhow::Result<()> {
+    use facehub::image::face;
+    face::warm_up().map_err(anyhow::Error::msg)?;
+    for path in files {
+        let img = image::open(path)?.into_rgb8();
+        let mut times = Vec::new();
+        let mut found = 0;
+        for _ in 0..repeat.max(1) {
+            let t = std::time::Instant::now();
+            let faces = face::detect(&img).map_err(anyhow::Error::msg)?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            found = faces.iter().filter(|f| f.score >= 0.75).count();
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{}",
+            json!({"file": path.display().to_string(), "faces": found, "ms": times[times.len() / 2],
+                   "width": img.width(), "height": img.height()})
         );
     }
     Ok(())
