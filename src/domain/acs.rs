@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::auth::Caller;
 use super::files::{FileDownload, FileKind, StagedImage};
+use super::people::EmployeeType;
 use super::{Core, FileId, Person, Tenant};
 use crate::error::{Error, Result};
 use crate::image::ImageFormat;
@@ -100,16 +101,18 @@ impl Core {
         Ok((person, row))
     }
 
+    async fn person_by_user_id(&self, tenant: &Tenant, uid: &str) -> Result<Person> {
+        self.find_person(tenant.id, EmployeeType::EmployeeId, uid)
+            .await?
+            .ok_or_else(|| Error::UserNotFound(uid.to_string()))
+    }
+
     /// Grants door access to people of the tenant (by user_id); returns how
     /// many were newly granted.
     pub async fn acs_grant(&self, tenant: &Tenant, user_ids: &[String]) -> Result<usize> {
         let mut n = 0;
         for uid in user_ids {
-            let p = self
-                .db
-                .person_by_user_id(tenant.id, uid)
-                .await?
-                .ok_or_else(|| Error::UserNotFound(uid.clone()))?;
+            let p = self.person_by_user_id(tenant, uid).await?;
             n += usize::from(self.db.acs_grant(tenant.id, p.id, self.now()).await?);
         }
         Ok(n)
@@ -119,11 +122,7 @@ impl Core {
     pub async fn acs_revoke(&self, tenant: &Tenant, user_ids: &[String]) -> Result<usize> {
         let mut n = 0;
         for uid in user_ids {
-            let p = self
-                .db
-                .person_by_user_id(tenant.id, uid)
-                .await?
-                .ok_or_else(|| Error::UserNotFound(uid.clone()))?;
+            let p = self.person_by_user_id(tenant, uid).await?;
             if let Some(row) = self.db.acs_revoke(p.id).await? {
                 self.delete_files([row.face_file_id, row.crop_file_id])
                     .await;

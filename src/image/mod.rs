@@ -164,10 +164,6 @@ pub fn sniff(head: &[u8]) -> Sniffed {
 pub struct FormatSet(u8);
 
 impl FormatSet {
-    pub const fn empty() -> FormatSet {
-        FormatSet(0)
-    }
-
     pub fn of(formats: &[ImageFormat]) -> FormatSet {
         FormatSet(formats.iter().fold(0, |bits, f| bits | f.bit()))
     }
