@@ -160,6 +160,10 @@ impl Application {
         use hyper_util::service::TowerToHyperService;
 
         let router = crate::api::router(crate::api::AppState::new(self.core.clone()));
+        let (sync_stop, sync_stopped) = tokio::sync::oneshot::channel::<()>();
+        let sync = tokio::spawn(self.core.clone().run_device_sync(async move {
+            let _ = sync_stopped.await;
+        }));
         let mut builder = Builder::new(TokioExecutor::new());
         // A client that never finishes its request head is cut off.
         builder
@@ -214,6 +218,10 @@ impl Application {
             });
         }
         drop(self.listener);
+        let _ = sync_stop.send(());
+        let _ = sync.await;
+        // Upgraded WebSocket connections are no longer hyper's to drain.
+        self.core.hub.close_all();
         if tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown())
             .await
             .is_err()

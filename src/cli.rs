@@ -51,6 +51,85 @@ pub enum Command {
     /// Door access: who may enrol a face at the doors
     #[command(subcommand)]
     Acs(AcsCmd),
+    /// Attendance and door terminals (WeCom device protocol)
+    #[command(subcommand)]
+    Device(DeviceCmd),
+    /// Punch records uploaded by terminals
+    #[command(subcommand)]
+    Checkin(CheckinCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCmd {
+    /// Add a terminal by its serial number and factory SecretNo
+    Add {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(long)]
+        sn: String,
+        /// The SecretNo burned into the device, which signs its `register`
+        #[arg(long)]
+        secret_no: String,
+        /// Bind it at once
+        #[arg(long)]
+        bind: bool,
+    },
+    /// Bind a terminal to its tenant: its `active` then returns a secret
+    Bind {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(long)]
+        sn: String,
+    },
+    /// Unbind: the device's secret dies and it must activate again
+    Unbind {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(long)]
+        sn: String,
+    },
+    /// List a tenant's terminals
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start an enrolment on a terminal: `fa`/`fp` opens its capture page,
+    /// `photo` sends it the person's stored face photos
+    Enrol {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(long)]
+        sn: String,
+        #[arg(long)]
+        user_id: String,
+        #[arg(long, value_parser = ["fa", "fp", "photo"])]
+        kind: String,
+    },
+    /// Show an enrolment and its outcome
+    Enrolment {
+        #[command(flatten)]
+        tenant: TenantArg,
+        oper_id: String,
+        /// Cancel it if it is still open
+        #[arg(long)]
+        cancel: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CheckinCmd {
+    /// A person's punch records on one day (UTC)
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(long)]
+        user_id: String,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        day: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -134,6 +213,9 @@ pub enum PersonCmd {
         /// Employee number (the attendance `employee_no`), unique in the tenant
         #[arg(long)]
         employee_no: Option<String>,
+        /// On the device protocol: 0 employee, 1 visitor, 2 student
+        #[arg(long, default_value = "0")]
+        user_type: String,
     },
     /// Import people from a CSV file with columns user_id, name[, employee_no, …]
     Import {
@@ -324,10 +406,12 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
             user_id,
             name,
             employee_no,
+            user_type,
         }) => {
             let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
-            let draft =
+            let mut draft =
                 PersonDraft::new(&user_id, &name, employee_no.as_deref()).map_err(user_err)?;
+            draft.user_type = crate::domain::UserType::parse(&user_type).map_err(user_err)?;
             let (p, outcome) = core
                 .upsert_person(&tenant, &draft)
                 .await
@@ -462,6 +546,29 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
             let verb = if grant { "granted" } else { "revoked" };
             writeln!(out, "{verb} door access for {n} of {} people", ids.len())?;
         }
+        Command::Device(cmd) => device_admin(core, cmd, out).await?,
+        Command::Checkin(CheckinCmd::List {
+            tenant,
+            user_id,
+            day,
+        }) => {
+            let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
+            let records = core
+                .checkins_on(tenant.id, &user_id, &day)
+                .await
+                .map_err(user_err)?;
+            for (sn, r) in records {
+                let at = chrono::DateTime::from_timestamp(r.timestamp, 0)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "{at}\t{sn}\tpass_type {}\tpass_method {}",
+                    r.pass_type.map_or("-".into(), |v| v.to_string()),
+                    r.pass_method.map_or("-".into(), |v| v.to_string())
+                )?;
+            }
+        }
         Command::Token(TokenCmd::User { app_id, user_id }) => {
             let t = core
                 .issue_user_token(&app_id, &user_id)
@@ -471,6 +578,118 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
                 out,
                 "{}",
                 json!({"access_token": t.token, "token_type": "Bearer", "expires_in": t.expire})
+            )?;
+        }
+    }
+    Ok(())
+}
+
+async fn device_admin(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> anyhow::Result<()> {
+    match cmd {
+        DeviceCmd::Add {
+            tenant,
+            sn,
+            secret_no,
+            bind,
+        } => {
+            let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
+            core.add_device(&tenant, &sn, &secret_no)
+                .await
+                .map_err(user_err)?;
+            if bind {
+                core.bind_device(&tenant, &sn).await.map_err(user_err)?;
+            }
+            writeln!(
+                out,
+                "added device {sn}{}",
+                if bind { " (bound)" } else { "" }
+            )?;
+        }
+        DeviceCmd::Bind { tenant, sn } => {
+            let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
+            let changed = core.bind_device(&tenant, &sn).await.map_err(user_err)?;
+            writeln!(
+                out,
+                "{}",
+                if changed {
+                    format!("bound {sn}")
+                } else {
+                    format!("{sn} was already bound")
+                }
+            )?;
+        }
+        DeviceCmd::Unbind { tenant, sn } => {
+            let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
+            let changed = core.unbind_device(&tenant, &sn).await.map_err(user_err)?;
+            writeln!(
+                out,
+                "{}",
+                if changed {
+                    format!("unbound {sn}")
+                } else {
+                    format!("{sn} was not bound")
+                }
+            )?;
+        }
+        DeviceCmd::List { tenant, json } => {
+            let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
+            let version = core.perm_version(tenant.id).await.map_err(user_err)?;
+            let devices = core.db.devices(tenant.id).await?;
+            if json {
+                let v: Vec<_> = devices
+                    .iter()
+                    .map(|d| {
+                        json!({"sn": d.sn, "bound": d.bound, "firmware_version": d.firmware_version,
+                               "fa_algorithms": d.fa_algorithms, "fp_algorithms": d.fp_algorithms,
+                               "seen_version": d.seen_version, "perm_version": version,
+                               "last_seen": d.last_seen})
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else {
+                for d in devices {
+                    writeln!(
+                        out,
+                        "{}\t{}\tfa {}\tfp {}\tbacklog {}",
+                        d.sn,
+                        if d.bound { "bound" } else { "unbound" },
+                        d.fa_algorithms.join(","),
+                        d.fp_algorithms.join(","),
+                        (version - d.seen_version).max(0)
+                    )?;
+                }
+            }
+        }
+        DeviceCmd::Enrol {
+            tenant,
+            sn,
+            user_id,
+            kind,
+        } => {
+            let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
+            let e = core
+                .start_enrolment(tenant.id, &sn, &user_id, &kind)
+                .await
+                .map_err(user_err)?;
+            writeln!(out, "{}", json!({"oper_id": e.oper_id, "status": e.status}))?;
+        }
+        DeviceCmd::Enrolment {
+            tenant,
+            oper_id,
+            cancel,
+        } => {
+            let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
+            let e = if cancel {
+                core.cancel_enrolment(tenant.id, &oper_id).await
+            } else {
+                core.enrolment(tenant.id, &oper_id).await
+            }
+            .map_err(user_err)?;
+            writeln!(
+                out,
+                "{}",
+                json!({"oper_id": e.oper_id, "sn": e.sn, "kind": e.kind, "status": e.status,
+                       "errcode": e.errcode, "errmsg": e.errmsg})
             )?;
         }
     }

@@ -29,7 +29,33 @@ pub struct Config {
     /// platform also caps per minute (lingo: 1000).
     pub rate_limit_per_minute: u32,
     pub limits: Limits,
+    pub device: DeviceConfig,
     pub log: LogConfig,
+}
+
+/// The WeCom device protocol (WebSocket at `/` and `/websocket`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Largest frame a device may send. 200 users with 22 full template
+    /// slots of 8 KiB each, in base64, fit.
+    pub max_frame_mib: usize,
+    /// A connection that sends nothing (not even `ping`, due every 20–40 s)
+    /// for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// An enrolment with no answer from its device after this long is
+    /// marked timed out.
+    pub enrol_timeout_secs: u64,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig {
+            max_frame_mib: 64,
+            idle_timeout_secs: 90,
+            enrol_timeout_secs: 300,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +103,7 @@ impl Default for Config {
             rate_limit_per_second: 50,
             rate_limit_per_minute: 1000,
             limits: Limits::default(),
+            device: DeviceConfig::default(),
             log: LogConfig::default(),
         }
     }

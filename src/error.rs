@@ -65,6 +65,10 @@ pub enum Error {
     #[error("user face crop fail: {0}")]
     FaceCropFail(String),
 
+    /// Refused on the device protocol with one of its own codes (600004 …).
+    #[error("{1}")]
+    DeviceRefused(i64, String),
+
     // ---- routing ----
     #[error("resource not find")]
     RouteNotFound,
@@ -199,6 +203,10 @@ impl Error {
                 Surface::Auth => r(StatusCode::OK, 10003, self.to_string()),
             },
             Error::AcsUserNotFound => r(StatusCode::BAD_REQUEST, 1490101, self.to_string()),
+            Error::DeviceRefused(_, m) => {
+                let (status, code, prefix) = surface.param_code();
+                r(status, code, format!("{prefix}: {m}"))
+            }
             Error::FaceCropFail(_) => r(StatusCode::BAD_REQUEST, 1490108, self.to_string()),
             Error::RouteNotFound => r(StatusCode::NOT_FOUND, 99991201, self.to_string()),
             Error::MethodNotAllowed => {
@@ -208,6 +216,21 @@ impl Error {
                 let (code, msg) = surface.internal_code();
                 r(StatusCode::INTERNAL_SERVER_ERROR, code, msg.to_string())
             }
+        }
+    }
+
+    /// `(errcode, errmsg)` on the WeCom device protocol. The protocol's own
+    /// codes (6000xx) come from [`Error::DeviceRefused`]; the rest are
+    /// WeCom's global codes: 40058 invalid parameter, 45009 frequency
+    /// limit, -1 system busy (see docs/device-protocol.md).
+    pub fn device_code(&self) -> (i64, String) {
+        match self {
+            Error::DeviceRefused(code, m) => (*code, m.clone()),
+            Error::InvalidParam(m) => (40058, format!("invalid parameter: {m}")),
+            Error::UserNotFound(_) => (40003, self.to_string()),
+            Error::RateLimited { .. } => (45009, "api freq out of limit".into()),
+            Error::Internal(_) => (-1, "system busy".into()),
+            other => (40058, other.to_string()),
         }
     }
 

@@ -5,6 +5,8 @@
 pub mod acs;
 pub mod attendance;
 pub mod auth;
+pub mod device;
+pub mod devices_admin;
 pub mod download;
 pub mod extract;
 pub mod lingo;
@@ -64,6 +66,8 @@ pub fn router(state: AppState) -> Router {
         .merge(attendance::router())
         .merge(lingo::router())
         .merge(acs::router())
+        .merge(device::router())
+        .merge(devices_admin::router())
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(idle * 2))

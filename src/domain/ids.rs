@@ -61,6 +61,47 @@ impl fmt::Display for UserId {
     }
 }
 
+/// WeCom's `user_type`: the directory a person belongs to on the device
+/// protocol. `(userid, user_type)` names one person there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UserType {
+    #[default]
+    Employee,
+    Visitor,
+    Student,
+}
+
+impl UserType {
+    pub fn from_i64(n: i64) -> Option<UserType> {
+        match n {
+            0 => Some(UserType::Employee),
+            1 => Some(UserType::Visitor),
+            2 => Some(UserType::Student),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(self) -> i64 {
+        match self {
+            UserType::Employee => 0,
+            UserType::Visitor => 1,
+            UserType::Student => 2,
+        }
+    }
+
+    /// The CSV / CLI spelling: a number or a name; empty is an employee.
+    pub fn parse(s: &str) -> Result<UserType, Error> {
+        match s.trim() {
+            "" | "0" | "employee" => Ok(UserType::Employee),
+            "1" | "visitor" => Ok(UserType::Visitor),
+            "2" | "student" => Ok(UserType::Student),
+            other => Err(Error::param(format!(
+                "user_type {other:?} is not 0 (employee), 1 (visitor) or 2 (student)"
+            ))),
+        }
+    }
+}
+
 /// A stored file's id: 128 random bits as 32 lower-case hex digits, the
 /// shape of the platform's own ids.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -159,6 +200,9 @@ impl Scope {
         "baike:entity:exempt_review",
         "baike:entity:readonly",
         "contact:user.employee_id:readonly",
+        // facehub's own: manage the tenant's terminals (enrolment, photo
+        // pushes, punch records) over HTTP.
+        "facehub:device",
     ];
 
     pub fn parse(s: &str) -> Result<Scope, String> {

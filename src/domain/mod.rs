@@ -3,6 +3,7 @@
 
 pub mod acs;
 pub mod auth;
+pub mod devices;
 pub mod files;
 pub mod ids;
 pub mod lingo;
@@ -12,7 +13,7 @@ pub mod photos;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-pub use ids::{FileId, PhotoName, Scope, UserId};
+pub use ids::{FileId, PhotoName, Scope, UserId, UserType};
 
 use crate::config::Config;
 use crate::crypto::KeyRing;
@@ -84,6 +85,11 @@ pub struct Person {
     pub name: String,
     pub employee_no: Option<String>,
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// WeCom's user_type: who the person is on the device protocol.
+    pub user_type: UserType,
+    /// Per-person template counters devices compare.
+    pub fa_ver: i64,
+    pub fp_ver: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -95,6 +101,7 @@ pub struct PersonDraft {
     pub name: String,
     pub employee_no: Option<String>,
     pub extra: serde_json::Value,
+    pub user_type: UserType,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +161,8 @@ pub struct Core {
     pub(crate) decode_slots: tokio::sync::Semaphore,
     /// Memory for decodes, in MiB: each decode holds its file and pixels.
     pub(crate) decode_memory: tokio::sync::Semaphore,
+    /// Devices connected to this node.
+    pub hub: devices::hub::Hub,
 }
 
 impl Core {
@@ -182,6 +191,7 @@ impl Core {
             decode_memory: tokio::sync::Semaphore::new(
                 usize::try_from(config.limits.decode_memory_mib.max(1)).unwrap_or(usize::MAX >> 4),
             ),
+            hub: devices::hub::Hub::default(),
             config,
         })
     }

@@ -4,7 +4,7 @@ use std::io::Read;
 
 use serde_json::{Map, Value};
 
-use super::{Core, Person, PersonDraft, Tenant, UserId};
+use super::{Core, Person, PersonDraft, Tenant, UserId, UserType};
 use crate::error::{Error, Result};
 use crate::store::{Upsert, is_unique_violation};
 
@@ -47,6 +47,7 @@ impl PersonDraft {
             name: name.to_string(),
             employee_no,
             extra: Value::Object(Map::new()),
+            user_type: UserType::Employee,
         })
     }
 }
@@ -83,6 +84,19 @@ impl Core {
             .upsert_person(tenant.id, draft, &union_id, &open_ids, self.now())
             .await
         {
+            Ok((p, Upsert::Created)) => {
+                // Terminals learn of the new member through the change log.
+                let user = super::devices::DeviceUser {
+                    userid: p.user_id.clone(),
+                    user_type: p.user_type.as_i64(),
+                };
+                let change = super::devices::Change {
+                    create_user: vec![user],
+                    ..Default::default()
+                };
+                self.record_change(tenant.id, &change).await?;
+                Ok((p, Upsert::Created))
+            }
             Ok(r) => Ok(r),
             Err(e) if is_unique_violation(&e) => Err(Error::param(format!(
                 "employee_no {:?} already belongs to another person",
@@ -135,6 +149,7 @@ impl Core {
             ));
         };
         let no_col = col("employee_no");
+        let type_col = col("user_type");
         let mut report = ImportReport::default();
         let mut record = csv::StringRecord::new();
         loop {
@@ -154,17 +169,20 @@ impl Core {
             let line = record.position().map(|p| p.line()).unwrap_or(line);
             progress(record.position().map(|p| p.byte()).unwrap_or(0));
             let get = |i: usize| record.get(i).unwrap_or("");
+            let known = [Some(uid_col), Some(name_col), no_col, type_col];
             let draft =
-                PersonDraft::new(get(uid_col), get(name_col), no_col.map(get)).map(|mut d| {
+                PersonDraft::new(get(uid_col), get(name_col), no_col.map(get)).and_then(|mut d| {
                     let mut extra = Map::new();
                     for (i, h) in headers.iter().enumerate() {
-                        if i != uid_col && i != name_col && Some(i) != no_col && !get(i).is_empty()
-                        {
+                        if !known.contains(&Some(i)) && !get(i).is_empty() {
                             extra.insert(h.to_string(), Value::String(get(i).to_string()));
                         }
                     }
                     d.extra = Value::Object(extra);
-                    d
+                    if let Some(c) = type_col {
+                        d.user_type = UserType::parse(get(c))?;
+                    }
+                    Ok(d)
                 });
             let outcome = match draft {
                 Ok(d) => self.upsert_person(tenant, &d).await,

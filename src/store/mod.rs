@@ -5,6 +5,7 @@
 //! first can fail with SQLITE_BUSY instead of waiting for the lock.
 
 pub mod blob;
+pub mod devices;
 pub mod sealed;
 
 use std::path::Path;
@@ -274,8 +275,8 @@ impl Db {
         // Write first (see the module comment): an insert that does nothing
         // on conflict still takes the write lock.
         let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO people(tenant_id, user_id, union_id, name, employee_no, extra, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO people(tenant_id, user_id, union_id, name, employee_no, extra, user_type, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT(tenant_id, user_id) DO NOTHING RETURNING id",
         )
         .bind(tenant_id)
@@ -284,6 +285,7 @@ impl Db {
         .bind(&draft.name)
         .bind(draft.employee_no.as_deref())
         .bind(draft.extra.to_string())
+        .bind(draft.user_type.as_i64())
         .bind(now)
         .bind(now)
         .fetch_optional(&mut *tx)
@@ -300,19 +302,21 @@ impl Db {
             Upsert::Created
         } else {
             let changed = sqlx::query(
-                "UPDATE people SET name = ?, employee_no = ?, extra = ?, updated_at = ?
+                "UPDATE people SET name = ?, employee_no = ?, extra = ?, user_type = ?, updated_at = ?
                  WHERE tenant_id = ? AND user_id = ?
-                   AND (name IS NOT ? OR employee_no IS NOT ? OR extra IS NOT ?)",
+                   AND (name IS NOT ? OR employee_no IS NOT ? OR extra IS NOT ? OR user_type IS NOT ?)",
             )
             .bind(&draft.name)
             .bind(draft.employee_no.as_deref())
             .bind(draft.extra.to_string())
+            .bind(draft.user_type.as_i64())
             .bind(now)
             .bind(tenant_id)
             .bind(draft.user_id.as_str())
             .bind(&draft.name)
             .bind(draft.employee_no.as_deref())
             .bind(draft.extra.to_string())
+            .bind(draft.user_type.as_i64())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -696,7 +700,7 @@ fn acs_from_row(r: &sqlx::sqlite::SqliteRow) -> AcsRow {
     }
 }
 
-fn person_from_row(r: &sqlx::sqlite::SqliteRow) -> Person {
+pub(crate) fn person_from_row(r: &sqlx::sqlite::SqliteRow) -> Person {
     let extra: String = r.get("extra");
     Person {
         id: r.get("id"),
@@ -706,6 +710,9 @@ fn person_from_row(r: &sqlx::sqlite::SqliteRow) -> Person {
         name: r.get("name"),
         employee_no: r.get("employee_no"),
         extra: serde_json::from_str(&extra).unwrap_or_default(),
+        user_type: crate::domain::UserType::from_i64(r.get("user_type")).unwrap_or_default(),
+        fa_ver: r.get("fa_ver"),
+        fp_ver: r.get("fp_ver"),
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
     }

@@ -1,0 +1,486 @@
+//! The WeCom device protocol: one WebSocket per terminal, one JSON object
+//! per text frame. Requests are `{cmd, headers:{req_id}, body}`; replies
+//! echo `req_id` with `errcode`/`errmsg` and carry no `cmd`; pushes are
+//! `push_*` frames. A frame that cannot be read as a request gets a
+//! connection-level error (no `headers`) and the connection keeps going.
+//! See docs/device-protocol.md for the choices the platform leaves open.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::AppState;
+use crate::domain::Core;
+use crate::domain::devices::hub::{Outgoing, QUEUE};
+use crate::domain::devices::sync::{DEFAULT_PAGE, flag, int_field, user_items};
+use crate::domain::devices::{DeviceUser, Session, Subscription, codes};
+use crate::error::{Error, Result};
+
+pub fn router() -> Router<AppState> {
+    // The platform's URL is the host root; firmware seen in the wild dials
+    // `/websocket`.
+    Router::new()
+        .route("/", get(upgrade))
+        .route("/websocket", get(upgrade))
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    ws: std::result::Result<
+        WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
+) -> Result<Response> {
+    let ws =
+        ws.map_err(|e| Error::param(format!("this endpoint takes a WebSocket upgrade: {e}")))?;
+    let max = state.core.config.device.max_frame_mib.max(1) << 20;
+    let core = state.core.clone();
+    Ok(ws
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| serve(core, socket)))
+}
+
+/// The state of one connection.
+struct Conn {
+    core: Arc<Core>,
+    id: u64,
+    tx: mpsc::Sender<Outgoing>,
+    /// The device named by `register`/`active` on this connection.
+    sn: Option<String>,
+    session: Option<Session>,
+}
+
+async fn serve(core: Arc<Core>, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(QUEUE);
+    // One writer, so replies and pushes never interleave inside a frame.
+    let writer = tokio::spawn(async move {
+        while let Some(out) = rx.recv().await {
+            let sent = match out {
+                Outgoing::Text(t) => sink.send(Message::Text(t.as_ref().into())).await,
+                Outgoing::Binary(b) => sink.send(Message::Binary(b)).await,
+                Outgoing::Close(code, reason) => {
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code,
+                            reason: reason.into(),
+                        })))
+                        .await;
+                    break;
+                }
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+    });
+    let idle = Duration::from_secs(core.config.device.idle_timeout_secs.max(1));
+    let mut conn = Conn {
+        id: core.hub.new_connection_id(),
+        core,
+        tx,
+        sn: None,
+        session: None,
+    };
+    loop {
+        let next = tokio::select! {
+            n = tokio::time::timeout(idle, stream.next()) => n,
+            // The writer stopped: closed by a newer connection, or unbound.
+            () = conn.tx.closed() => break,
+        };
+        match next {
+            Err(_) => {
+                conn.send(Outgoing::Close(1001, "no frame within the idle timeout"))
+                    .await;
+                break;
+            }
+            Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break,
+            Ok(Some(Err(e))) => {
+                // Oversize frames end here: tungstenite stops reading.
+                // (axum hides tungstenite's error type; its text names it.)
+                let text = e.to_string();
+                let too_big = text.contains("Space limit") || text.contains("too long");
+                if too_big {
+                    conn.send(Outgoing::Close(1009, "frame too large")).await;
+                }
+                tracing::debug!(error = %e, "device connection error");
+                break;
+            }
+            Ok(Some(Ok(Message::Text(text)))) => conn.handle(text.as_str()).await,
+            Ok(Some(Ok(Message::Binary(_)))) => {
+                conn.reply_error(None, Error::param("binary frames are not accepted"))
+                    .await;
+            }
+            Ok(Some(Ok(_))) => {} // ping/pong: answered by the library
+        }
+    }
+    if let Some(sn) = &conn.sn
+        && let Some(version) = conn.core.hub.detach(sn, conn.id)
+        && let Err(e) = conn.core.db.set_seen(sn, version, conn.core.now()).await
+    {
+        tracing::warn!(error = %e, "could not record a device's sync position");
+    }
+    drop(conn);
+    let _ = writer.await;
+}
+
+impl Conn {
+    async fn send(&self, out: Outgoing) {
+        // A full queue means the device does not read; it is closed by
+        // the idle timeout or the writer's error, so waiting is bounded.
+        let _ = self.tx.send(out).await;
+    }
+
+    async fn reply(&self, req_id: &str, body: Value) {
+        let frame =
+            json!({"headers": {"req_id": req_id}, "body": body, "errcode": 0, "errmsg": "ok"});
+        self.send(Outgoing::Text(frame.to_string().into())).await;
+    }
+
+    /// An error reply; with no `req_id`, a connection-level error.
+    async fn reply_error(&self, req_id: Option<&str>, e: Error) {
+        if let Error::Internal(inner) = &e {
+            tracing::error!(error = format!("{inner:#}"), "device request failed");
+        }
+        let (code, msg) = e.device_code();
+        let frame = match req_id {
+            Some(id) => {
+                json!({"headers": {"req_id": id}, "body": {}, "errcode": code, "errmsg": msg})
+            }
+            None => json!({"errcode": code, "errmsg": msg}),
+        };
+        self.send(Outgoing::Text(frame.to_string().into())).await;
+    }
+
+    async fn handle(&mut self, text: &str) {
+        let frame: Value = match serde_json::from_str(text) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => {
+                return self
+                    .reply_error(
+                        None,
+                        Error::DeviceRefused(codes::BAD_JSON, "frame is not a JSON object".into()),
+                    )
+                    .await;
+            }
+            Err(e) => {
+                return self
+                    .reply_error(
+                        None,
+                        Error::DeviceRefused(
+                            codes::BAD_JSON,
+                            format!("frame is not valid JSON: {e}"),
+                        ),
+                    )
+                    .await;
+            }
+        };
+        let req_id = match frame.pointer("/headers/req_id") {
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => {
+                return self
+                    .reply_error(
+                        None,
+                        Error::param("headers.req_id is required (a string of 1 to 128 bytes)"),
+                    )
+                    .await;
+            }
+        };
+        let Some(cmd) = frame.get("cmd").and_then(Value::as_str) else {
+            // A reply to one of our pushes; the platform documents none.
+            if frame.get("cmd").is_none() {
+                return;
+            }
+            return self
+                .reply_error(Some(&req_id), Error::param("cmd must be a string"))
+                .await;
+        };
+        let empty = json!({});
+        let body = match frame.get("body") {
+            None | Some(Value::Null) => &empty,
+            Some(b @ Value::Object(_)) => b,
+            Some(_) => {
+                return self
+                    .reply_error(Some(&req_id), Error::param("body must be an object"))
+                    .await;
+            }
+        };
+        if cmd == "download_photo" {
+            return match self.download_photo(body).await {
+                Ok(photo) => {
+                    self.send(Outgoing::Binary(photo_frame(&req_id, &photo)))
+                        .await
+                }
+                Err(e) => self.reply_error(Some(&req_id), e).await,
+            };
+        }
+        match self.dispatch(cmd, body).await {
+            Ok(reply) => self.reply(&req_id, reply).await,
+            Err(e) => self.reply_error(Some(&req_id), e).await,
+        }
+    }
+
+    fn session(&self) -> Result<&Session> {
+        self.session.as_ref().ok_or_else(|| {
+            Error::DeviceRefused(
+                codes::NOT_LOGGED_IN,
+                "not logged in: call subscribe_corp first".into(),
+            )
+        })
+    }
+
+    async fn dispatch(&mut self, cmd: &str, body: &Value) -> Result<Value> {
+        let core = self.core.clone();
+        match cmd {
+            "ping" => Ok(json!({})),
+            "register" => {
+                let sn = str_field(body, "sn")?;
+                let code = core
+                    .register_device(
+                        sn,
+                        &scalar(body, "timestamp")?,
+                        &scalar(body, "nonce")?,
+                        str_field(body, "device_signature")?,
+                    )
+                    .await?;
+                self.attach(sn);
+                Ok(json!({"active_code": code}))
+            }
+            "active" => {
+                let (sn, secret) = core
+                    .activate_device(str_field(body, "active_code")?)
+                    .await?;
+                self.attach(&sn);
+                Ok(json!({"secret": secret}))
+            }
+            "subscribe_corp" => {
+                let ext = body.get("ext_args").cloned().unwrap_or(Value::Null);
+                let sub = Subscription {
+                    secret: str_field(body, "secret")?.to_string(),
+                    firmware_version: body
+                        .get("firmware_version")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    fa_algorithms: string_list(&ext, "fa_algorithm")?,
+                    fp_algorithms: string_list(&ext, "fp_algorithm")?,
+                };
+                let session = core.subscribe_device(&sub).await?;
+                let seen = core
+                    .db
+                    .device(&session.sn)
+                    .await?
+                    .map_or(0, |d| d.seen_version);
+                if self.sn.as_deref() != Some(session.sn.as_str())
+                    && let Some(old) = self.sn.take()
+                {
+                    core.hub.detach(&old, self.id);
+                }
+                self.sn = Some(session.sn.clone());
+                core.hub.login(&session, self.id, &self.tx, seen);
+                self.session = Some(session);
+                Ok(json!({}))
+            }
+            "get_secret_no" => Err(Error::param(
+                "get_secret_no is not offered: devices are added with their SecretNo",
+            )),
+            "get_perm_version" => {
+                let s = self.session()?;
+                Ok(json!({"perm_version": core.perm_version(s.tenant_id).await?}))
+            }
+            "upload_userinfo" => self.upload_userinfo(body).await,
+            "get_userinfo_by_ids" => {
+                let s = self.session()?;
+                let users = user_items(body, "user_item", "userids")?;
+                let (people, _) = core.people_by_device_ids(s.tenant_id, &users).await?;
+                let info = core
+                    .userinfo(
+                        s,
+                        &people,
+                        flag(body, "is_req_fa_info", true)?,
+                        flag(body, "is_req_fp_info", true)?,
+                    )
+                    .await?;
+                Ok(json!({"userinfo": info}))
+            }
+            "get_userinfo_by_page" => {
+                let s = self.session()?;
+                let offset = opt_int(body, "offset")?.unwrap_or(0);
+                let limit = opt_int(body, "limit")?.unwrap_or(DEFAULT_PAGE);
+                let (people, is_last, version) =
+                    core.people_page(s.tenant_id, offset, limit).await?;
+                let info = core
+                    .userinfo(
+                        s,
+                        &people,
+                        flag(body, "is_req_fa_info", true)?,
+                        flag(body, "is_req_fp_info", true)?,
+                    )
+                    .await?;
+                Ok(json!({"is_last": is_last, "perm_version": version, "userinfo": info}))
+            }
+            "check_userid" => {
+                let s = self.session()?;
+                let old_form = body.get("userid_item").is_none_or(Value::is_null);
+                let users = user_items(body, "userid_item", "userid")?;
+                let (people, missing) = core.people_by_device_ids(s.tenant_id, &users).await?;
+                let legal: Vec<DeviceUser> = people
+                    .iter()
+                    .map(|p| DeviceUser {
+                        userid: p.user_id.clone(),
+                        user_type: p.user_type.as_i64(),
+                    })
+                    .collect();
+                let mut reply = json!({"legal_userid_item": legal, "illegal_userid_item": missing});
+                if old_form {
+                    reply["legal_userid"] =
+                        json!(legal.iter().map(|u| &u.userid).collect::<Vec<_>>());
+                    reply["illegal_userid"] =
+                        json!(missing.iter().map(|u| &u.userid).collect::<Vec<_>>());
+                }
+                Ok(reply)
+            }
+            "checkin" => {
+                let s = self.session()?;
+                let data = array_field(body, "checkin_data")?;
+                Ok(json!({"fail_list": core.checkin(s, data).await?}))
+            }
+            other => Err(Error::param(format!("unknown cmd {other:?}"))),
+        }
+    }
+
+    /// Remembers which device this connection speaks for, so pushes such
+    /// as `push_bind_corp` reach it before it logs in.
+    fn attach(&mut self, sn: &str) {
+        if self.session.is_some() {
+            return;
+        }
+        if let Some(old) = self.sn.replace(sn.to_string())
+            && old != sn
+        {
+            self.core.hub.detach(&old, self.id);
+        }
+        self.core.hub.attach(sn, self.id, &self.tx);
+    }
+
+    async fn upload_userinfo(&self, body: &Value) -> Result<Value> {
+        let s = self.session()?;
+        let empty = Vec::new();
+        let users = match body.get("userinfo") {
+            None | Some(Value::Null) => &empty,
+            Some(Value::Array(a)) => a,
+            Some(_) => return Err(Error::param("userinfo must be an array")),
+        };
+        let outcome = self.core.upload_userinfo(s, users).await?;
+        if let Some(oper_id) = body
+            .get("oper_id")
+            .and_then(Value::as_str)
+            .filter(|o| !o.is_empty())
+        {
+            let errcode = body.get("errcode").and_then(int_field).unwrap_or(0);
+            let errmsg = body
+                .get("errmsg")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let uploaded: Vec<DeviceUser> = users
+                .iter()
+                .filter_map(|u| {
+                    Some(DeviceUser {
+                        userid: u.get("userid")?.as_str()?.to_string(),
+                        user_type: u.get("user_type").map_or(Some(0), int_field)?,
+                    })
+                })
+                .collect();
+            self.core
+                .finish_enrolment(s, oper_id, errcode, errmsg, &uploaded, &outcome)
+                .await?;
+        }
+        Ok(json!({"fail_list": outcome.fail_list}))
+    }
+
+    async fn download_photo(&self, body: &Value) -> Result<Vec<u8>> {
+        let s = self.session()?;
+        self.core
+            .download_photo(s, str_field(body, "media_id")?)
+            .await
+    }
+}
+
+/// The binary reply to `download_photo`: little-endian `int32
+/// format_version (1)`, `int32 req_id_len`, `req_id`, `int32 data_len`,
+/// `data` — the layout both device implementations in the notes parse.
+pub fn photo_frame(req_id: &str, photo: &[u8]) -> bytes::Bytes {
+    let mut out = Vec::with_capacity(12 + req_id.len() + photo.len());
+    out.extend_from_slice(&1i32.to_le_bytes());
+    out.extend_from_slice(&(req_id.len() as i32).to_le_bytes());
+    out.extend_from_slice(req_id.as_bytes());
+    out.extend_from_slice(&(photo.len() as i32).to_le_bytes());
+    out.extend_from_slice(photo);
+    out.into()
+}
+
+fn str_field<'a>(body: &'a Value, name: &str) -> Result<&'a str> {
+    match body.get(name) {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 1024 => Ok(s),
+        _ => Err(Error::param(format!(
+            "{name} is required (a non-empty string)"
+        ))),
+    }
+}
+
+/// A number or numeric string, as the text it was sent as (signatures are
+/// computed over that text).
+fn scalar(body: &Value, name: &str) -> Result<String> {
+    match body.get(name) {
+        Some(Value::Number(n)) if n.is_u64() => Ok(n.to_string()),
+        Some(Value::String(s))
+            if !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Ok(s.clone())
+        }
+        _ => Err(Error::param(format!(
+            "{name} is required (an unsigned integer)"
+        ))),
+    }
+}
+
+fn opt_int(body: &Value, name: &str) -> Result<Option<i64>> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => int_field(v)
+            .map(Some)
+            .ok_or_else(|| Error::param(format!("{name} must be an integer"))),
+    }
+}
+
+fn array_field<'a>(body: &'a Value, name: &str) -> Result<&'a [Value]> {
+    match body.get(name) {
+        Some(Value::Array(a)) => Ok(a),
+        _ => Err(Error::param(format!("{name} is required (an array)"))),
+    }
+}
+
+fn string_list(ext: &Value, name: &str) -> Result<Vec<String>> {
+    match ext.get(name) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::param(format!("ext_args.{name} must list strings")))
+            })
+            .collect(),
+        Some(_) => Err(Error::param(format!("ext_args.{name} must be an array"))),
+    }
+}

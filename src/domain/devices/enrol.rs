@@ -1,0 +1,310 @@
+//! Enrolments started from the admin side: on-device capture
+//! (`push_enter_page`) and photo-to-device (`push_user_face`, then
+//! `download_photo`). Each has an `oper_id`; the device's
+//! `upload_userinfo` carrying it is the outcome.
+
+use serde_json::json;
+
+use super::hub::push_frame;
+use super::sync::UploadOutcome;
+use super::{DeviceUser, Session, codes};
+use crate::domain::files::FileKind;
+use crate::domain::{Core, FileId, Person};
+use crate::error::{Error, Result};
+
+/// An enrolment and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolment {
+    pub oper_id: String,
+    pub tenant_id: i64,
+    pub person_id: i64,
+    pub sn: String,
+    /// `fa` / `fp` (capture on the device) or `photo` (from a stored photo).
+    pub kind: String,
+    /// For `photo`: `kind:file_id` of each photo offered.
+    pub file_ids: Vec<String>,
+    /// queued → sent → succeeded | failed | timed_out | cancelled
+    pub status: String,
+    pub errcode: Option<i64>,
+    pub errmsg: Option<String>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+impl Enrolment {
+    pub fn is_open(&self) -> bool {
+        matches!(self.status.as_str(), "queued" | "sent")
+    }
+}
+
+/// The photo kinds a person's face can come from, in the order offered.
+const PHOTO_KINDS: [FileKind; 2] = [FileKind::AttendancePhoto, FileKind::AcsFace];
+
+fn file_kind(s: &str) -> Option<FileKind> {
+    PHOTO_KINDS.into_iter().find(|k| k.as_str() == s)
+}
+
+impl Core {
+    /// Starts an enrolment of `user_id` on device `sn`: `kind` is `fa` or
+    /// `fp` (the device opens its capture page) or `photo` (the device is
+    /// sent the person's stored face photos). The push goes out as soon as
+    /// the device is online.
+    pub async fn start_enrolment(
+        &self,
+        tenant_id: i64,
+        sn: &str,
+        user_id: &str,
+        kind: &str,
+    ) -> Result<Enrolment> {
+        let person = self
+            .db
+            .person_by_user_id(tenant_id, user_id)
+            .await?
+            .ok_or_else(|| Error::UserNotFound(user_id.to_string()))?;
+        let device = self.tenant_device(tenant_id, sn).await?;
+        if !device.bound {
+            return Err(Error::param(format!("device {sn} is not bound")));
+        }
+        let file_ids = match kind {
+            "fa" | "fp" => Vec::new(),
+            "photo" => {
+                let mut ids = Vec::new();
+                if let Some(a) = self.db.attendance(person.id).await? {
+                    ids.push(format!(
+                        "{}:{}",
+                        FileKind::AttendancePhoto.as_str(),
+                        a.face_key
+                    ));
+                }
+                if let Some(f) = self
+                    .db
+                    .acs_user(person.id)
+                    .await?
+                    .and_then(|a| a.face_file_id)
+                {
+                    ids.push(format!("{}:{f}", FileKind::AcsFace.as_str()));
+                }
+                if ids.is_empty() {
+                    return Err(Error::param(format!(
+                        "user {user_id} has no face photo (attendance or door access)"
+                    )));
+                }
+                ids
+            }
+            other => {
+                return Err(Error::param(format!(
+                    "kind {other:?} is not fa, fp or photo"
+                )));
+            }
+        };
+        let e = Enrolment {
+            oper_id: hex::encode(crate::domain::ids::random_bytes::<16>()),
+            tenant_id,
+            person_id: person.id,
+            sn: sn.to_string(),
+            kind: kind.to_string(),
+            file_ids,
+            status: "queued".into(),
+            errcode: None,
+            errmsg: None,
+            created_at: self.now(),
+            finished_at: None,
+        };
+        self.db.insert_enrolment(&e).await?;
+        self.hub.wake();
+        Ok(e)
+    }
+
+    /// An enrolment of the tenant (others' look unknown).
+    pub async fn enrolment(&self, tenant_id: i64, oper_id: &str) -> Result<Enrolment> {
+        self.db
+            .enrolment(oper_id)
+            .await?
+            .filter(|e| e.tenant_id == tenant_id)
+            .ok_or_else(|| {
+                Error::param(format!(
+                    "oper_id {oper_id} is not an enrolment of this tenant"
+                ))
+            })
+    }
+
+    /// Cancels an open enrolment; a capture page open on the device is
+    /// closed with `push_exit_page`.
+    pub async fn cancel_enrolment(&self, tenant_id: i64, oper_id: &str) -> Result<Enrolment> {
+        let e = self.enrolment(tenant_id, oper_id).await?;
+        if !self
+            .db
+            .move_enrolment(oper_id, &["queued", "sent"], "cancelled", None, self.now())
+            .await?
+        {
+            return Err(Error::param(format!(
+                "enrolment {oper_id} is already {}",
+                e.status
+            )));
+        }
+        if e.status == "sent"
+            && e.kind != "photo"
+            && let Some(p) = self.db.person(e.person_id).await?
+        {
+            self.hub
+                .push_raw(&e.sn, push_frame("push_exit_page", page_body(&e, &p)));
+        }
+        self.enrolment(tenant_id, oper_id).await
+    }
+
+    /// Sends queued enrolments to their devices that are online.
+    pub(crate) async fn dispatch_enrolments(&self) -> Result<()> {
+        for e in self.db.queued_enrolments().await? {
+            if !self.hub.is_online(&e.sn) {
+                continue;
+            }
+            let Some(p) = self.db.person(e.person_id).await? else {
+                continue;
+            };
+            let frame = if e.kind == "photo" {
+                let mut faces = Vec::new();
+                for (i, f) in e.file_ids.iter().enumerate() {
+                    if let Some((kind, id)) = photo_ref(f)
+                        && let Some((rec, _)) = self
+                            .db
+                            .file(e.tenant_id, kind.as_str(), id.as_str())
+                            .await?
+                    {
+                        faces.push(json!({
+                            "id": i,
+                            "photo_size": rec.size,
+                            "media_id": format!("{}_{i}", e.oper_id),
+                            "media_type": format!("image/{}", rec.format),
+                        }));
+                    }
+                }
+                let mut body = page_body(&e, &p);
+                body.as_object_mut().expect("object").remove("page_type");
+                body["face_info"] = json!(faces);
+                push_frame("push_user_face", body)
+            } else {
+                push_frame("push_enter_page", page_body(&e, &p))
+            };
+            // Recorded as sent first, so the device's answer (or a cancel)
+            // never finds it still queued; put back if the push failed.
+            if self
+                .db
+                .move_enrolment(&e.oper_id, &["queued"], "sent", None, self.now())
+                .await?
+                && !self.hub.push_raw(&e.sn, frame)
+            {
+                self.db
+                    .move_enrolment(&e.oper_id, &["sent"], "queued", None, self.now())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records what an `upload_userinfo` carrying `oper_id` says of its
+    /// enrolment. Uploads naming another device's or tenant's enrolment,
+    /// or a finished one, change nothing.
+    pub async fn finish_enrolment(
+        &self,
+        session: &Session,
+        oper_id: &str,
+        errcode: i64,
+        errmsg: &str,
+        uploaded: &[DeviceUser],
+        outcome: &UploadOutcome,
+    ) -> Result<()> {
+        let Some(e) = self
+            .db
+            .enrolment(oper_id)
+            .await?
+            .filter(|e| e.tenant_id == session.tenant_id && e.sn == session.sn && e.is_open())
+        else {
+            tracing::debug!(sn = %session.sn, "upload names no open enrolment of this device");
+            return Ok(());
+        };
+        let Some(p) = self.db.person(e.person_id).await? else {
+            return Ok(());
+        };
+        let who = DeviceUser {
+            userid: p.user_id.clone(),
+            user_type: p.user_type.as_i64(),
+        };
+        let (status, code, msg) = if errcode != 0 {
+            ("failed", errcode, errmsg.to_string())
+        } else if let Some((_, why)) = outcome.reasons.iter().find(|(u, _)| *u == who) {
+            ("failed", 40058, why.clone())
+        } else if uploaded.contains(&who) {
+            (
+                "succeeded",
+                0,
+                if errmsg.is_empty() {
+                    "ok".into()
+                } else {
+                    errmsg.to_string()
+                },
+            )
+        } else {
+            (
+                "failed",
+                40058,
+                "the upload did not include the enrolled user".to_string(),
+            )
+        };
+        let msg: String = msg.chars().take(512).collect();
+        self.db
+            .move_enrolment(
+                oper_id,
+                &["queued", "sent"],
+                status,
+                Some((code, &msg)),
+                self.now(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `download_photo`: a photo offered to this device by an open
+    /// `push_user_face` enrolment, in clear.
+    pub async fn download_photo(&self, session: &Session, media_id: &str) -> Result<Vec<u8>> {
+        let invalid =
+            || Error::DeviceRefused(codes::INVALID_MEDIA_ID, "media_id is invalid".into());
+        let (oper_id, index) = media_id.rsplit_once('_').ok_or_else(invalid)?;
+        let index: usize = index.parse().map_err(|_| invalid())?;
+        let e = self
+            .db
+            .enrolment(oper_id)
+            .await?
+            .filter(|e| {
+                e.tenant_id == session.tenant_id
+                    && e.sn == session.sn
+                    && e.kind == "photo"
+                    && e.is_open()
+            })
+            .ok_or_else(invalid)?;
+        let (kind, id) = e
+            .file_ids
+            .get(index)
+            .and_then(|f| photo_ref(f))
+            .ok_or_else(invalid)?;
+        let file = self
+            .open_file(e.tenant_id, kind, &id)
+            .await?
+            .ok_or_else(invalid)?;
+        let size = usize::try_from(file.record.size).unwrap_or(0);
+        Ok(file.body.read_all(size).await?)
+    }
+}
+
+fn photo_ref(s: &str) -> Option<(FileKind, FileId)> {
+    let (kind, id) = s.split_once(':')?;
+    Some((file_kind(kind)?, FileId::parse(id)?))
+}
+
+fn page_body(e: &Enrolment, p: &Person) -> serde_json::Value {
+    json!({
+        "page_type": e.kind,
+        "oper_id": e.oper_id,
+        "userid": p.user_id,
+        "user_type": p.user_type.as_i64(),
+    })
+}

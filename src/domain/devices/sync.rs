@@ -1,0 +1,555 @@
+//! Templates in and out: `upload_userinfo` (a device enrolled people) and
+//! the pulls (`get_userinfo_by_ids`, `get_userinfo_by_page`,
+//! `check_userid`) through which the other devices receive them.
+
+use std::collections::{HashMap, HashSet};
+
+use base64::Engine;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value, json};
+use sha2::Sha256;
+
+use super::{
+    DeviceUser, Modality, PersonTemplates, Session, StoredTemplate, TemplateWrite, algorithm_name,
+};
+use crate::domain::{Core, Person};
+use crate::error::{Error, Result};
+use crate::image::{ImageFormat, Sniffed, sniff};
+
+/// Users per frame, for uploads and pulls alike.
+pub const MAX_USERS: usize = 200;
+/// Largest template accepted, after base64 decoding. Feature vectors of
+/// face algorithms are 0.5–4 KiB and fingerprint minutiae templates under
+/// 2 KiB; twice the largest seen leaves room without letting a frame carry
+/// photos in disguise.
+pub const MAX_TEMPLATE_BYTES: usize = 8 * 1024;
+/// Standard base64, padded or not: firmware differs.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Page size when `get_userinfo_by_page` names none.
+pub const DEFAULT_PAGE: i64 = 100;
+
+/// The result of one `upload_userinfo`.
+#[derive(Debug, Default)]
+pub struct UploadOutcome {
+    pub fail_list: Vec<DeviceUser>,
+    /// The new `perm_version`, if anything changed.
+    pub version: Option<i64>,
+    /// (user, why) of each failure, for the enrolment the upload answers.
+    pub reasons: Vec<(DeviceUser, String)>,
+}
+
+/// A number, or a string holding one (firmware sends both).
+pub fn int_field(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// An optional flag that defaults to `default` (`is_req_fa_info` …).
+pub fn flag(body: &Value, name: &str, default: bool) -> Result<bool> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(v) => match int_field(v) {
+            Some(0) => Ok(false),
+            Some(1) => Ok(true),
+            _ => Err(Error::param(format!("{name} must be 0 or 1"))),
+        },
+    }
+}
+
+/// `(userid, user_type)` of a user item, as well as it can be read; used
+/// to name the user in `fail_list` even when the item is malformed.
+fn name_of(item: &Value) -> DeviceUser {
+    let userid = match item.get("userid") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    let user_type = item.get("user_type").and_then(int_field).unwrap_or(0);
+    DeviceUser { userid, user_type }
+}
+
+/// A user item's identity, validated.
+fn user_of(item: &Value) -> Result<DeviceUser, String> {
+    let Some(obj) = item.as_object() else {
+        return Err("user item is not an object".into());
+    };
+    let userid = match obj.get("userid") {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 => s.clone(),
+        Some(Value::String(_)) => return Err("userid must be 1 to 128 bytes".into()),
+        _ => return Err("userid is required and must be a string".into()),
+    };
+    let user_type = match obj.get("user_type") {
+        None | Some(Value::Null) => 0,
+        Some(v) => match int_field(v) {
+            Some(t @ 0..=2) => t,
+            _ => return Err("user_type must be 0, 1 or 2".into()),
+        },
+    };
+    Ok(DeviceUser { userid, user_type })
+}
+
+/// True when the bytes are a picture rather than features: a JPEG, PNG,
+/// GIF, WebP or BMP header that describes an image. (ICO's 4-byte magic is
+/// too likely inside real templates to count.)
+pub fn is_image(data: &[u8]) -> bool {
+    match sniff(data) {
+        Sniffed::Image(ImageFormat::Ico) => false,
+        // "BM" alone is two bytes; also require the header's file size.
+        Sniffed::Image(ImageFormat::Bmp) => {
+            data.len() >= 26
+                && u32::from_le_bytes(data[2..6].try_into().expect("4 bytes")) as usize
+                    == data.len()
+        }
+        Sniffed::Image(_) => imagesize::blob_size(data).is_ok(),
+        _ => false,
+    }
+}
+
+/// A slot and its new data (`None` deletes it).
+type SlotWrite = (i64, Option<Vec<u8>>);
+
+/// One slot list (`fa_list` / `fp`) → (slot, data or None to delete).
+fn slots(
+    list: &Value,
+    modality: Modality,
+    field: &str,
+) -> Result<Vec<SlotWrite>, String> {
+    let Some(items) = list.as_array() else {
+        return Err(format!("{field} must be an array"));
+    };
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let id = item
+            .get("id")
+            .and_then(int_field)
+            .filter(|id| (0..modality.slots()).contains(id))
+            .ok_or_else(|| format!("{field} id must be 0 to {}", modality.slots() - 1))?;
+        if !seen.insert(id) {
+            return Err(format!("{field} names slot {id} twice"));
+        }
+        let data = match item.get("data") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.is_empty() => None,
+            Some(Value::String(s)) => {
+                // Longer text cannot decode within the bound; refuse before decoding.
+                if s.len() > MAX_TEMPLATE_BYTES.div_ceil(3) * 4 + 4 {
+                    return Err(format!(
+                        "{field} slot {id}: template is larger than {MAX_TEMPLATE_BYTES} bytes"
+                    ));
+                }
+                let bytes = LENIENT
+                    .decode(s)
+                    .map_err(|_| format!("{field} slot {id}: data is not valid base64"))?;
+                if bytes.len() > MAX_TEMPLATE_BYTES {
+                    return Err(format!(
+                        "{field} slot {id}: template is larger than {MAX_TEMPLATE_BYTES} bytes"
+                    ));
+                }
+                if is_image(&bytes) {
+                    return Err(format!(
+                        "{field} slot {id}: data is an image; upload irreversible features only"
+                    ));
+                }
+                Some(bytes)
+            }
+            Some(_) => return Err(format!("{field} slot {id}: data must be a string")),
+        };
+        out.push((id, data));
+    }
+    Ok(out)
+}
+
+/// A user item's template writes, before sealing:
+/// (modality, algorithm, slot, data or None).
+type Plain = Vec<(Modality, String, i64, Option<Vec<u8>>)>;
+
+fn writes_of(item: &Value) -> Result<Plain, String> {
+    let mut out = Plain::new();
+    let algorithm = |field: &str| algorithm_name(item.get(field).and_then(Value::as_str));
+    let has = |field: &str| item.get(field).is_some_and(|v| !v.is_null());
+    if has("fa_algorithm") && !item["fa_algorithm"].is_string() {
+        return Err("fa_algorithm must be a string".into());
+    }
+    if has("fp_algorithm") && !item["fp_algorithm"].is_string() {
+        return Err("fp_algorithm must be a string".into());
+    }
+    // `fa` (one legacy face) is slot 0, and ignored when `fa_list` is present.
+    let faces = if has("fa_list") {
+        Some(slots(&item["fa_list"], Modality::Face, "fa_list")?)
+    } else if has("fa") {
+        Some(slots(
+            &json!([{"id": 0, "data": item["fa"]}]),
+            Modality::Face,
+            "fa",
+        )?)
+    } else {
+        None
+    };
+    if let Some(faces) = faces {
+        let alg = algorithm("fa_algorithm")?;
+        out.extend(
+            faces
+                .into_iter()
+                .map(|(s, d)| (Modality::Face, alg.clone(), s, d)),
+        );
+    }
+    if has("fp") {
+        let alg = algorithm("fp_algorithm")?;
+        let prints = slots(&item["fp"], Modality::Fingerprint, "fp")?;
+        out.extend(
+            prints
+                .into_iter()
+                .map(|(s, d)| (Modality::Fingerprint, alg.clone(), s, d)),
+        );
+    }
+    Ok(out)
+}
+
+impl Core {
+    fn template_aad(person_id: i64, m: Modality, algorithm: &str, slot: i64) -> Vec<u8> {
+        format!("template:{person_id}:{}:{algorithm}:{slot}", m.as_str()).into_bytes()
+    }
+
+    /// Keyed digest of a template: lets a re-sent upload be recognised as
+    /// unchanged without decrypting, and reveals nothing of the template.
+    fn template_digest(&self, data: &[u8]) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.id_secret).expect("HMAC takes any key length");
+        mac.update(b"template\0");
+        mac.update(data);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// `upload_userinfo`: each user is judged on its own; the good ones
+    /// are stored together (one new version if anything changed), the bad
+    /// ones are returned in `fail_list`.
+    pub async fn upload_userinfo(
+        &self,
+        session: &Session,
+        userinfo: &[Value],
+    ) -> Result<UploadOutcome> {
+        if userinfo.len() > MAX_USERS {
+            return Err(Error::param(format!(
+                "userinfo holds {} users, at most {MAX_USERS}",
+                userinfo.len()
+            )));
+        }
+        let mut outcome = UploadOutcome::default();
+        let mut people: Vec<PersonTemplates> = Vec::new();
+        let mut index: HashMap<DeviceUser, usize> = HashMap::new();
+        for item in userinfo {
+            let parsed = user_of(item).and_then(|u| writes_of(item).map(|w| (u, w)));
+            let (user, writes) = match parsed {
+                Ok(p) => p,
+                Err(why) => {
+                    let who = name_of(item);
+                    outcome.fail_list.push(who.clone());
+                    outcome.reasons.push((who, why));
+                    continue;
+                }
+            };
+            let Some(person) = self
+                .db
+                .person_by_device_id(session.tenant_id, &user.userid, user.user_type)
+                .await?
+            else {
+                outcome.fail_list.push(user.clone());
+                outcome
+                    .reasons
+                    .push((user, "userid is not a member of this company".into()));
+                continue;
+            };
+            let sealed: Vec<TemplateWrite> = writes
+                .into_iter()
+                .map(|(modality, algorithm, slot, data)| TemplateWrite {
+                    sealed: data.map(|d| {
+                        let aad = Self::template_aad(person.id, modality, &algorithm, slot);
+                        (self.keys.seal_small(&aad, &d), self.template_digest(&d))
+                    }),
+                    modality,
+                    algorithm,
+                    slot,
+                })
+                .collect();
+            // The same user twice in one frame: the later item wins per slot.
+            match index.get(&user) {
+                Some(&i) => people[i].writes.extend(sealed),
+                None => {
+                    index.insert(user.clone(), people.len());
+                    people.push(PersonTemplates {
+                        person_id: person.id,
+                        user,
+                        writes: sealed,
+                    });
+                }
+            }
+        }
+        let (_, version) = self
+            .db
+            .apply_templates(session.tenant_id, &people, self.now())
+            .await?;
+        if version.is_some() {
+            self.hub.wake();
+        }
+        outcome.version = version;
+        Ok(outcome)
+    }
+
+    /// `userinfo[]` items for these people as `session` may see them: per
+    /// person and modality, the templates of the first algorithm in the
+    /// device's priority list that has any, never another algorithm's.
+    pub async fn userinfo(
+        &self,
+        session: &Session,
+        people: &[Person],
+        faces: bool,
+        prints: bool,
+    ) -> Result<Vec<Value>> {
+        let ids: Vec<i64> = people.iter().map(|p| p.id).collect();
+        let mut items: Vec<Map<String, Value>> = people
+            .iter()
+            .map(|p| {
+                let mut m = Map::new();
+                m.insert("userid".into(), json!(p.user_id));
+                m.insert("user_type".into(), json!(p.user_type.as_i64()));
+                m.insert("name".into(), json!(p.name));
+                m.insert("fa_ver".into(), json!(p.fa_ver));
+                m.insert("fp_ver".into(), json!(p.fp_ver));
+                m
+            })
+            .collect();
+        for (wanted, modality, list_field, alg_field, prefs) in [
+            (
+                faces,
+                Modality::Face,
+                "fa_list",
+                "fa_algorithm",
+                &session.fa_algorithms,
+            ),
+            (
+                prints,
+                Modality::Fingerprint,
+                "fp",
+                "fp_algorithm",
+                &session.fp_algorithms,
+            ),
+        ] {
+            if !wanted {
+                continue;
+            }
+            let stored = self.db.templates_of(&ids, modality).await?;
+            let mut by_person: HashMap<i64, Vec<&StoredTemplate>> = HashMap::new();
+            for t in &stored {
+                by_person.entry(t.person_id).or_default().push(t);
+            }
+            for (p, item) in people.iter().zip(items.iter_mut()) {
+                let mine = by_person.get(&p.id).map(Vec::as_slice).unwrap_or_default();
+                let chosen = prefs
+                    .iter()
+                    .find(|a| mine.iter().any(|t| &t.algorithm == *a));
+                let mut list = Vec::new();
+                if let Some(alg) = chosen {
+                    for t in mine.iter().filter(|t| &t.algorithm == alg) {
+                        let aad = Self::template_aad(p.id, modality, alg, t.slot);
+                        let data = self.keys.open_small(&aad, &t.sealed)?;
+                        list.push(json!({"id": t.slot, "data": STANDARD.encode(data)}));
+                    }
+                    item.insert(alg_field.into(), json!(alg));
+                }
+                item.insert(list_field.into(), Value::Array(list));
+            }
+        }
+        Ok(items.into_iter().map(Value::Object).collect())
+    }
+
+    /// The people named by `(userid, user_type)`, in request order; unknown
+    /// ones are left out.
+    pub async fn people_by_device_ids(
+        &self,
+        tenant_id: i64,
+        users: &[DeviceUser],
+    ) -> Result<(Vec<Person>, Vec<DeviceUser>)> {
+        if users.len() > MAX_USERS {
+            return Err(Error::param(format!(
+                "{} users requested, at most {MAX_USERS}",
+                users.len()
+            )));
+        }
+        let (mut found, mut missing) = (Vec::new(), Vec::new());
+        let mut seen = HashSet::new();
+        for u in users {
+            if !seen.insert(u.clone()) {
+                continue;
+            }
+            match self
+                .db
+                .person_by_device_id(tenant_id, &u.userid, u.user_type)
+                .await?
+            {
+                Some(p) => found.push(p),
+                None => missing.push(u.clone()),
+            }
+        }
+        Ok((found, missing))
+    }
+
+    /// One page of the full pull: (people, is_last, perm_version).
+    pub async fn people_page(
+        &self,
+        tenant_id: i64,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<Person>, bool, i64)> {
+        if offset < 0 {
+            return Err(Error::param("offset must not be negative"));
+        }
+        if !(1..=MAX_USERS as i64).contains(&limit) {
+            return Err(Error::param(format!("limit must be 1 to {MAX_USERS}")));
+        }
+        let (people, total, version) = self.db.people_page(tenant_id, offset, limit).await?;
+        let is_last = offset + people.len() as i64 >= total;
+        Ok((people, is_last, version))
+    }
+}
+
+/// The `(userid, user_type)` items of a pull request: the new form
+/// (`field_new`: `[{userid, user_type}]`) or the old (`field_old`: `[userid]`).
+pub fn user_items(body: &Value, field_new: &str, field_old: &str) -> Result<Vec<DeviceUser>> {
+    if let Some(items) = body.get(field_new).filter(|v| !v.is_null()) {
+        let items = items
+            .as_array()
+            .ok_or_else(|| Error::param(format!("{field_new} must be an array")))?;
+        check_count(items.len())?;
+        items
+            .iter()
+            .map(|i| user_of(i).map_err(|e| Error::param(format!("{field_new}: {e}"))))
+            .collect()
+    } else if let Some(ids) = body.get(field_old).filter(|v| !v.is_null()) {
+        let ids = ids
+            .as_array()
+            .ok_or_else(|| Error::param(format!("{field_old} must be an array")))?;
+        check_count(ids.len())?;
+        ids.iter()
+            .map(|id| {
+                user_of(&json!({"userid": id}))
+                    .map_err(|e| Error::param(format!("{field_old}: {e}")))
+            })
+            .collect()
+    } else {
+        Err(Error::param(format!("{field_new} is required")))
+    }
+}
+
+fn check_count(n: usize) -> Result<()> {
+    if n > MAX_USERS {
+        return Err(Error::param(format!(
+            "{n} users requested, at most {MAX_USERS}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_are_recognised() {
+        let jpeg = crate::image::samples::jpeg(64, 64);
+        assert!(is_image(&jpeg));
+        let png = crate::image::samples::png(64, 64);
+        assert!(is_image(&png));
+        // Random-looking features, and features that merely start like a
+        // file format, are not images.
+        assert!(!is_image(&[0x3f; 512]));
+        assert!(!is_image(
+            b"BM\x00\x00\x00\x00 features that start with BM......"
+        ));
+        assert!(!is_image(&[0, 0, 1, 0, 9, 9, 9, 9]));
+    }
+
+    #[test]
+    fn slot_rules() {
+        let ok = slots(
+            &json!([{"id": 0, "data": "AAEC"}, {"id": "11", "data": ""}]),
+            Modality::Face,
+            "fa_list",
+        )
+        .unwrap();
+        assert_eq!(ok, vec![(0, Some(vec![0, 1, 2])), (11, None)]);
+        for bad in [
+            json!([{"id": 12, "data": "AAEC"}]),
+            json!([{"id": -1, "data": "AAEC"}]),
+            json!([{"data": "AAEC"}]),
+            json!([{"id": 1, "data": "!!!"}]),
+            json!([{"id": 1, "data": 5}]),
+            json!([{"id": 1, "data": "AA"}, {"id": 1, "data": "AA"}]),
+            json!({"id": 1}),
+        ] {
+            assert!(slots(&bad, Modality::Face, "fa_list").is_err(), "{bad}");
+        }
+        assert!(
+            slots(
+                &json!([{"id": 10, "data": "AAEC"}]),
+                Modality::Fingerprint,
+                "fp"
+            )
+            .is_err()
+        );
+        assert!(
+            slots(
+                &json!([{"id": 9, "data": "AAEC"}]),
+                Modality::Fingerprint,
+                "fp"
+            )
+            .is_ok()
+        );
+        // Unpadded base64 is accepted; oversize is refused before decoding.
+        assert!(slots(&json!([{"id": 0, "data": "AAE"}]), Modality::Face, "fa").is_ok());
+        let big = STANDARD.encode(vec![7u8; MAX_TEMPLATE_BYTES + 1]);
+        assert!(slots(&json!([{"id": 0, "data": big}]), Modality::Face, "fa").is_err());
+        let max = STANDARD.encode(vec![7u8; MAX_TEMPLATE_BYTES]);
+        assert!(slots(&json!([{"id": 0, "data": max}]), Modality::Face, "fa").is_ok());
+    }
+
+    #[test]
+    fn legacy_fa_is_ignored_when_fa_list_is_present() {
+        let w = writes_of(&json!({"fa": "AAAA", "fa_list": [{"id": 3, "data": "AQID"}]})).unwrap();
+        assert_eq!(
+            w,
+            vec![(
+                Modality::Face,
+                "default".to_string(),
+                3,
+                Some(vec![1, 2, 3])
+            )]
+        );
+        let w = writes_of(&json!({"fa": "AQID", "fa_algorithm": "default"})).unwrap();
+        assert_eq!(
+            w,
+            vec![(
+                Modality::Face,
+                "default".to_string(),
+                0,
+                Some(vec![1, 2, 3])
+            )]
+        );
+        let w = writes_of(&json!({"fp": [{"id": 2, "data": ""}], "fp_algorithm": "zk10"})).unwrap();
+        assert_eq!(
+            w,
+            vec![(Modality::Fingerprint, "zk10".to_string(), 2, None)]
+        );
+        assert!(writes_of(&json!({"fa_algorithm": 3, "fa": "AQID"})).is_err());
+    }
+}

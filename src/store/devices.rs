@@ -1,0 +1,603 @@
+//! Metadata of the device protocol: terminals, templates, the tenant's
+//! change log, enrolments and punch records.
+
+use sqlx::Row;
+
+use super::{Db, person_from_row};
+use crate::domain::Person;
+use crate::domain::devices::{
+    Change, CheckinRecord, DeviceKey, DeviceRow, Enrolment, Modality, PersonTemplates,
+    StoredTemplate,
+};
+
+impl Db {
+    // ------------------------------------------------------------- devices
+
+    pub async fn insert_device(
+        &self,
+        sn: &str,
+        tenant_id: i64,
+        sealed_secret_no: &[u8],
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO devices(sn, tenant_id, secret_no, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(sn)
+        .bind(tenant_id)
+        .bind(sealed_secret_no)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn device(&self, sn: &str) -> anyhow::Result<Option<DeviceRow>> {
+        let row = sqlx::query("SELECT * FROM devices WHERE sn = ?")
+            .bind(sn)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| device_from_row(&r)))
+    }
+
+    pub async fn devices(&self, tenant_id: i64) -> anyhow::Result<Vec<DeviceRow>> {
+        let rows = sqlx::query("SELECT * FROM devices WHERE tenant_id = ? ORDER BY sn")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(device_from_row).collect())
+    }
+
+    pub async fn set_active_code(&self, sn: &str, code_hash: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE devices SET active_code_hash = ? WHERE sn = ?")
+            .bind(code_hash)
+            .bind(sn)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn device_by(
+        &self,
+        column: DeviceKey,
+        hash: &str,
+    ) -> anyhow::Result<Option<DeviceRow>> {
+        let sql = match column {
+            DeviceKey::ActiveCode => "SELECT * FROM devices WHERE active_code_hash = ?",
+            DeviceKey::Secret => "SELECT * FROM devices WHERE secret_hash = ?",
+        };
+        let row = sqlx::query(sql)
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| device_from_row(&r)))
+    }
+
+    /// Binds (with the secret `active` will hand out) or unbinds; unbinding
+    /// kills the secret and the active code. `false` if nothing changed.
+    pub async fn set_bound(
+        &self,
+        sn: &str,
+        tenant_id: i64,
+        secret: Option<(&[u8], &str)>,
+    ) -> anyhow::Result<bool> {
+        let r = match secret {
+            Some((sealed, hash)) => {
+                sqlx::query(
+                    "UPDATE devices SET bound = 1, secret = ?, secret_hash = ?
+                     WHERE sn = ? AND tenant_id = ? AND bound = 0",
+                )
+                .bind(sealed)
+                .bind(hash)
+                .bind(sn)
+                .bind(tenant_id)
+                .execute(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE devices SET bound = 0, secret = NULL, secret_hash = NULL,
+                            active_code_hash = NULL, seen_version = 0
+                     WHERE sn = ? AND tenant_id = ? AND bound = 1",
+                )
+                .bind(sn)
+                .bind(tenant_id)
+                .execute(&self.pool)
+                .await?
+            }
+        };
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn unbound_devices(&self, tenant_id: i64) -> anyhow::Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT sn FROM devices WHERE tenant_id = ? AND bound = 0")
+                .bind(tenant_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn set_subscription(
+        &self,
+        sn: &str,
+        firmware: &str,
+        fa: &[String],
+        fp: &[String],
+        now: i64,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE devices SET firmware_version = ?, fa_algorithms = ?, fp_algorithms = ?, last_seen = ?
+             WHERE sn = ?",
+        )
+        .bind(firmware)
+        .bind(serde_json::to_string(fa)?)
+        .bind(serde_json::to_string(fp)?)
+        .bind(now)
+        .bind(sn)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records that the device was sent everything up to `version`.
+    pub async fn set_seen(&self, sn: &str, version: i64, now: i64) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE devices SET seen_version = MAX(seen_version, ?), last_seen = ? WHERE sn = ?",
+        )
+        .bind(version)
+        .bind(now)
+        .bind(sn)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------- changes
+
+    pub async fn perm_version(&self, tenant_id: i64) -> anyhow::Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT perm_version FROM tenants WHERE id = ?")
+                .bind(tenant_id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Current versions of all tenants that have any.
+    pub async fn perm_versions(&self) -> anyhow::Result<Vec<(i64, i64)>> {
+        let rows = sqlx::query("SELECT id, perm_version FROM tenants WHERE perm_version > 0")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("id"), r.get("perm_version")))
+            .collect())
+    }
+
+    /// Records one change as the tenant's next version, in its own
+    /// transaction; returns the version.
+    pub async fn record_change(
+        &self,
+        tenant_id: i64,
+        change: &Change,
+        now: i64,
+    ) -> anyhow::Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let v = record_change_in(&mut tx, tenant_id, change, now).await?;
+        tx.commit().await?;
+        Ok(v)
+    }
+
+    /// The changes after `after`, oldest first, at most `limit`.
+    pub async fn changes_after(
+        &self,
+        tenant_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<(i64, Change)>> {
+        let rows = sqlx::query(
+            "SELECT perm_version, changes FROM tenant_changes
+             WHERE tenant_id = ? AND perm_version > ? ORDER BY perm_version LIMIT ?",
+        )
+        .bind(tenant_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let json: String = r.get("changes");
+                Ok((r.get("perm_version"), serde_json::from_str(&json)?))
+            })
+            .collect()
+    }
+
+    // ----------------------------------------------------------- templates
+
+    /// Applies the template writes of one upload in one transaction: sets
+    /// and deletes that change nothing are skipped, each person whose
+    /// templates changed gets its counters bumped, and if anyone changed the
+    /// tenant's version rises by exactly one. Returns the people that
+    /// changed and the new version.
+    pub async fn apply_templates(
+        &self,
+        tenant_id: i64,
+        people: &[PersonTemplates],
+        now: i64,
+    ) -> anyhow::Result<(Vec<usize>, Option<i64>)> {
+        let mut tx = self.pool.begin().await?;
+        // Take the write lock first (see the module comment in mod.rs).
+        sqlx::query("UPDATE tenants SET perm_version = perm_version WHERE id = ?")
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        let mut changed_people = Vec::new();
+        for (index, p) in people.iter().enumerate() {
+            let (mut fa, mut fp) = (false, false);
+            for w in &p.writes {
+                let changed = match &w.sealed {
+                    Some((sealed, digest)) => {
+                        sqlx::query(
+                            "INSERT INTO templates(person_id, modality, algorithm, slot, data, digest, updated_at)
+                             VALUES (?, ?, ?, ?, ?, ?, ?)
+                             ON CONFLICT(person_id, modality, algorithm, slot)
+                             DO UPDATE SET data = excluded.data, digest = excluded.digest,
+                                           updated_at = excluded.updated_at
+                             WHERE templates.digest IS NOT excluded.digest",
+                        )
+                        .bind(p.person_id)
+                        .bind(w.modality.as_str())
+                        .bind(&w.algorithm)
+                        .bind(w.slot)
+                        .bind(sealed)
+                        .bind(digest)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                    }
+                    None => sqlx::query(
+                        "DELETE FROM templates
+                         WHERE person_id = ? AND modality = ? AND algorithm = ? AND slot = ?",
+                    )
+                    .bind(p.person_id)
+                    .bind(w.modality.as_str())
+                    .bind(&w.algorithm)
+                    .bind(w.slot)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected(),
+                } > 0;
+                if changed {
+                    match w.modality {
+                        Modality::Face => fa = true,
+                        Modality::Fingerprint => fp = true,
+                    }
+                }
+            }
+            if fa || fp {
+                sqlx::query(
+                    "UPDATE people SET fa_ver = fa_ver + ?, fp_ver = fp_ver + ? WHERE id = ?",
+                )
+                .bind(i64::from(fa))
+                .bind(i64::from(fp))
+                .bind(p.person_id)
+                .execute(&mut *tx)
+                .await?;
+                changed_people.push(index);
+            }
+        }
+        let version = if changed_people.is_empty() {
+            None
+        } else {
+            let change = Change {
+                update_user: changed_people
+                    .iter()
+                    .map(|&i| people[i].user.clone())
+                    .collect(),
+                ..Change::default()
+            };
+            Some(record_change_in(&mut tx, tenant_id, &change, now).await?)
+        };
+        tx.commit().await?;
+        Ok((changed_people, version))
+    }
+
+    /// The sealed templates of these people and this modality.
+    pub async fn templates_of(
+        &self,
+        person_ids: &[i64],
+        modality: Modality,
+    ) -> anyhow::Result<Vec<StoredTemplate>> {
+        if person_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Ids are integers from our own rows, so inlining them is safe; it
+        // avoids 200 bind parameters per page.
+        let ids = person_ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows = sqlx::query(&format!(
+            "SELECT person_id, algorithm, slot, data FROM templates
+             WHERE modality = ? AND person_id IN ({ids}) ORDER BY person_id, algorithm, slot"
+        ))
+        .bind(modality.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredTemplate {
+                person_id: r.get("person_id"),
+                algorithm: r.get("algorithm"),
+                slot: r.get("slot"),
+                sealed: r.get("data"),
+            })
+            .collect())
+    }
+
+    /// (modality, algorithm, slots) of a person, for the admin side.
+    pub async fn template_slots(
+        &self,
+        person_id: i64,
+    ) -> anyhow::Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT modality, algorithm, slot FROM templates WHERE person_id = ?
+             ORDER BY modality, algorithm, slot",
+        )
+        .bind(person_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("modality"), r.get("algorithm"), r.get("slot")))
+            .collect())
+    }
+
+    /// One page of the tenant's people in a stable order, with the total
+    /// and the version they were read at (one read transaction, so the page
+    /// and the version agree).
+    pub async fn people_page(
+        &self,
+        tenant_id: i64,
+        offset: i64,
+        limit: i64,
+    ) -> anyhow::Result<(Vec<Person>, i64, i64)> {
+        let mut tx = self.pool.begin().await?;
+        let version: i64 = sqlx::query_scalar("SELECT perm_version FROM tenants WHERE id = ?")
+            .bind(tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM people WHERE tenant_id = ?")
+            .bind(tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM people WHERE tenant_id = ? ORDER BY id LIMIT ? OFFSET ?")
+                .bind(tenant_id)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok((rows.iter().map(person_from_row).collect(), total, version))
+    }
+
+    pub async fn person_by_device_id(
+        &self,
+        tenant_id: i64,
+        user_id: &str,
+        user_type: i64,
+    ) -> anyhow::Result<Option<Person>> {
+        let row = sqlx::query(
+            "SELECT * FROM people WHERE tenant_id = ? AND user_id = ? AND user_type = ?",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(user_type)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| person_from_row(&r)))
+    }
+
+    // ---------------------------------------------------------- enrolments
+
+    pub async fn insert_enrolment(&self, e: &Enrolment) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO enrolments(oper_id, tenant_id, person_id, sn, kind, file_ids, status, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&e.oper_id)
+        .bind(e.tenant_id)
+        .bind(e.person_id)
+        .bind(&e.sn)
+        .bind(&e.kind)
+        .bind(serde_json::to_string(&e.file_ids)?)
+        .bind(&e.status)
+        .bind(e.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn enrolment(&self, oper_id: &str) -> anyhow::Result<Option<Enrolment>> {
+        let row = sqlx::query("SELECT * FROM enrolments WHERE oper_id = ?")
+            .bind(oper_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| enrolment_from_row(&r)))
+    }
+
+    /// Enrolments waiting for their device to be told.
+    pub async fn queued_enrolments(&self) -> anyhow::Result<Vec<Enrolment>> {
+        let rows = sqlx::query(
+            "SELECT * FROM enrolments WHERE status = 'queued' ORDER BY created_at LIMIT 1000",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(enrolment_from_row).collect())
+    }
+
+    /// Moves an enrolment from `from` to `to`; `false` if it was not in `from`.
+    pub async fn move_enrolment(
+        &self,
+        oper_id: &str,
+        from: &[&str],
+        to: &str,
+        result: Option<(i64, &str)>,
+        now: i64,
+    ) -> anyhow::Result<bool> {
+        let finished = matches!(to, "succeeded" | "failed" | "timed_out" | "cancelled");
+        let r = sqlx::query(
+            "UPDATE enrolments SET status = ?, errcode = COALESCE(?, errcode),
+                    errmsg = COALESCE(?, errmsg), finished_at = CASE WHEN ? THEN ? ELSE NULL END
+             WHERE oper_id = ? AND status IN (SELECT value FROM json_each(?))",
+        )
+        .bind(to)
+        .bind(result.map(|r| r.0))
+        .bind(result.map(|r| r.1))
+        .bind(finished)
+        .bind(now)
+        .bind(oper_id)
+        .bind(serde_json::to_string(from)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Marks enrolments started before `before` and still open as timed out.
+    pub async fn expire_enrolments(&self, before: i64, now: i64) -> anyhow::Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE enrolments SET status = 'timed_out', finished_at = ?
+             WHERE status IN ('queued', 'sent') AND created_at < ?",
+        )
+        .bind(now)
+        .bind(before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    // ------------------------------------------------------------ checkins
+
+    /// Stores punch records; already stored ones are left alone.
+    pub async fn insert_checkins(
+        &self,
+        tenant_id: i64,
+        sn: &str,
+        records: &[(i64, CheckinRecord)],
+        now: i64,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (person_id, c) in records {
+            sqlx::query(
+                "INSERT OR IGNORE INTO checkins(tenant_id, person_id, sn, timestamp, pass_type, pass_method, received_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(tenant_id)
+            .bind(person_id)
+            .bind(sn)
+            .bind(c.timestamp)
+            .bind(c.pass_type)
+            .bind(c.pass_method)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A person's punch records in `[from, to)`, oldest first.
+    pub async fn checkins(
+        &self,
+        person_id: i64,
+        from: i64,
+        to: i64,
+    ) -> anyhow::Result<Vec<(String, CheckinRecord)>> {
+        let rows = sqlx::query(
+            "SELECT sn, timestamp, pass_type, pass_method FROM checkins
+             WHERE person_id = ? AND timestamp >= ? AND timestamp < ? ORDER BY timestamp, sn",
+        )
+        .bind(person_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get("sn"),
+                    CheckinRecord {
+                        timestamp: r.get("timestamp"),
+                        pass_type: r.get("pass_type"),
+                        pass_method: r.get("pass_method"),
+                    },
+                )
+            })
+            .collect())
+    }
+}
+
+async fn record_change_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tenant_id: i64,
+    change: &Change,
+    now: i64,
+) -> anyhow::Result<i64> {
+    let v: i64 = sqlx::query_scalar(
+        "UPDATE tenants SET perm_version = perm_version + 1 WHERE id = ? RETURNING perm_version",
+    )
+    .bind(tenant_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO tenant_changes(tenant_id, perm_version, changes, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(tenant_id)
+    .bind(v)
+    .bind(serde_json::to_string(change)?)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(v)
+}
+
+fn device_from_row(r: &sqlx::sqlite::SqliteRow) -> DeviceRow {
+    let list = |col: &str| -> Vec<String> {
+        let json: String = r.get(col);
+        serde_json::from_str(&json).unwrap_or_default()
+    };
+    DeviceRow {
+        sn: r.get("sn"),
+        tenant_id: r.get("tenant_id"),
+        sealed_secret_no: r.get("secret_no"),
+        sealed_secret: r.get("secret"),
+        bound: r.get("bound"),
+        firmware_version: r.get("firmware_version"),
+        fa_algorithms: list("fa_algorithms"),
+        fp_algorithms: list("fp_algorithms"),
+        seen_version: r.get("seen_version"),
+        last_seen: r.get("last_seen"),
+        created_at: r.get("created_at"),
+    }
+}
+
+fn enrolment_from_row(r: &sqlx::sqlite::SqliteRow) -> Enrolment {
+    Enrolment {
+        oper_id: r.get("oper_id"),
+        tenant_id: r.get("tenant_id"),
+        person_id: r.get("person_id"),
+        sn: r.get("sn"),
+        kind: r.get("kind"),
+        file_ids: serde_json::from_str(r.get::<&str, _>("file_ids")).unwrap_or_default(),
+        status: r.get("status"),
+        errcode: r.get("errcode"),
+        errmsg: r.get("errmsg"),
+        created_at: r.get("created_at"),
+        finished_at: r.get("finished_at"),
+    }
+}

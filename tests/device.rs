@@ -1,0 +1,864 @@
+//! The WeCom device protocol against the real server, driven by the
+//! simulated terminals of `facehub-devsim`.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::*;
+use facehub::domain::{Core, PersonDraft, Tenant, UserType};
+use facehub::{Application, Config};
+use facehub_devsim::{Device, signature};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+const SECRET_NO: &str = "factory-secret-no";
+const WAIT: Duration = Duration::from_secs(5);
+
+fn ws(app: &TestApp) -> String {
+    format!("ws://{}/", app.addr)
+}
+
+fn b64(s: &str) -> String {
+    STANDARD.encode(s)
+}
+
+async fn person(core: &Core, t: &Tenant, user_id: &str, user_type: UserType) {
+    let mut d = PersonDraft::new(user_id, &format!("Name of {user_id}"), None).unwrap();
+    d.user_type = user_type;
+    core.upsert_person(t, &d).await.unwrap();
+}
+
+/// Adds and binds `sn`, connects it and logs it in.
+async fn online(app: &TestApp, sn: &str, fa: &[&str]) -> Arc<Device> {
+    online_at(&app.core, &ws(app), &app.tenant, sn, fa).await
+}
+
+async fn online_at(core: &Core, url: &str, t: &Tenant, sn: &str, fa: &[&str]) -> Arc<Device> {
+    if core.db.device(sn).await.unwrap().is_none() {
+        core.add_device(t, sn, SECRET_NO).await.unwrap();
+        core.bind_device(t, sn).await.unwrap();
+    }
+    let d = Device::connect(url, sn, (fa, &[]), None).await.unwrap();
+    d.bring_up(SECRET_NO, core.now()).await.unwrap();
+    d
+}
+
+fn err_of(frame: &Value) -> i64 {
+    frame["errcode"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn seed_example_frame_and_reply() {
+    let app = spawn_app().await;
+    // The page's example: x2 is a visitor of the company, x1 and x3 are not
+    // members, so they fail.
+    person(&app.core, &app.tenant, "x2", UserType::Visitor).await;
+    let d = online(&app, "SEED-1", &["xxxx1"]).await;
+    let frame = json!({
+        "cmd":"upload_userinfo",
+        "headers":{"req_id":"xxxxx"},
+        "body":{
+            "oper_id":"xxxx","errcode":0,"errmsg":"ok",
+            "userinfo":[
+                {"userid":"x1","user_type":0,
+                 "fp":[{"id":0,"data":"xxxx"},{"id":1,"data":"xxxx"}],"fp_algorithm":"xxx1",
+                 "fa_list":[{"id":0,"data":"xxxx"},{"id":1,"data":"xxxx"}],"fa_algorithm":"xxxx1"},
+                {"userid":"x2","fa_list":[{"id":0,"data":"xxxx"},{"id":1,"data":"xxxx"}],
+                 "fa_algorithm":"xxxx1","user_type":1},
+                {"userid":"x3","fa":"xxxx"}
+            ]
+        }
+    });
+    let reply = d.request_frame(&frame).await.unwrap();
+    assert_eq!(
+        reply,
+        json!({
+            "headers": {"req_id": "xxxxx"},
+            "body": {"fail_list": [{"userid":"x1","user_type":0},{"userid":"x3","user_type":0}]},
+            "errcode": 0,
+            "errmsg": "ok"
+        })
+    );
+    // x2's two face slots are stored under its algorithm and served back.
+    let b = d
+        .call(
+            "get_userinfo_by_ids",
+            json!({"user_item": [{"userid": "x2", "user_type": 1}]}),
+        )
+        .await
+        .unwrap();
+    let u = &b["userinfo"][0];
+    assert_eq!(u["userid"], "x2");
+    assert_eq!(u["user_type"], 1);
+    assert_eq!(u["fa_algorithm"], "xxxx1");
+    assert_eq!(
+        u["fa_list"],
+        json!([{"id":0,"data":"xxxx"},{"id":1,"data":"xxxx"}])
+    );
+    assert_eq!(u["fa_ver"], 1);
+    // Re-sending the same frame changes nothing: same reply, same version.
+    let v1 = d.call("get_perm_version", json!({})).await.unwrap()["perm_version"].clone();
+    let again = d.request_frame(&frame).await.unwrap();
+    assert_eq!(again, reply);
+    let v2 = d.call("get_perm_version", json!({})).await.unwrap()["perm_version"].clone();
+    assert_eq!(v1, v2);
+}
+
+#[tokio::test]
+async fn each_user_is_judged_on_its_own() {
+    let app = spawn_app().await;
+    for u in ["good", "also-good", "long"] {
+        person(&app.core, &app.tenant, u, UserType::Employee).await;
+    }
+    let d = online(&app, "RULES-1", &["A"]).await;
+    let jpeg = STANDARD.encode(jpeg(64, 64, 1));
+    let big = STANDARD.encode(vec![5u8; 8 * 1024 + 1]);
+    let users = json!([
+        {"userid": "good", "fa_list": [{"id": 11, "data": b64("face")}], "fa_algorithm": "A",
+         "fp": [{"id": 9, "data": b64("finger")}], "fp_algorithm": "F"},
+        {"userid": "x".repeat(129), "fa": b64("f")},
+        {"userid": "", "fa": b64("f")},
+        {"userid": "good", "user_type": 3, "fa": b64("f")},
+        {"userid": "good", "user_type": 1, "fa": b64("f")},
+        {"userid": "also-good", "fa_list": [{"id": 12, "data": b64("f")}]},
+        {"userid": "also-good", "fp": [{"id": 10, "data": b64("f")}]},
+        {"userid": "also-good", "fa_list": [{"id": 0, "data": "not base64!"}]},
+        {"userid": "also-good", "fa_list": [{"id": 0, "data": jpeg}]},
+        {"userid": "also-good", "fa_list": [{"id": 0, "data": big}]},
+        {"userid": "stranger", "fa": b64("f")},
+        "not an object",
+        {"userid": "also-good", "fa": b64("legacy"), "fa_list": [{"id": 4, "data": b64("listed")}], "fa_algorithm": "A"},
+    ]);
+    let b = d
+        .call("upload_userinfo", json!({"userinfo": users}))
+        .await
+        .unwrap();
+    let fails: Vec<(String, i64)> = b["fail_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["userid"].as_str().unwrap().to_string(),
+                f["user_type"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(fails.len(), 11, "{fails:?}");
+    assert_eq!(fails[0], ("x".repeat(129), 0));
+    assert!(fails.contains(&("good".into(), 1)));
+    assert!(fails.contains(&("stranger".into(), 0)));
+    assert!(!fails.iter().any(|f| f.0 == "good" && f.1 == 0));
+
+    let info = d
+        .call(
+            "get_userinfo_by_ids",
+            json!({"userids": ["good", "also-good"]}),
+        )
+        .await
+        .unwrap();
+    let good = &info["userinfo"][0];
+    assert_eq!(good["fa_list"], json!([{"id": 11, "data": b64("face")}]));
+    // The device listed no fingerprint algorithm: it gets the default's
+    // templates only, never F's.
+    assert_eq!(good["fp"], json!([]));
+    let also = &info["userinfo"][1];
+    // fa_list present: the legacy fa is ignored.
+    assert_eq!(also["fa_list"], json!([{"id": 4, "data": b64("listed")}]));
+
+    // data:"" deletes that slot only.
+    d.call(
+        "upload_userinfo",
+        json!({"userinfo": [{"userid": "also-good", "fa_list": [{"id": 4, "data": ""}], "fa_algorithm": "A"}]}),
+    )
+    .await
+    .unwrap();
+    let info = d
+        .call(
+            "get_userinfo_by_ids",
+            json!({"user_item": [{"userid": "also-good", "user_type": 0}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(info["userinfo"][0]["fa_list"], json!([]));
+
+    // 201 users: the whole frame is refused, nothing stored.
+    let before = app.core.perm_version(app.tenant.id).await.unwrap();
+    let many: Vec<Value> = (0..201)
+        .map(|_| json!({"userid": "good", "fa": b64("z")}))
+        .collect();
+    let r = d
+        .request("upload_userinfo", json!({"userinfo": many}))
+        .await
+        .unwrap();
+    assert_eq!(err_of(&r), 40058, "{r}");
+    assert!(r["errmsg"].as_str().unwrap().contains("201"));
+    assert_eq!(app.core.perm_version(app.tenant.id).await.unwrap(), before);
+    let r = d
+        .request("upload_userinfo", json!({"userinfo": {"userid": "good"}}))
+        .await
+        .unwrap();
+    assert_eq!(err_of(&r), 40058);
+}
+
+#[tokio::test]
+async fn bad_frames_get_errors_and_the_server_keeps_serving() {
+    let app = spawn_with(|c| {
+        c.device.max_frame_mib = 1;
+        c.device.idle_timeout_secs = 2;
+    })
+    .await;
+    person(&app.core, &app.tenant, "u1", UserType::Employee).await;
+    let d = Device::connect(&ws(&app), "RAW-1", (&[], &[]), None)
+        .await
+        .unwrap();
+    d.send_raw(Message::Text("{not json".into())).unwrap();
+    assert_eq!(err_of(&d.next_error(WAIT).await.unwrap()), 47001);
+    d.send_raw(Message::Text("[1,2]".into())).unwrap();
+    assert_eq!(err_of(&d.next_error(WAIT).await.unwrap()), 47001);
+    d.send_raw(Message::Text(r#"{"cmd":"ping","body":{}}"#.into()))
+        .unwrap();
+    let e = d.next_error(WAIT).await.unwrap();
+    assert_eq!(err_of(&e), 40058);
+    assert!(e["errmsg"].as_str().unwrap().contains("req_id"));
+    d.send_raw(Message::Binary(vec![1, 2, 3].into())).unwrap();
+    assert_eq!(err_of(&d.next_error(WAIT).await.unwrap()), 40058);
+    let r = d.request("no_such_cmd", json!({})).await.unwrap();
+    assert_eq!(err_of(&r), 40058);
+    assert!(r["errmsg"].as_str().unwrap().contains("no_such_cmd"));
+    assert!(r.get("cmd").is_none());
+    // Before login, only bring-up and ping are answered.
+    for cmd in [
+        "get_perm_version",
+        "upload_userinfo",
+        "get_userinfo_by_page",
+        "checkin",
+        "download_photo",
+    ] {
+        let r = d.request(cmd, json!({})).await.unwrap();
+        assert_eq!(err_of(&r), 600020, "{cmd}: {r}");
+    }
+    assert_eq!(err_of(&d.request("ping", json!({})).await.unwrap()), 0);
+
+    // Another device logs in meanwhile and is served.
+    let other = online(&app, "OK-1", &[]).await;
+    // An oversize frame closes only that connection (1009).
+    let huge = json!({"cmd": "upload_userinfo", "headers": {"req_id": "big"},
+                      "body": {"userinfo": [{"userid": "u1", "fa": "A".repeat(2 << 20)}]}});
+    d.send_raw(Message::Text(huge.to_string().into())).unwrap();
+    let closed = d.closed(WAIT).await.expect("closed");
+    assert_eq!(closed.map(|c| c.0), Some(1009));
+    assert_eq!(
+        other.call("get_perm_version", json!({})).await.unwrap()["perm_version"],
+        1
+    );
+
+    // A silent connection is closed after the idle timeout; one that
+    // pings is not.
+    let pinger = Device::connect(
+        &ws(&app),
+        "PING-1",
+        (&[], &[]),
+        Some(Duration::from_millis(500)),
+    )
+    .await
+    .unwrap();
+    let silent = Device::connect(&ws(&app), "SILENT-1", (&[], &[]), None)
+        .await
+        .unwrap();
+    let closed = silent
+        .closed(Duration::from_secs(6))
+        .await
+        .expect("silent closed");
+    assert_eq!(closed.map(|c| c.0), Some(1001));
+    assert_eq!(err_of(&pinger.request("ping", json!({})).await.unwrap()), 0);
+}
+
+#[tokio::test]
+async fn bring_up_refusals_and_binding() {
+    let app = spawn_app().await;
+    let core = &app.core;
+    core.add_device(&app.tenant, "B-1", SECRET_NO)
+        .await
+        .unwrap();
+    let d = Device::connect(&ws(&app), "B-1", (&["X"], &[]), None)
+        .await
+        .unwrap();
+    let now = core.now();
+    let reg = |sn: &str, secret: &str, ts: i64| {
+        let nonce = "12345".to_string();
+        let sig = signature(&[sn, secret, &ts.to_string(), &nonce, "register"]);
+        json!({"sn": sn, "timestamp": ts, "nonce": nonce, "device_signature": sig})
+    };
+    let code = |r: Value| err_of(&r);
+    assert_eq!(
+        code(
+            d.request("register", reg("B-1", "wrong", now))
+                .await
+                .unwrap()
+        ),
+        600014
+    );
+    assert_eq!(
+        code(
+            d.request("register", reg("B-1", SECRET_NO, now - 400))
+                .await
+                .unwrap()
+        ),
+        600014
+    );
+    assert_eq!(
+        code(
+            d.request("register", reg("NOPE", SECRET_NO, now))
+                .await
+                .unwrap()
+        ),
+        600004
+    );
+    assert_eq!(
+        code(d.request("register", json!({"sn": "B-1"})).await.unwrap()),
+        40058
+    );
+    // Timestamps and nonces as strings are signed as sent.
+    let mut as_strings = reg("B-1", SECRET_NO, now);
+    as_strings["timestamp"] = json!(now.to_string());
+    let r = d.request("register", as_strings).await.unwrap();
+    assert_eq!(code(r.clone()), 0, "{r}");
+    let active_code = r["body"]["active_code"].as_str().unwrap().to_string();
+    assert_eq!(
+        code(
+            d.request("active", json!({"active_code": "bogus"}))
+                .await
+                .unwrap()
+        ),
+        600003
+    );
+    // Not bound yet: refused until an admin binds it, which is pushed.
+    assert_eq!(
+        code(
+            d.request("active", json!({"active_code": active_code}))
+                .await
+                .unwrap()
+        ),
+        600004
+    );
+    let t = app.token_for(&app.app_id, &app.app_secret).await;
+    let _ = t;
+    core.bind_device(&app.tenant, "B-1").await.unwrap();
+    assert!(d.push_of("push_bind_corp", WAIT).await.is_some());
+    let secret = d
+        .call("active", json!({"active_code": active_code}))
+        .await
+        .unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        code(
+            d.request("subscribe_corp", json!({"secret": "bad"}))
+                .await
+                .unwrap()
+        ),
+        600004
+    );
+    let six = json!({"secret": secret, "ext_args": {"fa_algorithm": ["a","b","c","d","e","f"]}});
+    assert_eq!(code(d.request("subscribe_corp", six).await.unwrap()), 40058);
+    d.subscribe(&secret).await.unwrap();
+    let listed = core.db.device("B-1").await.unwrap().unwrap();
+    assert_eq!(listed.fa_algorithms, ["X"]);
+    assert_eq!(listed.firmware_version.as_deref(), Some("devsim-1.0"));
+
+    // A second connection of the same device replaces the first.
+    let d2 = Device::connect(&ws(&app), "B-1", (&["X"], &[]), None)
+        .await
+        .unwrap();
+    d2.subscribe(&secret).await.unwrap();
+    assert_eq!(
+        d.closed(WAIT).await.expect("replaced").map(|c| c.0),
+        Some(4000)
+    );
+    assert_eq!(
+        code(d2.request("get_perm_version", json!({})).await.unwrap()),
+        0
+    );
+
+    // Unbinding tells the device, closes it, and kills the secret.
+    core.unbind_device(&app.tenant, "B-1").await.unwrap();
+    assert!(d2.push_of("push_unbind_corp", WAIT).await.is_some());
+    assert!(d2.closed(WAIT).await.is_some());
+    let d3 = Device::connect(&ws(&app), "B-1", (&["X"], &[]), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            d3.request("subscribe_corp", json!({"secret": secret}))
+                .await
+                .unwrap()
+        ),
+        600004
+    );
+}
+
+async fn start_at(
+    dir: &std::path::Path,
+) -> (
+    Arc<Core>,
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let config = Config {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    let app = Application::build(config).await.unwrap();
+    let url = format!("ws://{}/", app.local_addr());
+    let core = app.core();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run_with_shutdown(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (core, url, stop, task)
+}
+
+fn face_of(d: &Device, book: &facehub_devsim::Book, user: &str) -> (Option<String>, Vec<String>) {
+    let _ = d;
+    let u = &book.users[&(user.to_string(), 0)];
+    (
+        u.fa.algorithm.clone(),
+        u.fa.slots.values().cloned().collect(),
+    )
+}
+
+#[tokio::test]
+async fn templates_reach_devices_of_the_same_algorithm_also_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (core, url, stop, task) = start_at(dir.path()).await;
+    let t = core.create_tenant("acme").await.unwrap();
+    for u in ["u1", "u2"] {
+        person(&core, &t, u, UserType::Employee).await;
+    }
+    let x1 = online_at(&core, &url, &t, "X-1", &["X", "default"]).await;
+    let x2 = online_at(&core, &url, &t, "X-2", &["X"]).await;
+    let x3 = online_at(&core, &url, &t, "X-3", &["X"]).await;
+    let y = online_at(&core, &url, &t, "Y-1", &["Y"]).await;
+    for d in [&x1, &x2, &x3, &y] {
+        d.catch_up().await.unwrap();
+        d.drain_pushes(Duration::from_millis(200)).await.unwrap();
+    }
+    // Y has a template of its own for u1.
+    y.call(
+        "upload_userinfo",
+        json!({"userinfo": [{"userid": "u1", "fa": b64("y-face"), "fa_algorithm": "Y"}]}),
+    )
+    .await
+    .unwrap();
+    for d in [&x1, &x2, &x3, &y] {
+        d.drain_pushes(Duration::from_millis(300)).await.unwrap();
+    }
+    let v0 = core.perm_version(t.id).await.unwrap();
+    x1.call(
+        "upload_userinfo",
+        json!({"userinfo": [{"userid": "u1", "fa_list": [{"id": 0, "data": b64("x-face-0")}, {"id": 1, "data": b64("x-face-1")}], "fa_algorithm": "X"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(core.perm_version(t.id).await.unwrap(), v0 + 1);
+    for d in [&x2, &x3, &y] {
+        let p = d.push_of("push_change_contact", WAIT).await.expect("push");
+        assert_eq!(p["body"]["perm_version"], v0 + 1, "{}", d.sn);
+        assert_eq!(
+            p["body"]["update_user"],
+            json!([{"userid": "u1", "user_type": 0}])
+        );
+        d.apply_change(&p).await.unwrap();
+        d.drain_pushes(Duration::from_millis(200)).await.unwrap();
+    }
+    for d in [&x2, &x3] {
+        let book = d.book.lock().await;
+        assert_eq!(
+            face_of(d, &book, "u1"),
+            (Some("X".into()), vec![b64("x-face-0"), b64("x-face-1")]),
+            "{}",
+            d.sn
+        );
+    }
+    {
+        // Y gets the person with its own algorithm's template, never X's.
+        let book = y.book.lock().await;
+        assert_eq!(
+            face_of(&y, &book, "u1"),
+            (Some("Y".into()), vec![b64("y-face")])
+        );
+        assert_eq!(book.users[&("u2".to_string(), 0)].fa.slots.len(), 0);
+    }
+
+    // X-3 goes away; two changes happen, one of them after a restart.
+    let x3_book = x3.book.lock().await.clone();
+    drop(x3);
+    x1.call(
+        "upload_userinfo",
+        json!({"userinfo": [{"userid": "u2", "fa": b64("u2-a"), "fa_algorithm": "X"}]}),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    drop(core);
+    let (core, url, stop, task) = start_at(dir.path()).await;
+    let x1 = online_at(&core, &url, &t, "X-1", &["X", "default"]).await;
+    x1.call(
+        "upload_userinfo",
+        json!({"userinfo": [{"userid": "u2", "fa": b64("u2-b"), "fa_algorithm": "X"}]}),
+    )
+    .await
+    .unwrap();
+    let x3 = online_at(&core, &url, &t, "X-3", &["X"]).await;
+    *x3.book.lock().await = x3_book;
+    // The device hears of the versions it missed on login, and its own
+    // version check says the same.
+    let p = x3
+        .push_of("push_change_contact", WAIT)
+        .await
+        .expect("catch-up push");
+    x3.apply_change(&p).await.unwrap();
+    x3.drain_pushes(Duration::from_millis(300)).await.unwrap();
+    x3.catch_up().await.unwrap();
+    let book = x3.book.lock().await;
+    assert_eq!(book.perm_version, core.perm_version(t.id).await.unwrap());
+    assert_eq!(
+        face_of(&x3, &book, "u2"),
+        (Some("X".into()), vec![b64("u2-b")])
+    );
+    assert_eq!(
+        face_of(&x3, &book, "u1").1,
+        vec![b64("x-face-0"), b64("x-face-1")]
+    );
+    drop(book);
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn full_pull_pages_carry_the_version() {
+    let app = spawn_app().await;
+    for i in 0..250 {
+        person(
+            &app.core,
+            &app.tenant,
+            &format!("p{i:03}"),
+            UserType::Employee,
+        )
+        .await;
+    }
+    let d = online(&app, "PAGE-1", &[]).await;
+    let first = d
+        .call("get_userinfo_by_page", json!({"offset": 0, "limit": 200}))
+        .await
+        .unwrap();
+    assert_eq!(first["userinfo"].as_array().unwrap().len(), 200);
+    assert_eq!(first["is_last"], false);
+    assert_eq!(first["perm_version"], 250);
+    let last = d
+        .call(
+            "get_userinfo_by_page",
+            json!({"offset": 200, "limit": 200, "is_req_fa_info": 0}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(last["userinfo"].as_array().unwrap().len(), 50);
+    assert_eq!(last["is_last"], true);
+    assert!(last["userinfo"][0].get("fa_list").is_none());
+    for bad in [
+        json!({"limit": 201}),
+        json!({"limit": 0}),
+        json!({"offset": -1}),
+        json!({"limit": "x"}),
+    ] {
+        assert_eq!(
+            err_of(
+                &d.request("get_userinfo_by_page", bad.clone())
+                    .await
+                    .unwrap()
+            ),
+            40058,
+            "{bad}"
+        );
+    }
+    let r = d
+        .call("check_userid", json!({"userid_item": [{"userid": "p001", "user_type": 0}, {"userid": "zz", "user_type": 0}, {"userid": "p001", "user_type": 1}]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        r["legal_userid_item"],
+        json!([{"userid": "p001", "user_type": 0}])
+    );
+    assert_eq!(
+        r["illegal_userid_item"],
+        json!([{"userid": "zz", "user_type": 0}, {"userid": "p001", "user_type": 1}])
+    );
+    d.full_pull(100).await.unwrap();
+    assert_eq!(d.book.lock().await.users.len(), 250);
+}
+
+#[tokio::test]
+async fn photo_uploaded_through_feishu_becomes_templates_on_every_terminal() {
+    let app = spawn_app().await;
+    let admin = make_app(&app.core, &app.tenant, &["facehub:device"]).await;
+    let admin_token = app.token_for(&admin.app_id, &admin.app_secret).await;
+    person(&app.core, &app.tenant, "abd754f7", UserType::Employee).await;
+    let token = app.token().await;
+    let photo = jpeg(300, 300, 9);
+    let face = app.upload(&token, "face.jpg", &photo).await;
+    let v = app
+        .post_json(
+            "/open-apis/attendance/v1/user_settings/modify?employee_type=employee_id",
+            &token,
+            &json!({"user_setting": {"user_id": "abd754f7", "face_key": face, "face_key_update_time": "1625681917"}}),
+        )
+        .await;
+    assert_eq!(v["code"], 0, "{v}");
+    let enroller = online(&app, "E-1", &["X"]).await;
+    let other = online(&app, "E-2", &["X"]).await;
+    for d in [&enroller, &other] {
+        d.catch_up().await.unwrap();
+        d.drain_pushes(Duration::from_millis(200)).await.unwrap();
+    }
+    // Without the scope: refused in the platform's envelope.
+    let r = app
+        .send_json(
+            reqwest::Method::POST,
+            "/open-apis/facehub/v1/device_enrolments",
+            &token,
+            &json!({"sn": "E-1", "user_id": "abd754f7", "kind": "photo"}),
+        )
+        .await;
+    expect_error(r, 400, 99991672).await;
+    let v = app
+        .post_json(
+            "/open-apis/facehub/v1/device_enrolments",
+            &admin_token,
+            &json!({"sn": "E-1", "user_id": "abd754f7", "kind": "photo"}),
+        )
+        .await;
+    assert_eq!(v["code"], 0, "{v}");
+    let oper_id = v["data"]["enrolment"]["oper_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let push = enroller
+        .push_of("push_user_face", WAIT)
+        .await
+        .expect("push_user_face");
+    let body = &push["body"];
+    assert_eq!(body["oper_id"], oper_id.as_str());
+    assert_eq!(body["userid"], "abd754f7");
+    let info = &body["face_info"][0];
+    assert_eq!(info["photo_size"], photo.len());
+    assert_eq!(info["media_type"], "image/jpeg");
+    let media_id = info["media_id"].as_str().unwrap();
+    let got = enroller.download_photo(media_id).await.unwrap();
+    assert_eq!(got, photo, "the device receives the uploaded bytes");
+    // Another device cannot fetch it, nor can a forged id.
+    let r = other
+        .request_reply("download_photo", json!({"media_id": media_id}))
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, facehub_devsim::Reply::Json(ref v) if v["errcode"] == 40007),
+        "{r:?}"
+    );
+    let r = enroller
+        .request(
+            "download_photo",
+            json!({"media_id": format!("{oper_id}_7")}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(err_of(&r), 40007);
+
+    // The device extracts features and answers with the oper_id.
+    enroller
+        .call("upload_userinfo", json!({"oper_id": oper_id, "errcode": 0, "errmsg": "ok",
+            "userinfo": [{"userid": "abd754f7", "fa_list": [{"id": 0, "data": b64("features")}], "fa_algorithm": "X"}]}))
+        .await
+        .unwrap();
+    let v: Value = app
+        .client
+        .get(app.url(&format!(
+            "/open-apis/facehub/v1/device_enrolments/{oper_id}"
+        )))
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"]["enrolment"]["status"], "succeeded", "{v}");
+    // Finished: the photo is no longer downloadable.
+    assert_eq!(
+        err_of(
+            &enroller
+                .request("download_photo", json!({"media_id": media_id}))
+                .await
+                .unwrap()
+        ),
+        40007
+    );
+    let p = other
+        .push_of("push_change_contact", WAIT)
+        .await
+        .expect("change");
+    other.apply_change(&p).await.unwrap();
+    let book = other.book.lock().await;
+    assert_eq!(
+        book.users[&("abd754f7".to_string(), 0)].fa.slots[&0],
+        b64("features")
+    );
+}
+
+#[tokio::test]
+async fn enter_page_enrolment_reports_the_device_result() {
+    let app = spawn_with(|c| c.device.enrol_timeout_secs = 1).await;
+    person(&app.core, &app.tenant, "u1", UserType::Employee).await;
+    let d = online(&app, "P-1", &[]).await;
+    let e = app
+        .core
+        .start_enrolment(app.tenant.id, "P-1", "u1", "fa")
+        .await
+        .unwrap();
+    let p = d
+        .push_of("push_enter_page", WAIT)
+        .await
+        .expect("push_enter_page");
+    assert_eq!(
+        p["body"],
+        json!({"page_type": "fa", "oper_id": e.oper_id, "userid": "u1", "user_type": 0})
+    );
+    d.call(
+        "upload_userinfo",
+        json!({"oper_id": e.oper_id, "errcode": 101, "errmsg": "camera is using", "userinfo": []}),
+    )
+    .await
+    .unwrap();
+    let done = app.core.enrolment(app.tenant.id, &e.oper_id).await.unwrap();
+    assert_eq!(
+        (done.status.as_str(), done.errcode, done.errmsg.as_deref()),
+        ("failed", Some(101), Some("camera is using"))
+    );
+    // Cancel sends push_exit_page; an unanswered one times out.
+    let e2 = app
+        .core
+        .start_enrolment(app.tenant.id, "P-1", "u1", "fp")
+        .await
+        .unwrap();
+    d.push_of("push_enter_page", WAIT).await.unwrap();
+    app.core
+        .cancel_enrolment(app.tenant.id, &e2.oper_id)
+        .await
+        .unwrap();
+    let exit = d.push_of("push_exit_page", WAIT).await.unwrap();
+    assert_eq!(exit["body"]["oper_id"], e2.oper_id.as_str());
+    let e3 = app
+        .core
+        .start_enrolment(app.tenant.id, "P-1", "u1", "fa")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        app.core
+            .enrolment(app.tenant.id, &e3.oper_id)
+            .await
+            .unwrap()
+            .status,
+        "timed_out"
+    );
+    // Another tenant's enrolment looks unknown.
+    let other = app.core.create_tenant("other").await.unwrap();
+    assert!(app.core.enrolment(other.id, &e3.oper_id).await.is_err());
+    assert!(
+        app.core
+            .start_enrolment(other.id, "P-1", "u1", "fa")
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn checkins_are_stored_and_listed_per_day() {
+    let app = spawn_app().await;
+    let admin = make_app(&app.core, &app.tenant, &["facehub:device"]).await;
+    let admin_token = app.token_for(&admin.app_id, &admin.app_secret).await;
+    person(&app.core, &app.tenant, "u1", UserType::Employee).await;
+    let d = online(&app, "C-1", &[]).await;
+    let day = 1_763_856_000; // 2025-11-23 00:00 UTC
+    let b = d
+        .call("checkin", json!({"checkin_data": [
+            {"userid": "u1", "user_type": 0, "timestamp": day + 3600, "pass_type": 1, "pass_method": 1},
+            {"userid": "u1", "user_type": 0, "timestamp": day + 7200},
+            {"userid": "u1", "user_type": 0, "timestamp": 1_400_000_000},
+            {"userid": "ghost", "user_type": 0, "timestamp": day + 1},
+            {"userid": "u1", "user_type": 0, "timestamp": day + 60, "pass_type": 9},
+        ]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        b["fail_list"],
+        json!([
+            {"userid": "ghost", "user_type": 0, "timestamp": day + 1},
+            {"userid": "u1", "user_type": 0, "timestamp": day + 60},
+        ])
+    );
+    let many: Vec<Value> = (0..201)
+        .map(|i| json!({"userid": "u1", "timestamp": day + i}))
+        .collect();
+    assert_eq!(
+        err_of(
+            &d.request("checkin", json!({"checkin_data": many}))
+                .await
+                .unwrap()
+        ),
+        40058
+    );
+    let v: Value = app
+        .client
+        .get(app.url("/open-apis/facehub/v1/checkins?user_id=u1&day=2025-11-23"))
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["data"]["items"],
+        json!([
+            {"sn": "C-1", "timestamp": day + 3600, "pass_type": 1, "pass_method": 1},
+            {"sn": "C-1", "timestamp": day + 7200, "pass_type": null, "pass_method": null},
+        ]),
+        "{v}"
+    );
+    let v: Value = app
+        .client
+        .get(app.url("/open-apis/facehub/v1/checkins?user_id=u1&day=23-11-2025"))
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["code"], 1220001);
+}
