@@ -862,3 +862,36 @@ async fn checkins_are_stored_and_listed_per_day() {
         .unwrap();
     assert_eq!(v["code"], 1220001);
 }
+
+#[tokio::test]
+async fn large_pages_arrive() {
+    let app = spawn_app().await;
+    for i in 0..200 {
+        person(
+            &app.core,
+            &app.tenant,
+            &format!("p{i:03}"),
+            UserType::Employee,
+        )
+        .await;
+    }
+    let d = online(&app, "BIG-1", &["X"]).await;
+    let users: Vec<Value> = (0..200)
+        .map(|i| {
+            let list: Vec<Value> = (0..12)
+                .map(|s| json!({"id": s, "data": STANDARD.encode(vec![(i + s) as u8; 2048])}))
+                .collect();
+            json!({"userid": format!("p{i:03}"), "fa_list": list, "fa_algorithm": "X"})
+        })
+        .collect();
+    let b = d
+        .call("upload_userinfo", json!({"userinfo": users}))
+        .await
+        .unwrap();
+    assert_eq!(b["fail_list"], json!([]));
+    let page = d
+        .call("get_userinfo_by_page", json!({"offset": 0, "limit": 200}))
+        .await
+        .unwrap();
+    assert_eq!(page["userinfo"].as_array().unwrap().len(), 200);
+}

@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
+mod devices;
+
 #[derive(Parser)]
 #[command(name = "facehub-bench", about = "Load generator for facehub")]
 struct Cli {
@@ -31,6 +33,9 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         repeat: usize,
     },
+    /// The device protocol: a 200 x 12 template upload, one change reaching
+    /// N connected devices, a new device's full pull (in-process server)
+    Devices(devices::DeviceArgs),
     /// Write a noise JPEG of about SIZE bytes (incompressible, like a photo)
     GenPhoto {
         out: std::path::PathBuf,
@@ -84,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::GenPhoto { out, size } => gen_photo(&out, size),
         Cmd::Detect { files, repeat } => detect(&files, repeat),
         Cmd::Run(args) => run(args).await,
+        Cmd::Devices(args) => devices::run(args).await,
     }
 }
 

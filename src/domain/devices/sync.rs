@@ -119,11 +119,7 @@ pub fn is_image(data: &[u8]) -> bool {
 type SlotWrite = (i64, Option<Vec<u8>>);
 
 /// One slot list (`fa_list` / `fp`) → (slot, data or None to delete).
-fn slots(
-    list: &Value,
-    modality: Modality,
-    field: &str,
-) -> Result<Vec<SlotWrite>, String> {
+fn slots(list: &Value, modality: Modality, field: &str) -> Result<Vec<SlotWrite>, String> {
     let Some(items) = list.as_array() else {
         return Err(format!("{field} must be an array"));
     };

@@ -1,0 +1,337 @@
+//! `facehub-bench devices`: the device protocol under load, with simulated
+//! terminals over real WebSockets against an in-process facehub on a fresh
+//! data directory, each figure next to a reference measured in the same
+//! run: a minimal tokio-tungstenite server that does no work (canned
+//! replies, a plain broadcast) over the same frames.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use facehub::domain::{Core, PersonDraft, Tenant};
+use facehub_devsim::Device;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(clap::Args)]
+pub struct DeviceArgs {
+    /// Connected devices for the fan-out measurement
+    #[arg(long, default_value_t = 1000)]
+    devices: usize,
+    /// People in the tenant (the full pull fetches them all)
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    /// Bytes per template
+    #[arg(long, default_value_t = 2048)]
+    template_bytes: usize,
+    /// Repetitions of the upload and fan-out measurements
+    #[arg(long, default_value_t = 10)]
+    repeat: usize,
+}
+
+const SECRET_NO: &str = "bench-secret-no";
+
+fn features(n: usize, seed: u64) -> String {
+    // Incompressible bytes, like real feature vectors.
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let bytes: Vec<u8> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    STANDARD.encode(bytes)
+}
+
+fn upload_frame(users: usize, slots: usize, bytes: usize, round: u64) -> Value {
+    let info: Vec<Value> = (0..users)
+        .map(|u| {
+            let list: Vec<Value> = (0..slots)
+                .map(|s| json!({"id": s, "data": features(bytes, round * 100_000 + (u * slots + s) as u64)}))
+                .collect();
+            json!({"userid": format!("user{u:05}"), "fa_list": list, "fa_algorithm": "X"})
+        })
+        .collect();
+    json!({"userinfo": info})
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn summary(h: &Histogram<u64>) -> String {
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0
+    )
+}
+
+/// The reference: answers every text frame with `reply`, except frames
+/// containing "broadcast", which it sends to every connection.
+async fn reference_server(reply: Arc<str>, page: Arc<str>) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("ws://{}/", listener.local_addr()?);
+    let (tx, _) = broadcast::channel::<Arc<str>>(16);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (reply, page, tx) = (reply.clone(), page.clone(), tx.clone());
+            tokio::spawn(async move {
+                let mut config =
+                    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+                config.max_message_size = Some(256 << 20);
+                config.max_frame_size = Some(256 << 20);
+                let Ok(ws) =
+                    tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+                else {
+                    return;
+                };
+                let (mut sink, mut stream) = ws.split();
+                let mut rx = tx.subscribe();
+                loop {
+                    tokio::select! {
+                        m = stream.next() => match m {
+                            Some(Ok(Message::Text(t))) => {
+                                let v: Value = serde_json::from_str(&t).unwrap_or_default();
+                                let id = v["headers"]["req_id"].clone();
+                                let text: &str = if t.contains("broadcast") {
+                                    let _ = tx.send(Arc::from(r#"{"cmd":"push_change_contact","headers":{"req_id":"r"},"body":{"perm_version":1}}"#));
+                                    &reply
+                                } else if t.contains("get_userinfo_by_page") { &page } else { &reply };
+                                let out = text.replacen("__REQ_ID__", id.as_str().unwrap_or(""), 1);
+                                if sink.send(Message::Text(out.into())).await.is_err() { break; }
+                            }
+                            Some(Ok(_)) => {}
+                            _ => break,
+                        },
+                        p = rx.recv() => match p {
+                            Ok(p) => { if sink.send(Message::Text(p.as_ref().into())).await.is_err() { break; } }
+                            Err(_) => break,
+                        },
+                    }
+                }
+            });
+        }
+    });
+    Ok(url)
+}
+
+async fn setup(core: &Core, args: &DeviceArgs) -> anyhow::Result<Tenant> {
+    let t = core.create_tenant("bench").await?;
+    let started = Instant::now();
+    for u in 0..args.users {
+        let d = PersonDraft::new(&format!("user{u:05}"), &format!("User {u}"), None)?;
+        core.upsert_person(&t, &d).await?;
+    }
+    eprintln!("setup: {} people in {:.1?}", args.users, started.elapsed());
+    for n in 0..=args.devices + 1 {
+        let sn = format!("BENCH-{n:05}");
+        core.add_device(&t, &sn, SECRET_NO).await?;
+        core.bind_device(&t, &sn).await?;
+    }
+    Ok(t)
+}
+
+pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = facehub::Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse()?,
+        ..facehub::Config::default()
+    };
+    let app = facehub::Application::build(config).await?;
+    let url = format!("ws://{}/", app.local_addr());
+    let core = app.core();
+    tokio::spawn(app.run_until_stopped());
+    let tenant = setup(&core, &args).await?;
+    let now = core.now();
+    let connect = |sn: String| {
+        let url = url.clone();
+        async move {
+            let d = Device::connect(&url, &sn, (&["X"], &[]), None).await?;
+            d.bring_up(SECRET_NO, now).await?;
+            anyhow::Ok(d)
+        }
+    };
+
+    // 1. A 200-user x 12-template upload, acknowledged.
+    let uploader = connect("BENCH-00000".into()).await?;
+    let mut up = Histogram::<u64>::new(3)?;
+    let frame_bytes = upload_frame(200, 12, args.template_bytes, 0)
+        .to_string()
+        .len();
+    for round in 0..args.repeat as u64 {
+        let frame = upload_frame(200, 12, args.template_bytes, round + 1);
+        let t0 = Instant::now();
+        let b = uploader.call("upload_userinfo", frame).await?;
+        up.record(t0.elapsed().as_micros() as u64)?;
+        anyhow::ensure!(
+            b["fail_list"].as_array().is_some_and(Vec::is_empty),
+            "upload failed: {b}"
+        );
+    }
+    // Reference: the same frame to a server that only parses the req_id.
+    let canned: Arc<str> = Arc::from(
+        r#"{"headers":{"req_id":"__REQ_ID__"},"body":{"fail_list":[]},"errcode":0,"errmsg":"ok"}"#,
+    );
+    let pull_page = core_page_text(&core, &tenant, 200).await?;
+    let reference = reference_server(canned, pull_page.clone()).await?;
+    let echo = Device::connect(&reference, "REF-1", (&["X"], &[]), None).await?;
+    let mut up_ref = Histogram::<u64>::new(3)?;
+    for round in 0..args.repeat as u64 {
+        let frame = upload_frame(200, 12, args.template_bytes, round + 1);
+        let t0 = Instant::now();
+        echo.call("upload_userinfo", frame).await?;
+        up_ref.record(t0.elapsed().as_micros() as u64)?;
+    }
+    println!(
+        "upload_userinfo 200 users x 12 templates ({:.1} MB frame): {}; reference {}; p50 ratio {:.1}x",
+        frame_bytes as f64 / 1e6,
+        summary(&up),
+        summary(&up_ref),
+        up.value_at_quantile(0.5) as f64 / up_ref.value_at_quantile(0.5).max(1) as f64
+    );
+
+    // 2. One change reaching every connected device.
+    let started = Instant::now();
+    let mut devices = Vec::with_capacity(args.devices);
+    for chunk in (1..=args.devices).collect::<Vec<_>>().chunks(100) {
+        let batch = futures_util::future::try_join_all(
+            chunk.iter().map(|n| connect(format!("BENCH-{n:05}"))),
+        )
+        .await?;
+        devices.extend(batch);
+    }
+    eprintln!(
+        "{} devices logged in in {:.1?}",
+        devices.len(),
+        started.elapsed()
+    );
+    // Let the login catch-up pushes settle, then drain them.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for d in &devices {
+        while d.next_push(Duration::from_millis(1)).await.is_some() {}
+    }
+    let fan = fan_out(&devices, args.repeat, |round| {
+        let up = uploader.clone();
+        async move {
+            let f = json!({"userinfo": [{"userid": "user00001", "fa": features(args_bytes(), 9_000_000 + round), "fa_algorithm": "X"}]});
+            up.call("upload_userinfo", f).await.map(|_| ())
+        }
+    })
+    .await?;
+    let mut ref_devices = Vec::with_capacity(args.devices);
+    for chunk in (1..=args.devices).collect::<Vec<_>>().chunks(100) {
+        let batch = futures_util::future::try_join_all(chunk.iter().map(|n| {
+            let (url, sn) = (reference.clone(), format!("REF-{n:05}"));
+            async move { Device::connect(&url, &sn, (&[], &[]), None).await }
+        }))
+        .await?;
+        ref_devices.extend(batch);
+    }
+    let fan_ref = fan_out(&ref_devices, args.repeat, |_| {
+        let e = echo.clone();
+        async move { e.call("broadcast", json!({})).await.map(|_| ()) }
+    })
+    .await?;
+    println!(
+        "change reaching {} devices (last one): {}; reference broadcast {}; p50 ratio {:.1}x",
+        devices.len(),
+        summary(&fan),
+        summary(&fan_ref),
+        fan.value_at_quantile(0.5) as f64 / fan_ref.value_at_quantile(0.5).max(1) as f64
+    );
+    drop(ref_devices);
+    drop(devices);
+
+    // 3. A new device's full pull of every user (one face template each
+    // for 200 of them, from step 1).
+    let fresh = connect(format!("BENCH-{:05}", args.devices + 1)).await?;
+    let t0 = Instant::now();
+    fresh.full_pull(200).await?;
+    let pull = t0.elapsed();
+    let n = fresh.book.lock().await.users.len();
+    anyhow::ensure!(n == args.users, "pulled {n} of {} users", args.users);
+    let pages = args.users.div_ceil(200);
+    let t0 = Instant::now();
+    for _ in 0..pages {
+        echo.call("get_userinfo_by_page", json!({})).await?;
+    }
+    let pull_ref = t0.elapsed();
+    println!(
+        "full pull of {n} users ({pages} pages): {:.0} ms; reference (same pages canned) {:.0} ms; ratio {:.1}x",
+        ms(pull),
+        ms(pull_ref),
+        ms(pull) / ms(pull_ref).max(0.001)
+    );
+    Ok(())
+}
+
+fn args_bytes() -> usize {
+    2048
+}
+
+/// Text of one real page, so the reference sends the same bytes.
+async fn core_page_text(core: &Core, t: &Tenant, limit: i64) -> anyhow::Result<Arc<str>> {
+    let session = facehub::domain::devices::Session {
+        sn: "ref".into(),
+        tenant_id: t.id,
+        fa_algorithms: vec!["X".into()],
+        fp_algorithms: vec!["default".into()],
+    };
+    let (people, is_last, v) = core.people_page(t.id, 0, limit).await.context("page")?;
+    let info = core.userinfo(&session, &people, true, true).await?;
+    Ok(Arc::from(
+        json!({"headers": {"req_id": "__REQ_ID__"}, "body": {"is_last": is_last, "perm_version": v, "userinfo": info}, "errcode": 0, "errmsg": "ok"})
+            .to_string(),
+    ))
+}
+
+/// Times `trigger` until every device has received a push: the histogram
+/// of the slowest device's latency per round.
+async fn fan_out<F, Fut>(
+    devices: &[Arc<Device>],
+    rounds: usize,
+    trigger: F,
+) -> anyhow::Result<Histogram<u64>>
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut h = Histogram::<u64>::new(3)?;
+    for round in 0..rounds as u64 {
+        let waits: Vec<_> = devices
+            .iter()
+            .map(|d| {
+                let d = d.clone();
+                tokio::spawn(async move {
+                    d.push_of("push_change_contact", Duration::from_secs(30))
+                        .await
+                        .map(|_| Instant::now())
+                })
+            })
+            .collect();
+        let t0 = Instant::now();
+        trigger(round).await?;
+        let mut last = t0;
+        for w in waits {
+            let at = w.await?.context("a device got no push")?;
+            last = last.max(at);
+        }
+        h.record(last.duration_since(t0).as_micros() as u64)?;
+        // Reference pushes and duplicate pushes are drained.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for d in devices {
+            while d.next_push(Duration::from_millis(1)).await.is_some() {}
+        }
+    }
+    Ok(h)
+}
