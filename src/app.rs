@@ -52,8 +52,35 @@ pub async fn open_core(config: Config) -> anyhow::Result<Core> {
     Core::new(config, db, blobs, keys).await
 }
 
+/// Loads the certificate and key `serve` terminates TLS with.
+pub fn tls_acceptor(tls: &crate::config::TlsConfig) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&tls.cert_file)
+        .with_context(|| format!("reading {}", tls.cert_file.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("parsing {}", tls.cert_file.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "{} holds no certificate",
+        tls.cert_file.display()
+    );
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file)
+        .with_context(|| format!("reading the private key {}", tls.key_file.display()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("the certificate and key do not form a usable pair")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 pub struct Application {
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     core: Arc<Core>,
     /// Held while serving: one server per data directory.
     _lock: std::fs::File,
@@ -117,6 +144,7 @@ impl Application {
     }
 
     pub async fn with_core(core: Core, listen: SocketAddr) -> anyhow::Result<Application> {
+        let tls = core.config.tls.as_ref().map(tls_acceptor).transpose()?;
         let lock = lock_data_dir(&core.config.data_dir)?;
         let listener = TcpListener::bind(listen)
             .await
@@ -124,6 +152,7 @@ impl Application {
         recover(&core).await?;
         Ok(Application {
             listener,
+            tls,
             core: Arc::new(core),
             _lock: lock,
         })
@@ -206,13 +235,37 @@ impl Application {
             };
             let _ = stream.set_nodelay(true);
             let service = TowerToHyperService::new(router.clone());
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let conn = graceful.watch(conn);
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let tls = self.tls.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                if let Err(e) = conn.await {
+                let served = match tls {
+                    None => {
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                    Some(acceptor) => {
+                        // A client that never finishes its handshake is cut off.
+                        let handshake = tokio::time::timeout(
+                            std::time::Duration::from_secs(10),
+                            acceptor.accept(stream),
+                        );
+                        let stream = match handshake.await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                };
+                if let Err(e) = served {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
             });

@@ -35,6 +35,12 @@ pub enum Command {
         /// Address to listen on [default: 127.0.0.1:8080]
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
+        /// Serve TLS (https://, wss://) with this PEM certificate chain
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's PEM private key
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Manage tenants (companies)
     #[command(subcommand)]
@@ -263,9 +269,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(d) = cli.data {
         config.data_dir = d;
     }
-    if let Command::Serve { listen } = &cli.command {
+    if let Command::Serve {
+        listen,
+        tls_cert,
+        tls_key,
+    } = &cli.command
+    {
         if let Some(l) = listen {
             config.listen = *l;
+        }
+        if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+            config.tls = Some(crate::config::TlsConfig {
+                cert_file: cert.clone(),
+                key_file: key.clone(),
+            });
         }
         init_logging(&config);
         let app = Application::build(config).await?;

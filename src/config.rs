@@ -28,9 +28,19 @@ pub struct Config {
     /// Requests per minute per app and endpoint, for the endpoints the
     /// platform also caps per minute (lingo: 1000).
     pub rate_limit_per_minute: u32,
+    /// Serve TLS (https:// and wss://) with this certificate.
+    pub tls: Option<TlsConfig>,
     pub limits: Limits,
     pub device: DeviceConfig,
     pub log: LogConfig,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 /// The WeCom device protocol (WebSocket at `/` and `/websocket`).
@@ -99,6 +109,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             encryption_key: None,
             encryption_key_file: None,
+            tls: None,
             token_ttl_secs: 7200,
             rate_limit_per_second: 50,
             rate_limit_per_minute: 1000,

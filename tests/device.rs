@@ -895,3 +895,81 @@ async fn large_pages_arrive() {
         .unwrap();
     assert_eq!(page["userinfo"].as_array().unwrap().len(), 200);
 }
+
+#[tokio::test]
+async fn terminals_connect_over_wss() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = (files.path().join("cert.pem"), files.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+    let app = spawn_with(|c| {
+        c.tls = Some(facehub::config::TlsConfig {
+            cert_file: cert_file.clone(),
+            key_file: key_file.clone(),
+        })
+    })
+    .await;
+    person(&app.core, &app.tenant, "u1", UserType::Employee).await;
+    app.core
+        .add_device(&app.tenant, "TLS-1", SECRET_NO)
+        .await
+        .unwrap();
+    app.core.bind_device(&app.tenant, "TLS-1").await.unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let tls = connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (socket, _) = tokio_tungstenite::client_async_with_config(
+        format!("wss://localhost:{}/", app.addr.port()),
+        tls,
+        Some(facehub_devsim::ws_config()),
+    )
+    .await
+    .unwrap();
+    let d = Device::over(socket, "TLS-1", (&["X"], &[]), None);
+    d.bring_up(SECRET_NO, app.core.now()).await.unwrap();
+    d.call(
+        "upload_userinfo",
+        json!({"userinfo": [{"userid": "u1", "fa": b64("over tls"), "fa_algorithm": "X"}]}),
+    )
+    .await
+    .unwrap();
+    let info = d
+        .call("get_userinfo_by_ids", json!({"userids": ["u1"]}))
+        .await
+        .unwrap();
+    assert_eq!(info["userinfo"][0]["fa_list"][0]["data"], b64("over tls"));
+
+    // Plain HTTP on the TLS port gets no answer; a bad key file stops start-up.
+    let plain = Device::connect(&ws(&app), "TLS-2", (&[], &[]), None).await;
+    assert!(plain.is_err());
+    std::fs::write(&key_file, "not a key").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = Application::build(Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: Some(facehub::config::TlsConfig {
+            cert_file,
+            key_file,
+        }),
+        ..Config::default()
+    })
+    .await;
+    assert!(bad.is_err());
+}

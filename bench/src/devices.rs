@@ -4,6 +4,7 @@
 //! run: a minimal tokio-tungstenite server that does no work (canned
 //! replies, a plain broadcast) over the same frames.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,13 +78,16 @@ fn summary(h: &Histogram<u64>) -> String {
 
 /// The reference: answers every text frame with `reply`, except frames
 /// containing "broadcast", which it sends to every connection.
-async fn reference_server(reply: Arc<str>, page: Arc<str>) -> anyhow::Result<String> {
+async fn reference_server(
+    reply: Arc<str>,
+    pages: Arc<HashMap<i64, Arc<str>>>,
+) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("ws://{}/", listener.local_addr()?);
     let (tx, _) = broadcast::channel::<Arc<str>>(16);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let (reply, page, tx) = (reply.clone(), page.clone(), tx.clone());
+            let (reply, pages, tx) = (reply.clone(), pages.clone(), tx.clone());
             tokio::spawn(async move {
                 let mut config =
                     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
@@ -105,7 +109,7 @@ async fn reference_server(reply: Arc<str>, page: Arc<str>) -> anyhow::Result<Str
                                 let text: &str = if t.contains("broadcast") {
                                     let _ = tx.send(Arc::from(r#"{"cmd":"push_change_contact","headers":{"req_id":"r"},"body":{"perm_version":1}}"#));
                                     &reply
-                                } else if t.contains("get_userinfo_by_page") { &page } else { &reply };
+                                } else if let Some(p) = v["body"]["offset"].as_i64().and_then(|o| pages.get(&o)) { p } else { &reply };
                                 let out = text.replacen("__REQ_ID__", id.as_str().unwrap_or(""), 1);
                                 if sink.send(Message::Text(out.into())).await.is_err() { break; }
                             }
@@ -182,8 +186,7 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
     let canned: Arc<str> = Arc::from(
         r#"{"headers":{"req_id":"__REQ_ID__"},"body":{"fail_list":[]},"errcode":0,"errmsg":"ok"}"#,
     );
-    let pull_page = core_page_text(&core, &tenant, 200).await?;
-    let reference = reference_server(canned, pull_page.clone()).await?;
+    let reference = reference_server(canned, Arc::new(HashMap::new())).await?;
     let echo = Device::connect(&reference, "REF-1", (&["X"], &[]), None).await?;
     let mut up_ref = Histogram::<u64>::new(3)?;
     for round in 0..args.repeat as u64 {
@@ -261,13 +264,25 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
     let n = fresh.book.lock().await.users.len();
     anyhow::ensure!(n == args.users, "pulled {n} of {} users", args.users);
     let pages = args.users.div_ceil(200);
+    // Reference: the same pages, prepared in advance, sent by the do-nothing server.
+    let mut texts = HashMap::new();
+    for p in 0..pages as i64 {
+        texts.insert(p * 200, core_page_text(&core, &tenant, p * 200, 200).await?);
+    }
+    let pages_ref = reference_server(Arc::from("{}"), Arc::new(texts)).await?;
+    let puller = Device::connect(&pages_ref, "REF-PULL", (&[], &[]), None).await?;
     let t0 = Instant::now();
-    for _ in 0..pages {
-        echo.call("get_userinfo_by_page", json!({})).await?;
+    for p in 0..pages as i64 {
+        puller
+            .call(
+                "get_userinfo_by_page",
+                json!({"offset": p * 200, "limit": 200}),
+            )
+            .await?;
     }
     let pull_ref = t0.elapsed();
     println!(
-        "full pull of {n} users ({pages} pages): {:.0} ms; reference (same pages canned) {:.0} ms; ratio {:.1}x",
+        "full pull of {n} users ({pages} pages): {:.0} ms; reference (the same pages, prepared) {:.0} ms; ratio {:.1}x",
         ms(pull),
         ms(pull_ref),
         ms(pull) / ms(pull_ref).max(0.001)
@@ -280,14 +295,22 @@ fn args_bytes() -> usize {
 }
 
 /// Text of one real page, so the reference sends the same bytes.
-async fn core_page_text(core: &Core, t: &Tenant, limit: i64) -> anyhow::Result<Arc<str>> {
+async fn core_page_text(
+    core: &Core,
+    t: &Tenant,
+    offset: i64,
+    limit: i64,
+) -> anyhow::Result<Arc<str>> {
     let session = facehub::domain::devices::Session {
         sn: "ref".into(),
         tenant_id: t.id,
         fa_algorithms: vec!["X".into()],
         fp_algorithms: vec!["default".into()],
     };
-    let (people, is_last, v) = core.people_page(t.id, 0, limit).await.context("page")?;
+    let (people, is_last, v) = core
+        .people_page(t.id, offset, limit)
+        .await
+        .context("page")?;
     let info = core.userinfo(&session, &people, true, true).await?;
     Ok(Arc::from(
         json!({"headers": {"req_id": "__REQ_ID__"}, "body": {"is_last": is_last, "perm_version": v, "userinfo": info}, "errcode": 0, "errmsg": "ok"})

@@ -63,6 +63,14 @@ pub struct Device {
     pub fp_algorithms: Vec<String>,
 }
 
+/// Frames up to 256 MiB: full pages of templates are large.
+pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+    config.max_message_size = Some(256 << 20);
+    config.max_frame_size = Some(256 << 20);
+    config
+}
+
 /// The WeCom signature: SHA-1 hex of the sorted values concatenated.
 pub fn signature(values: &[&str]) -> String {
     let mut v = values.to_vec();
@@ -96,12 +104,22 @@ impl Device {
         algorithms: (&[&str], &[&str]),
         heartbeat: Option<Duration>,
     ) -> anyhow::Result<Arc<Device>> {
-        let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
-        config.max_message_size = Some(256 << 20);
-        config.max_frame_size = Some(256 << 20);
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true)
             .await
             .with_context(|| format!("connecting {url}"))?;
+        Ok(Self::over(ws, sn, algorithms, heartbeat))
+    }
+
+    /// A device on an established WebSocket (e.g. over TLS).
+    pub fn over<S>(
+        ws: tokio_tungstenite::WebSocketStream<S>,
+        sn: &str,
+        algorithms: (&[&str], &[&str]),
+        heartbeat: Option<Duration>,
+    ) -> Arc<Device>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (mut sink, mut stream) = ws.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let (push_tx, pushes) = mpsc::unbounded_channel();
@@ -179,7 +197,7 @@ impl Device {
                 }
             });
         }
-        Ok(dev)
+        dev
     }
 
     /// Sends any message as is.

@@ -115,7 +115,7 @@ async fn serve(core: Arc<Core>, socket: WebSocket) {
                 tracing::debug!(error = %e, "device connection error");
                 break;
             }
-            Ok(Some(Ok(Message::Text(text)))) => conn.handle(text.as_str()).await,
+            Ok(Some(Ok(Message::Text(text)))) => conn.handle(text).await,
             Ok(Some(Ok(Message::Binary(_)))) => {
                 conn.reply_error(None, Error::param("binary frames are not accepted"))
                     .await;
@@ -161,8 +161,16 @@ impl Conn {
         self.send(Outgoing::Text(frame.to_string().into())).await;
     }
 
-    async fn handle(&mut self, text: &str) {
-        let frame: Value = match serde_json::from_str(text) {
+    async fn handle(&mut self, text: axum::extract::ws::Utf8Bytes) {
+        // A full upload is megabytes of JSON: parse it off the async threads.
+        let parsed = if text.len() > 256 * 1024 {
+            tokio::task::spawn_blocking(move || serde_json::from_str::<Value>(text.as_str()))
+                .await
+                .unwrap_or_else(|e| Err(serde::de::Error::custom(e)))
+        } else {
+            serde_json::from_str::<Value>(text.as_str())
+        };
+        let mut frame: Value = match parsed {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => {
                 return self
@@ -196,18 +204,18 @@ impl Conn {
                     .await;
             }
         };
-        let Some(cmd) = frame.get("cmd").and_then(Value::as_str) else {
+        let cmd = match frame.get("cmd") {
+            Some(Value::String(c)) => c.clone(),
             // A reply to one of our pushes; the platform documents none.
-            if frame.get("cmd").is_none() {
-                return;
+            None => return,
+            Some(_) => {
+                return self
+                    .reply_error(Some(&req_id), Error::param("cmd must be a string"))
+                    .await;
             }
-            return self
-                .reply_error(Some(&req_id), Error::param("cmd must be a string"))
-                .await;
         };
-        let empty = json!({});
-        let body = match frame.get("body") {
-            None | Some(Value::Null) => &empty,
+        let body = match frame.get_mut("body").map(Value::take) {
+            None | Some(Value::Null) => json!({}),
             Some(b @ Value::Object(_)) => b,
             Some(_) => {
                 return self
@@ -215,6 +223,14 @@ impl Conn {
                     .await;
             }
         };
+        let cmd = cmd.as_str();
+        if cmd == "upload_userinfo" {
+            return match self.upload_userinfo(body).await {
+                Ok(reply) => self.reply(&req_id, reply).await,
+                Err(e) => self.reply_error(Some(&req_id), e).await,
+            };
+        }
+        let body = &body;
         if cmd == "download_photo" {
             return match self.download_photo(body).await {
                 Ok(photo) => {
@@ -298,7 +314,6 @@ impl Conn {
                 let s = self.session()?;
                 Ok(json!({"perm_version": core.perm_version(s.tenant_id).await?}))
             }
-            "upload_userinfo" => self.upload_userinfo(body).await,
             "get_userinfo_by_ids" => {
                 let s = self.session()?;
                 let users = user_items(body, "user_item", "userids")?;
@@ -373,14 +388,22 @@ impl Conn {
         self.core.hub.attach(sn, self.id, &self.tx);
     }
 
-    async fn upload_userinfo(&self, body: &Value) -> Result<Value> {
+    async fn upload_userinfo(&self, mut body: Value) -> Result<Value> {
         let s = self.session()?;
-        let empty = Vec::new();
-        let users = match body.get("userinfo") {
-            None | Some(Value::Null) => &empty,
+        let users = match body.get_mut("userinfo").map(Value::take) {
+            None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(a)) => a,
             Some(_) => return Err(Error::param("userinfo must be an array")),
         };
+        let uploaded: Vec<DeviceUser> = users
+            .iter()
+            .filter_map(|u| {
+                Some(DeviceUser {
+                    userid: u.get("userid")?.as_str()?.to_string(),
+                    user_type: u.get("user_type").map_or(Some(0), int_field)?,
+                })
+            })
+            .collect();
         let outcome = self.core.upload_userinfo(s, users).await?;
         if let Some(oper_id) = body
             .get("oper_id")
@@ -392,15 +415,6 @@ impl Conn {
                 .get("errmsg")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let uploaded: Vec<DeviceUser> = users
-                .iter()
-                .filter_map(|u| {
-                    Some(DeviceUser {
-                        userid: u.get("userid")?.as_str()?.to_string(),
-                        user_type: u.get("user_type").map_or(Some(0), int_field)?,
-                    })
-                })
-                .collect();
             self.core
                 .finish_enrolment(s, oper_id, errcode, errmsg, &uploaded, &outcome)
                 .await?;

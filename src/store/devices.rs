@@ -1,12 +1,14 @@
 //! Metadata of the device protocol: terminals, templates, the tenant's
 //! change log, enrolments and punch records.
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 
 use super::{Db, person_from_row};
 use crate::domain::Person;
 use crate::domain::devices::{
-    Change, CheckinRecord, DeviceKey, DeviceRow, Enrolment, Modality, PersonTemplates,
+    Change, CheckinRecord, DeviceKey, DeviceRow, DeviceUser, Enrolment, Modality, PersonTemplates,
     StoredTemplate,
 };
 
@@ -385,21 +387,38 @@ impl Db {
         Ok((rows.iter().map(person_from_row).collect(), total, version))
     }
 
-    pub async fn person_by_device_id(
+    /// The tenant's people among `users`, in one query.
+    pub async fn people_by_device_ids(
         &self,
         tenant_id: i64,
-        user_id: &str,
-        user_type: i64,
-    ) -> anyhow::Result<Option<Person>> {
-        let row = sqlx::query(
-            "SELECT * FROM people WHERE tenant_id = ? AND user_id = ? AND user_type = ?",
+        users: &[DeviceUser],
+    ) -> anyhow::Result<HashMap<DeviceUser, Person>> {
+        if users.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = sqlx::query(
+            "SELECT p.* FROM people p
+             JOIN (SELECT DISTINCT json_extract(value, '$.userid') AS uid,
+                                   json_extract(value, '$.user_type') AS ut
+                   FROM json_each(?)) w
+               ON p.user_id = w.uid AND p.user_type = w.ut
+             WHERE p.tenant_id = ?",
         )
+        .bind(serde_json::to_string(users)?)
         .bind(tenant_id)
-        .bind(user_id)
-        .bind(user_type)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(row.map(|r| person_from_row(&r)))
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let p = person_from_row(r);
+                let key = DeviceUser {
+                    userid: p.user_id.clone(),
+                    user_type: p.user_type.as_i64(),
+                };
+                (key, p)
+            })
+            .collect())
     }
 
     // ---------------------------------------------------------- enrolments

@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use super::Session;
 use super::sync::{MAX_USERS, int_field};
+use super::{DeviceUser, Session};
 use crate::domain::Core;
 use crate::error::{Error, Result};
 
@@ -43,50 +43,68 @@ impl Core {
                 data.len()
             )));
         }
+        // Judge each record first, then look the people up in one query.
         let mut fail = Vec::new();
-        let mut keep = Vec::new();
-        for item in data {
+        let mut valid: Vec<(usize, DeviceUser, CheckinRecord)> = Vec::new();
+        for (i, item) in data.iter().enumerate() {
             let userid = item
                 .get("userid")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let user_type = item.get("user_type").map_or(Some(0), int_field);
             let timestamp = item.get("timestamp").and_then(int_field);
-            let fail_item = || json!({"userid": userid, "user_type": user_type.unwrap_or(0), "timestamp": timestamp.unwrap_or(0)});
+            let fail_item = json!({"userid": userid, "user_type": user_type.unwrap_or(0),
+                                   "timestamp": timestamp.unwrap_or(0)});
             let (Some(user_type @ 0..=2), Some(timestamp)) = (user_type, timestamp) else {
-                fail.push(fail_item());
+                fail.push((i, fail_item));
                 continue;
             };
             let (Ok(pass_type), Ok(pass_method)) = (
                 optional(item, "pass_type", 1..=3),
                 optional(item, "pass_method", 1..=6),
             ) else {
-                fail.push(fail_item());
+                fail.push((i, fail_item));
                 continue;
             };
             if timestamp < EARLIEST {
                 continue;
             }
             if userid.is_empty() || userid.len() > 128 {
-                fail.push(fail_item());
+                fail.push((i, fail_item));
                 continue;
             }
-            match self
-                .db
-                .person_by_device_id(session.tenant_id, userid, user_type)
-                .await?
-            {
-                Some(p) => keep.push((
-                    p.id,
-                    CheckinRecord {
-                        timestamp,
-                        pass_type,
-                        pass_method,
-                    },
+            let user = DeviceUser {
+                userid: userid.to_string(),
+                user_type,
+            };
+            valid.push((
+                i,
+                user,
+                CheckinRecord {
+                    timestamp,
+                    pass_type,
+                    pass_method,
+                },
+            ));
+        }
+        let wanted: Vec<DeviceUser> = valid.iter().map(|v| v.1.clone()).collect();
+        let people = self
+            .db
+            .people_by_device_ids(session.tenant_id, &wanted)
+            .await?;
+        let mut keep = Vec::new();
+        for (i, user, record) in valid {
+            match people.get(&user) {
+                Some(p) => keep.push((p.id, record)),
+                None => fail.push((
+                    i,
+                    json!({"userid": user.userid, "user_type": user.user_type, "timestamp": record.timestamp}),
                 )),
-                None => fail.push(fail_item()),
             }
         }
+        // fail_list in request order.
+        fail.sort_by_key(|f| f.0);
+        let fail: Vec<Value> = fail.into_iter().map(|f| f.1).collect();
         self.db
             .insert_checkins(session.tenant_id, &session.sn, &keep, self.now())
             .await?;

@@ -212,28 +212,28 @@ fn writes_of(item: &Value) -> Result<Plain, String> {
     Ok(out)
 }
 
+/// Keyed digest of a template: lets a re-sent upload be recognised as
+/// unchanged without decrypting, and reveals nothing of the template.
+fn template_digest(key: &[u8], data: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(b"template\0");
+    mac.update(data);
+    hex::encode(mac.finalize().into_bytes())
+}
+
 impl Core {
     fn template_aad(person_id: i64, m: Modality, algorithm: &str, slot: i64) -> Vec<u8> {
         format!("template:{person_id}:{}:{algorithm}:{slot}", m.as_str()).into_bytes()
     }
 
-    /// Keyed digest of a template: lets a re-sent upload be recognised as
-    /// unchanged without decrypting, and reveals nothing of the template.
-    fn template_digest(&self, data: &[u8]) -> String {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.id_secret).expect("HMAC takes any key length");
-        mac.update(b"template\0");
-        mac.update(data);
-        hex::encode(mac.finalize().into_bytes())
-    }
-
     /// `upload_userinfo`: each user is judged on its own; the good ones
     /// are stored together (one new version if anything changed), the bad
-    /// ones are returned in `fail_list`.
+    /// ones are returned in `fail_list`. Decoding and sealing run off the
+    /// async threads: a full frame is thousands of templates.
     pub async fn upload_userinfo(
         &self,
         session: &Session,
-        userinfo: &[Value],
+        userinfo: Vec<Value>,
     ) -> Result<UploadOutcome> {
         if userinfo.len() > MAX_USERS {
             return Err(Error::param(format!(
@@ -241,56 +241,81 @@ impl Core {
                 userinfo.len()
             )));
         }
+        let parsed: Vec<Result<(DeviceUser, Plain), (DeviceUser, String)>> =
+            tokio::task::spawn_blocking(move || {
+                userinfo
+                    .iter()
+                    .map(|item| {
+                        user_of(item)
+                            .and_then(|u| writes_of(item).map(|w| (u, w)))
+                            .map_err(|why| (name_of(item), why))
+                    })
+                    .collect()
+            })
+            .await
+            .map_err(|e| Error::internal(format!("upload parser: {e}")))?;
+        let wanted: Vec<DeviceUser> = parsed
+            .iter()
+            .filter_map(|p| p.as_ref().ok().map(|(u, _)| u.clone()))
+            .collect();
+        let people = self
+            .db
+            .people_by_device_ids(session.tenant_id, &wanted)
+            .await?;
         let mut outcome = UploadOutcome::default();
-        let mut people: Vec<PersonTemplates> = Vec::new();
-        let mut index: HashMap<DeviceUser, usize> = HashMap::new();
-        for item in userinfo {
-            let parsed = user_of(item).and_then(|u| writes_of(item).map(|w| (u, w)));
-            let (user, writes) = match parsed {
-                Ok(p) => p,
-                Err(why) => {
-                    let who = name_of(item);
+        let mut known: Vec<(i64, DeviceUser, Plain)> = Vec::new();
+        for p in parsed {
+            match p {
+                Ok((user, writes)) => match people.get(&user) {
+                    Some(person) => known.push((person.id, user, writes)),
+                    None => {
+                        outcome.fail_list.push(user.clone());
+                        outcome
+                            .reasons
+                            .push((user, "userid is not a member of this company".into()));
+                    }
+                },
+                Err((who, why)) => {
                     outcome.fail_list.push(who.clone());
                     outcome.reasons.push((who, why));
-                    continue;
-                }
-            };
-            let Some(person) = self
-                .db
-                .person_by_device_id(session.tenant_id, &user.userid, user.user_type)
-                .await?
-            else {
-                outcome.fail_list.push(user.clone());
-                outcome
-                    .reasons
-                    .push((user, "userid is not a member of this company".into()));
-                continue;
-            };
-            let sealed: Vec<TemplateWrite> = writes
-                .into_iter()
-                .map(|(modality, algorithm, slot, data)| TemplateWrite {
-                    sealed: data.map(|d| {
-                        let aad = Self::template_aad(person.id, modality, &algorithm, slot);
-                        (self.keys.seal_small(&aad, &d), self.template_digest(&d))
-                    }),
-                    modality,
-                    algorithm,
-                    slot,
-                })
-                .collect();
-            // The same user twice in one frame: the later item wins per slot.
-            match index.get(&user) {
-                Some(&i) => people[i].writes.extend(sealed),
-                None => {
-                    index.insert(user.clone(), people.len());
-                    people.push(PersonTemplates {
-                        person_id: person.id,
-                        user,
-                        writes: sealed,
-                    });
                 }
             }
         }
+        let keys = self.keys.clone();
+        let digest_key = self.id_secret.clone();
+        let people: Vec<PersonTemplates> = tokio::task::spawn_blocking(move || {
+            let mut people: Vec<PersonTemplates> = Vec::new();
+            let mut index: HashMap<DeviceUser, usize> = HashMap::new();
+            for (person_id, user, writes) in known {
+                let sealed: Vec<TemplateWrite> = writes
+                    .into_iter()
+                    .map(|(modality, algorithm, slot, data)| TemplateWrite {
+                        sealed: data.map(|d| {
+                            let aad = Core::template_aad(person_id, modality, &algorithm, slot);
+                            (keys.seal_small(&aad, &d), template_digest(&digest_key, &d))
+                        }),
+                        modality,
+                        algorithm,
+                        slot,
+                    })
+                    .collect();
+                // The same user twice in one frame: the later item wins per slot.
+                match index.get(&user) {
+                    Some(&i) => people[i].writes.extend(sealed),
+                    None => {
+                        index.insert(user.clone(), people.len());
+                        people.push(PersonTemplates {
+                            person_id,
+                            user,
+                            writes: sealed,
+                        });
+                    }
+                }
+            }
+            people
+        })
+        .await
+        .map_err(|e| Error::internal(format!("template sealing: {e}")))?;
         let (_, version) = self
             .db
             .apply_templates(session.tenant_id, &people, self.now())
@@ -382,18 +407,15 @@ impl Core {
                 users.len()
             )));
         }
+        let people = self.db.people_by_device_ids(tenant_id, users).await?;
         let (mut found, mut missing) = (Vec::new(), Vec::new());
         let mut seen = HashSet::new();
         for u in users {
             if !seen.insert(u.clone()) {
                 continue;
             }
-            match self
-                .db
-                .person_by_device_id(tenant_id, &u.userid, u.user_type)
-                .await?
-            {
-                Some(p) => found.push(p),
+            match people.get(u) {
+                Some(p) => found.push(p.clone()),
                 None => missing.push(u.clone()),
             }
         }
