@@ -218,76 +218,143 @@ impl Db {
     // ----------------------------------------------------------- templates
 
     /// Applies the template writes of one upload in one transaction: sets
-    /// and deletes that change nothing are skipped, each person whose
-    /// templates changed gets its counters bumped, and if anyone changed the
-    /// tenant's version rises by exactly one. Returns the people that
-    /// changed and the new version.
+    /// and deletes that change nothing are skipped (compared by digest),
+    /// each person whose templates changed gets its counters bumped, and
+    /// if anyone changed the tenant's version rises by exactly one.
+    /// Returns the people that changed and the new version.
+    ///
+    /// The current digests are read in one query and the effective writes
+    /// go out as multi-row statements: a full frame is 2,400 templates, and
+    /// a statement per template costs more than the work itself.
     pub async fn apply_templates(
         &self,
         tenant_id: i64,
         people: &[PersonTemplates],
         now: i64,
     ) -> anyhow::Result<(Vec<usize>, Option<i64>)> {
+        type Key = (i64, &'static str, String, i64);
+        /// A slot, the state it should end in (`None`: deleted), its person's index.
+        type Final<'a> = (Key, Option<&'a (Vec<u8>, String)>, usize);
         let mut tx = self.pool.begin().await?;
         // Take the write lock first (see the module comment in mod.rs).
         sqlx::query("UPDATE tenants SET perm_version = perm_version WHERE id = ?")
             .bind(tenant_id)
             .execute(&mut *tx)
             .await?;
-        let mut changed_people = Vec::new();
+        let mut existing: HashMap<Key, String> = HashMap::new();
+        if !people.is_empty() {
+            let ids = people
+                .iter()
+                .map(|p| p.person_id.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            // Ids are integers from our own rows, safe to inline.
+            let rows = sqlx::query(&format!(
+                "SELECT person_id, modality, algorithm, slot, digest FROM templates
+                 WHERE person_id IN ({ids})"
+            ))
+            .fetch_all(&mut *tx)
+            .await?;
+            for r in rows {
+                let m: String = r.get("modality");
+                let m = if m == "fa" { "fa" } else { "fp" };
+                existing.insert(
+                    (r.get("person_id"), m, r.get("algorithm"), r.get("slot")),
+                    r.get("digest"),
+                );
+            }
+        }
+        // The final state each touched slot should have; later writes win.
+        let mut finals: Vec<Final> = Vec::new();
+        let mut position: HashMap<Key, usize> = HashMap::new();
         for (index, p) in people.iter().enumerate() {
-            let (mut fa, mut fp) = (false, false);
             for w in &p.writes {
-                let changed = match &w.sealed {
-                    Some((sealed, digest)) => {
-                        sqlx::query(
-                            "INSERT INTO templates(person_id, modality, algorithm, slot, data, digest, updated_at)
-                             VALUES (?, ?, ?, ?, ?, ?, ?)
-                             ON CONFLICT(person_id, modality, algorithm, slot)
-                             DO UPDATE SET data = excluded.data, digest = excluded.digest,
-                                           updated_at = excluded.updated_at
-                             WHERE templates.digest IS NOT excluded.digest",
-                        )
-                        .bind(p.person_id)
-                        .bind(w.modality.as_str())
-                        .bind(&w.algorithm)
-                        .bind(w.slot)
-                        .bind(sealed)
-                        .bind(digest)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                    }
-                    None => sqlx::query(
-                        "DELETE FROM templates
-                         WHERE person_id = ? AND modality = ? AND algorithm = ? AND slot = ?",
-                    )
-                    .bind(p.person_id)
-                    .bind(w.modality.as_str())
-                    .bind(&w.algorithm)
-                    .bind(w.slot)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected(),
-                } > 0;
-                if changed {
-                    match w.modality {
-                        Modality::Face => fa = true,
-                        Modality::Fingerprint => fp = true,
+                let key = (p.person_id, w.modality.as_str(), w.algorithm.clone(), w.slot);
+                match position.get(&key) {
+                    Some(&i) => finals[i].1 = w.sealed.as_ref(),
+                    None => {
+                        position.insert(key.clone(), finals.len());
+                        finals.push((key, w.sealed.as_ref(), index));
                     }
                 }
             }
-            if fa || fp {
-                sqlx::query(
-                    "UPDATE people SET fa_ver = fa_ver + ?, fp_ver = fp_ver + ? WHERE id = ?",
-                )
-                .bind(i64::from(fa))
-                .bind(i64::from(fp))
-                .bind(p.person_id)
+        }
+        let mut upserts = Vec::new();
+        let mut deletes = Vec::new();
+        let mut changed: HashMap<usize, (bool, bool)> = HashMap::new();
+        for (key, target, index) in finals {
+            let now_digest = existing.get(&key);
+            let effective = match target {
+                Some((_, digest)) => now_digest != Some(digest),
+                None => now_digest.is_some(),
+            };
+            if !effective {
+                continue;
+            }
+            let flags = changed.entry(index).or_default();
+            if key.1 == "fa" {
+                flags.0 = true;
+            } else {
+                flags.1 = true;
+            }
+            match target {
+                Some(sealed) => upserts.push((key, sealed)),
+                None => deletes.push(key),
+            }
+        }
+        for chunk in upserts.chunks(100) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO templates(person_id, modality, algorithm, slot, data, digest, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, ((person, m, alg, slot), (data, digest))| {
+                b.push_bind(*person)
+                    .push_bind(*m)
+                    .push_bind(alg.as_str())
+                    .push_bind(*slot)
+                    .push_bind(data.as_slice())
+                    .push_bind(digest.as_str())
+                    .push_bind(now);
+            });
+            q.push(
+                " ON CONFLICT(person_id, modality, algorithm, slot) DO UPDATE SET
+                 data = excluded.data, digest = excluded.digest, updated_at = excluded.updated_at",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        for chunk in deletes.chunks(100) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "DELETE FROM templates WHERE (person_id, modality, algorithm, slot) IN (",
+            );
+            let mut sep = q.separated(", ");
+            for (person, m, alg, slot) in chunk {
+                sep.push("(")
+                    .push_bind_unseparated(*person)
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(*m)
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(alg.as_str())
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(*slot)
+                    .push_unseparated(")");
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
+        let mut changed_people: Vec<usize> = changed.keys().copied().collect();
+        changed_people.sort_unstable();
+        for (column, pick) in [("fa_ver", 0), ("fp_ver", 1)] {
+            let ids: Vec<String> = changed_people
+                .iter()
+                .filter(|i| if pick == 0 { changed[i].0 } else { changed[i].1 })
+                .map(|&i| people[i].person_id.to_string())
+                .collect();
+            if !ids.is_empty() {
+                sqlx::query(&format!(
+                    "UPDATE people SET {column} = {column} + 1 WHERE id IN ({})",
+                    ids.join(",")
+                ))
                 .execute(&mut *tx)
                 .await?;
-                changed_people.push(index);
             }
         }
         let version = if changed_people.is_empty() {
