@@ -85,16 +85,7 @@ impl Core {
             .await
         {
             Ok((p, Upsert::Created)) => {
-                // Terminals learn of the new member through the change log.
-                let user = super::devices::DeviceUser {
-                    userid: p.user_id.clone(),
-                    user_type: p.user_type.as_i64(),
-                };
-                let change = super::devices::Change {
-                    create_user: vec![user],
-                    ..Default::default()
-                };
-                self.record_change(tenant.id, &change).await?;
+                self.hub.wake();
                 Ok((p, Upsert::Created))
             }
             Ok(r) => Ok(r),
@@ -257,6 +248,40 @@ mod tests {
         );
         assert_ne!(open[0].1, open[1].1);
         assert_eq!(p.union_id, core.union_id(&t.tenant_key, "u1"));
+    }
+
+    #[tokio::test]
+    async fn a_new_person_is_one_change_for_the_terminals() {
+        let (_dir, core) = core().await;
+        let t = core.create_tenant("acme").await.unwrap();
+        let mut d = PersonDraft::new("v1", "Vera", None).unwrap();
+        d.user_type = UserType::Visitor;
+        core.upsert_person(&t, &d).await.unwrap();
+        assert_eq!(core.perm_version(t.id).await.unwrap(), 1);
+        let changes = core.db.changes_after(t.id, 0, 10).await.unwrap();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(
+            changes[0].1.create_user,
+            vec![crate::domain::devices::DeviceUser {
+                userid: "v1".into(),
+                user_type: 1
+            }]
+        );
+        // Updating or re-importing the same person is not a change.
+        d.name = "Vera Lee".into();
+        core.upsert_person(&t, &d).await.unwrap();
+        core.upsert_person(&t, &d).await.unwrap();
+        assert_eq!(core.perm_version(t.id).await.unwrap(), 1);
+        // A CSV user_type column is read; a bad one rejects its row.
+        let csv = "user_id,name,user_type\ns1,Sam,student\nbad,Bo,7\n";
+        let r = core
+            .import_people(&t, csv.as_bytes(), |_| {})
+            .await
+            .unwrap();
+        assert_eq!((r.created, r.rejected.len()), (1, 1));
+        let sam = core.person(t.id, "s1").await.unwrap().unwrap();
+        assert_eq!(sam.user_type, UserType::Student);
+        assert!(!sam.extra.contains_key("user_type"));
     }
 
     #[tokio::test]

@@ -269,7 +269,12 @@ impl Db {
         let mut position: HashMap<Key, usize> = HashMap::new();
         for (index, p) in people.iter().enumerate() {
             for w in &p.writes {
-                let key = (p.person_id, w.modality.as_str(), w.algorithm.clone(), w.slot);
+                let key = (
+                    p.person_id,
+                    w.modality.as_str(),
+                    w.algorithm.clone(),
+                    w.slot,
+                );
                 match position.get(&key) {
                     Some(&i) => finals[i].1 = w.sealed.as_ref(),
                     None => {
@@ -345,7 +350,13 @@ impl Db {
         for (column, pick) in [("fa_ver", 0), ("fp_ver", 1)] {
             let ids: Vec<String> = changed_people
                 .iter()
-                .filter(|i| if pick == 0 { changed[i].0 } else { changed[i].1 })
+                .filter(|i| {
+                    if pick == 0 {
+                        changed[i].0
+                    } else {
+                        changed[i].1
+                    }
+                })
                 .map(|&i| people[i].person_id.to_string())
                 .collect();
             if !ids.is_empty() {
@@ -628,7 +639,7 @@ impl Db {
     }
 }
 
-async fn record_change_in(
+pub(super) async fn record_change_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     tenant_id: i64,
     change: &Change,

@@ -299,6 +299,21 @@ impl Db {
                     .execute(&mut *tx)
                     .await?;
             }
+            // Terminals learn of the new member through the change log,
+            // written with the person so neither exists without the other.
+            let change = crate::domain::devices::Change {
+                create_user: vec![crate::domain::devices::DeviceUser {
+                    userid: draft.user_id.as_str().to_string(),
+                    user_type: draft.user_type.as_i64(),
+                }],
+                ..Default::default()
+            };
+            devices::record_change_in(&mut tx, tenant_id, &change, now)
+                .await
+                .map_err(|e| match e.downcast::<sqlx::Error>() {
+                    Ok(e) => e,
+                    Err(e) => sqlx::Error::Protocol(e.to_string()),
+                })?;
             Upsert::Created
         } else {
             let changed = sqlx::query(
