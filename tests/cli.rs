@@ -526,3 +526,152 @@ fn a_lost_key_file_is_refused_not_replaced() {
     std::fs::rename(dir.path().join("saved.key"), data.join("master.key")).unwrap();
     assert!(run_ok(facehub(&data).args(["tenant", "list"])).contains("acme"));
 }
+
+/// Terminals on a running server, managed from the CLI in other processes:
+/// the server notices binds, new people, enrolments and unbinds made
+/// there within its sync pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_managed_from_the_cli_while_the_server_runs() {
+    use facehub_devsim::Device;
+    use serde_json::json;
+    use std::time::Duration;
+    let wait = Duration::from_secs(10);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    run_ok(facehub(&data).args(["tenant", "create", "acme"]));
+    let out = run_ok(facehub(&data).args([
+        "device",
+        "add",
+        "--tenant",
+        "acme",
+        "--sn",
+        "CLI-1",
+        "--secret-no",
+        "sn-secret",
+    ]));
+    assert!(out.contains("added device CLI-1"), "{out}");
+    let (_server, base) = serve(&data);
+    let url = base.replace("http://", "ws://") + "/websocket";
+    let d = Device::connect(&url, "CLI-1", (&["X", "Y"], &[]), None)
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let code = d.register("sn-secret", now).await.unwrap();
+    let r = d
+        .request("active", json!({"active_code": code}))
+        .await
+        .unwrap();
+    assert_eq!(r["errcode"], 600004, "{r}");
+    // Bound from another process: the waiting device is told.
+    run_ok(facehub(&data).args(["device", "bind", "--tenant", "acme", "--sn", "CLI-1"]));
+    assert!(d.push_of("push_bind_corp", wait).await.is_some());
+    let secret = d
+        .call("active", json!({"active_code": code}))
+        .await
+        .unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.subscribe(&secret).await.unwrap();
+
+    run_ok(facehub(&data).args([
+        "person",
+        "add",
+        "--tenant",
+        "acme",
+        "--user-id",
+        "u1",
+        "--name",
+        "Ann",
+    ]));
+    let p = d
+        .push_of("push_change_contact", wait)
+        .await
+        .expect("change pushed");
+    assert_eq!(
+        p["body"]["create_user"],
+        json!([{"userid": "u1", "user_type": 0}])
+    );
+
+    let out = run_ok(facehub(&data).args([
+        "device",
+        "enrol",
+        "--tenant",
+        "acme",
+        "--sn",
+        "CLI-1",
+        "--user-id",
+        "u1",
+        "--kind",
+        "fa",
+    ]));
+    let oper_id = serde_json::from_str::<Value>(&out).unwrap()["oper_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let page = d
+        .push_of("push_enter_page", wait)
+        .await
+        .expect("enter page");
+    assert_eq!(page["body"]["oper_id"], oper_id.as_str());
+    d.call(
+        "upload_userinfo",
+        json!({"oper_id": oper_id, "errcode": 0, "errmsg": "ok",
+        "userinfo": [{"userid": "u1", "fa": "AAECAwQ=", "fa_algorithm": "Y"}]}),
+    )
+    .await
+    .unwrap();
+    let out = run_ok(facehub(&data).args(["device", "enrolment", "--tenant", "acme", &oper_id]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "succeeded",
+        "{out}"
+    );
+
+    d.call("checkin", json!({"checkin_data": [{"userid": "u1", "user_type": 0, "timestamp": 1_763_900_000, "pass_type": 1, "pass_method": 1}]}))
+        .await
+        .unwrap();
+    let out = run_ok(facehub(&data).args([
+        "checkin",
+        "list",
+        "--tenant",
+        "acme",
+        "--user-id",
+        "u1",
+        "--day",
+        "2025-11-23",
+    ]));
+    assert!(
+        out.contains("2025-11-23T12:13:20+00:00\tCLI-1\tpass_type 1\tpass_method 1"),
+        "{out}"
+    );
+
+    let out = run_ok(facehub(&data).args(["device", "list", "--tenant", "acme", "--json"]));
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[0]["sn"], "CLI-1");
+    assert_eq!(list[0]["fa_algorithms"], json!(["X", "Y"]));
+    assert_eq!(list[0]["bound"], true);
+
+    // Unbound from another process: told, disconnected, secret dead.
+    run_ok(facehub(&data).args(["device", "unbind", "--tenant", "acme", "--sn", "CLI-1"]));
+    assert!(d.push_of("push_unbind_corp", wait).await.is_some());
+    assert!(d.closed(wait).await.is_some());
+    let again = Device::connect(&url, "CLI-1", (&[], &[]), None)
+        .await
+        .unwrap();
+    let r = again
+        .request("subscribe_corp", json!({"secret": secret}))
+        .await
+        .unwrap();
+    assert_eq!(r["errcode"], 600004);
+    // Errors are clear and exit non-zero.
+    let bad = facehub(&data)
+        .args(["device", "bind", "--tenant", "acme", "--sn", "NOPE"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a device of this tenant"));
+}

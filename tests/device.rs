@@ -776,6 +776,8 @@ async fn enter_page_enrolment_reports_the_device_result() {
         .start_enrolment(app.tenant.id, "P-1", "u1", "fa")
         .await
         .unwrap();
+    let p3 = d.push_of("push_enter_page", WAIT).await.unwrap();
+    assert_eq!(p3["body"]["oper_id"], e3.oper_id.as_str());
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
         app.core
@@ -785,6 +787,36 @@ async fn enter_page_enrolment_reports_the_device_result() {
             .status,
         "timed_out"
     );
+    // The simulator answers like a terminal: capture, upload with the oper_id.
+    let e4 = app
+        .core
+        .start_enrolment(app.tenant.id, "P-1", "u1", "fp")
+        .await
+        .unwrap();
+    let p = d.push_of("push_enter_page", WAIT).await.unwrap();
+    assert!(d.answer_enrolment(&p).await.unwrap());
+    assert_eq!(
+        app.core
+            .enrolment(app.tenant.id, &e4.oper_id)
+            .await
+            .unwrap()
+            .status,
+        "succeeded"
+    );
+    let slots = app
+        .core
+        .db
+        .template_slots(
+            app.core
+                .person(app.tenant.id, "u1")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+        )
+        .await
+        .unwrap();
+    assert_eq!(slots, vec![("fp".to_string(), "default".to_string(), 0)]);
     // Another tenant's enrolment looks unknown.
     let other = app.core.create_tenant("other").await.unwrap();
     assert!(app.core.enrolment(other.id, &e3.oper_id).await.is_err());

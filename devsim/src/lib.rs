@@ -458,6 +458,79 @@ impl Device {
         Ok(())
     }
 
+    /// A simulated feature extractor: deterministic bytes derived from the
+    /// input, never the input itself (templates must not be pictures).
+    pub fn extract(input: &[u8], slot: u8) -> String {
+        use base64::Engine;
+        let mut out = Vec::with_capacity(512);
+        let mut h = Sha1::digest(input).to_vec();
+        while out.len() < 512 {
+            h.push(slot);
+            h = Sha1::digest(&h).to_vec();
+            out.extend_from_slice(&h);
+        }
+        out.truncate(512);
+        base64::engine::general_purpose::STANDARD.encode(out)
+    }
+
+    /// Answers an enrolment push as a terminal does: `push_enter_page`
+    /// "captures" a template, `push_user_face` downloads each photo and
+    /// extracts one; both upload with the `oper_id`. `false` for other
+    /// pushes.
+    pub async fn answer_enrolment(&self, push: &Value) -> anyhow::Result<bool> {
+        let body = &push["body"];
+        let user = json!({"userid": body["userid"], "user_type": body["user_type"]});
+        let capture = |input: &[u8], slot: u8, page: &str| {
+            let mut u = user.clone();
+            if page == "fp" {
+                u["fp"] = json!([{"id": slot, "data": Self::extract(input, slot)}]);
+                u["fp_algorithm"] =
+                    json!(self.fp_algorithms.first().map_or("default", String::as_str));
+            } else {
+                u["fa_list"] = json!([{"id": slot, "data": Self::extract(input, slot)}]);
+                u["fa_algorithm"] =
+                    json!(self.fa_algorithms.first().map_or("default", String::as_str));
+            }
+            u
+        };
+        let users = match push["cmd"].as_str() {
+            Some("push_enter_page") => {
+                let seed = format!("{}:{}", self.sn, body["userid"]);
+                vec![capture(
+                    seed.as_bytes(),
+                    0,
+                    body["page_type"].as_str().unwrap_or("fa"),
+                )]
+            }
+            Some("push_user_face") => {
+                let mut merged = user.clone();
+                let mut list = Vec::new();
+                for (i, f) in body["face_info"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    let photo = self
+                        .download_photo(f["media_id"].as_str().context("no media_id")?)
+                        .await?;
+                    list.push(capture(&photo, i as u8, "fa")["fa_list"][0].clone());
+                }
+                merged["fa_list"] = json!(list);
+                merged["fa_algorithm"] =
+                    json!(self.fa_algorithms.first().map_or("default", String::as_str));
+                vec![merged]
+            }
+            _ => return Ok(false),
+        };
+        self.call(
+            "upload_userinfo",
+            json!({"oper_id": body["oper_id"], "errcode": 0, "errmsg": "ok", "userinfo": users}),
+        )
+        .await?;
+        Ok(true)
+    }
+
     /// Handles pushes until none arrives for `quiet`: change pushes update
     /// the book; others are returned.
     pub async fn drain_pushes(&self, quiet: Duration) -> anyhow::Result<Vec<Value>> {

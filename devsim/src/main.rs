@@ -74,7 +74,13 @@ async fn main() -> anyhow::Result<()> {
     while Instant::now() < deadline {
         for d in &devices {
             for p in d.drain_pushes(Duration::from_millis(50)).await? {
-                println!("{}: {}", d.sn, p["cmd"]);
+                let answered = d.answer_enrolment(&p).await?;
+                println!(
+                    "{}: {}{}",
+                    d.sn,
+                    p["cmd"],
+                    if answered { " (answered)" } else { "" }
+                );
             }
         }
     }
