@@ -1005,3 +1005,81 @@ async fn terminals_connect_over_wss() {
     .await;
     assert!(bad.is_err());
 }
+
+#[tokio::test]
+async fn a_device_that_stops_reading_is_cut_off() {
+    let app = spawn_with(|c| c.device.idle_timeout_secs = 2).await;
+    for i in 0..200 {
+        person(
+            &app.core,
+            &app.tenant,
+            &format!("p{i:03}"),
+            UserType::Employee,
+        )
+        .await;
+    }
+    let d = online(&app, "READER", &["X"]).await;
+    let users: Vec<Value> = (0..200)
+        .map(|i| {
+            let list: Vec<Value> = (0..12)
+                .map(|s| json!({"id": s, "data": STANDARD.encode(vec![(i * 12 + s) as u8; 4096])}))
+                .collect();
+            json!({"userid": format!("p{i:03}"), "fa_list": list, "fa_algorithm": "X"})
+        })
+        .collect();
+    d.call("upload_userinfo", json!({"userinfo": users}))
+        .await
+        .unwrap();
+    drop(d);
+    // A raw client that asks for 13 MB pages and never reads a byte.
+    app.core
+        .add_device(&app.tenant, "STALLED", SECRET_NO)
+        .await
+        .unwrap();
+    app.core.bind_device(&app.tenant, "STALLED").await.unwrap();
+    let secret = app
+        .core
+        .activate_device(&{
+            let now = app.core.now().to_string();
+            let sig = signature(&["STALLED", SECRET_NO, &now, "1", "register"]);
+            app.core
+                .register_device("STALLED", &now, "1", &sig)
+                .await
+                .unwrap()
+        })
+        .await
+        .unwrap()
+        .1;
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws(&app)).await.unwrap();
+    use futures_util::SinkExt;
+    let sub = json!({"cmd": "subscribe_corp", "headers": {"req_id": "s"}, "body": {"secret": secret, "ext_args": {"fa_algorithm": ["X"]}}});
+    ws.send(Message::Text(sub.to_string().into()))
+        .await
+        .unwrap();
+    for i in 0..40 {
+        let req = json!({"cmd": "get_userinfo_by_page", "headers": {"req_id": format!("r{i}")}, "body": {"offset": 0, "limit": 200}});
+        if ws
+            .send(Message::Text(req.to_string().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    // The server stops writing to it and drops the connection.
+    let mut gone = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if !app.core.hub.is_online("STALLED") {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "a device that never reads stays connected");
+    // Others are served meanwhile.
+    let other = online(&app, "FINE", &["X"]).await;
+    assert_eq!(
+        other.call("get_perm_version", json!({})).await.unwrap()["perm_version"],
+        201
+    );
+}

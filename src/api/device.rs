@@ -24,6 +24,10 @@ use crate::domain::devices::sync::{DEFAULT_PAGE, flag, int_field, user_items};
 use crate::domain::devices::{DeviceUser, Session, Subscription, codes};
 use crate::error::{Error, Result};
 
+/// Replies one connection may have queued, in KiB (a full page of
+/// templates is about 6.5 MiB; one larger frame still goes out alone).
+const REPLY_BUDGET_KIB: usize = 16 * 1024;
+
 pub fn router() -> Router<AppState> {
     // The platform's URL is the host root; firmware seen in the wild dials
     // `/websocket`.
@@ -54,6 +58,9 @@ struct Conn {
     core: Arc<Core>,
     id: u64,
     tx: mpsc::Sender<Outgoing>,
+    /// KiB of replies queued but not yet written: a device that sends
+    /// requests without reading replies waits instead of growing memory.
+    budget: Arc<tokio::sync::Semaphore>,
     /// The device named by `register`/`active` on this connection.
     sn: Option<String>,
     session: Option<Session>,
@@ -63,23 +70,32 @@ async fn serve(core: Arc<Core>, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Outgoing>(QUEUE);
     // One writer, so replies and pushes never interleave inside a frame.
+    // A device that stops reading is cut off rather than held forever.
+    let write_timeout = Duration::from_secs(core.config.device.idle_timeout_secs.max(1));
     let writer = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
-            let sent = match out {
-                Outgoing::Text(t) => sink.send(Message::Text(t.as_ref().into())).await,
-                Outgoing::Binary(b) => sink.send(Message::Binary(b)).await,
+        while let Some(mut out) = rx.recv().await {
+            // The permit of a held frame is released once it is written.
+            let mut _permit = None;
+            if let Outgoing::Held(inner, permit) = out {
+                out = *inner;
+                _permit = Some(permit);
+            }
+            let msg = match out {
+                Outgoing::Text(t) => Message::Text(t.as_ref().into()),
+                Outgoing::Binary(b) => Message::Binary(b),
                 Outgoing::Close(code, reason) => {
-                    let _ = sink
-                        .send(Message::Close(Some(CloseFrame {
-                            code,
-                            reason: reason.into(),
-                        })))
-                        .await;
+                    let close = Message::Close(Some(CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    }));
+                    let _ = tokio::time::timeout(write_timeout, sink.send(close)).await;
                     break;
                 }
+                Outgoing::Held(..) => continue, // never nested
             };
-            if sent.is_err() {
-                break;
+            match tokio::time::timeout(write_timeout, sink.send(msg)).await {
+                Ok(Ok(())) => {}
+                _ => break,
             }
         }
     });
@@ -88,6 +104,7 @@ async fn serve(core: Arc<Core>, socket: WebSocket) {
         id: core.hub.new_connection_id(),
         core,
         tx,
+        budget: Arc::new(tokio::sync::Semaphore::new(REPLY_BUDGET_KIB)),
         sn: None,
         session: None,
     };
@@ -135,15 +152,31 @@ async fn serve(core: Arc<Core>, socket: WebSocket) {
 
 impl Conn {
     async fn send(&self, out: Outgoing) {
-        // A full queue means the device does not read; it is closed by
-        // the idle timeout or the writer's error, so waiting is bounded.
+        // A full queue means the device does not read; the writer's
+        // timeout closes it, so waiting is bounded.
         let _ = self.tx.send(out).await;
+    }
+
+    /// Queues a reply of `len` bytes within the connection's reply budget.
+    async fn send_reply(&self, out: Outgoing, len: usize) {
+        let kib = u32::try_from(len.div_ceil(1024).clamp(1, REPLY_BUDGET_KIB)).unwrap_or(u32::MAX);
+        tokio::select! {
+            permit = self.budget.clone().acquire_many_owned(kib) => {
+                if let Ok(permit) = permit {
+                    self.send(Outgoing::Held(Box::new(out), permit)).await;
+                }
+            }
+            // The writer gave up on the device.
+            () = self.tx.closed() => {}
+        }
     }
 
     async fn reply(&self, req_id: &str, body: Value) {
         let frame =
-            json!({"headers": {"req_id": req_id}, "body": body, "errcode": 0, "errmsg": "ok"});
-        self.send(Outgoing::Text(frame.to_string().into())).await;
+            json!({"headers": {"req_id": req_id}, "body": body, "errcode": 0, "errmsg": "ok"})
+                .to_string();
+        let len = frame.len();
+        self.send_reply(Outgoing::Text(frame.into()), len).await;
     }
 
     /// An error reply; with no `req_id`, a connection-level error.
@@ -234,8 +267,9 @@ impl Conn {
         if cmd == "download_photo" {
             return match self.download_photo(body).await {
                 Ok(photo) => {
-                    self.send(Outgoing::Binary(photo_frame(&req_id, &photo)))
-                        .await
+                    let frame = photo_frame(&req_id, &photo);
+                    let len = frame.len();
+                    self.send_reply(Outgoing::Binary(frame), len).await
                 }
                 Err(e) => self.reply_error(Some(&req_id), e).await,
             };

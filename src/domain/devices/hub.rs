@@ -26,12 +26,14 @@ use crate::error::Result;
 pub const MAX_REPLAY: i64 = 16;
 
 /// What a connection's writer sends.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Outgoing {
     Text(Arc<str>),
     Binary(bytes::Bytes),
     /// Close with a code and reason, then stop writing.
     Close(u16, &'static str),
+    /// A frame holding part of its connection's reply budget until written.
+    Held(Box<Outgoing>, tokio::sync::OwnedSemaphorePermit),
 }
 
 /// Queue depth per connection; a device that falls this far behind gets
