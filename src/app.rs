@@ -273,8 +273,13 @@ impl Application {
         drop(self.listener);
         let _ = sync_stop.send(());
         let _ = sync.await;
-        // Upgraded WebSocket connections are no longer hyper's to drain.
-        self.core.hub.close_all();
+        // Upgraded WebSocket connections are no longer hyper's to drain;
+        // their sync positions are kept for when they come back.
+        for (sn, version) in self.core.hub.close_all() {
+            if let Err(e) = self.core.db.set_seen(&sn, version, self.core.now()).await {
+                tracing::warn!(error = %e, "could not record a device's sync position");
+            }
+        }
         if tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown())
             .await
             .is_err()

@@ -219,9 +219,10 @@ pub enum PersonCmd {
         /// Employee number (the attendance `employee_no`), unique in the tenant
         #[arg(long)]
         employee_no: Option<String>,
-        /// On the device protocol: 0 employee, 1 visitor, 2 student
-        #[arg(long, default_value = "0")]
-        user_type: String,
+        /// On the device protocol: 0 employee (default for a new person),
+        /// 1 visitor, 2 student
+        #[arg(long)]
+        user_type: Option<String>,
     },
     /// Import people from a CSV file with columns user_id, name[, employee_no, …]
     Import {
@@ -428,7 +429,10 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
             let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
             let mut draft =
                 PersonDraft::new(&user_id, &name, employee_no.as_deref()).map_err(user_err)?;
-            draft.user_type = crate::domain::UserType::parse(&user_type).map_err(user_err)?;
+            draft.user_type = user_type
+                .map(|t| crate::domain::UserType::parse(&t))
+                .transpose()
+                .map_err(user_err)?;
             let (p, outcome) = core
                 .upsert_person(&tenant, &draft)
                 .await

@@ -56,6 +56,9 @@ pub struct DeviceConfig {
     /// An enrolment with no answer from its device after this long is
     /// marked timed out.
     pub enrol_timeout_secs: u64,
+    /// Slowest link served: writing a frame may take `idle_timeout_secs`
+    /// plus its size at this rate (KiB/s) before the device is cut off.
+    pub min_send_rate_kib: u64,
 }
 
 impl Default for DeviceConfig {
@@ -64,6 +67,7 @@ impl Default for DeviceConfig {
             max_frame_mib: 64,
             idle_timeout_secs: 90,
             enrol_timeout_secs: 300,
+            min_send_rate_kib: 32,
         }
     }
 }

@@ -36,6 +36,8 @@ const MAGIC: [u8; 4] = *b"FHB\x01";
 pub struct Key {
     id: u32,
     cipher: XChaCha20Poly1305,
+    /// For keyed digests of sealed values (never for encryption).
+    digest_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Key {
@@ -53,9 +55,14 @@ impl Key {
             .chain_update(b"facehub key id\0")
             .chain_update(bytes)
             .finalize();
+        let digest_key = Sha256::new()
+            .chain_update(b"facehub digest key\0")
+            .chain_update(bytes)
+            .finalize();
         Ok(Key {
             id: u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]),
             cipher: XChaCha20Poly1305::new_from_slice(bytes).expect("32-byte key"),
+            digest_key: digest_key.into(),
         })
     }
 
@@ -69,6 +76,12 @@ impl Key {
 
     pub fn id(&self) -> u32 {
         self.id
+    }
+
+    /// A key for keyed digests of data sealed under this key: someone with
+    /// the database but not the key cannot test guesses against them.
+    pub fn digest_key(&self) -> &[u8; 32] {
+        &self.digest_key
     }
 }
 

@@ -28,7 +28,7 @@ fn b64(s: &str) -> String {
 
 async fn person(core: &Core, t: &Tenant, user_id: &str, user_type: UserType) {
     let mut d = PersonDraft::new(user_id, &format!("Name of {user_id}"), None).unwrap();
-    d.user_type = user_type;
+    d.user_type = Some(user_type);
     core.upsert_person(t, &d).await.unwrap();
 }
 
@@ -119,7 +119,7 @@ async fn each_user_is_judged_on_its_own() {
     let big = STANDARD.encode(vec![5u8; 8 * 1024 + 1]);
     let users = json!([
         {"userid": "good", "fa_list": [{"id": 11, "data": b64("face")}], "fa_algorithm": "A",
-         "fp": [{"id": 9, "data": b64("finger")}], "fp_algorithm": "F"},
+         "fp": [{"id": 9, "data": b64("finger")}]},
         {"userid": "x".repeat(129), "fa": b64("f")},
         {"userid": "", "fa": b64("f")},
         {"userid": "good", "user_type": 3, "fa": b64("f")},
@@ -130,6 +130,8 @@ async fn each_user_is_judged_on_its_own() {
         {"userid": "also-good", "fa_list": [{"id": 0, "data": jpeg}]},
         {"userid": "also-good", "fa_list": [{"id": 0, "data": big}]},
         {"userid": "stranger", "fa": b64("f")},
+        {"userid": "also-good", "fa": b64("f"), "fa_algorithm": "B"},
+        {"userid": "also-good", "fp": [{"id": 0, "data": b64("f")}], "fp_algorithm": "F"},
         "not an object",
         {"userid": "also-good", "fa": b64("legacy"), "fa_list": [{"id": 4, "data": b64("listed")}], "fa_algorithm": "A"},
     ]);
@@ -148,8 +150,9 @@ async fn each_user_is_judged_on_its_own() {
             )
         })
         .collect();
-    assert_eq!(fails.len(), 11, "{fails:?}");
-    assert_eq!(fails[0], ("x".repeat(129), 0));
+    assert_eq!(fails.len(), 13, "{fails:?}");
+    // An over-long userid is named by its first 128 bytes.
+    assert_eq!(fails[0], ("x".repeat(128), 0));
     assert!(fails.contains(&("good".into(), 1)));
     assert!(fails.contains(&("stranger".into(), 0)));
     assert!(!fails.iter().any(|f| f.0 == "good" && f.1 == 0));
@@ -163,9 +166,10 @@ async fn each_user_is_judged_on_its_own() {
         .unwrap();
     let good = &info["userinfo"][0];
     assert_eq!(good["fa_list"], json!([{"id": 11, "data": b64("face")}]));
-    // The device listed no fingerprint algorithm: it gets the default's
-    // templates only, never F's.
-    assert_eq!(good["fp"], json!([]));
+    // The device listed no fingerprint algorithm: its fingerprints are the
+    // default algorithm's.
+    assert_eq!(good["fp"], json!([{"id": 9, "data": b64("finger")}]));
+    assert_eq!(good["fp_algorithm"], "default");
     let also = &info["userinfo"][1];
     // fa_list present: the legacy fa is ignored.
     assert_eq!(also["fa_list"], json!([{"id": 4, "data": b64("listed")}]));
@@ -243,6 +247,21 @@ async fn bad_frames_get_errors_and_the_server_keeps_serving() {
         assert_eq!(err_of(&r), 600020, "{cmd}: {r}");
     }
     assert_eq!(err_of(&d.request("ping", json!({})).await.unwrap()), 0);
+    // Before login, large frames are not even parsed.
+    let big =
+        json!({"cmd": "ping", "headers": {"req_id": "p"}, "body": {"pad": "x".repeat(70_000)}});
+    d.send_raw(Message::Text(big.to_string().into())).unwrap();
+    let e = d.next_error(WAIT).await.unwrap();
+    assert_eq!(err_of(&e), 40058);
+    assert!(
+        e["errmsg"]
+            .as_str()
+            .unwrap()
+            .contains("before subscribe_corp")
+    );
+    // An absurd cmd is not echoed in full.
+    let r = d.request(&"c".repeat(10_000), json!({})).await.unwrap();
+    assert!(r["errmsg"].as_str().unwrap().len() < 200, "{r}");
 
     // Another device logs in meanwhile and is served.
     let other = online(&app, "OK-1", &[]).await;
@@ -758,6 +777,34 @@ async fn enter_page_enrolment_reports_the_device_result() {
         (done.status.as_str(), done.errcode, done.errmsg.as_deref()),
         ("failed", Some(101), Some("camera is using"))
     );
+    // An answer without templates of the enrolled kind, or with an errcode
+    // that is not a number, is a failure.
+    for (extra, want) in [
+        (
+            json!({"userinfo": [{"userid": "u1", "fp": [{"id": 0, "data": b64("fp")}]}]}),
+            40058,
+        ),
+        (
+            json!({"errcode": "fail", "userinfo": [{"userid": "u1", "fa": b64("f")}]}),
+            -1,
+        ),
+    ] {
+        let e = app
+            .core
+            .start_enrolment(app.tenant.id, "P-1", "u1", "fa")
+            .await
+            .unwrap();
+        d.push_of("push_enter_page", WAIT).await.unwrap();
+        let mut body = extra.clone();
+        body["oper_id"] = json!(e.oper_id);
+        d.call("upload_userinfo", body).await.unwrap();
+        let done = app.core.enrolment(app.tenant.id, &e.oper_id).await.unwrap();
+        assert_eq!(
+            (done.status.as_str(), done.errcode),
+            ("failed", Some(want)),
+            "{extra}"
+        );
+    }
     // Cancel sends push_exit_page; an unanswered one times out.
     let e2 = app
         .core
@@ -1008,7 +1055,11 @@ async fn terminals_connect_over_wss() {
 
 #[tokio::test]
 async fn a_device_that_stops_reading_is_cut_off() {
-    let app = spawn_with(|c| c.device.idle_timeout_secs = 2).await;
+    let app = spawn_with(|c| {
+        c.device.idle_timeout_secs = 2;
+        c.device.min_send_rate_kib = 1 << 20;
+    })
+    .await;
     for i in 0..200 {
         person(
             &app.core,
@@ -1068,7 +1119,7 @@ async fn a_device_that_stops_reading_is_cut_off() {
     }
     // The server stops writing to it and drops the connection.
     let mut gone = false;
-    for _ in 0..40 {
+    for _ in 0..120 {
         tokio::time::sleep(Duration::from_millis(250)).await;
         if !app.core.hub.is_online("STALLED") {
             gone = true;

@@ -19,10 +19,13 @@ use tokio::sync::mpsc;
 
 use super::AppState;
 use crate::domain::Core;
-use crate::domain::devices::hub::{Outgoing, QUEUE};
+use crate::domain::devices::hub::{Link, Outgoing, QUEUE};
 use crate::domain::devices::sync::{DEFAULT_PAGE, flag, int_field, user_items};
-use crate::domain::devices::{DeviceUser, Session, Subscription, codes};
+use crate::domain::devices::{DeviceUser, Session, Subscription, clip, codes};
 use crate::error::{Error, Result};
+
+/// Largest frame read before the device has logged in.
+const PRE_LOGIN_FRAME: usize = 64 * 1024;
 
 /// Replies one connection may have queued, in KiB (a full page of
 /// templates is about 6.5 MiB; one larger frame still goes out alone).
@@ -58,6 +61,8 @@ struct Conn {
     core: Arc<Core>,
     id: u64,
     tx: mpsc::Sender<Outgoing>,
+    /// How the hub reaches this connection.
+    link: Link,
     /// KiB of replies queued but not yet written: a device that sends
     /// requests without reading replies waits instead of growing memory.
     budget: Arc<tokio::sync::Semaphore>,
@@ -71,7 +76,11 @@ async fn serve(core: Arc<Core>, socket: WebSocket) {
     let (tx, mut rx) = mpsc::channel::<Outgoing>(QUEUE);
     // One writer, so replies and pushes never interleave inside a frame.
     // A device that stops reading is cut off rather than held forever.
-    let write_timeout = Duration::from_secs(core.config.device.idle_timeout_secs.max(1));
+    // The allowance per frame grows with its size, so slow links can still
+    // receive full pages.
+    let idle_secs = core.config.device.idle_timeout_secs.max(1);
+    let rate = core.config.device.min_send_rate_kib.max(1) * 1024;
+    let write_timeout = move |len: usize| Duration::from_secs(idle_secs + len as u64 / rate);
     let writer = tokio::spawn(async move {
         while let Some(mut out) = rx.recv().await {
             // The permit of a held frame is released once it is written.
@@ -88,22 +97,30 @@ async fn serve(core: Arc<Core>, socket: WebSocket) {
                         code,
                         reason: reason.into(),
                     }));
-                    let _ = tokio::time::timeout(write_timeout, sink.send(close)).await;
+                    let _ = tokio::time::timeout(write_timeout(0), sink.send(close)).await;
                     break;
                 }
                 Outgoing::Held(..) => continue, // never nested
             };
-            match tokio::time::timeout(write_timeout, sink.send(msg)).await {
+            let len = match &msg {
+                Message::Text(t) => t.len(),
+                Message::Binary(b) => b.len(),
+                _ => 0,
+            };
+            match tokio::time::timeout(write_timeout(len), sink.send(msg)).await {
                 Ok(Ok(())) => {}
                 _ => break,
             }
         }
     });
     let idle = Duration::from_secs(core.config.device.idle_timeout_secs.max(1));
+    let id = core.hub.new_connection_id();
+    let (link, mut kill) = Link::new(id, tx.clone());
     let mut conn = Conn {
-        id: core.hub.new_connection_id(),
+        id,
         core,
         tx,
+        link,
         budget: Arc::new(tokio::sync::Semaphore::new(REPLY_BUDGET_KIB)),
         sn: None,
         session: None,
@@ -111,8 +128,14 @@ async fn serve(core: Arc<Core>, socket: WebSocket) {
     loop {
         let next = tokio::select! {
             n = tokio::time::timeout(idle, stream.next()) => n,
-            // The writer stopped: closed by a newer connection, or unbound.
+            // The writer gave up on the device.
             () = conn.tx.closed() => break,
+            // Replaced by a newer connection, unbound, or the server stops.
+            _ = kill.changed() => {
+                let (code, reason) = kill.borrow().unwrap_or((1000, ""));
+                conn.send(Outgoing::Close(code, reason)).await;
+                break;
+            }
         };
         match next {
             Err(_) => {
@@ -131,6 +154,19 @@ async fn serve(core: Arc<Core>, socket: WebSocket) {
                 }
                 tracing::debug!(error = %e, "device connection error");
                 break;
+            }
+            // Before login only small frames are read: nobody unknown gets
+            // to make the server parse megabytes.
+            Ok(Some(Ok(Message::Text(text))))
+                if conn.session.is_none() && text.len() > PRE_LOGIN_FRAME =>
+            {
+                conn.reply_error(
+                    None,
+                    Error::param(format!(
+                        "frames before subscribe_corp are limited to {PRE_LOGIN_FRAME} bytes"
+                    )),
+                )
+                .await;
             }
             Ok(Some(Ok(Message::Text(text)))) => conn.handle(text).await,
             Ok(Some(Ok(Message::Binary(_)))) => {
@@ -190,8 +226,10 @@ impl Conn {
                 json!({"headers": {"req_id": id}, "body": {}, "errcode": code, "errmsg": msg})
             }
             None => json!({"errcode": code, "errmsg": msg}),
-        };
-        self.send(Outgoing::Text(frame.to_string().into())).await;
+        }
+        .to_string();
+        let len = frame.len();
+        self.send_reply(Outgoing::Text(frame.into()), len).await;
     }
 
     async fn handle(&mut self, text: axum::extract::ws::Utf8Bytes) {
@@ -281,12 +319,18 @@ impl Conn {
     }
 
     fn session(&self) -> Result<&Session> {
-        self.session.as_ref().ok_or_else(|| {
+        let not_logged_in = || {
             Error::DeviceRefused(
                 codes::NOT_LOGGED_IN,
                 "not logged in: call subscribe_corp first".into(),
             )
-        })
+        };
+        let s = self.session.as_ref().ok_or_else(not_logged_in)?;
+        // Replaced or unbound since: the session is over.
+        if !self.core.hub.is_current(&s.sn, self.id) {
+            return Err(not_logged_in());
+        }
+        Ok(s)
     }
 
     async fn dispatch(&mut self, cmd: &str, body: &Value) -> Result<Value> {
@@ -337,7 +381,7 @@ impl Conn {
                     core.hub.detach(&old, self.id);
                 }
                 self.sn = Some(session.sn.clone());
-                core.hub.login(&session, self.id, &self.tx, seen);
+                core.hub.login(&session, &self.link, seen);
                 self.session = Some(session);
                 Ok(json!({}))
             }
@@ -404,7 +448,7 @@ impl Conn {
                 let data = array_field(body, "checkin_data")?;
                 Ok(json!({"fail_list": core.checkin(s, data).await?}))
             }
-            other => Err(Error::param(format!("unknown cmd {other:?}"))),
+            other => Err(Error::param(format!("unknown cmd {:?}", clip(other, 64)))),
         }
     }
 
@@ -419,7 +463,7 @@ impl Conn {
         {
             self.core.hub.detach(&old, self.id);
         }
-        self.core.hub.attach(sn, self.id, &self.tx);
+        self.core.hub.attach(sn, &self.link);
     }
 
     async fn upload_userinfo(&self, mut body: Value) -> Result<Value> {
@@ -429,22 +473,44 @@ impl Conn {
             Some(Value::Array(a)) => a,
             Some(_) => return Err(Error::param("userinfo must be an array")),
         };
-        let uploaded: Vec<DeviceUser> = users
+        // Who the upload names, and whether it carries faces / fingerprints:
+        // what an enrolment answered by this upload needs to succeed.
+        let uploaded: Vec<(DeviceUser, bool, bool)> = users
             .iter()
             .filter_map(|u| {
-                Some(DeviceUser {
+                let user = DeviceUser {
                     userid: u.get("userid")?.as_str()?.to_string(),
-                    user_type: u.get("user_type").map_or(Some(0), int_field)?,
-                })
+                    user_type: match u.get("user_type") {
+                        None | Some(Value::Null) => 0,
+                        Some(t) => int_field(t)?,
+                    },
+                };
+                let nonempty = |f: &str| match u.get(f) {
+                    Some(Value::Array(a)) => !a.is_empty(),
+                    Some(Value::String(s)) => !s.is_empty(),
+                    _ => false,
+                };
+                let faces = nonempty("fa_list") || (u.get("fa_list").is_none() && nonempty("fa"));
+                Some((user, faces, nonempty("fp")))
             })
             .collect();
-        let outcome = self.core.upload_userinfo(s, users).await?;
-        if let Some(oper_id) = body
+        let oper_id = body
             .get("oper_id")
             .and_then(Value::as_str)
-            .filter(|o| !o.is_empty())
-        {
-            let errcode = body.get("errcode").and_then(int_field).unwrap_or(0);
+            .filter(|o| !o.is_empty());
+        // An errcode that is not a number is a failure, never success.
+        let errcode = match body.get("errcode") {
+            None | Some(Value::Null) => 0,
+            Some(v) => int_field(v).unwrap_or(-1),
+        };
+        // The device reports the enrolment it answers as failed: whatever
+        // it sent with that report is not stored.
+        let outcome = if oper_id.is_some() && errcode != 0 {
+            Default::default()
+        } else {
+            self.core.upload_userinfo(s, users).await?
+        };
+        if let Some(oper_id) = oper_id {
             let errmsg = body
                 .get("errmsg")
                 .and_then(Value::as_str)

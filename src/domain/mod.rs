@@ -101,7 +101,8 @@ pub struct PersonDraft {
     pub name: String,
     pub employee_no: Option<String>,
     pub extra: serde_json::Value,
-    pub user_type: UserType,
+    /// `None` keeps an existing person's type (a new one is an employee).
+    pub user_type: Option<UserType>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -47,7 +47,7 @@ impl PersonDraft {
             name: name.to_string(),
             employee_no,
             extra: Value::Object(Map::new()),
-            user_type: UserType::Employee,
+            user_type: None,
         })
     }
 }
@@ -171,7 +171,7 @@ impl Core {
                     }
                     d.extra = Value::Object(extra);
                     if let Some(c) = type_col {
-                        d.user_type = UserType::parse(get(c))?;
+                        d.user_type = Some(UserType::parse(get(c))?);
                     }
                     Ok(d)
                 });
@@ -255,7 +255,7 @@ mod tests {
         let (_dir, core) = core().await;
         let t = core.create_tenant("acme").await.unwrap();
         let mut d = PersonDraft::new("v1", "Vera", None).unwrap();
-        d.user_type = UserType::Visitor;
+        d.user_type = Some(UserType::Visitor);
         core.upsert_person(&t, &d).await.unwrap();
         assert_eq!(core.perm_version(t.id).await.unwrap(), 1);
         let changes = core.db.changes_after(t.id, 0, 10).await.unwrap();
@@ -282,6 +282,26 @@ mod tests {
         let sam = core.person(t.id, "s1").await.unwrap().unwrap();
         assert_eq!(sam.user_type, UserType::Student);
         assert!(!sam.extra.contains_key("user_type"));
+        // A re-import without the column keeps the type; a new type is one
+        // change: the old identity deleted, the new one created.
+        let before = core.perm_version(t.id).await.unwrap();
+        let r = core
+            .import_people(&t, "user_id,name\ns1,Sam\n".as_bytes(), |_| {})
+            .await
+            .unwrap();
+        assert_eq!(r.unchanged, 1);
+        assert_eq!(core.perm_version(t.id).await.unwrap(), before);
+        let mut e = PersonDraft::new("s1", "Sam", None).unwrap();
+        e.user_type = Some(UserType::Employee);
+        core.upsert_person(&t, &e).await.unwrap();
+        let last = core.db.changes_after(t.id, before, 10).await.unwrap();
+        assert_eq!(last.len(), 1);
+        let dev = |t| crate::domain::devices::DeviceUser {
+            userid: "s1".into(),
+            user_type: t,
+        };
+        assert_eq!(last[0].1.delete_user, vec![dev(2)]);
+        assert_eq!(last[0].1.create_user, vec![dev(0)]);
     }
 
     #[tokio::test]

@@ -527,14 +527,26 @@ impl Db {
         Ok(row.map(|r| enrolment_from_row(&r)))
     }
 
-    /// Enrolments waiting for their device to be told.
-    pub async fn queued_enrolments(&self) -> anyhow::Result<Vec<Enrolment>> {
+    /// Enrolments waiting for these (online) devices to be told.
+    pub async fn queued_enrolments(&self, sns: &[String]) -> anyhow::Result<Vec<Enrolment>> {
         let rows = sqlx::query(
-            "SELECT * FROM enrolments WHERE status = 'queued' ORDER BY created_at LIMIT 1000",
+            "SELECT * FROM enrolments
+             WHERE status = 'queued' AND sn IN (SELECT value FROM json_each(?))
+             ORDER BY created_at",
         )
+        .bind(serde_json::to_string(sns)?)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(enrolment_from_row).collect())
+    }
+
+    pub async fn open_enrolments(&self, sn: &str) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM enrolments WHERE sn = ? AND status IN ('queued', 'sent')",
+        )
+        .bind(sn)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Moves an enrolment from `from` to `to`; `false` if it was not in `from`.

@@ -285,7 +285,7 @@ impl Db {
         .bind(&draft.name)
         .bind(draft.employee_no.as_deref())
         .bind(draft.extra.to_string())
-        .bind(draft.user_type.as_i64())
+        .bind(draft.user_type.unwrap_or_default().as_i64())
         .bind(now)
         .bind(now)
         .fetch_optional(&mut *tx)
@@ -304,18 +304,22 @@ impl Db {
             let change = crate::domain::devices::Change {
                 create_user: vec![crate::domain::devices::DeviceUser {
                     userid: draft.user_id.as_str().to_string(),
-                    user_type: draft.user_type.as_i64(),
+                    user_type: draft.user_type.unwrap_or_default().as_i64(),
                 }],
                 ..Default::default()
             };
-            devices::record_change_in(&mut tx, tenant_id, &change, now)
-                .await
-                .map_err(|e| match e.downcast::<sqlx::Error>() {
-                    Ok(e) => e,
-                    Err(e) => sqlx::Error::Protocol(e.to_string()),
-                })?;
+            record_change(&mut tx, tenant_id, &change, now).await?;
             Upsert::Created
         } else {
+            let old_type: i64 = sqlx::query_scalar(
+                "SELECT user_type FROM people WHERE tenant_id = ? AND user_id = ?",
+            )
+            .bind(tenant_id)
+            .bind(draft.user_id.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            // No user_type given (a CSV without the column): keep it.
+            let new_type = draft.user_type.map_or(old_type, |t| t.as_i64());
             let changed = sqlx::query(
                 "UPDATE people SET name = ?, employee_no = ?, extra = ?, user_type = ?, updated_at = ?
                  WHERE tenant_id = ? AND user_id = ?
@@ -324,17 +328,31 @@ impl Db {
             .bind(&draft.name)
             .bind(draft.employee_no.as_deref())
             .bind(draft.extra.to_string())
-            .bind(draft.user_type.as_i64())
+            .bind(new_type)
             .bind(now)
             .bind(tenant_id)
             .bind(draft.user_id.as_str())
             .bind(&draft.name)
             .bind(draft.employee_no.as_deref())
             .bind(draft.extra.to_string())
-            .bind(draft.user_type.as_i64())
+            .bind(new_type)
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            if new_type != old_type {
+                // On the device protocol (userid, user_type) is the person:
+                // terminals drop the old identity and fetch the new one.
+                let who = |t| crate::domain::devices::DeviceUser {
+                    userid: draft.user_id.as_str().to_string(),
+                    user_type: t,
+                };
+                let change = crate::domain::devices::Change {
+                    create_user: vec![who(new_type)],
+                    delete_user: vec![who(old_type)],
+                    ..Default::default()
+                };
+                record_change(&mut tx, tenant_id, &change, now).await?;
+            }
             if changed > 0 {
                 Upsert::Updated
             } else {
@@ -731,6 +749,21 @@ pub(crate) fn person_from_row(r: &sqlx::sqlite::SqliteRow) -> Person {
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
     }
+}
+
+/// Records a change inside a person write, keeping that write's error type.
+async fn record_change(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tenant_id: i64,
+    change: &crate::domain::devices::Change,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    devices::record_change_in(tx, tenant_id, change, now)
+        .await
+        .map_err(|e| match e.downcast::<sqlx::Error>() {
+            Ok(e) => e,
+            Err(e) => sqlx::Error::Protocol(e.to_string()),
+        })
 }
 
 /// True for a UNIQUE constraint violation.

@@ -37,6 +37,9 @@ impl Enrolment {
     }
 }
 
+/// Open enrolments a device may have at once.
+pub const MAX_OPEN_PER_DEVICE: i64 = 32;
+
 /// The photo kinds a person's face can come from, in the order offered.
 const PHOTO_KINDS: [FileKind; 2] = [FileKind::AttendancePhoto, FileKind::AcsFace];
 
@@ -97,6 +100,11 @@ impl Core {
                 )));
             }
         };
+        if self.db.open_enrolments(sn).await? >= MAX_OPEN_PER_DEVICE {
+            return Err(Error::param(format!(
+                "device {sn} already has {MAX_OPEN_PER_DEVICE} open enrolments"
+            )));
+        }
         let e = Enrolment {
             oper_id: hex::encode(crate::domain::ids::random_bytes::<16>()),
             tenant_id,
@@ -132,29 +140,41 @@ impl Core {
     /// closed with `push_exit_page`.
     pub async fn cancel_enrolment(&self, tenant_id: i64, oper_id: &str) -> Result<Enrolment> {
         let e = self.enrolment(tenant_id, oper_id).await?;
-        if !self
+        // Two atomic moves instead of read-then-write: a dispatch between
+        // them cannot make the cancel miss the page it must close.
+        let now = self.now();
+        let was_sent = self
             .db
-            .move_enrolment(oper_id, &["queued", "sent"], "cancelled", None, self.now())
-            .await?
+            .move_enrolment(oper_id, &["sent"], "cancelled", None, now)
+            .await?;
+        if !was_sent
+            && !self
+                .db
+                .move_enrolment(oper_id, &["queued"], "cancelled", None, now)
+                .await?
         {
             return Err(Error::param(format!(
                 "enrolment {oper_id} is already {}",
                 e.status
             )));
         }
-        if e.status == "sent"
+        if was_sent
             && e.kind != "photo"
             && let Some(p) = self.db.person(e.person_id).await?
         {
             self.hub
-                .push_raw(&e.sn, push_frame("push_exit_page", page_body(&e, &p)));
+                .push_logged_in(&e.sn, push_frame("push_exit_page", page_body(&e, &p)));
         }
         self.enrolment(tenant_id, oper_id).await
     }
 
     /// Sends queued enrolments to their devices that are online.
     pub(crate) async fn dispatch_enrolments(&self) -> Result<()> {
-        for e in self.db.queued_enrolments().await? {
+        let online = self.hub.online_sns();
+        if online.is_empty() {
+            return Ok(());
+        }
+        for e in self.db.queued_enrolments(&online).await? {
             if !self.hub.is_online(&e.sn) {
                 continue;
             }
@@ -191,7 +211,7 @@ impl Core {
                 .db
                 .move_enrolment(&e.oper_id, &["queued"], "sent", None, self.now())
                 .await?
-                && !self.hub.push_raw(&e.sn, frame)
+                && !self.hub.push_logged_in(&e.sn, frame)
             {
                 self.db
                     .move_enrolment(&e.oper_id, &["sent"], "queued", None, self.now())
@@ -210,7 +230,7 @@ impl Core {
         oper_id: &str,
         errcode: i64,
         errmsg: &str,
-        uploaded: &[DeviceUser],
+        uploaded: &[(DeviceUser, bool, bool)],
         outcome: &UploadOutcome,
     ) -> Result<()> {
         let Some(e) = self
@@ -233,7 +253,10 @@ impl Core {
             ("failed", errcode, errmsg.to_string())
         } else if let Some((_, why)) = outcome.reasons.iter().find(|(u, _)| *u == who) {
             ("failed", 40058, why.clone())
-        } else if uploaded.contains(&who) {
+        } else if uploaded
+            .iter()
+            .any(|(u, faces, prints)| *u == who && if e.kind == "fp" { *prints } else { *faces })
+        {
             (
                 "succeeded",
                 0,

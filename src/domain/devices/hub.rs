@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::{Change, Session};
 use crate::domain::Core;
@@ -40,11 +40,41 @@ pub enum Outgoing {
 /// its pushes again from a later pass.
 pub const QUEUE: usize = 256;
 
+/// How the hub reaches one connection: its queue, and a close signal that
+/// does not wait behind queued frames.
+#[derive(Clone)]
+pub struct Link {
+    pub id: u64,
+    pub tx: mpsc::Sender<Outgoing>,
+    kill: Arc<watch::Sender<Option<(u16, &'static str)>>>,
+}
+
+/// The receiving end of a connection's close signal: `(code, reason)`.
+pub type KillSignal = watch::Receiver<Option<(u16, &'static str)>>;
+
+impl Link {
+    pub fn new(id: u64, tx: mpsc::Sender<Outgoing>) -> (Link, KillSignal) {
+        let (kill, signal) = watch::channel(None);
+        (
+            Link {
+                id,
+                tx,
+                kill: Arc::new(kill),
+            },
+            signal,
+        )
+    }
+
+    /// Tells the connection to close; it stops serving requests at once.
+    pub fn close(&self, code: u16, reason: &'static str) {
+        self.kill.send_replace(Some((code, reason)));
+    }
+}
+
 struct Conn {
-    id: u64,
+    link: Link,
     /// Set once the device has logged in.
     tenant_id: Option<i64>,
-    tx: mpsc::Sender<Outgoing>,
     pushed: i64,
     /// `push_bind_corp` was sent (bound while waiting in `active`).
     told_bound: bool,
@@ -88,39 +118,34 @@ impl Hub {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Makes connection `id` the device's connection (after `register` or
-    /// `active`, before login). A different earlier connection of the same
-    /// device is closed: the newest one wins.
-    pub fn attach(&self, sn: &str, id: u64, tx: &mpsc::Sender<Outgoing>) {
+    /// Makes `link` the device's connection (after `register` or `active`,
+    /// before login). A different earlier connection of the same device is
+    /// closed: the newest one wins.
+    pub fn attach(&self, sn: &str, link: &Link) {
         let mut conns = self.lock();
-        if let Some(old) = conns.get(sn)
-            && old.id == id
-        {
+        if conns.get(sn).is_some_and(|c| c.link.id == link.id) {
             return;
         }
         let old = conns.insert(
             sn.to_string(),
             Conn {
-                id,
+                link: link.clone(),
                 tenant_id: None,
-                tx: tx.clone(),
                 pushed: 0,
                 told_bound: false,
             },
         );
         drop(conns);
         if let Some(old) = old {
-            let _ = old
-                .tx
-                .try_send(Outgoing::Close(4000, "replaced by a newer connection"));
+            old.link.close(4000, "replaced by a newer connection");
         }
     }
 
     /// Marks the connection logged in; pushes start from `seen_version`.
-    pub fn login(&self, session: &Session, id: u64, tx: &mpsc::Sender<Outgoing>, seen: i64) {
-        self.attach(&session.sn, id, tx);
+    pub fn login(&self, session: &Session, link: &Link, seen: i64) {
+        self.attach(&session.sn, link);
         if let Some(c) = self.lock().get_mut(&session.sn)
-            && c.id == id
+            && c.link.id == link.id
         {
             c.tenant_id = Some(session.tenant_id);
             c.pushed = seen;
@@ -128,12 +153,19 @@ impl Hub {
         self.wake();
     }
 
+    /// Whether connection `id` is still the device's logged-in connection.
+    pub fn is_current(&self, sn: &str, id: u64) -> bool {
+        self.lock()
+            .get(sn)
+            .is_some_and(|c| c.link.id == id && c.tenant_id.is_some())
+    }
+
     /// Forgets connection `id` of `sn`; returns the version it was sent up
     /// to, if it was the device's current, logged-in connection.
     pub fn detach(&self, sn: &str, id: u64) -> Option<i64> {
         let mut conns = self.lock();
         match conns.get(sn) {
-            Some(c) if c.id == id => {
+            Some(c) if c.link.id == id => {
                 let c = conns.remove(sn).expect("present");
                 c.tenant_id.map(|_| c.pushed)
             }
@@ -145,23 +177,38 @@ impl Hub {
     pub fn push_raw(&self, sn: &str, frame: Arc<str>) -> bool {
         self.lock()
             .get(sn)
-            .is_some_and(|c| c.tx.try_send(Outgoing::Text(frame)).is_ok())
+            .is_some_and(|c| c.link.tx.try_send(Outgoing::Text(frame)).is_ok())
+    }
+
+    /// Sends a frame to the device if it is logged in.
+    pub fn push_logged_in(&self, sn: &str, frame: Arc<str>) -> bool {
+        self.lock().get(sn).is_some_and(|c| {
+            c.tenant_id.is_some() && c.link.tx.try_send(Outgoing::Text(frame)).is_ok()
+        })
     }
 
     /// Tells the device it was unbound, then closes its connection.
     pub fn unbind(&self, sn: &str) {
         if let Some(c) = self.lock().remove(sn) {
-            let _ =
-                c.tx.try_send(Outgoing::Text(push_frame("push_unbind_corp", json!({}))));
-            let _ = c.tx.try_send(Outgoing::Close(4001, "unbound"));
+            let _ = c
+                .link
+                .tx
+                .try_send(Outgoing::Text(push_frame("push_unbind_corp", json!({}))));
+            c.link.close(4001, "unbound");
         }
     }
 
-    /// Closes every connection (the server is stopping).
-    pub fn close_all(&self) {
-        for (_, c) in self.lock().drain() {
-            let _ = c.tx.try_send(Outgoing::Close(1012, "server restarting"));
+    /// Closes every connection (the server is stopping); returns the sync
+    /// positions of the logged-in ones, to be saved.
+    pub fn close_all(&self) -> Vec<(String, i64)> {
+        let mut positions = Vec::new();
+        for (sn, c) in self.lock().drain() {
+            if c.tenant_id.is_some() {
+                positions.push((sn, c.pushed));
+            }
+            c.link.close(1012, "server restarting");
         }
+        positions
     }
 
     pub fn wake(&self) {
@@ -170,6 +217,15 @@ impl Hub {
 
     pub fn is_online(&self, sn: &str) -> bool {
         self.lock().get(sn).is_some_and(|c| c.tenant_id.is_some())
+    }
+
+    /// Serial numbers of the logged-in devices.
+    pub fn online_sns(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, c)| c.tenant_id.is_some())
+            .map(|(sn, _)| sn.clone())
+            .collect()
     }
 
     /// Logged-in devices.
@@ -194,39 +250,48 @@ impl Hub {
         if let Some(c) = self.lock().get_mut(sn)
             && !c.told_bound
         {
-            c.told_bound =
-                c.tx.try_send(Outgoing::Text(push_frame("push_bind_corp", json!({}))))
-                    .is_ok();
+            c.told_bound = c
+                .link
+                .tx
+                .try_send(Outgoing::Text(push_frame("push_bind_corp", json!({}))))
+                .is_ok();
         }
     }
 
-    /// Logged-in devices by tenant: (sn, pushed version).
-    fn by_tenant(&self) -> HashMap<i64, Vec<(String, i64)>> {
-        let mut out: HashMap<i64, Vec<(String, i64)>> = HashMap::new();
+    /// Logged-in devices by tenant: (sn, connection id, pushed version).
+    fn by_tenant(&self) -> HashMap<i64, Vec<(String, u64, i64)>> {
+        let mut out: HashMap<i64, Vec<(String, u64, i64)>> = HashMap::new();
         for (sn, c) in self.lock().iter() {
             if let Some(t) = c.tenant_id {
-                out.entry(t).or_default().push((sn.clone(), c.pushed));
+                out.entry(t)
+                    .or_default()
+                    .push((sn.clone(), c.link.id, c.pushed));
             }
         }
         out
     }
 
-    /// Sends `frames` to a logged-in device of `tenant_id` and records
-    /// `version` as sent; `false` (nothing recorded) if the queue is full.
-    fn deliver(&self, sn: &str, tenant_id: i64, frames: &[Arc<str>], version: i64) -> bool {
+    /// Sends `frames` to connection `id` of `sn` if it is still the one
+    /// the pass looked at, and moves its position from `from` to
+    /// `version`; `false` (nothing recorded) if anything changed meanwhile
+    /// or the queue is full — a later pass tries again.
+    fn deliver(&self, sn: &str, id: u64, from: i64, frames: &[Arc<str>], version: i64) -> bool {
         let mut conns = self.lock();
-        let Some(c) = conns.get_mut(sn).filter(|c| c.tenant_id == Some(tenant_id)) else {
+        let Some(c) = conns
+            .get_mut(sn)
+            .filter(|c| c.link.id == id && c.pushed == from && c.tenant_id.is_some())
+        else {
             return false;
         };
-        if c.tx.capacity() < frames.len() {
+        if c.link.tx.capacity() < frames.len() {
             return false;
         }
         for f in frames {
-            if c.tx.try_send(Outgoing::Text(f.clone())).is_err() {
+            if c.link.tx.try_send(Outgoing::Text(f.clone())).is_err() {
                 return false;
             }
         }
-        c.pushed = c.pushed.max(version);
+        c.pushed = version;
         true
     }
 }
@@ -251,46 +316,64 @@ impl Core {
     /// One pass: versions the devices lack, queued enrolments, timeouts.
     pub async fn sync_pass(&self) -> Result<()> {
         let now = self.now();
+        let mut first_error = None;
         // Binds and unbinds made elsewhere (the CLI, another node).
         for sn in self.hub.waiting() {
             if self.db.device(&sn).await?.is_some_and(|d| d.bound) {
                 self.hub.tell_bound(&sn);
             }
         }
+        // One tenant's failure does not hold up the others.
         for (tenant_id, devices) in self.hub.by_tenant() {
-            let unbound = self.db.unbound_devices(tenant_id).await?;
-            for (sn, _) in devices.iter().filter(|d| unbound.contains(&d.0)) {
-                self.hub.unbind(sn);
-            }
-            let version = self.db.perm_version(tenant_id).await?;
-            let behind: Vec<_> = devices.into_iter().filter(|d| d.1 < version).collect();
-            let Some(oldest) = behind.iter().map(|d| d.1).min() else {
-                continue;
-            };
-            let from = oldest.max(version - MAX_REPLAY);
-            let frames: Vec<(i64, Arc<str>)> = self
-                .db
-                .changes_after(tenant_id, from, MAX_REPLAY)
-                .await?
-                .iter()
-                .map(|(v, c)| (*v, change_frame(*v, c, now)))
-                .collect();
-            for (sn, pushed) in behind {
-                let due: Vec<Arc<str>> = if version - pushed > MAX_REPLAY {
-                    frames.last().map(|f| f.1.clone()).into_iter().collect()
-                } else {
-                    frames
-                        .iter()
-                        .filter(|f| f.0 > pushed)
-                        .map(|f| f.1.clone())
-                        .collect()
-                };
-                self.hub.deliver(&sn, tenant_id, &due, version);
+            if let Err(e) = self.sync_tenant(tenant_id, devices, now).await {
+                first_error.get_or_insert(e);
             }
         }
-        self.dispatch_enrolments().await?;
+        if let Err(e) = self.dispatch_enrolments().await {
+            first_error.get_or_insert(e);
+        }
         let timeout = i64::try_from(self.config.device.enrol_timeout_secs).unwrap_or(i64::MAX);
         self.db.expire_enrolments(now - timeout, now).await?;
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn sync_tenant(
+        &self,
+        tenant_id: i64,
+        devices: Vec<(String, u64, i64)>,
+        now: i64,
+    ) -> Result<()> {
+        let unbound = self.db.unbound_devices(tenant_id).await?;
+        for (sn, ..) in devices.iter().filter(|d| unbound.contains(&d.0)) {
+            self.hub.unbind(sn);
+        }
+        let version = self.db.perm_version(tenant_id).await?;
+        let behind: Vec<_> = devices.into_iter().filter(|d| d.2 < version).collect();
+        let Some(oldest) = behind.iter().map(|d| d.2).min() else {
+            return Ok(());
+        };
+        let from = oldest.max(version - MAX_REPLAY);
+        // Versions recorded after `version` was read wait for the next pass.
+        let frames: Vec<(i64, Arc<str>)> = self
+            .db
+            .changes_after(tenant_id, from, MAX_REPLAY)
+            .await?
+            .iter()
+            .filter(|(v, _)| *v <= version)
+            .map(|(v, c)| (*v, change_frame(*v, c, now)))
+            .collect();
+        for (sn, id, pushed) in behind {
+            let due: Vec<Arc<str>> = if version - pushed > MAX_REPLAY {
+                frames.last().map(|f| f.1.clone()).into_iter().collect()
+            } else {
+                frames
+                    .iter()
+                    .filter(|f| f.0 > pushed)
+                    .map(|f| f.1.clone())
+                    .collect()
+            };
+            self.hub.deliver(&sn, id, pushed, &due, version);
+        }
         Ok(())
     }
 }

@@ -148,6 +148,19 @@ pub struct Subscription {
     pub fp_algorithms: Vec<String>,
 }
 
+/// At most `max` bytes of `s` (on a character boundary), for echoing what a
+/// client sent without echoing megabytes.
+pub fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// The WeCom signature: SHA-1 (hex) of the values sorted as strings and
 /// concatenated.
 pub fn signature(values: &[&str]) -> String {
@@ -169,7 +182,8 @@ pub fn algorithm_name(name: Option<&str>) -> Result<String, String> {
     match name.map(str::trim) {
         None | Some("") | Some("default") => Ok("default".into()),
         Some(n) if n.len() > 64 => Err(format!(
-            "algorithm name {n:?} must be 1 to 64 printable bytes"
+            "algorithm name {:?}… is longer than 64 bytes",
+            clip(n, 64)
         )),
         Some(n) => Ok(n.to_string()),
     }

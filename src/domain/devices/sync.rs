@@ -69,8 +69,9 @@ pub fn flag(body: &Value, name: &str, default: bool) -> Result<bool> {
 /// `(userid, user_type)` of a user item, as well as it can be read; used
 /// to name the user in `fail_list` even when the item is malformed.
 fn name_of(item: &Value) -> DeviceUser {
+    // Echoed in fail_list: at most the 128 bytes a userid may have.
     let userid = match item.get("userid") {
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => super::clip(s, 128).to_string(),
         Some(Value::Number(n)) => n.to_string(),
         _ => String::new(),
     };
@@ -125,17 +126,20 @@ fn slots(list: &Value, modality: Modality, field: &str) -> Result<Vec<SlotWrite>
     };
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let id = item
-            .get("id")
-            .and_then(int_field)
-            .filter(|id| (0..modality.slots()).contains(id))
-            .ok_or_else(|| format!("{field} id must be 0 to {}", modality.slots() - 1))?;
+    for (position, item) in items.iter().enumerate() {
+        // `id` is optional on the page: an item without one is its position.
+        let id = match item.get("id") {
+            None | Some(Value::Null) => Some(position as i64),
+            Some(v) => int_field(v),
+        }
+        .filter(|id| (0..modality.slots()).contains(id))
+        .ok_or_else(|| format!("{field} id must be 0 to {}", modality.slots() - 1))?;
         if !seen.insert(id) {
             return Err(format!("{field} names slot {id} twice"));
         }
         let data = match item.get("data") {
-            None | Some(Value::Null) => None,
+            // Only `data:""` deletes; an item without data changes nothing.
+            None | Some(Value::Null) => continue,
             Some(Value::String(s)) if s.is_empty() => None,
             Some(Value::String(s)) => {
                 // Longer text cannot decode within the bound; refuse before decoding.
@@ -170,9 +174,24 @@ fn slots(list: &Value, modality: Modality, field: &str) -> Result<Vec<SlotWrite>
 /// (modality, algorithm, slot, data or None).
 type Plain = Vec<(Modality, String, i64, Option<Vec<u8>>)>;
 
-fn writes_of(item: &Value) -> Result<Plain, String> {
+/// The algorithms a device subscribed with: (face, fingerprint).
+type Subscribed = (Vec<String>, Vec<String>);
+
+fn writes_of(item: &Value, subscribed: &Subscribed) -> Result<Plain, String> {
     let mut out = Plain::new();
-    let algorithm = |field: &str| algorithm_name(item.get(field).and_then(Value::as_str));
+    // A device stores templates only of algorithms it subscribed with, so
+    // it can neither mislabel its features nor touch other algorithms'.
+    let algorithm = |field: &str, listed: &[String]| {
+        let name = algorithm_name(item.get(field).and_then(Value::as_str))?;
+        if listed.contains(&name) {
+            Ok(name)
+        } else {
+            Err(format!(
+                "{field} {name:?} is not among the algorithms this device subscribed with ({})",
+                listed.join(", ")
+            ))
+        }
+    };
     let has = |field: &str| item.get(field).is_some_and(|v| !v.is_null());
     if has("fa_algorithm") && !item["fa_algorithm"].is_string() {
         return Err("fa_algorithm must be a string".into());
@@ -184,6 +203,9 @@ fn writes_of(item: &Value) -> Result<Plain, String> {
     let faces = if has("fa_list") {
         Some(slots(&item["fa_list"], Modality::Face, "fa_list")?)
     } else if has("fa") {
+        if item.get("user_type").and_then(int_field).unwrap_or(0) != 0 {
+            return Err("fa is for employees only; visitors and students use fa_list".into());
+        }
         Some(slots(
             &json!([{"id": 0, "data": item["fa"]}]),
             Modality::Face,
@@ -193,7 +215,7 @@ fn writes_of(item: &Value) -> Result<Plain, String> {
         None
     };
     if let Some(faces) = faces {
-        let alg = algorithm("fa_algorithm")?;
+        let alg = algorithm("fa_algorithm", &subscribed.0)?;
         out.extend(
             faces
                 .into_iter()
@@ -201,7 +223,7 @@ fn writes_of(item: &Value) -> Result<Plain, String> {
         );
     }
     if has("fp") {
-        let alg = algorithm("fp_algorithm")?;
+        let alg = algorithm("fp_algorithm", &subscribed.1)?;
         let prints = slots(&item["fp"], Modality::Fingerprint, "fp")?;
         out.extend(
             prints
@@ -241,13 +263,14 @@ impl Core {
                 userinfo.len()
             )));
         }
+        let subscribed: Subscribed = (session.fa_algorithms.clone(), session.fp_algorithms.clone());
         let parsed: Vec<Result<(DeviceUser, Plain), (DeviceUser, String)>> =
             tokio::task::spawn_blocking(move || {
                 userinfo
                     .iter()
                     .map(|item| {
                         user_of(item)
-                            .and_then(|u| writes_of(item).map(|w| (u, w)))
+                            .and_then(|u| writes_of(item, &subscribed).map(|w| (u, w)))
                             .map_err(|why| (name_of(item), why))
                     })
                     .collect()
@@ -282,7 +305,7 @@ impl Core {
             }
         }
         let keys = self.keys.clone();
-        let digest_key = self.id_secret.clone();
+        let digest_key = *self.keys.current().digest_key();
         let people: Vec<PersonTemplates> = tokio::task::spawn_blocking(move || {
             let mut people: Vec<PersonTemplates> = Vec::new();
             let mut index: HashMap<DeviceUser, usize> = HashMap::new();
@@ -338,19 +361,8 @@ impl Core {
         prints: bool,
     ) -> Result<Vec<Value>> {
         let ids: Vec<i64> = people.iter().map(|p| p.id).collect();
-        let mut items: Vec<Map<String, Value>> = people
-            .iter()
-            .map(|p| {
-                let mut m = Map::new();
-                m.insert("userid".into(), json!(p.user_id));
-                m.insert("user_type".into(), json!(p.user_type.as_i64()));
-                m.insert("name".into(), json!(p.name));
-                m.insert("fa_ver".into(), json!(p.fa_ver));
-                m.insert("fp_ver".into(), json!(p.fp_ver));
-                m
-            })
-            .collect();
-        for (wanted, modality, list_field, alg_field, prefs) in [
+        let mut wanted = Vec::new();
+        for (want, modality, list_field, alg_field, prefs) in [
             (
                 faces,
                 Modality::Face,
@@ -366,32 +378,63 @@ impl Core {
                 &session.fp_algorithms,
             ),
         ] {
-            if !wanted {
-                continue;
-            }
-            let stored = self.db.templates_of(&ids, modality).await?;
-            let mut by_person: HashMap<i64, Vec<&StoredTemplate>> = HashMap::new();
-            for t in &stored {
-                by_person.entry(t.person_id).or_default().push(t);
-            }
-            for (p, item) in people.iter().zip(items.iter_mut()) {
-                let mine = by_person.get(&p.id).map(Vec::as_slice).unwrap_or_default();
-                let chosen = prefs
-                    .iter()
-                    .find(|a| mine.iter().any(|t| &t.algorithm == *a));
-                let mut list = Vec::new();
-                if let Some(alg) = chosen {
-                    for t in mine.iter().filter(|t| &t.algorithm == alg) {
-                        let aad = Self::template_aad(p.id, modality, alg, t.slot);
-                        let data = self.keys.open_small(&aad, &t.sealed)?;
-                        list.push(json!({"id": t.slot, "data": STANDARD.encode(data)}));
-                    }
-                    item.insert(alg_field.into(), json!(alg));
-                }
-                item.insert(list_field.into(), Value::Array(list));
+            if want {
+                let stored = self.db.templates_of(&ids, modality).await?;
+                wanted.push((modality, list_field, alg_field, prefs.clone(), stored));
             }
         }
-        Ok(items.into_iter().map(Value::Object).collect())
+        // Opening and encoding thousands of templates is CPU work: off the
+        // async threads.
+        let keys = self.keys.clone();
+        let people = people.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let mut items: Vec<Map<String, Value>> = people
+                .iter()
+                .map(|p| {
+                    let mut m = Map::new();
+                    m.insert("userid".into(), json!(p.user_id));
+                    m.insert("user_type".into(), json!(p.user_type.as_i64()));
+                    m.insert("name".into(), json!(p.name));
+                    m.insert("fa_ver".into(), json!(p.fa_ver));
+                    m.insert("fp_ver".into(), json!(p.fp_ver));
+                    m
+                })
+                .collect();
+            for (modality, list_field, alg_field, prefs, stored) in &wanted {
+                let mut by_person: HashMap<i64, Vec<&StoredTemplate>> = HashMap::new();
+                for t in stored {
+                    by_person.entry(t.person_id).or_default().push(t);
+                }
+                for (p, item) in people.iter().zip(items.iter_mut()) {
+                    let mine = by_person.get(&p.id).map(Vec::as_slice).unwrap_or_default();
+                    let chosen = prefs
+                        .iter()
+                        .find(|a| mine.iter().any(|t| &t.algorithm == *a));
+                    let mut list = Vec::new();
+                    if let Some(alg) = chosen {
+                        for t in mine.iter().filter(|t| &t.algorithm == alg) {
+                            let aad = Self::template_aad(p.id, *modality, alg, t.slot);
+                            match keys.open_small(&aad, &t.sealed) {
+                                Ok(data) => {
+                                    list.push(json!({"id": t.slot, "data": STANDARD.encode(data)}))
+                                }
+                                // One damaged row must not fail every page
+                                // that holds its person.
+                                Err(e) => tracing::error!(
+                                    person_id = p.id, slot = t.slot, error = %e,
+                                    "a stored template cannot be opened; left out"
+                                ),
+                            }
+                        }
+                        item.insert((*alg_field).into(), json!(alg));
+                    }
+                    item.insert((*list_field).into(), Value::Array(list));
+                }
+            }
+            items.into_iter().map(Value::Object).collect()
+        })
+        .await
+        .map_err(|e| Error::internal(format!("userinfo builder: {e}")))
     }
 
     /// The people named by `(userid, user_type)`, in request order; unknown
@@ -506,10 +549,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok, vec![(0, Some(vec![0, 1, 2])), (11, None)]);
+        // No id: the item's position. No data: no change.
+        let ok = slots(
+            &json!([{"data": "AAEC"}, {"id": 5}, {"data": "AQID"}]),
+            Modality::Face,
+            "fa_list",
+        )
+        .unwrap();
+        assert_eq!(ok, vec![(0, Some(vec![0, 1, 2])), (2, Some(vec![1, 2, 3]))]);
         for bad in [
             json!([{"id": 12, "data": "AAEC"}]),
             json!([{"id": -1, "data": "AAEC"}]),
-            json!([{"data": "AAEC"}]),
+            json!([{"id": 1.5, "data": "AAEC"}]),
             json!([{"id": 1, "data": "!!!"}]),
             json!([{"id": 1, "data": 5}]),
             json!([{"id": 1, "data": "AA"}, {"id": 1, "data": "AA"}]),
@@ -543,6 +594,8 @@ mod tests {
 
     #[test]
     fn legacy_fa_is_ignored_when_fa_list_is_present() {
+        let subs: Subscribed = (vec!["default".into()], vec!["zk10".into()]);
+        let writes_of = |v: &Value| super::writes_of(v, &subs);
         let w = writes_of(&json!({"fa": "AAAA", "fa_list": [{"id": 3, "data": "AQID"}]})).unwrap();
         assert_eq!(
             w,
@@ -569,5 +622,13 @@ mod tests {
             vec![(Modality::Fingerprint, "zk10".to_string(), 2, None)]
         );
         assert!(writes_of(&json!({"fa_algorithm": 3, "fa": "AQID"})).is_err());
+        // Only the algorithms the device subscribed with.
+        assert!(writes_of(&json!({"fa": "AQID", "fa_algorithm": "other"})).is_err());
+        assert!(writes_of(&json!({"fp": [{"id": 1, "data": "AQID"}]})).is_err());
+        // fa is for employees only.
+        assert!(writes_of(&json!({"fa": "AQID", "user_type": 1})).is_err());
+        assert!(
+            writes_of(&json!({"fa_list": [{"id": 0, "data": "AQID"}], "user_type": 1})).is_ok()
+        );
     }
 }
