@@ -47,6 +47,45 @@ async fn online_at(core: &Core, url: &str, t: &Tenant, sn: &str, fa: &[&str]) ->
     d
 }
 
+/// GET with a bearer token, as JSON.
+async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
+    let resp = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    resp.json().await.unwrap()
+}
+
+/// `users` people `p000…` with `slots` face templates of `bytes` each,
+/// algorithm X, uploaded through `d`.
+async fn fill_templates(app: &TestApp, d: &Device, users: usize, slots: usize, bytes: usize) {
+    for i in 0..users {
+        person(
+            &app.core,
+            &app.tenant,
+            &format!("p{i:03}"),
+            UserType::Employee,
+        )
+        .await;
+    }
+    let items: Vec<Value> = (0..users)
+        .map(|i| {
+            let list: Vec<Value> = (0..slots)
+                .map(|s| json!({"id": s, "data": STANDARD.encode(vec![(i * slots + s) as u8; bytes])}))
+                .collect();
+            json!({"userid": format!("p{i:03}"), "fa_list": list, "fa_algorithm": "X"})
+        })
+        .collect();
+    let b = d
+        .call("upload_userinfo", json!({"userinfo": items}))
+        .await
+        .unwrap();
+    assert_eq!(b["fail_list"], json!([]));
+}
+
 fn err_of(frame: &Value) -> i64 {
     frame["errcode"].as_i64().unwrap()
 }
@@ -713,18 +752,12 @@ async fn photo_uploaded_through_feishu_becomes_templates_on_every_terminal() {
             "userinfo": [{"userid": "abd754f7", "fa_list": [{"id": 0, "data": b64("features")}], "fa_algorithm": "X"}]}))
         .await
         .unwrap();
-    let v: Value = app
-        .client
-        .get(app.url(&format!(
-            "/open-apis/facehub/v1/device_enrolments/{oper_id}"
-        )))
-        .bearer_auth(&admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(
+        &app,
+        &format!("/open-apis/facehub/v1/device_enrolments/{oper_id}"),
+        &admin_token,
+    )
+    .await;
     assert_eq!(v["data"]["enrolment"]["status"], "succeeded", "{v}");
     // Finished: the photo is no longer downloadable.
     assert_eq!(
@@ -911,16 +944,12 @@ async fn checkins_are_stored_and_listed_per_day() {
         ),
         40058
     );
-    let v: Value = app
-        .client
-        .get(app.url("/open-apis/facehub/v1/checkins?user_id=u1&day=2025-11-23"))
-        .bearer_auth(&admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(
+        &app,
+        "/open-apis/facehub/v1/checkins?user_id=u1&day=2025-11-23",
+        &admin_token,
+    )
+    .await;
     assert_eq!(
         v["data"]["items"],
         json!([
@@ -929,45 +958,20 @@ async fn checkins_are_stored_and_listed_per_day() {
         ]),
         "{v}"
     );
-    let v: Value = app
-        .client
-        .get(app.url("/open-apis/facehub/v1/checkins?user_id=u1&day=23-11-2025"))
-        .bearer_auth(&admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(
+        &app,
+        "/open-apis/facehub/v1/checkins?user_id=u1&day=23-11-2025",
+        &admin_token,
+    )
+    .await;
     assert_eq!(v["code"], 1220001);
 }
 
 #[tokio::test]
 async fn large_pages_arrive() {
     let app = spawn_app().await;
-    for i in 0..200 {
-        person(
-            &app.core,
-            &app.tenant,
-            &format!("p{i:03}"),
-            UserType::Employee,
-        )
-        .await;
-    }
     let d = online(&app, "BIG-1", &["X"]).await;
-    let users: Vec<Value> = (0..200)
-        .map(|i| {
-            let list: Vec<Value> = (0..12)
-                .map(|s| json!({"id": s, "data": STANDARD.encode(vec![(i + s) as u8; 2048])}))
-                .collect();
-            json!({"userid": format!("p{i:03}"), "fa_list": list, "fa_algorithm": "X"})
-        })
-        .collect();
-    let b = d
-        .call("upload_userinfo", json!({"userinfo": users}))
-        .await
-        .unwrap();
-    assert_eq!(b["fail_list"], json!([]));
+    fill_templates(&app, &d, 200, 12, 2048).await;
     let page = d
         .call("get_userinfo_by_page", json!({"offset": 0, "limit": 200}))
         .await
@@ -1060,27 +1064,8 @@ async fn a_device_that_stops_reading_is_cut_off() {
         c.device.min_send_rate_kib = 1 << 20;
     })
     .await;
-    for i in 0..200 {
-        person(
-            &app.core,
-            &app.tenant,
-            &format!("p{i:03}"),
-            UserType::Employee,
-        )
-        .await;
-    }
     let d = online(&app, "READER", &["X"]).await;
-    let users: Vec<Value> = (0..200)
-        .map(|i| {
-            let list: Vec<Value> = (0..12)
-                .map(|s| json!({"id": s, "data": STANDARD.encode(vec![(i * 12 + s) as u8; 4096])}))
-                .collect();
-            json!({"userid": format!("p{i:03}"), "fa_list": list, "fa_algorithm": "X"})
-        })
-        .collect();
-    d.call("upload_userinfo", json!({"userinfo": users}))
-        .await
-        .unwrap();
+    fill_templates(&app, &d, 200, 12, 4096).await;
     drop(d);
     // A raw client that asks for 13 MB pages and never reads a byte.
     app.core

@@ -396,15 +396,7 @@ impl Conn {
                 let s = self.session()?;
                 let users = user_items(body, "user_item", "userids")?;
                 let (people, _) = core.people_by_device_ids(s.tenant_id, &users).await?;
-                let info = core
-                    .userinfo(
-                        s,
-                        &people,
-                        flag(body, "is_req_fa_info", true)?,
-                        flag(body, "is_req_fp_info", true)?,
-                    )
-                    .await?;
-                Ok(json!({"userinfo": info}))
+                Ok(json!({"userinfo": userinfo(&core, s, &people, body).await?}))
             }
             "get_userinfo_by_page" => {
                 let s = self.session()?;
@@ -412,14 +404,7 @@ impl Conn {
                 let limit = opt_int(body, "limit")?.unwrap_or(DEFAULT_PAGE);
                 let (people, is_last, version) =
                     core.people_page(s.tenant_id, offset, limit).await?;
-                let info = core
-                    .userinfo(
-                        s,
-                        &people,
-                        flag(body, "is_req_fa_info", true)?,
-                        flag(body, "is_req_fp_info", true)?,
-                    )
-                    .await?;
+                let info = userinfo(&core, s, &people, body).await?;
                 Ok(json!({"is_last": is_last, "perm_version": version, "userinfo": info}))
             }
             "check_userid" => {
@@ -541,6 +526,19 @@ pub fn photo_frame(req_id: &str, photo: &[u8]) -> bytes::Bytes {
     out.extend_from_slice(&(photo.len() as i32).to_le_bytes());
     out.extend_from_slice(photo);
     out.into()
+}
+
+/// `userinfo[]` for a pull, with the request's `is_req_fa_info` /
+/// `is_req_fp_info` (both default 1).
+async fn userinfo(
+    core: &Core,
+    s: &Session,
+    people: &[crate::domain::Person],
+    body: &Value,
+) -> Result<Vec<Value>> {
+    let faces = flag(body, "is_req_fa_info", true)?;
+    let prints = flag(body, "is_req_fp_info", true)?;
+    core.userinfo(s, people, faces, prints).await
 }
 
 fn str_field<'a>(body: &'a Value, name: &str) -> Result<&'a str> {
