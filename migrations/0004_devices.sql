@@ -26,6 +26,8 @@ CREATE TABLE devices (
     tenant_id        INTEGER NOT NULL REFERENCES tenants(id),
     secret_no        BLOB NOT NULL,      -- sealed: the factory secret that signs `register`
     active_code_hash TEXT UNIQUE,        -- SHA-256 of the code `register` issued
+    register_ts      INTEGER,            -- timestamp and nonce of the last `register`:
+    register_nonce   TEXT,               --   an older or repeated one is a replay
     secret           BLOB,               -- sealed: what `active` hands out once bound
     secret_hash      TEXT UNIQUE,        -- SHA-256 of it: `subscribe_corp` names no sn
     bound            INTEGER NOT NULL DEFAULT 0,

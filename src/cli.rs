@@ -71,6 +71,7 @@ pub enum DeviceCmd {
     Add {
         #[command(flatten)]
         tenant: TenantArg,
+        /// The device's serial number
         #[arg(long)]
         sn: String,
         /// The SecretNo burned into the device, which signs its `register`
@@ -84,6 +85,7 @@ pub enum DeviceCmd {
     Bind {
         #[command(flatten)]
         tenant: TenantArg,
+        /// The device's serial number
         #[arg(long)]
         sn: String,
     },
@@ -91,6 +93,7 @@ pub enum DeviceCmd {
     Unbind {
         #[command(flatten)]
         tenant: TenantArg,
+        /// The device's serial number
         #[arg(long)]
         sn: String,
     },
@@ -106,10 +109,14 @@ pub enum DeviceCmd {
     Enrol {
         #[command(flatten)]
         tenant: TenantArg,
+        /// The terminal to enrol on
         #[arg(long)]
         sn: String,
+        /// The person to enrol
         #[arg(long)]
         user_id: String,
+        /// fa: face capture on the device; fp: fingerprint capture; photo:
+        /// the person's stored face photos, turned into templates by the device
         #[arg(long, value_parser = ["fa", "fp", "photo"])]
         kind: String,
     },
@@ -117,6 +124,7 @@ pub enum DeviceCmd {
     Enrolment {
         #[command(flatten)]
         tenant: TenantArg,
+        /// The oper_id `enrol` printed
         oper_id: String,
         /// Cancel it if it is still open
         #[arg(long)]
@@ -130,6 +138,7 @@ pub enum CheckinCmd {
     List {
         #[command(flatten)]
         tenant: TenantArg,
+        /// The person whose records to list
         #[arg(long)]
         user_id: String,
         /// YYYY-MM-DD

@@ -292,7 +292,13 @@ impl Device {
     /// `register` with the factory SecretNo: the active code.
     pub async fn register(&self, secret_no: &str, timestamp: i64) -> anyhow::Result<String> {
         let ts = timestamp.to_string();
-        let nonce = (timestamp as u64).wrapping_mul(2654435761).to_string();
+        // Fresh per register, as firmware does (the server refuses replays).
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| {
+                d.as_nanos() as u64 ^ self.next.fetch_add(1, Ordering::Relaxed)
+            })
+            .to_string();
         let sig = signature(&[&self.sn, secret_no, &ts, &nonce, "register"]);
         let b = self
             .call(

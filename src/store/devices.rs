@@ -50,13 +50,31 @@ impl Db {
         Ok(rows.iter().map(device_from_row).collect())
     }
 
-    pub async fn set_active_code(&self, sn: &str, code_hash: &str) -> anyhow::Result<()> {
-        sqlx::query("UPDATE devices SET active_code_hash = ? WHERE sn = ?")
-            .bind(code_hash)
-            .bind(sn)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Records a `register` and its new active code, unless its
+    /// (timestamp, nonce) is older than or the same as the last one's — a
+    /// replay. `false` for a replay.
+    pub async fn record_register(
+        &self,
+        sn: &str,
+        ts: i64,
+        nonce: &str,
+        code_hash: &str,
+    ) -> anyhow::Result<bool> {
+        let r = sqlx::query(
+            "UPDATE devices SET active_code_hash = ?, register_ts = ?, register_nonce = ?
+             WHERE sn = ? AND (register_ts IS NULL OR register_ts < ?
+                               OR (register_ts = ? AND register_nonce IS NOT ?))",
+        )
+        .bind(code_hash)
+        .bind(ts)
+        .bind(nonce)
+        .bind(sn)
+        .bind(ts)
+        .bind(ts)
+        .bind(nonce)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     pub async fn device_by(

@@ -326,7 +326,15 @@ impl Core {
             return Err(refused("device_signature does not match"));
         }
         let code = hex::encode(super::ids::random_bytes::<16>());
-        self.db.set_active_code(sn, &sha256_hex(&code)).await?;
+        if !self
+            .db
+            .record_register(sn, ts, nonce, &sha256_hex(&code))
+            .await?
+        {
+            return Err(refused(
+                "register replayed: timestamp and nonce are not newer than the last register's",
+            ));
+        }
         Ok(code)
     }
 
@@ -504,6 +512,15 @@ mod tests {
                 .await
                 .is_ok()
         );
+        // The same frame again, or an older one, is a replay.
+        let e = core
+            .register_device("SN1", &(now - 299).to_string(), "1", &sig(now - 299))
+            .await;
+        assert_eq!(code(e.unwrap_err()), codes::NOT_REGISTERED);
+        let e = core
+            .register_device("SN1", &(now - 300).to_string(), "1", &sig(now - 300))
+            .await;
+        assert_eq!(code(e.unwrap_err()), codes::NOT_REGISTERED);
         // Upper-case hex is the same signature.
         let upper = sig(now).to_ascii_uppercase();
         assert!(
