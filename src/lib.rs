@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod image;
+pub mod metrics;
 pub mod store;
 
 pub use app::Application;

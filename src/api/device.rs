@@ -295,26 +295,36 @@ impl Conn {
             }
         };
         let cmd = cmd.as_str();
-        if cmd == "upload_userinfo" {
-            return match self.upload_userinfo(body).await {
-                Ok(reply) => self.reply(&req_id, reply).await,
-                Err(e) => self.reply_error(Some(&req_id), e).await,
-            };
-        }
-        let body = &body;
+        let core = self.core.clone();
+        let metrics = |errcode: i64| core.metrics.device_command(cmd, errcode);
         if cmd == "download_photo" {
-            return match self.download_photo(body).await {
+            return match self.download_photo(&body).await {
                 Ok(photo) => {
+                    metrics(0);
                     let frame = photo_frame(&req_id, &photo);
                     let len = frame.len();
                     self.send_reply(Outgoing::Binary(frame), len).await
                 }
-                Err(e) => self.reply_error(Some(&req_id), e).await,
+                Err(e) => {
+                    metrics(e.device_code().0);
+                    self.reply_error(Some(&req_id), e).await
+                }
             };
         }
-        match self.dispatch(cmd, body).await {
-            Ok(reply) => self.reply(&req_id, reply).await,
-            Err(e) => self.reply_error(Some(&req_id), e).await,
+        let result = if cmd == "upload_userinfo" {
+            self.upload_userinfo(body).await
+        } else {
+            self.dispatch(cmd, &body).await
+        };
+        match result {
+            Ok(reply) => {
+                metrics(0);
+                self.reply(&req_id, reply).await
+            }
+            Err(e) => {
+                metrics(e.device_code().0);
+                self.reply_error(Some(&req_id), e).await
+            }
         }
     }
 

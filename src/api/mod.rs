@@ -12,6 +12,7 @@ pub mod extract;
 pub mod lingo;
 pub mod middleware;
 pub mod multipart;
+pub mod ops;
 pub mod ratelimit;
 
 use std::sync::Arc;
@@ -68,9 +69,15 @@ pub fn router(state: AppState) -> Router {
         .merge(acs::router())
         .merge(device::router())
         .merge(devices_admin::router())
+        .merge(ops::router())
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(idle * 2))
         .layer(axum::middleware::from_fn(middleware::envelope))
+        // Outermost: sees the status the envelope settled on.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::track,
+        ))
         .with_state(state)
 }

@@ -164,6 +164,7 @@ pub struct Core {
     pub(crate) decode_memory: tokio::sync::Semaphore,
     /// Devices connected to this node.
     pub hub: devices::hub::Hub,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Core {
@@ -193,6 +194,7 @@ impl Core {
                 usize::try_from(config.limits.decode_memory_mib.max(1)).unwrap_or(usize::MAX >> 4),
             ),
             hub: devices::hub::Hub::default(),
+            metrics: crate::metrics::Metrics::default(),
             config,
         })
     }

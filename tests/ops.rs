@@ -1,0 +1,99 @@
+//! Liveness, readiness and Prometheus metrics.
+
+mod common;
+
+use common::*;
+use facehub::domain::{PersonDraft, UserType};
+use serde_json::json;
+
+async fn scrape(app: &TestApp) -> String {
+    let resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    resp.text().await.unwrap()
+}
+
+/// The value of the sample whose line starts with `prefix`, or 0.
+fn sample(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/readyz"] {
+        let resp = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v["status"], "ok");
+    }
+    // With the metadata store gone, not ready (and still alive).
+    app.core.db.close().await;
+    let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let resp = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn requests_move_their_counters() {
+    let app = spawn_app().await;
+    let token = app.token().await;
+    let route = r#"facehub_http_requests_total{route="/open-apis/attendance/v1/files/{file_id}/download",status="400"}"#;
+    let before = sample(&scrape(&app).await, route);
+    // Two downloads of ids that are not ids: 400 each, counted under the
+    // route pattern, not the raw path.
+    for id in ["nope", "also-nope"] {
+        let r = app.download(&token, id).await;
+        assert_eq!(r.status(), 400);
+    }
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, route), before + 2.0, "{text}");
+    assert!(!text.contains("also-nope"));
+    assert!(text.contains("facehub_http_request_duration_seconds_bucket"));
+    let unmatched = r#"facehub_http_requests_total{route="unmatched",status="404"}"#;
+    app.client
+        .get(app.url("/no/such/path"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sample(&scrape(&app).await, unmatched), 1.0);
+
+    // Device commands and connected devices.
+    let mut d = PersonDraft::new("u1", "Ann", None).unwrap();
+    d.user_type = Some(UserType::Employee);
+    app.core.upsert_person(&app.tenant, &d).await.unwrap();
+    app.core.add_device(&app.tenant, "M-1", "s").await.unwrap();
+    app.core.bind_device(&app.tenant, "M-1").await.unwrap();
+    let dev =
+        facehub_devsim::Device::connect(&format!("ws://{}/", app.addr), "M-1", (&[], &[]), None)
+            .await
+            .unwrap();
+    dev.bring_up("s", app.core.now()).await.unwrap();
+    dev.request("get_perm_version", json!({})).await.unwrap();
+    dev.request("made_up", json!({})).await.unwrap();
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "facehub_devices_connected "), 1.0, "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            r#"facehub_device_commands_total{cmd="get_perm_version",errcode="0"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"facehub_device_commands_total{cmd="other",errcode="40058"}"#
+        ),
+        1.0
+    );
+}
