@@ -33,9 +33,18 @@ impl Drop for Server {
 
 /// Starts `serve` on a free port and returns it once it listens.
 fn serve(data: &std::path::Path) -> (Server, String) {
+    let (server, base, _) = serve_logged(data, "text");
+    (server, base)
+}
+
+type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// The same, with logs in `format` (`text` or `json`) collected.
+fn serve_logged(data: &std::path::Path, format: &str) -> (Server, String, Log) {
     let mut child = facehub(data)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
+        .env("FACEHUB_LOG__FORMAT", format)
         // These tests are about storage, not frequency limits.
         .env("FACEHUB_RATE_LIMIT_PER_SECOND", "100000")
         .stderr(Stdio::piped())
@@ -43,20 +52,72 @@ fn serve(data: &std::path::Path) -> (Server, String) {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let log = Log::default();
+    let lines = log.clone();
     // Read the log on a thread (and keep draining it so the server never
     // blocks on a full pipe); the test waits at most 30 s for the address.
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            if let Some(i) = line.find("addr=") {
-                let _ = tx.send(line[i + 5..].split_whitespace().next().unwrap().to_string());
+            let addr = if let Some(i) = line.find("addr=") {
+                line[i + 5..].split_whitespace().next().map(str::to_string)
+            } else if let Some(i) = line.find("\"addr\":\"") {
+                line[i + 8..].split('"').next().map(str::to_string)
+            } else {
+                None
+            };
+            if let Some(a) = addr {
+                let _ = tx.send(a);
             }
+            lines.lock().unwrap().push(line);
         }
     });
     let addr = rx
         .recv_timeout(std::time::Duration::from_secs(30))
         .expect("server did not report its address within 30 s");
-    (Server(child), format!("http://{addr}"))
+    (Server(child), format!("http://{addr}"), log)
+}
+
+/// Every response carries the platform's `X-Tt-Logid`, and the server's
+/// structured log lines of that request carry the same id.
+#[test]
+fn log_ids_reach_the_json_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (_server, base, log) = serve_logged(&data, "json");
+    let resp = reqwest::blocking::Client::new()
+        .post(format!(
+            "{base}/open-apis/auth/v3/tenant_access_token/internal"
+        ))
+        .json(&serde_json::json!({"app_id": "cli_nope", "app_secret": "x"}))
+        .send()
+        .unwrap();
+    let log_id = resp.headers()["x-tt-logid"].to_str().unwrap().to_string();
+    assert_eq!(log_id.len(), 32);
+    let mut found = None;
+    for _ in 0..50 {
+        found = log
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains(&log_id))
+            .cloned();
+        if found.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let line = found.expect("no log line carries the response's log id");
+    let v: Value = serde_json::from_str(&line).expect("log lines are JSON");
+    let spans = v["spans"]
+        .as_array()
+        .map(|a| a.to_vec())
+        .unwrap_or_default();
+    let span = v.get("span").into_iter().chain(spans.iter());
+    assert!(
+        span.into_iter().any(|s| s["log_id"] == log_id.as_str()),
+        "{line}"
+    );
 }
 
 #[test]
