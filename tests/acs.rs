@@ -295,3 +295,19 @@ async fn face_enrolment_detects_crops_and_refuses_what_it_must() {
     .await;
     assert_eq!(app.tmp_files(), 0);
 }
+
+/// Enrolments racing for the same person all succeed, and the person ends
+/// with exactly one original and one crop (no orphaned blobs).
+#[tokio::test]
+async fn concurrent_enrolments_of_one_person_all_succeed() {
+    let (app, t) = setup().await;
+    let astronaut = skimage_file("astronaut.png");
+    let uploads = (0..12).map(|_| put_face(&app, &t, "u1", "png", &astronaut));
+    for r in futures_util::future::join_all(uploads).await {
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!((status.as_u16(), v["code"].as_i64()), (200, Some(0)), "{v}");
+    }
+    let blobs = app.core.blobs.store().keys().await.unwrap();
+    assert_eq!(blobs.len(), 2, "original and crop only: {blobs:?}");
+}

@@ -50,6 +50,11 @@ enum Scenario {
     AttendanceUpload,
     /// GET /open-apis/attendance/v1/files/:id/download of one uploaded photo
     AttendanceDownload,
+    /// POST /open-apis/lingo/v1/files/upload (the file must be a valid wiki image)
+    LingoUpload,
+    /// PUT /open-apis/acs/v1/users/:user_id/face with detection and crop (the
+    /// file must show a face; --user-id must have door access)
+    AcsFace,
     /// PUT the file to URL/<n> (e.g. nginx WebDAV), the reference for uploads
     RawPut,
     /// GET URL, the reference for downloads
@@ -73,6 +78,9 @@ struct RunArgs {
     app_id: Option<String>,
     #[arg(long)]
     app_secret: Option<String>,
+    /// The person (user_id) for acs-face
+    #[arg(long)]
+    user_id: Option<String>,
     /// Server pid whose peak RSS (VmHWM) is reported
     #[arg(long)]
     pid: Option<u32>,
@@ -183,7 +191,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .build()?;
     let base = args.url.trim_end_matches('/').to_string();
     let (token, download_id) = match args.scenario {
-        Scenario::AttendanceUpload => (token(&client, &base, &args).await?, String::new()),
+        Scenario::AttendanceUpload | Scenario::LingoUpload => {
+            (token(&client, &base, &args).await?, String::new())
+        }
+        Scenario::AcsFace => {
+            let user = args
+                .user_id
+                .clone()
+                .context("--user-id is needed for acs-face")?;
+            (token(&client, &base, &args).await?, user)
+        }
         Scenario::AttendanceDownload => {
             let t = token(&client, &base, &args).await?;
             let id = upload(&client, &base, &t, &photo).await?;
@@ -239,6 +256,37 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                                 }
                                 _ => false,
                             },
+                            _ => false,
+                        }
+                    }
+                    Scenario::LingoUpload | Scenario::AcsFace => {
+                        let part = || {
+                            reqwest::multipart::Part::stream(reqwest::Body::from(photo.clone()))
+                                .file_name("bench.jpg")
+                        };
+                        let req = if scenario == Scenario::LingoUpload {
+                            let form = reqwest::multipart::Form::new()
+                                .text("name", "bench.jpg")
+                                .part("file", part());
+                            client
+                                .post(format!("{base}/open-apis/lingo/v1/files/upload"))
+                                .multipart(form)
+                        } else {
+                            let form = reqwest::multipart::Form::new()
+                                .part("files", part())
+                                .text("file_type", "jpg")
+                                .text("file_name", "bench.jpg");
+                            client
+                                .put(format!(
+                                    "{base}/open-apis/acs/v1/users/{id}/face?user_id_type=user_id"
+                                ))
+                                .multipart(form)
+                        };
+                        match req.bearer_auth(&token).send().await {
+                            Ok(r) if r.status().is_success() => {
+                                bytes.fetch_add(photo.len() as u64, Ordering::Relaxed);
+                                r.bytes().await.is_ok()
+                            }
                             _ => false,
                         }
                     }

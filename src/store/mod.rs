@@ -534,6 +534,13 @@ impl Db {
         now: i64,
     ) -> anyhow::Result<Option<AcsRow>> {
         let mut tx = self.pool.begin().await?;
+        // Write first (see the module comment): reading the old row before
+        // taking the write lock lets a concurrent enrolment make this
+        // transaction fail with SQLITE_BUSY instead of waiting.
+        sqlx::query("UPDATE acs_users SET updated_at = updated_at WHERE person_id = ?")
+            .bind(person_id)
+            .execute(&mut *tx)
+            .await?;
         let old = sqlx::query("SELECT * FROM acs_users WHERE person_id = ?")
             .bind(person_id)
             .fetch_optional(&mut *tx)
