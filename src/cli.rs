@@ -627,7 +627,7 @@ async fn device_admin(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> anyh
                 .await
                 .map_err(user_err)?;
             if bind {
-                core.bind_device(&tenant, &sn).await.map_err(user_err)?;
+                core.bind_device(tenant.id, &sn).await.map_err(user_err)?;
             }
             writeln!(
                 out,
@@ -637,7 +637,7 @@ async fn device_admin(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> anyh
         }
         DeviceCmd::Bind { tenant, sn } => {
             let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
-            let changed = core.bind_device(&tenant, &sn).await.map_err(user_err)?;
+            let changed = core.bind_device(tenant.id, &sn).await.map_err(user_err)?;
             writeln!(
                 out,
                 "{}",
@@ -650,7 +650,7 @@ async fn device_admin(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> anyh
         }
         DeviceCmd::Unbind { tenant, sn } => {
             let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
-            let changed = core.unbind_device(&tenant, &sn).await.map_err(user_err)?;
+            let changed = core.unbind_device(tenant.id, &sn).await.map_err(user_err)?;
             writeln!(
                 out,
                 "{}",

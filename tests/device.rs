@@ -40,7 +40,7 @@ async fn online(app: &TestApp, sn: &str, fa: &[&str]) -> Arc<Device> {
 async fn online_at(core: &Core, url: &str, t: &Tenant, sn: &str, fa: &[&str]) -> Arc<Device> {
     if core.db.device(sn).await.unwrap().is_none() {
         core.add_device(t, sn, SECRET_NO).await.unwrap();
-        core.bind_device(t, sn).await.unwrap();
+        core.bind_device(t.id, sn).await.unwrap();
     }
     let d = Device::connect(url, sn, (fa, &[]), None).await.unwrap();
     d.bring_up(SECRET_NO, core.now()).await.unwrap();
@@ -404,9 +404,7 @@ async fn bring_up_refusals_and_binding() {
         ),
         600004
     );
-    let t = app.token_for(&app.app_id, &app.app_secret).await;
-    let _ = t;
-    core.bind_device(&app.tenant, "B-1").await.unwrap();
+    core.bind_device(app.tenant.id, "B-1").await.unwrap();
     assert!(d.push_of("push_bind_corp", WAIT).await.is_some());
     let secret = d
         .call("active", json!({"active_code": active_code}))
@@ -445,7 +443,7 @@ async fn bring_up_refusals_and_binding() {
     );
 
     // Unbinding tells the device, closes it, and kills the secret.
-    core.unbind_device(&app.tenant, "B-1").await.unwrap();
+    core.unbind_device(app.tenant.id, "B-1").await.unwrap();
     assert!(d2.push_of("push_unbind_corp", WAIT).await.is_some());
     assert!(d2.closed(WAIT).await.is_some());
     let d3 = Device::connect(&ws(&app), "B-1", (&["X"], &[]), None)
@@ -488,8 +486,7 @@ async fn start_at(
     (core, url, stop, task)
 }
 
-fn face_of(d: &Device, book: &facehub_devsim::Book, user: &str) -> (Option<String>, Vec<String>) {
-    let _ = d;
+fn face_of(book: &facehub_devsim::Book, user: &str) -> (Option<String>, Vec<String>) {
     let u = &book.users[&(user.to_string(), 0)];
     (
         u.fa.algorithm.clone(),
@@ -544,7 +541,7 @@ async fn templates_reach_devices_of_the_same_algorithm_also_after_a_restart() {
     for d in [&x2, &x3] {
         let book = d.book.lock().await;
         assert_eq!(
-            face_of(d, &book, "u1"),
+            face_of(&book, "u1"),
             (Some("X".into()), vec![b64("x-face-0"), b64("x-face-1")]),
             "{}",
             d.sn
@@ -554,7 +551,7 @@ async fn templates_reach_devices_of_the_same_algorithm_also_after_a_restart() {
         // Y gets the person with its own algorithm's template, never X's.
         let book = y.book.lock().await;
         assert_eq!(
-            face_of(&y, &book, "u1"),
+            face_of(&book, "u1"),
             (Some("Y".into()), vec![b64("y-face")])
         );
         assert_eq!(book.users[&("u2".to_string(), 0)].fa.slots.len(), 0);
@@ -594,12 +591,9 @@ async fn templates_reach_devices_of_the_same_algorithm_also_after_a_restart() {
     x3.catch_up().await.unwrap();
     let book = x3.book.lock().await;
     assert_eq!(book.perm_version, core.perm_version(t.id).await.unwrap());
+    assert_eq!(face_of(&book, "u2"), (Some("X".into()), vec![b64("u2-b")]));
     assert_eq!(
-        face_of(&x3, &book, "u2"),
-        (Some("X".into()), vec![b64("u2-b")])
-    );
-    assert_eq!(
-        face_of(&x3, &book, "u1").1,
+        face_of(&book, "u1").1,
         vec![b64("x-face-0"), b64("x-face-1")]
     );
     drop(book);
@@ -998,7 +992,7 @@ async fn terminals_connect_over_wss() {
         .add_device(&app.tenant, "TLS-1", SECRET_NO)
         .await
         .unwrap();
-    app.core.bind_device(&app.tenant, "TLS-1").await.unwrap();
+    app.core.bind_device(app.tenant.id, "TLS-1").await.unwrap();
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.cert.der().clone()).unwrap();
@@ -1072,7 +1066,10 @@ async fn a_device_that_stops_reading_is_cut_off() {
         .add_device(&app.tenant, "STALLED", SECRET_NO)
         .await
         .unwrap();
-    app.core.bind_device(&app.tenant, "STALLED").await.unwrap();
+    app.core
+        .bind_device(app.tenant.id, "STALLED")
+        .await
+        .unwrap();
     let secret = app
         .core
         .activate_device(&{

@@ -72,7 +72,7 @@ async fn requests_move_their_counters() {
     d.user_type = Some(UserType::Employee);
     app.core.upsert_person(&app.tenant, &d).await.unwrap();
     app.core.add_device(&app.tenant, "M-1", "s").await.unwrap();
-    app.core.bind_device(&app.tenant, "M-1").await.unwrap();
+    app.core.bind_device(app.tenant.id, "M-1").await.unwrap();
     let dev =
         facehub_devsim::Device::connect(&format!("ws://{}/", app.addr), "M-1", (&[], &[]), None)
             .await

@@ -139,7 +139,7 @@ async fn setup(core: &Core, args: &DeviceArgs) -> anyhow::Result<Tenant> {
     for n in 0..=args.devices + 1 {
         let sn = format!("BENCH-{n:05}");
         core.add_device(&t, &sn, SECRET_NO).await?;
-        core.bind_device(&t, &sn).await?;
+        core.bind_device(t.id, &sn).await?;
     }
     Ok(t)
 }
@@ -223,10 +223,11 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
     for d in &devices {
         while d.next_push(Duration::from_millis(1)).await.is_some() {}
     }
+    let template_bytes = args.template_bytes;
     let fan = fan_out(&devices, args.repeat, |round| {
         let up = uploader.clone();
         async move {
-            let f = json!({"userinfo": [{"userid": "user00001", "fa": features(args_bytes(), 9_000_000 + round), "fa_algorithm": "X"}]});
+            let f = json!({"userinfo": [{"userid": "user00001", "fa": features(template_bytes, 9_000_000 + round), "fa_algorithm": "X"}]});
             up.call("upload_userinfo", f).await.map(|_| ())
         }
     })
@@ -288,10 +289,6 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
         ms(pull) / ms(pull_ref).max(0.001)
     );
     Ok(())
-}
-
-fn args_bytes() -> usize {
-    2048
 }
 
 /// Text of one real page, so the reference sends the same bytes.

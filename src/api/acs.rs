@@ -9,10 +9,10 @@ use axum::routing::{get, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::download;
 use super::extract::{Authed, Endpoint, Json, Query};
 use super::multipart;
+use super::{AppState, success};
 use crate::domain::acs::{AcsUser, IdType};
 use crate::domain::files::StagedImage;
 use crate::error::{Error, Result};
@@ -44,10 +44,6 @@ pub fn router() -> Router<AppState> {
             "/open-apis/acs/v1/users/{user_id}/face",
             put(update_face).get(get_face),
         )
-}
-
-fn success(data: Value) -> axum::Json<Value> {
-    axum::Json(json!({"code": 0, "msg": "success", "data": data}))
 }
 
 fn user_json(u: &AcsUser) -> Value {

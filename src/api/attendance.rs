@@ -9,8 +9,8 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::extract::{Authed, Endpoint, Json, Query};
+use super::{AppState, success};
 use super::{download, multipart};
 use crate::domain::PhotoName;
 use crate::domain::people::EmployeeType;
@@ -52,10 +52,6 @@ pub fn router() -> Router<AppState> {
             "/open-apis/attendance/v1/user_settings/query",
             get(query).post(query),
         )
-}
-
-fn success(data: Value) -> axum::Json<Value> {
-    axum::Json(json!({"code": 0, "msg": "success", "data": data}))
 }
 
 #[derive(Deserialize)]

@@ -8,9 +8,8 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::extract::{Authed, Endpoint, Json, Query};
-use crate::domain::Tenant;
+use super::{AppState, success};
 use crate::domain::devices::Enrolment;
 use crate::error::{Error, Result};
 
@@ -40,27 +39,12 @@ pub fn router() -> Router<AppState> {
         .route("/open-apis/facehub/v1/checkins", get(checkins))
 }
 
-fn success(data: Value) -> axum::Json<Value> {
-    axum::Json(json!({"code": 0, "msg": "success", "data": data}))
-}
-
 fn enrolment_json(e: &Enrolment) -> Value {
     json!({
         "oper_id": e.oper_id, "sn": e.sn, "kind": e.kind, "status": e.status,
         "errcode": e.errcode, "errmsg": e.errmsg,
         "created_at": e.created_at, "finished_at": e.finished_at,
     })
-}
-
-async fn tenant(state: &AppState, tenant_id: i64) -> Result<Tenant> {
-    state
-        .core
-        .db
-        .tenants()
-        .await?
-        .into_iter()
-        .find(|t| t.id == tenant_id)
-        .ok_or_else(|| Error::internal("token of a vanished tenant"))
 }
 
 async fn list(State(state): State<AppState>, auth: Authed<Devices>) -> Result<axum::Json<Value>> {
@@ -93,8 +77,7 @@ async fn bind(
     sn: SnPath,
 ) -> Result<axum::Json<Value>> {
     let Path(sn) = sn.map_err(|_| Error::param("sn is invalid"))?;
-    let t = tenant(&state, auth.caller.tenant_id).await?;
-    let changed = state.core.bind_device(&t, &sn).await?;
+    let changed = state.core.bind_device(auth.caller.tenant_id, &sn).await?;
     Ok(success(json!({"changed": changed})))
 }
 
@@ -104,8 +87,7 @@ async fn unbind(
     sn: SnPath,
 ) -> Result<axum::Json<Value>> {
     let Path(sn) = sn.map_err(|_| Error::param("sn is invalid"))?;
-    let t = tenant(&state, auth.caller.tenant_id).await?;
-    let changed = state.core.unbind_device(&t, &sn).await?;
+    let changed = state.core.unbind_device(auth.caller.tenant_id, &sn).await?;
     Ok(success(json!({"changed": changed})))
 }
 

@@ -84,9 +84,7 @@ async fn upload(
         .core
         .store_lingo_image(auth.caller.tenant_id, staged, &name, permit)
         .await?;
-    Ok(axum::Json(
-        json!({"code": 0, "msg": "success", "data": {"file_token": token}}),
-    ))
+    Ok(super::success(json!({"file_token": token})))
 }
 
 /// Reads the form: `name` and `file` in any order (the Python SDK sends

@@ -58,6 +58,11 @@ impl AppState {
     }
 }
 
+/// The platform's success envelope.
+pub fn success(data: serde_json::Value) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"code": 0, "msg": "success", "data": data}))
+}
+
 pub fn router(state: AppState) -> Router {
     // Every request body must keep moving; the upload handler has its own,
     // more specific idle check, so this outer one is looser.

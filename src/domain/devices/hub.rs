@@ -173,13 +173,6 @@ impl Hub {
         }
     }
 
-    /// Sends a frame to the device if it is connected.
-    pub fn push_raw(&self, sn: &str, frame: Arc<str>) -> bool {
-        self.lock()
-            .get(sn)
-            .is_some_and(|c| c.link.tx.try_send(Outgoing::Text(frame)).is_ok())
-    }
-
     /// Sends a frame to the device if it is logged in.
     pub fn push_logged_in(&self, sn: &str, frame: Arc<str>) -> bool {
         self.lock().get(sn).is_some_and(|c| {

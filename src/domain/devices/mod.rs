@@ -260,15 +260,15 @@ impl Core {
     /// Binds the device to its tenant: `active` now hands out a secret, and
     /// a connected device is told with `push_bind_corp`. `false` if it was
     /// bound already.
-    pub async fn bind_device(&self, tenant: &Tenant, sn: &str) -> Result<bool> {
-        self.tenant_device(tenant.id, sn).await?;
+    pub async fn bind_device(&self, tenant_id: i64, sn: &str) -> Result<bool> {
+        self.tenant_device(tenant_id, sn).await?;
         let secret = hex::encode(super::ids::random_bytes::<24>());
         let sealed = self
             .keys
             .seal_small(format!("device:{sn}:secret").as_bytes(), secret.as_bytes());
         let changed = self
             .db
-            .set_bound(sn, tenant.id, Some((&sealed, &sha256_hex(&secret))))
+            .set_bound(sn, tenant_id, Some((&sealed, &sha256_hex(&secret))))
             .await?;
         if changed {
             self.hub.tell_bound(sn);
@@ -278,9 +278,9 @@ impl Core {
 
     /// Unbinds: the secret dies, the device is told (`push_unbind_corp`)
     /// and disconnected, and must register and activate again.
-    pub async fn unbind_device(&self, tenant: &Tenant, sn: &str) -> Result<bool> {
-        self.tenant_device(tenant.id, sn).await?;
-        let changed = self.db.set_bound(sn, tenant.id, None).await?;
+    pub async fn unbind_device(&self, tenant_id: i64, sn: &str) -> Result<bool> {
+        self.tenant_device(tenant_id, sn).await?;
+        let changed = self.db.set_bound(sn, tenant_id, None).await?;
         if changed {
             self.hub.unbind(sn);
         }
@@ -450,8 +450,8 @@ mod tests {
             matches!(e, Error::DeviceRefused(codes::NOT_AUTHORISED, _)),
             "{e:?}"
         );
-        assert!(core.bind_device(&t, sn).await.unwrap());
-        assert!(!core.bind_device(&t, sn).await.unwrap());
+        assert!(core.bind_device(t.id, sn).await.unwrap());
+        assert!(!core.bind_device(t.id, sn).await.unwrap());
         let (got_sn, secret) = core.activate_device(&code).await.unwrap();
         assert_eq!(got_sn, sn);
         // `active` again (the device lost the reply): the same secret.
@@ -543,7 +543,7 @@ mod tests {
                 .unwrap(),
         )
         .unwrap();
-        assert!(core.unbind_device(&t, "SN1").await.unwrap());
+        assert!(core.unbind_device(t.id, "SN1").await.unwrap());
         let e = core
             .subscribe_device(&Subscription {
                 secret,
@@ -554,6 +554,6 @@ mod tests {
         assert!(matches!(e, Error::DeviceRefused(codes::NOT_AUTHORISED, _)));
         // Another tenant cannot touch it.
         let other = core.create_tenant("other").await.unwrap();
-        assert!(core.bind_device(&other, "SN1").await.is_err());
+        assert!(core.bind_device(other.id, "SN1").await.is_err());
     }
 }
