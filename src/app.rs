@@ -105,17 +105,25 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
+/// Whether a server holds the data directory's lock right now.
+pub fn server_running(dir: &std::path::Path) -> bool {
+    match std::fs::File::open(dir.join("LOCK")) {
+        Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
 /// Clears what a crash can leave behind: temporary files of unfinished
 /// uploads, and blobs whose metadata was never committed (never
 /// acknowledged, so never visible).
 async fn recover(core: &Core) -> anyhow::Result<()> {
     let store = core.blobs.store();
     let swept = store.sweep_incomplete().await?;
-    if swept > 0 {
-        tracing::warn!(
-            count = swept,
-            "removed temporary files of interrupted uploads"
-        );
+    // Faces stored but never recorded against a person (their rows go
+    // first; their blobs then count as orphans below).
+    let dangling = core.db.dangling_face_files().await?;
+    for id in &dangling {
+        core.db.delete_file(id).await?;
     }
     let known: std::collections::HashSet<String> = core.db.file_ids().await?.into_iter().collect();
     let mut orphans = 0;
@@ -125,11 +133,15 @@ async fn recover(core: &Core) -> anyhow::Result<()> {
             orphans += 1;
         }
     }
-    if orphans > 0 {
+    if swept + orphans + dangling.len() > 0 {
         tracing::warn!(
-            count = orphans,
-            "removed blobs of uploads that were never acknowledged"
+            temporary = swept,
+            unacknowledged = orphans,
+            dangling_faces = dangling.len(),
+            "start-up sweep removed temporary files and blobs of uploads never acknowledged"
         );
+    } else {
+        tracing::info!("start-up sweep: nothing left behind by an earlier run");
     }
     Ok(())
 }

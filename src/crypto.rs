@@ -147,6 +147,13 @@ impl KeyRing {
         out
     }
 
+    /// The key a value from [`KeyRing::seal_small`] was sealed with, if the
+    /// ring holds it.
+    pub fn key_of_small(&self, sealed: &[u8]) -> Option<&Key> {
+        let id = u32::from_be_bytes(sealed.get(..4)?.try_into().ok()?);
+        self.get(id)
+    }
+
     pub fn open_small(&self, aad: &[u8], sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
         if sealed.len() < 4 + 24 + TAG {
             bail!("sealed value too short");

@@ -387,146 +387,6 @@ fn key_file_is_private_and_data_dir_created() {
     }
 }
 
-fn png(seed: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(96, 96, |x, y| {
-        let v = seed.wrapping_mul(2654435761).wrapping_add(x * 31 + y * 17);
-        image::Rgb([v as u8, (v >> 8) as u8, (v >> 16) as u8])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
-}
-
-/// SIGKILL at arbitrary moments while uploads are in flight: every upload
-/// that was acknowledged survives byte-identical, and no temporary file
-/// outlives the restart.
-#[test]
-fn sigkill_during_uploads_loses_nothing_acknowledged() {
-    use std::sync::{Arc, Mutex};
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    run_ok(facehub(&data).args(["tenant", "create", "acme"]));
-    let creds: Value = serde_json::from_str(
-        run_ok(facehub(&data).args([
-            "app",
-            "create",
-            "--tenant",
-            "acme",
-            "--scope",
-            "attendance:rule",
-            "--scope",
-            "attendance:rule:readonly",
-            "--json",
-        ]))
-        .trim(),
-    )
-    .unwrap();
-    let body = creds.to_string();
-    type Acked = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
-    let acked: Acked = Arc::default();
-    let mut seed = 0u32;
-    for round in 0..6 {
-        let (server, base) = serve(&data);
-        let client = reqwest::blocking::Client::new();
-        let t = tenant_token(&client, &base, &body);
-        // Everything acknowledged before is still there.
-        assert_all_download(&client, &base, &t, &acked.lock().unwrap(), round);
-        assert_eq!(
-            std::fs::read_dir(data.join("tmp")).unwrap().count(),
-            0,
-            "temporary files survived a restart"
-        );
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let workers: Vec<_> = (0..6)
-            .map(|w| {
-                let (base, t, acked, stop) = (base.clone(), t.clone(), acked.clone(), stop.clone());
-                let first = seed + w * 1000;
-                std::thread::spawn(move || {
-                    let client = reqwest::blocking::Client::new();
-                    for p in (first..first + 40).map(png) {
-                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                            break;
-                        }
-                        let form = reqwest::blocking::multipart::Form::new()
-                            .part("file", reqwest::blocking::multipart::Part::bytes(p.clone()));
-                        let Ok(r) = client
-                            .post(format!(
-                                "{base}/open-apis/attendance/v1/files/upload?file_name=f.png"
-                            ))
-                            .bearer_auth(&t)
-                            .multipart(form)
-                            .send()
-                        else {
-                            break;
-                        };
-                        let Ok(v) = r.json::<Value>() else { break };
-                        if let Some(id) = v["data"]["file"]["file_id"].as_str() {
-                            acked.lock().unwrap().push((id.to_string(), p));
-                        }
-                    }
-                })
-            })
-            .collect();
-        seed += 100_000;
-        // Kill somewhere in the middle of the traffic.
-        std::thread::sleep(std::time::Duration::from_millis(150 + 70 * round as u64));
-        drop(server); // SIGKILL
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for w in workers {
-            w.join().unwrap();
-        }
-    }
-    assert!(
-        acked.lock().unwrap().len() >= 6,
-        "the test uploaded too little to mean anything"
-    );
-    // A last restart checks the final round.
-    let (_server, base) = serve(&data);
-    let client = reqwest::blocking::Client::new();
-    let t = tenant_token(&client, &base, &body);
-    assert_all_download(&client, &base, &t, &acked.lock().unwrap(), 6);
-}
-
-/// A tenant token for the JSON credentials `body`.
-fn tenant_token(client: &reqwest::blocking::Client, base: &str, body: &str) -> String {
-    let tok: Value = client
-        .post(format!(
-            "{base}/open-apis/auth/v3/tenant_access_token/internal"
-        ))
-        .body(body.to_string())
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(tok["code"], 0, "{tok}");
-    tok["tenant_access_token"].as_str().unwrap().to_string()
-}
-
-/// Every (file_id, bytes) downloads byte-identical.
-fn assert_all_download(
-    client: &reqwest::blocking::Client,
-    base: &str,
-    token: &str,
-    files: &[(String, Vec<u8>)],
-    round: usize,
-) {
-    for (id, bytes) in files {
-        let r = client
-            .get(format!(
-                "{base}/open-apis/attendance/v1/files/{id}/download"
-            ))
-            .bearer_auth(token)
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 200, "round {round}: {id} lost");
-        assert_eq!(
-            r.bytes().unwrap().as_ref(),
-            &bytes[..],
-            "round {round}: {id} changed"
-        );
-    }
-}
-
 #[test]
 fn one_server_per_data_directory_and_crash_leftovers_are_cleared() {
     let dir = tempfile::tempdir().unwrap();
@@ -735,4 +595,19 @@ async fn devices_managed_from_the_cli_while_the_server_runs() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a device of this tenant"));
+}
+
+/// A tenant token for the JSON credentials `body`.
+fn tenant_token(client: &reqwest::blocking::Client, base: &str, body: &str) -> String {
+    let tok: Value = client
+        .post(format!(
+            "{base}/open-apis/auth/v3/tenant_access_token/internal"
+        ))
+        .body(body.to_string())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(tok["code"], 0, "{tok}");
+    tok["tenant_access_token"].as_str().unwrap().to_string()
 }

@@ -124,12 +124,22 @@ impl Core {
         for uid in user_ids {
             let p = self.person_by_user_id(tenant, uid).await?;
             if let Some(row) = self.db.acs_revoke(p.id).await? {
-                self.delete_files([row.face_file_id, row.crop_file_id])
+                self.delete_blobs([row.face_file_id, row.crop_file_id])
                     .await;
                 n += 1;
             }
         }
         Ok(n)
+    }
+
+    /// Deletes blobs whose rows are gone already. A failure leaves an
+    /// orphan, which the start-up sweep removes.
+    async fn delete_blobs(&self, ids: impl IntoIterator<Item = Option<String>>) {
+        for id in ids.into_iter().flatten() {
+            if let Err(e) = self.blobs.delete(&id).await {
+                tracing::warn!(error = %e, "deleting a replaced face's blob");
+            }
+        }
     }
 
     async fn delete_files(&self, ids: impl IntoIterator<Item = Option<String>>) {
@@ -309,7 +319,7 @@ impl Core {
             )
             .await?;
         if let Some(old) = old {
-            self.delete_files([old.face_file_id, old.crop_file_id])
+            self.delete_blobs([old.face_file_id, old.crop_file_id])
                 .await;
         }
         Ok(EnrolledFace {

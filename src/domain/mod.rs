@@ -6,6 +6,7 @@ pub mod auth;
 pub mod devices;
 pub mod files;
 pub mod ids;
+pub mod integrity;
 pub mod lingo;
 pub mod people;
 pub mod photos;

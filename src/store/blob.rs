@@ -30,6 +30,8 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Removes what interrupted writes left behind; returns how many.
     /// Only while no write can be in progress.
     async fn sweep_incomplete(&self) -> anyhow::Result<usize>;
+    /// How many leftovers of interrupted writes there are (removes none).
+    async fn incomplete(&self) -> anyhow::Result<usize>;
 }
 
 #[async_trait]
@@ -99,19 +101,27 @@ impl LocalBlobStore {
     /// while no upload can be running on this directory (the server holds
     /// the data directory's lock when it does).
     pub fn sweep_tmp(&self) -> anyhow::Result<usize> {
-        let mut n = 0;
+        let parts = self.tmp_parts()?;
+        for p in &parts {
+            std::fs::remove_file(p)?;
+        }
+        if !parts.is_empty() {
+            sync_dir(&self.tmp)?;
+        }
+        Ok(parts.len())
+    }
+
+    /// The temporary files of uploads in progress or interrupted.
+    fn tmp_parts(&self) -> anyhow::Result<Vec<PathBuf>> {
+        let mut parts = Vec::new();
         for entry in std::fs::read_dir(&self.tmp)? {
             let entry = entry?;
             let is_part = entry.file_name().to_string_lossy().ends_with(".part");
             if is_part && entry.file_type()?.is_file() {
-                std::fs::remove_file(entry.path())?;
-                n += 1;
+                parts.push(entry.path());
             }
         }
-        if n > 0 {
-            sync_dir(&self.tmp)?;
-        }
-        Ok(n)
+        Ok(parts)
     }
 
     /// Every blob key present on disk (for consistency checks).
@@ -183,6 +193,10 @@ impl BlobStore for LocalBlobStore {
 
     async fn sweep_incomplete(&self) -> anyhow::Result<usize> {
         self.sweep_tmp()
+    }
+
+    async fn incomplete(&self) -> anyhow::Result<usize> {
+        Ok(self.tmp_parts()?.len())
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod blob;
 pub mod devices;
 pub mod sealed;
+pub mod sealed_values;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -22,7 +23,7 @@ use crate::domain::{
 
 #[derive(Clone)]
 pub struct Db {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 /// Outcome of writing a person.
@@ -455,12 +456,21 @@ impl Db {
     }
 
     /// Revokes door access; returns the row that was removed.
+    /// The face files' rows go in the same transaction: their blobs are
+    /// the caller's to delete (a crash first leaves orphan blobs, which the
+    /// start-up sweep removes, never rows without a person).
     pub async fn acs_revoke(&self, person_id: i64) -> anyhow::Result<Option<AcsRow>> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query("DELETE FROM acs_users WHERE person_id = ? RETURNING *")
             .bind(person_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| acs_from_row(&r)))
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| acs_from_row(&r));
+        if let Some(r) = &row {
+            delete_files_in(&mut tx, [&r.face_file_id, &r.crop_file_id]).await?;
+        }
+        tx.commit().await?;
+        Ok(row)
     }
 
     pub async fn acs_user(&self, person_id: i64) -> anyhow::Result<Option<AcsRow>> {
@@ -523,8 +533,8 @@ impl Db {
         Ok(())
     }
 
-    /// Records a newly enrolled face; returns the previous row so its files
-    /// can be deleted.
+    /// Records a newly enrolled face and drops the previous face's file
+    /// rows with it; returns the previous row so its blobs can be deleted.
     pub async fn acs_set_face(
         &self,
         person_id: i64,
@@ -557,8 +567,24 @@ impl Db {
         .bind(person_id)
         .execute(&mut *tx)
         .await?;
+        if let Some(o) = &old {
+            delete_files_in(&mut tx, [&o.face_file_id, &o.crop_file_id]).await?;
+        }
         tx.commit().await?;
         Ok(old)
+    }
+
+    /// Door-access face files no door-access user refers to: what a crash
+    /// between storing a face and recording it leaves.
+    pub async fn dangling_face_files(&self) -> anyhow::Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT file_id FROM files WHERE kind IN ('acs_face', 'acs_face_crop')
+               AND file_id NOT IN (SELECT face_file_id FROM acs_users WHERE face_file_id IS NOT NULL)
+               AND file_id NOT IN (SELECT crop_file_id FROM acs_users WHERE crop_file_id IS NOT NULL)
+             ORDER BY file_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Removes a file's metadata (its blob is the caller's to delete).
@@ -656,6 +682,40 @@ impl Db {
         Ok(sqlx::query_scalar("SELECT file_id FROM files")
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    /// Files in id order after `after`: (file_id, kind, digest of the
+    /// sealed blob).
+    pub async fn file_digests(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> anyhow::Result<Vec<(String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT file_id, kind, sha256 FROM files WHERE file_id > ? ORDER BY file_id LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("file_id"), r.get("kind"), r.get("sha256")))
+            .collect())
+    }
+
+    /// Which of `ids` have a file row.
+    pub async fn known_file_ids(&self, ids: &[String]) -> anyhow::Result<Vec<String>> {
+        let mut known = Vec::new();
+        for id in ids {
+            let hit: Option<String> =
+                sqlx::query_scalar("SELECT file_id FROM files WHERE file_id = ?")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            known.extend(hit);
+        }
+        Ok(known)
     }
 
     // ---------------------------------------------------------- attendance
@@ -774,6 +834,19 @@ async fn record_change(
 }
 
 /// True for a UNIQUE constraint violation.
+async fn delete_files_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    ids: [&Option<String>; 2],
+) -> anyhow::Result<()> {
+    for id in ids.into_iter().flatten() {
+        sqlx::query("DELETE FROM files WHERE file_id = ?")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }

@@ -43,9 +43,13 @@ impl SealedBlobs {
     /// out, so that a missing key or a corrupt header is an error the caller
     /// can still answer with a status, not a truncated 200.
     pub async fn open(&self, key: &str) -> anyhow::Result<Option<PlainStream>> {
-        let Some(mut reader) = self.store.open(key).await? else {
+        let Some(reader) = self.store.open(key).await? else {
             return Ok(None);
         };
+        self.open_reader(key, reader).await.map(Some)
+    }
+
+    async fn open_reader(&self, key: &str, mut reader: BlobReader) -> anyhow::Result<PlainStream> {
         let mut header = [0u8; HEADER_LEN];
         reader
             .read_exact(&mut header)
@@ -60,11 +64,104 @@ impl SealedBlobs {
             first: None,
         };
         stream.first = stream.next_chunk().await?;
-        Ok(Some(stream))
+        Ok(stream)
     }
 
     pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
         self.store.delete(key).await
+    }
+
+    /// Reads a whole blob and judges it: present, its sealed bytes hashing
+    /// to `sealed_sha256`, and every chunk opening under a key of the ring.
+    /// Returns the sealed size when it is sound.
+    pub async fn verify(&self, key: &str, sealed_sha256: &str) -> anyhow::Result<BlobVerdict> {
+        let Some(reader) = self.store.open(key).await? else {
+            return Ok(BlobVerdict::Missing);
+        };
+        let hashed = HashingReader {
+            inner: reader,
+            sha: Sha256::new(),
+            len: 0,
+        };
+        let state = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let reader: BlobReader = Box::new(ReportOnDrop {
+            inner: Some(hashed),
+            out: state.clone(),
+        });
+        let opened = self.open_reader(key, reader).await;
+        let authentic = match opened {
+            Ok(mut stream) => loop {
+                match stream.next_chunk().await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
+                }
+            },
+            Err(e) => Err(e),
+        };
+        // The stream (and with it the reader) is dropped here: read the digest.
+        let (sha, len) = state
+            .lock()
+            .expect("verify state")
+            .take()
+            .unwrap_or_default();
+        if let Err(e) = authentic {
+            return Ok(BlobVerdict::Corrupt(format!("does not decrypt: {e:#}")));
+        }
+        if sha != sealed_sha256 {
+            return Ok(BlobVerdict::Corrupt(
+                "the sealed bytes differ from their recorded digest".into(),
+            ));
+        }
+        Ok(BlobVerdict::Sound { sealed_bytes: len })
+    }
+}
+
+/// What [`SealedBlobs::verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobVerdict {
+    Sound { sealed_bytes: u64 },
+    Missing,
+    Corrupt(String),
+}
+
+/// Hashes what passes through, for [`SealedBlobs::verify`].
+struct HashingReader {
+    inner: BlobReader,
+    sha: Sha256,
+    len: u64,
+}
+
+/// Hands the digest of everything read to `out` when dropped.
+struct ReportOnDrop {
+    inner: Option<HashingReader>,
+    out: std::sync::Arc<std::sync::Mutex<Option<(String, u64)>>>,
+}
+
+impl Drop for ReportOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = self.inner.take() {
+            let digest = hex::encode(h.sha.finalize());
+            *self.out.lock().expect("verify state") = Some((digest, h.len));
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for ReportOnDrop {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let h = self.inner.as_mut().expect("reader present until dropped");
+        let before = buf.filled().len();
+        let poll = std::pin::Pin::new(&mut h.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = &poll {
+            let new = &buf.filled()[before..];
+            h.sha.update(new);
+            h.len += new.len() as u64;
+        }
+        poll
     }
 }
 

@@ -236,7 +236,7 @@ fn writes_of(item: &Value, subscribed: &Subscribed) -> Result<Plain, String> {
 
 /// Keyed digest of a template: lets a re-sent upload be recognised as
 /// unchanged without decrypting, and reveals nothing of the template.
-fn template_digest(key: &[u8], data: &[u8]) -> String {
+pub(crate) fn template_digest(key: &[u8], data: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(b"template\0");
     mac.update(data);

@@ -1,0 +1,239 @@
+//! `facehub check`: proves that what the metadata promises is stored and
+//! intact, and that nothing is stored that the metadata does not know.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::Core;
+use super::devices::sync::template_digest;
+use crate::store::sealed::BlobVerdict;
+use crate::store::sealed_values::SEALED_COLUMNS;
+
+const PAGE: i64 = 500;
+
+/// A blob or value found wrong, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    pub id: String,
+    pub why: String,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct CheckReport {
+    /// Files the metadata holds, by kind.
+    pub files: std::collections::BTreeMap<String, u64>,
+    /// Blobs read in full, digested and decrypted.
+    pub blobs_checked: u64,
+    pub blob_bytes: u64,
+    /// Files whose blob is gone.
+    pub missing: Vec<String>,
+    /// Blobs whose bytes differ from their digest or do not decrypt.
+    pub corrupt: Vec<Problem>,
+    /// Blobs no file refers to (an upload never acknowledged).
+    pub unreferenced: Vec<String>,
+    /// Door-access face files no door-access user refers to.
+    pub dangling: Vec<String>,
+    /// Temporary files of uploads interrupted (or, with a server running,
+    /// in progress).
+    pub temporary: usize,
+    /// Sealed metadata values opened (file names, templates, device
+    /// secrets, tokens).
+    pub sealed_checked: u64,
+    pub sealed_bad: Vec<Problem>,
+}
+
+impl CheckReport {
+    pub fn problems(&self) -> usize {
+        self.missing.len()
+            + self.corrupt.len()
+            + self.unreferenced.len()
+            + self.dangling.len()
+            + self.sealed_bad.len()
+    }
+}
+
+impl Core {
+    /// Reads every blob and every sealed value. A blob that looks
+    /// unreferenced is looked at again after `settle`: with a server
+    /// running, an upload's blob is finished just before its row commits.
+    pub async fn check(&self, settle: Duration) -> anyhow::Result<CheckReport> {
+        let mut report = CheckReport::default();
+        // Keys first, rows second: a blob finished and committed in between
+        // is then seen as referenced, never as unreferenced.
+        let stored: Vec<String> = self.blobs.store().keys().await?;
+        let mut referenced = HashSet::new();
+        let mut after = String::new();
+        loop {
+            let page = self.db.file_digests(&after, PAGE).await?;
+            let Some((last, _, _)) = page.last() else {
+                break;
+            };
+            after = last.clone();
+            for (id, kind, sha) in page {
+                *report.files.entry(kind).or_default() += 1;
+                match self.blobs.verify(&id, &sha).await? {
+                    BlobVerdict::Sound { sealed_bytes } => {
+                        report.blobs_checked += 1;
+                        report.blob_bytes += sealed_bytes;
+                    }
+                    BlobVerdict::Missing => report.missing.push(id.clone()),
+                    BlobVerdict::Corrupt(why) => {
+                        report.blobs_checked += 1;
+                        report.corrupt.push(Problem {
+                            id: id.clone(),
+                            why,
+                        });
+                    }
+                }
+                referenced.insert(id);
+            }
+        }
+        let mut candidates: Vec<String> = stored
+            .into_iter()
+            .filter(|k| !referenced.contains(k))
+            .collect();
+        let mut dangling = self.db.dangling_face_files().await?;
+        let suspects = !candidates.is_empty() || !dangling.is_empty();
+        if suspects && !settle.is_zero() {
+            tokio::time::sleep(settle).await;
+            let now: HashSet<String> = self.db.dangling_face_files().await?.into_iter().collect();
+            dangling.retain(|d| now.contains(d));
+            let known: HashSet<String> = self
+                .db
+                .known_file_ids(&candidates)
+                .await?
+                .into_iter()
+                .collect();
+            let still: HashSet<String> = self.blobs.store().keys().await?.into_iter().collect();
+            candidates.retain(|k| !known.contains(k) && still.contains(k));
+        }
+        candidates.sort();
+        report.unreferenced = candidates;
+        report.dangling = dangling;
+        report.temporary = self.blobs.store().incomplete().await?;
+        self.check_sealed_values(&mut report).await?;
+        Ok(report)
+    }
+
+    async fn check_sealed_values(&self, report: &mut CheckReport) -> anyhow::Result<()> {
+        for col in SEALED_COLUMNS {
+            let mut after = 0;
+            loop {
+                let page = self.db.sealed_values(col, after, PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = last.rowid;
+                report.sealed_checked += page.len() as u64;
+                let keys = self.keys.clone();
+                // Decrypting thousands of templates is CPU work.
+                let bad = tokio::task::spawn_blocking(move || {
+                    page.iter()
+                        .filter_map(|v| {
+                            let why = match keys.open_small(&v.aad, &v.sealed) {
+                                Err(e) => format!("does not decrypt: {e:#}"),
+                                Ok(plain) => {
+                                    let expected = v.digest.as_ref()?;
+                                    let key = keys.key_of_small(&v.sealed).expect("it opened");
+                                    let actual = template_digest(key.digest_key(), &plain);
+                                    if &actual == expected {
+                                        return None;
+                                    }
+                                    "its digest does not match its content".to_string()
+                                }
+                            };
+                            Some(Problem {
+                                id: v.label.clone(),
+                                why,
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await?;
+                report.sealed_bad.extend(bad);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::domain::testing::core;
+    use crate::domain::{PhotoName, Scope, TokenKind};
+
+    /// A store with a photo, a device and a token, and the photo's id.
+    async fn populated() -> (tempfile::TempDir, Arc<Core>, String) {
+        let (dir, core) = core().await;
+        let core = Arc::new(core);
+        let t = core.create_tenant("acme").await.unwrap();
+        let app = core
+            .create_app(&t, &[Scope::parse("attendance:rule").unwrap()])
+            .await
+            .unwrap();
+        core.token_for(&app.app, TokenKind::Tenant).await.unwrap();
+        core.add_device(&t, "SN1", "factory-secret").await.unwrap();
+        let photo = crate::image::samples::png(400, 400);
+        let body = futures_util::stream::iter([Ok(Bytes::from(photo))]);
+        let f = core
+            .store_attendance_photo(t.id, &PhotoName::parse("a.png").unwrap(), body, ())
+            .await
+            .unwrap();
+        (dir, core, f.file_id)
+    }
+
+    fn blob_path(dir: &std::path::Path, id: &str) -> std::path::PathBuf {
+        dir.join("blobs").join(&id[id.len() - 2..]).join(id)
+    }
+
+    #[tokio::test]
+    async fn a_sound_store_checks_clean() {
+        let (_dir, core, _) = populated().await;
+        let r = core.check(Duration::ZERO).await.unwrap();
+        assert_eq!(r.problems(), 0, "{r:?}");
+        assert_eq!(r.blobs_checked, 1);
+        assert!(r.blob_bytes > 0);
+        // The file name, the device's SecretNo and the token.
+        assert_eq!(r.sealed_checked, 3, "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn damage_of_every_kind_is_reported() {
+        let (dir, core, id) = populated().await;
+        let path = blob_path(dir.path(), &id);
+        assert!(path.exists(), "blob layout changed: {}", path.display());
+        // One flipped bit in the last chunk.
+        let mut raw = std::fs::read(&path).unwrap();
+        let n = raw.len();
+        raw[n - 3] ^= 1;
+        std::fs::write(&path, &raw).unwrap();
+        // A blob no file refers to, and an interrupted upload.
+        let orphan = blob_path(dir.path(), "att_0123456789abcdef0123456789ab");
+        std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+        std::fs::write(&orphan, b"x").unwrap();
+        std::fs::write(dir.path().join("tmp/x.1.part"), b"half").unwrap();
+        // A sealed value moved to another row fails its associated data.
+        sqlx::query("UPDATE devices SET secret_no = (SELECT file_name FROM files)")
+            .execute(&core.db.pool)
+            .await
+            .unwrap();
+        let r = core.check(Duration::ZERO).await.unwrap();
+        assert_eq!(r.corrupt.len(), 1, "{r:?}");
+        assert_eq!(r.corrupt[0].id, id);
+        assert_eq!(r.unreferenced, ["att_0123456789abcdef0123456789ab"]);
+        assert_eq!(r.temporary, 1);
+        assert_eq!(r.sealed_bad.len(), 1, "{r:?}");
+        assert!(r.sealed_bad[0].id.starts_with("devices.secret_no"));
+
+        // And a blob that is gone.
+        std::fs::remove_file(&path).unwrap();
+        let r = core.check(Duration::ZERO).await.unwrap();
+        assert_eq!(r.missing, [id]);
+        assert!(r.corrupt.is_empty());
+    }
+}

@@ -1,0 +1,141 @@
+//! Every value the metadata store keeps sealed, in one place: the integrity
+//! check opens them all, and key rotation re-seals them all, so a new sealed
+//! column is added here or it is neither checked nor rotated.
+
+use sqlx::Row;
+
+use super::Db;
+
+/// A sealed column, with the SQL that rebuilds the associated data its
+/// value was sealed under. Each expression must match the one the core
+/// seals with (`file_name_aad`, `Core::template_aad`, the device and token
+/// sealing); the integrity check of a populated store proves they do.
+pub struct SealedColumn {
+    pub table: &'static str,
+    pub column: &'static str,
+    aad_sql: &'static str,
+    /// A keyed digest of the plaintext kept beside it (templates), which
+    /// follows the key on rotation.
+    pub digest_column: Option<&'static str>,
+}
+
+pub const SEALED_COLUMNS: &[SealedColumn] = &[
+    SealedColumn {
+        table: "files",
+        column: "file_name",
+        aad_sql: "'file_name:' || file_id",
+        digest_column: None,
+    },
+    SealedColumn {
+        table: "templates",
+        column: "data",
+        aad_sql: "'template:' || person_id || ':' || modality || ':' || algorithm || ':' || slot",
+        digest_column: Some("digest"),
+    },
+    SealedColumn {
+        table: "devices",
+        column: "secret_no",
+        aad_sql: "'device:' || sn || ':secret_no'",
+        digest_column: None,
+    },
+    SealedColumn {
+        table: "devices",
+        column: "secret",
+        aad_sql: "'device:' || sn || ':secret'",
+        digest_column: None,
+    },
+    SealedColumn {
+        table: "tokens",
+        column: "sealed",
+        aad_sql: "CASE WHEN kind = 'user' THEN 'token:' || app_id || ':user:' || person_id \
+                  ELSE 'token:' || app_id || ':' || kind END",
+        digest_column: None,
+    },
+];
+
+/// One sealed value and where it lives.
+#[derive(Debug, Clone)]
+pub struct SealedValue {
+    pub rowid: i64,
+    pub aad: Vec<u8>,
+    pub sealed: Vec<u8>,
+    pub digest: Option<String>,
+    /// What an operator can look the row up by (never sealed content).
+    pub label: String,
+}
+
+impl Db {
+    /// The next `limit` sealed values of `col` after `after_rowid`.
+    pub async fn sealed_values(
+        &self,
+        col: &SealedColumn,
+        after_rowid: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<SealedValue>> {
+        let digest = col.digest_column.unwrap_or("NULL");
+        let sql = format!(
+            "SELECT rowid, {aad} AS aad, {c} AS sealed, {digest} AS digest FROM {t}
+             WHERE rowid > ? AND {c} IS NOT NULL ORDER BY rowid LIMIT ?",
+            aad = col.aad_sql,
+            c = col.column,
+            t = col.table,
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after_rowid)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let rowid: i64 = r.get("rowid");
+                let aad: String = r.get("aad");
+                SealedValue {
+                    rowid,
+                    label: format!("{}.{} rowid {rowid}", col.table, col.column),
+                    aad: aad.into_bytes(),
+                    sealed: r.get("sealed"),
+                    digest: r.get("digest"),
+                }
+            })
+            .collect())
+    }
+
+    /// Replaces sealed values whose stored value is still what was read
+    /// (a value changed meanwhile was re-sealed by its writer under the
+    /// current key already). Returns how many were replaced.
+    pub async fn reseal_values(
+        &self,
+        col: &SealedColumn,
+        updates: &[(SealedValue, Vec<u8>, Option<String>)],
+    ) -> anyhow::Result<u64> {
+        let sql = match col.digest_column {
+            Some(d) => format!(
+                "UPDATE {t} SET {c} = ?, {d} = ? WHERE rowid = ? AND {c} = ?",
+                t = col.table,
+                c = col.column
+            ),
+            None => format!(
+                "UPDATE {t} SET {c} = ? WHERE rowid = ? AND {c} = ?",
+                t = col.table,
+                c = col.column
+            ),
+        };
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for (old, sealed, digest) in updates {
+            let mut q = sqlx::query(&sql).bind(sealed);
+            if col.digest_column.is_some() {
+                q = q.bind(digest.as_deref().unwrap_or_default());
+            }
+            n += q
+                .bind(old.rowid)
+                .bind(&old.sealed)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+}

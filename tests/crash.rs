@@ -1,0 +1,672 @@
+//! Crash consistency: `facehub serve` is killed with SIGKILL at random
+//! moments while uploads of every kind run concurrently (attendance photos,
+//! Lingo images, door-access faces, device templates), and restarted, many
+//! times in a row. After every restart:
+//!
+//! - every acknowledged upload reads back byte-identical;
+//! - an upload that was not acknowledged is either absent or whole (it may
+//!   have committed just before the kill), never anything else, and no
+//!   more files exist than were acknowledged plus attempted;
+//! - the start-up sweep has left no temporary file and no orphan blob, and
+//!   `facehub check` finds every blob sound against its digest.
+//!
+//! `CRASH_HARNESS_KILLS` sets the number of kills (50 by default).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use facehub_devsim::Device;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+const SECRET_NO: &str = "crash-factory-secret";
+const SN: &str = "CRASH-1";
+/// People per kind of upload that replaces (faces, templates).
+const PEOPLE: usize = 4;
+
+fn facehub(data: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_facehub"));
+    c.arg("--data").arg(data);
+    c
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+struct Server {
+    child: std::process::Child,
+    base: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start(data: &std::path::Path) -> Server {
+        let mut child = facehub(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            // Storage is under test here, not frequency limits.
+            .env("FACEHUB_RATE_LIMIT_PER_SECOND", "100000")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(i) = line.find("addr=") {
+                    let a = line[i + 5..].split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(a.to_string());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not report its address within 30 s");
+        Server {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+}
+
+/// What the clients know: acknowledged uploads, and for each replaced
+/// value the candidates sent without an answer since the last one known.
+#[derive(Default)]
+struct Model {
+    attendance: Vec<(String, Vec<u8>)>,
+    lingo: Vec<(String, Vec<u8>)>,
+    /// Unanswered attendance / lingo uploads: each may have committed.
+    attendance_unanswered: u64,
+    lingo_unanswered: u64,
+    faces: HashMap<String, Vec<u8>>,
+    face_pending: HashMap<String, Vec<Vec<u8>>>,
+    templates: HashMap<String, String>,
+    template_pending: HashMap<String, Vec<String>>,
+    acknowledged: u64,
+}
+
+type Shared = Arc<Mutex<Model>>;
+
+/// A PNG of `side`², unique per seed: `noisy` rows of noise (which keep
+/// it from compressing: 200 rows at side 200 span two sealed chunks),
+/// the rest flat.
+fn noise_png(side: u32, noisy: u32, seed: u64) -> Vec<u8> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let img = image::RgbImage::from_fn(side, side, |_, y| {
+        if y < noisy {
+            image::Rgb([rng.r#gen(), rng.r#gen(), rng.r#gen()])
+        } else {
+            image::Rgb([90, 120, 150])
+        }
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// The astronaut (a face the detector finds) with a corner of noise, so
+/// every enrolment is a different file.
+fn face_png(base: &image::RgbImage, seed: u64) -> Vec<u8> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut img = base.clone();
+    for y in 0..8 {
+        for x in 0..8 {
+            img.put_pixel(x, y, image::Rgb([rng.r#gen(), rng.r#gen(), rng.r#gen()]));
+        }
+    }
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "crashboundary7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, data) in parts {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn send(
+    req: reqwest::RequestBuilder,
+    token: &str,
+    (ct, body): (String, Vec<u8>),
+) -> Option<Value> {
+    let r = req
+        .bearer_auth(token)
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .ok()?;
+    r.json::<Value>().await.ok()
+}
+
+/// One kind of traffic until `stop`; each worker owns its people, so one
+/// request per person is in flight at a time.
+async fn attendance_worker(base: String, token: String, model: Shared, seed: u64, stop: Stop) {
+    let client = reqwest::Client::new();
+    let mut n = 0u64;
+    while !stop.is_set() {
+        n += 1;
+        let side = if n.is_multiple_of(2) { 96 } else { 200 };
+        let photo = noise_png(side, side, seed + n);
+        let url = format!("{base}/open-apis/attendance/v1/files/upload?file_name=f.png");
+        let reply = send(client.post(url), &token, multipart(&[("file", &photo)])).await;
+        let mut m = model.lock().unwrap();
+        match reply
+            .as_ref()
+            .and_then(|v| v["data"]["file"]["file_id"].as_str())
+        {
+            Some(id) => {
+                m.attendance.push((id.to_string(), photo));
+                m.acknowledged += 1;
+            }
+            None => {
+                m.attendance_unanswered += 1;
+                break;
+            }
+        }
+    }
+}
+
+async fn lingo_worker(base: String, token: String, model: Shared, seed: u64, stop: Stop) {
+    let client = reqwest::Client::new();
+    let mut n = 0u64;
+    while !stop.is_set() {
+        n += 1;
+        let photo = noise_png(320, 16, seed + n);
+        let url = format!("{base}/open-apis/lingo/v1/files/upload");
+        let reply = send(
+            client.post(url),
+            &token,
+            multipart(&[("name", b"img.png"), ("file", &photo)]),
+        )
+        .await;
+        let mut m = model.lock().unwrap();
+        match reply
+            .as_ref()
+            .and_then(|v| v["data"]["file_token"].as_str())
+        {
+            Some(t) => {
+                m.lingo.push((t.to_string(), photo));
+                m.acknowledged += 1;
+            }
+            None => {
+                m.lingo_unanswered += 1;
+                break;
+            }
+        }
+    }
+}
+
+async fn face_worker(
+    base: String,
+    token: String,
+    model: Shared,
+    face: Arc<image::RgbImage>,
+    seed: u64,
+    stop: Stop,
+) {
+    let client = reqwest::Client::new();
+    let mut n = 0u64;
+    while !stop.is_set() {
+        n += 1;
+        let user = format!("acs{}", (seed + n) as usize % PEOPLE);
+        let photo = face_png(&face, seed + n);
+        model
+            .lock()
+            .unwrap()
+            .face_pending
+            .entry(user.clone())
+            .or_default()
+            .push(photo.clone());
+        let url = format!("{base}/open-apis/acs/v1/users/{user}/face?user_id_type=user_id");
+        let reply = send(
+            client.put(url),
+            &token,
+            multipart(&[
+                ("files", &photo),
+                ("file_type", b"png"),
+                ("file_name", b"face.png"),
+            ]),
+        )
+        .await;
+        let mut m = model.lock().unwrap();
+        match reply.as_ref().map(|v| v["code"].as_i64()) {
+            Some(Some(0)) => {
+                m.face_pending.remove(&user);
+                m.faces.insert(user, photo);
+                m.acknowledged += 1;
+            }
+            Some(Some(code)) => panic!("face enrolment refused with {code}: {reply:?}"),
+            _ => break,
+        }
+    }
+}
+
+async fn template_worker(device: Arc<Device>, model: Shared, seed: u64, stop: Stop) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut n = 0u64;
+    while !stop.is_set() {
+        n += 1;
+        let user = format!("tpl{}", (seed + n) as usize % PEOPLE);
+        let data: Vec<u8> = (0..512).map(|_| rng.r#gen()).collect();
+        let data = STANDARD.encode(data);
+        model
+            .lock()
+            .unwrap()
+            .template_pending
+            .entry(user.clone())
+            .or_default()
+            .push(data.clone());
+        let item = json!({"userid": user, "user_type": 0, "fa_algorithm": "X",
+                          "fa_list": [{"id": 0, "data": data}]});
+        let reply = tokio::time::timeout(
+            Duration::from_secs(5),
+            device.call("upload_userinfo", json!({"userinfo": [item]})),
+        )
+        .await;
+        let mut m = model.lock().unwrap();
+        match reply {
+            Ok(Ok(b)) => {
+                assert_eq!(b["fail_list"], json!([]), "template refused: {b}");
+                m.template_pending.remove(&user);
+                m.templates.insert(user, data);
+                m.acknowledged += 1;
+            }
+            _ => break,
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Stop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Stop {
+    fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+async fn tenant_token(base: &str, creds: &Value) -> String {
+    let v: Value = reqwest::Client::new()
+        .post(format!(
+            "{base}/open-apis/auth/v3/tenant_access_token/internal"
+        ))
+        .json(creds)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["code"], 0, "{v}");
+    v["tenant_access_token"].as_str().unwrap().to_string()
+}
+
+async fn get_bytes(base: &str, path: &str, token: &str) -> (u16, Vec<u8>) {
+    let r = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+}
+
+async fn device_online(base: &str, secret: &mut Option<String>) -> Arc<Device> {
+    let ws = format!("{}/", base.replacen("http", "ws", 1));
+    let d = Device::connect(&ws, SN, (&["X"], &[]), None).await.unwrap();
+    match secret {
+        Some(s) => d.subscribe(s).await.unwrap(),
+        None => {
+            let now = chrono::Utc::now().timestamp();
+            *secret = Some(d.bring_up(SECRET_NO, now).await.unwrap());
+        }
+    }
+    d
+}
+
+/// The checks after a restart. `sample` limits how many older
+/// attendance/lingo uploads are read back (all when `None`).
+async fn verify(
+    base: &str,
+    token: &str,
+    device: &Device,
+    model: &Shared,
+    data: &std::path::Path,
+    round: usize,
+    sample: Option<usize>,
+) -> u64 {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(round as u64);
+    let (attendance, lingo) = {
+        let m = model.lock().unwrap();
+        let pick = |all: &Vec<(String, Vec<u8>)>, rng: &mut rand::rngs::StdRng| {
+            match sample {
+                None => all.clone(),
+                // The newest (written just before the kill) and a random few.
+                Some(k) => {
+                    let mut v: Vec<_> = all.iter().rev().take(k).cloned().collect();
+                    for _ in 0..k.min(all.len()) {
+                        v.push(all[rng.gen_range(0..all.len())].clone());
+                    }
+                    v
+                }
+            }
+        };
+        (pick(&m.attendance, &mut rng), pick(&m.lingo, &mut rng))
+    };
+    let mut checked = 0u64;
+    for (id, bytes) in &attendance {
+        let (status, got) = get_bytes(
+            base,
+            &format!("/open-apis/attendance/v1/files/{id}/download"),
+            token,
+        )
+        .await;
+        assert_eq!(status, 200, "round {round}: attendance photo {id} lost");
+        assert!(
+            got == *bytes,
+            "round {round}: attendance photo {id} changed"
+        );
+        checked += 1;
+    }
+    for (t, bytes) in &lingo {
+        let (status, got) = get_bytes(
+            base,
+            &format!("/open-apis/lingo/v1/files/{t}/download"),
+            token,
+        )
+        .await;
+        assert_eq!(status, 200, "round {round}: lingo image {t} lost");
+        assert!(got == *bytes, "round {round}: lingo image {t} changed");
+        checked += 1;
+    }
+    // Faces: the last acknowledged, or one sent after it without an answer.
+    for u in 0..PEOPLE {
+        let user = format!("acs{u}");
+        let (status, got) = get_bytes(
+            base,
+            &format!("/open-apis/acs/v1/users/{user}/face?user_id_type=user_id&is_cropped=false"),
+            token,
+        )
+        .await;
+        let mut m = model.lock().unwrap();
+        let acked = m.faces.get(&user).cloned();
+        let pending = m.face_pending.remove(&user).unwrap_or_default();
+        if status != 200 {
+            assert!(
+                acked.is_none(),
+                "round {round}: the face of {user} was lost"
+            );
+            continue;
+        }
+        assert!(
+            acked.as_ref() == Some(&got) || pending.contains(&got),
+            "round {round}: the face of {user} is neither acknowledged nor one sent"
+        );
+        if acked.as_ref() == Some(&got) {
+            checked += 1;
+        }
+        m.faces.insert(user, got);
+    }
+    // Templates, the same way, read by the device.
+    let items: Vec<Value> = (0..PEOPLE)
+        .map(|u| json!({"userid": format!("tpl{u}"), "user_type": 0}))
+        .collect();
+    let b = device
+        .call(
+            "get_userinfo_by_ids",
+            json!({"user_item": items, "is_req_fp_info": false}),
+        )
+        .await
+        .unwrap();
+    for info in b["userinfo"].as_array().unwrap() {
+        let user = info["userid"].as_str().unwrap().to_string();
+        let got = info["fa_list"][0]["data"].as_str().map(str::to_string);
+        let mut m = model.lock().unwrap();
+        let acked = m.templates.get(&user).cloned();
+        let pending = m.template_pending.remove(&user).unwrap_or_default();
+        match got {
+            None => assert!(acked.is_none(), "round {round}: template of {user} lost"),
+            Some(got) => {
+                assert!(
+                    acked.as_ref() == Some(&got) || pending.contains(&got),
+                    "round {round}: template of {user} is neither acknowledged nor one sent"
+                );
+                if acked.as_ref() == Some(&got) {
+                    checked += 1;
+                }
+                m.templates.insert(user, got);
+            }
+        }
+    }
+    // The sweep left nothing behind, every blob is sound, and no more files
+    // exist than were acknowledged or attempted.
+    assert_eq!(
+        std::fs::read_dir(data.join("tmp")).unwrap().count(),
+        0,
+        "round {round}: temporary files survived the restart"
+    );
+    let out = facehub(data).args(["check", "--json"]).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("check: {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(
+        out.status.success(),
+        "round {round}: check found problems: {report}"
+    );
+    let files = |kind: &str| report["files"][kind].as_u64().unwrap_or(0);
+    let m = model.lock().unwrap();
+    let (att, lin) = (m.attendance.len() as u64, m.lingo.len() as u64);
+    assert!(
+        (att..=att + m.attendance_unanswered).contains(&files("attendance_photo")),
+        "round {round}: {} attendance photos stored, {att} acknowledged, {} unanswered",
+        files("attendance_photo"),
+        m.attendance_unanswered
+    );
+    assert!(
+        (lin..=lin + m.lingo_unanswered).contains(&files("lingo_image")),
+        "round {round}: {} lingo images stored, {lin} acknowledged, {} unanswered",
+        files("lingo_image"),
+        m.lingo_unanswered
+    );
+    let faces = m.faces.len() as u64;
+    assert_eq!(files("acs_face"), faces, "round {round}: {report}");
+    assert_eq!(files("acs_face_crop"), faces, "round {round}: {report}");
+    checked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
+    let kills: usize = std::env::var("CRASH_HARNESS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    run_ok(facehub(&data).args(["tenant", "create", "acme"]));
+    let creds: Value = serde_json::from_str(
+        run_ok(facehub(&data).args([
+            "app",
+            "create",
+            "--tenant",
+            "acme",
+            "--json",
+            "--scope",
+            "attendance:rule",
+            "--scope",
+            "attendance:rule:readonly",
+            "--scope",
+            "baike:entity",
+            "--scope",
+            "acs:users",
+        ]))
+        .trim(),
+    )
+    .unwrap();
+    for u in 0..PEOPLE {
+        for prefix in ["acs", "tpl"] {
+            let id = format!("{prefix}{u}");
+            run_ok(facehub(&data).args([
+                "person",
+                "add",
+                "--tenant",
+                "acme",
+                "--user-id",
+                &id,
+                "--name",
+                &id,
+            ]));
+        }
+        run_ok(facehub(&data).args(["acs", "grant", "--tenant", "acme", &format!("acs{u}")]));
+    }
+    run_ok(facehub(&data).args([
+        "device",
+        "add",
+        "--tenant",
+        "acme",
+        "--sn",
+        SN,
+        "--secret-no",
+        SECRET_NO,
+        "--bind",
+    ]));
+    let astronaut = {
+        let lib = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/lib");
+        let dir = std::fs::read_dir(lib)
+            .expect("scikit-image is needed: run scripts/test")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("site-packages/skimage/data/astronaut.png"))
+            .find(|p| p.exists())
+            .expect("skimage/data/astronaut.png in .venv");
+        Arc::new(image::open(dir).unwrap().to_rgb8())
+    };
+
+    let model: Shared = Arc::default();
+    let mut secret = None;
+    let mut checked = 0u64;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xc4a5);
+    let started = std::time::Instant::now();
+    for round in 0..kills {
+        let server = Server::start(&data);
+        let token = tenant_token(&server.base, &creds).await;
+        let device = device_online(&server.base, &mut secret).await;
+        if round > 0 {
+            assert!(
+                server
+                    .log
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|l| l.contains("start-up sweep")),
+                "round {round}: the start-up sweep did not report"
+            );
+            checked += verify(&server.base, &token, &device, &model, &data, round, Some(3)).await;
+        }
+        let stop = Stop::default();
+        let seed = round as u64 * 1_000_000;
+        let mut tasks = Vec::new();
+        for w in 0..2 {
+            let (b, t, m, s) = (
+                server.base.clone(),
+                token.clone(),
+                model.clone(),
+                stop.clone(),
+            );
+            tasks.push(tokio::spawn(attendance_worker(b, t, m, seed + w * 1000, s)));
+        }
+        let (b, t, m, s) = (
+            server.base.clone(),
+            token.clone(),
+            model.clone(),
+            stop.clone(),
+        );
+        tasks.push(tokio::spawn(lingo_worker(b, t, m, seed + 5000, s)));
+        let (b, t, m, s) = (
+            server.base.clone(),
+            token.clone(),
+            model.clone(),
+            stop.clone(),
+        );
+        tasks.push(tokio::spawn(face_worker(
+            b,
+            t,
+            m,
+            astronaut.clone(),
+            seed + 7000,
+            s,
+        )));
+        tasks.push(tokio::spawn(template_worker(
+            device.clone(),
+            model.clone(),
+            seed + 9000,
+            stop.clone(),
+        )));
+        // Kill at a random moment of the traffic.
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(50..2500))).await;
+        server.kill();
+        stop.set();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        drop(device);
+    }
+    // A last restart reads back everything ever acknowledged.
+    let server = Server::start(&data);
+    let token = tenant_token(&server.base, &creds).await;
+    let device = device_online(&server.base, &mut secret).await;
+    checked += verify(&server.base, &token, &device, &model, &data, kills, None).await;
+    let m = model.lock().unwrap();
+    // The figures CI prints (run with --nocapture, or read from the log).
+    println!(
+        "crash harness: {kills} kills survived, {} uploads acknowledged ({} attendance, {} lingo, \
+         faces of {} people, templates of {} people), {checked} read-backs checked, {:.0} s",
+        m.acknowledged,
+        m.attendance.len(),
+        m.lingo.len(),
+        m.faces.len(),
+        m.templates.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        m.acknowledged >= kills as u64 * 2,
+        "only {} uploads were acknowledged in {kills} rounds: the test proves little",
+        m.acknowledged
+    );
+    assert!(!m.faces.is_empty() && !m.templates.is_empty() && !m.lingo.is_empty());
+    server.kill();
+}
