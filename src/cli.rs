@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::app::{Application, open_core};
 use crate::config::Config;
+use crate::domain::audit::ActorKind;
 use crate::domain::{Core, PersonDraft, Scope, TokenKind};
 use crate::error::Error;
 
@@ -63,6 +64,10 @@ pub enum Command {
     /// Punch records uploaded by terminals
     #[command(subcommand)]
     Checkin(CheckinCmd),
+    /// The audit log of biometric data: who read or wrote whose photos and
+    /// templates, when, and with what result
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Verify the data directory: read every blob against its digest and
     /// decrypt it, open every sealed value, and report missing, corrupt and
     /// unreferenced blobs and leftover temporary files (exit status 1 if any
@@ -261,6 +266,82 @@ pub enum PersonCmd {
         tenant: TenantArg,
         user_id: String,
     },
+    /// Erase a person: every photo ever bound to them, their door-access
+    /// face and crop, templates, enrolments, punch records and tokens, from
+    /// the database and blob storage; connected terminals are told to
+    /// delete them. Cannot be undone.
+    Erase {
+        #[command(flatten)]
+        tenant: TenantArg,
+        user_id: String,
+        /// Print the outcome as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// List audit records (oldest first)
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        /// At most this many records
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export every matching record, as CSV or JSON lines
+    Export {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        #[arg(long, value_parser = ["csv", "jsonl"], default_value = "csv")]
+        format: String,
+        /// Write here instead of standard output
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct AuditFilterArgs {
+    /// Only records about this person
+    #[arg(long)]
+    user_id: Option<String>,
+    /// Only this action (e.g. photo.download, face.enrol, template.sync, person.erase)
+    #[arg(long)]
+    action: Option<String>,
+    /// From this time on (RFC 3339, e.g. 2026-11-01T00:00:00Z)
+    #[arg(long)]
+    since: Option<String>,
+    /// Before this time (RFC 3339)
+    #[arg(long)]
+    until: Option<String>,
+}
+
+impl AuditFilterArgs {
+    fn filter(&self) -> anyhow::Result<crate::domain::audit::AuditFilter> {
+        let ms = |v: &Option<String>, name: &str| -> anyhow::Result<Option<i64>> {
+            v.as_deref()
+                .map(|t| {
+                    chrono::DateTime::parse_from_rfc3339(t)
+                        .map(|d| d.timestamp_millis())
+                        .map_err(|e| anyhow::anyhow!("--{name} {t:?}: {e}"))
+                })
+                .transpose()
+        };
+        Ok(crate::domain::audit::AuditFilter {
+            subject: self.user_id.clone(),
+            action: self.action.clone(),
+            since_ms: ms(&self.since, "since")?,
+            until_ms: ms(&self.until, "until")?,
+        })
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -344,6 +425,36 @@ fn init_logging(config: &Config) {
     } else {
         builder.try_init()
     };
+}
+
+fn csv_rows(rows: impl IntoIterator<Item = [String; 9]>) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    for r in rows {
+        w.write_record(r)?;
+    }
+    Ok(w.into_inner()?)
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn audit_tsv(r: &crate::domain::audit::AuditRecord) -> String {
+    format!(
+        "{}\t{}\t{}:{}\t{}\t{}\t{}\t{}",
+        r.id,
+        rfc3339_ms(r.at_ms),
+        r.actor_kind,
+        r.actor,
+        r.action,
+        r.subject.as_deref().unwrap_or("-"),
+        r.object.as_deref().unwrap_or("-"),
+        r.result
+    )
 }
 
 fn user_err(e: Error) -> anyhow::Error {
@@ -586,6 +697,111 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
             writeln!(out, "{verb} door access for {n} of {} people", ids.len())?;
         }
         Command::Device(cmd) => device_admin(core, cmd, out).await?,
+        Command::Person(PersonCmd::Erase {
+            tenant,
+            user_id,
+            json,
+        }) => {
+            let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
+            let done = core
+                .erase_person(tenant.id, &user_id, ActorKind::Admin, "cli", None)
+                .await
+                .map_err(user_err)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&done)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "erased {}: {} photos, {} templates; terminals are told at their next sync",
+                    done.user_id, done.files, done.templates
+                )?;
+            }
+        }
+        Command::Audit(AuditCmd::List {
+            tenant,
+            filter,
+            limit,
+            json,
+        }) => {
+            let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
+            let records = core
+                .audit_page(tenant.id, &filter.filter()?, 0, limit)
+                .await
+                .map_err(user_err)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&records)?)?;
+            } else {
+                for r in records {
+                    writeln!(out, "{}", audit_tsv(&r))?;
+                }
+            }
+        }
+        Command::Audit(AuditCmd::Export {
+            tenant,
+            filter,
+            format,
+            output,
+        }) => {
+            let tenant = core.tenant(&tenant.tenant).await.map_err(user_err)?;
+            let filter = filter.filter()?;
+            let mut sink: Box<dyn Write> = match &output {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
+                )),
+                None => Box::new(&mut *out),
+            };
+            let csv = format == "csv";
+            if csv {
+                sink.write_all(&csv_rows([[
+                    "id",
+                    "time",
+                    "actor_kind",
+                    "actor",
+                    "action",
+                    "subject",
+                    "object",
+                    "result",
+                    "log_id",
+                ]
+                .map(String::from)])?)?;
+            }
+            let (mut after, mut n) = (0, 0u64);
+            loop {
+                let page = core
+                    .audit_page(tenant.id, &filter, after, 1000)
+                    .await
+                    .map_err(user_err)?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                n += page.len() as u64;
+                if csv {
+                    sink.write_all(&csv_rows(page.iter().map(|r| {
+                        [
+                            r.id.to_string(),
+                            rfc3339_ms(r.at_ms),
+                            r.actor_kind.clone(),
+                            r.actor.clone(),
+                            r.action.clone(),
+                            r.subject.clone().unwrap_or_default(),
+                            r.object.clone().unwrap_or_default(),
+                            r.result.clone(),
+                            r.log_id.clone().unwrap_or_default(),
+                        ]
+                    }))?)?;
+                } else {
+                    for r in &page {
+                        serde_json::to_writer(&mut sink, r)?;
+                        sink.write_all(b"\n")?;
+                    }
+                }
+            }
+            sink.flush()?;
+            drop(sink);
+            if let Some(p) = output {
+                writeln!(out, "exported {n} records to {}", p.display())?;
+            }
+        }
         Command::Check { json } => {
             // With a server running, an upload's blob lands just before its
             // row commits: look twice before calling a blob unreferenced.

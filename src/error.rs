@@ -219,6 +219,28 @@ impl Error {
         }
     }
 
+    /// A short, surface-independent name of the error (for the audit log).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::MissingToken
+            | Error::MalformedToken
+            | Error::InvalidTenantToken
+            | Error::InvalidUserToken
+            | Error::UserTokenExpired
+            | Error::WrongAppSecret
+            | Error::AppDisabled => "unauthenticated",
+            Error::ScopeDenied(_) => "scope_denied",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::TokenParam(_) | Error::InvalidParam(_) | Error::DeviceRefused(..) => {
+                "invalid_param"
+            }
+            Error::UserNotFound(_) | Error::AcsUserNotFound => "user_not_found",
+            Error::FaceCropFail(_) => "face_crop_fail",
+            Error::RouteNotFound | Error::MethodNotAllowed => "no_route",
+            Error::Internal(_) => "internal",
+        }
+    }
+
     /// `(errcode, errmsg)` on the WeCom device protocol. The protocol's own
     /// codes (6000xx) come from [`Error::DeviceRefused`]; the rest are
     /// WeCom's global codes: 40058 invalid parameter, 45009 frequency

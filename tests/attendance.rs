@@ -593,3 +593,23 @@ async fn uploads_beyond_the_concurrency_cap_get_429() {
     drop(s);
     app.upload(&t, "c.png", &p).await;
 }
+
+/// A refusal sent before the body is read ends the connection, and says so:
+/// a client that reuses connections must not send into a closing socket.
+#[tokio::test]
+async fn early_refusals_of_uploads_close_the_connection_openly() {
+    let app = spawn_app().await;
+    let t = app.token().await;
+    let photo = png(320, 320, 7);
+    let (ct, body) = sdk_file_body(&vec![7u8; 100_000]);
+    let r = app
+        .upload_raw("not-a-token", "?file_name=a.png", &ct, body)
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["connection"], "close");
+    // An accepted upload keeps the connection.
+    let (ct, body) = sdk_file_body(&photo);
+    let r = app.upload_raw(&t, "?file_name=a.png", &ct, body).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("connection").is_none_or(|v| v != "close"));
+}

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn facehub(data: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_facehub"));
@@ -610,4 +610,81 @@ fn tenant_token(client: &reqwest::blocking::Client, base: &str, body: &str) -> S
         .unwrap();
     assert_eq!(tok["code"], 0, "{tok}");
     tok["tenant_access_token"].as_str().unwrap().to_string()
+}
+
+/// `person erase` and `audit list|export`, as an operator runs them.
+#[test]
+fn erase_and_audit_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    run_ok(facehub(&data).args(["tenant", "create", "acme"]));
+    for u in ["gone", "kept"] {
+        run_ok(facehub(&data).args([
+            "person",
+            "add",
+            "--tenant",
+            "acme",
+            "--user-id",
+            u,
+            "--name",
+            u,
+        ]));
+    }
+    run_ok(facehub(&data).args(["acs", "grant", "--tenant", "acme", "gone", "kept"]));
+    let out =
+        run_ok(facehub(&data).args(["person", "erase", "--tenant", "acme", "gone", "--json"]));
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["user_id"], "gone");
+    // Erased means gone: a second erase, or any use, does not find them.
+    let again = facehub(&data)
+        .args(["person", "erase", "--tenant", "acme", "gone"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(run_ok(facehub(&data).args(["person", "list", "--tenant", "acme"])).contains("kept"));
+    assert!(!run_ok(facehub(&data).args(["person", "list", "--tenant", "acme"])).contains("gone"));
+
+    let listed = run_ok(facehub(&data).args(["audit", "list", "--tenant", "acme", "--json"]));
+    let records: Value = serde_json::from_str(&listed).unwrap();
+    let erase = &records.as_array().unwrap()[0];
+    assert_eq!(
+        (&erase["action"], &erase["subject"], &erase["actor_kind"]),
+        (&json!("person.erase"), &json!("gone"), &json!("admin"))
+    );
+    let csv_path = dir.path().join("audit.csv");
+    run_ok(
+        facehub(&data)
+            .args(["audit", "export", "--tenant", "acme", "--output"])
+            .arg(&csv_path),
+    );
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("id,time,actor_kind,actor,action,subject,object,result,log_id")
+    );
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .contains(",admin,cli,person.erase,gone,"),
+        "{csv}"
+    );
+    let jsonl = run_ok(facehub(&data).args([
+        "audit",
+        "export",
+        "--tenant",
+        "acme",
+        "--format",
+        "jsonl",
+        "--action",
+        "person.erase",
+    ]));
+    assert_eq!(jsonl.lines().count(), 1, "{jsonl}");
+    let bad = facehub(&data)
+        .args(["audit", "list", "--tenant", "acme", "--since", "yesterday"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
 }

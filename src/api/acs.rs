@@ -268,7 +268,7 @@ async fn receive(
 ) -> Result<FaceForm> {
     let limits = &state.core.config.limits;
     let rules = state.core.attendance_rules();
-    let mut form = multipart::reader(headers, body, rules.max_bytes + 64 * 1024)?;
+    let mut form = multipart::reader(headers, body, rules.max_bytes)?;
     let idle = std::time::Duration::from_secs(limits.body_idle_timeout_secs);
     let mut out = FaceForm::default();
     while let Some(field) = multipart::next_field(&mut form, idle).await? {

@@ -86,7 +86,7 @@ async fn receive_photo(
     let limits = &state.core.config.limits;
     // The photo limit is enforced precisely while streaming; this outer cap
     // only bounds what the multipart framing around it may add.
-    let mut form = multipart::reader(headers, body, limits.photo_max_bytes + 64 * 1024)?;
+    let mut form = multipart::reader(headers, body, limits.photo_max_bytes)?;
     let idle = std::time::Duration::from_secs(limits.body_idle_timeout_secs);
     // Fields may come in any order; anything but `file` is ignored.
     while let Some(field) = multipart::next_field(&mut form, idle).await? {
@@ -96,7 +96,7 @@ async fn receive_photo(
         let body = multipart::idle_timeout(multipart::field_stream(field), idle);
         let record = state
             .core
-            .store_attendance_photo(auth.caller.tenant_id, name, body, permit)
+            .store_attendance_photo(&auth.caller, name, body, permit)
             .await?;
         return Ok(success(json!({"file": {"file_id": record.file_id}})));
     }
@@ -111,7 +111,7 @@ async fn download(
     let Path(file_id) = file_id.map_err(|_| Error::param("file_id is invalid"))?;
     let photo = state
         .core
-        .open_attendance_photo(auth.caller.tenant_id, &file_id)
+        .open_attendance_photo(&auth.caller, &file_id)
         .await?;
     Ok(download::file_response(photo))
 }
@@ -190,7 +190,7 @@ async fn modify(
     let saved = state
         .core
         .modify_user_setting(
-            auth.caller.tenant_id,
+            &auth.caller,
             kind,
             &user_id,
             &face_key,

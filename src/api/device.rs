@@ -220,14 +220,7 @@ impl Conn {
         if let Error::Internal(inner) = &e {
             tracing::error!(error = format!("{inner:#}"), "device request failed");
         }
-        let (code, msg) = e.device_code();
-        let frame = match req_id {
-            Some(id) => {
-                json!({"headers": {"req_id": id}, "body": {}, "errcode": code, "errmsg": msg})
-            }
-            None => json!({"errcode": code, "errmsg": msg}),
-        }
-        .to_string();
+        let frame = error_frame(req_id, &e);
         let len = frame.len();
         self.send_reply(Outgoing::Text(frame.into()), len).await;
     }
@@ -235,63 +228,25 @@ impl Conn {
     async fn handle(&mut self, text: axum::extract::ws::Utf8Bytes) {
         // A full upload is megabytes of JSON: parse it off the async threads.
         let parsed = if text.len() > 256 * 1024 {
-            tokio::task::spawn_blocking(move || serde_json::from_str::<Value>(text.as_str()))
+            tokio::task::spawn_blocking(move || parse_frame(text.as_str()))
                 .await
-                .unwrap_or_else(|e| Err(serde::de::Error::custom(e)))
-        } else {
-            serde_json::from_str::<Value>(text.as_str())
-        };
-        let mut frame: Value = match parsed {
-            Ok(v @ Value::Object(_)) => v,
-            Ok(_) => {
-                return self
-                    .reply_error(
-                        None,
-                        Error::DeviceRefused(codes::BAD_JSON, "frame is not a JSON object".into()),
-                    )
-                    .await;
-            }
-            Err(e) => {
-                return self
-                    .reply_error(
-                        None,
-                        Error::DeviceRefused(
+                .unwrap_or_else(|e| {
+                    Err(FrameError {
+                        req_id: None,
+                        error: Error::DeviceRefused(
                             codes::BAD_JSON,
                             format!("frame is not valid JSON: {e}"),
                         ),
-                    )
-                    .await;
-            }
+                    })
+                })
+        } else {
+            parse_frame(text.as_str())
         };
-        let req_id = match frame.pointer("/headers/req_id") {
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => {
-                return self
-                    .reply_error(
-                        None,
-                        Error::param("headers.req_id is required (a string of 1 to 128 bytes)"),
-                    )
-                    .await;
-            }
-        };
-        let cmd = match frame.get("cmd") {
-            Some(Value::String(c)) => c.clone(),
-            // A reply to one of our pushes; the platform documents none.
-            None => return,
-            Some(_) => {
-                return self
-                    .reply_error(Some(&req_id), Error::param("cmd must be a string"))
-                    .await;
-            }
-        };
-        let body = match frame.get_mut("body").map(Value::take) {
-            None | Some(Value::Null) => json!({}),
-            Some(b @ Value::Object(_)) => b,
-            Some(_) => {
-                return self
-                    .reply_error(Some(&req_id), Error::param("body must be an object"))
-                    .await;
+        let (req_id, cmd, body) = match parsed {
+            Ok(Frame::Request { req_id, cmd, body }) => (req_id, cmd, body),
+            Ok(Frame::Reply) => return,
+            Err(FrameError { req_id, error }) => {
+                return self.reply_error(req_id.as_deref(), error).await;
             }
         };
         let cmd = cmd.as_str();
@@ -525,6 +480,91 @@ impl Conn {
     }
 }
 
+/// A text frame read as far as the connection needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// A request; `body` is `{}` when the frame had none (or `null`).
+    Request {
+        req_id: String,
+        cmd: String,
+        body: Value,
+    },
+    /// A frame without `cmd`: a reply to one of our pushes (the platform
+    /// documents none), ignored.
+    Reply,
+}
+
+/// A frame that cannot be served, with the `req_id` to echo: `None` (a
+/// connection-level error) unless the frame carried a valid one.
+#[derive(Debug)]
+pub struct FrameError {
+    pub req_id: Option<String>,
+    pub error: Error,
+}
+
+/// Reads a text frame: a JSON object (47001 otherwise) with `headers.req_id`
+/// a string of 1 to 128 bytes or a number (echoed as text), then `cmd` a
+/// string and `body` an object or null (40058 otherwise). Pure, so it can
+/// be fuzzed and tested without a connection.
+pub fn parse_frame(text: &str) -> std::result::Result<Frame, FrameError> {
+    let refuse = |req_id: Option<&str>, error| FrameError {
+        req_id: req_id.map(str::to_string),
+        error,
+    };
+    let mut frame = match serde_json::from_str::<Value>(text) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => {
+            return Err(refuse(
+                None,
+                Error::DeviceRefused(codes::BAD_JSON, "frame is not a JSON object".into()),
+            ));
+        }
+        Err(e) => {
+            return Err(refuse(
+                None,
+                Error::DeviceRefused(codes::BAD_JSON, format!("frame is not valid JSON: {e}")),
+            ));
+        }
+    };
+    let req_id = match frame.pointer("/headers/req_id") {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => {
+            return Err(refuse(
+                None,
+                Error::param("headers.req_id is required (a string of 1 to 128 bytes)"),
+            ));
+        }
+    };
+    let cmd = match frame.get("cmd") {
+        Some(Value::String(c)) => c.clone(),
+        None => return Ok(Frame::Reply),
+        Some(_) => return Err(refuse(Some(&req_id), Error::param("cmd must be a string"))),
+    };
+    let body = match frame.get_mut("body").map(Value::take) {
+        None | Some(Value::Null) => json!({}),
+        Some(b @ Value::Object(_)) => b,
+        Some(_) => {
+            return Err(refuse(
+                Some(&req_id),
+                Error::param("body must be an object"),
+            ));
+        }
+    };
+    Ok(Frame::Request { req_id, cmd, body })
+}
+
+/// The text of an error reply; with no `req_id`, a connection-level error
+/// (no `headers`), the shape vendor firmware reads.
+pub fn error_frame(req_id: Option<&str>, e: &Error) -> String {
+    let (code, msg) = e.device_code();
+    match req_id {
+        Some(id) => json!({"headers": {"req_id": id}, "body": {}, "errcode": code, "errmsg": msg}),
+        None => json!({"errcode": code, "errmsg": msg}),
+    }
+    .to_string()
+}
+
 /// The binary reply to `download_photo`: little-endian `int32
 /// format_version (1)`, `int32 req_id_len`, `req_id`, `int32 data_len`,
 /// `data` — the layout both device implementations in the notes parse.
@@ -604,5 +644,87 @@ fn string_list(ext: &Value, name: &str) -> Result<Vec<String>> {
             })
             .collect(),
         Some(_) => Err(Error::param(format!("ext_args.{name} must be an array"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> (Option<String>, i64) {
+        let e = parse_frame(text).unwrap_err();
+        (e.req_id, e.error.device_code().0)
+    }
+
+    #[test]
+    fn requests_are_read() {
+        let f = parse_frame(r#"{"cmd":"ping","headers":{"req_id":"r1"}}"#).unwrap();
+        assert_eq!(
+            f,
+            Frame::Request {
+                req_id: "r1".into(),
+                cmd: "ping".into(),
+                body: json!({})
+            }
+        );
+        let f = parse_frame(r#"{"cmd":"x","headers":{"req_id":7},"body":{"a":1}}"#).unwrap();
+        assert_eq!(
+            f,
+            Frame::Request {
+                req_id: "7".into(),
+                cmd: "x".into(),
+                body: json!({"a": 1})
+            }
+        );
+        let f = parse_frame(r#"{"cmd":"x","headers":{"req_id":"r"},"body":null}"#).unwrap();
+        assert!(matches!(f, Frame::Request { body, .. } if body == json!({})));
+        // No cmd: a reply, whatever its body.
+        let f = parse_frame(r#"{"headers":{"req_id":"r"},"body":5,"errcode":0}"#).unwrap();
+        assert_eq!(f, Frame::Reply);
+    }
+
+    #[test]
+    fn unreadable_frames_are_connection_errors() {
+        assert_eq!(refused("not json"), (None, codes::BAD_JSON));
+        assert_eq!(refused("[1]"), (None, codes::BAD_JSON));
+        assert_eq!(refused(r#"{"cmd":"ping"}"#), (None, 40058));
+        assert_eq!(
+            refused(r#"{"cmd":"ping","headers":{"req_id":""}}"#),
+            (None, 40058)
+        );
+        let long = "r".repeat(129);
+        let text = json!({"cmd": "ping", "headers": {"req_id": long}}).to_string();
+        assert_eq!(refused(&text), (None, 40058));
+        // Without a valid req_id even a reply is refused.
+        assert_eq!(refused(r#"{"headers":{"req_id":[]}}"#), (None, 40058));
+    }
+
+    #[test]
+    fn request_errors_echo_the_req_id() {
+        let id = Some("r".to_string());
+        assert_eq!(
+            refused(r#"{"cmd":1,"headers":{"req_id":"r"}}"#),
+            (id.clone(), 40058)
+        );
+        assert_eq!(
+            refused(r#"{"cmd":"x","headers":{"req_id":"r"},"body":[]}"#),
+            (id, 40058)
+        );
+    }
+
+    #[test]
+    fn error_frames() {
+        let e = Error::param("nope");
+        let v: Value = serde_json::from_str(&error_frame(Some("r"), &e)).unwrap();
+        assert_eq!(
+            v,
+            json!({"headers": {"req_id": "r"}, "body": {}, "errcode": 40058,
+                   "errmsg": "invalid parameter: nope"})
+        );
+        let v: Value = serde_json::from_str(&error_frame(None, &e)).unwrap();
+        assert_eq!(
+            v,
+            json!({"errcode": 40058, "errmsg": "invalid parameter: nope"})
+        );
     }
 }

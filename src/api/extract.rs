@@ -92,7 +92,11 @@ impl<E: Endpoint> FromRequestParts<AppState> for Authed<E> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let token = bearer(parts).ok_or(Error::MissingToken)?;
-        let caller = state.core.authenticate(token, E::TOKENS).await?;
+        let mut caller = state.core.authenticate(token, E::TOKENS).await?;
+        caller.log_id = parts
+            .extensions
+            .get::<super::middleware::LogId>()
+            .map(ToString::to_string);
         if !caller.has_any(E::SCOPES) {
             return Err(Error::ScopeDenied(E::SCOPES));
         }

@@ -100,7 +100,7 @@ async fn receive(
     let rules = state.core.lingo_rules();
     // The image limit is enforced precisely while streaming; this outer cap
     // only bounds what the multipart framing and the name may add.
-    let mut form = multipart::reader(headers, body, rules.max_bytes + 64 * 1024)?;
+    let mut form = multipart::reader(headers, body, rules.max_bytes)?;
     let idle = std::time::Duration::from_secs(limits.body_idle_timeout_secs);
     let mut name = None;
     while let Some(field) = multipart::next_field(&mut form, idle).await? {

@@ -53,6 +53,17 @@ pub async fn envelope(mut req: Request, next: Next) -> Response {
         path = %req.uri().path(),
     );
     req.extensions_mut().insert(log_id.clone());
+    // A refusal can come before the body is read (bad token, unknown user);
+    // hyper then closes the connection. Say so, or a client that reuses
+    // connections sends its next request into a closing socket.
+    let unread_body_closes = req.version() <= axum::http::Version::HTTP_11
+        && (req
+            .headers()
+            .contains_key(axum::http::header::TRANSFER_ENCODING)
+            || req
+                .headers()
+                .get(axum::http::header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0"));
     let start = Instant::now();
     let result = AssertUnwindSafe(next.run(req))
         .catch_unwind()
@@ -75,6 +86,12 @@ pub async fn envelope(mut req: Request, next: Next) -> Response {
     }
     if let Ok(v) = HeaderValue::from_str(log_id.as_str()) {
         resp.headers_mut().insert("x-tt-logid", v);
+    }
+    if unread_body_closes && (resp.status().is_client_error() || resp.status().is_server_error()) {
+        resp.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
     }
     tracing::info!(
         status = resp.status().as_u16(),

@@ -13,6 +13,7 @@ pub mod lingo;
 pub mod middleware;
 pub mod multipart;
 pub mod ops;
+pub mod privacy;
 pub mod ratelimit;
 
 use std::sync::Arc;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .merge(acs::router())
         .merge(device::router())
         .merge(devices_admin::router())
+        .merge(privacy::router())
         .merge(ops::router())
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })

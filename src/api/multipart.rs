@@ -51,13 +51,22 @@ impl<S: Stream + Unpin> Stream for Paced<S> {
     }
 }
 
+/// Room the whole body gets beyond its largest allowed content: part
+/// headers and boundaries, plus one network read of look-ahead (hyper
+/// reads up to ~400 KiB at once). With less, which limit trips first
+/// would depend on how the body was chunked, and an oversize file would
+/// sometimes be refused as an oversize body.
+const FRAMING_SLACK: u64 = 1024 * 1024;
+
 /// A multipart reader over the request body, refusing bodies larger than
-/// `limit` bytes as they stream.
+/// `content_limit` (enforced precisely per field by the caller) plus
+/// framing as they stream.
 pub fn reader(
     headers: &HeaderMap,
     body: Body,
-    limit: u64,
+    content_limit: u64,
 ) -> Result<multer::Multipart<'static>, Error> {
+    let limit = content_limit.saturating_add(FRAMING_SLACK);
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

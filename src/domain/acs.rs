@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::audit::AuditEvent;
 use super::auth::Caller;
 use super::files::{FileDownload, FileKind, StagedImage};
 use super::people::EmployeeType;
@@ -124,6 +125,19 @@ impl Core {
         for uid in user_ids {
             let p = self.person_by_user_id(tenant, uid).await?;
             if let Some(row) = self.db.acs_revoke(p.id).await? {
+                if row.face_file_id.is_some() {
+                    let event = AuditEvent {
+                        tenant_id: tenant.id,
+                        actor_kind: super::audit::ActorKind::Admin,
+                        actor: "cli".into(),
+                        action: "face.delete",
+                        subject: Some(p.user_id.clone()),
+                        object: row.face_file_id.clone(),
+                        result: "ok".into(),
+                        log_id: None,
+                    };
+                    self.audit.record(vec![event]).await?;
+                }
                 self.delete_blobs([row.face_file_id, row.crop_file_id])
                     .await;
                 n += 1;
@@ -239,6 +253,29 @@ impl Core {
         file_name: &str,
         hold: impl Send + 'static,
     ) -> Result<EnrolledFace> {
+        let outcome = self
+            .enrol_face(caller, id_type, id, staged, declared, file_name, hold)
+            .await;
+        let mut event = AuditEvent::by(caller, "face.enrol", &outcome);
+        if let Ok((user_id, f)) = &outcome {
+            event = event
+                .subject(Some(user_id))
+                .object(format!("{} {}", f.face_file_id, f.crop_file_id));
+        }
+        self.audited(event, outcome.map(|(_, f)| f)).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn enrol_face(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id_type: IdType,
+        id: &str,
+        staged: StagedImage,
+        declared: ImageFormat,
+        file_name: &str,
+        hold: impl Send + 'static,
+    ) -> Result<(String, EnrolledFace)> {
         let (person, _) = match self.acs_member(caller, id_type, id).await {
             Ok(m) => m,
             Err(e) => {
@@ -322,15 +359,37 @@ impl Core {
             self.delete_blobs([old.face_file_id, old.crop_file_id])
                 .await;
         }
-        Ok(EnrolledFace {
-            face_file_id: original.file_id,
-            crop_file_id: crop.file_id,
-            faces_found: enrolment.faces,
-        })
+        Ok((
+            person.user_id,
+            EnrolledFace {
+                face_file_id: original.file_id,
+                crop_file_id: crop.file_id,
+                faces_found: enrolment.faces,
+            },
+        ))
     }
 
     /// The enrolled face (crop or original) of a door-access user.
     pub async fn acs_face(
+        &self,
+        caller: &Caller,
+        id_type: IdType,
+        id: &str,
+        cropped: bool,
+    ) -> Result<FileDownload> {
+        let outcome = self.acs_face_of(caller, id_type, id, cropped).await;
+        let owner = outcome
+            .as_ref()
+            .ok()
+            .and_then(|f| f.record.owner.as_deref());
+        let mut event = AuditEvent::by(caller, "face.download", &outcome).subject(owner);
+        if let Ok(f) = &outcome {
+            event = event.object(&f.record.file_id);
+        }
+        self.audited(event, outcome).await
+    }
+
+    async fn acs_face_of(
         &self,
         caller: &Caller,
         id_type: IdType,

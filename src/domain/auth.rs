@@ -46,6 +46,8 @@ pub struct Caller {
     pub scopes: Vec<String>,
     /// Set when the token is a user access token.
     pub person_id: Option<i64>,
+    /// The request's X-Tt-Logid, for the audit log.
+    pub log_id: Option<String>,
 }
 
 /// Which access tokens an endpoint takes.
@@ -328,6 +330,7 @@ impl Core {
             app_id: app.app_id,
             scopes: app.scopes,
             person_id: rec.person_id,
+            log_id: None,
         };
         self.token_cache.insert(
             hash,

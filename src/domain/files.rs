@@ -205,6 +205,7 @@ impl Core {
                 sha256,
                 key_id: core.keys.current().id().into(),
                 created_at: core.now(),
+                owner: None,
             };
             let sealed_name = core
                 .keys

@@ -203,6 +203,10 @@ impl Scope {
         // facehub's own: manage the tenant's terminals (enrolment, photo
         // pushes, punch records) over HTTP.
         "facehub:device",
+        // facehub's own: erase a person and all their biometric data.
+        "facehub:people",
+        // facehub's own: read the audit log of biometric data.
+        "facehub:audit",
     ];
 
     pub fn parse(s: &str) -> Result<Scope, String> {

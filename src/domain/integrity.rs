@@ -178,10 +178,17 @@ mod tests {
             .unwrap();
         core.token_for(&app.app, TokenKind::Tenant).await.unwrap();
         core.add_device(&t, "SN1", "factory-secret").await.unwrap();
+        let caller = crate::domain::auth::Caller {
+            tenant_id: t.id,
+            app_id: app.app.app_id.clone(),
+            scopes: Vec::new(),
+            person_id: None,
+            log_id: None,
+        };
         let photo = crate::image::samples::png(400, 400);
         let body = futures_util::stream::iter([Ok(Bytes::from(photo))]);
         let f = core
-            .store_attendance_photo(t.id, &PhotoName::parse("a.png").unwrap(), body, ())
+            .store_attendance_photo(&caller, &PhotoName::parse("a.png").unwrap(), body, ())
             .await
             .unwrap();
         (dir, core, f.file_id)

@@ -2,8 +2,10 @@
 //! of HTTP; the API modules translate wire requests into calls on [`Core`].
 
 pub mod acs;
+pub mod audit;
 pub mod auth;
 pub mod devices;
+pub mod erasure;
 pub mod files;
 pub mod ids;
 pub mod integrity;
@@ -119,6 +121,8 @@ pub struct FileRecord {
     pub sha256: String,
     pub key_id: i64,
     pub created_at: i64,
+    /// The user_id of the person the file is bound to, if any.
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +170,7 @@ pub struct Core {
     /// Devices connected to this node.
     pub hub: devices::hub::Hub,
     pub metrics: crate::metrics::Metrics,
+    pub audit: audit::AuditLog,
 }
 
 impl Core {
@@ -178,6 +183,7 @@ impl Core {
         let id_secret = db
             .meta_get_or_init("id_secret", || hex::encode(ids::random_bytes::<32>()))
             .await?;
+        let audit = audit::AuditLog::start(db.clone());
         Ok(Core {
             db,
             blobs,
@@ -196,6 +202,7 @@ impl Core {
             ),
             hub: devices::hub::Hub::default(),
             metrics: crate::metrics::Metrics::default(),
+            audit,
             config,
         })
     }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::Stream;
 
+use super::audit::AuditEvent;
+use super::auth::Caller;
 use super::files::{FileDownload, FileKind};
 use super::people::EmployeeType;
 use super::{AttendanceSetting, Core, FileId, FileRecord, PhotoName};
@@ -35,6 +37,24 @@ impl Core {
     /// is returned only once blob and metadata are durable. `hold` is
     /// released when the work is done (see [`Core::commit_image`]).
     pub async fn store_attendance_photo<S>(
+        self: &Arc<Self>,
+        caller: &Caller,
+        name: &PhotoName,
+        body: S,
+        hold: impl Send + 'static,
+    ) -> Result<FileRecord>
+    where
+        S: Stream<Item = Result<Bytes>> + Send,
+    {
+        let outcome = self.store_photo(caller.tenant_id, name, body, hold).await;
+        let mut event = AuditEvent::by(caller, "photo.upload", &outcome);
+        if let Ok(f) = &outcome {
+            event = event.object(&f.file_id);
+        }
+        self.audited(event, outcome).await
+    }
+
+    async fn store_photo<S>(
         self: &Arc<Self>,
         tenant_id: i64,
         name: &PhotoName,
@@ -67,18 +87,54 @@ impl Core {
     /// tenants' ids look the same: not found.
     pub async fn open_attendance_photo(
         &self,
-        tenant_id: i64,
+        caller: &Caller,
         file_id: &str,
     ) -> Result<FileDownload> {
         let not_found = || Error::param(format!("file_id {file_id:?} not found"));
-        let id = FileId::parse(file_id).ok_or_else(not_found)?;
-        self.open_file(tenant_id, FileKind::AttendancePhoto, &id)
-            .await?
-            .ok_or_else(not_found)
+        let outcome = match FileId::parse(file_id) {
+            Some(id) => self
+                .open_file(caller.tenant_id, FileKind::AttendancePhoto, &id)
+                .await
+                .and_then(|f| f.ok_or_else(not_found)),
+            None => Err(not_found()),
+        };
+        let owner = outcome
+            .as_ref()
+            .ok()
+            .and_then(|f| f.record.owner.as_deref());
+        let event = AuditEvent::by(caller, "photo.download", &outcome)
+            .subject(owner)
+            .object(super::devices::clip(file_id, 128));
+        self.audited(event, outcome).await
     }
 
     /// `user_settings/modify`: binds a stored photo to a person.
     pub async fn modify_user_setting(
+        &self,
+        caller: &Caller,
+        kind: EmployeeType,
+        user_id: &str,
+        face_key: &str,
+        face_key_open: Option<bool>,
+        update_time: Option<i64>,
+    ) -> Result<AttendanceSetting> {
+        let outcome = self
+            .bind_photo(
+                caller.tenant_id,
+                kind,
+                user_id,
+                face_key,
+                face_key_open,
+                update_time,
+            )
+            .await;
+        let event = AuditEvent::by(caller, "photo.bind", &outcome)
+            .subject(Some(super::devices::clip(user_id, 128)))
+            .object(super::devices::clip(face_key, 128));
+        self.audited(event, outcome).await
+    }
+
+    async fn bind_photo(
         &self,
         tenant_id: i64,
         kind: EmployeeType,

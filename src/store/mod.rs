@@ -4,6 +4,7 @@
 //! the write lock at the first write, and a deferred transaction that reads
 //! first can fail with SQLITE_BUSY instead of waiting for the lock.
 
+pub mod audit;
 pub mod blob;
 pub mod devices;
 pub mod sealed;
@@ -45,6 +46,9 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Deleted rows are overwritten, not left in free pages: an
+            // erased person's sealed templates must not linger in the file.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -570,6 +574,13 @@ impl Db {
         if let Some(o) = &old {
             delete_files_in(&mut tx, [&o.face_file_id, &o.crop_file_id]).await?;
         }
+        // The photos are theirs, for erasure.
+        sqlx::query("UPDATE files SET person_id = ? WHERE file_id IN (?, ?)")
+            .bind(person_id)
+            .bind(face_file_id)
+            .bind(crop_file_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(old)
     }
@@ -650,13 +661,15 @@ impl Db {
         kind: &str,
         file_id: &str,
     ) -> anyhow::Result<Option<(FileRecord, Vec<u8>)>> {
-        let row =
-            sqlx::query("SELECT * FROM files WHERE file_id = ? AND tenant_id = ? AND kind = ?")
-                .bind(file_id)
-                .bind(tenant_id)
-                .bind(kind)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT f.*, p.user_id AS owner FROM files f LEFT JOIN people p ON p.id = f.person_id
+                 WHERE f.file_id = ? AND f.tenant_id = ? AND f.kind = ?",
+        )
+        .bind(file_id)
+        .bind(tenant_id)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| {
             (
                 FileRecord {
@@ -671,6 +684,7 @@ impl Db {
                     sha256: r.get("sha256"),
                     key_id: r.get("key_id"),
                     created_at: r.get("created_at"),
+                    owner: r.get("owner"),
                 },
                 r.get("file_name"),
             )
@@ -718,6 +732,83 @@ impl Db {
         Ok(known)
     }
 
+    /// Erases a person in one transaction: every photo ever bound to them
+    /// (rows only; the blobs are the caller's to delete afterwards, and a
+    /// crash first leaves orphans the start-up sweep removes), the person
+    /// and, by cascade, their settings, door access, templates, enrolments,
+    /// punch records, open ids and tokens. Terminals are told through the
+    /// change log. Returns the erased files' ids and the template count.
+    pub async fn erase_person(
+        &self,
+        person: &Person,
+        audit: &crate::domain::audit::AuditEvent,
+        now: i64,
+    ) -> anyhow::Result<(Vec<String>, u64)> {
+        let mut tx = self.pool.begin().await?;
+        // Write first (see acs_set_face): take the write lock before reading.
+        let gone = sqlx::query("UPDATE people SET updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(person.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        anyhow::ensure!(gone == 1, "person {} vanished", person.id);
+        let files: Vec<String> = sqlx::query_scalar(
+            "SELECT file_id FROM files WHERE person_id = ?1
+             UNION SELECT face_key FROM attendance_settings WHERE person_id = ?1
+             UNION SELECT face_file_id FROM acs_users WHERE person_id = ?1 AND face_file_id IS NOT NULL
+             UNION SELECT crop_file_id FROM acs_users WHERE person_id = ?1 AND crop_file_id IS NOT NULL",
+        )
+        .bind(person.id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let templates: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM templates WHERE person_id = ?")
+                .bind(person.id)
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query("DELETE FROM people WHERE id = ?")
+            .bind(person.id)
+            .execute(&mut *tx)
+            .await?;
+        for id in &files {
+            sqlx::query("DELETE FROM files WHERE file_id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let change = crate::domain::devices::Change {
+            delete_user: vec![crate::domain::devices::DeviceUser {
+                userid: person.user_id.clone(),
+                user_type: person.user_type.as_i64(),
+            }],
+            ..Default::default()
+        };
+        record_change(&mut tx, person.tenant_id, &change, now).await?;
+        // Audited in the same transaction: no erasure goes unrecorded.
+        let mut audit = audit.clone();
+        audit.object = Some(format!("{} files, {templates} templates", files.len()));
+        audit::insert_audit_in(&mut tx, &[&audit], now * 1000).await?;
+        tx.commit().await?;
+        Ok((files, templates as u64))
+    }
+
+    /// Folds the write-ahead log into the database and empties it, so
+    /// that deleted pages survive in neither file. Readers can hold the
+    /// log for a moment: retried briefly, then left to the next checkpoint.
+    pub async fn checkpoint_truncate(&self) -> anyhow::Result<bool> {
+        for _ in 0..50 {
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await?;
+            if busy == 0 {
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(false)
+    }
+
     // ---------------------------------------------------------- attendance
 
     pub async fn set_attendance(
@@ -726,6 +817,7 @@ impl Db {
         s: &AttendanceSetting,
         now: i64,
     ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO attendance_settings(person_id, face_key, face_key_open, face_key_update_time, updated_at)
              VALUES (?, ?, ?, ?, ?)
@@ -739,8 +831,15 @@ impl Db {
         .bind(s.face_key_open)
         .bind(s.face_key_update_time)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // The photo is theirs from now on, for erasure.
+        sqlx::query("UPDATE files SET person_id = ? WHERE file_id = ?")
+            .bind(person_id)
+            .bind(&s.face_key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -313,6 +313,14 @@ impl Core {
             .open_file(e.tenant_id, kind, &id)
             .await?
             .ok_or_else(invalid)?;
+        let event = crate::domain::audit::AuditEvent::by_device(
+            session.tenant_id,
+            &session.sn,
+            "photo.download",
+        )
+        .subject(file.record.owner.as_deref())
+        .object(format!("{} (enrolment {oper_id})", file.record.file_id));
+        self.audit.record(vec![event]).await?;
         let size = usize::try_from(file.record.size).unwrap_or(0);
         Ok(file.body.read_all(size).await?)
     }

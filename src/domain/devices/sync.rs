@@ -14,6 +14,7 @@ use sha2::Sha256;
 use super::{
     DeviceUser, Modality, PersonTemplates, Session, StoredTemplate, TemplateWrite, algorithm_name,
 };
+use crate::domain::audit::AuditEvent;
 use crate::domain::{Core, Person};
 use crate::error::{Error, Result};
 use crate::image::{ImageFormat, Sniffed, sniff};
@@ -172,10 +173,22 @@ fn slots(list: &Value, modality: Modality, field: &str) -> Result<Vec<SlotWrite>
 
 /// A user item's template writes, before sealing:
 /// (modality, algorithm, slot, data or None).
-type Plain = Vec<(Modality, String, i64, Option<Vec<u8>>)>;
+pub type Plain = Vec<(Modality, String, i64, Option<Vec<u8>>)>;
 
 /// The algorithms a device subscribed with: (face, fingerprint).
-type Subscribed = (Vec<String>, Vec<String>);
+pub type Subscribed = (Vec<String>, Vec<String>);
+
+/// One `upload_userinfo` user item, judged alone: its identity and
+/// template writes, or the user as well as it can be named and why it
+/// fails. Pure (no storage), so the fuzz target reaches it.
+pub fn parse_user_item(
+    item: &Value,
+    subscribed: &Subscribed,
+) -> Result<(DeviceUser, Plain), (DeviceUser, String)> {
+    user_of(item)
+        .and_then(|u| writes_of(item, subscribed).map(|w| (u, w)))
+        .map_err(|why| (name_of(item), why))
+}
 
 fn writes_of(item: &Value, subscribed: &Subscribed) -> Result<Plain, String> {
     let mut out = Plain::new();
@@ -268,11 +281,7 @@ impl Core {
             tokio::task::spawn_blocking(move || {
                 userinfo
                     .iter()
-                    .map(|item| {
-                        user_of(item)
-                            .and_then(|u| writes_of(item, &subscribed).map(|w| (u, w)))
-                            .map_err(|why| (name_of(item), why))
-                    })
+                    .map(|item| parse_user_item(item, &subscribed))
                     .collect()
             })
             .await
@@ -343,6 +352,24 @@ impl Core {
             .db
             .apply_templates(session.tenant_id, &people, self.now())
             .await?;
+        let events = people
+            .iter()
+            .filter(|p| !p.writes.is_empty())
+            .map(|p| {
+                let slots: Vec<String> = p
+                    .writes
+                    .iter()
+                    .map(|w| {
+                        let gone = if w.sealed.is_none() { " deleted" } else { "" };
+                        format!("{}/{}:{}{gone}", w.modality.as_str(), w.algorithm, w.slot)
+                    })
+                    .collect();
+                AuditEvent::by_device(session.tenant_id, &session.sn, "template.upload")
+                    .subject(Some(&p.user.userid))
+                    .object(slots.join(" "))
+            })
+            .collect();
+        self.audit.record(events).await?;
         if version.is_some() {
             self.hub.wake();
         }
@@ -387,7 +414,9 @@ impl Core {
         // async threads.
         let keys = self.keys.clone();
         let people = people.to_vec();
-        tokio::task::spawn_blocking(move || {
+        let (items, sent) = tokio::task::spawn_blocking(move || {
+            // What was sent, per person who got templates.
+            let mut sent: std::collections::BTreeMap<String, Vec<String>> = Default::default();
             let mut items: Vec<Map<String, Value>> = people
                 .iter()
                 .map(|p| {
@@ -427,14 +456,29 @@ impl Core {
                             }
                         }
                         item.insert((*alg_field).into(), json!(alg));
+                        if !list.is_empty() {
+                            let what = format!("{}/{alg}:{}", modality.as_str(), list.len());
+                            sent.entry(p.user_id.clone()).or_default().push(what);
+                        }
                     }
                     item.insert((*list_field).into(), Value::Array(list));
                 }
             }
-            items.into_iter().map(Value::Object).collect()
+            let items: Vec<Value> = items.into_iter().map(Value::Object).collect();
+            (items, sent)
         })
         .await
-        .map_err(|e| Error::internal(format!("userinfo builder: {e}")))
+        .map_err(|e| Error::internal(format!("userinfo builder: {e}")))?;
+        let events = sent
+            .into_iter()
+            .map(|(user_id, what)| {
+                AuditEvent::by_device(session.tenant_id, &session.sn, "template.sync")
+                    .subject(Some(&user_id))
+                    .object(what.join(" "))
+            })
+            .collect();
+        self.audit.record(events).await?;
+        Ok(items)
     }
 
     /// The people named by `(userid, user_type)`, in request order; unknown

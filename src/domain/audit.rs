@@ -1,0 +1,218 @@
+//! The audit log: every read or write of biometric data, who did it, about
+//! whom, and how it ended. Records carry identifiers only, never photo or
+//! template bytes.
+//!
+//! Records are written with group commit: each caller waits until its
+//! record is durable (so a photo is never handed out unaudited), and
+//! concurrent callers share one transaction and one fsync.
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use super::Core;
+use super::auth::Caller;
+use crate::error::{Error, Result};
+use crate::store::Db;
+
+/// Records written in one transaction at most.
+const MAX_BATCH: usize = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorKind {
+    /// An app with a tenant token.
+    App,
+    /// A person acting through an app (user access token).
+    User,
+    /// A terminal on the device protocol.
+    Device,
+    /// An administrator (the CLI or the admin API).
+    Admin,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::App => "app",
+            ActorKind::User => "user",
+            ActorKind::Device => "device",
+            ActorKind::Admin => "admin",
+        }
+    }
+}
+
+/// One audited action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    pub tenant_id: i64,
+    pub actor_kind: ActorKind,
+    pub actor: String,
+    pub action: &'static str,
+    /// The user_id of the person concerned, when known.
+    pub subject: Option<String>,
+    /// The file id, file token, or templates concerned.
+    pub object: Option<String>,
+    /// `ok`, or the kind of error the caller was answered with.
+    pub result: String,
+    pub log_id: Option<String>,
+}
+
+impl AuditEvent {
+    /// An action by an HTTP caller; `result` from what it was answered.
+    pub fn by<T>(caller: &Caller, action: &'static str, outcome: &Result<T>) -> AuditEvent {
+        AuditEvent {
+            tenant_id: caller.tenant_id,
+            actor_kind: if caller.person_id.is_some() {
+                ActorKind::User
+            } else {
+                ActorKind::App
+            },
+            actor: match caller.person_id {
+                Some(p) => format!("{}/person:{p}", caller.app_id),
+                None => caller.app_id.clone(),
+            },
+            action,
+            subject: None,
+            object: None,
+            result: result_of(outcome),
+            log_id: caller.log_id.clone(),
+        }
+    }
+
+    /// An action by a terminal.
+    pub fn by_device(tenant_id: i64, sn: &str, action: &'static str) -> AuditEvent {
+        AuditEvent {
+            tenant_id,
+            actor_kind: ActorKind::Device,
+            actor: sn.to_string(),
+            action,
+            subject: None,
+            object: None,
+            result: "ok".into(),
+            log_id: None,
+        }
+    }
+
+    pub fn subject(mut self, user_id: Option<&str>) -> Self {
+        self.subject = user_id.map(str::to_string);
+        self
+    }
+
+    pub fn object(mut self, object: impl Into<String>) -> Self {
+        self.object = Some(object.into());
+        self
+    }
+}
+
+/// `ok`, or what kind of error the caller was answered with.
+pub fn result_of<T>(outcome: &Result<T>) -> String {
+    match outcome {
+        Ok(_) => "ok".into(),
+        Err(e) => e.kind().into(),
+    }
+}
+
+/// A stored record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at_ms: i64,
+    pub actor_kind: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: Option<String>,
+    pub object: Option<String>,
+    pub result: String,
+    pub log_id: Option<String>,
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub subject: Option<String>,
+    pub action: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+}
+
+struct Batch {
+    events: Vec<AuditEvent>,
+    done: oneshot::Sender<std::result::Result<(), String>>,
+}
+
+/// The group-commit writer's handle.
+pub struct AuditLog {
+    tx: mpsc::Sender<Batch>,
+}
+
+impl AuditLog {
+    /// Starts the writer on the current runtime.
+    pub fn start(db: Db) -> AuditLog {
+        let (tx, mut rx) = mpsc::channel::<Batch>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batches = vec![first];
+                let mut n = batches[0].events.len();
+                while n < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(b) => {
+                            n += b.events.len();
+                            batches.push(b);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let at_ms = chrono::Utc::now().timestamp_millis();
+                let events: Vec<&AuditEvent> = batches.iter().flat_map(|b| &b.events).collect();
+                let outcome = db
+                    .insert_audit(&events, at_ms)
+                    .await
+                    .map_err(|e| format!("{e:#}"));
+                if let Err(e) = &outcome {
+                    tracing::error!(error = %e, records = events.len(), "the audit log could not be written");
+                }
+                for b in batches {
+                    let _ = b.done.send(outcome.clone());
+                }
+            }
+        });
+        AuditLog { tx }
+    }
+
+    /// Returns once the events are durable.
+    pub async fn record(&self, events: Vec<AuditEvent>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Batch { events, done })
+            .await
+            .map_err(|_| Error::internal("the audit log writer has stopped"))?;
+        wait.await
+            .map_err(|_| Error::internal("the audit log writer has stopped"))?
+            .map_err(|e| Error::internal(format!("audit log: {e}")))
+    }
+}
+
+impl Core {
+    /// Audits `outcome` and passes it on. An action that cannot be
+    /// audited fails: biometric data is not handed out unrecorded.
+    pub async fn audited<T>(&self, event: AuditEvent, outcome: Result<T>) -> Result<T> {
+        self.audit.record(vec![event]).await?;
+        outcome
+    }
+
+    pub async fn audit_page(
+        &self,
+        tenant_id: i64,
+        filter: &AuditFilter,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>> {
+        Ok(self
+            .db
+            .audit_page(tenant_id, filter, after_id, limit.clamp(1, 1000))
+            .await?)
+    }
+}

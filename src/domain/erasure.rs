@@ -1,0 +1,65 @@
+//! Erasing a person: every photo ever bound to them, their crops,
+//! templates and derived records, from metadata and blob storage; terminals
+//! are told to delete them.
+
+use serde::Serialize;
+
+use super::Core;
+use super::audit::{ActorKind, AuditEvent};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Erasure {
+    pub user_id: String,
+    /// Photos and crops removed (metadata and blobs).
+    pub files: usize,
+    pub templates: u64,
+    /// Whether the database's write-ahead log could be emptied at once
+    /// (otherwise the next checkpoint overwrites what remains there).
+    pub log_truncated: bool,
+}
+
+impl Core {
+    /// Erases `user_id` of the tenant. `actor` names who asked (an admin
+    /// or an app), for the audit log.
+    pub async fn erase_person(
+        &self,
+        tenant_id: i64,
+        user_id: &str,
+        actor_kind: ActorKind,
+        actor: &str,
+        log_id: Option<String>,
+    ) -> Result<Erasure> {
+        let person = self
+            .db
+            .person_by_user_id(tenant_id, user_id)
+            .await?
+            .ok_or_else(|| Error::UserNotFound(user_id.to_string()))?;
+        let event = AuditEvent {
+            tenant_id,
+            actor_kind,
+            actor: actor.to_string(),
+            action: "person.erase",
+            subject: Some(person.user_id.clone()),
+            object: None,
+            result: "ok".into(),
+            log_id,
+        };
+        let (files, templates) = self.db.erase_person(&person, &event, self.now()).await?;
+        // Their user tokens are gone from the store; forget cached ones too.
+        self.token_cache.invalidate_all();
+        // The rows are gone (nothing can reach these blobs any more); a
+        // blob left by a crash here is an orphan the start-up sweep removes.
+        for id in &files {
+            self.blobs.delete(id).await?;
+        }
+        let log_truncated = self.db.checkpoint_truncate().await?;
+        tracing::info!(tenant_id, files = files.len(), templates, "erased a person");
+        Ok(Erasure {
+            user_id: person.user_id,
+            files: files.len(),
+            templates,
+            log_truncated,
+        })
+    }
+}

@@ -1,0 +1,85 @@
+//! The audit log's table.
+
+use sqlx::Row;
+
+use super::Db;
+use crate::domain::audit::{AuditEvent, AuditFilter, AuditRecord};
+
+/// Rows per INSERT statement (SQLite allows 32766 bound parameters).
+const ROWS_PER_STATEMENT: usize = 500;
+
+impl Db {
+    /// Appends events in one transaction.
+    pub async fn insert_audit(&self, events: &[&AuditEvent], at_ms: i64) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_audit_in(&mut tx, events, at_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn audit_page(
+        &self,
+        tenant_id: i64,
+        f: &AuditFilter,
+        after_id: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log
+             WHERE tenant_id = ? AND id > ?
+               AND (?3 IS NULL OR subject = ?3)
+               AND (?4 IS NULL OR action = ?4)
+               AND (?5 IS NULL OR at_ms >= ?5)
+               AND (?6 IS NULL OR at_ms < ?6)
+             ORDER BY id LIMIT ?7",
+        )
+        .bind(tenant_id)
+        .bind(after_id)
+        .bind(&f.subject)
+        .bind(&f.action)
+        .bind(f.since_ms)
+        .bind(f.until_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditRecord {
+                id: r.get("id"),
+                at_ms: r.get("at_ms"),
+                actor_kind: r.get("actor_kind"),
+                actor: r.get("actor"),
+                action: r.get("action"),
+                subject: r.get("subject"),
+                object: r.get("object"),
+                result: r.get("result"),
+                log_id: r.get("log_id"),
+            })
+            .collect())
+    }
+}
+
+pub(super) async fn insert_audit_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    events: &[&AuditEvent],
+    at_ms: i64,
+) -> anyhow::Result<()> {
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO audit_log(tenant_id, at_ms, actor_kind, actor, action, subject, object, result, log_id) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            b.push_bind(e.tenant_id)
+                .push_bind(at_ms)
+                .push_bind(e.actor_kind.as_str())
+                .push_bind(e.actor.clone())
+                .push_bind(e.action)
+                .push_bind(e.subject.clone())
+                .push_bind(e.object.clone())
+                .push_bind(e.result.clone())
+                .push_bind(e.log_id.clone());
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
