@@ -37,16 +37,25 @@ pub async fn open_core(config: Config) -> anyhow::Result<Core> {
             KeyRing::load_or_create(&file)?
         }
     };
-    // The data was sealed with one key: starting with another would fail
-    // every read and mix keys in new writes. Refuse instead.
+    // The data was sealed with this ring's keys: starting with another key
+    // would fail every read and mix keys in new writes. Refuse instead. A
+    // recorded key that is older than the ring's current one is a rotation
+    // that stopped after writing the key file; the file is the authority.
     let current = format!("{:08x}", keys.current().id());
     let recorded = db.meta_get_or_init("key_id", || current.clone()).await?;
+    let known = u32::from_str_radix(&recorded, 16)
+        .ok()
+        .and_then(|id| keys.get(id))
+        .is_some();
     anyhow::ensure!(
-        recorded == current,
+        known,
         "the encryption key in use (id {current}) is not the key this data directory was \
          written with (id {recorded}); restore {} or set encryption_key",
         config.key_file().display()
     );
+    if recorded != current {
+        db.meta_set("key_id", &current).await?;
+    }
     let local = LocalBlobStore::open(&config.data_dir)?;
     let blobs = SealedBlobs::new(Arc::new(local), keys.clone());
     Core::new(config, db, blobs, keys).await
@@ -87,7 +96,7 @@ pub struct Application {
 }
 
 /// Takes the data directory's lock, or says who holds it.
-fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+pub fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
     let path = dir.join("LOCK");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -117,6 +126,10 @@ pub fn server_running(dir: &std::path::Path) -> bool {
 /// uploads, and blobs whose metadata was never committed (never
 /// acknowledged, so never visible).
 async fn recover(core: &Core) -> anyhow::Result<()> {
+    let retired = core.finish_rotation().await?;
+    if !retired.is_empty() {
+        tracing::info!(keys = ?retired, "retired encryption keys nothing is sealed under any more");
+    }
     let store = core.blobs.store();
     let swept = store.sweep_incomplete().await?;
     // Faces stored but never recorded against a person (their rows go
@@ -201,6 +214,19 @@ impl Application {
         use hyper_util::service::TowerToHyperService;
 
         let router = crate::api::router(crate::api::AppState::new(self.core.clone()));
+        // A key rotated by `facehub key rotate` is taken up within a second.
+        let key_watch = tokio::spawn({
+            let core = self.core.clone();
+            async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = core.watch_key().await {
+                        tracing::error!(error = %format!("{e:#}"), "checking for a rotated key");
+                    }
+                }
+            }
+        });
         let (sync_stop, sync_stopped) = tokio::sync::oneshot::channel::<()>();
         let sync = tokio::spawn(self.core.clone().run_device_sync(async move {
             let _ = sync_stopped.await;
@@ -284,6 +310,7 @@ impl Application {
         }
         drop(self.listener);
         let _ = sync_stop.send(());
+        key_watch.abort();
         let _ = sync.await;
         // Upgraded WebSocket connections are no longer hyper's to drain;
         // their sync positions are kept for when they come back.

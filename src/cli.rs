@@ -64,6 +64,9 @@ pub enum Command {
     /// Punch records uploaded by terminals
     #[command(subcommand)]
     Checkin(CheckinCmd),
+    /// The encryption key of the data directory
+    #[command(subcommand)]
+    Key(KeyCmd),
     /// The audit log of biometric data: who read or wrote whose photos and
     /// templates, when, and with what result
     #[command(subcommand)]
@@ -275,6 +278,17 @@ pub enum PersonCmd {
         tenant: TenantArg,
         user_id: String,
         /// Print the outcome as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Generate a new data key, re-seal every blob and sealed value under
+    /// it, and retire the old key from the key file. Safe while a server
+    /// runs on the same directory: it takes up the new key within a second.
+    Rotate {
         #[arg(long)]
         json: bool,
     },
@@ -800,6 +814,38 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
             drop(sink);
             if let Some(p) = output {
                 writeln!(out, "exported {n} records to {}", p.display())?;
+            }
+        }
+        Command::Key(KeyCmd::Rotate { json }) => {
+            let r = core.rotate_key(std::time::Duration::from_secs(2)).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "new key {}: re-sealed {} blobs and {} values; retired {}",
+                    r.key_id,
+                    r.blobs_resealed,
+                    r.values_resealed,
+                    if r.retired.is_empty() {
+                        "none".to_string()
+                    } else {
+                        r.retired.join(", ")
+                    }
+                )?;
+                if r.retire_at_restart {
+                    writeln!(
+                        out,
+                        "a server is running: the old key stays in the key file until it \
+                         restarts (it may be finishing uploads under it), and is retired then"
+                    )?;
+                } else if r.remaining > 0 {
+                    writeln!(
+                        out,
+                        "{} items are still under an older key: run key rotate again",
+                        r.remaining
+                    )?;
+                }
             }
         }
         Command::Check { json } => {

@@ -86,51 +86,105 @@ impl Key {
 }
 
 /// The key new data is sealed with, plus older keys still readable.
-#[derive(Clone, Debug)]
+///
+/// Clones share one ring, so a rotation picked up by [`KeyRing::reload`]
+/// reaches every holder (the blob store, the core) at once.
+#[derive(Clone)]
 pub struct KeyRing {
+    inner: std::sync::Arc<std::sync::RwLock<Ring>>,
+}
+
+struct Ring {
     current: Key,
     all: HashMap<u32, Key>,
 }
 
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.read();
+        write!(f, "KeyRing(current {:?}, {} keys)", r.current, r.all.len())
+    }
+}
+
+/// The keys of a key file: one base64 key per line, the current one first,
+/// then older keys whose data may not be re-sealed yet. Blank lines and
+/// `#` comments are ignored.
+pub fn parse_key_file(text: &str) -> anyhow::Result<Vec<Key>> {
+    let keys = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(Key::from_base64)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!keys.is_empty(), "the key file holds no key");
+    Ok(keys)
+}
+
 impl KeyRing {
     pub fn new(current: Key) -> KeyRing {
-        let mut all = HashMap::new();
-        all.insert(current.id, current.clone());
-        KeyRing { current, all }
+        KeyRing::from_keys(vec![current])
     }
 
-    /// Reads the base64 key at `path`, or creates one (mode 0600) if the file
-    /// does not exist yet.
+    /// The first key is current; all are readable.
+    pub fn from_keys(keys: Vec<Key>) -> KeyRing {
+        let current = keys[0].clone();
+        let all = keys.into_iter().map(|k| (k.id, k)).collect();
+        KeyRing {
+            inner: std::sync::Arc::new(std::sync::RwLock::new(Ring { current, all })),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Ring> {
+        // A panic while holding the lock cannot leave the ring half-written
+        // (it is replaced whole), so a poisoned lock is still sound.
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the key file at `path`, or creates one (mode 0600) with a new
+    /// key if the file does not exist yet.
     pub fn load_or_create(path: &Path) -> anyhow::Result<KeyRing> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok(KeyRing::new(
-                Key::from_base64(&text).with_context(|| format!("key file {}", path.display()))?,
+            Ok(text) => Ok(KeyRing::from_keys(
+                parse_key_file(&text).with_context(|| format!("key file {}", path.display()))?,
             )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut bytes = [0u8; 32];
-                OsRng.fill_bytes(&mut bytes);
-                write_secret_file(path, B64.encode(bytes).as_bytes())
+                let line = new_key_line();
+                write_secret_file(path, line.as_bytes())
                     .with_context(|| format!("creating key file {}", path.display()))?;
                 tracing::info!(path = %path.display(), "generated a new encryption key file");
-                Ok(KeyRing::new(Key::from_bytes(&bytes)?))
+                Ok(KeyRing::new(Key::from_base64(&line)?))
             }
             Err(e) => Err(e).with_context(|| format!("reading key file {}", path.display())),
         }
     }
 
-    pub fn current(&self) -> &Key {
-        &self.current
+    /// Takes up the key file's current key (after a rotation by another
+    /// process). Keys already known stay readable.
+    pub fn reload(&self, path: &Path) -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading key file {}", path.display()))?;
+        let keys = parse_key_file(&text)?;
+        let mut ring = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        ring.current = keys[0].clone();
+        for k in keys {
+            ring.all.insert(k.id, k);
+        }
+        Ok(())
     }
 
-    pub fn get(&self, id: u32) -> Option<&Key> {
-        self.all.get(&id)
+    pub fn current(&self) -> Key {
+        self.read().current.clone()
+    }
+
+    pub fn get(&self, id: u32) -> Option<Key> {
+        self.read().all.get(&id).cloned()
     }
 
     /// Seals a small value in one piece: `key_id | nonce(24) | ciphertext`.
     pub fn seal_small(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let ct = self
-            .current
+        let current = self.current();
+        let ct = current
             .cipher
             .encrypt(
                 &nonce,
@@ -141,7 +195,7 @@ impl KeyRing {
             )
             .expect("XChaCha20-Poly1305 encryption cannot fail for small inputs");
         let mut out = Vec::with_capacity(4 + 24 + ct.len());
-        out.extend_from_slice(&self.current.id.to_be_bytes());
+        out.extend_from_slice(&current.id.to_be_bytes());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
         out
@@ -149,7 +203,7 @@ impl KeyRing {
 
     /// The key a value from [`KeyRing::seal_small`] was sealed with, if the
     /// ring holds it.
-    pub fn key_of_small(&self, sealed: &[u8]) -> Option<&Key> {
+    pub fn key_of_small(&self, sealed: &[u8]) -> Option<Key> {
         let id = u32::from_be_bytes(sealed.get(..4)?.try_into().ok()?);
         self.get(id)
     }
@@ -175,7 +229,7 @@ impl KeyRing {
     }
 
     pub fn encryptor(&self, aad: &[u8]) -> SealWriter {
-        SealWriter::new(&self.current, aad)
+        SealWriter::new(&self.current(), aad)
     }
 
     /// Starts decrypting a sealed blob from its header.
@@ -193,6 +247,19 @@ impl KeyRing {
             aad: aad.to_vec(),
         })
     }
+}
+
+/// A fresh random key, base64, as a key file line.
+pub fn new_key_line() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    B64.encode(bytes)
+}
+
+/// The id of a sealed blob's key, from its header.
+pub fn blob_key_id(header: &[u8]) -> Option<u32> {
+    (header.len() >= 8 && header[..4] == MAGIC)
+        .then(|| u32::from_be_bytes(header[4..8].try_into().expect("4 bytes")))
 }
 
 /// Writes `bytes` to a new file readable only by its owner.
@@ -421,5 +488,37 @@ mod tests {
             let mode = std::fs::metadata(&p).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn key_files_hold_the_current_key_first_and_reload_keeps_old_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("master.key");
+        let first = new_key_line();
+        std::fs::write(&p, format!("{first}\n")).unwrap();
+        let ring = KeyRing::load_or_create(&p).unwrap();
+        let shared = ring.clone();
+        let old = ring.seal_small(b"v", b"sealed under the first key");
+        let second = new_key_line();
+        std::fs::write(&p, format!("# rotated\n{second}\n\n{first}\n")).unwrap();
+        ring.reload(&p).unwrap();
+        // Every clone sees the new current key, and the old one still opens.
+        assert_eq!(
+            shared.current().id(),
+            Key::from_base64(&second).unwrap().id()
+        );
+        assert_eq!(
+            shared.open_small(b"v", &old).unwrap(),
+            b"sealed under the first key"
+        );
+        assert_eq!(
+            shared
+                .key_of_small(&shared.seal_small(b"v", b"x"))
+                .unwrap()
+                .id(),
+            shared.current().id()
+        );
+        assert!(parse_key_file("# nothing\n\n").is_err());
+        assert!(parse_key_file("not base64!\n").is_err());
     }
 }

@@ -510,17 +510,12 @@ async fn verify(
     checked
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
-    let kills: usize = std::env::var("CRASH_HARNESS_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    run_ok(facehub(&data).args(["tenant", "create", "acme"]));
+/// A tenant with an app holding every upload scope, people for faces and
+/// templates, and a bound terminal; returns the app's credentials.
+fn setup(data: &std::path::Path) -> Value {
+    run_ok(facehub(data).args(["tenant", "create", "acme"]));
     let creds: Value = serde_json::from_str(
-        run_ok(facehub(&data).args([
+        run_ok(facehub(data).args([
             "app",
             "create",
             "--tenant",
@@ -541,7 +536,7 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     for u in 0..PEOPLE {
         for prefix in ["acs", "tpl"] {
             let id = format!("{prefix}{u}");
-            run_ok(facehub(&data).args([
+            run_ok(facehub(data).args([
                 "person",
                 "add",
                 "--tenant",
@@ -552,9 +547,9 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
                 &id,
             ]));
         }
-        run_ok(facehub(&data).args(["acs", "grant", "--tenant", "acme", &format!("acs{u}")]));
+        run_ok(facehub(data).args(["acs", "grant", "--tenant", "acme", &format!("acs{u}")]));
     }
-    run_ok(facehub(&data).args([
+    run_ok(facehub(data).args([
         "device",
         "add",
         "--tenant",
@@ -565,6 +560,18 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         SECRET_NO,
         "--bind",
     ]));
+    creds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
+    let kills: usize = std::env::var("CRASH_HARNESS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let creds = setup(&data);
     let astronaut = {
         let lib = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/lib");
         let dir = std::fs::read_dir(lib)
@@ -668,5 +675,114 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         m.acknowledged
     );
     assert!(!m.faces.is_empty() && !m.templates.is_empty() && !m.lingo.is_empty());
+    server.kill();
+}
+
+/// `key rotate` while a server runs and uploads keep coming: no upload
+/// fails, everything reads back, and once the server restarts the old key
+/// is gone from the key file and nothing needs it. Then a rotation with no
+/// server running retires the old key at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn key_rotation_under_load_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let creds = setup(&data);
+    let key_ids = |data: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(data.join("master.key"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.trim().to_string())
+            .collect()
+    };
+    let original = key_ids(&data);
+    assert_eq!(original.len(), 1);
+
+    let model: Shared = Arc::default();
+    let mut secret = None;
+    let server = Server::start(&data);
+    let token = tenant_token(&server.base, &creds).await;
+    let device = device_online(&server.base, &mut secret).await;
+    // Data under the first key: photos, templates.
+    let stop = Stop::default();
+    let warmup = tokio::spawn(attendance_worker(
+        server.base.clone(),
+        token.clone(),
+        model.clone(),
+        1,
+        stop.clone(),
+    ));
+    let templates = tokio::spawn(template_worker(
+        device.clone(),
+        model.clone(),
+        2,
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let before = model.lock().unwrap().attendance.len();
+    assert!(before > 0);
+
+    // Rotate while the uploads go on.
+    let out = tokio::task::spawn_blocking({
+        let data = data.clone();
+        move || run_ok(facehub(&data).args(["key", "rotate", "--json"]))
+    })
+    .await
+    .unwrap();
+    let r: Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(
+        r["blobs_resealed"].as_u64().unwrap() >= before as u64,
+        "{r}"
+    );
+    assert!(r["values_resealed"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["retire_at_restart"], true, "{r}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.set();
+    warmup.await.unwrap();
+    templates.await.unwrap();
+    {
+        let m = model.lock().unwrap();
+        assert_eq!(
+            m.attendance_unanswered, 0,
+            "an upload failed during the rotation"
+        );
+        assert!(
+            m.attendance.len() > before,
+            "no upload landed after the rotation"
+        );
+        assert!(m.template_pending.is_empty(), "a template upload failed");
+    }
+    let keys = key_ids(&data);
+    assert_eq!(keys.len(), 2, "the old key stays until the server restarts");
+    assert_eq!(keys[1], original[0]);
+    // No downtime: everything reads back from the server that kept running.
+    verify(&server.base, &token, &device, &model, &data, 0, None).await;
+    server.kill();
+
+    // The restart retires the old key: everything reads back without it.
+    let server = Server::start(&data);
+    assert_eq!(
+        key_ids(&data),
+        keys[..1],
+        "the old key was not retired at start"
+    );
+    let token = tenant_token(&server.base, &creds).await;
+    let device = device_online(&server.base, &mut secret).await;
+    verify(&server.base, &token, &device, &model, &data, 1, None).await;
+    server.kill();
+
+    // With no server running, a rotation retires the old key itself.
+    let r: Value =
+        serde_json::from_str(run_ok(facehub(&data).args(["key", "rotate", "--json"])).trim())
+            .unwrap();
+    assert_eq!(r["retired"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["remaining"], 0, "{r}");
+    let now = key_ids(&data);
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0], keys[0]);
+    let server = Server::start(&data);
+    let token = tenant_token(&server.base, &creds).await;
+    let device = device_online(&server.base, &mut secret).await;
+    verify(&server.base, &token, &device, &model, &data, 2, None).await;
     server.kill();
 }

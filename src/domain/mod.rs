@@ -9,6 +9,7 @@ pub mod erasure;
 pub mod files;
 pub mod ids;
 pub mod integrity;
+pub mod keys;
 pub mod lingo;
 pub mod people;
 pub mod photos;

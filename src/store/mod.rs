@@ -80,6 +80,17 @@ impl Db {
             .await?)
     }
 
+    pub async fn meta_set(&self, key: &str, value: &str) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Returns the value stored under `key`, storing `init()` first if the
     /// key is new. Concurrent first calls agree on one value.
     pub async fn meta_get_or_init(

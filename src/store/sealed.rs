@@ -71,6 +71,54 @@ impl SealedBlobs {
         self.store.delete(key).await
     }
 
+    /// Re-seals a blob under the ring's current key, replacing it in place
+    /// (atomically: readers see the old or the new blob, both valid).
+    /// Returns the new digest of the sealed bytes, or `None` if the blob
+    /// is gone. A blob already under the current key (a rotation that
+    /// stopped after replacing it) is only digested.
+    pub async fn reseal(&self, key: &str) -> anyhow::Result<Option<String>> {
+        let Some(mut raw) = self.store.open(key).await? else {
+            return Ok(None);
+        };
+        let mut header = [0u8; HEADER_LEN];
+        raw.read_exact(&mut header)
+            .await
+            .context("blob shorter than its header")?;
+        if crate::crypto::blob_key_id(&header) == Some(self.keys.current().id()) {
+            let mut sha = Sha256::new();
+            sha.update(header);
+            let mut buf = vec![0u8; READ_AHEAD];
+            loop {
+                let n = raw.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                sha.update(&buf[..n]);
+            }
+            return Ok(Some(hex::encode(sha.finalize())));
+        }
+        drop(raw);
+        let Some(mut plain) = self.open(key).await? else {
+            return Ok(None);
+        };
+        let mut w = self.create(key).await?;
+        let copied = async {
+            if let Some(first) = plain.first.take() {
+                w.write(&first).await?;
+            }
+            while let Some(chunk) = plain.next_chunk().await? {
+                w.write(&chunk).await?;
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(e) = copied {
+            w.abort().await;
+            return Err(e);
+        }
+        Ok(Some(w.finish().await?))
+    }
+
     /// Reads a whole blob and judges it: present, its sealed bytes hashing
     /// to `sealed_sha256`, and every chunk opening under a key of the ring.
     /// Returns the sealed size when it is sound.

@@ -65,6 +65,84 @@ pub struct SealedValue {
 }
 
 impl Db {
+    /// How many sealed values each key id seals in `col`.
+    pub async fn sealed_key_usage(&self, col: &SealedColumn) -> anyhow::Result<Vec<(u32, u64)>> {
+        let sql = format!(
+            "SELECT substr({c}, 1, 4) AS kid, count(*) AS n FROM {t}
+             WHERE {c} IS NOT NULL GROUP BY kid",
+            c = col.column,
+            t = col.table
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let kid: Vec<u8> = r.get("kid");
+                let n: i64 = r.get("n");
+                Some((u32::from_be_bytes(kid.try_into().ok()?), n as u64))
+            })
+            .collect())
+    }
+
+    /// Files whose blob is sealed under another key than `key_id`, in id
+    /// order after `after`: (file_id, digest of the sealed blob).
+    pub async fn files_not_under_key(
+        &self,
+        key_id: u32,
+        after: &str,
+        limit: i64,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT file_id, sha256 FROM files WHERE key_id != ? AND file_id > ?
+             ORDER BY file_id LIMIT ?",
+        )
+        .bind(i64::from(key_id))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("file_id"), r.get("sha256")))
+            .collect())
+    }
+
+    /// Records a blob re-sealed under `key_id`, if its row still holds
+    /// the digest it was read with. False when the file is gone.
+    pub async fn set_file_seal(
+        &self,
+        file_id: &str,
+        old_sha256: &str,
+        sha256: &str,
+        key_id: u32,
+    ) -> anyhow::Result<bool> {
+        let n =
+            sqlx::query("UPDATE files SET sha256 = ?, key_id = ? WHERE file_id = ? AND sha256 = ?")
+                .bind(sha256)
+                .bind(i64::from(key_id))
+                .bind(file_id)
+                .bind(old_sha256)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Files per key id.
+    pub async fn file_key_usage(&self) -> anyhow::Result<Vec<(u32, u64)>> {
+        let rows = sqlx::query("SELECT key_id, count(*) AS n FROM files GROUP BY key_id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let k: i64 = r.get("key_id");
+                let n: i64 = r.get("n");
+                (k as u32, n as u64)
+            })
+            .collect())
+    }
+
     /// The next `limit` sealed values of `col` after `after_rowid`.
     pub async fn sealed_values(
         &self,
