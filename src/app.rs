@@ -114,6 +114,22 @@ pub fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
+/// Every connection is a file descriptor, and so is every open blob. The
+/// usual soft limit (1024) is far below `max_connections`; raise it to the
+/// hard limit, as Go's runtime and nginx's `worker_rlimit_nofile` do.
+fn raise_fd_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) if n < max_connections as u64 + 256 => tracing::warn!(
+            limit = n,
+            max_connections,
+            "the open-file limit is below max_connections plus room for blobs and the \
+             database; raise it (ulimit -n, LimitNOFILE=) or lower limits.max_connections"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
+}
+
 /// Whether a server holds the data directory's lock right now.
 pub fn server_running(dir: &std::path::Path) -> bool {
     match std::fs::File::open(dir.join("LOCK")) {
@@ -169,6 +185,7 @@ impl Application {
     }
 
     pub async fn with_core(core: Core, listen: SocketAddr) -> anyhow::Result<Application> {
+        raise_fd_limit(core.config.limits.max_connections);
         let tls = core.config.tls.as_ref().map(tls_acceptor).transpose()?;
         let lock = lock_data_dir(&core.config.data_dir)?;
         let listener = TcpListener::bind(listen)
@@ -240,7 +257,9 @@ impl Application {
             // (hyper's default is ~400 KiB); still far above any header.
             .max_buf_size(128 * 1024)
             .timer(TokioTimer::new())
-            .header_read_timeout(std::time::Duration::from_secs(30));
+            .header_read_timeout(std::time::Duration::from_secs(
+                self.core.config.limits.header_timeout_secs.max(1),
+            ));
         builder
             .http2()
             .timer(TokioTimer::new())

@@ -85,6 +85,10 @@ pub struct Limits {
     pub body_idle_timeout_secs: u64,
     /// An upload must be complete within this time.
     pub upload_deadline_secs: u64,
+    /// A request head (line and headers) must arrive within this time.
+    pub header_timeout_secs: u64,
+    /// A JSON request body must arrive within this time.
+    pub json_deadline_secs: u64,
     /// Uploads in progress at once; more are refused with 429.
     pub max_concurrent_uploads: usize,
     /// Open client connections at once; more wait to be accepted.
@@ -134,6 +138,8 @@ impl Default for Limits {
             json_max_bytes: 1024 * 1024,
             body_idle_timeout_secs: 30,
             upload_deadline_secs: 600,
+            header_timeout_secs: 30,
+            json_deadline_secs: 30,
             max_concurrent_uploads: 256,
             max_connections: 4096,
             decode_memory_mib: 1024,

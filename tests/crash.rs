@@ -12,14 +12,15 @@
 //!
 //! `CRASH_HARNESS_KILLS` sets the number of kills (50 by default).
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use common::process::{Server, facehub, run_ok};
 use facehub_devsim::Device;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -28,69 +29,6 @@ const SECRET_NO: &str = "crash-factory-secret";
 const SN: &str = "CRASH-1";
 /// People per kind of upload that replaces (faces, templates).
 const PEOPLE: usize = 4;
-
-fn facehub(data: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_facehub"));
-    c.arg("--data").arg(data);
-    c
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-struct Server {
-    child: std::process::Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(data: &std::path::Path) -> Server {
-        let mut child = facehub(data)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            // Storage is under test here, not frequency limits.
-            .env("FACEHUB_RATE_LIMIT_PER_SECOND", "100000")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(i) = line.find("addr=") {
-                    let a = line[i + 5..].split_whitespace().next().unwrap_or_default();
-                    let _ = tx.send(a.to_string());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server did not report its address within 30 s");
-        Server {
-            child,
-            base: format!("http://{addr}"),
-            log,
-        }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
-    }
-}
 
 /// What the clients know: acknowledged uploads, and for each replaced
 /// value the candidates sent without an answer since the last one known.

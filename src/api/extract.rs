@@ -36,8 +36,18 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
         let limit = state.core.config.limits.json_max_bytes;
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
+        // A body trickled in a byte at a time must not hold the connection
+        // (and its memory) for days.
+        let deadline = std::time::Duration::from_secs(state.core.config.limits.json_deadline_secs);
+        let read = tokio::time::timeout(deadline, axum::body::to_bytes(req.into_body(), limit));
+        let bytes = read
             .await
+            .map_err(|_| {
+                Error::param(format!(
+                    "request body did not arrive within {} s",
+                    deadline.as_secs()
+                ))
+            })?
             .map_err(|e| {
                 let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
                 while let Some(c) = cause {

@@ -77,6 +77,7 @@ pub async fn envelope(mut req: Request, next: Next) -> Response {
             Error::internal("handler panicked").to_response(surface, log_id.as_str())
         }
     };
+    let refused = resp.extensions().get::<PendingError>().is_some();
     if let Some(PendingError(err)) = resp.extensions_mut().remove::<PendingError>() {
         match &*err {
             Error::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
@@ -87,7 +88,10 @@ pub async fn envelope(mut req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(log_id.as_str()) {
         resp.headers_mut().insert("x-tt-logid", v);
     }
-    if unread_body_closes && (resp.status().is_client_error() || resp.status().is_server_error()) {
+    // (The auth surface answers its errors with 200, as the platform does.)
+    if unread_body_closes
+        && (refused || resp.status().is_client_error() || resp.status().is_server_error())
+    {
         resp.headers_mut().insert(
             axum::http::header::CONNECTION,
             HeaderValue::from_static("close"),

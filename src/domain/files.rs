@@ -309,7 +309,7 @@ impl Core {
             .ok_or_else(|| Error::internal(format!("stored format {:?}", record.format)))?;
         let body = self
             .blobs
-            .open(id)
+            .open_sized(id, u64::try_from(record.size).unwrap_or(0))
             .await
             .map_err(Error::Internal)?
             .ok_or_else(|| Error::internal(format!("blob of file {id} is missing")))?;

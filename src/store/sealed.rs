@@ -46,10 +46,34 @@ impl SealedBlobs {
         let Some(reader) = self.store.open(key).await? else {
             return Ok(None);
         };
-        self.open_reader(key, reader).await.map(Some)
+        self.open_reader(key, reader, READ_AHEAD).await.map(Some)
     }
 
-    async fn open_reader(&self, key: &str, mut reader: BlobReader) -> anyhow::Result<PlainStream> {
+    /// [`SealedBlobs::open`] for a blob of `plain_len` bytes: reads ahead
+    /// no more than the blob holds, so that a thousand downloads of small
+    /// photos at once cost a thousand small buffers, not 256 KiB each.
+    pub async fn open_sized(
+        &self,
+        key: &str,
+        plain_len: u64,
+    ) -> anyhow::Result<Option<PlainStream>> {
+        let Some(reader) = self.store.open(key).await? else {
+            return Ok(None);
+        };
+        let chunks = plain_len / CHUNK as u64 + 1;
+        let sealed = plain_len.saturating_add(chunks * TAG as u64);
+        let ahead = usize::try_from(sealed)
+            .unwrap_or(READ_AHEAD)
+            .clamp(CHUNK + TAG + 1, READ_AHEAD);
+        self.open_reader(key, reader, ahead).await.map(Some)
+    }
+
+    async fn open_reader(
+        &self,
+        key: &str,
+        mut reader: BlobReader,
+        ahead: usize,
+    ) -> anyhow::Result<PlainStream> {
         let mut header = [0u8; HEADER_LEN];
         reader
             .read_exact(&mut header)
@@ -59,7 +83,8 @@ impl SealedBlobs {
         let mut stream = PlainStream {
             reader,
             dec,
-            buf: BytesMut::with_capacity(READ_AHEAD),
+            buf: BytesMut::with_capacity(ahead),
+            ahead,
             eof: false,
             first: None,
         };
@@ -136,7 +161,7 @@ impl SealedBlobs {
             inner: Some(hashed),
             out: state.clone(),
         });
-        let opened = self.open_reader(key, reader).await;
+        let opened = self.open_reader(key, reader, READ_AHEAD).await;
         let authentic = match opened {
             Ok(mut stream) => loop {
                 match stream.next_chunk().await {
@@ -263,6 +288,8 @@ pub struct PlainStream {
     reader: BlobReader,
     dec: SealReader,
     buf: BytesMut,
+    /// Bytes read from the store at once.
+    ahead: usize,
     eof: bool,
     first: Option<Bytes>,
 }
@@ -277,7 +304,7 @@ impl PlainStream {
         while !self.eof && self.buf.len() <= CHUNK + TAG {
             // Read ahead several chunks at a time: each read of a file is a
             // hop to the blocking pool, which costs more than the memory.
-            self.buf.reserve(READ_AHEAD);
+            self.buf.reserve(self.ahead);
             if self.reader.read_buf(&mut self.buf).await? == 0 {
                 self.eof = true;
             }
