@@ -76,6 +76,14 @@ fn user_id(p: UserPath) -> Result<String> {
     Ok(id)
 }
 
+#[utoipa::path(
+    get,
+    path = "/open-apis/acs/v1/users",
+    tag = "acs",
+    params(("user_id_type" = Option<String>, Query, description = "open_id (default), union_id or user_id"), ("page_size" = Option<i64>, Query, description = "1 to 100, default 20"), ("page_token" = Option<String>, Query)),
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::AcsUsersData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn list(
     auth: Authed<List>,
     State(state): State<AppState>,
@@ -104,6 +112,14 @@ async fn list(
     Ok(success(data))
 }
 
+#[utoipa::path(
+    get,
+    path = "/open-apis/acs/v1/users/{user_id}",
+    tag = "acs",
+    params(("user_id" = String, Path, description = "the person, in user_id_type"), ("user_id_type" = Option<String>, Query, description = "open_id (default), union_id or user_id")),
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::AcsUserData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn get_user(
     auth: Authed<GetUser>,
     State(state): State<AppState>,
@@ -128,6 +144,15 @@ struct FeatureIn {
     card: Option<i64>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/open-apis/acs/v1/users/{user_id}",
+    tag = "acs",
+    params(("user_id" = String, Path, description = "the person, in user_id_type"), ("user_id_type" = Option<String>, Query, description = "open_id (default), union_id or user_id")),
+    request_body(content = super::openapi::AcsPatchBody),
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::Empty>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn patch_user(
     auth: Authed<Patch>,
     State(state): State<AppState>,
@@ -151,6 +176,14 @@ struct FaceQuery {
     is_cropped: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/open-apis/acs/v1/users/{user_id}/face",
+    tag = "acs",
+    params(("user_id" = String, Path, description = "the person, in user_id_type"), ("user_id_type" = Option<String>, Query, description = "open_id (default), union_id or user_id"), ("is_cropped" = Option<bool>, Query, description = "the crop instead of the original")),
+    responses((status = 200, description = "the face photo's bytes", content_type = "application/octet-stream"), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn get_face(
     auth: Authed<GetFace>,
     State(state): State<AppState>,
@@ -187,6 +220,15 @@ struct FaceForm {
     file_name: Option<String>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/open-apis/acs/v1/users/{user_id}/face",
+    tag = "acs",
+    params(("user_id" = String, Path, description = "the person, in user_id_type"), ("user_id_type" = Option<String>, Query, description = "open_id (default), union_id or user_id")),
+    request_body(content = inline(super::openapi::FaceForm), content_type = "multipart/form-data"),
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::Empty>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn update_face(
     auth: Authed<UpdateFace>,
     State(state): State<AppState>,

@@ -59,6 +59,15 @@ struct UploadQuery {
     file_name: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/open-apis/attendance/v1/files/upload",
+    tag = "attendance",
+    params(("file_name" = String, Query, description = "the photo's name; its extension must match the bytes")),
+    request_body(content = inline(super::openapi::UploadForm), content_type = "multipart/form-data"),
+    responses((status = 200, description = "stored", body = super::openapi::Envelope<super::openapi::UploadFileData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn upload(
     auth: Authed<Upload>,
     State(state): State<AppState>,
@@ -103,6 +112,14 @@ async fn receive_photo(
     Err(Error::param("multipart field `file` is required"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/open-apis/attendance/v1/files/{file_id}/download",
+    tag = "attendance",
+    params(("file_id" = String, Path)),
+    responses((status = 200, description = "the photo's bytes", content_type = "application/octet-stream"), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn download(
     auth: Authed<Download>,
     State(state): State<AppState>,
@@ -168,6 +185,15 @@ fn parse_update_time(v: Option<&Value>) -> Result<Option<i64>> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/open-apis/attendance/v1/user_settings/modify",
+    tag = "attendance",
+    params(("employee_type" = String, Query, description = "employee_id or employee_no")),
+    request_body(content = super::openapi::ModifyBody),
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::ModifyData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn modify(
     auth: Authed<Modify>,
     State(state): State<AppState>,
@@ -214,6 +240,15 @@ struct QueryBody {
     user_ids: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/open-apis/attendance/v1/user_settings/query",
+    tag = "attendance",
+    params(("employee_type" = String, Query, description = "employee_id or employee_no")),
+    request_body(content = super::openapi::QueryBody),
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::QueryData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn query(
     auth: Authed<QuerySettings>,
     State(state): State<AppState>,

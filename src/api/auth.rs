@@ -48,6 +48,13 @@ fn credentials(body: Result<Json<Credentials>>) -> Result<Credentials> {
         .map_err(|_| Error::TokenParam("invalid param".into()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/open-apis/auth/v3/tenant_access_token/internal",
+    tag = "auth",
+    request_body = super::openapi::Credentials,
+    responses((status = 200, description = "a token, or a refusal with a non-zero code (the platform answers token errors with 200)", body = super::openapi::TenantTokenReply))
+)]
 async fn tenant_access_token(
     State(state): State<AppState>,
     body: Result<Json<Credentials>>,
@@ -65,6 +72,13 @@ async fn tenant_access_token(
     })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/open-apis/auth/v3/app_access_token/internal",
+    tag = "auth",
+    request_body = super::openapi::Credentials,
+    responses((status = 200, description = "tokens, or a refusal with a non-zero code", body = super::openapi::AppTokenReply))
+)]
 async fn app_access_token(
     State(state): State<AppState>,
     body: Result<Json<Credentials>>,

@@ -47,6 +47,13 @@ fn enrolment_json(e: &Enrolment) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/open-apis/facehub/v1/devices",
+    tag = "facehub",
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::DevicesData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn list(State(state): State<AppState>, auth: Authed<Devices>) -> Result<axum::Json<Value>> {
     let tenant_id = auth.caller.tenant_id;
     let version = state.core.perm_version(tenant_id).await?;
@@ -71,6 +78,14 @@ async fn list(State(state): State<AppState>, auth: Authed<Devices>) -> Result<ax
 
 type SnPath = std::result::Result<Path<String>, axum::extract::rejection::PathRejection>;
 
+#[utoipa::path(
+    post,
+    path = "/open-apis/facehub/v1/devices/{sn}/bind",
+    tag = "facehub",
+    params(("sn" = String, Path)),
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::ChangedData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn bind(
     State(state): State<AppState>,
     auth: Authed<Devices>,
@@ -81,6 +96,14 @@ async fn bind(
     Ok(success(json!({"changed": changed})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/open-apis/facehub/v1/devices/{sn}/unbind",
+    tag = "facehub",
+    params(("sn" = String, Path)),
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::ChangedData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn unbind(
     State(state): State<AppState>,
     auth: Authed<Devices>,
@@ -99,6 +122,14 @@ struct StartBody {
     kind: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/open-apis/facehub/v1/device_enrolments",
+    tag = "facehub",
+    request_body(content = super::openapi::EnrolmentStart),
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::EnrolmentData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn start(
     State(state): State<AppState>,
     auth: Authed<Enrol>,
@@ -111,6 +142,14 @@ async fn start(
     Ok(success(json!({"enrolment": enrolment_json(&e)})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/open-apis/facehub/v1/device_enrolments/{oper_id}",
+    tag = "facehub",
+    params(("oper_id" = String, Path)),
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::EnrolmentData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn show(
     State(state): State<AppState>,
     auth: Authed<Enrol>,
@@ -123,6 +162,14 @@ async fn show(
     Ok(success(json!({"enrolment": enrolment_json(&e)})))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/open-apis/facehub/v1/device_enrolments/{oper_id}",
+    tag = "facehub",
+    params(("oper_id" = String, Path)),
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::EnrolmentData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn cancel(
     State(state): State<AppState>,
     auth: Authed<Enrol>,
@@ -141,6 +188,14 @@ struct CheckinQuery {
     day: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/open-apis/facehub/v1/checkins",
+    tag = "facehub",
+    params(("user_id" = String, Query), ("day" = String, Query, description = "YYYY-MM-DD (UTC)")),
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::CheckinsData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn checkins(
     State(state): State<AppState>,
     auth: Authed<Checkins>,

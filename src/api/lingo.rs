@@ -54,6 +54,14 @@ pub fn router() -> Router<AppState> {
 /// characters of 4 UTF-8 bytes each fit).
 const NAME_MAX_BYTES: usize = 4 * ImageName::MAX_CHARS;
 
+#[utoipa::path(
+    post,
+    path = "/open-apis/lingo/v1/files/upload",
+    tag = "lingo",
+    request_body(content = inline(super::openapi::LingoForm), content_type = "multipart/form-data"),
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::LingoUploadData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn upload(
     auth: Authed<Upload>,
     State(state): State<AppState>,
@@ -128,6 +136,14 @@ async fn receive(
     Ok(name)
 }
 
+#[utoipa::path(
+    get,
+    path = "/open-apis/lingo/v1/files/{file_token}/download",
+    tag = "lingo",
+    params(("file_token" = String, Path)),
+    responses((status = 200, description = "the image's bytes", content_type = "application/octet-stream"), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn download(
     auth: Authed<Download>,
     State(state): State<AppState>,

@@ -12,6 +12,7 @@ pub mod extract;
 pub mod lingo;
 pub mod middleware;
 pub mod multipart;
+pub mod openapi;
 pub mod ops;
 pub mod privacy;
 pub mod ratelimit;
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(device::router())
         .merge(devices_admin::router())
         .merge(privacy::router())
+        .merge(openapi::router())
         .merge(ops::router())
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })

@@ -19,11 +19,13 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive", body = super::openapi::Health)))]
 async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
 /// The metadata store answers; 503 otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready", body = super::openapi::Health), (status = 503, description = "the metadata store does not answer", body = super::openapi::Health)))]
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.core.db.ping().await {
         Ok(()) => axum::Json(json!({"status": "ok"})).into_response(),
@@ -38,6 +40,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Response {
     let m = &state.core.metrics;
     m.devices_connected.set(state.core.hub.online() as i64);

@@ -31,6 +31,14 @@ pub fn router() -> Router<AppState> {
         .route("/open-apis/facehub/v1/audit_logs", get(audit_logs))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/open-apis/facehub/v1/people/{user_id}",
+    tag = "facehub",
+    params(("user_id" = String, Path)),
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::ErasureData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn erase(
     State(state): State<AppState>,
     auth: Authed<Erase>,
@@ -74,6 +82,14 @@ fn seconds(v: Option<&str>, name: &str) -> Result<Option<i64>> {
         .transpose()
 }
 
+#[utoipa::path(
+    get,
+    path = "/open-apis/facehub/v1/audit_logs",
+    tag = "facehub",
+    params(("page_size" = Option<i64>, Query, description = "1 to 500, default 100"), ("page_token" = Option<String>, Query), ("user_id" = Option<String>, Query), ("action" = Option<String>, Query), ("start_time" = Option<i64>, Query, description = "unix seconds, inclusive"), ("end_time" = Option<i64>, Query, description = "unix seconds, exclusive")),
+    responses((status = 200, body = super::openapi::Envelope<super::openapi::AuditData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
 async fn audit_logs(
     State(state): State<AppState>,
     auth: Authed<AuditLogs>,
