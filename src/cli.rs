@@ -67,6 +67,9 @@ pub enum Command {
     /// The encryption key of the data directory
     #[command(subcommand)]
     Key(KeyCmd),
+    /// The admin console (served at /admin)
+    #[command(subcommand)]
+    Admin(AdminCmd),
     /// The audit log of biometric data: who read or wrote whose photos and
     /// templates, when, and with what result
     #[command(subcommand)]
@@ -281,6 +284,13 @@ pub enum PersonCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCmd {
+    /// Set the administrator password of the console (read from standard
+    /// input, at least 12 characters); ends every console session
+    Passwd,
 }
 
 #[derive(Subcommand, Debug)]
@@ -815,6 +825,16 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
             if let Some(p) = output {
                 writeln!(out, "exported {n} records to {}", p.display())?;
             }
+        }
+        Command::Admin(AdminCmd::Passwd) => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprint!("New administrator password (input is shown): ");
+            }
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            core.set_admin_password(password).await.map_err(user_err)?;
+            writeln!(out, "administrator password set; open /admin to log in")?;
         }
         Command::Key(KeyCmd::Rotate { json }) => {
             let r = core.rotate_key(std::time::Duration::from_secs(2)).await?;

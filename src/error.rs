@@ -43,6 +43,13 @@ pub enum Error {
     #[error("request trigger frequency limit")]
     RateLimited { limit: u32, reset_secs: u64 },
 
+    /// The admin console: no live session (401), or a change without the
+    /// session's CSRF token (403).
+    #[error("admin login required")]
+    AdminLoginRequired,
+    #[error("the request lacks the session's CSRF token")]
+    CsrfRejected,
+
     // ---- token endpoint (answered with HTTP 200 and a non-zero code) ----
     #[error("{0}")]
     TokenParam(String),
@@ -187,6 +194,8 @@ impl Error {
                     ("x-ogw-ratelimit-reset", reset_secs.to_string()),
                 ],
             },
+            Error::AdminLoginRequired => r(StatusCode::UNAUTHORIZED, 99991661, self.to_string()),
+            Error::CsrfRejected => r(StatusCode::FORBIDDEN, 99991672, self.to_string()),
             Error::TokenParam(m) => r(StatusCode::OK, 10003, m.clone()),
             Error::WrongAppSecret => r(StatusCode::OK, 10015, self.to_string()),
             Error::AppDisabled => r(StatusCode::OK, 10014, self.to_string()),
@@ -228,7 +237,9 @@ impl Error {
             | Error::InvalidUserToken
             | Error::UserTokenExpired
             | Error::WrongAppSecret
-            | Error::AppDisabled => "unauthenticated",
+            | Error::AppDisabled
+            | Error::AdminLoginRequired
+            | Error::CsrfRejected => "unauthenticated",
             Error::ScopeDenied(_) => "scope_denied",
             Error::RateLimited { .. } => "rate_limited",
             Error::TokenParam(_) | Error::InvalidParam(_) | Error::DeviceRefused(..) => {

@@ -688,3 +688,32 @@ fn erase_and_audit_from_the_command_line() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
 }
+
+/// `admin passwd` reads the console password from standard input.
+#[test]
+fn admin_password_from_standard_input() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let set = |pw: &str| {
+        let mut child = facehub(&data)
+            .args(["admin", "passwd"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{pw}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let short = set("short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12"));
+    let ok = set("a long enough console password");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("password set"));
+}

@@ -5,6 +5,7 @@
 pub mod acs;
 pub mod attendance;
 pub mod auth;
+pub mod console;
 pub mod device;
 pub mod devices_admin;
 pub mod download;
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .merge(devices_admin::router())
         .merge(privacy::router())
         .merge(openapi::router())
+        .merge(console::router())
         .merge(ops::router())
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })

@@ -78,7 +78,7 @@ impl Caller {
 /// SHA-256 (salted with the app id) is enough: a slow password hash only
 /// helps against guessable secrets, and it would make every token request a
 /// CPU cost an attacker can trigger.
-fn hash_secret(app_id: &str, secret: &str) -> String {
+pub(crate) fn hash_secret(app_id: &str, secret: &str) -> String {
     let digest = Sha256::new()
         .chain_update(b"facehub app secret\0")
         .chain_update(app_id.as_bytes())

@@ -436,13 +436,14 @@ impl Db {
             .collect())
     }
 
-    /// (modality, algorithm, slots) of a person, for the admin side.
+    /// (modality, algorithm, slot, updated_at) of a person's templates,
+    /// without their data, for the admin side.
     pub async fn template_slots(
         &self,
         person_id: i64,
-    ) -> anyhow::Result<Vec<(String, String, i64)>> {
+    ) -> anyhow::Result<Vec<(String, String, i64, i64)>> {
         let rows = sqlx::query(
-            "SELECT modality, algorithm, slot FROM templates WHERE person_id = ?
+            "SELECT modality, algorithm, slot, updated_at FROM templates WHERE person_id = ?
              ORDER BY modality, algorithm, slot",
         )
         .bind(person_id)
@@ -450,7 +451,14 @@ impl Db {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| (r.get("modality"), r.get("algorithm"), r.get("slot")))
+            .map(|r| {
+                (
+                    r.get("modality"),
+                    r.get("algorithm"),
+                    r.get("slot"),
+                    r.get("updated_at"),
+                )
+            })
             .collect())
     }
 

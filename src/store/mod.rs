@@ -4,6 +4,7 @@
 //! the write lock at the first write, and a deferred transaction that reads
 //! first can fail with SQLITE_BUSY instead of waiting for the lock.
 
+pub mod admin;
 pub mod audit;
 pub mod blob;
 pub mod devices;

@@ -1,0 +1,489 @@
+//! The admin console: a page served at `/admin` and the JSON it calls
+//! under `/admin/api/`, behind the administrator password.
+//!
+//! The session is a random token in an `HttpOnly; SameSite=Strict` cookie
+//! scoped to `/admin` (stored hashed); every change must also carry the
+//! session's CSRF token in `X-CSRF-Token`, which a cross-site form cannot
+//! set. Photos are served through `/admin/api/files/…` to a live session
+//! only, and each view is audited.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::Json;
+use super::{AppState, success};
+use crate::domain::Scope;
+use crate::domain::audit::{ActorKind, AuditEvent, AuditFilter};
+use crate::domain::files::FileKind;
+use crate::error::{Error, Result};
+
+const COOKIE: &str = "facehub_admin";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(page))
+        .route("/admin/", get(page))
+        .route("/admin/app.js", get(script))
+        .route("/admin/app.css", get(style))
+        .route("/admin/api/login", post(login))
+        .route("/admin/api/logout", post(logout))
+        .route("/admin/api/session", get(session))
+        .route("/admin/api/tenants", get(tenants).post(create_tenant))
+        .route(
+            "/admin/api/tenants/{tenant}/apps",
+            get(apps).post(create_app),
+        )
+        .route("/admin/api/apps/{app_id}/secret", post(rotate_secret))
+        .route("/admin/api/apps/{app_id}/scopes", put(set_scopes))
+        .route("/admin/api/tenants/{tenant}/people", get(people))
+        .route("/admin/api/tenants/{tenant}/people/import", post(import))
+        .route("/admin/api/tenants/{tenant}/people/{user_id}", get(person))
+        .route("/admin/api/tenants/{tenant}/devices", get(devices))
+        .route("/admin/api/tenants/{tenant}/audit", get(audit))
+        .route("/admin/api/files/{file_id}", get(file))
+}
+
+/// Static assets, with a policy that allows nothing but this origin.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' blob:; frame-ancestors 'none'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn page() -> Response {
+    asset(
+        "text/html; charset=utf-8",
+        include_str!("console/index.html"),
+    )
+}
+
+async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("console/app.js"),
+    )
+}
+
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", include_str!("console/app.css"))
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A request from a logged-in administrator.
+pub struct Admin {
+    token: String,
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let token = cookie_token(&parts.headers).ok_or(Error::AdminLoginRequired)?;
+        let csrf = state
+            .core
+            .admin_session(&token)
+            .await?
+            .ok_or(Error::AdminLoginRequired)?;
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            let sent = parts.headers.get("x-csrf-token").map(HeaderValue::as_bytes);
+            let same = sent.is_some_and(|s| {
+                use subtle::ConstantTimeEq;
+                s.ct_eq(csrf.as_bytes()).into()
+            });
+            if !same {
+                return Err(Error::CsrfRejected);
+            }
+        }
+        Ok(Admin { token })
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    #[serde(default)]
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<LoginBody>,
+) -> Result<Response> {
+    // Guessing is slowed by argon2 and by this limit (per minute, shared).
+    state.limiter.check("admin", "admin.login", true)?;
+    let Some(s) = state.core.admin_login(&body.password).await? else {
+        return Err(Error::AdminLoginRequired);
+    };
+    let secure = if state.core.config.tls.is_some() || forwarded_https(&headers) {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{COOKIE}={}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        s.token,
+        crate::domain::admin::SESSION_SECS
+    );
+    let mut resp = success(json!({"csrf": s.csrf})).into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|e| Error::internal(e.to_string()))?,
+    );
+    Ok(resp)
+}
+
+fn forwarded_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+async fn logout(State(state): State<AppState>, admin: Admin) -> Result<Response> {
+    state.core.admin_logout(&admin.token).await?;
+    let mut resp = success(json!({})).into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "facehub_admin=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0",
+        ),
+    );
+    Ok(resp)
+}
+
+/// The CSRF token of the current session (after a reload of the page).
+async fn session(State(state): State<AppState>, admin: Admin) -> Result<axum::Json<Value>> {
+    let csrf = state
+        .core
+        .admin_session(&admin.token)
+        .await?
+        .ok_or(Error::AdminLoginRequired)?;
+    Ok(success(json!({"csrf": csrf})))
+}
+
+async fn tenants(State(state): State<AppState>, _: Admin) -> Result<axum::Json<Value>> {
+    let apps = state.core.db.apps().await?;
+    let items: Vec<Value> = state
+        .core
+        .db
+        .tenants()
+        .await?
+        .iter()
+        .map(|t| {
+            let n = apps.iter().filter(|a| a.tenant_id == t.id).count();
+            json!({"name": t.name, "tenant_key": t.tenant_key, "apps": n, "created_at": t.created_at})
+        })
+        .collect();
+    Ok(success(json!({"items": items})))
+}
+
+#[derive(Deserialize)]
+struct NameBody {
+    #[serde(default)]
+    name: String,
+}
+
+async fn create_tenant(
+    State(state): State<AppState>,
+    _: Admin,
+    Json(body): Json<NameBody>,
+) -> Result<axum::Json<Value>> {
+    let t = state.core.create_tenant(&body.name).await?;
+    Ok(success(json!({"name": t.name, "tenant_key": t.tenant_key})))
+}
+
+fn app_json(a: &crate::domain::App) -> Value {
+    json!({"app_id": a.app_id, "scopes": a.scopes, "disabled": a.disabled, "created_at": a.created_at})
+}
+
+async fn apps(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(tenant): Path<String>,
+) -> Result<axum::Json<Value>> {
+    let t = state.core.tenant(&tenant).await?;
+    let items: Vec<Value> = state
+        .core
+        .db
+        .apps_of_tenant(t.id)
+        .await?
+        .iter()
+        .map(app_json)
+        .collect();
+    Ok(success(
+        json!({"items": items, "known_scopes": Scope::KNOWN}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ScopesBody {
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+fn parse_scopes(names: &[String]) -> Result<Vec<Scope>> {
+    names
+        .iter()
+        .map(|s| Scope::parse(s).map_err(Error::param))
+        .collect()
+}
+
+async fn create_app(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(tenant): Path<String>,
+    Json(body): Json<ScopesBody>,
+) -> Result<axum::Json<Value>> {
+    let t = state.core.tenant(&tenant).await?;
+    let created = state
+        .core
+        .create_app(&t, &parse_scopes(&body.scopes)?)
+        .await?;
+    Ok(success(json!({
+        "app": app_json(&created.app),
+        "app_secret": created.app_secret,
+    })))
+}
+
+async fn rotate_secret(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(app_id): Path<String>,
+) -> Result<axum::Json<Value>> {
+    let secret = state.core.rotate_app_secret(&app_id).await?;
+    Ok(success(json!({"app_id": app_id, "app_secret": secret})))
+}
+
+async fn set_scopes(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(app_id): Path<String>,
+    Json(body): Json<ScopesBody>,
+) -> Result<axum::Json<Value>> {
+    let app = state
+        .core
+        .set_app_scopes(&app_id, &parse_scopes(&body.scopes)?)
+        .await?;
+    Ok(success(json!({"app": app_json(&app)})))
+}
+
+#[derive(Deserialize)]
+struct PeopleQuery {
+    q: Option<String>,
+}
+
+async fn people(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(tenant): Path<String>,
+    Query(q): Query<PeopleQuery>,
+) -> Result<axum::Json<Value>> {
+    let t = state.core.tenant(&tenant).await?;
+    let needle = q.q.unwrap_or_default().to_lowercase();
+    let all = state.core.db.people(t.id).await?;
+    let matching: Vec<_> = all
+        .iter()
+        .filter(|p| {
+            needle.is_empty()
+                || p.user_id.to_lowercase().contains(&needle)
+                || p.name.to_lowercase().contains(&needle)
+                || p.employee_no
+                    .as_deref()
+                    .is_some_and(|e| e.to_lowercase().contains(&needle))
+        })
+        .collect();
+    let items: Vec<Value> = matching
+        .iter()
+        .take(200)
+        .map(|p| json!({"user_id": p.user_id, "name": p.name, "employee_no": p.employee_no}))
+        .collect();
+    Ok(success(json!({"items": items, "total": matching.len()})))
+}
+
+/// A CSV of people (`user_id,name[,employee_no,…]`); the page sends a
+/// large file in slices, each with the header row, to show progress.
+async fn import(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Result<axum::Json<Value>> {
+    let t = state.core.tenant(&tenant).await?;
+    let r = state.core.import_people(&t, body.as_ref(), |_| {}).await?;
+    let rejected: Vec<Value> = r
+        .rejected
+        .iter()
+        .map(|(line, why)| json!({"line": line, "reason": why}))
+        .collect();
+    Ok(success(json!({
+        "created": r.created, "updated": r.updated, "unchanged": r.unchanged,
+        "rejected": rejected,
+    })))
+}
+
+async fn person(
+    State(state): State<AppState>,
+    _: Admin,
+    Path((tenant, user_id)): Path<(String, String)>,
+) -> Result<axum::Json<Value>> {
+    let t = state.core.tenant(&tenant).await?;
+    let p = state
+        .core
+        .db
+        .person_by_user_id(t.id, &user_id)
+        .await?
+        .ok_or_else(|| Error::UserNotFound(user_id.clone()))?;
+    let attendance = state.core.db.attendance(p.id).await?;
+    let acs = state.core.db.acs_user(p.id).await?;
+    let templates: Vec<Value> = state
+        .core
+        .db
+        .template_slots(p.id)
+        .await?
+        .into_iter()
+        .map(|(m, alg, slot, at)| json!({"modality": m, "algorithm": alg, "slot": slot, "updated_at": at}))
+        .collect();
+    Ok(success(json!({
+        "user_id": p.user_id, "name": p.name, "employee_no": p.employee_no,
+        "user_type": p.user_type.as_i64(), "union_id": p.union_id,
+        "attendance": attendance.map(|a| json!({"face_key": a.face_key, "face_key_open": a.face_key_open})),
+        "acs": acs.map(|a| json!({
+            "card": a.card, "face_file_id": a.face_file_id, "crop_file_id": a.crop_file_id,
+            "face_box": a.face_box.and_then(|b| serde_json::from_str::<Value>(&b).ok()),
+        })),
+        "templates": templates,
+    })))
+}
+
+async fn devices(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(tenant): Path<String>,
+) -> Result<axum::Json<Value>> {
+    let t = state.core.tenant(&tenant).await?;
+    let version = state.core.perm_version(t.id).await?;
+    let items: Vec<Value> = state
+        .core
+        .db
+        .devices(t.id)
+        .await?
+        .iter()
+        .map(|d| {
+            json!({
+                "sn": d.sn, "bound": d.bound, "online": state.core.hub.is_online(&d.sn),
+                "firmware_version": d.firmware_version, "last_seen": d.last_seen,
+                "fa_algorithms": d.fa_algorithms, "fp_algorithms": d.fp_algorithms,
+                "backlog": (version - d.seen_version).max(0),
+            })
+        })
+        .collect();
+    Ok(success(json!({"perm_version": version, "items": items})))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    user_id: Option<String>,
+    action: Option<String>,
+    after: Option<i64>,
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(tenant): Path<String>,
+    Query(q): Query<AuditQuery>,
+) -> Result<axum::Json<Value>> {
+    let t = state.core.tenant(&tenant).await?;
+    let filter = AuditFilter {
+        subject: q.user_id.filter(|s| !s.is_empty()),
+        action: q.action.filter(|s| !s.is_empty()),
+        ..AuditFilter::default()
+    };
+    let items = state
+        .core
+        .audit_page(t.id, &filter, q.after.unwrap_or(0), 200)
+        .await?;
+    Ok(success(json!({"items": items})))
+}
+
+/// A stored photo, for the administrator's eyes only (audited).
+async fn file(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(file_id): Path<String>,
+) -> Result<Response> {
+    let not_found = || Error::param(format!("file_id {file_id:?} not found"));
+    let id = crate::domain::FileId::parse(&file_id).ok_or_else(not_found)?;
+    let (tenant_id, kind) = state
+        .core
+        .db
+        .file_owner(id.as_str())
+        .await?
+        .ok_or_else(not_found)?;
+    let kind = match kind.as_str() {
+        "attendance_photo" => FileKind::AttendancePhoto,
+        "acs_face" => FileKind::AcsFace,
+        "acs_face_crop" => FileKind::AcsFaceCrop,
+        "lingo_image" => FileKind::LingoImage,
+        _ => return Err(not_found()),
+    };
+    let f = state
+        .core
+        .open_file(tenant_id, kind, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let event = AuditEvent {
+        tenant_id,
+        actor_kind: ActorKind::Admin,
+        actor: "console".into(),
+        action: "photo.download",
+        subject: f.record.owner.clone(),
+        object: Some(f.record.file_id.clone()),
+        result: "ok".into(),
+        log_id: None,
+    };
+    state.core.audit.record(vec![event]).await?;
+    let mime = match f.format.name() {
+        "png" => "image/png",
+        "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "bmp" => "image/bmp",
+        "webp" => "image/webp",
+        _ => "application/octet-stream",
+    };
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, "private, no-store"),
+        ],
+        Body::from_stream(f.body.into_stream()),
+    )
+        .into_response())
+}

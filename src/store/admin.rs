@@ -1,0 +1,96 @@
+//! Admin console sessions and app changes made from the console.
+
+use super::Db;
+
+impl Db {
+    pub async fn insert_admin_session(
+        &self,
+        token_hash: &str,
+        csrf: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> anyhow::Result<()> {
+        // Expired sessions go as new ones come.
+        sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO admin_sessions(token_hash, csrf, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(csrf)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The CSRF token of a session that has not expired.
+    pub async fn admin_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> anyhow::Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT csrf FROM admin_sessions WHERE token_hash = ? AND expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn delete_admin_session(&self, token_hash: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_admin_sessions(&self) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM admin_sessions")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces an app's secret hash and drops its tokens; false if no such app.
+    pub async fn set_app_secret(&self, app_id: &str, secret_hash: &str) -> anyhow::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("UPDATE apps SET secret_hash = ? WHERE app_id = ?")
+            .bind(secret_hash)
+            .bind(app_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM tokens WHERE app_id = ?")
+            .bind(app_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    pub async fn set_app_scopes(&self, app_id: &str, scopes: &str) -> anyhow::Result<bool> {
+        let n = sqlx::query("UPDATE apps SET scopes = ? WHERE app_id = ?")
+            .bind(scopes)
+            .bind(app_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// The tenant and kind of a stored file.
+    pub async fn file_owner(&self, file_id: &str) -> anyhow::Result<Option<(i64, String)>> {
+        Ok(
+            sqlx::query_as("SELECT tenant_id, kind FROM files WHERE file_id = ?")
+                .bind(file_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+}
