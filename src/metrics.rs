@@ -27,12 +27,30 @@ pub struct DeviceLabels {
     pub errcode: i64,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    /// The image rule that refused the upload (`too_large`, `corrupt`, …).
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// The endpoint's rate-limit bucket, or `uploads` for the concurrency cap.
+    pub endpoint: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_seconds: Family<RouteLabels, Histogram>,
+    pub bytes_in: Family<RouteLabels, Counter>,
+    pub bytes_out: Family<RouteLabels, Counter>,
+    pub uploads_refused: Family<RuleLabels, Counter>,
+    pub rate_limited: Family<LimitLabels, Counter>,
+    pub face_detect_seconds: Histogram,
     pub device_commands: Family<DeviceLabels, Counter>,
     pub devices_connected: Gauge,
+    pub sync_backlog: Gauge,
 }
 
 /// Commands counted under their own name; anything else is `other`.
@@ -67,6 +85,42 @@ impl Default for Metrics {
             "HTTP request latency by route",
             http_seconds.clone(),
         );
+        let bytes_in = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "http_request_body_bytes",
+            "Request body bytes received, by route",
+            bytes_in.clone(),
+        );
+        let bytes_out = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "http_response_body_bytes",
+            "Response body bytes sent, by route",
+            bytes_out.clone(),
+        );
+        let uploads_refused = Family::<RuleLabels, Counter>::default();
+        registry.register(
+            "uploads_refused",
+            "Uploads refused by image validation, by the rule that refused them",
+            uploads_refused.clone(),
+        );
+        let rate_limited = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused by a frequency limit or the upload concurrency cap",
+            rate_limited.clone(),
+        );
+        let face_detect_seconds = Histogram::new(exponential_buckets(0.002, 2.0, 14));
+        registry.register(
+            "face_detect_duration_seconds",
+            "Face detection and cropping time per door-access enrolment",
+            face_detect_seconds.clone(),
+        );
+        let sync_backlog = Gauge::default();
+        registry.register(
+            "device_sync_backlog",
+            "Address-book versions bound terminals have not been sent yet, summed",
+            sync_backlog.clone(),
+        );
         let device_commands = Family::<DeviceLabels, Counter>::default();
         registry.register(
             "device_commands",
@@ -83,13 +137,35 @@ impl Default for Metrics {
             registry,
             http_requests,
             http_seconds,
+            bytes_in,
+            bytes_out,
+            uploads_refused,
+            rate_limited,
+            face_detect_seconds,
             device_commands,
             devices_connected,
+            sync_backlog,
         }
     }
 }
 
 impl Metrics {
+    pub fn upload_refused(&self, rule: &str) {
+        self.uploads_refused
+            .get_or_create(&RuleLabels {
+                rule: rule.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn rate_limit_hit(&self, endpoint: &str) {
+        self.rate_limited
+            .get_or_create(&LimitLabels {
+                endpoint: endpoint.to_string(),
+            })
+            .inc();
+    }
+
     pub fn device_command(&self, cmd: &str, errcode: i64) {
         let cmd = if KNOWN_COMMANDS.contains(&cmd) {
             cmd

@@ -890,6 +890,7 @@ async fn enter_page_enrolment_reports_the_device_result() {
         )
         .await
         .unwrap();
+    let slots: Vec<_> = slots.into_iter().map(|(m, a, s, _)| (m, a, s)).collect();
     assert_eq!(slots, vec![("fp".to_string(), "default".to_string(), 0)]);
     // Another tenant's enrolment looks unknown.
     let other = app.core.create_tenant("other").await.unwrap();

@@ -97,3 +97,102 @@ async fn requests_move_their_counters() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn bytes_refusals_limits_detection_and_backlog_are_counted() {
+    let app = spawn_with(|c| c.rate_limit_per_second = 3).await;
+    let token = app.token().await;
+    let photo = png(320, 320, 4);
+    let id = app.upload(&token, "a.png", &photo).await;
+    assert_eq!(app.download_ok(&token, &id).await, photo);
+    let text = scrape(&app).await;
+    let up =
+        r#"facehub_http_request_body_bytes_total{route="/open-apis/attendance/v1/files/upload"}"#;
+    let down = r#"facehub_http_response_body_bytes_total{route="/open-apis/attendance/v1/files/{file_id}/download"}"#;
+    assert!(sample(&text, up) >= photo.len() as f64, "{text}");
+    assert_eq!(sample(&text, down), photo.len() as f64, "{text}");
+
+    // A photo below the minimum side is refused, and counted by its rule.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (ct, body) = sdk_file_body(&png(20, 20, 1));
+    let r = app.upload_raw(&token, "?file_name=a.png", &ct, body).await;
+    assert_eq!(r.status(), 400);
+    let text = scrape(&app).await;
+    assert_eq!(
+        sample(
+            &text,
+            r#"facehub_uploads_refused_total{rule="side_too_small"}"#
+        ),
+        1.0,
+        "{text}"
+    );
+
+    // Past the frequency limit: 429s, counted per endpoint.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut limited = 0;
+    for _ in 0..6 {
+        if app.download(&token, &id).await.status() == 429 {
+            limited += 1;
+        }
+    }
+    assert!(limited > 0);
+    let text = scrape(&app).await;
+    assert_eq!(
+        sample(
+            &text,
+            r#"facehub_rate_limited_total{endpoint="attendance.files.download"}"#
+        ),
+        f64::from(limited),
+        "{text}"
+    );
+
+    // Face detection is timed.
+    let mut d = PersonDraft::new("u1", "Ann", None).unwrap();
+    d.user_type = Some(UserType::Employee);
+    app.core.upsert_person(&app.tenant, &d).await.unwrap();
+    app.core
+        .acs_grant(&app.tenant, &["u1".to_string()])
+        .await
+        .unwrap();
+    let acs = make_app(&app.core, &app.tenant, &["acs:users"]).await;
+    let t = app.token_for(&acs.app_id, &acs.app_secret).await;
+    let (ct, body) = RawMultipart::new()
+        .part(
+            "form-data; name=\"files\"",
+            &[],
+            &skimage_file("astronaut.png"),
+        )
+        .part("form-data; name=\"file_type\"", &[], b"png")
+        .finish();
+    let r = app
+        .client
+        .put(app.url("/open-apis/acs/v1/users/u1/face?user_id_type=user_id"))
+        .bearer_auth(&t)
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = scrape(&app).await;
+    assert_eq!(
+        sample(&text, "facehub_face_detect_duration_seconds_count"),
+        1.0,
+        "{text}"
+    );
+
+    // A bound terminal that is away: the person added since is its backlog.
+    app.core.add_device(&app.tenant, "B-1", "s").await.unwrap();
+    app.core.bind_device(app.tenant.id, "B-1").await.unwrap();
+    let text = scrape(&app).await;
+    let before = sample(&text, "facehub_device_sync_backlog ");
+    let d = PersonDraft::new("u2", "Bob", None).unwrap();
+    app.core.upsert_person(&app.tenant, &d).await.unwrap();
+    let text = scrape(&app).await;
+    assert_eq!(
+        sample(&text, "facehub_device_sync_backlog "),
+        before + 1.0,
+        "{text}"
+    );
+    assert!(before >= 1.0, "{text}");
+}

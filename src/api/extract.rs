@@ -110,9 +110,10 @@ impl<E: Endpoint> FromRequestParts<AppState> for Authed<E> {
         if !caller.has_any(E::SCOPES) {
             return Err(Error::ScopeDenied(E::SCOPES));
         }
-        state
-            .limiter
-            .check(&caller.app_id, E::NAME, E::PER_MINUTE)?;
+        if let Err(e) = state.limiter.check(&caller.app_id, E::NAME, E::PER_MINUTE) {
+            state.core.metrics.rate_limit_hit(E::NAME);
+            return Err(e);
+        }
         Ok(Authed {
             caller,
             _endpoint: PhantomData,

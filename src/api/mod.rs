@@ -53,6 +53,7 @@ impl AppState {
     pub fn upload_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
         self.uploads.clone().try_acquire_owned().map_err(|_| {
             tracing::warn!("refusing an upload: too many in progress");
+            self.core.metrics.rate_limit_hit("uploads");
             Error::RateLimited {
                 limit: self.core.config.rate_limit_per_second,
                 reset_secs: 1,

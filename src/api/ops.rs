@@ -1,6 +1,7 @@
 //! Operating endpoints: liveness, readiness, metrics.
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -44,6 +45,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let m = &state.core.metrics;
     m.devices_connected.set(state.core.hub.online() as i64);
+    match state.core.db.sync_backlog().await {
+        Ok(n) => {
+            m.sync_backlog.set(n);
+        }
+        Err(e) => tracing::warn!(error = %e, "reading the sync backlog"),
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -62,8 +69,22 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .map_or("unmatched", MatchedPath::as_str)
         .to_string();
     let start = std::time::Instant::now();
-    let resp = next.run(req).await;
     let m = &state.core.metrics;
+    let labels = RouteLabels {
+        route: route.clone(),
+    };
+    let req = req.map(|b| {
+        Body::new(Counted {
+            inner: b,
+            counter: m.bytes_in.get_or_create(&labels).clone(),
+        })
+    });
+    let resp = next.run(req).await.map(|b| {
+        Body::new(Counted {
+            inner: b,
+            counter: m.bytes_out.get_or_create(&labels).clone(),
+        })
+    });
     m.http_seconds
         .get_or_create(&RouteLabels {
             route: route.clone(),
@@ -76,4 +97,37 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         })
         .inc();
     resp
+}
+
+/// A body that counts the bytes passing through it, as they pass (so a
+/// streamed upload or download is counted whatever its framing).
+struct Counted {
+    inner: Body,
+    counter: prometheus_client::metrics::counter::Counter,
+}
+
+impl http_body::Body for Counted {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let poll = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &poll
+            && let Some(data) = frame.data_ref()
+        {
+            self.counter.inc_by(data.len() as u64);
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

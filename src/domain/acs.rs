@@ -292,6 +292,7 @@ impl Core {
         }
         let limits = crate::image::limits(&self.attendance_rules());
         let rules = FaceRules::default();
+        let detect_seconds = self.metrics.face_detect_seconds.clone();
         let (original, enrolment) = self
             .commit_image_with(
                 staged,
@@ -303,7 +304,10 @@ impl Core {
                     let upright = face::upright(bytes, limits).map_err(|e| {
                         Error::FaceCropFail(format!("the photo cannot be read: {e}"))
                     })?;
-                    face::enrol(&upright, &rules).map_err(|e| match e {
+                    let started = std::time::Instant::now();
+                    let enrolled = face::enrol(&upright, &rules);
+                    detect_seconds.observe(started.elapsed().as_secs_f64());
+                    enrolled.map_err(|e| match e {
                         face::FaceError::Detector(m) => Error::internal(m),
                         other => Error::FaceCropFail(other.to_string()),
                     })

@@ -91,6 +91,12 @@ impl Core {
     /// Step 1: streams an upload into a sealed temporary blob, checking it
     /// with `rules` as the bytes arrive. Fails (and leaves nothing behind)
     /// as soon as a rule is broken or the body fails.
+    /// An upload refused by an image rule, counted by rule.
+    fn refuse(&self, e: ImageError) -> Error {
+        self.metrics.upload_refused(e.rule());
+        e.into()
+    }
+
     pub async fn receive_image<S>(&self, rules: ImageRules, body: S) -> Result<StagedImage>
     where
         S: Stream<Item = Result<Bytes>> + Send,
@@ -106,13 +112,13 @@ impl Core {
         let outcome: Result<()> = async {
             while let Some(piece) = body.next().await {
                 let piece = piece?;
-                probe.push(&piece)?;
+                probe.push(&piece).map_err(|e| self.refuse(e))?;
                 writer.write(&piece).await.map_err(Error::Internal)?;
             }
             Ok(())
         }
         .await;
-        match outcome.and_then(|()| probe.finish().map_err(Error::from)) {
+        match outcome.and_then(|()| probe.finish().map_err(|e| self.refuse(e))) {
             Ok(probed) => Ok(StagedImage {
                 file_id,
                 writer,
@@ -265,8 +271,18 @@ impl Core {
             .await
             .map_err(Error::Internal)?;
         let format = probed.format;
+        let metrics = self.metrics.uploads_refused.clone();
+        let refuse = move |e: ImageError| {
+            metrics
+                .get_or_create(&crate::metrics::RuleLabels {
+                    rule: e.rule().into(),
+                })
+                .inc();
+            Error::from(e)
+        };
+        let on_panic = refuse.clone();
         let decoded = tokio::task::spawn_blocking(move || -> Result<(ImageInfo, T)> {
-            let info = crate::image::decode(&bytes, format, &rules)?;
+            let info = crate::image::decode(&bytes, format, &rules).map_err(refuse)?;
             let extra = inspect(&bytes, &info)?;
             Ok((info, extra))
         })
@@ -277,11 +293,10 @@ impl Core {
             // what is most likely a malformed file: refuse the file.
             Err(e) if e.is_panic() => {
                 tracing::error!(format = %format, "image decoder panicked");
-                Err(ImageError::Corrupt {
+                Err(on_panic(ImageError::Corrupt {
                     format,
                     detail: "the decoder could not read it".into(),
-                }
-                .into())
+                }))
             }
             Err(e) => Err(Error::Internal(e.into())),
         }

@@ -304,6 +304,25 @@ pub enum ImageError {
     TooManyPixels { format: ImageFormat, budget: u64 },
 }
 
+impl ImageError {
+    /// The rule's name, for metrics.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            ImageError::Empty => "empty",
+            ImageError::TooLarge { .. } => "too_large",
+            ImageError::TooSmall { .. } => "too_small",
+            ImageError::FormatNotAccepted { .. } => "format_not_accepted",
+            ImageError::NotAnImage { .. } => "not_an_image",
+            ImageError::SideTooLarge { .. } => "side_too_large",
+            ImageError::SideTooSmall { .. } => "side_too_small",
+            ImageError::Truncated(_) => "truncated",
+            ImageError::Corrupt { .. } => "corrupt",
+            ImageError::Inconsistent { .. } => "inconsistent",
+            ImageError::TooManyPixels { .. } => "too_many_pixels",
+        }
+    }
+}
+
 /// `2.1 KB`, `3 KB`, `10 MB`, `512 bytes` (binary units).
 pub fn human_size(n: u64) -> String {
     const KB: u64 = 1024;

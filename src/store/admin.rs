@@ -93,4 +93,14 @@ impl Db {
                 .await?,
         )
     }
+
+    /// Address-book versions bound terminals have not been sent, summed.
+    pub async fn sync_backlog(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT coalesce(sum(max(t.perm_version - d.seen_version, 0)), 0)
+             FROM devices d JOIN tenants t ON t.id = d.tenant_id WHERE d.bound",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
 }
