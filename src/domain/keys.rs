@@ -63,18 +63,19 @@ impl Core {
         // update is mended at the next start), then the marker servers watch.
         write_key_file(&path, &format!("{line}\n{}", text.trim_start()))?;
         self.keys.reload(&path)?;
-        self.db.meta_set("key_id", &hex_id(new.id())).await?;
+        let id = hex_id(new.id());
+        retry_busy(|| self.db.meta_set("key_id", &id)).await?;
         let mut r = Rotation {
             key_id: hex_id(new.id()),
             ..Rotation::default()
         };
-        self.reseal_all(&mut r).await?;
+        self.reseal_all_retrying(&mut r).await?;
         if lock.is_some() {
             self.retire_keys(&path, &mut r).await?;
         } else {
             // What the server sealed before it took up the new key.
             tokio::time::sleep(settle).await;
-            self.reseal_all(&mut r).await?;
+            self.reseal_all_retrying(&mut r).await?;
             r.remaining = self.count_not_current().await?;
             r.retire_at_restart = true;
         }
@@ -111,6 +112,22 @@ impl Core {
             }
         }
         Ok(n)
+    }
+
+    /// A pass is idempotent (it picks what is still under an older key), so
+    /// one that meets a busy database (a server writing hard on the same
+    /// directory) is simply run again.
+    async fn reseal_all_retrying(&self, r: &mut Rotation) -> anyhow::Result<()> {
+        let mut tries = 0;
+        loop {
+            match self.reseal_all(r).await {
+                Err(e) if is_busy(&e) && tries < 20 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn reseal_all(&self, r: &mut Rotation) -> anyhow::Result<()> {
@@ -234,6 +251,29 @@ impl Core {
             );
         }
         Ok(())
+    }
+}
+
+/// SQLite's "database is locked": another process holds the write lock
+/// past the busy timeout, or a read snapshot went stale.
+fn is_busy(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("database is locked")
+}
+
+async fn retry_busy<F, Fut>(mut op: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut tries = 0;
+    loop {
+        match op().await {
+            Err(e) if is_busy(&e) && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+            }
+            other => return other,
+        }
     }
 }
 

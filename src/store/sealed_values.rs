@@ -199,7 +199,9 @@ impl Db {
                 c = col.column
             ),
         };
-        let mut tx = self.pool.begin().await?;
+        // Take the write lock at once: a transaction that read first could
+        // not wait for it once another writer committed.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut n = 0;
         for (old, sealed, digest) in updates {
             let mut q = sqlx::query(&sql).bind(sealed);
