@@ -283,6 +283,7 @@ pub fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Incremental encryption: feed plaintext, take ciphertext out.
 pub struct SealWriter {
+    key_id: u32,
     enc: Option<EncryptorBE32<XChaCha20Poly1305>>,
     aad: Vec<u8>,
     pending: Vec<u8>,
@@ -298,6 +299,7 @@ impl SealWriter {
         header.extend_from_slice(&key.id.to_be_bytes());
         header.extend_from_slice(&prefix);
         SealWriter {
+            key_id: key.id,
             enc: Some(EncryptorBE32::from_aead(
                 key.cipher.clone(),
                 (&prefix[..]).into(),
@@ -306,6 +308,12 @@ impl SealWriter {
             pending: Vec::with_capacity(CHUNK + TAG),
             header: Some(header),
         }
+    }
+
+    /// The key this blob is sealed under: the ring's current key when the
+    /// writer began, which a rotation may have replaced since.
+    pub fn key_id(&self) -> u32 {
+        self.key_id
     }
 
     /// Adds plaintext; appends any ciphertext ready to be written to `out`.

@@ -88,15 +88,15 @@ fn decode_estimate_mib(probed: &Probed, rules: &ImageRules) -> u64 {
 }
 
 impl Core {
-    /// Step 1: streams an upload into a sealed temporary blob, checking it
-    /// with `rules` as the bytes arrive. Fails (and leaves nothing behind)
-    /// as soon as a rule is broken or the body fails.
     /// An upload refused by an image rule, counted by rule.
     fn refuse(&self, e: ImageError) -> Error {
         self.metrics.upload_refused(e.rule());
         e.into()
     }
 
+    /// Step 1: streams an upload into a sealed temporary blob, checking it
+    /// with `rules` as the bytes arrive. Fails (and leaves nothing behind)
+    /// as soon as a rule is broken or the body fails.
     pub async fn receive_image<S>(&self, rules: ImageRules, body: S) -> Result<StagedImage>
     where
         S: Stream<Item = Result<Bytes>> + Send,
@@ -180,6 +180,7 @@ impl Core {
                 probed,
             } = staged;
             let id = file_id.as_str();
+            let key_id = writer.key_id();
             let sha256 = match writer.finish().await {
                 Ok(digest) => digest,
                 Err(e) => {
@@ -209,7 +210,7 @@ impl Core {
                 height: info.height.into(),
                 size: info.size as i64,
                 sha256,
-                key_id: core.keys.current().id().into(),
+                key_id: key_id.into(),
                 created_at: core.now(),
                 owner: None,
             };
@@ -401,6 +402,48 @@ mod tests {
             (100, 100, "png")
         );
         assert_eq!(core.blobs.store().keys().await.unwrap(), vec![rec.file_id]);
+    }
+
+    /// A server takes up a rotated key while an upload is being sealed
+    /// under the old one: the row must name the key the blob is really
+    /// under, or the rotation would skip it and retire its key.
+    #[tokio::test]
+    async fn an_upload_sealed_across_a_key_change_records_its_real_key() {
+        let (_dir, core) = core_with(|_| {}).await;
+        let core = Arc::new(core);
+        let tenant = core.create_tenant("acme").await.unwrap();
+        let old = core.keys.current().id();
+        let staged = core
+            .receive_image(core.attendance_rules(), body(samples::png(100, 100)))
+            .await
+            .unwrap();
+        // Another process rotates; this server reloads the key file.
+        let path = core.config.key_file();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{}\n{text}", crate::crypto::new_key_line())).unwrap();
+        core.keys.reload(&path).unwrap();
+        let new = core.keys.current().id();
+        assert_ne!(old, new);
+        let rec = core
+            .commit_image(staged, tenant.id, FileKind::AttendancePhoto, "a.png", ())
+            .await
+            .unwrap();
+        assert_eq!(rec.key_id, i64::from(old));
+        let pending = core.db.files_not_under_key(new, "", 10).await.unwrap();
+        assert_eq!(pending.len(), 1, "the rotation must re-seal this blob");
+        // The start-up pass re-seals it, records the new key, and retires
+        // the old one; the photo still reads.
+        let retired = core.finish_rotation().await.unwrap();
+        assert_eq!(retired, vec![format!("{old:08x}")]);
+        assert!(
+            core.db
+                .files_not_under_key(new, "", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let report = core.check(std::time::Duration::ZERO).await.unwrap();
+        assert_eq!(report.problems(), 0, "{report:?}");
     }
 
     #[tokio::test]

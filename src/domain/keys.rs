@@ -141,14 +141,10 @@ impl Core {
             let Some((last, _)) = page.last() else { break };
             after = last.clone();
             for (id, old_sha) in page {
-                let Some(sha) = self.blobs.reseal(&id).await? else {
+                let Some((sha, key_id)) = self.blobs.reseal(&id).await? else {
                     continue; // deleted meanwhile
                 };
-                if self
-                    .db
-                    .set_file_seal(&id, &old_sha, &sha, current.id())
-                    .await?
-                {
+                if self.db.set_file_seal(&id, &old_sha, &sha, key_id).await? {
                     r.blobs_resealed += 1;
                 } else if !self
                     .db

@@ -98,10 +98,11 @@ impl SealedBlobs {
 
     /// Re-seals a blob under the ring's current key, replacing it in place
     /// (atomically: readers see the old or the new blob, both valid).
-    /// Returns the new digest of the sealed bytes, or `None` if the blob
-    /// is gone. A blob already under the current key (a rotation that
-    /// stopped after replacing it) is only digested.
-    pub async fn reseal(&self, key: &str) -> anyhow::Result<Option<String>> {
+    /// Returns the new digest of the sealed bytes and the key it is sealed
+    /// under, or `None` if the blob is gone. A blob already under the
+    /// current key (a rotation that stopped after replacing it) is only
+    /// digested.
+    pub async fn reseal(&self, key: &str) -> anyhow::Result<Option<(String, u32)>> {
         let Some(mut raw) = self.store.open(key).await? else {
             return Ok(None);
         };
@@ -109,7 +110,8 @@ impl SealedBlobs {
         raw.read_exact(&mut header)
             .await
             .context("blob shorter than its header")?;
-        if crate::crypto::blob_key_id(&header) == Some(self.keys.current().id()) {
+        let current = self.keys.current().id();
+        if crate::crypto::blob_key_id(&header) == Some(current) {
             let mut sha = Sha256::new();
             sha.update(header);
             let mut buf = vec![0u8; READ_AHEAD];
@@ -120,7 +122,7 @@ impl SealedBlobs {
                 }
                 sha.update(&buf[..n]);
             }
-            return Ok(Some(hex::encode(sha.finalize())));
+            return Ok(Some((hex::encode(sha.finalize()), current)));
         }
         drop(raw);
         let Some(mut plain) = self.open(key).await? else {
@@ -141,7 +143,8 @@ impl SealedBlobs {
             w.abort().await;
             return Err(e);
         }
-        Ok(Some(w.finish().await?))
+        let key_id = w.key_id();
+        Ok(Some((w.finish().await?, key_id)))
     }
 
     /// Reads a whole blob and judges it: present, its sealed bytes hashing
@@ -260,6 +263,14 @@ impl SealedWriter {
             }
         }
         Ok(())
+    }
+
+    /// The key the blob is sealed under. Metadata must record this one,
+    /// not the ring's current key at commit time: a rotation taken up
+    /// mid-upload would otherwise mark an old-key blob as current, and the
+    /// old key's retirement would make it unreadable.
+    pub fn key_id(&self) -> u32 {
+        self.seal.key_id()
     }
 
     /// Seals the rest, makes the blob durable and visible, and returns the
