@@ -10,7 +10,8 @@ use crate::config::Config;
 use crate::crypto::{Key, KeyRing};
 use crate::domain::Core;
 use crate::store::Db;
-use crate::store::blob::LocalBlobStore;
+use crate::store::blob::{BlobStore, LocalBlobStore};
+use crate::store::s3::{S3BlobStore, S3Location};
 use crate::store::sealed::SealedBlobs;
 
 /// Opens the data directory (database, blobs, key) without serving; used by
@@ -56,9 +57,25 @@ pub async fn open_core(config: Config) -> anyhow::Result<Core> {
     if recorded != current {
         db.meta_set("key_id", &current).await?;
     }
-    let local = LocalBlobStore::open(&config.data_dir)?;
-    let blobs = SealedBlobs::new(Arc::new(local), keys.clone());
+    let store: Arc<dyn BlobStore> = match &config.blobs {
+        None => Arc::new(LocalBlobStore::open(&config.data_dir)?),
+        Some(url) => {
+            let loc = S3Location::parse(url)?;
+            // The metadata store names its blobs' namespace: every node
+            // of a deployment agrees on it, another deployment differs.
+            let ns = db.meta_get_or_init("blob_namespace", new_namespace).await?;
+            Arc::new(S3BlobStore::open(&loc, &ns)?)
+        }
+    };
+    let blobs = SealedBlobs::new(store, keys.clone());
     Core::new(config, db, blobs, keys).await
+}
+
+fn new_namespace() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
 }
 
 /// Loads the certificate and key `serve` terminates TLS with.
@@ -147,6 +164,7 @@ async fn recover(core: &Core) -> anyhow::Result<()> {
         tracing::info!(keys = ?retired, "retired encryption keys nothing is sealed under any more");
     }
     let store = core.blobs.store();
+    store.probe().await?;
     let swept = store.sweep_incomplete().await?;
     // Faces stored but never recorded against a person (their rows go
     // first; their blobs then count as orphans below).
@@ -154,11 +172,17 @@ async fn recover(core: &Core) -> anyhow::Result<()> {
     for id in &dangling {
         core.db.delete_file(id).await?;
     }
+    // Listed before the rows are read: a blob committed in between is
+    // then known, never taken for an orphan.
+    let listed = store.list().await?;
     let known: std::collections::HashSet<String> = core.db.file_ids().await?.into_iter().collect();
+    let grace = core.orphan_grace();
+    let now = std::time::SystemTime::now();
     let mut orphans = 0;
-    for key in store.keys().await? {
-        if !known.contains(&key) {
-            core.blobs.delete(&key).await?;
+    for b in listed {
+        let young = now.duration_since(b.modified).unwrap_or_default() < grace;
+        if !known.contains(&b.key) && !young {
+            core.blobs.delete(&b.key).await?;
             orphans += 1;
         }
     }

@@ -25,6 +25,11 @@ pub struct Cli {
     /// TOML configuration file; FACEHUB_* environment variables override it
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Blob store: s3://bucket[/prefix]?endpoint=…&region=… (credentials
+    /// from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) [default: the data
+    /// directory]
+    #[arg(long, global = true, value_name = "URL")]
+    pub blobs: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -392,6 +397,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(d) = cli.data {
         config.data_dir = d;
+    }
+    if let Some(b) = cli.blobs {
+        config.blobs = Some(b);
     }
     if let Command::Serve {
         listen,
@@ -884,7 +892,7 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
                     out,
                     "blobs checked: {} ({} bytes)\nsealed values checked: {}\n\
                      missing: {}\ncorrupt: {}\nunreferenced: {}\ndangling face files: {}\n\
-                     temporary files: {}",
+                     temporary files: {}\nrecent unreferenced (uploads in flight?): {}",
                     report.blobs_checked,
                     report.blob_bytes,
                     report.sealed_checked,
@@ -892,7 +900,8 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
                     report.corrupt.len() + report.sealed_bad.len(),
                     report.unreferenced.len(),
                     report.dangling.len(),
-                    report.temporary
+                    report.temporary,
+                    report.recent
                 )?;
                 for id in &report.missing {
                     writeln!(out, "missing\t{id}")?;

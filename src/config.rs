@@ -21,6 +21,16 @@ pub struct Config {
     pub encryption_key: Option<String>,
     /// Defaults to `<data_dir>/master.key`.
     pub encryption_key_file: Option<PathBuf>,
+    /// Where blobs (sealed photos, images) go: `<data_dir>/blobs/` when
+    /// absent, or an S3-compatible bucket,
+    /// `s3://bucket[/prefix]?endpoint=http://host:port&region=name`, with
+    /// credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    pub blobs: Option<String>,
+    /// An unreferenced blob in a bucket shared by several nodes is removed
+    /// as an orphan only once older than this: a younger one may be an
+    /// upload another node is about to commit. Keep it above
+    /// `limits.upload_deadline_secs`.
+    pub orphan_grace_secs: u64,
     /// Life of an access token in seconds (the platform's is 7200).
     pub token_ttl_secs: u64,
     /// Requests per second per app and endpoint (the platform's is 50).
@@ -117,6 +127,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             encryption_key: None,
             encryption_key_file: None,
+            blobs: None,
+            orphan_grace_secs: 3600,
             tls: None,
             token_ttl_secs: 7200,
             rate_limit_per_second: 50,

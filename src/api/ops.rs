@@ -25,16 +25,23 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
-/// The metadata store answers; 503 otherwise.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready", body = super::openapi::Health), (status = 503, description = "the metadata store does not answer", body = super::openapi::Health)))]
+/// The metadata store and the blob store answer; 503 otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready", body = super::openapi::Health), (status = 503, description = "the metadata store or the blob store does not answer", body = super::openapi::Health)))]
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.core.db.ping().await {
-        Ok(()) => axum::Json(json!({"status": "ok"})).into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
+    let failed = match state.core.db.ping().await {
+        Err(e) => Some(("metadata store", e)),
+        Ok(()) => match state.core.blobs.store().ping().await {
+            Err(e) => Some(("blob store", e)),
+            Ok(()) => None,
+        },
+    };
+    match failed {
+        None => axum::Json(json!({"status": "ok"})).into_response(),
+        Some((what, e)) => {
+            tracing::warn!(error = format!("{e:#}"), "readiness check failed: {what}");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({"status": "unavailable", "reason": "metadata store"})),
+                axum::Json(json!({"status": "unavailable", "reason": what})),
             )
                 .into_response()
         }

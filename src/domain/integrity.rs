@@ -33,6 +33,9 @@ pub struct CheckReport {
     pub corrupt: Vec<Problem>,
     /// Blobs no file refers to (an upload never acknowledged).
     pub unreferenced: Vec<String>,
+    /// Blobs no file refers to yet, younger than `orphan_grace_secs` in a
+    /// store shared by nodes: uploads perhaps still committing elsewhere.
+    pub recent: usize,
     /// Door-access face files no door-access user refers to.
     pub dangling: Vec<String>,
     /// Temporary files of uploads interrupted (or, with a server running,
@@ -62,7 +65,11 @@ impl Core {
         let mut report = CheckReport::default();
         // Keys first, rows second: a blob finished and committed in between
         // is then seen as referenced, never as unreferenced.
-        let stored: Vec<String> = self.blobs.store().keys().await?;
+        // In a store other nodes write to, a young unreferenced blob may be
+        // an upload about to commit: counted, not reported as a problem.
+        let grace = self.orphan_grace();
+        let now = std::time::SystemTime::now();
+        let stored = self.blobs.store().list().await?;
         let mut referenced = HashSet::new();
         let mut after = String::new();
         loop {
@@ -90,10 +97,14 @@ impl Core {
                 referenced.insert(id);
             }
         }
-        let mut candidates: Vec<String> = stored
-            .into_iter()
-            .filter(|k| !referenced.contains(k))
-            .collect();
+        let mut candidates = Vec::new();
+        for b in stored.into_iter().filter(|b| !referenced.contains(&b.key)) {
+            if now.duration_since(b.modified).unwrap_or_default() < grace {
+                report.recent += 1;
+            } else {
+                candidates.push(b.key);
+            }
+        }
         let mut dangling = self.db.dangling_face_files().await?;
         let suspects = !candidates.is_empty() || !dangling.is_empty();
         if suspects && !settle.is_zero() {

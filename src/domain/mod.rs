@@ -212,6 +212,17 @@ impl Core {
     pub fn now(&self) -> i64 {
         self.clock.now()
     }
+
+    /// How old an unreferenced blob must be to count as an orphan: in a
+    /// store other nodes write to, a younger one may be an upload about to
+    /// commit. The local store has no other writer.
+    pub fn orphan_grace(&self) -> std::time::Duration {
+        if self.blobs.store().shared() {
+            std::time::Duration::from_secs(self.config.orphan_grace_secs)
+        } else {
+            std::time::Duration::ZERO
+        }
+    }
 }
 
 #[cfg(test)]

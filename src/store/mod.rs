@@ -8,6 +8,7 @@ pub mod admin;
 pub mod audit;
 pub mod blob;
 pub mod devices;
+pub mod s3;
 pub mod sealed;
 pub mod sealed_values;
 

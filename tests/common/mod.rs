@@ -1,6 +1,7 @@
 //! Test harness: the real server on 127.0.0.1:0 with a fresh data directory.
 #![allow(dead_code)]
 
+pub mod garage;
 pub mod process;
 
 use std::net::SocketAddr;

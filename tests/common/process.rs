@@ -31,14 +31,19 @@ pub struct Server {
 
 impl Server {
     pub fn start(data: &std::path::Path) -> Server {
-        let mut child = facehub(data)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+        Self::start_with(data, |_| {})
+    }
+
+    /// The same, with the command adjusted first (arguments, environment).
+    pub fn start_with(data: &std::path::Path, tweak: impl FnOnce(&mut Command)) -> Server {
+        let mut cmd = facehub(data);
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
             // Storage is under test here, not frequency limits.
             .env("FACEHUB_RATE_LIMIT_PER_SECOND", "100000")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        tweak(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let log: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -55,7 +60,12 @@ impl Server {
         });
         let addr = rx
             .recv_timeout(Duration::from_secs(30))
-            .expect("server did not report its address within 30 s");
+            .unwrap_or_else(|_| {
+                panic!(
+                    "server did not report its address within 30 s:\n{}",
+                    log.lock().unwrap().join("\n")
+                )
+            });
         Server {
             child,
             base: format!("http://{addr}"),

@@ -1,0 +1,302 @@
+//! Blob storage in any S3-compatible object store (Garage, MinIO, Ceph
+//! RGW, AWS S3), through the `object_store` crate.
+//!
+//! Selected with `blobs = "s3://bucket[/prefix]?endpoint=…&region=…"`;
+//! credentials come from the usual `AWS_ACCESS_KEY_ID` /
+//! `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) variables. Requests use
+//! path-style addressing, so a custom endpoint needs no wildcard DNS.
+//!
+//! Durability: a blob is visible only once its single PUT (small blobs) or
+//! its CompleteMultipartUpload (large ones) has succeeded, which an object
+//! store acknowledges only once the object is stored (Garage: on a write
+//! quorum, fsynced when `data_fsync` is on). An interrupted multipart
+//! upload is invisible to readers and listings; the bucket's lifecycle rule
+//! (`AbortIncompleteMultipartUpload`) reclaims its parts.
+//!
+//! Several nodes may write to one bucket, so an unreferenced object is an
+//! orphan only once it is older than any upload can take ([`BlobStore::shared`]).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use tokio::io::AsyncWriteExt;
+
+use super::blob::{BlobInfo, BlobReader, BlobStore, BlobWriter, check_key};
+
+/// Bytes held before a blob switches from one PUT to a multipart upload;
+/// also the part size (S3's minimum for all but the last part is 5 MiB).
+const PART: usize = 5 * 1024 * 1024;
+/// Parts of one blob in flight at once.
+const PART_CONCURRENCY: usize = 2;
+
+/// Where blobs go: parsed from the `blobs` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    /// Key prefix inside the bucket, without slashes at either end.
+    pub prefix: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+impl S3Location {
+    /// `s3://bucket[/prefix]?endpoint=http://host:port&region=name`. Every
+    /// query parameter is optional; an unknown one is refused rather than
+    /// ignored, so a typo does not silently send photos elsewhere.
+    pub fn parse(url: &str) -> anyhow::Result<S3Location> {
+        let u = url::Url::parse(url).with_context(|| format!("blobs: {url:?} is not a URL"))?;
+        if u.scheme() != "s3" {
+            bail!("blobs: {url:?}: only s3:// URLs are supported");
+        }
+        let bucket = u.host_str().unwrap_or_default().to_string();
+        if bucket.is_empty() {
+            bail!("blobs: {url:?} names no bucket (s3://bucket/…)");
+        }
+        if !u.username().is_empty() || u.password().is_some() {
+            bail!(
+                "blobs: put credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, not in \
+                 the URL (it is logged)"
+            );
+        }
+        let prefix = u.path().trim_matches('/').to_string();
+        let mut loc = S3Location {
+            bucket,
+            prefix,
+            endpoint: None,
+            region: None,
+        };
+        for (k, v) in u.query_pairs() {
+            match &*k {
+                "endpoint" => {
+                    let e = url::Url::parse(&v)
+                        .with_context(|| format!("blobs: endpoint {v:?} is not a URL"))?;
+                    if !matches!(e.scheme(), "http" | "https") {
+                        bail!("blobs: endpoint {v:?} must be http:// or https://");
+                    }
+                    loc.endpoint = Some(v.trim_end_matches('/').to_string());
+                }
+                "region" => loc.region = Some(v.into_owned()),
+                other => bail!("blobs: unknown parameter {other:?} (endpoint, region)"),
+            }
+        }
+        Ok(loc)
+    }
+}
+
+pub struct S3BlobStore {
+    store: Arc<AmazonS3>,
+    /// `<prefix>/<store id>`: the data of one facehub deployment.
+    root: Path,
+}
+
+impl S3BlobStore {
+    /// Connects (lazily: the first request does) to the bucket. `namespace`
+    /// separates deployments sharing a bucket and prefix: it is the
+    /// metadata store's own id, so every node of one deployment agrees on
+    /// it and a second deployment never sees the first one's blobs.
+    pub fn open(loc: &S3Location, namespace: &str) -> anyhow::Result<S3BlobStore> {
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(&loc.bucket)
+            .with_virtual_hosted_style_request(false)
+            // A failing store must surface as an error quickly, not after
+            // minutes of retries with the client's request still open.
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(50),
+                    max_backoff: Duration::from_secs(1),
+                    base: 2.0,
+                },
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(10),
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(3))
+                    .with_timeout(Duration::from_secs(60)),
+            );
+        if let Some(e) = &loc.endpoint {
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+        }
+        if let Some(r) = &loc.region {
+            b = b.with_region(r);
+        }
+        let store = b.build().context("configuring the S3 blob store")?;
+        let root = if loc.prefix.is_empty() {
+            Path::from(namespace)
+        } else {
+            Path::from(format!("{}/{namespace}", loc.prefix))
+        };
+        Ok(S3BlobStore {
+            store: Arc::new(store),
+            root,
+        })
+    }
+
+    fn path(&self, key: &str) -> anyhow::Result<Path> {
+        check_key(key)?;
+        Ok(self.root.child(key))
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn create(&self, key: &str) -> anyhow::Result<Box<dyn BlobWriter>> {
+        let path = self.path(key)?;
+        let store: Arc<dyn ObjectStore> = self.store.clone();
+        Ok(Box::new(S3Writer {
+            w: BufWriter::with_capacity(store, path, PART).with_max_concurrency(PART_CONCURRENCY),
+        }))
+    }
+
+    async fn open(&self, key: &str) -> anyhow::Result<Option<BlobReader>> {
+        let path = self.path(key)?;
+        match self.store.get(&path).await {
+            Ok(r) => {
+                let stream = r.into_stream().map_err(std::io::Error::other);
+                Ok(Some(Box::new(tokio_util::io::StreamReader::new(stream))))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).context("reading a blob from the S3 store"),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        let path = self.path(key)?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e).context("deleting a blob from the S3 store"),
+        }
+    }
+
+    async fn list(&self) -> anyhow::Result<Vec<BlobInfo>> {
+        let mut out = Vec::new();
+        let mut listing = self.store.list(Some(&self.root));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.context("listing the S3 blob store")?;
+            let Some(key) = meta.location.filename() else {
+                continue;
+            };
+            // Only what facehub itself writes (not the probe, not strays).
+            if check_key(key).is_err() {
+                continue;
+            }
+            out.push(BlobInfo {
+                key: key.to_string(),
+                modified: SystemTime::from(meta.last_modified),
+            });
+        }
+        Ok(out)
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    /// A HEAD of a key that need not exist: proves the endpoint answers
+    /// and the credentials are accepted (a refused one is 403, not 404).
+    async fn ping(&self) -> anyhow::Result<()> {
+        match self.store.head(&self.root.child(".probe")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e).context("the S3 blob store does not answer"),
+        }
+    }
+
+    async fn probe(&self) -> anyhow::Result<()> {
+        let p = self.root.child(".probe");
+        self.store
+            .put(&p, bytes::Bytes::from_static(b"facehub").into())
+            .await
+            .context("writing a probe object to the S3 blob store")?;
+        self.store
+            .get(&p)
+            .await
+            .context("reading the probe object back from the S3 blob store")?;
+        self.store
+            .delete(&p)
+            .await
+            .context("deleting the probe object from the S3 blob store")?;
+        Ok(())
+    }
+
+    /// Interrupted multipart uploads are invisible and reclaimed by the
+    /// bucket's lifecycle rule; nothing of them can be read or listed.
+    async fn sweep_incomplete(&self) -> anyhow::Result<usize> {
+        Ok(0)
+    }
+
+    async fn incomplete(&self) -> anyhow::Result<usize> {
+        Ok(0)
+    }
+}
+
+struct S3Writer {
+    w: BufWriter,
+}
+
+#[async_trait]
+impl BlobWriter for S3Writer {
+    async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.w
+            .write_all(bytes)
+            .await
+            .context("writing a blob to the S3 store")
+    }
+
+    async fn finish(mut self: Box<Self>) -> anyhow::Result<()> {
+        // The PUT (or CompleteMultipartUpload) answered: the object is
+        // stored. Only then is the upload acknowledged.
+        self.w
+            .shutdown()
+            .await
+            .context("storing a blob in the S3 store")
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        if let Err(e) = self.w.abort().await {
+            tracing::warn!(error = %e, "aborting an S3 upload");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_parsed_strictly() {
+        let l = S3Location::parse(
+            "s3://photos/facehub/prod?endpoint=http://127.0.0.1:3900/&region=garage",
+        )
+        .unwrap();
+        assert_eq!(
+            l,
+            S3Location {
+                bucket: "photos".into(),
+                prefix: "facehub/prod".into(),
+                endpoint: Some("http://127.0.0.1:3900".into()),
+                region: Some("garage".into()),
+            }
+        );
+        let l = S3Location::parse("s3://b").unwrap();
+        assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("b", ""));
+        assert_eq!(l.endpoint, None);
+        for bad in [
+            "http://bucket",
+            "s3:///prefix",
+            "s3://bucket?endpont=http://x",
+            "s3://bucket?endpoint=ftp://x",
+            "s3://bucket?endpoint=nonsense",
+            "s3://key:secret@bucket",
+            "not a url",
+        ] {
+            assert!(S3Location::parse(bad).is_err(), "{bad} was accepted");
+        }
+    }
+}

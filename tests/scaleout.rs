@@ -1,0 +1,398 @@
+//! facehub on an S3-compatible object store: a real three-node Garage
+//! cluster (tests/common/garage.rs). The blob store's contract, the server
+//! serving from it, orphans of a crash between the object's PUT and the
+//! row's commit, and the loss of one and of two Garage nodes.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::garage::{self, Garage};
+use common::process::{Server, facehub, run_ok};
+use facehub::store::blob::BlobStore;
+use facehub::store::s3::{S3BlobStore, S3Location};
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+
+fn store(g: &Garage, prefix: &str, namespace: &str) -> S3BlobStore {
+    // SAFETY (of the test): object_store reads the credentials from the
+    // environment; every test of this binary sets the same values.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", garage::KEY_ID);
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", garage::SECRET);
+    }
+    let loc = S3Location::parse(&g.blobs_url(prefix)).unwrap();
+    S3BlobStore::open(&loc, namespace).unwrap()
+}
+
+async fn read(s: &S3BlobStore, key: &str) -> Option<Vec<u8>> {
+    let mut r = s.open(key).await.unwrap()?;
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).await.unwrap();
+    Some(out)
+}
+
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    use rand::{RngCore, SeedableRng};
+    let mut v = vec![0u8; n];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_s3_blob_store_keeps_its_contract_on_garage() {
+    let g = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+    let s = store(&g, "contract", "ns1");
+    s.probe().await.unwrap();
+    s.ping().await.unwrap();
+    assert!(s.shared());
+
+    // Nothing is visible before finish; a small blob is one PUT.
+    let small = noise(1000, 1);
+    let mut w = s.create("att_small01").await.unwrap();
+    w.write(&small[..400]).await.unwrap();
+    w.write(&small[400..]).await.unwrap();
+    assert!(s.open("att_small01").await.unwrap().is_none());
+    assert!(s.keys().await.unwrap().is_empty());
+    w.finish().await.unwrap();
+    assert_eq!(read(&s, "att_small01").await.unwrap(), small);
+
+    // A large one goes up in parts (multipart upload) and reads back whole.
+    let large = noise(12 * 1024 * 1024 + 17, 2);
+    let mut w = s.create("att_large01").await.unwrap();
+    for piece in large.chunks(64 * 1024) {
+        w.write(piece).await.unwrap();
+    }
+    w.finish().await.unwrap();
+    assert!(read(&s, "att_large01").await.unwrap() == large);
+
+    // An aborted upload, small or large, leaves nothing.
+    for (key, n) in [("att_abort01", 100), ("att_abort02", 7 * 1024 * 1024)] {
+        let mut w = s.create(key).await.unwrap();
+        w.write(&noise(n, 3)).await.unwrap();
+        w.abort().await;
+        assert!(s.open(key).await.unwrap().is_none(), "{key}");
+    }
+
+    // Replacing is atomic: a reader sees the old or the new bytes.
+    let mut w = s.create("att_small01").await.unwrap();
+    w.write(b"replacement").await.unwrap();
+    w.finish().await.unwrap();
+    assert_eq!(read(&s, "att_small01").await.unwrap(), b"replacement");
+
+    let mut listed = s.list().await.unwrap();
+    listed.sort_by(|a, b| a.key.cmp(&b.key));
+    let keys: Vec<&str> = listed.iter().map(|b| b.key.as_str()).collect();
+    assert_eq!(keys, ["att_large01", "att_small01"]);
+    let age = std::time::SystemTime::now()
+        .duration_since(listed[0].modified)
+        .unwrap_or_default();
+    assert!(age < Duration::from_secs(120), "modified {age:?} ago");
+
+    // Namespaces (deployments) sharing the bucket do not see each other.
+    let other = store(&g, "contract", "ns2");
+    assert!(other.keys().await.unwrap().is_empty());
+    assert!(other.open("att_small01").await.unwrap().is_none());
+    other.delete("att_small01").await.unwrap();
+    assert!(read(&s, "att_small01").await.is_some());
+
+    // Delete is idempotent; keys are checked before any request.
+    s.delete("att_small01").await.unwrap();
+    s.delete("att_small01").await.unwrap();
+    assert!(s.open("att_small01").await.unwrap().is_none());
+    for bad in ["../etc", "A", "x/y", ""] {
+        assert!(s.create(bad).await.is_err(), "{bad}");
+        assert!(s.open(bad).await.is_err(), "{bad}");
+    }
+
+    // Wrong credentials fail the ping and the probe, not silently.
+    unsafe { std::env::set_var("AWS_SECRET_ACCESS_KEY", "0".repeat(64)) };
+    let loc = S3Location::parse(&g.blobs_url("contract")).unwrap();
+    let bad = S3BlobStore::open(&loc, "ns1").unwrap();
+    unsafe { std::env::set_var("AWS_SECRET_ACCESS_KEY", garage::SECRET) };
+    assert!(bad.ping().await.is_err());
+    assert!(bad.probe().await.is_err());
+}
+
+fn setup(data: &std::path::Path, blobs: &str) -> Value {
+    let cli = |args: &[&str]| {
+        let mut c = facehub(data);
+        c.args(["--blobs", blobs]).args(args);
+        Garage::credentials(&mut c);
+        run_ok(&mut c)
+    };
+    cli(&["tenant", "create", "acme"]);
+    serde_json::from_str(
+        cli(&[
+            "app",
+            "create",
+            "--tenant",
+            "acme",
+            "--json",
+            "--scope",
+            "attendance:rule",
+            "--scope",
+            "attendance:rule:readonly",
+        ])
+        .trim(),
+    )
+    .unwrap()
+}
+
+fn serve(data: &std::path::Path, blobs: &str, grace: u64) -> Server {
+    Server::start_with(data, |c| {
+        c.args(["--blobs", blobs])
+            .env("FACEHUB_ORPHAN_GRACE_SECS", grace.to_string());
+        Garage::credentials(c);
+    })
+}
+
+async fn token(base: &str, creds: &Value) -> String {
+    let v: Value = reqwest::Client::new()
+        .post(format!(
+            "{base}/open-apis/auth/v3/tenant_access_token/internal"
+        ))
+        .json(creds)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["tenant_access_token"].as_str().unwrap().to_string()
+}
+
+/// An attendance photo upload: the status and the reply's envelope.
+async fn upload(base: &str, token: &str, photo: &[u8]) -> (u16, Value) {
+    let (ct, body) = common::sdk_file_body(photo);
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{base}/open-apis/attendance/v1/files/upload?file_name=p.png"
+        ))
+        .bearer_auth(token)
+        .header("content-type", ct)
+        .body(body)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn download(base: &str, token: &str, id: &str) -> (u16, Vec<u8>) {
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{base}/open-apis/attendance/v1/files/{id}/download"
+        ))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+}
+
+fn check(data: &std::path::Path, blobs: &str, grace: u64) -> (bool, Value) {
+    let mut c = facehub(data);
+    c.args(["--blobs", blobs, "check", "--json"])
+        .env("FACEHUB_ORPHAN_GRACE_SECS", grace.to_string());
+    Garage::credentials(&mut c);
+    let out = c.output().unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!("check: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    (out.status.success(), report)
+}
+
+/// The blob namespace facehub chose for this data directory.
+fn namespace(data: &std::path::Path) -> String {
+    let db = data.join("facehub.db");
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\
+             \"SELECT value FROM meta WHERE key='blob_namespace'\").fetchone()[0])",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
+    let mut g = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let blobs = g.blobs_url("srv");
+    let creds = setup(&data, &blobs);
+    let server = serve(&data, &blobs, 3600);
+    let t = token(&server.base, &creds).await;
+
+    // Uploads land in the bucket, sealed: no photo byte is stored plain.
+    let mut stored = Vec::new();
+    for i in 0..4u8 {
+        let photo = common::png(120 + u32::from(i), 120, i);
+        let (status, v) = upload(&server.base, &t, &photo).await;
+        assert_eq!((status, v["code"].as_i64()), (200, Some(0)), "{v}");
+        stored.push((
+            v["data"]["file"]["file_id"].as_str().unwrap().to_string(),
+            photo,
+        ));
+    }
+    let ns = namespace(&data);
+    let s = store(&g, "srv", &ns);
+    let mut keys = s.keys().await.unwrap();
+    keys.sort();
+    let mut ids: Vec<String> = stored.iter().map(|(id, _)| id.clone()).collect();
+    ids.sort();
+    assert_eq!(keys, ids, "one object per acknowledged upload");
+    for (id, photo) in &stored {
+        let raw = read(&s, id).await.unwrap();
+        assert!(raw.starts_with(b"FHB"), "{id} is not sealed");
+        assert!(
+            !raw.windows(16).any(|w| w == &photo[100..116]),
+            "{id} holds plain photo bytes"
+        );
+        let (status, got) = download(&server.base, &t, id).await;
+        assert_eq!(status, 200);
+        assert!(got == *photo, "{id} changed");
+    }
+    let (ok, report) = check(&data, &blobs, 3600);
+    assert!(ok, "{report}");
+    assert_eq!(report["blobs_checked"], 4, "{report}");
+
+    // A crash between the object's PUT and the row's commit leaves an
+    // object no row refers to. check finds it once it is older than the
+    // grace (while younger it may be another node's upload committing).
+    let mut w = s.create("att_0rphan0000000000000000000000").await.unwrap();
+    w.write(b"FHB\x01never committed").await.unwrap();
+    w.finish().await.unwrap();
+    let (ok, report) = check(&data, &blobs, 3600);
+    assert!(ok, "{report}");
+    assert_eq!(report["recent"], 1, "{report}");
+    let (ok, report) = check(&data, &blobs, 0);
+    assert!(!ok);
+    assert_eq!(
+        report["unreferenced"],
+        serde_json::json!(["att_0rphan0000000000000000000000"]),
+        "{report}"
+    );
+    // A node restarting with a long grace keeps it; with none, sweeps it.
+    server.kill();
+    let server = serve(&data, &blobs, 3600);
+    assert!(
+        s.open("att_0rphan0000000000000000000000")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    server.kill();
+    let server = serve(&data, &blobs, 0);
+    assert!(
+        s.open("att_0rphan0000000000000000000000")
+            .await
+            .unwrap()
+            .is_none(),
+        "the start-up sweep left the orphan"
+    );
+    let (ok, report) = check(&data, &blobs, 0);
+    assert!(ok, "{report}");
+    let t = token(&server.base, &creds).await;
+
+    // One node of three down: uploads and downloads go on.
+    g.kill(2);
+    let photo = common::png(150, 150, 9);
+    let (status, v) = upload(&server.base, &t, &photo).await;
+    assert_eq!(
+        (status, v["code"].as_i64()),
+        (200, Some(0)),
+        "one node down: {v}"
+    );
+    let id = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
+    assert!(download(&server.base, &t, &id).await.1 == photo);
+    stored.push((id, photo));
+    for (id, photo) in &stored {
+        let (status, got) = download(&server.base, &t, id).await;
+        assert_eq!(status, 200, "one node down: {id}");
+        assert!(got == *photo);
+    }
+
+    // Two down: no quorum. facehub answers the platform's 5xx envelope
+    // quickly, and readiness says why.
+    g.kill(1);
+    let started = Instant::now();
+    let (status, v) = upload(&server.base, &t, &common::png(150, 150, 10)).await;
+    let took = started.elapsed();
+    assert_eq!(status, 500, "two nodes down: {v}");
+    assert!(v["code"].as_i64().is_some_and(|c| c != 0), "{v}");
+    assert!(v["msg"].is_string(), "{v}");
+    assert!(took < Duration::from_secs(30), "the upload took {took:?}");
+    println!("two garage nodes down: upload answered {status} in {took:?}");
+    let started = Instant::now();
+    let (status, _) = download(&server.base, &t, &stored[0].0).await;
+    assert!(status >= 500, "two nodes down, download: {status}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let r = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap();
+    // A HEAD on one node may still answer (no quorum needed to say 404);
+    // either way the server did not hang.
+    assert!(matches!(r.status().as_u16(), 200 | 503));
+
+    // Both return: facehub recovers by itself, and nothing was lost.
+    g.restart(1);
+    g.restart(2);
+    let g = Arc::new(g);
+    tokio::task::spawn_blocking({
+        let g = g.clone();
+        move || g.wait_healthy(3)
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        let photo = common::png(160, 160, 11);
+        let (status, v) = upload(&server.base, &t, &photo).await;
+        if status == 200 {
+            let id = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
+            stored.push((id.clone(), photo));
+            break id;
+        }
+        assert!(Instant::now() < deadline, "no recovery within 60 s: {v}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(!id.is_empty());
+    println!(
+        "nodes back: uploads succeed again {:?} after the cluster is healthy",
+        Instant::now() + Duration::from_secs(60) - deadline
+    );
+    for (id, photo) in &stored {
+        let (status, got) = download(&server.base, &t, id).await;
+        assert_eq!(status, 200, "after recovery: {id}");
+        assert!(got == *photo);
+    }
+    // An upload refused for want of quorum may have left its object on
+    // the surviving node (its delete failed too): an orphan, which the
+    // next start-up sweep removes. Nothing else may be wrong.
+    let (_, report) = check(&data, &blobs, 0);
+    assert!(report["missing"].as_array().unwrap().is_empty(), "{report}");
+    assert!(report["corrupt"].as_array().unwrap().is_empty(), "{report}");
+    assert!(
+        report["unreferenced"].as_array().unwrap().len() <= 1,
+        "{report}"
+    );
+    server.kill();
+    let server = serve(&data, &blobs, 0);
+    let (ok, report) = check(&data, &blobs, 0);
+    assert!(ok, "{report}");
+    assert_eq!(report["blobs_checked"], stored.len(), "{report}");
+    server.kill();
+}
