@@ -57,8 +57,20 @@ pub async fn open_core(config: Config) -> anyhow::Result<Core> {
     if recorded != current {
         db.meta_set("key_id", &current).await?;
     }
-    let store: Arc<dyn BlobStore> = match &config.blobs {
-        None => Arc::new(LocalBlobStore::open(&config.data_dir)?),
+    let store = open_blob_store(config.blobs.as_deref(), &config, &db).await?;
+    let blobs = SealedBlobs::new(store, keys.clone());
+    Core::new(config, db, blobs, keys).await
+}
+
+/// The blob store `spec` names: `None` or `"local"` for the data
+/// directory, else an `s3://` URL.
+pub async fn open_blob_store(
+    spec: Option<&str>,
+    config: &Config,
+    db: &Db,
+) -> anyhow::Result<Arc<dyn BlobStore>> {
+    Ok(match spec {
+        None | Some("local") => Arc::new(LocalBlobStore::open(&config.data_dir)?),
         Some(url) => {
             let loc = S3Location::parse(url)?;
             // The metadata store names its blobs' namespace: every node
@@ -66,9 +78,7 @@ pub async fn open_core(config: Config) -> anyhow::Result<Core> {
             let ns = db.meta_get_or_init("blob_namespace", new_namespace).await?;
             Arc::new(S3BlobStore::open(&loc, &ns)?)
         }
-    };
-    let blobs = SealedBlobs::new(store, keys.clone());
-    Core::new(config, db, blobs, keys).await
+    })
 }
 
 fn new_namespace() -> String {

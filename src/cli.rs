@@ -88,6 +88,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy every blob from one blob store to another, sealed as stored
+    /// and verified against the digests recorded at upload on both sides;
+    /// resumable (what is already there is verified, not copied again).
+    /// Stop the server first; then set `blobs` to the destination.
+    MigrateStore {
+        /// The source: "local" (the data directory) or s3://bucket[/prefix]?endpoint=…
+        /// [default: the configured blob store]
+        #[arg(long, value_name = "STORE")]
+        from: Option<String>,
+        /// The destination: "local" or s3://bucket[/prefix]?endpoint=…
+        #[arg(long, value_name = "STORE")]
+        to: String,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -921,6 +937,70 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
                 report.problems() == 0,
                 "{} problem(s) found",
                 report.problems()
+            );
+        }
+        Command::MigrateStore { from, to, json } => {
+            // Uploads during the copy would be left behind in the source.
+            let _lock = crate::app::lock_data_dir(&core.config.data_dir).context(
+                "a server is running on this data directory: stop it before migrate-store",
+            )?;
+            let from = from.or_else(|| core.config.blobs.clone());
+            let spec = |s: &Option<String>| s.clone().unwrap_or_else(|| "local".into());
+            anyhow::ensure!(
+                spec(&from) != to,
+                "--from and --to name the same store ({to})"
+            );
+            let source =
+                crate::app::open_blob_store(from.as_deref(), &core.config, &core.db).await?;
+            let dest = crate::app::open_blob_store(Some(&to), &core.config, &core.db).await?;
+            dest.probe().await.context("the destination")?;
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} copying blobs [{bar:40}] {pos}/{len} ({eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            let m = core
+                .migrate_blobs(source, dest, |done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                })
+                .await?;
+            bar.finish_and_clear();
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&m)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "files: {}\ncopied: {} ({} bytes)\nalready there: {}\nmissing: {}\ncorrupt: {}",
+                    m.files,
+                    m.copied,
+                    m.copied_bytes,
+                    m.present,
+                    m.missing.len(),
+                    m.corrupt.len()
+                )?;
+                for id in &m.missing {
+                    writeln!(out, "missing\t{id}")?;
+                }
+                for p in &m.corrupt {
+                    writeln!(out, "corrupt\t{}\t{}", p.id, p.why)?;
+                }
+                if m.complete() {
+                    writeln!(
+                        out,
+                        "every blob is in {to}: set blobs = \"{to}\" (or --blobs) and start the \
+                         server; the source's blobs can then be removed"
+                    )?;
+                }
+            }
+            out.flush()?;
+            anyhow::ensure!(
+                m.complete(),
+                "{} blob(s) could not be copied",
+                m.missing.len() + m.corrupt.len()
             );
         }
         Command::Checkin(CheckinCmd::List {

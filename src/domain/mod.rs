@@ -12,6 +12,7 @@ pub mod ids;
 pub mod integrity;
 pub mod keys;
 pub mod lingo;
+pub mod migrate;
 pub mod people;
 pub mod photos;
 

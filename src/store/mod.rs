@@ -713,6 +713,13 @@ impl Db {
 
     /// Files in id order after `after`: (file_id, kind, digest of the
     /// sealed blob).
+    pub async fn file_count(&self) -> anyhow::Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM files")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
     pub async fn file_digests(
         &self,
         after: &str,
