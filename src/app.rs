@@ -118,6 +118,7 @@ pub struct Application {
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     core: Arc<Core>,
+    limiter: Arc<crate::api::ratelimit::RateLimiter>,
     /// Held while serving: one server per data directory.
     _lock: std::fs::File,
 }
@@ -226,10 +227,21 @@ impl Application {
             .await
             .with_context(|| format!("binding {listen}"))?;
         recover(&core).await?;
+        let (per_second, per_minute) = (
+            core.config.rate_limit_per_second,
+            core.config.rate_limit_per_minute,
+        );
+        let limiter = match &core.config.redis {
+            None => crate::api::ratelimit::RateLimiter::new(per_second, per_minute),
+            Some(url) => {
+                crate::api::ratelimit::RateLimiter::shared(per_second, per_minute, url).await?
+            }
+        };
         Ok(Application {
             listener,
             tls,
             core: Arc::new(core),
+            limiter,
             _lock: lock,
         })
     }
@@ -264,7 +276,10 @@ impl Application {
         use hyper_util::server::conn::auto::Builder;
         use hyper_util::service::TowerToHyperService;
 
-        let router = crate::api::router(crate::api::AppState::new(self.core.clone()));
+        let router = crate::api::router(crate::api::AppState::with_limiter(
+            self.core.clone(),
+            self.limiter.clone(),
+        ));
         // A key rotated by `facehub key rotate` is taken up within a second.
         let key_watch = tokio::spawn({
             let core = self.core.clone();

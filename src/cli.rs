@@ -30,6 +30,9 @@ pub struct Cli {
     /// directory]
     #[arg(long, global = true, value_name = "URL")]
     pub blobs: Option<String>,
+    /// Share rate limits across nodes through this Redis (redis://host:port/db)
+    #[arg(long, global = true, value_name = "URL")]
+    pub redis: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -416,6 +419,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Some(b) = cli.blobs {
         config.blobs = Some(b);
+    }
+    if let Some(r) = cli.redis {
+        config.redis = Some(r);
     }
     if let Command::Serve {
         listen,

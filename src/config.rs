@@ -31,6 +31,9 @@ pub struct Config {
     /// upload another node is about to commit. Keep it above
     /// `limits.upload_deadline_secs`.
     pub orphan_grace_secs: u64,
+    /// Share the rate limits of all nodes through this Redis
+    /// (`redis://host:port/db`); each node limits on its own when absent.
+    pub redis: Option<String>,
     /// Life of an access token in seconds (the platform's is 7200).
     pub token_ttl_secs: u64,
     /// Requests per second per app and endpoint (the platform's is 50).
@@ -129,6 +132,7 @@ impl Default for Config {
             encryption_key_file: None,
             blobs: None,
             orphan_grace_secs: 3600,
+            redis: None,
             tls: None,
             token_ttl_secs: 7200,
             rate_limit_per_second: 50,

@@ -137,7 +137,7 @@ async fn login(
     Json(body): Json<LoginBody>,
 ) -> Result<Response> {
     // Guessing is slowed by argon2 and by this limit (per minute, shared).
-    state.limiter.check("admin", "admin.login", true)?;
+    state.limiter.check("admin", "admin.login", true).await?;
     let Some(s) = state.core.admin_login(&body.password).await? else {
         return Err(Error::AdminLoginRequired);
     };

@@ -110,7 +110,11 @@ impl<E: Endpoint> FromRequestParts<AppState> for Authed<E> {
         if !caller.has_any(E::SCOPES) {
             return Err(Error::ScopeDenied(E::SCOPES));
         }
-        if let Err(e) = state.limiter.check(&caller.app_id, E::NAME, E::PER_MINUTE) {
+        if let Err(e) = state
+            .limiter
+            .check(&caller.app_id, E::NAME, E::PER_MINUTE)
+            .await
+        {
             state.core.metrics.rate_limit_hit(E::NAME);
             return Err(e);
         }

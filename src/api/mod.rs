@@ -34,11 +34,16 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// With per-node rate limits.
     pub fn new(core: Arc<Core>) -> AppState {
         let limiter = ratelimit::RateLimiter::new(
             core.config.rate_limit_per_second,
             core.config.rate_limit_per_minute,
         );
+        Self::with_limiter(core, limiter)
+    }
+
+    pub fn with_limiter(core: Arc<Core>, limiter: Arc<ratelimit::RateLimiter>) -> AppState {
         let uploads = Arc::new(tokio::sync::Semaphore::new(
             core.config.limits.max_concurrent_uploads.max(1),
         ));

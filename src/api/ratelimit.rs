@@ -1,14 +1,63 @@
 //! Per app × endpoint frequency limits (the platform limits per API, app
 //! and tenant; an app belongs to exactly one tenant).
+//!
+//! Per node by default (governor, in memory). With `redis` configured the
+//! quotas are the cluster's: every node spends from the same counters, so
+//! 50/s means 50/s however requests are spread. Should Redis stop
+//! answering, each node falls back to its own in-memory limits (logged)
+//! rather than refusing everything or letting everything through.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use anyhow::Context;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::error::Error;
+
+/// GCRA (the algorithm governor implements), kept in Redis: per key, the
+/// theoretical arrival time of the next request, in microseconds of the
+/// Redis server's clock (one clock for all nodes). A request is allowed
+/// when, after adding its emission interval, the key is no further ahead
+/// of now than the burst allows. Keys are checked in order and the first
+/// refusal stops (quotas before it stay spent, as with the local limiter).
+/// Returns {0, -1} when allowed, else {index of the quota, wait in µs}.
+const GCRA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local ahead = new_tat - now
+  if ahead > interval * burst then
+    return {i, math.ceil(ahead - interval * burst)}
+  end
+  redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.ceil(ahead / 1000) + 1000)
+end
+return {0, -1}
+"#;
+
+struct Shared {
+    conn: redis::aio::ConnectionManager,
+    script: redis::Script,
+    /// Until when (unix ms) Redis is not asked: after a failure, requests
+    /// go to the local limits at once instead of each waiting for a
+    /// timeout; one request a second tries Redis again.
+    skip_until: AtomicU64,
+    /// When the last "Redis does not answer" was logged (unix seconds).
+    last_warned: AtomicU64,
+}
+
+/// The longest a request waits for Redis before the local limits decide.
+const REDIS_WAIT: Duration = Duration::from_millis(250);
+/// How long Redis is left alone after a failure.
+const REDIS_BACKOFF_MS: u64 = 1000;
 
 type Key = (Arc<str>, &'static str);
 
@@ -20,6 +69,7 @@ pub struct RateLimiter {
     inner: DefaultKeyedRateLimiter<Key>,
     minutes: DefaultKeyedRateLimiter<Key>,
     clock: DefaultClock,
+    shared: Option<Shared>,
 }
 
 impl RateLimiter {
@@ -32,6 +82,7 @@ impl RateLimiter {
             inner: governor::RateLimiter::keyed(Quota::per_second(n)),
             minutes: governor::RateLimiter::keyed(Quota::per_minute(m)),
             clock: DefaultClock::default(),
+            shared: None,
         });
         // Forget idle keys now and then so memory follows the active apps.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -53,9 +104,117 @@ impl RateLimiter {
         limiter
     }
 
+    /// Limits shared through the Redis at `url` (`redis://host:port/db`),
+    /// with the in-memory ones as the fallback. Fails when Redis does not
+    /// answer now: a node must not start with limits it cannot share.
+    pub async fn shared(
+        per_second: u32,
+        per_minute: u32,
+        url: &str,
+    ) -> anyhow::Result<Arc<RateLimiter>> {
+        let client = redis::Client::open(url).context("redis: not a redis:// URL")?;
+        // A request waits at most this long for the limit check.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_millis(250)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let mut conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .context("redis: connecting")?;
+        let script = redis::Script::new(GCRA);
+        script
+            .prepare_invoke()
+            .load_async(&mut conn)
+            .await
+            .context("redis: loading the rate-limit script")?;
+        let mut limiter = Arc::into_inner(Self::new(per_second, per_minute))
+            .expect("a new limiter has no other owner");
+        limiter.shared = Some(Shared {
+            conn,
+            script,
+            skip_until: AtomicU64::new(0),
+            last_warned: AtomicU64::new(0),
+        });
+        Ok(Arc::new(limiter))
+    }
+
     /// One call of `endpoint` by `app_id`; `per_minute` says whether the
     /// endpoint also has the per-minute quota.
-    pub fn check(
+    pub async fn check(
+        &self,
+        app_id: &str,
+        endpoint: &'static str,
+        per_minute: bool,
+    ) -> Result<(), Error> {
+        let now_ms = chrono::Utc::now().timestamp_millis() as u64;
+        if let Some(shared) = &self.shared
+            && now_ms >= shared.skip_until.load(Ordering::Relaxed)
+        {
+            let asked = tokio::time::timeout(
+                REDIS_WAIT,
+                self.check_shared(shared, app_id, endpoint, per_minute),
+            )
+            .await;
+            let e = match asked {
+                Ok(Ok(verdict)) => return verdict,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {REDIS_WAIT:?}"),
+            };
+            shared
+                .skip_until
+                .store(now_ms + REDIS_BACKOFF_MS, Ordering::Relaxed);
+            // Logged once per 10 s, not per request.
+            let now = now_ms / 1000;
+            let last = shared.last_warned.load(Ordering::Relaxed);
+            if now >= last + 10
+                && shared
+                    .last_warned
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::warn!(
+                    error = %e,
+                    "redis does not answer: this node applies its own rate limits"
+                );
+            }
+        }
+        self.check_local(app_id, endpoint, per_minute)
+    }
+
+    async fn check_shared(
+        &self,
+        shared: &Shared,
+        app_id: &str,
+        endpoint: &'static str,
+        per_minute: bool,
+    ) -> redis::RedisResult<Result<(), Error>> {
+        let mut inv = shared.script.prepare_invoke();
+        inv.key(format!("facehub:rl:{endpoint}:s:{app_id}"))
+            .arg(1_000_000.0 / f64::from(self.per_second))
+            .arg(self.per_second);
+        if per_minute {
+            inv.key(format!("facehub:rl:{endpoint}:m:{app_id}"))
+                .arg(60_000_000.0 / f64::from(self.per_minute))
+                .arg(self.per_minute);
+        }
+        let mut conn = shared.conn.clone();
+        let (which, wait_us): (i64, i64) = inv.invoke_async(&mut conn).await?;
+        Ok(match which {
+            0 => Ok(()),
+            i => Err(Error::RateLimited {
+                limit: if i == 1 {
+                    self.per_second
+                } else {
+                    self.per_minute
+                },
+                reset_secs: (wait_us.max(0) as u64).div_ceil(1_000_000).max(1),
+            }),
+        })
+    }
+
+    fn check_local(
         &self,
         app_id: &str,
         endpoint: &'static str,
@@ -89,26 +248,26 @@ mod tests {
     async fn limits_per_app_and_endpoint() {
         let l = RateLimiter::new(5, 1000);
         for _ in 0..5 {
-            l.check("a", "x", false).unwrap();
+            l.check("a", "x", false).await.unwrap();
         }
-        match l.check("a", "x", false) {
+        match l.check("a", "x", false).await {
             Err(Error::RateLimited {
                 limit: 5,
                 reset_secs: 1,
             }) => {}
             other => panic!("{other:?}"),
         }
-        l.check("a", "y", false).unwrap();
-        l.check("b", "x", false).unwrap();
+        l.check("a", "y", false).await.unwrap();
+        l.check("b", "x", false).await.unwrap();
     }
 
     #[tokio::test]
     async fn per_minute_quota_applies_where_asked() {
         let l = RateLimiter::new(1000, 3);
         for _ in 0..3 {
-            l.check("a", "lingo", true).unwrap();
+            l.check("a", "lingo", true).await.unwrap();
         }
-        match l.check("a", "lingo", true) {
+        match l.check("a", "lingo", true).await {
             Err(Error::RateLimited {
                 limit: 3,
                 reset_secs,
@@ -117,7 +276,7 @@ mod tests {
         }
         // Endpoints without the per-minute quota are not affected.
         for _ in 0..10 {
-            l.check("a", "attendance", false).unwrap();
+            l.check("a", "attendance", false).await.unwrap();
         }
     }
 }

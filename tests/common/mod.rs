@@ -3,6 +3,7 @@
 
 pub mod garage;
 pub mod process;
+pub mod redis;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
