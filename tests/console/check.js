@@ -45,8 +45,20 @@ async function main() {
 
     const t = encodeURIComponent(tenant);
     if (phase === "import") {
+      // A slow answer for a view already left must not replace the view
+      // now shown: the tenant list is held back a second while we move on.
+      await page.route("**/admin/api/tenants", async (r) => {
+        await new Promise((ok) => setTimeout(ok, 1000));
+        await r.continue();
+      });
+      await page.goto(`${base}/admin#/`);
       await page.goto(`${base}/admin#/t/${t}/people`);
       await page.waitForSelector("#csv");
+      await page.waitForTimeout(1500);
+      if (!(await page.$("#csv"))) {
+        throw new Error("a late answer for the tenant list replaced the people view");
+      }
+      await page.unroute("**/admin/api/tenants");
       await page.setInputFiles("#csv", arg1);
       await page.click("#import");
       await page.waitForFunction(() => /^imported (\d+) of \1 rows/.test(document.getElementById("import-status").textContent));

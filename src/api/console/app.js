@@ -6,6 +6,12 @@
 let csrf = null;
 const main = () => document.getElementById("main");
 
+// Each route() is a generation. An answer that arrives after the user
+// (or a script) moved on belongs to a view no longer shown: it must not
+// render over the current one, so api() drops it by throwing Stale.
+let routeGen = 0;
+class Stale extends Error {}
+
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -20,6 +26,7 @@ function el(tag, attrs, ...children) {
 }
 
 async function api(method, path, body, contentType) {
+  const gen = routeGen;
   const headers = {};
   if (csrf) headers["X-CSRF-Token"] = csrf;
   let payload;
@@ -29,6 +36,7 @@ async function api(method, path, body, contentType) {
   }
   const r = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
   const v = await r.json().catch(() => ({ code: -1, msg: `HTTP ${r.status}` }));
+  if (gen !== routeGen) throw new Stale("left this view");
   if (r.status === 401) { showLogin(); throw new Error(v.msg); }
   if (v.code !== 0) throw new Error(v.msg || `HTTP ${r.status}`);
   return v.data;
@@ -91,9 +99,11 @@ function nav(tenant, current) {
 }
 
 async function route() {
+  const gen = ++routeGen;
   if (!csrf) {
     try { csrf = (await api("GET", "/admin/api/session")).csrf; } catch (_) { return; }
   }
+  if (gen !== routeGen) return;
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   try {
     if (parts[0] === "t" && parts[1]) {
@@ -110,6 +120,7 @@ async function route() {
     nav(null, "#/");
     await tenantsView();
   } catch (e) {
+    if (e instanceof Stale) return;
     main().replaceChildren(el("p", { class: "error", role: "alert" }, e.message));
   }
 }
