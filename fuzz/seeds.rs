@@ -13,14 +13,23 @@
 //!
 //! Deterministic, so the corpora need not be committed: run
 //!
-//!     cargo run --manifest-path fuzz/Cargo.toml --example seeds [TARGET...]
+//!     cargo run --example fuzz_seeds [TARGET...]
+//!
+//! It is an example of the main crate, not of the fuzz crate, so that it
+//! shares the workspace's build instead of needing a third one of every
+//! dependency.
 
 use std::path::{Path, PathBuf};
 
 use facehub::image::samples::{self, IcoEntry};
 use facehub::image::{ImageFormat, ImageRules, check};
-use facehub_fuzz::upload::{BOUNDARY, Endpoint, selector};
+// The fuzz crate's harness, by path (as tests/fuzz_regressions.rs does).
+#[allow(dead_code)]
+#[path = "src/upload.rs"]
+mod upload;
+
 use serde_json::{Value, json};
+use upload::{BOUNDARY, Endpoint, selector};
 
 /// The `-max_len` the fuzzers are run with; larger seeds would be cut.
 const MAX_LEN: usize = 65536;
@@ -30,7 +39,7 @@ type Generator = fn() -> Seeds;
 
 fn main() -> std::io::Result<()> {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let targets: [(&str, Generator); 3] = [
         ("validate", validate),
         ("upload", upload),
@@ -170,7 +179,7 @@ fn input(endpoint: Endpoint, content_type: u8, file_name: u8, chunk: u8, body: &
 /// `astronaut.png` (public domain), 192 px JPEG. `None` when `.venv` has no
 /// scikit-image (scripts/test installs it).
 fn face() -> Option<Vec<u8>> {
-    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/lib");
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/lib");
     let Some(file) = std::fs::read_dir(lib).ok().and_then(|d| {
         d.flatten()
             .map(|e| e.path().join("site-packages/skimage/data/astronaut.png"))
