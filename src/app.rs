@@ -57,9 +57,63 @@ pub async fn open_core(config: Config) -> anyhow::Result<Core> {
     if recorded != current {
         db.meta_set("key_id", &current).await?;
     }
-    let store = open_blob_store(config.blobs.as_deref(), &config, &db).await?;
+    // A copy of blobs is half done while migrate-store runs: any other
+    // writer (an erasure, a rotation, an import) would leave its change in
+    // the source only.
+    if db
+        .meta_get(MAINTENANCE)
+        .await?
+        .is_some_and(|m| !m.is_empty())
+        && server_running(&config.data_dir)
+    {
+        anyhow::bail!(
+            "migrate-store is copying this data directory's blobs; wait until it has finished"
+        );
+    }
+    let spec = blob_store_spec(config.blobs.as_deref(), &db).await?;
+    let store = open_blob_store(Some(&spec), &config, &db).await?;
     let blobs = SealedBlobs::new(store, keys.clone());
     Core::new(config, db, blobs, keys).await
+}
+
+/// Meta key set while `migrate-store` runs (with the data directory's
+/// lock held); a stale one (the copy was killed) is ignored.
+pub const MAINTENANCE: &str = "maintenance";
+
+/// Meta key of the blob store the metadata's blobs are in, in canonical
+/// form: `local` or an `s3://` URL.
+pub const BLOB_STORE: &str = "blob_store";
+
+/// `local`, or the `s3://` URL as parsed, so that spellings of one store
+/// compare equal.
+pub fn canonical_blob_store(spec: Option<&str>) -> anyhow::Result<String> {
+    Ok(match spec {
+        None | Some("local") => "local".to_string(),
+        Some(url) => S3Location::parse(url)?.to_string(),
+    })
+}
+
+/// The store to open: the data directory records where its blobs are, so
+/// a command run without `--blobs` still finds them, and a server started
+/// with another store is refused instead of splitting the data between
+/// two stores. The first start records the configured one.
+pub async fn blob_store_spec(configured: Option<&str>, db: &Db) -> anyhow::Result<String> {
+    let configured = configured
+        .map(|c| canonical_blob_store(Some(c)))
+        .transpose()?;
+    match (db.meta_get(BLOB_STORE).await?, configured) {
+        (Some(recorded), None) => Ok(recorded),
+        (Some(recorded), Some(c)) if recorded == c => Ok(recorded),
+        (Some(recorded), Some(c)) => anyhow::bail!(
+            "blobs: this data directory's blobs are in {recorded}, not {c}; move them with \
+             `facehub migrate-store --to {c}` first"
+        ),
+        (None, c) => {
+            let c = c.unwrap_or_else(|| "local".to_string());
+            db.meta_set(BLOB_STORE, &c).await?;
+            Ok(c)
+        }
+    }
 }
 
 /// The blob store `spec` names: `None` or `"local"` for the data
@@ -177,25 +231,72 @@ async fn recover(core: &Core) -> anyhow::Result<()> {
     let store = core.blobs.store();
     store.probe().await?;
     let swept = store.sweep_incomplete().await?;
-    // Faces stored but never recorded against a person (their rows go
-    // first; their blobs then count as orphans below).
+    // Faces stored but never recorded against a person (deleting their
+    // rows dooms their blobs, which go below).
     let dangling = core.db.dangling_face_files().await?;
     for id in &dangling {
         core.db.delete_file(id).await?;
     }
-    // Listed before the rows are read: a blob committed in between is
-    // then known, never taken for an orphan.
-    let listed = store.list().await?;
-    let known: std::collections::HashSet<String> = core.db.file_ids().await?.into_iter().collect();
+    // Keys whose blobs no row protects: doomed ones (their rows were
+    // deleted) at once, uploads' once older than the grace (younger ones
+    // may be another node's upload about to commit).
     let grace = core.orphan_grace();
-    let now = std::time::SystemTime::now();
+    let cutoff = core.now() - i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
     let mut orphans = 0;
-    for b in listed {
-        let young = now.duration_since(b.modified).unwrap_or_default() < grace;
-        if !known.contains(&b.key) && !young {
-            core.blobs.delete(&b.key).await?;
-            orphans += 1;
+    for (key, at) in core.db.intents_due(cutoff).await? {
+        // An upload's intent is claimed first: after that its upload can
+        // no longer commit a row for this blob.
+        if at != 0 && !core.db.intent_doom(&key, at).await? {
+            continue;
         }
+        let unreferenced = core
+            .db
+            .known_file_ids(std::slice::from_ref(&key))
+            .await?
+            .is_empty();
+        if unreferenced {
+            core.drop_blob(&key).await?;
+            orphans += 1;
+        } else {
+            core.db.intent_remove(&key).await?;
+        }
+    }
+    // The data directory is this server's alone (its lock is held), so in
+    // the local store any other unreferenced blob is a crash's leftover. In
+    // a shared store it may be another deployment's: `check` reports it.
+    let mut strays = 0;
+    if !store.shared() {
+        // Listed before the rows are read: a blob committed in between is
+        // then known, never taken for an orphan.
+        let listed = store.list().await?;
+        let known: std::collections::HashSet<String> =
+            core.db.file_ids().await?.into_iter().collect();
+        for b in listed {
+            if !known.contains(&b.key) {
+                core.blobs.delete(&b.key).await?;
+                orphans += 1;
+            }
+        }
+    } else {
+        let known: std::collections::HashSet<String> =
+            core.db.file_ids().await?.into_iter().collect();
+        let pending: std::collections::HashSet<String> =
+            core.db.intent_keys().await?.into_iter().collect();
+        let now = std::time::SystemTime::now();
+        strays = store
+            .list()
+            .await?
+            .iter()
+            .filter(|b| !known.contains(&b.key) && !pending.contains(&b.key))
+            .filter(|b| now.duration_since(b.modified).unwrap_or_default() >= grace)
+            .count();
+    }
+    if strays > 0 {
+        tracing::warn!(
+            objects = strays,
+            "the bucket holds objects this data directory never recorded; left in place \
+             (facehub check lists them as unreferenced)"
+        );
     }
     if swept + orphans + dangling.len() > 0 {
         tracing::warn!(
@@ -395,5 +496,136 @@ impl Application {
         }
         self.core.db.close().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::files::FileKind;
+    use crate::image::samples;
+    use crate::store::blob::{BlobInfo, BlobReader, BlobWriter};
+    use async_trait::async_trait;
+    use bytes::Bytes;
+
+    /// The data directory's store, claiming to be shared like a bucket.
+    struct Shared(LocalBlobStore);
+
+    #[async_trait]
+    impl BlobStore for Shared {
+        async fn create(&self, key: &str) -> anyhow::Result<Box<dyn BlobWriter>> {
+            self.0.create(key).await
+        }
+        async fn open(&self, key: &str) -> anyhow::Result<Option<BlobReader>> {
+            self.0.open(key).await
+        }
+        async fn delete(&self, key: &str) -> anyhow::Result<()> {
+            self.0.delete(key).await
+        }
+        async fn list(&self) -> anyhow::Result<Vec<BlobInfo>> {
+            self.0.list().await
+        }
+        fn shared(&self) -> bool {
+            true
+        }
+        async fn ping(&self) -> anyhow::Result<()> {
+            self.0.ping().await
+        }
+        async fn sweep_incomplete(&self) -> anyhow::Result<usize> {
+            self.0.sweep_incomplete().await
+        }
+        async fn incomplete(&self) -> anyhow::Result<usize> {
+            self.0.incomplete().await
+        }
+    }
+
+    async fn shared_core(dir: &std::path::Path) -> Arc<Core> {
+        let config = Config {
+            data_dir: dir.to_path_buf(),
+            orphan_grace_secs: 0,
+            ..Config::default()
+        };
+        let db = Db::open_sqlite(&config.database_path()).await.unwrap();
+        let keys = KeyRing::load_or_create(&config.key_file()).unwrap();
+        let store = Arc::new(Shared(LocalBlobStore::open(dir).unwrap()));
+        let blobs = SealedBlobs::new(store, keys.clone());
+        Arc::new(Core::new(config, db, blobs, keys).await.unwrap())
+    }
+
+    fn body(bytes: Vec<u8>) -> impl futures_util::Stream<Item = crate::error::Result<Bytes>> {
+        futures_util::stream::iter([Ok(Bytes::from(bytes))])
+    }
+
+    async fn put(core: &Core, key: &str) {
+        let mut w = core.blobs.store().create(key).await.unwrap();
+        w.write(b"FHB sealed bytes").await.unwrap();
+        w.finish().await.unwrap();
+    }
+
+    /// In a shared store the sweep deletes what the data directory said
+    /// might be left (uploads cut off, rows deleted), never an object it
+    /// knows nothing of; an upload whose intent the sweep claimed cannot
+    /// commit a row for a deleted blob.
+    #[tokio::test]
+    async fn the_sweep_of_a_shared_store_deletes_only_what_it_was_told_of() {
+        let dir = tempfile::tempdir().unwrap();
+        let core = shared_core(dir.path()).await;
+        let tenant = core.create_tenant("acme").await.unwrap();
+        let rules = core.attendance_rules();
+        let upload = || async {
+            let staged = core
+                .receive_image(rules, body(samples::png(64, 64)))
+                .await
+                .unwrap();
+            core.commit_image(staged, tenant.id, FileKind::AttendancePhoto, "a.png", ())
+                .await
+        };
+        let kept = upload().await.unwrap();
+        let gone = upload().await.unwrap();
+        assert!(core.db.intent_keys().await.unwrap().is_empty());
+
+        // A crash after an upload's PUT, before its row: its intent stays.
+        let cut = "att_cut0ff00000000000000000000000";
+        core.db.intent_add(cut, core.now()).await.unwrap();
+        put(&core, cut).await;
+        // A row deleted, its blob not yet (a crash in between).
+        core.db.delete_file(&gone.file_id).await.unwrap();
+        // An object nothing here knows of (another copy's upload).
+        let stray = "att_5tray000000000000000000000000";
+        put(&core, stray).await;
+
+        recover(&core).await.unwrap();
+        let mut left = core.blobs.store().keys().await.unwrap();
+        left.sort();
+        let mut want = vec![kept.file_id.clone(), stray.to_string()];
+        want.sort();
+        assert_eq!(left, want);
+        assert!(core.db.intent_keys().await.unwrap().is_empty());
+
+        // An upload that outlives the grace: the sweep claims its intent
+        // first, and then its row can no longer commit.
+        let staged = core
+            .receive_image(rules, body(samples::png(64, 64)))
+            .await
+            .unwrap();
+        let due = core.db.intents_due(i64::MAX).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert!(core.db.intent_doom(&due[0].0, due[0].1).await.unwrap());
+        let e = core
+            .commit_image(staged, tenant.id, FileKind::AttendancePhoto, "a.png", ())
+            .await
+            .unwrap_err();
+        assert!(format!("{e:?}").contains("orphan_grace_secs"), "{e:?}");
+        assert!(
+            core.db
+                .known_file_ids(&[due[0].0.clone()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        recover(&core).await.unwrap();
+        let mut left = core.blobs.store().keys().await.unwrap();
+        left.sort();
+        assert_eq!(left, want, "the claimed upload's blob was not swept");
     }
 }

@@ -94,7 +94,7 @@ pub enum Command {
     /// Copy every blob from one blob store to another, sealed as stored
     /// and verified against the digests recorded at upload on both sides;
     /// resumable (what is already there is verified, not copied again).
-    /// Stop the server first; then set `blobs` to the destination.
+    /// Stop the server first; once complete, the data directory uses the destination.
     MigrateStore {
         /// The source: "local" (the data directory) or s3://bucket[/prefix]?endpoint=…
         /// [default: the configured blob store]
@@ -950,16 +950,24 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
             let _lock = crate::app::lock_data_dir(&core.config.data_dir).context(
                 "a server is running on this data directory: stop it before migrate-store",
             )?;
-            let from = from.or_else(|| core.config.blobs.clone());
-            let spec = |s: &Option<String>| s.clone().unwrap_or_else(|| "local".into());
+            // The source is where the data directory's blobs are now,
+            // unless named (resuming after a switch, say).
+            let from = match from {
+                Some(f) => crate::app::canonical_blob_store(Some(&f))?,
+                None => crate::app::blob_store_spec(None, &core.db).await?,
+            };
+            let to = crate::app::canonical_blob_store(Some(&to))?;
             anyhow::ensure!(
-                spec(&from) != to,
-                "--from and --to name the same store ({to})"
+                from != to,
+                "the blobs are in {to} already (a migrate-store to it finished); name --from to \
+                 copy from another store"
             );
-            let source =
-                crate::app::open_blob_store(from.as_deref(), &core.config, &core.db).await?;
+            let source = crate::app::open_blob_store(Some(&from), &core.config, &core.db).await?;
             let dest = crate::app::open_blob_store(Some(&to), &core.config, &core.db).await?;
             dest.probe().await.context("the destination")?;
+            core.db
+                .meta_set(crate::app::MAINTENANCE, "migrate-store")
+                .await?;
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
@@ -973,8 +981,15 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
                     bar.set_length(total);
                     bar.set_position(done);
                 })
-                .await?;
+                .await;
+            core.db.meta_set(crate::app::MAINTENANCE, "").await?;
+            let m = m?;
             bar.finish_and_clear();
+            if m.complete() {
+                // From now on every command and server start finds the
+                // blobs there.
+                core.db.meta_set(crate::app::BLOB_STORE, &to).await?;
+            }
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&m)?)?;
             } else {
@@ -997,8 +1012,9 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
                 if m.complete() {
                     writeln!(
                         out,
-                        "every blob is in {to}: set blobs = \"{to}\" (or --blobs) and start the \
-                         server; the source's blobs can then be removed"
+                        "every blob is in {to}, and the data directory now uses it: start the \
+                         server (without --blobs, or with this one); the source's blobs can then \
+                         be removed"
                     )?;
                 }
             }

@@ -387,6 +387,50 @@ fn key_file_is_private_and_data_dir_created() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_remembers_its_blob_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The first command records the store: here the embedded one.
+    run_ok(facehub(&data).args(["tenant", "create", "acme"]));
+    // Another store named later is refused, not used for new uploads
+    // while the existing ones stay behind (nothing is contacted).
+    let other = facehub(&data)
+        .args([
+            "--blobs",
+            "s3://photos?endpoint=http://127.0.0.1:9",
+            "tenant",
+            "list",
+        ])
+        .output()
+        .unwrap();
+    assert!(!other.status.success());
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains("blobs are in local") && err.contains("migrate-store"),
+        "{err}"
+    );
+    // The same store however spelt is fine.
+    run_ok(facehub(&data).args(["--blobs", "local", "tenant", "list"]));
+
+    // While migrate-store copies (its marker set, the lock held) other
+    // commands wait; a marker left by a killed copy (no lock) is ignored.
+    let db = facehub::store::Db::open_sqlite(&data.join("facehub.db"))
+        .await
+        .unwrap();
+    db.meta_set(facehub::app::MAINTENANCE, "migrate-store")
+        .await
+        .unwrap();
+    let lock = facehub::app::lock_data_dir(&data).unwrap();
+    let busy = facehub(&data).args(["tenant", "list"]).output().unwrap();
+    assert!(!busy.status.success());
+    let err = String::from_utf8_lossy(&busy.stderr);
+    assert!(err.contains("migrate-store is copying"), "{err}");
+    drop(lock);
+    let listed = run_ok(facehub(&data).args(["tenant", "list"]));
+    assert!(listed.contains("acme"), "{listed}");
+}
+
 #[test]
 fn one_server_per_data_directory_and_crash_leftovers_are_cleared() {
     let dir = tempfile::tempdir().unwrap();

@@ -270,8 +270,19 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     assert_eq!(report["blobs_checked"], 4, "{report}");
 
     // A crash between the object's PUT and the row's commit leaves an
-    // object no row refers to. check finds it once it is older than the
-    // grace (while younger it may be another node's upload committing).
+    // object no row refers to, and the intent recorded before the PUT.
+    // check finds it once it is older than the grace (while younger it may
+    // be another node's upload committing).
+    let db = facehub::store::Db::open_sqlite(&data.join("facehub.db"))
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    db.intent_add("att_0rphan0000000000000000000000", now)
+        .await
+        .unwrap();
     let mut w = s.create("att_0rphan0000000000000000000000").await.unwrap();
     w.write(b"FHB\x01never committed").await.unwrap();
     w.finish().await.unwrap();
@@ -305,6 +316,26 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     );
     let (ok, report) = check(&data, &blobs, 0);
     assert!(ok, "{report}");
+    // An object this data directory never recorded (a restored copy of it
+    // uploading to the same namespace, say) is reported, never deleted.
+    let stray = "att_5tray000000000000000000000000";
+    let mut w = s.create(stray).await.unwrap();
+    w.write(b"FHB\x01another copy's upload").await.unwrap();
+    w.finish().await.unwrap();
+    server.kill();
+    let server = serve(&data, &blobs, 0);
+    assert!(
+        s.open(stray).await.unwrap().is_some(),
+        "the sweep deleted a stray"
+    );
+    let (ok, report) = check(&data, &blobs, 0);
+    assert!(!ok);
+    assert_eq!(
+        report["unreferenced"],
+        serde_json::json!([stray]),
+        "{report}"
+    );
+    s.delete(stray).await.unwrap();
     let t = token(&server.base, &creds).await;
 
     // One node of three down: uploads and downloads go on.
@@ -455,8 +486,20 @@ async fn migrate_store_moves_blobs_to_garage_and_back() {
         (Some(6), Some(6)),
         "{m}"
     );
-    // Run again (resumed after completion): everything verified in place.
-    let m = migrate(&["--to", &blobs]);
+    // The data directory now uses the bucket: the same command again has
+    // nothing to move, and says so.
+    let mut c = facehub(&data);
+    c.args(["migrate-store", "--to", &blobs]);
+    Garage::credentials(&mut c);
+    let out = c.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in s3://facehub/migrated?") && err.contains("already"),
+        "{err}"
+    );
+    // Named again as the source (resuming): everything verified in place.
+    let m = migrate(&["--from", "local", "--to", &blobs]);
     assert_eq!(
         (m["copied"].as_u64(), m["present"].as_u64()),
         (Some(0), Some(6)),

@@ -74,6 +74,10 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(per_second: u32, per_minute: u32) -> Arc<RateLimiter> {
+        Self::build(per_second, per_minute, None)
+    }
+
+    fn build(per_second: u32, per_minute: u32, shared: Option<Shared>) -> Arc<RateLimiter> {
         let n = NonZeroU32::new(per_second.max(1)).expect("non-zero");
         let m = NonZeroU32::new(per_minute.max(1)).expect("non-zero");
         let limiter = Arc::new(RateLimiter {
@@ -82,7 +86,7 @@ impl RateLimiter {
             inner: governor::RateLimiter::keyed(Quota::per_second(n)),
             minutes: governor::RateLimiter::keyed(Quota::per_minute(m)),
             clock: DefaultClock::default(),
-            shared: None,
+            shared,
         });
         // Forget idle keys now and then so memory follows the active apps.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -129,15 +133,18 @@ impl RateLimiter {
             .load_async(&mut conn)
             .await
             .context("redis: loading the rate-limit script")?;
-        let mut limiter = Arc::into_inner(Self::new(per_second, per_minute))
-            .expect("a new limiter has no other owner");
-        limiter.shared = Some(Shared {
-            conn,
-            script,
-            skip_until: AtomicU64::new(0),
-            last_warned: AtomicU64::new(0),
-        });
-        Ok(Arc::new(limiter))
+        // Built whole, so the pruning task holds this limiter, not a
+        // discarded one.
+        Ok(Self::build(
+            per_second,
+            per_minute,
+            Some(Shared {
+                conn,
+                script,
+                skip_until: AtomicU64::new(0),
+                last_warned: AtomicU64::new(0),
+            }),
+        ))
     }
 
     /// One call of `endpoint` by `app_id`; `per_minute` says whether the

@@ -146,11 +146,11 @@ impl Core {
         Ok(n)
     }
 
-    /// Deletes blobs whose rows are gone already. A failure leaves an
-    /// orphan, which the start-up sweep removes.
+    /// Deletes blobs whose rows are gone already. A failure leaves its
+    /// key doomed, and the start-up sweep deletes the blob.
     async fn delete_blobs(&self, ids: impl IntoIterator<Item = Option<String>>) {
         for id in ids.into_iter().flatten() {
-            if let Err(e) = self.blobs.delete(&id).await {
+            if let Err(e) = self.drop_blob(&id).await {
                 tracing::warn!(error = %e, "deleting a replaced face's blob");
             }
         }
@@ -162,7 +162,7 @@ impl Core {
                 tracing::warn!(error = %e, "deleting a replaced face's metadata");
                 continue;
             }
-            if let Err(e) = self.blobs.delete(&id).await {
+            if let Err(e) = self.drop_blob(&id).await {
                 tracing::warn!(error = %e, "deleting a replaced face's blob");
             }
         }

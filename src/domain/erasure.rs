@@ -48,10 +48,11 @@ impl Core {
         let (files, templates) = self.db.erase_person(&person, &event, self.now()).await?;
         // Their user tokens are gone from the store; forget cached ones too.
         self.token_cache.invalidate_all();
-        // The rows are gone (nothing can reach these blobs any more); a
-        // blob left by a crash here is an orphan the start-up sweep removes.
+        // The rows are gone (nothing can reach these blobs any more) and
+        // their keys doomed in the same transaction: a blob left by a crash
+        // here is deleted by the start-up sweep.
         for id in &files {
-            self.blobs.delete(id).await?;
+            self.drop_blob(id).await?;
         }
         let log_truncated = self.db.checkpoint_truncate().await?;
         tracing::info!(tenant_id, files = files.len(), templates, "erased a person");

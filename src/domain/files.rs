@@ -56,6 +56,8 @@ fn name_aad(file_id: &str) -> String {
 /// clean-up.
 pub struct StagedImage {
     file_id: FileId,
+    /// The time of the upload's intent, when the store is shared.
+    intent: Option<i64>,
     writer: SealedWriter,
     rules: ImageRules,
     pub probed: Probed,
@@ -102,11 +104,22 @@ impl Core {
         S: Stream<Item = Result<Bytes>> + Send,
     {
         let file_id = FileId::generate();
-        let mut writer = self
-            .blobs
-            .create(file_id.as_str())
-            .await
-            .map_err(Error::Internal)?;
+        // In a shared store the sweep deletes only what it was told about:
+        // say so before the first byte is sent.
+        let intent = if self.blobs.store().shared() {
+            let at = self.now();
+            self.db.intent_add(file_id.as_str(), at).await?;
+            Some(at)
+        } else {
+            None
+        };
+        let mut writer = match self.blobs.create(file_id.as_str()).await {
+            Ok(w) => w,
+            Err(e) => {
+                self.forget_intent(file_id.as_str(), intent).await;
+                return Err(Error::Internal(e));
+            }
+        };
         let mut probe = Probe::new(rules);
         let mut body = std::pin::pin!(body);
         let outcome: Result<()> = async {
@@ -121,15 +134,35 @@ impl Core {
         match outcome.and_then(|()| probe.finish().map_err(|e| self.refuse(e))) {
             Ok(probed) => Ok(StagedImage {
                 file_id,
+                intent,
                 writer,
                 rules,
                 probed,
             }),
             Err(e) => {
                 writer.abort().await;
+                self.forget_intent(file_id.as_str(), intent).await;
                 Err(e)
             }
         }
+    }
+
+    /// An aborted upload stored nothing: its intent can go (a failure here
+    /// only leaves the sweep a key with no object).
+    async fn forget_intent(&self, id: &str, intent: Option<i64>) {
+        if intent.is_some()
+            && let Err(e) = self.db.intent_remove(id).await
+        {
+            tracing::warn!(error = %e, "forgetting an aborted upload's intent");
+        }
+    }
+
+    /// Deletes a blob no row refers to any more (the row was deleted, or
+    /// never inserted), then its intent. A failure keeps the intent, so
+    /// the start-up sweep deletes the blob later.
+    pub async fn drop_blob(&self, id: &str) -> anyhow::Result<()> {
+        self.blobs.delete(id).await?;
+        self.db.intent_remove(id).await
     }
 
     /// Step 3: durable blob, full decode, metadata. Runs as its own task:
@@ -175,6 +208,7 @@ impl Core {
             let _hold = hold;
             let StagedImage {
                 file_id,
+                intent,
                 writer,
                 rules,
                 probed,
@@ -186,7 +220,7 @@ impl Core {
                 Err(e) => {
                     // The failure may come after the rename (directory
                     // sync): do not leave an unreferenced blob behind.
-                    let _ = core.blobs.delete(id).await;
+                    let _ = core.drop_blob(id).await;
                     return Err(Error::Internal(e));
                 }
             };
@@ -194,7 +228,7 @@ impl Core {
                 Ok(done) => done,
                 Err(e) => {
                     // Not acknowledged: do not keep the blob.
-                    if let Err(d) = core.blobs.delete(id).await {
+                    if let Err(d) = core.drop_blob(id).await {
                         tracing::warn!(error = %d, "deleting a refused upload");
                     }
                     return Err(e);
@@ -217,8 +251,11 @@ impl Core {
             let sealed_name = core
                 .keys
                 .seal_small(name_aad(id).as_bytes(), record.file_name.as_bytes());
-            if let Err(e) = core.db.insert_file(&record, &sealed_name).await {
-                let _ = core.blobs.delete(id).await;
+            if let Err(e) = core.db.insert_file(&record, &sealed_name, intent).await {
+                // A claimed intent: the blob is the sweep's to delete.
+                if !e.is::<crate::store::IntentLost>() {
+                    let _ = core.drop_blob(id).await;
+                }
                 return Err(e.into());
             }
             Ok((record, extra))

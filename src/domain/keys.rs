@@ -155,7 +155,7 @@ impl Core {
                     tracing::warn!(file_id = %id, "a file changed while it was re-sealed");
                 } else {
                     // Erased while we re-sealed it: do not leave it behind.
-                    self.blobs.delete(&id).await?;
+                    self.drop_blob(&id).await?;
                 }
             }
         }

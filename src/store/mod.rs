@@ -24,6 +24,15 @@ use crate::domain::{
     App, AttendanceSetting, FileRecord, Person, PersonDraft, Tenant, TokenKind, TokenRecord,
 };
 
+/// An upload's intent was claimed by the orphan sweep before its row
+/// could commit: the upload took longer than `orphan_grace_secs`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the upload outlived orphan_grace_secs and its blob was claimed by the orphan sweep; \
+     raise orphan_grace_secs above upload_deadline_secs"
+)]
+pub struct IntentLost;
+
 #[derive(Clone)]
 pub struct Db {
     pub(crate) pool: SqlitePool,
@@ -644,8 +653,29 @@ impl Db {
     // --------------------------------------------------------------- files
 
     /// Inserts a file row; `sealed_name` replaces `f.file_name`, which is
-    /// not stored in clear.
-    pub async fn insert_file(&self, f: &FileRecord, sealed_name: &[u8]) -> anyhow::Result<()> {
+    /// not stored in clear. `intent` is the upload's intent
+    /// ([`Db::intent_add`]) when it has one: it is dropped in the same
+    /// transaction, and if the sweep has claimed it meanwhile (the upload
+    /// outlived the grace) nothing is inserted and [`IntentLost`] is the
+    /// error — the blob is the sweep's to delete.
+    pub async fn insert_file(
+        &self,
+        f: &FileRecord,
+        sealed_name: &[u8],
+        intent: Option<i64>,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(at) = intent {
+            let n = sqlx::query("DELETE FROM blob_intents WHERE key = ? AND created_at = ?")
+                .bind(&f.file_id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n != 1 {
+                return Err(IntentLost.into());
+            }
+        }
         sqlx::query(
             "INSERT INTO files(file_id, tenant_id, kind, file_name, format, width, height, size, sha256, key_id, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -661,9 +691,68 @@ impl Db {
         .bind(&f.sha256)
         .bind(f.key_id)
         .bind(f.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Records, before an upload's first byte goes to a shared store, that
+    /// `key` may soon name an object no row protects.
+    pub async fn intent_add(&self, key: &str, at: i64) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO blob_intents(key, created_at) VALUES (?, ?)")
+            .bind(key)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets the intent of `key` (its blob is gone, or its upload failed
+    /// and its blob was deleted).
+    pub async fn intent_remove(&self, key: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM blob_intents WHERE key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Intents the sweep may act on: doomed ones, and uploads' recorded
+    /// at or before `until` (key, created_at).
+    pub async fn intents_due(&self, until: i64) -> anyhow::Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT key, created_at FROM blob_intents WHERE created_at <= ?")
+            .bind(until)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("key"), r.get("created_at")))
+            .collect())
+    }
+
+    /// Claims an upload's intent for the sweep: marks it doomed unless its
+    /// upload has committed (or it changed) meanwhile. After this the
+    /// upload can no longer commit, so its blob may go.
+    pub async fn intent_doom(&self, key: &str, at: i64) -> anyhow::Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE blob_intents SET created_at = 0 WHERE key = ? AND created_at = ?
+                 AND NOT EXISTS (SELECT 1 FROM files WHERE file_id = ?)",
+        )
+        .bind(key)
+        .bind(at)
+        .bind(key)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Every key with an intent (for consistency checks).
+    pub async fn intent_keys(&self) -> anyhow::Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT key FROM blob_intents")
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// A file of `tenant_id` and its sealed name (`file_name` is left

@@ -51,19 +51,21 @@ impl S3Location {
     /// query parameter is optional; an unknown one is refused rather than
     /// ignored, so a typo does not silently send photos elsewhere.
     pub fn parse(url: &str) -> anyhow::Result<S3Location> {
-        let u = url::Url::parse(url).with_context(|| format!("blobs: {url:?} is not a URL"))?;
+        // Messages show the URL without anything that may be a credential.
+        let shown = redact(url);
+        let u = url::Url::parse(url).with_context(|| format!("blobs: {shown:?} is not a URL"))?;
         if u.scheme() != "s3" {
-            bail!("blobs: {url:?}: only s3:// URLs are supported");
+            bail!("blobs: {shown:?}: only s3:// URLs are supported");
         }
-        let bucket = u.host_str().unwrap_or_default().to_string();
-        if bucket.is_empty() {
-            bail!("blobs: {url:?} names no bucket (s3://bucket/…)");
-        }
-        if !u.username().is_empty() || u.password().is_some() {
+        if url.contains('@') || !u.username().is_empty() || u.password().is_some() {
             bail!(
                 "blobs: put credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, not in \
                  the URL (it is logged)"
             );
+        }
+        let bucket = u.host_str().unwrap_or_default().to_string();
+        if bucket.is_empty() {
+            bail!("blobs: {shown:?} names no bucket (s3://bucket/…)");
         }
         let prefix = u.path().trim_matches('/').to_string();
         let mut loc = S3Location {
@@ -75,10 +77,14 @@ impl S3Location {
         for (k, v) in u.query_pairs() {
             match &*k {
                 "endpoint" => {
+                    let ev = redact(&v);
                     let e = url::Url::parse(&v)
-                        .with_context(|| format!("blobs: endpoint {v:?} is not a URL"))?;
+                        .with_context(|| format!("blobs: endpoint {ev:?} is not a URL"))?;
                     if !matches!(e.scheme(), "http" | "https") {
-                        bail!("blobs: endpoint {v:?} must be http:// or https://");
+                        bail!("blobs: endpoint {ev:?} must be http:// or https://");
+                    }
+                    if v.contains('@') {
+                        bail!("blobs: the endpoint carries no credentials (AWS_* variables do)");
                     }
                     loc.endpoint = Some(v.trim_end_matches('/').to_string());
                 }
@@ -87,6 +93,37 @@ impl S3Location {
             }
         }
         Ok(loc)
+    }
+}
+
+/// `url` with whatever lies between `://` and the last `@` (a user name
+/// and password, maybe holding `/`, which URL parsers then misread) blanked.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+/// The canonical URL: what the data directory records as its store.
+impl std::fmt::Display for S3Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}", self.bucket)?;
+        if !self.prefix.is_empty() {
+            write!(f, "/{}", self.prefix)?;
+        }
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(e) = &self.endpoint {
+            q.append_pair("endpoint", e);
+        }
+        if let Some(r) = &self.region {
+            q.append_pair("region", r);
+        }
+        let q = q.finish();
+        if !q.is_empty() {
+            write!(f, "?{q}")?;
+        }
+        Ok(())
     }
 }
 
@@ -151,7 +188,9 @@ impl BlobStore for S3BlobStore {
         let path = self.path(key)?;
         let store: Arc<dyn ObjectStore> = self.store.clone();
         Ok(Box::new(S3Writer {
-            w: BufWriter::with_capacity(store, path, PART).with_max_concurrency(PART_CONCURRENCY),
+            w: Some(
+                BufWriter::with_capacity(store, path, PART).with_max_concurrency(PART_CONCURRENCY),
+            ),
         }))
     }
 
@@ -237,13 +276,23 @@ impl BlobStore for S3BlobStore {
 }
 
 struct S3Writer {
-    w: BufWriter,
+    /// Taken by `finish` and `abort`; still here on drop when the upload
+    /// was cut off (the client went away mid-body).
+    w: Option<BufWriter>,
+}
+
+impl S3Writer {
+    fn writer(&mut self) -> &mut BufWriter {
+        self.w
+            .as_mut()
+            .expect("an S3 writer is used after finish or abort")
+    }
 }
 
 #[async_trait]
 impl BlobWriter for S3Writer {
     async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        self.w
+        self.writer()
             .write_all(bytes)
             .await
             .context("writing a blob to the S3 store")
@@ -252,15 +301,32 @@ impl BlobWriter for S3Writer {
     async fn finish(mut self: Box<Self>) -> anyhow::Result<()> {
         // The PUT (or CompleteMultipartUpload) answered: the object is
         // stored. Only then is the upload acknowledged.
-        self.w
-            .shutdown()
-            .await
-            .context("storing a blob in the S3 store")
+        let mut w = self.w.take().expect("finish once");
+        w.shutdown().await.context("storing a blob in the S3 store")
     }
 
     async fn abort(mut self: Box<Self>) {
-        if let Err(e) = self.w.abort().await {
+        if let Some(mut w) = self.w.take()
+            && let Err(e) = w.abort().await
+        {
             tracing::warn!(error = %e, "aborting an S3 upload");
+        }
+    }
+}
+
+impl Drop for S3Writer {
+    /// A multipart upload dropped unfinished keeps its parts (billed,
+    /// invisible) until the bucket's lifecycle rule, if any, reclaims
+    /// them; abort it instead. A blob still under one part was never sent.
+    fn drop(&mut self) {
+        if let Some(mut w) = self.w.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move {
+                if let Err(e) = w.abort().await {
+                    tracing::warn!(error = %e, "aborting an S3 upload cut off mid-body");
+                }
+            });
         }
     }
 }
@@ -284,7 +350,14 @@ mod tests {
                 region: Some("garage".into()),
             }
         );
+        // The canonical form reads back as the same location.
+        assert_eq!(S3Location::parse(&l.to_string()).unwrap(), l);
+        assert_eq!(
+            l.to_string(),
+            "s3://photos/facehub/prod?endpoint=http%3A%2F%2F127.0.0.1%3A3900&region=garage"
+        );
         let l = S3Location::parse("s3://b").unwrap();
+        assert_eq!(l.to_string(), "s3://b");
         assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("b", ""));
         assert_eq!(l.endpoint, None);
         for bad in [
@@ -294,9 +367,21 @@ mod tests {
             "s3://bucket?endpoint=ftp://x",
             "s3://bucket?endpoint=nonsense",
             "s3://key:secret@bucket",
+            "s3://bucket?endpoint=http://key:secret@host:3900",
             "not a url",
         ] {
             assert!(S3Location::parse(bad).is_err(), "{bad} was accepted");
+        }
+        // An AWS secret may hold '/', which no URL parser reads as a
+        // password: the message must still not show it.
+        for bad in [
+            "s3://AKIAEXAMPLE:se/cr3tK3y@bucket",
+            "s3://AKIAEXAMPLE:se/cr3tK3y@bucket?endpoint=http://h",
+            "s3://bucket?endpoint=http://AKIAEXAMPLE:se/cr3tK3y@h",
+            "s3://b?endpoint=ftp://AKIAEXAMPLE:se/cr3tK3y@h",
+        ] {
+            let msg = format!("{:#}", S3Location::parse(bad).unwrap_err());
+            assert!(!msg.contains("cr3tK3y"), "{msg}");
         }
     }
 }
