@@ -66,6 +66,28 @@ async fn the_s3_blob_store_keeps_its_contract_on_garage() {
     }
     w.finish().await.unwrap();
     assert!(read(&s, "att_large01").await.unwrap() == large);
+    // Downloads are ranged GETs of 1 MiB: a size on a range boundary.
+    let even = noise(2 * 1024 * 1024, 4);
+    let mut w = s.create("att_even01").await.unwrap();
+    w.write(&even).await.unwrap();
+    w.finish().await.unwrap();
+    assert!(read(&s, "att_even01").await.unwrap() == even);
+    // A reader whose object is replaced between two ranges fails; it
+    // never splices the old object's start to the new one's rest.
+    let mut r = s.open("att_even01").await.unwrap().unwrap();
+    let mut head = vec![0u8; 1024 * 1024];
+    r.read_exact(&mut head).await.unwrap();
+    assert!(head == even[..1024 * 1024]);
+    let mut w = s.create("att_even01").await.unwrap();
+    w.write(&noise(2 * 1024 * 1024, 5)).await.unwrap();
+    w.finish().await.unwrap();
+    let mut rest = Vec::new();
+    assert!(
+        r.read_to_end(&mut rest).await.is_err(),
+        "read {} bytes",
+        rest.len()
+    );
+    s.delete("att_even01").await.unwrap();
 
     // An aborted upload, small or large, leaves nothing.
     for (key, n) in [("att_abort01", 100), ("att_abort02", 7 * 1024 * 1024)] {

@@ -25,7 +25,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig};
 use tokio::io::AsyncWriteExt;
 
 use super::blob::{BlobInfo, BlobReader, BlobStore, BlobWriter, check_key};
@@ -33,6 +33,8 @@ use super::blob::{BlobInfo, BlobReader, BlobStore, BlobWriter, check_key};
 /// Bytes held before a blob switches from one PUT to a multipart upload;
 /// also the part size (S3's minimum for all but the last part is 5 MiB).
 const PART: usize = 5 * 1024 * 1024;
+/// Bytes per GET of a download.
+const RANGE: u64 = 1024 * 1024;
 /// Parts of one blob in flight at once.
 const PART_CONCURRENCY: usize = 2;
 
@@ -194,16 +196,42 @@ impl BlobStore for S3BlobStore {
         }))
     }
 
+    /// A series of ranged GETs of [`RANGE`] bytes, each bound to the
+    /// first one's ETag: the client's request timeout then bounds one
+    /// range, not a whole download to a slow client, and an object
+    /// replaced meanwhile (re-sealed by a key rotation) fails the read
+    /// instead of splicing two versions.
     async fn open(&self, key: &str) -> anyhow::Result<Option<BlobReader>> {
         let path = self.path(key)?;
-        match self.store.get(&path).await {
-            Ok(r) => {
-                let stream = r.into_stream().map_err(std::io::Error::other);
-                Ok(Some(Box::new(tokio_util::io::StreamReader::new(stream))))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e).context("reading a blob from the S3 store"),
-        }
+        let first = GetOptions {
+            range: Some(GetRange::Bounded(0..RANGE)),
+            ..GetOptions::default()
+        };
+        let first = match self.store.get_opts(&path, first).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e).context("reading a blob from the S3 store"),
+        };
+        let size = first.meta.size;
+        let etag = first.meta.e_tag.clone();
+        let store = self.store.clone();
+        let rest = futures_util::stream::iter((RANGE..size).step_by(RANGE as usize))
+            .then(move |start| {
+                let (store, path) = (store.clone(), path.clone());
+                let opts = GetOptions {
+                    range: Some(GetRange::Bounded(start..(start + RANGE).min(size))),
+                    if_match: etag.clone(),
+                    ..GetOptions::default()
+                };
+                async move { store.get_opts(&path, opts).await.map(|r| r.into_stream()) }
+            })
+            .try_flatten();
+        let stream = first
+            .into_stream()
+            .chain(rest)
+            .map_err(std::io::Error::other)
+            .boxed();
+        Ok(Some(Box::new(tokio_util::io::StreamReader::new(stream))))
     }
 
     async fn delete(&self, key: &str) -> anyhow::Result<()> {
