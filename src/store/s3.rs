@@ -268,10 +268,15 @@ impl BlobStore for S3BlobStore {
 
     /// A HEAD of a key that need not exist: proves the endpoint answers
     /// and the credentials are accepted (a refused one is 403, not 404).
+    /// Bounded well below the requests' own timeout: a readiness probe
+    /// must answer while a stalled store would hold a request for a minute.
     async fn ping(&self) -> anyhow::Result<()> {
-        match self.store.head(&self.root.child(".probe")).await {
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e).context("the S3 blob store does not answer"),
+        let probe = self.root.child(".probe");
+        let head = self.store.head(&probe);
+        match tokio::time::timeout(Duration::from_secs(5), head).await {
+            Ok(Ok(_) | Err(object_store::Error::NotFound { .. })) => Ok(()),
+            Ok(Err(e)) => Err(e).context("the S3 blob store does not answer"),
+            Err(_) => bail!("the S3 blob store did not answer a HEAD within 5 s"),
         }
     }
 
