@@ -130,7 +130,11 @@ pub async fn open_blob_store(
             // The metadata store names its blobs' namespace: every node
             // of a deployment agrees on it, another deployment differs.
             let ns = db.meta_get_or_init("blob_namespace", new_namespace).await?;
-            Arc::new(S3BlobStore::open(&loc, &ns)?)
+            Arc::new(S3BlobStore::open(
+                &loc,
+                &ns,
+                &config.data_dir.join("spool"),
+            )?)
         }
     })
 }

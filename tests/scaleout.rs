@@ -23,7 +23,16 @@ fn store(g: &Garage, prefix: &str, namespace: &str) -> S3BlobStore {
         std::env::set_var("AWS_SECRET_ACCESS_KEY", garage::SECRET);
     }
     let loc = S3Location::parse(&g.blobs_url(prefix)).unwrap();
-    S3BlobStore::open(&loc, namespace).unwrap()
+    S3BlobStore::open(&loc, namespace, &spool(namespace)).unwrap()
+}
+
+/// The upload spool of [`store`]'s stores: one per test process.
+fn spool(namespace: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("facehub-spool-{}-{namespace}", std::process::id()))
+}
+
+fn spooled(namespace: &str) -> usize {
+    std::fs::read_dir(spool(namespace)).unwrap().count()
 }
 
 async fn read(s: &S3BlobStore, key: &str) -> Option<Vec<u8>> {
@@ -89,13 +98,28 @@ async fn the_s3_blob_store_keeps_its_contract_on_garage() {
     );
     s.delete("att_even01").await.unwrap();
 
-    // An aborted upload, small or large, leaves nothing.
+    // An upload is spooled to a local file until its last byte is in
+    // (a slow client holds no memory), and the file goes when it ends:
+    // finished, aborted, or dropped mid-body (the client went away).
+    assert_eq!(spooled("ns1"), 0);
     for (key, n) in [("att_abort01", 100), ("att_abort02", 7 * 1024 * 1024)] {
         let mut w = s.create(key).await.unwrap();
         w.write(&noise(n, 3)).await.unwrap();
+        assert_eq!(spooled("ns1"), 1);
         w.abort().await;
+        assert_eq!(spooled("ns1"), 0);
+        assert!(s.open(key).await.unwrap().is_none(), "{key}");
+        let mut w = s.create(key).await.unwrap();
+        w.write(&noise(n, 3)).await.unwrap();
+        drop(w);
+        assert_eq!(spooled("ns1"), 0);
         assert!(s.open(key).await.unwrap().is_none(), "{key}");
     }
+    // A crash leaves its spool file: the start-up sweep removes it.
+    std::fs::write(spool("ns1").join("att_x.0123.part"), b"sealed").unwrap();
+    assert_eq!(s.incomplete().await.unwrap(), 1);
+    assert_eq!(s.sweep_incomplete().await.unwrap(), 1);
+    assert_eq!(spooled("ns1"), 0);
 
     // Replacing is atomic: a reader sees the old or the new bytes.
     let mut w = s.create("att_small01").await.unwrap();
@@ -131,7 +155,7 @@ async fn the_s3_blob_store_keeps_its_contract_on_garage() {
     // Wrong credentials fail the ping and the probe, not silently.
     unsafe { std::env::set_var("AWS_SECRET_ACCESS_KEY", "0".repeat(64)) };
     let loc = S3Location::parse(&g.blobs_url("contract")).unwrap();
-    let bad = S3BlobStore::open(&loc, "ns1").unwrap();
+    let bad = S3BlobStore::open(&loc, "ns1", &std::env::temp_dir()).unwrap();
     unsafe { std::env::set_var("AWS_SECRET_ACCESS_KEY", garage::SECRET) };
     assert!(bad.ping().await.is_err());
     assert!(bad.probe().await.is_err());

@@ -128,27 +128,7 @@ impl LocalBlobStore {
     /// while no upload can be running on this directory (the server holds
     /// the data directory's lock when it does).
     pub fn sweep_tmp(&self) -> anyhow::Result<usize> {
-        let parts = self.tmp_parts()?;
-        for p in &parts {
-            std::fs::remove_file(p)?;
-        }
-        if !parts.is_empty() {
-            sync_dir(&self.tmp)?;
-        }
-        Ok(parts.len())
-    }
-
-    /// The temporary files of uploads in progress or interrupted.
-    fn tmp_parts(&self) -> anyhow::Result<Vec<PathBuf>> {
-        let mut parts = Vec::new();
-        for entry in std::fs::read_dir(&self.tmp)? {
-            let entry = entry?;
-            let is_part = entry.file_name().to_string_lossy().ends_with(".part");
-            if is_part && entry.file_type()?.is_file() {
-                parts.push(entry.path());
-            }
-        }
-        Ok(parts)
+        sweep_parts(&self.tmp)
     }
 
     /// Every blob key present on disk (for consistency checks).
@@ -171,22 +151,9 @@ impl LocalBlobStore {
 impl BlobStore for LocalBlobStore {
     async fn create(&self, key: &str) -> anyhow::Result<Box<dyn BlobWriter>> {
         check_key(key)?;
-        let mut suffix = [0u8; 8];
-        rand::thread_rng().fill_bytes(&mut suffix);
-        let tmp_path = self.tmp.join(format!("{key}.{}.part", hex::encode(suffix)));
-        let mut opts = tokio::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        opts.mode(0o600);
-        let mut file = opts
-            .open(&tmp_path)
-            .await
-            .with_context(|| format!("creating {}", tmp_path.display()))?;
-        // tokio copies each write into its own buffer (up to 2 MiB by
-        // default) for the blocking pool; keep that per-upload cost small.
-        file.set_max_buf_size(WRITE_BUF);
+        let (file, tmp_path) = create_part(&self.tmp, key).await?;
         Ok(Box::new(LocalWriter {
-            file: Some(tokio::io::BufWriter::with_capacity(WRITE_BUF, file)),
+            file: Some(file),
             tmp_path,
             final_path: self.path_of(key),
         }))
@@ -255,7 +222,7 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn incomplete(&self) -> anyhow::Result<usize> {
-        Ok(self.tmp_parts()?.len())
+        Ok(part_files(&self.tmp)?.len())
     }
 }
 
@@ -319,6 +286,55 @@ impl Drop for LocalWriter {
             let _ = std::fs::remove_file(&self.tmp_path);
         }
     }
+}
+
+/// A new temporary file `<dir>/<key>.<random>.part` (owner-only), buffered
+/// for writing.
+pub(crate) async fn create_part(
+    dir: &Path,
+    key: &str,
+) -> anyhow::Result<(tokio::io::BufWriter<tokio::fs::File>, PathBuf)> {
+    let mut suffix = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut suffix);
+    let path = dir.join(format!("{key}.{}.part", hex::encode(suffix)));
+    let mut opts = tokio::fs::OpenOptions::new();
+    opts.read(true).write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut file = opts
+        .open(&path)
+        .await
+        .with_context(|| format!("creating {}", path.display()))?;
+    // tokio copies each write into its own buffer (up to 2 MiB by
+    // default) for the blocking pool; keep that per-upload cost small.
+    file.set_max_buf_size(WRITE_BUF);
+    Ok((tokio::io::BufWriter::with_capacity(WRITE_BUF, file), path))
+}
+
+/// The temporary files in `dir`: of writes in progress or interrupted.
+pub(crate) fn part_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut parts = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let is_part = entry.file_name().to_string_lossy().ends_with(".part");
+        if is_part && entry.file_type()?.is_file() {
+            parts.push(entry.path());
+        }
+    }
+    Ok(parts)
+}
+
+/// Removes the temporary files in `dir`. Only while no write can be in
+/// progress there (the server holds the data directory's lock).
+pub(crate) fn sweep_parts(dir: &Path) -> anyhow::Result<usize> {
+    let parts = part_files(dir)?;
+    for p in &parts {
+        std::fs::remove_file(p)?;
+    }
+    if !parts.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(parts.len())
 }
 
 /// fsyncs a directory so that a rename or unlink in it is durable.

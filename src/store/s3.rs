@@ -23,15 +23,18 @@ use anyhow::{Context, bail};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::{BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig};
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig, WriteMultipart,
+};
 use tokio::io::AsyncWriteExt;
 
-use super::blob::{BlobInfo, BlobReader, BlobStore, BlobWriter, check_key};
+use super::blob::{
+    BlobInfo, BlobReader, BlobStore, BlobWriter, check_key, create_part, part_files, sweep_parts,
+};
 
-/// Bytes held before a blob switches from one PUT to a multipart upload;
-/// also the part size (S3's minimum for all but the last part is 5 MiB).
+/// Largest blob sent in one PUT; larger ones are multipart uploads in
+/// parts of this size (S3's minimum for all but the last part is 5 MiB).
 const PART: usize = 5 * 1024 * 1024;
 /// Bytes per GET of a download.
 const RANGE: u64 = 1024 * 1024;
@@ -133,14 +136,28 @@ pub struct S3BlobStore {
     store: Arc<AmazonS3>,
     /// `<prefix>/<store id>`: the data of one facehub deployment.
     root: Path,
+    /// Where uploads are spooled until their last byte is in: a client
+    /// trickling its body holds a file, not memory.
+    spool: std::path::PathBuf,
+    /// MiB of blob data in flight to the store at once, across uploads.
+    transfers: Arc<tokio::sync::Semaphore>,
 }
+
+/// MiB all PUTs and multipart parts in flight may hold together.
+const TRANSFER_BUDGET_MIB: u32 = 128;
 
 impl S3BlobStore {
     /// Connects (lazily: the first request does) to the bucket. `namespace`
     /// separates deployments sharing a bucket and prefix: it is the
     /// metadata store's own id, so every node of one deployment agrees on
     /// it and a second deployment never sees the first one's blobs.
-    pub fn open(loc: &S3Location, namespace: &str) -> anyhow::Result<S3BlobStore> {
+    pub fn open(
+        loc: &S3Location,
+        namespace: &str,
+        spool: &std::path::Path,
+    ) -> anyhow::Result<S3BlobStore> {
+        std::fs::create_dir_all(spool)
+            .with_context(|| format!("creating the upload spool {}", spool.display()))?;
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(&loc.bucket)
             .with_virtual_hosted_style_request(false)
@@ -175,6 +192,8 @@ impl S3BlobStore {
         Ok(S3BlobStore {
             store: Arc::new(store),
             root,
+            spool: spool.to_path_buf(),
+            transfers: Arc::new(tokio::sync::Semaphore::new(TRANSFER_BUDGET_MIB as usize)),
         })
     }
 
@@ -188,11 +207,14 @@ impl S3BlobStore {
 impl BlobStore for S3BlobStore {
     async fn create(&self, key: &str) -> anyhow::Result<Box<dyn BlobWriter>> {
         let path = self.path(key)?;
-        let store: Arc<dyn ObjectStore> = self.store.clone();
+        let (file, spooled) = create_part(&self.spool, key).await?;
         Ok(Box::new(S3Writer {
-            w: Some(
-                BufWriter::with_capacity(store, path, PART).with_max_concurrency(PART_CONCURRENCY),
-            ),
+            file: Some(file),
+            spooled,
+            len: 0,
+            store: self.store.clone(),
+            path,
+            transfers: self.transfers.clone(),
         }))
     }
 
@@ -297,69 +319,126 @@ impl BlobStore for S3BlobStore {
         Ok(())
     }
 
-    /// Interrupted multipart uploads are invisible and reclaimed by the
-    /// bucket's lifecycle rule; nothing of them can be read or listed.
+    /// Spool files of uploads a crash interrupted. (A multipart upload a
+    /// crash cut off is invisible; the bucket's lifecycle rule reclaims
+    /// its parts.)
     async fn sweep_incomplete(&self) -> anyhow::Result<usize> {
-        Ok(0)
+        sweep_parts(&self.spool)
     }
 
     async fn incomplete(&self) -> anyhow::Result<usize> {
-        Ok(0)
+        Ok(part_files(&self.spool)?.len())
     }
 }
 
+/// An upload: spooled to a local file as it arrives (sealed bytes only),
+/// sent to the store by `finish` in one PUT or, above [`PART`], a
+/// multipart upload read from the file part by part.
 struct S3Writer {
-    /// Taken by `finish` and `abort`; still here on drop when the upload
-    /// was cut off (the client went away mid-body).
-    w: Option<BufWriter>,
+    file: Option<tokio::io::BufWriter<tokio::fs::File>>,
+    spooled: std::path::PathBuf,
+    len: u64,
+    store: Arc<AmazonS3>,
+    path: Path,
+    transfers: Arc<tokio::sync::Semaphore>,
 }
 
 impl S3Writer {
-    fn writer(&mut self) -> &mut BufWriter {
-        self.w
-            .as_mut()
-            .expect("an S3 writer is used after finish or abort")
+    /// Sends the spooled bytes; the object exists only once this returns Ok.
+    async fn send(&mut self, mut file: tokio::fs::File) -> anyhow::Result<()> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        file.seek(std::io::SeekFrom::Start(0)).await?;
+        let len = self.len as usize;
+        let mib = |bytes: usize| u32::try_from(bytes.div_ceil(1 << 20).max(1)).unwrap_or(u32::MAX);
+        if len <= PART {
+            let _budget = self.transfers.acquire_many(mib(len)).await?;
+            let mut body = Vec::with_capacity(len);
+            file.read_to_end(&mut body).await?;
+            anyhow::ensure!(body.len() == len, "the upload spool changed size");
+            self.store
+                .put(&self.path, bytes::Bytes::from(body).into())
+                .await?;
+            return Ok(());
+        }
+        // The part being filled plus the parts in flight.
+        let _budget = self
+            .transfers
+            .acquire_many(mib(PART * (PART_CONCURRENCY + 1)))
+            .await?;
+        let upload = self.store.put_multipart(&self.path).await?;
+        let mut parts = WriteMultipart::new_with_chunk_size(upload, PART);
+        let mut buf = vec![0u8; 256 * 1024];
+        let sent = async {
+            loop {
+                let n = file.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                parts.wait_for_capacity(PART_CONCURRENCY).await?;
+                parts.write(&buf[..n]);
+            }
+            // Every part stored before completing (finish would not abort
+            // on a failed part).
+            parts.wait_for_capacity(0).await?;
+            anyhow::Ok(())
+        }
+        .await;
+        match sent {
+            Ok(()) => {
+                // Aborts the upload itself when completing fails.
+                parts.finish().await?;
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(a) = parts.abort().await {
+                    tracing::warn!(error = %a, "aborting an S3 multipart upload");
+                }
+                Err(e)
+            }
+        }
     }
 }
 
 #[async_trait]
 impl BlobWriter for S3Writer {
     async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        self.writer()
-            .write_all(bytes)
-            .await
-            .context("writing a blob to the S3 store")
+        let f = self.file.as_mut().context("blob writer already closed")?;
+        f.write_all(bytes).await.context("spooling an upload")?;
+        self.len += bytes.len() as u64;
+        Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> anyhow::Result<()> {
-        // The PUT (or CompleteMultipartUpload) answered: the object is
-        // stored. Only then is the upload acknowledged.
-        let mut w = self.w.take().expect("finish once");
-        w.shutdown().await.context("storing a blob in the S3 store")
+        let mut f = self.file.take().context("blob writer already closed")?;
+        let result = async {
+            f.flush().await.context("spooling an upload")?;
+            // The PUT (or CompleteMultipartUpload) answered: the object is
+            // stored. Only then is the upload acknowledged.
+            self.send(f.into_inner())
+                .await
+                .context("storing a blob in the S3 store")
+        }
+        .await;
+        if let Err(e) = tokio::fs::remove_file(&self.spooled).await {
+            tracing::warn!(error = %e, "removing an upload's spool file");
+        }
+        result
     }
 
     async fn abort(mut self: Box<Self>) {
-        if let Some(mut w) = self.w.take()
-            && let Err(e) = w.abort().await
-        {
-            tracing::warn!(error = %e, "aborting an S3 upload");
+        drop(self.file.take());
+        if let Err(e) = tokio::fs::remove_file(&self.spooled).await {
+            tracing::warn!(error = %e, "removing an upload's spool file");
         }
     }
 }
 
 impl Drop for S3Writer {
-    /// A multipart upload dropped unfinished keeps its parts (billed,
-    /// invisible) until the bucket's lifecycle rule, if any, reclaims
-    /// them; abort it instead. A blob still under one part was never sent.
+    /// Dropped unfinished (the client went away mid-body): nothing was sent
+    /// to the store; the spool file goes.
     fn drop(&mut self) {
-        if let Some(mut w) = self.w.take()
-            && let Ok(rt) = tokio::runtime::Handle::try_current()
-        {
-            rt.spawn(async move {
-                if let Err(e) = w.abort().await {
-                    tracing::warn!(error = %e, "aborting an S3 upload cut off mid-body");
-                }
-            });
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.spooled);
         }
     }
 }
