@@ -41,6 +41,9 @@ impl Server {
             .env("RUST_LOG", "info")
             // Storage is under test here, not frequency limits.
             .env("FACEHUB_RATE_LIMIT_PER_SECOND", "100000")
+            // (Lingo's per-minute quota too: the crash harness reads back
+            // over a thousand lingo images within a minute.)
+            .env("FACEHUB_RATE_LIMIT_PER_MINUTE", "1000000")
             .stderr(Stdio::piped());
         tweak(&mut cmd);
         let mut child = cmd.spawn().unwrap();
