@@ -245,6 +245,16 @@ async fn recover(core: &Core) -> anyhow::Result<()> {
     // deleted) at once, uploads' once older than the grace (younger ones
     // may be another node's upload about to commit).
     let grace = core.orphan_grace();
+    let limits = &core.config.limits;
+    let slowest = limits.upload_deadline_secs + limits.decode_wait_secs;
+    if store.shared() && grace.as_secs() <= slowest {
+        tracing::warn!(
+            orphan_grace_secs = grace.as_secs(),
+            slowest_upload_secs = slowest,
+            "orphan_grace_secs is not above upload_deadline_secs + decode_wait_secs: another \
+             node's start-up sweep may claim a slow upload, which then fails"
+        );
+    }
     let cutoff = core.now() - i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
     let mut orphans = 0;
     for (key, at) in core.db.intents_due(cutoff).await? {
