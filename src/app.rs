@@ -338,6 +338,15 @@ impl Application {
         raise_fd_limit(core.config.limits.max_connections);
         let tls = core.config.tls.as_ref().map(tls_acceptor).transpose()?;
         let lock = lock_data_dir(&core.config.data_dir)?;
+        // Holding the lock, any migrate-store marker is a killed copy's.
+        if core
+            .db
+            .meta_get(MAINTENANCE)
+            .await?
+            .is_some_and(|m| !m.is_empty())
+        {
+            core.db.meta_set(MAINTENANCE, "").await?;
+        }
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;

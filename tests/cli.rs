@@ -429,6 +429,10 @@ async fn the_data_directory_remembers_its_blob_store() {
     drop(lock);
     let listed = run_ok(facehub(&data).args(["tenant", "list"]));
     assert!(listed.contains("acme"), "{listed}");
+    // Nor does a killed copy's marker block commands while a server runs.
+    let (_server, _base) = serve(&data);
+    let listed = run_ok(facehub(&data).args(["tenant", "list"]));
+    assert!(listed.contains("acme"), "{listed}");
 }
 
 #[test]
