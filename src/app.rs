@@ -625,6 +625,27 @@ mod tests {
         assert_eq!(left, want);
         assert!(core.db.intent_keys().await.unwrap().is_empty());
 
+        // Uploads refused or dropped before their bytes were sent forget
+        // their intents (nothing of them can be in the store).
+        let refused = core
+            .receive_image(rules, body(b"not an image at all".to_vec()))
+            .await;
+        assert!(refused.is_err());
+        let staged = core
+            .receive_image(rules, body(samples::png(64, 64)))
+            .await
+            .unwrap();
+        staged.discard().await;
+        let mut left_intents = Vec::new();
+        for _ in 0..100 {
+            left_intents = core.db.intent_keys().await.unwrap();
+            if left_intents.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(left_intents.is_empty(), "{left_intents:?}");
+
         // An upload that outlives the grace: the sweep claims its intent
         // first, and then its row can no longer commit.
         let staged = core

@@ -54,10 +54,45 @@ fn name_aad(file_id: &str) -> String {
 /// temporary blob. Dropping it without [`Core::commit_image`] or
 /// [`StagedImage::discard`] leaves the temporary blob to the writer's own
 /// clean-up.
+/// The intent of an upload to a shared store while its bytes are still
+/// spooled locally (nothing of it can be in the store yet): dropped with
+/// the upload — refused, aborted, or cut off by the client — it is
+/// forgotten. `commit_image` disarms it before sending the bytes.
+struct Intent {
+    db: crate::store::Db,
+    key: String,
+    at: i64,
+    armed: bool,
+}
+
+impl Intent {
+    /// From here on the intent stays until the row commits or the blob is
+    /// deleted.
+    fn keep(mut self) -> i64 {
+        self.armed = false;
+        self.at
+    }
+}
+
+impl Drop for Intent {
+    fn drop(&mut self) {
+        if self.armed
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let (db, key) = (self.db.clone(), std::mem::take(&mut self.key));
+            rt.spawn(async move {
+                if let Err(e) = db.intent_remove(&key).await {
+                    tracing::warn!(error = %e, "forgetting an abandoned upload's intent");
+                }
+            });
+        }
+    }
+}
+
 pub struct StagedImage {
     file_id: FileId,
-    /// The time of the upload's intent, when the store is shared.
-    intent: Option<i64>,
+    /// The upload's intent, when the store is shared.
+    intent: Option<Intent>,
     writer: SealedWriter,
     rules: ImageRules,
     pub probed: Probed,
@@ -109,17 +144,20 @@ impl Core {
         let intent = if self.blobs.store().shared() {
             let at = self.now();
             self.db.intent_add(file_id.as_str(), at).await?;
-            Some(at)
+            Some(Intent {
+                db: self.db.clone(),
+                key: file_id.as_str().to_string(),
+                at,
+                armed: true,
+            })
         } else {
             None
         };
-        let mut writer = match self.blobs.create(file_id.as_str()).await {
-            Ok(w) => w,
-            Err(e) => {
-                self.forget_intent(file_id.as_str(), intent).await;
-                return Err(Error::Internal(e));
-            }
-        };
+        let mut writer = self
+            .blobs
+            .create(file_id.as_str())
+            .await
+            .map_err(Error::Internal)?;
         let mut probe = Probe::new(rules);
         let mut body = std::pin::pin!(body);
         let outcome: Result<()> = async {
@@ -141,19 +179,9 @@ impl Core {
             }),
             Err(e) => {
                 writer.abort().await;
-                self.forget_intent(file_id.as_str(), intent).await;
+                drop(intent);
                 Err(e)
             }
-        }
-    }
-
-    /// An aborted upload stored nothing: its intent can go (a failure here
-    /// only leaves the sweep a key with no object).
-    async fn forget_intent(&self, id: &str, intent: Option<i64>) {
-        if intent.is_some()
-            && let Err(e) = self.db.intent_remove(id).await
-        {
-            tracing::warn!(error = %e, "forgetting an aborted upload's intent");
         }
     }
 
@@ -215,12 +243,14 @@ impl Core {
             } = staged;
             let id = file_id.as_str();
             let key_id = writer.key_id();
+            let intent = intent.map(Intent::keep);
             let sha256 = match writer.finish().await {
                 Ok(digest) => digest,
                 Err(e) => {
                     // The failure may come after the rename (directory
-                    // sync): do not leave an unreferenced blob behind.
-                    let _ = core.drop_blob(id).await;
+                    // sync), or a PUT the client gave up on may still land:
+                    // delete, and keep any intent for the sweep.
+                    let _ = core.blobs.delete(id).await;
                     return Err(Error::Internal(e));
                 }
             };
@@ -252,8 +282,11 @@ impl Core {
                 .keys
                 .seal_small(name_aad(id).as_bytes(), record.file_name.as_bytes());
             if let Err(e) = core.db.insert_file(&record, &sealed_name, intent).await {
-                // A claimed intent: the blob is the sweep's to delete.
-                if !e.is::<crate::store::IntentLost>() {
+                // A claimed intent is the sweep's, which may have deleted
+                // the object before this upload's PUT landed: delete again.
+                if e.is::<crate::store::IntentLost>() {
+                    let _ = core.blobs.delete(id).await;
+                } else {
                     let _ = core.drop_blob(id).await;
                 }
                 return Err(e.into());

@@ -24,9 +24,7 @@ use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
-use object_store::{
-    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig, WriteMultipart,
-};
+use object_store::{BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig};
 use tokio::io::AsyncWriteExt;
 
 use super::blob::{
@@ -365,37 +363,45 @@ impl S3Writer {
             .transfers
             .acquire_many(mib(PART * (PART_CONCURRENCY + 1)))
             .await?;
-        let upload = self.store.put_multipart(&self.path).await?;
-        let mut parts = WriteMultipart::new_with_chunk_size(upload, PART);
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut upload = self.store.put_multipart(&self.path).await?;
         let sent = async {
+            let mut in_flight = futures_util::stream::FuturesUnordered::new();
             loop {
-                let n = file.read(&mut buf).await?;
-                if n == 0 {
+                // One part from the spool: PART bytes, or what is left.
+                let mut part = Vec::with_capacity(PART);
+                while part.len() < PART {
+                    let n = (&mut file)
+                        .take((PART - part.len()) as u64)
+                        .read_to_end(&mut part)
+                        .await?;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                if part.is_empty() {
                     break;
                 }
-                parts.wait_for_capacity(PART_CONCURRENCY).await?;
-                parts.write(&buf[..n]);
+                in_flight.push(upload.put_part(bytes::Bytes::from(part).into()));
+                if in_flight.len() >= PART_CONCURRENCY {
+                    in_flight.next().await.expect("a part in flight")?;
+                }
             }
-            // Every part stored before completing (finish would not abort
-            // on a failed part).
-            parts.wait_for_capacity(0).await?;
+            while let Some(done) = in_flight.next().await {
+                done?;
+            }
+            upload.complete().await?;
             anyhow::Ok(())
         }
         .await;
-        match sent {
-            Ok(()) => {
-                // Aborts the upload itself when completing fails.
-                parts.finish().await?;
-                Ok(())
+        if let Err(e) = sent {
+            // Every failure, the last part's and the completion's too,
+            // aborts: no parts are left for a lifecycle rule to reclaim.
+            if let Err(a) = upload.abort().await {
+                tracing::warn!(error = %a, "aborting an S3 multipart upload");
             }
-            Err(e) => {
-                if let Err(a) = parts.abort().await {
-                    tracing::warn!(error = %a, "aborting an S3 multipart upload");
-                }
-                Err(e)
-            }
+            return Err(e);
         }
+        Ok(())
     }
 }
 
