@@ -17,7 +17,7 @@ use crate::store::sealed::SealedBlobs;
 /// Opens the data directory (database, blobs, key) without serving; used by
 /// `serve` and by every admin command, which works whether a server runs on
 /// the same directory or not.
-pub async fn open_core(config: Config) -> anyhow::Result<Core> {
+pub async fn open_core(mut config: Config) -> anyhow::Result<Core> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let db = Db::open_sqlite(&config.database_path()).await?;
@@ -72,6 +72,7 @@ pub async fn open_core(config: Config) -> anyhow::Result<Core> {
     }
     let spec = blob_store_spec(config.blobs.as_deref(), &db).await?;
     let store = open_blob_store(Some(&spec), &config, &db).await?;
+    config.blobs = Some(spec);
     let blobs = SealedBlobs::new(store, keys.clone());
     Core::new(config, db, blobs, keys).await
 }
@@ -96,7 +97,9 @@ pub fn canonical_blob_store(spec: Option<&str>) -> anyhow::Result<String> {
 /// The store to open: the data directory records where its blobs are, so
 /// a command run without `--blobs` still finds them, and a server started
 /// with another store is refused instead of splitting the data between
-/// two stores. The first start records the configured one.
+/// two stores. The store is recorded by the first `serve` (or the first
+/// command to find files already stored), so admin commands run before it
+/// without `--blobs` do not pin the embedded store.
 pub async fn blob_store_spec(configured: Option<&str>, db: &Db) -> anyhow::Result<String> {
     let configured = configured
         .map(|c| canonical_blob_store(Some(c)))
@@ -110,7 +113,9 @@ pub async fn blob_store_spec(configured: Option<&str>, db: &Db) -> anyhow::Resul
         ),
         (None, c) => {
             let c = c.unwrap_or_else(|| "local".to_string());
-            db.meta_set(BLOB_STORE, &c).await?;
+            if db.file_count().await? > 0 {
+                db.meta_set(BLOB_STORE, &c).await?;
+            }
             Ok(c)
         }
     }
@@ -338,6 +343,11 @@ impl Application {
         raise_fd_limit(core.config.limits.max_connections);
         let tls = core.config.tls.as_ref().map(tls_acceptor).transpose()?;
         let lock = lock_data_dir(&core.config.data_dir)?;
+        // Serving records the store (see blob_store_spec).
+        if core.db.meta_get(BLOB_STORE).await?.is_none() {
+            let spec = canonical_blob_store(core.config.blobs.as_deref())?;
+            core.db.meta_set(BLOB_STORE, &spec).await?;
+        }
         // Holding the lock, any migrate-store marker is a killed copy's.
         if core
             .db

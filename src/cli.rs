@@ -954,7 +954,7 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
             // unless named (resuming after a switch, say).
             let from = match from {
                 Some(f) => crate::app::canonical_blob_store(Some(&f))?,
-                None => crate::app::blob_store_spec(None, &core.db).await?,
+                None => crate::app::canonical_blob_store(core.config.blobs.as_deref())?,
             };
             let to = crate::app::canonical_blob_store(Some(&to))?;
             anyhow::ensure!(

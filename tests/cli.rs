@@ -391,8 +391,17 @@ fn key_file_is_private_and_data_dir_created() {
 async fn the_data_directory_remembers_its_blob_store() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    // The first command records the store: here the embedded one.
+    // Admin commands before the first start record nothing: the store
+    // may still be chosen (nothing is contacted for these).
     run_ok(facehub(&data).args(["tenant", "create", "acme"]));
+    run_ok(facehub(&data).args([
+        "--blobs",
+        "s3://photos?endpoint=http://127.0.0.1:9",
+        "tenant",
+        "list",
+    ]));
+    // The first start records it: here the embedded one.
+    drop(serve(&data));
     // Another store named later is refused, not used for new uploads
     // while the existing ones stay behind (nothing is contacted).
     let other = facehub(&data)
