@@ -260,9 +260,40 @@ async fn recover(core: &Core) -> anyhow::Result<()> {
              node's start-up sweep may claim a slow upload, which then fails"
         );
     }
+    // A data directory older than the newest one using its namespace (a
+    // restored backup, a copy) must not act on its intents: the live one
+    // may have committed those uploads or kept those files since.
+    let behind = if store.shared() {
+        let ours: u64 = core
+            .db
+            .meta_get("blob_epoch")
+            .await?
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0);
+        let theirs = store.epoch().await?;
+        let next = ours.max(theirs) + 1;
+        store.set_epoch(next).await?;
+        core.db.meta_set("blob_epoch", &next.to_string()).await?;
+        if theirs > ours {
+            tracing::warn!(
+                ours,
+                theirs,
+                "another data directory has used this bucket namespace since this one last \
+                 started (a restored backup or a copy?); the sweep deletes nothing this time"
+            );
+        }
+        theirs > ours
+    } else {
+        false
+    };
     let cutoff = core.now() - i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
     let mut orphans = 0;
-    for (key, at) in core.db.intents_due(cutoff).await? {
+    let due = if behind {
+        Vec::new()
+    } else {
+        core.db.intents_due(cutoff).await?
+    };
+    for (key, at) in due {
         // An upload's intent is claimed first: after that its upload can
         // no longer commit a row for this blob.
         if at != 0 && !core.db.intent_doom(&key, at).await? {

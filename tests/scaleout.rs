@@ -379,6 +379,31 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
         "{report}"
     );
     s.delete(stray).await.unwrap();
+
+    // A copy of the data directory (a restored backup) started on the same
+    // namespace after the live one has started again: its sweep deletes
+    // nothing, not even the blob of a file the copy itself deleted.
+    server.kill();
+    let copy = dir.path().join("copy");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&data)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    drop(serve(&data, &blobs, 0));
+    let db = facehub::store::Db::open_sqlite(&copy.join("facehub.db"))
+        .await
+        .unwrap();
+    db.delete_file(&stored[0].0).await.unwrap();
+    drop(db);
+    drop(serve(&copy, &blobs, 0));
+    assert!(
+        s.open(&stored[0].0).await.unwrap().is_some(),
+        "a copy's sweep deleted a blob of the live data directory"
+    );
+    let server = serve(&data, &blobs, 0);
     let t = token(&server.base, &creds).await;
 
     // One node of three down: uploads and downloads go on.

@@ -59,6 +59,15 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn sweep_incomplete(&self) -> anyhow::Result<usize>;
     /// How many leftovers of interrupted writes there are (removes none).
     async fn incomplete(&self) -> anyhow::Result<usize>;
+    /// The start count kept beside the blobs of a shared store (0 when
+    /// none is kept): a data directory whose own count is lower is not the
+    /// newest one using these blobs (a restored backup or a copy).
+    async fn epoch(&self) -> anyhow::Result<u64> {
+        Ok(0)
+    }
+    async fn set_epoch(&self, _epoch: u64) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -317,6 +317,31 @@ impl BlobStore for S3BlobStore {
         Ok(())
     }
 
+    async fn epoch(&self) -> anyhow::Result<u64> {
+        match self.store.get(&self.root.child(".epoch")).await {
+            Ok(r) => {
+                let b = r.bytes().await.context("reading the namespace's epoch")?;
+                std::str::from_utf8(&b)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+                    .context("the namespace's .epoch object is not a number")
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(0),
+            Err(e) => Err(e).context("reading the namespace's epoch"),
+        }
+    }
+
+    async fn set_epoch(&self, epoch: u64) -> anyhow::Result<()> {
+        self.store
+            .put(
+                &self.root.child(".epoch"),
+                bytes::Bytes::from(epoch.to_string()).into(),
+            )
+            .await
+            .context("writing the namespace's epoch")?;
+        Ok(())
+    }
+
     /// Spool files of uploads a crash interrupted. (A multipart upload a
     /// crash cut off is invisible; the bucket's lifecycle rule reclaims
     /// its parts.)
