@@ -59,6 +59,10 @@ enum Scenario {
     RawPut,
     /// GET URL, the reference for downloads
     RawGet,
+    /// PUT the file as an object to the s3:// URL (facehub's `blobs` form)
+    /// with facehub's S3 client: the object store's own cost, the
+    /// reference for uploads to it
+    S3Put,
 }
 
 #[derive(clap::Args)]
@@ -206,7 +210,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             let id = upload(&client, &base, &t, &photo).await?;
             (t, id)
         }
-        Scenario::RawPut | Scenario::RawGet => (String::new(), String::new()),
+        Scenario::RawPut | Scenario::RawGet | Scenario::S3Put => (String::new(), String::new()),
+    };
+    let s3 = match args.scenario {
+        Scenario::S3Put => Some(Arc::new(
+            facehub::store::s3::S3Location::parse(&args.url)?.client()?,
+        )),
+        _ => None,
     };
     let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
     let errors = Arc::new(AtomicU64::new(0));
@@ -223,6 +233,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             photo.clone(),
         );
         let (errors, bytes, counter) = (errors.clone(), bytes.clone(), counter.clone());
+        let s3 = s3.clone();
         let scenario = args.scenario;
         workers.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
@@ -288,6 +299,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                                 r.bytes().await.is_ok()
                             }
                             _ => false,
+                        }
+                    }
+                    Scenario::S3Put => {
+                        use object_store::ObjectStore;
+                        let n = counter.fetch_add(1, Ordering::Relaxed);
+                        let path = object_store::path::Path::from(format!("bench-s3-put/{n}"));
+                        let store = s3.as_ref().expect("an S3 client");
+                        match store.put(&path, photo.clone().into()).await {
+                            Ok(_) => {
+                                bytes.fetch_add(photo.len() as u64, Ordering::Relaxed);
+                                true
+                            }
+                            Err(_) => false,
                         }
                     }
                     Scenario::RawPut => {

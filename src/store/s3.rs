@@ -156,6 +156,31 @@ impl S3BlobStore {
     ) -> anyhow::Result<S3BlobStore> {
         std::fs::create_dir_all(spool)
             .with_context(|| format!("creating the upload spool {}", spool.display()))?;
+        let store = loc.client()?;
+        let root = if loc.prefix.is_empty() {
+            Path::from(namespace)
+        } else {
+            Path::from(format!("{}/{namespace}", loc.prefix))
+        };
+        Ok(S3BlobStore {
+            store: Arc::new(store),
+            root,
+            spool: spool.to_path_buf(),
+            transfers: Arc::new(tokio::sync::Semaphore::new(TRANSFER_BUDGET_MIB as usize)),
+        })
+    }
+
+    fn path(&self, key: &str) -> anyhow::Result<Path> {
+        check_key(key)?;
+        Ok(self.root.child(key))
+    }
+}
+
+impl S3Location {
+    /// A client for the bucket as facehub configures it (also the load
+    /// generator's reference for plain PUTs).
+    pub fn client(&self) -> anyhow::Result<AmazonS3> {
+        let loc = self;
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(&loc.bucket)
             .with_virtual_hosted_style_request(false)
@@ -181,23 +206,7 @@ impl S3BlobStore {
         if let Some(r) = &loc.region {
             b = b.with_region(r);
         }
-        let store = b.build().context("configuring the S3 blob store")?;
-        let root = if loc.prefix.is_empty() {
-            Path::from(namespace)
-        } else {
-            Path::from(format!("{}/{namespace}", loc.prefix))
-        };
-        Ok(S3BlobStore {
-            store: Arc::new(store),
-            root,
-            spool: spool.to_path_buf(),
-            transfers: Arc::new(tokio::sync::Semaphore::new(TRANSFER_BUDGET_MIB as usize)),
-        })
-    }
-
-    fn path(&self, key: &str) -> anyhow::Result<Path> {
-        check_key(key)?;
-        Ok(self.root.child(key))
+        b.build().context("configuring the S3 blob store")
     }
 }
 
