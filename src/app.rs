@@ -60,12 +60,7 @@ pub async fn open_core(mut config: Config) -> anyhow::Result<Core> {
     // A copy of blobs is half done while migrate-store runs: any other
     // writer (an erasure, a rotation, an import) would leave its change in
     // the source only.
-    if db
-        .meta_get(MAINTENANCE)
-        .await?
-        .is_some_and(|m| !m.is_empty())
-        && server_running(&config.data_dir)
-    {
+    if migration_marked(&db).await? && server_running(&config.data_dir) {
         anyhow::bail!(
             "migrate-store is copying this data directory's blobs; wait until it has finished"
         );
@@ -80,6 +75,17 @@ pub async fn open_core(mut config: Config) -> anyhow::Result<Core> {
 /// Meta key set while `migrate-store` runs (with the data directory's
 /// lock held); a stale one (the copy was killed) is ignored.
 pub const MAINTENANCE: &str = "maintenance";
+
+/// Whether a migrate-store marker is set (alive or left by a killed copy).
+async fn migration_marked(db: &Db) -> anyhow::Result<bool> {
+    Ok(db
+        .meta_get(MAINTENANCE)
+        .await?
+        .is_some_and(|m| !m.is_empty()))
+}
+
+/// Meta key of the start count compared with the shared store's epoch.
+const BLOB_EPOCH: &str = "blob_epoch";
 
 /// Meta key of the blob store the metadata's blobs are in, in canonical
 /// form: `local` or an `s3://` URL.
@@ -229,6 +235,33 @@ pub fn server_running(dir: &std::path::Path) -> bool {
     }
 }
 
+/// Counts this start in the shared store's epoch; true when another data
+/// directory has used the namespace since this one last started. Such a
+/// data directory (a restored backup, a copy) must not act on its intents:
+/// the live one may have committed those uploads or kept those files since.
+async fn namespace_moved_on(core: &Core) -> anyhow::Result<bool> {
+    let store = core.blobs.store();
+    let ours: u64 = core
+        .db
+        .meta_get(BLOB_EPOCH)
+        .await?
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0);
+    let theirs = store.epoch().await?;
+    let next = ours.max(theirs) + 1;
+    store.set_epoch(next).await?;
+    core.db.meta_set(BLOB_EPOCH, &next.to_string()).await?;
+    if theirs > ours {
+        tracing::warn!(
+            ours,
+            theirs,
+            "another data directory has used this bucket namespace since this one last \
+             started (a restored backup or a copy?); the sweep deletes nothing this time"
+        );
+    }
+    Ok(theirs > ours)
+}
+
 /// Clears what a crash can leave behind: temporary files of unfinished
 /// uploads, and blobs whose metadata was never committed (never
 /// acknowledged, so never visible).
@@ -260,32 +293,7 @@ async fn recover(core: &Core) -> anyhow::Result<()> {
              node's start-up sweep may claim a slow upload, which then fails"
         );
     }
-    // A data directory older than the newest one using its namespace (a
-    // restored backup, a copy) must not act on its intents: the live one
-    // may have committed those uploads or kept those files since.
-    let behind = if store.shared() {
-        let ours: u64 = core
-            .db
-            .meta_get("blob_epoch")
-            .await?
-            .and_then(|e| e.parse().ok())
-            .unwrap_or(0);
-        let theirs = store.epoch().await?;
-        let next = ours.max(theirs) + 1;
-        store.set_epoch(next).await?;
-        core.db.meta_set("blob_epoch", &next.to_string()).await?;
-        if theirs > ours {
-            tracing::warn!(
-                ours,
-                theirs,
-                "another data directory has used this bucket namespace since this one last \
-                 started (a restored backup or a copy?); the sweep deletes nothing this time"
-            );
-        }
-        theirs > ours
-    } else {
-        false
-    };
+    let behind = store.shared() && namespace_moved_on(core).await?;
     let cutoff = core.now() - i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
     let mut orphans = 0;
     let due = if behind {
@@ -380,12 +388,7 @@ impl Application {
             core.db.meta_set(BLOB_STORE, &spec).await?;
         }
         // Holding the lock, any migrate-store marker is a killed copy's.
-        if core
-            .db
-            .meta_get(MAINTENANCE)
-            .await?
-            .is_some_and(|m| !m.is_empty())
-        {
+        if migration_marked(&core.db).await? {
             core.db.meta_set(MAINTENANCE, "").await?;
         }
         let listener = TcpListener::bind(listen)

@@ -50,10 +50,6 @@ fn name_aad(file_id: &str) -> String {
     format!("file_name:{file_id}")
 }
 
-/// An upload whose bytes passed the streaming checks and sit sealed in a
-/// temporary blob. Dropping it without [`Core::commit_image`] or
-/// [`StagedImage::discard`] leaves the temporary blob to the writer's own
-/// clean-up.
 /// The intent of an upload to a shared store while its bytes are still
 /// spooled locally (nothing of it can be in the store yet): dropped with
 /// the upload — refused, aborted, or cut off by the client — it is
@@ -89,6 +85,10 @@ impl Drop for Intent {
     }
 }
 
+/// An upload whose bytes passed the streaming checks and sit sealed in a
+/// temporary blob. Dropping it without [`Core::commit_image`] or
+/// [`StagedImage::discard`] leaves the temporary blob to the writer's own
+/// clean-up.
 pub struct StagedImage {
     file_id: FileId,
     /// The upload's intent, when the store is shared.

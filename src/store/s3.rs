@@ -97,6 +97,37 @@ impl S3Location {
         }
         Ok(loc)
     }
+
+    /// A client for the bucket as facehub configures it (also the load
+    /// generator's reference for plain PUTs).
+    pub fn client(&self) -> anyhow::Result<AmazonS3> {
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(&self.bucket)
+            .with_virtual_hosted_style_request(false)
+            // A failing store must surface as an error quickly, not after
+            // minutes of retries with the client's request still open.
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(50),
+                    max_backoff: Duration::from_secs(1),
+                    base: 2.0,
+                },
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(10),
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(3))
+                    .with_timeout(Duration::from_secs(60)),
+            );
+        if let Some(e) = &self.endpoint {
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+        }
+        if let Some(r) = &self.region {
+            b = b.with_region(r);
+        }
+        b.build().context("configuring the S3 blob store")
+    }
 }
 
 /// `url` with whatever lies between `://` and the last `@` (a user name
@@ -173,40 +204,6 @@ impl S3BlobStore {
     fn path(&self, key: &str) -> anyhow::Result<Path> {
         check_key(key)?;
         Ok(self.root.child(key))
-    }
-}
-
-impl S3Location {
-    /// A client for the bucket as facehub configures it (also the load
-    /// generator's reference for plain PUTs).
-    pub fn client(&self) -> anyhow::Result<AmazonS3> {
-        let loc = self;
-        let mut b = AmazonS3Builder::from_env()
-            .with_bucket_name(&loc.bucket)
-            .with_virtual_hosted_style_request(false)
-            // A failing store must surface as an error quickly, not after
-            // minutes of retries with the client's request still open.
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig {
-                    init_backoff: Duration::from_millis(50),
-                    max_backoff: Duration::from_secs(1),
-                    base: 2.0,
-                },
-                max_retries: 3,
-                retry_timeout: Duration::from_secs(10),
-            })
-            .with_client_options(
-                ClientOptions::new()
-                    .with_connect_timeout(Duration::from_secs(3))
-                    .with_timeout(Duration::from_secs(60)),
-            );
-        if let Some(e) = &loc.endpoint {
-            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
-        }
-        if let Some(r) = &loc.region {
-            b = b.with_region(r);
-        }
-        b.build().context("configuring the S3 blob store")
     }
 }
 
@@ -403,15 +400,7 @@ impl S3Writer {
             loop {
                 // One part from the spool: PART bytes, or what is left.
                 let mut part = Vec::with_capacity(PART);
-                while part.len() < PART {
-                    let n = (&mut file)
-                        .take((PART - part.len()) as u64)
-                        .read_to_end(&mut part)
-                        .await?;
-                    if n == 0 {
-                        break;
-                    }
-                }
+                (&mut file).take(PART as u64).read_to_end(&mut part).await?;
                 if part.is_empty() {
                     break;
                 }
