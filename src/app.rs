@@ -20,7 +20,7 @@ use crate::store::sealed::SealedBlobs;
 pub async fn open_core(mut config: Config) -> anyhow::Result<Core> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    let db = Db::open_sqlite(&config.database_path()).await?;
+    let db = Db::open(config.database.as_deref(), &config.database_path()).await?;
     let recorded = db.meta_get("key_id").await?;
     let keys = match &config.encryption_key {
         Some(k) => KeyRing::new(Key::from_base64(k).context("encryption_key")?),

@@ -33,6 +33,10 @@ pub struct Cli {
     /// Share rate limits across nodes through this Redis (redis://host:port/db)
     #[arg(long, global = true, value_name = "URL")]
     pub redis: Option<String>,
+    /// Metadata store: postgres://user:password@host:port/database
+    /// [default: SQLite in the data directory]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -422,6 +426,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Some(r) = cli.redis {
         config.redis = Some(r);
+    }
+    if let Some(d) = cli.database {
+        config.database = Some(d);
     }
     if let Command::Serve {
         listen,

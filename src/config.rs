@@ -21,6 +21,11 @@ pub struct Config {
     pub encryption_key: Option<String>,
     /// Defaults to `<data_dir>/master.key`.
     pub encryption_key_file: Option<PathBuf>,
+    /// The metadata store: `<data_dir>/facehub.db` (SQLite) when absent,
+    /// or a PostgreSQL server shared by every node,
+    /// `postgres://user:password@host:port/database`. Nodes sharing one
+    /// must also share `encryption_key` and `blobs`.
+    pub database: Option<String>,
     /// Where blobs (sealed photos, images) go: `<data_dir>/blobs/` when
     /// absent, or an S3-compatible bucket,
     /// `s3://bucket[/prefix]?endpoint=http://host:port&region=name`, with
@@ -133,6 +138,7 @@ impl Default for Config {
             blobs: None,
             orphan_grace_secs: 3600,
             redis: None,
+            database: None,
             tls: None,
             token_ttl_secs: 7200,
             rate_limit_per_second: 50,

@@ -85,7 +85,7 @@ pub enum Error {
     /// Anything that is not the client's fault. The chain goes to the log;
     /// the client sees only a generic message.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
 
 impl Error {
@@ -100,8 +100,26 @@ impl Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Error::Internal(anyhow::Error::new(e).context("metadata store"))
+        anyhow::Error::new(e).context("metadata store").into()
     }
+}
+
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Self {
+        if e.chain().any(is_unstorable_text) {
+            return Error::param("a text parameter contains a NUL character");
+        }
+        Error::Internal(e)
+    }
+}
+
+/// PostgreSQL refuses text holding U+0000 (SQLSTATE 22021), which only a
+/// client's parameter can bring; SQLite stores it and finds nothing.
+fn is_unstorable_text(e: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(
+        e.downcast_ref::<sqlx::Error>(),
+        Some(sqlx::Error::Database(d)) if d.code().as_deref() == Some("22021")
+    )
 }
 
 impl From<std::io::Error> for Error {

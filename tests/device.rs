@@ -470,6 +470,7 @@ async fn start_at(
     let config = Config {
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
+        database: common::database_for(dir),
         ..Config::default()
     };
     let app = Application::build(config).await.unwrap();

@@ -129,6 +129,12 @@ async fn get(app: &TestApp, t: &str, path: &str) -> (u16, Vec<u8>) {
 }
 
 async fn raw_db_values(dir: &Path, sql: &str) -> Vec<Vec<u8>> {
+    if let Some(url) = common::database_for(dir) {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let v: Vec<Vec<u8>> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        return v;
+    }
     let opts = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(dir.join("facehub.db"))
         .read_only(true);

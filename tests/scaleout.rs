@@ -251,6 +251,10 @@ fn check(data: &std::path::Path, blobs: &str, grace: u64) -> (bool, Value) {
 
 /// The blob namespace facehub chose for this data directory.
 fn namespace(data: &std::path::Path) -> String {
+    if let Some(url) = common::database_for(data) {
+        let sql = "SELECT value FROM meta WHERE key='blob_namespace'";
+        return common::postgres::psql_at(&url, sql).unwrap();
+    }
     let db = data.join("facehub.db");
     let out = std::process::Command::new("python3")
         .args([
@@ -316,9 +320,12 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     // object no row refers to, and the intent recorded before the PUT.
     // check finds it once it is older than the grace (while younger it may
     // be another node's upload committing).
-    let db = facehub::store::Db::open_sqlite(&data.join("facehub.db"))
-        .await
-        .unwrap();
+    let db = facehub::store::Db::open(
+        common::database_for(&data).as_deref(),
+        &data.join("facehub.db"),
+    )
+    .await
+    .unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -326,6 +333,7 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     db.intent_add("att_0rphan0000000000000000000000", now)
         .await
         .unwrap();
+    db.close().await;
     let mut w = s.create("att_0rphan0000000000000000000000").await.unwrap();
     w.write(b"FHB\x01never committed").await.unwrap();
     w.finish().await.unwrap();
@@ -392,12 +400,16 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
         .status()
         .unwrap();
     assert!(copied.success());
+    common::copy_database(&data, &copy);
     drop(serve(&data, &blobs, 0));
-    let db = facehub::store::Db::open_sqlite(&copy.join("facehub.db"))
-        .await
-        .unwrap();
+    let db = facehub::store::Db::open(
+        common::database_for(&copy).as_deref(),
+        &copy.join("facehub.db"),
+    )
+    .await
+    .unwrap();
     db.delete_file(&stored[0].0).await.unwrap();
-    drop(db);
+    db.close().await;
     drop(serve(&copy, &blobs, 0));
     assert!(
         s.open(&stored[0].0).await.unwrap().is_some(),

@@ -11,12 +11,12 @@ impl Db {
         expires_at: i64,
     ) -> anyhow::Result<()> {
         // Expired sessions go as new ones come.
-        sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= ?")
+        sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1")
             .bind(now)
             .execute(&self.pool)
             .await?;
         sqlx::query(
-            "INSERT INTO admin_sessions(token_hash, csrf, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO admin_sessions(token_hash, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(token_hash)
         .bind(csrf)
@@ -34,7 +34,7 @@ impl Db {
         now: i64,
     ) -> anyhow::Result<Option<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT csrf FROM admin_sessions WHERE token_hash = ? AND expires_at > ?",
+            "SELECT csrf FROM admin_sessions WHERE token_hash = $1 AND expires_at > $2",
         )
         .bind(token_hash)
         .bind(now)
@@ -43,7 +43,7 @@ impl Db {
     }
 
     pub async fn delete_admin_session(&self, token_hash: &str) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = ?")
+        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1")
             .bind(token_hash)
             .execute(&self.pool)
             .await?;
@@ -60,13 +60,13 @@ impl Db {
     /// Replaces an app's secret hash and drops its tokens; false if no such app.
     pub async fn set_app_secret(&self, app_id: &str, secret_hash: &str) -> anyhow::Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let n = sqlx::query("UPDATE apps SET secret_hash = ? WHERE app_id = ?")
+        let n = sqlx::query("UPDATE apps SET secret_hash = $1 WHERE app_id = $2")
             .bind(secret_hash)
             .bind(app_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query("DELETE FROM tokens WHERE app_id = ?")
+        sqlx::query("DELETE FROM tokens WHERE app_id = $1")
             .bind(app_id)
             .execute(&mut *tx)
             .await?;
@@ -75,7 +75,7 @@ impl Db {
     }
 
     pub async fn set_app_scopes(&self, app_id: &str, scopes: &str) -> anyhow::Result<bool> {
-        let n = sqlx::query("UPDATE apps SET scopes = ? WHERE app_id = ?")
+        let n = sqlx::query("UPDATE apps SET scopes = $1 WHERE app_id = $2")
             .bind(scopes)
             .bind(app_id)
             .execute(&self.pool)
@@ -87,7 +87,7 @@ impl Db {
     /// The tenant and kind of a stored file.
     pub async fn file_owner(&self, file_id: &str) -> anyhow::Result<Option<(i64, String)>> {
         Ok(
-            sqlx::query_as("SELECT tenant_id, kind FROM files WHERE file_id = ?")
+            sqlx::query_as("SELECT tenant_id, kind FROM files WHERE file_id = $1")
                 .bind(file_id)
                 .fetch_optional(&self.pool)
                 .await?,
@@ -97,8 +97,10 @@ impl Db {
     /// Address-book versions bound terminals have not been sent, summed.
     pub async fn sync_backlog(&self) -> anyhow::Result<i64> {
         Ok(sqlx::query_scalar(
-            "SELECT coalesce(sum(max(t.perm_version - d.seen_version, 0)), 0)
-             FROM devices d JOIN tenants t ON t.id = d.tenant_id WHERE d.bound",
+            "SELECT CAST(coalesce(sum(CASE WHEN t.perm_version > d.seen_version
+                                           THEN t.perm_version - d.seen_version ELSE 0 END), 0)
+                         AS BIGINT)
+             FROM devices d JOIN tenants t ON t.id = d.tenant_id WHERE d.bound <> 0",
         )
         .fetch_one(&self.pool)
         .await?)

@@ -26,12 +26,12 @@ impl Db {
     ) -> anyhow::Result<Vec<AuditRecord>> {
         let rows = sqlx::query(
             "SELECT * FROM audit_log
-             WHERE tenant_id = ? AND id > ?
-               AND (?3 IS NULL OR subject = ?3)
-               AND (?4 IS NULL OR action = ?4)
-               AND (?5 IS NULL OR at_ms >= ?5)
-               AND (?6 IS NULL OR at_ms < ?6)
-             ORDER BY id LIMIT ?7",
+             WHERE tenant_id = $1 AND id > $2
+               AND ($3 IS NULL OR subject = $3)
+               AND ($4 IS NULL OR action = $4)
+               AND ($5 IS NULL OR at_ms >= $5)
+               AND ($6 IS NULL OR at_ms < $6)
+             ORDER BY id LIMIT $7",
         )
         .bind(tenant_id)
         .bind(after_id)
@@ -60,26 +60,30 @@ impl Db {
 }
 
 pub(super) async fn insert_audit_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut super::Tx<'_>,
     events: &[&AuditEvent],
     at_ms: i64,
 ) -> anyhow::Result<()> {
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO audit_log(tenant_id, at_ms, actor_kind, actor, action, subject, object, result, log_id) ",
+        let sql = format!(
+            "INSERT INTO audit_log(tenant_id, at_ms, actor_kind, actor, action, subject, object, result, log_id)
+             VALUES {}",
+            super::values_rows(chunk.len(), 9, 1)
         );
-        q.push_values(chunk, |mut b, e| {
-            b.push_bind(e.tenant_id)
-                .push_bind(at_ms)
-                .push_bind(e.actor_kind.as_str())
-                .push_bind(e.actor.clone())
-                .push_bind(e.action)
-                .push_bind(e.subject.clone())
-                .push_bind(e.object.clone())
-                .push_bind(e.result.clone())
-                .push_bind(e.log_id.clone());
-        });
-        q.build().execute(&mut **tx).await?;
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(e.tenant_id)
+                .bind(at_ms)
+                .bind(e.actor_kind.as_str())
+                .bind(e.actor.clone())
+                .bind(e.action)
+                .bind(e.subject.clone())
+                .bind(e.object.clone())
+                .bind(e.result.clone())
+                .bind(e.log_id.clone());
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
 }

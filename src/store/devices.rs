@@ -23,7 +23,7 @@ impl Db {
         now: i64,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO devices(sn, tenant_id, secret_no, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO devices(sn, tenant_id, secret_no, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(sn)
         .bind(tenant_id)
@@ -35,7 +35,7 @@ impl Db {
     }
 
     pub async fn device(&self, sn: &str) -> anyhow::Result<Option<DeviceRow>> {
-        let row = sqlx::query("SELECT * FROM devices WHERE sn = ?")
+        let row = sqlx::query("SELECT * FROM devices WHERE sn = $1")
             .bind(sn)
             .fetch_optional(&self.pool)
             .await?;
@@ -43,7 +43,7 @@ impl Db {
     }
 
     pub async fn devices(&self, tenant_id: i64) -> anyhow::Result<Vec<DeviceRow>> {
-        let rows = sqlx::query("SELECT * FROM devices WHERE tenant_id = ? ORDER BY sn")
+        let rows = sqlx::query("SELECT * FROM devices WHERE tenant_id = $1 ORDER BY sn")
             .bind(tenant_id)
             .fetch_all(&self.pool)
             .await?;
@@ -61,9 +61,9 @@ impl Db {
         code_hash: &str,
     ) -> anyhow::Result<bool> {
         let r = sqlx::query(
-            "UPDATE devices SET active_code_hash = ?, register_ts = ?, register_nonce = ?
-             WHERE sn = ? AND (register_ts IS NULL OR register_ts < ?
-                               OR (register_ts = ? AND register_nonce IS NOT ?))",
+            "UPDATE devices SET active_code_hash = $1, register_ts = $2, register_nonce = $3
+             WHERE sn = $4 AND (register_ts IS NULL OR register_ts < $5
+                               OR (register_ts = $6 AND register_nonce IS DISTINCT FROM $7))",
         )
         .bind(code_hash)
         .bind(ts)
@@ -83,8 +83,8 @@ impl Db {
         hash: &str,
     ) -> anyhow::Result<Option<DeviceRow>> {
         let sql = match column {
-            DeviceKey::ActiveCode => "SELECT * FROM devices WHERE active_code_hash = ?",
-            DeviceKey::Secret => "SELECT * FROM devices WHERE secret_hash = ?",
+            DeviceKey::ActiveCode => "SELECT * FROM devices WHERE active_code_hash = $1",
+            DeviceKey::Secret => "SELECT * FROM devices WHERE secret_hash = $1",
         };
         let row = sqlx::query(sql)
             .bind(hash)
@@ -104,8 +104,8 @@ impl Db {
         let r = match secret {
             Some((sealed, hash)) => {
                 sqlx::query(
-                    "UPDATE devices SET bound = 1, secret = ?, secret_hash = ?
-                     WHERE sn = ? AND tenant_id = ? AND bound = 0",
+                    "UPDATE devices SET bound = 1, secret = $1, secret_hash = $2
+                     WHERE sn = $3 AND tenant_id = $4 AND bound = 0",
                 )
                 .bind(sealed)
                 .bind(hash)
@@ -118,7 +118,7 @@ impl Db {
                 sqlx::query(
                     "UPDATE devices SET bound = 0, secret = NULL, secret_hash = NULL,
                             active_code_hash = NULL, seen_version = 0
-                     WHERE sn = ? AND tenant_id = ? AND bound = 1",
+                     WHERE sn = $1 AND tenant_id = $2 AND bound = 1",
                 )
                 .bind(sn)
                 .bind(tenant_id)
@@ -131,7 +131,7 @@ impl Db {
 
     pub async fn unbound_devices(&self, tenant_id: i64) -> anyhow::Result<Vec<String>> {
         Ok(
-            sqlx::query_scalar("SELECT sn FROM devices WHERE tenant_id = ? AND bound = 0")
+            sqlx::query_scalar("SELECT sn FROM devices WHERE tenant_id = $1 AND bound = 0")
                 .bind(tenant_id)
                 .fetch_all(&self.pool)
                 .await?,
@@ -147,8 +147,8 @@ impl Db {
         now: i64,
     ) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE devices SET firmware_version = ?, fa_algorithms = ?, fp_algorithms = ?, last_seen = ?
-             WHERE sn = ?",
+            "UPDATE devices SET firmware_version = $1, fa_algorithms = $2, fp_algorithms = $3, last_seen = $4
+             WHERE sn = $5",
         )
         .bind(firmware)
         .bind(serde_json::to_string(fa)?)
@@ -163,7 +163,7 @@ impl Db {
     /// Records that the device was sent everything up to `version`.
     pub async fn set_seen(&self, sn: &str, version: i64, now: i64) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE devices SET seen_version = MAX(seen_version, ?), last_seen = ? WHERE sn = ?",
+            "UPDATE devices SET seen_version = MAX(seen_version, $1), last_seen = $2 WHERE sn = $3",
         )
         .bind(version)
         .bind(now)
@@ -177,7 +177,7 @@ impl Db {
 
     pub async fn perm_version(&self, tenant_id: i64) -> anyhow::Result<i64> {
         Ok(
-            sqlx::query_scalar("SELECT perm_version FROM tenants WHERE id = ?")
+            sqlx::query_scalar("SELECT perm_version FROM tenants WHERE id = $1")
                 .bind(tenant_id)
                 .fetch_one(&self.pool)
                 .await?,
@@ -218,7 +218,7 @@ impl Db {
     ) -> anyhow::Result<Vec<(i64, Change)>> {
         let rows = sqlx::query(
             "SELECT perm_version, changes FROM tenant_changes
-             WHERE tenant_id = ? AND perm_version > ? ORDER BY perm_version LIMIT ?",
+             WHERE tenant_id = $1 AND perm_version > $2 ORDER BY perm_version LIMIT $3",
         )
         .bind(tenant_id)
         .bind(after)
@@ -255,7 +255,7 @@ impl Db {
         type Final<'a> = (Key, Option<&'a (Vec<u8>, String)>, usize);
         let mut tx = self.pool.begin().await?;
         // Take the write lock first (see the module comment in mod.rs).
-        sqlx::query("UPDATE tenants SET perm_version = perm_version WHERE id = ?")
+        sqlx::query("UPDATE tenants SET perm_version = perm_version WHERE id = $1")
             .bind(tenant_id)
             .execute(&mut *tx)
             .await?;
@@ -326,42 +326,36 @@ impl Db {
             }
         }
         for chunk in upserts.chunks(100) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO templates(person_id, modality, algorithm, slot, data, digest, updated_at) ",
-            );
-            q.push_values(chunk, |mut b, ((person, m, alg, slot), (data, digest))| {
-                b.push_bind(*person)
-                    .push_bind(*m)
-                    .push_bind(alg.as_str())
-                    .push_bind(*slot)
-                    .push_bind(data.as_slice())
-                    .push_bind(digest.as_str())
-                    .push_bind(now);
-            });
-            q.push(
-                " ON CONFLICT(person_id, modality, algorithm, slot) DO UPDATE SET
+            let sql = format!(
+                "INSERT INTO templates(person_id, modality, algorithm, slot, data, digest, updated_at)
+                 VALUES {}
+                 ON CONFLICT(person_id, modality, algorithm, slot) DO UPDATE SET
                  data = excluded.data, digest = excluded.digest, updated_at = excluded.updated_at",
+                super::values_rows(chunk.len(), 7, 1)
             );
-            q.build().execute(&mut *tx).await?;
+            let mut q = sqlx::query(&sql);
+            for ((person, m, alg, slot), (data, digest)) in chunk {
+                q = q
+                    .bind(*person)
+                    .bind(*m)
+                    .bind(alg.as_str())
+                    .bind(*slot)
+                    .bind(data.as_slice())
+                    .bind(digest.as_str())
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
         }
         for chunk in deletes.chunks(100) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "DELETE FROM templates WHERE (person_id, modality, algorithm, slot) IN (",
+            let sql = format!(
+                "DELETE FROM templates WHERE (person_id, modality, algorithm, slot) IN ({})",
+                super::values_rows(chunk.len(), 4, 1)
             );
-            let mut sep = q.separated(", ");
+            let mut q = sqlx::query(&sql);
             for (person, m, alg, slot) in chunk {
-                sep.push("(")
-                    .push_bind_unseparated(*person)
-                    .push_unseparated(", ")
-                    .push_bind_unseparated(*m)
-                    .push_unseparated(", ")
-                    .push_bind_unseparated(alg.as_str())
-                    .push_unseparated(", ")
-                    .push_bind_unseparated(*slot)
-                    .push_unseparated(")");
+                q = q.bind(*person).bind(*m).bind(alg.as_str()).bind(*slot);
             }
-            q.push(")");
-            q.build().execute(&mut *tx).await?;
+            q.execute(&mut *tx).await?;
         }
         let mut changed_people: Vec<usize> = changed.keys().copied().collect();
         changed_people.sort_unstable();
@@ -420,7 +414,7 @@ impl Db {
             .join(",");
         let rows = sqlx::query(&format!(
             "SELECT person_id, algorithm, slot, data FROM templates
-             WHERE modality = ? AND person_id IN ({ids}) ORDER BY person_id, algorithm, slot"
+             WHERE modality = $1 AND person_id IN ({ids}) ORDER BY person_id, algorithm, slot"
         ))
         .bind(modality.as_str())
         .fetch_all(&self.pool)
@@ -443,7 +437,7 @@ impl Db {
         person_id: i64,
     ) -> anyhow::Result<Vec<(String, String, i64, i64)>> {
         let rows = sqlx::query(
-            "SELECT modality, algorithm, slot, updated_at FROM templates WHERE person_id = ?
+            "SELECT modality, algorithm, slot, updated_at FROM templates WHERE person_id = $1
              ORDER BY modality, algorithm, slot",
         )
         .bind(person_id)
@@ -472,16 +466,16 @@ impl Db {
         limit: i64,
     ) -> anyhow::Result<(Vec<Person>, i64, i64)> {
         let mut tx = self.pool.begin().await?;
-        let version: i64 = sqlx::query_scalar("SELECT perm_version FROM tenants WHERE id = ?")
+        let version: i64 = sqlx::query_scalar("SELECT perm_version FROM tenants WHERE id = $1")
             .bind(tenant_id)
             .fetch_one(&mut *tx)
             .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM people WHERE tenant_id = ?")
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM people WHERE tenant_id = $1")
             .bind(tenant_id)
             .fetch_one(&mut *tx)
             .await?;
         let rows =
-            sqlx::query("SELECT * FROM people WHERE tenant_id = ? ORDER BY id LIMIT ? OFFSET ?")
+            sqlx::query("SELECT * FROM people WHERE tenant_id = $1 ORDER BY id LIMIT $2 OFFSET $3")
                 .bind(tenant_id)
                 .bind(limit)
                 .bind(offset)
@@ -500,18 +494,22 @@ impl Db {
         if users.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows = sqlx::query(
-            "SELECT p.* FROM people p
-             JOIN (SELECT DISTINCT json_extract(value, '$.userid') AS uid,
-                                   json_extract(value, '$.user_type') AS ut
-                   FROM json_each(?)) w
-               ON p.user_id = w.uid AND p.user_type = w.ut
-             WHERE p.tenant_id = ?",
-        )
-        .bind(serde_json::to_string(users)?)
-        .bind(tenant_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut rows = Vec::new();
+        // Pairs as a VALUES table (its columns are column1, column2 in both
+        // engines), 400 pairs a statement.
+        for chunk in users.chunks(400) {
+            let sql = format!(
+                "SELECT p.* FROM people p
+                 JOIN (VALUES {}) w ON p.user_id = w.column1 AND p.user_type = w.column2
+                 WHERE p.tenant_id = $1",
+                super::values_rows(chunk.len(), 2, 2)
+            );
+            let mut q = sqlx::query(&sql).bind(tenant_id);
+            for u in chunk {
+                q = q.bind(u.userid.as_str()).bind(u.user_type);
+            }
+            rows.extend(q.fetch_all(&self.pool).await?);
+        }
         Ok(rows
             .iter()
             .map(|r| {
@@ -530,7 +528,7 @@ impl Db {
     pub async fn insert_enrolment(&self, e: &Enrolment) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO enrolments(oper_id, tenant_id, person_id, sn, kind, file_ids, status, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&e.oper_id)
         .bind(e.tenant_id)
@@ -546,7 +544,7 @@ impl Db {
     }
 
     pub async fn enrolment(&self, oper_id: &str) -> anyhow::Result<Option<Enrolment>> {
-        let row = sqlx::query("SELECT * FROM enrolments WHERE oper_id = ?")
+        let row = sqlx::query("SELECT * FROM enrolments WHERE oper_id = $1")
             .bind(oper_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -555,20 +553,30 @@ impl Db {
 
     /// Enrolments waiting for these (online) devices to be told.
     pub async fn queued_enrolments(&self, sns: &[String]) -> anyhow::Result<Vec<Enrolment>> {
-        let rows = sqlx::query(
-            "SELECT * FROM enrolments
-             WHERE status = 'queued' AND sn IN (SELECT value FROM json_each(?))
-             ORDER BY created_at",
-        )
-        .bind(serde_json::to_string(sns)?)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(enrolment_from_row).collect())
+        let mut found = Vec::new();
+        for chunk in sns.chunks(500) {
+            let sql = format!(
+                "SELECT * FROM enrolments WHERE status = 'queued' AND sn IN ({})",
+                super::placeholders(chunk.len(), 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for sn in chunk {
+                q = q.bind(sn.as_str());
+            }
+            found.extend(
+                q.fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(enrolment_from_row),
+            );
+        }
+        found.sort_by_key(|e| e.created_at);
+        Ok(found)
     }
 
     pub async fn open_enrolments(&self, sn: &str) -> anyhow::Result<i64> {
         Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM enrolments WHERE sn = ? AND status IN ('queued', 'sent')",
+            "SELECT COUNT(*) FROM enrolments WHERE sn = $1 AND status IN ('queued', 'sent')",
         )
         .bind(sn)
         .fetch_one(&self.pool)
@@ -585,28 +593,30 @@ impl Db {
         now: i64,
     ) -> anyhow::Result<bool> {
         let finished = matches!(to, "succeeded" | "failed" | "timed_out" | "cancelled");
-        let r = sqlx::query(
-            "UPDATE enrolments SET status = ?, errcode = COALESCE(?, errcode),
-                    errmsg = COALESCE(?, errmsg), finished_at = CASE WHEN ? THEN ? ELSE NULL END
-             WHERE oper_id = ? AND status IN (SELECT value FROM json_each(?))",
-        )
-        .bind(to)
-        .bind(result.map(|r| r.0))
-        .bind(result.map(|r| r.1))
-        .bind(finished)
-        .bind(now)
-        .bind(oper_id)
-        .bind(serde_json::to_string(from)?)
-        .execute(&self.pool)
-        .await?;
+        let sql = format!(
+            "UPDATE enrolments SET status = $1, errcode = COALESCE($2, errcode),
+                    errmsg = COALESCE($3, errmsg), finished_at = $4
+             WHERE oper_id = $5 AND status IN ({})",
+            super::placeholders(from.len(), 6)
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(to)
+            .bind(result.map(|r| r.0))
+            .bind(result.map(|r| r.1))
+            .bind(finished.then_some(now))
+            .bind(oper_id);
+        for f in from {
+            q = q.bind(*f);
+        }
+        let r = q.execute(&self.pool).await?;
         Ok(r.rows_affected() == 1)
     }
 
     /// Marks enrolments started before `before` and still open as timed out.
     pub async fn expire_enrolments(&self, before: i64, now: i64) -> anyhow::Result<u64> {
         Ok(sqlx::query(
-            "UPDATE enrolments SET status = 'timed_out', finished_at = ?
-             WHERE status IN ('queued', 'sent') AND created_at < ?",
+            "UPDATE enrolments SET status = 'timed_out', finished_at = $1
+             WHERE status IN ('queued', 'sent') AND created_at < $2",
         )
         .bind(now)
         .bind(before)
@@ -628,8 +638,8 @@ impl Db {
         let mut tx = self.pool.begin().await?;
         for (person_id, c) in records {
             sqlx::query(
-                "INSERT OR IGNORE INTO checkins(tenant_id, person_id, sn, timestamp, pass_type, pass_method, received_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO checkins(tenant_id, person_id, sn, timestamp, pass_type, pass_method, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
             )
             .bind(tenant_id)
             .bind(person_id)
@@ -654,7 +664,7 @@ impl Db {
     ) -> anyhow::Result<Vec<(String, CheckinRecord)>> {
         let rows = sqlx::query(
             "SELECT sn, timestamp, pass_type, pass_method FROM checkins
-             WHERE person_id = ? AND timestamp >= ? AND timestamp < ? ORDER BY timestamp, sn",
+             WHERE person_id = $1 AND timestamp >= $2 AND timestamp < $3 ORDER BY timestamp, sn",
         )
         .bind(person_id)
         .bind(from)
@@ -678,19 +688,19 @@ impl Db {
 }
 
 pub(super) async fn record_change_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut super::Tx<'_>,
     tenant_id: i64,
     change: &Change,
     now: i64,
 ) -> anyhow::Result<i64> {
     let v: i64 = sqlx::query_scalar(
-        "UPDATE tenants SET perm_version = perm_version + 1 WHERE id = ? RETURNING perm_version",
+        "UPDATE tenants SET perm_version = perm_version + 1 WHERE id = $1 RETURNING perm_version",
     )
     .bind(tenant_id)
     .fetch_one(&mut **tx)
     .await?;
     sqlx::query(
-        "INSERT INTO tenant_changes(tenant_id, perm_version, changes, created_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO tenant_changes(tenant_id, perm_version, changes, created_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(tenant_id)
     .bind(v)
@@ -701,7 +711,7 @@ pub(super) async fn record_change_in(
     Ok(v)
 }
 
-fn device_from_row(r: &sqlx::sqlite::SqliteRow) -> DeviceRow {
+fn device_from_row(r: &sqlx::any::AnyRow) -> DeviceRow {
     let list = |col: &str| -> Vec<String> {
         let json: String = r.get(col);
         serde_json::from_str(&json).unwrap_or_default()
@@ -711,7 +721,7 @@ fn device_from_row(r: &sqlx::sqlite::SqliteRow) -> DeviceRow {
         tenant_id: r.get("tenant_id"),
         sealed_secret_no: r.get("secret_no"),
         sealed_secret: r.get("secret"),
-        bound: r.get("bound"),
+        bound: r.get::<i64, _>("bound") != 0,
         firmware_version: r.get("firmware_version"),
         fa_algorithms: list("fa_algorithms"),
         fp_algorithms: list("fp_algorithms"),
@@ -721,7 +731,7 @@ fn device_from_row(r: &sqlx::sqlite::SqliteRow) -> DeviceRow {
     }
 }
 
-fn enrolment_from_row(r: &sqlx::sqlite::SqliteRow) -> Enrolment {
+fn enrolment_from_row(r: &sqlx::any::AnyRow) -> Enrolment {
     Enrolment {
         oper_id: r.get("oper_id"),
         tenant_id: r.get("tenant_id"),

@@ -93,8 +93,8 @@ impl Db {
         limit: i64,
     ) -> anyhow::Result<Vec<(String, String)>> {
         let rows = sqlx::query(
-            "SELECT file_id, sha256 FROM files WHERE key_id != ? AND file_id > ?
-             ORDER BY file_id LIMIT ?",
+            "SELECT file_id, sha256 FROM files WHERE key_id != $1 AND file_id > $2
+             ORDER BY file_id LIMIT $3",
         )
         .bind(i64::from(key_id))
         .bind(after)
@@ -116,15 +116,16 @@ impl Db {
         sha256: &str,
         key_id: u32,
     ) -> anyhow::Result<bool> {
-        let n =
-            sqlx::query("UPDATE files SET sha256 = ?, key_id = ? WHERE file_id = ? AND sha256 = ?")
-                .bind(sha256)
-                .bind(i64::from(key_id))
-                .bind(file_id)
-                .bind(old_sha256)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+        let n = sqlx::query(
+            "UPDATE files SET sha256 = $1, key_id = $2 WHERE file_id = $3 AND sha256 = $4",
+        )
+        .bind(sha256)
+        .bind(i64::from(key_id))
+        .bind(file_id)
+        .bind(old_sha256)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         Ok(n == 1)
     }
 
@@ -153,7 +154,7 @@ impl Db {
         let digest = col.digest_column.unwrap_or("NULL");
         let sql = format!(
             "SELECT rowid, {aad} AS aad, {c} AS sealed, {digest} AS digest FROM {t}
-             WHERE rowid > ? AND {c} IS NOT NULL ORDER BY rowid LIMIT ?",
+             WHERE rowid > $1 AND {c} IS NOT NULL ORDER BY rowid LIMIT $2",
             aad = col.aad_sql,
             c = col.column,
             t = col.table,
@@ -189,19 +190,19 @@ impl Db {
     ) -> anyhow::Result<u64> {
         let sql = match col.digest_column {
             Some(d) => format!(
-                "UPDATE {t} SET {c} = ?, {d} = ? WHERE rowid = ? AND {c} = ?",
+                "UPDATE {t} SET {c} = $1, {d} = $2 WHERE rowid = $3 AND {c} = $4",
                 t = col.table,
                 c = col.column
             ),
             None => format!(
-                "UPDATE {t} SET {c} = ? WHERE rowid = ? AND {c} = ?",
+                "UPDATE {t} SET {c} = $1 WHERE rowid = $2 AND {c} = $3",
                 t = col.table,
                 c = col.column
             ),
         };
         // Take the write lock at once: a transaction that read first could
         // not wait for it once another writer committed.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let mut n = 0;
         for (old, sealed, digest) in updates {
             let mut q = sqlx::query(&sql).bind(sealed);

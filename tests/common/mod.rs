@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod garage;
+pub mod postgres;
 pub mod process;
 pub mod redis;
 
@@ -34,11 +35,58 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
 }
 
+/// The metadata store of a test's data directory: `None` (SQLite in it)
+/// normally; in the suite's PostgreSQL pass (`$TEST_POSTGRES_URL`
+/// names a server, see scripts/test) a fresh database of that server, one
+/// per data directory, so tests stay as isolated as with SQLite.
+pub fn database_for(data: &std::path::Path) -> Option<String> {
+    std::env::var(postgres::SHARED_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())?;
+    let mut map = databases().lock().unwrap();
+    Some(
+        map.entry(data.to_path_buf())
+            .or_insert_with(|| postgres::Postgres::from_env_or_start().create_database())
+            .clone(),
+    )
+}
+
+fn databases() -> &'static std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, String>> {
+    static MAP: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, String>>,
+    > = std::sync::OnceLock::new();
+    MAP.get_or_init(Default::default)
+}
+
+/// `to` is a copy of the data directory `from` (a restored backup): in
+/// the PostgreSQL pass its database is a copy of `from`'s too. Nothing may
+/// be connected to `from`'s database meanwhile.
+pub fn copy_database(from: &std::path::Path, to: &std::path::Path) {
+    let Some(src) = database_for(from) else {
+        return;
+    };
+    let (server, src_name) = src.rsplit_once('/').unwrap();
+    let name = format!("{src_name}_copy{}", databases().lock().unwrap().len());
+    let sql = format!("CREATE DATABASE {name} TEMPLATE {src_name}");
+    // A killed server's sessions take a moment to end.
+    let mut tries = 0;
+    while let Err(e) = postgres::psql_at(&format!("{server}/postgres"), &sql) {
+        tries += 1;
+        assert!(tries < 50, "{e}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    databases()
+        .lock()
+        .unwrap()
+        .insert(to.to_path_buf(), format!("{server}/{name}"));
+}
+
 pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config {
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
+        database: database_for(dir.path()),
         ..Config::default()
     };
     tweak(&mut config);

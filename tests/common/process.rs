@@ -9,6 +9,9 @@ use std::time::Duration;
 pub fn facehub(data: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_facehub"));
     c.arg("--data").arg(data);
+    if let Some(db) = super::database_for(data) {
+        c.arg("--database").arg(db);
+    }
     c
 }
 
