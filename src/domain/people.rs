@@ -85,7 +85,7 @@ impl Core {
             .await
         {
             Ok((p, Upsert::Created)) => {
-                self.hub.wake();
+                self.devices_changed().await;
                 Ok((p, Upsert::Created))
             }
             Ok(r) => Ok(r),

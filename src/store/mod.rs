@@ -48,7 +48,14 @@ pub enum Backend {
 pub struct Db {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    /// PostgreSQL's URL, for the LISTEN connection (see `devices_changed`).
+    url: Option<std::sync::Arc<str>>,
 }
+
+/// (`devices_changed` spells it out.) The channel nodes sharing a PostgreSQL store announce device-facing
+/// changes on, so every node's device sync runs at once instead of at its
+/// next one-second poll.
+const DEVICES_CHANNEL: &str = "facehub_devices";
 
 /// A transaction on either engine.
 pub type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
@@ -114,6 +121,7 @@ impl Db {
         Ok(Db {
             pool,
             backend: Backend::Sqlite,
+            url: None,
         })
     }
 
@@ -136,7 +144,50 @@ impl Db {
         Ok(Db {
             pool,
             backend: Backend::Postgres,
+            url: Some(url.into()),
         })
+    }
+
+    /// Tells every node sharing this store (PostgreSQL NOTIFY) that what
+    /// devices are owed has changed. The change itself is committed: a
+    /// lost notice only delays it to the nodes' next poll.
+    pub async fn devices_changed(&self) -> anyhow::Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("NOTIFY facehub_devices")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Calls `wake` on every notice of [`Db::devices_changed`] from any
+    /// node, until the returned task is aborted; `None` on SQLite, whose
+    /// one node wakes itself. The listening connection reconnects by
+    /// itself.
+    pub fn on_devices_changed(
+        &self,
+        wake: impl Fn() + Send + Sync + 'static,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let url = self.url.clone()?;
+        Some(tokio::spawn(async move {
+            loop {
+                let listened: Result<std::convert::Infallible, sqlx::Error> = async {
+                    let mut l = sqlx::postgres::PgListener::connect(&url).await?;
+                    l.listen(DEVICES_CHANNEL).await?;
+                    // What was announced before (or between connections)
+                    // went unheard: look once now.
+                    wake();
+                    loop {
+                        l.recv().await?;
+                        wake();
+                    }
+                }
+                .await;
+                let Err(e) = listened;
+                tracing::warn!(error = %e, "listening for other nodes' device changes; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }))
     }
 
     pub fn backend(&self) -> Backend {

@@ -40,10 +40,13 @@ pub async fn spawn_app() -> TestApp {
 /// names a server, see scripts/test) a fresh database of that server, one
 /// per data directory, so tests stay as isolated as with SQLite.
 pub fn database_for(data: &std::path::Path) -> Option<String> {
+    let mut map = databases().lock().unwrap();
+    if let Some(url) = map.get(data) {
+        return Some(url.clone());
+    }
     std::env::var(postgres::SHARED_ENV)
         .ok()
         .filter(|v| !v.is_empty())?;
-    let mut map = databases().lock().unwrap();
     Some(
         map.entry(data.to_path_buf())
             .or_insert_with(|| postgres::Postgres::from_env_or_start().create_database())
@@ -56,6 +59,15 @@ fn databases() -> &'static std::sync::Mutex<std::collections::HashMap<std::path:
         std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, String>>,
     > = std::sync::OnceLock::new();
     MAP.get_or_init(Default::default)
+}
+
+/// The data directory `data` keeps its metadata in the database `url`
+/// (a test of several nodes sharing one).
+pub fn set_database(data: &std::path::Path, url: &str) {
+    databases()
+        .lock()
+        .unwrap()
+        .insert(data.to_path_buf(), url.to_string());
 }
 
 /// `to` is a copy of the data directory `from` (a restored backup): in

@@ -119,7 +119,7 @@ impl Core {
             finished_at: None,
         };
         self.db.insert_enrolment(&e).await?;
-        self.hub.wake();
+        self.devices_changed().await;
         Ok(e)
     }
 

@@ -84,7 +84,7 @@ struct Conn {
 pub struct Hub {
     conns: Mutex<HashMap<String, Conn>>,
     next_id: AtomicU64,
-    wake: Notify,
+    wake: Arc<Notify>,
 }
 
 /// A server push: `cmd`, a fresh `req_id`, `body`.
@@ -289,11 +289,34 @@ impl Hub {
     }
 }
 
+/// Stops a background task with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl Core {
-    /// Runs sync passes until `stop` resolves: at once when woken, else
-    /// every second.
+    /// What devices are owed changed (committed): this node's sync runs
+    /// at once, and so does every other node's sharing the store.
+    pub async fn devices_changed(&self) {
+        self.hub.wake();
+        if let Err(e) = self.db.devices_changed().await {
+            tracing::warn!(error = %e, "announcing a device change to the other nodes");
+        }
+    }
+
+    /// Runs sync passes until `stop` resolves: at once when woken (by
+    /// this node or, over a shared store, another), else every second.
     pub async fn run_device_sync(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
         let mut stop = std::pin::pin!(stop);
+        let wake = self.hub.wake.clone();
+        let _listener = self
+            .db
+            .on_devices_changed(move || wake.notify_one())
+            .map(AbortOnDrop);
         loop {
             tokio::select! {
                 () = self.hub.wake.notified() => {}

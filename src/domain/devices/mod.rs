@@ -400,7 +400,7 @@ impl Core {
     /// Records a change as the tenant's next version and wakes the pushes.
     pub async fn record_change(&self, tenant_id: i64, change: &Change) -> Result<i64> {
         let v = self.db.record_change(tenant_id, change, self.now()).await?;
-        self.hub.wake();
+        self.devices_changed().await;
         Ok(v)
     }
 }

@@ -371,7 +371,7 @@ impl Core {
             .collect();
         self.audit.record(events).await?;
         if version.is_some() {
-            self.hub.wake();
+            self.devices_changed().await;
         }
         outcome.version = version;
         Ok(outcome)

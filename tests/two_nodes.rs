@@ -1,0 +1,395 @@
+//! Two facehub nodes on one scale-out deployment: the metadata in one
+//! PostgreSQL, the blobs in one three-node Garage cluster, the rate limits
+//! in one Redis, each node with its own data directory (spool, lock) and
+//! the same encryption key — as behind a load balancer.
+
+mod common;
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::garage::Garage;
+use common::postgres::Postgres;
+use common::process::{Server, facehub, run_ok};
+use common::redis::Redis;
+use facehub_devsim::Device;
+use serde_json::{Value, json};
+
+/// Base64 of 32 bytes, shared by every node.
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const PER_SECOND: usize = 20;
+
+/// Uploads acknowledged: (file_id, photo).
+type Acked = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+struct Deployment {
+    blobs: String,
+    redis: String,
+}
+
+impl Deployment {
+    fn command(&self, data: &std::path::Path) -> Command {
+        let mut c = facehub(data);
+        self.configure(&mut c);
+        c
+    }
+
+    fn configure(&self, c: &mut Command) {
+        c.args(["--blobs", &self.blobs, "--redis", &self.redis])
+            .env("FACEHUB_ENCRYPTION_KEY", KEY);
+        Garage::credentials(c);
+    }
+
+    fn serve(&self, data: &std::path::Path) -> Server {
+        Server::start_with(data, |c| {
+            self.configure(c);
+            c.env("FACEHUB_RATE_LIMIT_PER_SECOND", PER_SECOND.to_string());
+        })
+    }
+}
+
+async fn token(base: &str, creds: &Value) -> String {
+    let v: Value = reqwest::Client::new()
+        .post(format!(
+            "{base}/open-apis/auth/v3/tenant_access_token/internal"
+        ))
+        .json(creds)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["tenant_access_token"].as_str().unwrap().to_string()
+}
+
+/// An attendance photo upload through `base`: (status, envelope).
+async fn upload(base: &str, token: &str, photo: &[u8]) -> (u16, Value) {
+    let (ct, body) = common::sdk_file_body(photo);
+    match reqwest::Client::new()
+        .post(format!(
+            "{base}/open-apis/attendance/v1/files/upload?file_name=p.png"
+        ))
+        .bearer_auth(token)
+        .header("content-type", ct)
+        .body(body)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+    {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (status, r.json().await.unwrap_or(Value::Null))
+        }
+        // The node died under the request: not acknowledged.
+        Err(_) => (0, Value::Null),
+    }
+}
+
+async fn download(base: &str, token: &str, id: &str) -> (u16, Vec<u8>) {
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{base}/open-apis/attendance/v1/files/{id}/download"
+        ))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+}
+
+async fn device(base: &str, sn: &str, secret_no: &str) -> Arc<Device> {
+    let ws = format!("{}/", base.replacen("http", "ws", 1));
+    let d = Device::connect(&ws, sn, (&["X"], &[]), None).await.unwrap();
+    d.bring_up(secret_no, chrono::Utc::now().timestamp())
+        .await
+        .unwrap();
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_share_metadata_blobs_limits_and_devices() {
+    let pg = Postgres::from_env_or_start();
+    let database = pg.create_database();
+    let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+    let redis = Redis::start();
+    let dep = Deployment {
+        blobs: garage.blobs_url("two-nodes"),
+        redis: redis.url(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    common::set_database(&data_a, &database);
+    common::set_database(&data_b, &database);
+
+    // Set up through node A's directory; node B sees it through PostgreSQL.
+    let cli = |args: &[&str]| run_ok(dep.command(&data_a).args(args));
+    cli(&["tenant", "create", "acme"]);
+    let creds: Value = serde_json::from_str(
+        cli(&[
+            "app",
+            "create",
+            "--tenant",
+            "acme",
+            "--json",
+            "--scope",
+            "attendance:rule",
+            "--scope",
+            "attendance:rule:readonly",
+        ])
+        .trim(),
+    )
+    .unwrap();
+    cli(&[
+        "person",
+        "add",
+        "--tenant",
+        "acme",
+        "--user-id",
+        "u1",
+        "--name",
+        "U One",
+    ]);
+    for sn in ["SN-A", "SN-B"] {
+        cli(&[
+            "device",
+            "add",
+            "--tenant",
+            "acme",
+            "--sn",
+            sn,
+            "--secret-no",
+            sn,
+            "--bind",
+        ]);
+    }
+    let a = dep.serve(&data_a);
+    let b = dep.serve(&data_b);
+    let ta = token(&a.base, &creds).await;
+    let tb = token(&b.base, &creds).await;
+
+    // An upload through A downloads through B, and the other way round.
+    let photo = common::png(160, 160, 3);
+    let (status, v) = upload(&a.base, &ta, &photo).await;
+    assert_eq!((status, v["code"].as_i64()), (200, Some(0)), "{v}");
+    let id = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
+    assert_eq!(download(&b.base, &tb, &id).await, (200, photo.clone()));
+    let photo2 = common::png(170, 150, 4);
+    let (status, v) = upload(&b.base, &tb, &photo2).await;
+    assert_eq!((status, v["code"].as_i64()), (200, Some(0)), "{v}");
+    let id2 = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
+    assert_eq!(download(&a.base, &ta, &id2).await, (200, photo2));
+
+    // A template a device uploads through B reaches a device on A, which
+    // reads it back through A.
+    let da = device(&a.base, "SN-A", "SN-A").await;
+    let db = device(&b.base, "SN-B", "SN-B").await;
+    da.drain_pushes(Duration::from_millis(300)).await.unwrap();
+    let template = STANDARD.encode((0..256u32).map(|i| (i * 7) as u8).collect::<Vec<_>>());
+    let sent = Instant::now();
+    let reply = db
+        .call(
+            "upload_userinfo",
+            json!({"userinfo": [{"userid": "u1", "user_type": 0, "fa_algorithm": "X",
+                                 "fa_list": [{"id": 0, "data": template}]}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply["fail_list"], json!([]), "{reply}");
+    let push = da
+        .push_of("push_change_contact", Duration::from_secs(10))
+        .await
+        .expect("the device on node A was not told of node B's template");
+    let latency = sent.elapsed();
+    let users = push["body"]["update_user"].to_string();
+    assert!(users.contains("u1"), "{push}");
+    let info = da
+        .call(
+            "get_userinfo_by_ids",
+            json!({"user_item": [{"userid": "u1", "user_type": 0}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        info["userinfo"][0]["fa_list"][0]["data"], template,
+        "{info}"
+    );
+    eprintln!("two nodes: a template enrolled on B reached the device on A in {latency:?}");
+
+    // A burst split across A and B spends one quota.
+    let client = reqwest::Client::new();
+    let mut limited = 0;
+    let start = Instant::now();
+    let burst = 3 * PER_SECOND;
+    for i in 0..burst {
+        let (base, t) = if i % 2 == 0 {
+            (&a.base, &ta)
+        } else {
+            (&b.base, &tb)
+        };
+        let r = client
+            .get(format!(
+                "{base}/open-apis/attendance/v1/files/unknown/download"
+            ))
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["code"], 99991400, "{v}");
+            limited += 1;
+        }
+    }
+    let refill = (start.elapsed().as_secs_f64() * PER_SECOND as f64).ceil() as usize;
+    let allowed = burst - limited;
+    assert!(
+        allowed <= PER_SECOND + refill,
+        "{allowed} of {burst} allowed across two nodes at {PER_SECOND}/s (refill {refill}): \
+         the quota is not shared"
+    );
+    assert!(limited > 0, "nothing limited");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // Node A killed while uploads are in flight through it: every upload it
+    // acknowledged downloads through B, byte for byte.
+    let acked: Acked = Arc::default();
+    let mut workers = Vec::new();
+    for w in 0..3u8 {
+        let (base, t, acked) = (a.base.clone(), ta.clone(), acked.clone());
+        workers.push(tokio::spawn(async move {
+            for n in 0u8.. {
+                let photo = common::png(120 + u32::from(n % 40), 130, w * 50 + n % 50);
+                let (status, v) = upload(&base, &t, &photo).await;
+                if status == 0 {
+                    break;
+                }
+                if status == 200 && v["code"] == 0 {
+                    let id = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
+                    acked.lock().unwrap().push((id, photo));
+                } else if status != 429 {
+                    panic!("upload through A: {status} {v}");
+                }
+                tokio::time::sleep(Duration::from_millis(60)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.kill();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        !acked.is_empty(),
+        "nothing was acknowledged before the kill"
+    );
+    for (id, photo) in &acked {
+        let (status, body) = loop {
+            // (Within the shared quota.)
+            match download(&b.base, &tb, id).await {
+                (429, _) => tokio::time::sleep(Duration::from_millis(200)).await,
+                other => break other,
+            }
+        };
+        assert_eq!(status, 200, "{id} acknowledged by A, lost");
+        assert!(&body == photo, "{id} differs");
+    }
+    // Nothing half-written is visible: check finds every blob whole (an
+    // upload cut off by the kill is at most a recent intent).
+    let out = dep
+        .command(&data_b)
+        .args(["check", "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!("check: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    assert!(out.status.success(), "{report}");
+    eprintln!(
+        "two nodes: {} uploads acknowledged by A before its kill, all read back through B",
+        acked.len()
+    );
+    drop(da);
+    drop(b);
+}
+
+/// What wakes another node's device sync at once (instead of at its next
+/// one-second poll): a NOTIFY through PostgreSQL, heard by every node
+/// sharing the database, and heard again after the listening connection
+/// was cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_changes_are_announced_to_every_node() {
+    let pg = Postgres::from_env_or_start();
+    let url = pg.create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let node_a = facehub::store::Db::open(Some(&url), &dir.path().join("unused.db"))
+        .await
+        .unwrap();
+    let node_b = facehub::store::Db::open(Some(&url), &dir.path().join("unused.db"))
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let listener = node_a
+        .on_devices_changed(move || {
+            let _ = tx.send(());
+        })
+        .expect("PostgreSQL listens");
+    // Until the listener is in, an announcement can pass unheard.
+    let heard = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<()>| {
+        while rx.try_recv().is_ok() {}
+    };
+    let mut got = false;
+    for _ in 0..50 {
+        node_b.devices_changed().await.unwrap();
+        if tokio::time::timeout(Duration::from_millis(200), rx.recv())
+            .await
+            .is_ok()
+        {
+            got = true;
+            break;
+        }
+    }
+    assert!(got, "node A never heard node B");
+    heard(&mut rx);
+    let sent = Instant::now();
+    node_b.devices_changed().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), rx.recv())
+        .await
+        .expect("an announcement went unheard");
+    assert!(
+        sent.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        sent.elapsed()
+    );
+
+    // The listening connection cut (as by a PostgreSQL restart or a
+    // network blip): it reconnects and hears again.
+    let cut = pg.psql(
+        url.rsplit('/').next().unwrap(),
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    );
+    assert_eq!(cut, "t", "no listening connection to cut");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    heard(&mut rx);
+    let mut again = false;
+    for _ in 0..50 {
+        node_b.devices_changed().await.unwrap();
+        if tokio::time::timeout(Duration::from_millis(200), rx.recv())
+            .await
+            .is_ok()
+        {
+            again = true;
+            break;
+        }
+    }
+    assert!(again, "not heard after the listening connection was cut");
+    listener.abort();
+    node_a.close().await;
+    node_b.close().await;
+}
