@@ -66,6 +66,9 @@ pub async fn open_core(mut config: Config) -> anyhow::Result<Core> {
         );
     }
     let spec = blob_store_spec(config.blobs.as_deref(), &db).await?;
+    if spec == "local" && db.backend() == crate::store::Backend::Postgres {
+        claim_local_blobs(&db, &config.data_dir).await?;
+    }
     let store = open_blob_store(Some(&spec), &config, &db).await?;
     config.blobs = Some(spec);
     let blobs = SealedBlobs::new(store, keys.clone());
@@ -148,6 +151,37 @@ pub async fn open_blob_store(
             )?)
         }
     })
+}
+
+/// Meta key naming the data directory that holds a PostgreSQL
+/// database's blobs when they are local (see `claim_local_blobs`).
+const LOCAL_BLOBS_OWNER: &str = "local_blobs_owner";
+
+/// A database other nodes can share, with blobs in one node's data
+/// directory: only that directory can serve them, and another node would
+/// answer its uploads' downloads with 404s. The database records which
+/// directory it is (an id kept in the directory), and any other is refused.
+async fn claim_local_blobs(db: &Db, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let file = data_dir.join("blobs-owner");
+    let ours = match std::fs::read_to_string(&file) {
+        Ok(id) => id.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = new_namespace();
+            std::fs::write(&file, &id).with_context(|| format!("writing {}", file.display()))?;
+            id
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    let owner = db
+        .meta_get_or_init(LOCAL_BLOBS_OWNER, || ours.clone())
+        .await?;
+    anyhow::ensure!(
+        owner == ours,
+        "this database keeps its blobs in another data directory (blobs = local, the \
+         default): nodes sharing a database need shared blobs (--blobs s3://…), and admin \
+         commands run where the blobs are"
+    );
+    Ok(())
 }
 
 fn new_namespace() -> String {

@@ -393,3 +393,32 @@ async fn device_changes_are_announced_to_every_node() {
     node_a.close().await;
     node_b.close().await;
 }
+
+/// Blobs in one node's data directory cannot be another node's: a second
+/// data directory on the same database with local blobs is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_without_shared_blobs_is_refused() {
+    let pg = Postgres::from_env_or_start();
+    let database = pg.create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    common::set_database(&first, &database);
+    common::set_database(&second, &database);
+    let key = |c: &mut Command| {
+        c.env("FACEHUB_ENCRYPTION_KEY", KEY);
+    };
+    let mut c = facehub(&first);
+    key(&mut c);
+    run_ok(c.args(["tenant", "create", "acme"]));
+    Server::start_with(&first, key).kill();
+    // The first directory goes on working.
+    let mut c = facehub(&first);
+    key(&mut c);
+    assert!(run_ok(c.args(["tenant", "list"])).contains("acme"));
+    let mut c = facehub(&second);
+    key(&mut c);
+    let out = c.args(["tenant", "list"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another data directory"), "{err}");
+}
