@@ -123,8 +123,8 @@ async fn two_nodes_share_metadata_blobs_limits_and_devices() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
-    common::set_database(&data_a, &database);
-    common::set_database(&data_b, &database);
+    common::set_database(&data_a, Some(&database));
+    common::set_database(&data_b, Some(&database));
 
     // Set up through node A's directory; node B sees it through PostgreSQL.
     let cli = |args: &[&str]| run_ok(dep.command(&data_a).args(args));
@@ -372,7 +372,8 @@ async fn device_changes_are_announced_to_every_node() {
     let cut = pg.psql(
         url.rsplit('/').next().unwrap(),
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%' \
+           AND pid <> pg_backend_pid()",
     );
     assert_eq!(cut, "t", "no listening connection to cut");
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -402,8 +403,8 @@ async fn a_second_node_without_shared_blobs_is_refused() {
     let database = pg.create_database();
     let dir = tempfile::tempdir().unwrap();
     let (first, second) = (dir.path().join("first"), dir.path().join("second"));
-    common::set_database(&first, &database);
-    common::set_database(&second, &database);
+    common::set_database(&first, Some(&database));
+    common::set_database(&second, Some(&database));
     let key = |c: &mut Command| {
         c.env("FACEHUB_ENCRYPTION_KEY", KEY);
     };
@@ -421,4 +422,133 @@ async fn a_second_node_without_shared_blobs_is_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("another data directory"), "{err}");
+}
+
+/// An embedded deployment moves its metadata to PostgreSQL (resumable,
+/// every table proved), serves from there with the tokens, people and
+/// files it had, and moves back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
+    let pg = Postgres::from_env_or_start();
+    let database = pg.create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::set_database(&data, None);
+    let cli = |args: &[&str]| run_ok(facehub(&data).args(args));
+    cli(&["tenant", "create", "acme"]);
+    let creds: Value = serde_json::from_str(
+        cli(&[
+            "app",
+            "create",
+            "--tenant",
+            "acme",
+            "--json",
+            "--scope",
+            "attendance:rule",
+            "--scope",
+            "attendance:rule:readonly",
+        ])
+        .trim(),
+    )
+    .unwrap();
+    cli(&[
+        "person",
+        "add",
+        "--tenant",
+        "acme",
+        "--user-id",
+        "u1",
+        "--name",
+        "U One",
+    ]);
+    let server = Server::start(&data);
+    let t = token(&server.base, &creds).await;
+    let photo = common::png(150, 140, 7);
+    let (status, v) = upload(&server.base, &t, &photo).await;
+    assert_eq!(status, 200, "{v}");
+    let id = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
+    server.kill();
+
+    // Refused while a server runs on the directory; then copied, twice.
+    let held = facehub::app::lock_data_dir(&data).unwrap();
+    let busy = facehub(&data)
+        .args(["migrate-store", "--to-database", &database])
+        .output()
+        .unwrap();
+    assert!(!busy.status.success());
+    drop(held);
+    let first = cli(&["migrate-store", "--to-database", &database, "--json"]);
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let tables = first.as_array().unwrap();
+    assert!(tables.iter().all(|t| t["verified"] == true), "{first}");
+    let copied = |r: &Value, table: &str| {
+        r.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["table"] == table)
+            .map(|t| (t["rows"].as_u64().unwrap(), t["copied"].as_u64().unwrap()))
+            .unwrap()
+    };
+    assert_eq!(copied(&first, "people"), (1, 1));
+    assert_eq!(copied(&first, "files"), (1, 1));
+    let again: Value = serde_json::from_str(&cli(&[
+        "migrate-store",
+        "--to-database",
+        &database,
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(copied(&again, "files"), (1, 0), "{again}");
+    assert!(
+        again
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["copied"] == 0 && t["verified"] == true),
+        "{again}"
+    );
+
+    // Served from PostgreSQL: the old token, the photo, the person; new
+    // people get fresh ids (the sequences moved past the copied ones).
+    common::set_database(&data, Some(&database));
+    let server = Server::start(&data);
+    assert_eq!(download(&server.base, &t, &id).await, (200, photo.clone()));
+    cli(&[
+        "person",
+        "add",
+        "--tenant",
+        "acme",
+        "--user-id",
+        "u2",
+        "--name",
+        "U Two",
+    ]);
+    let people = cli(&["person", "list", "--tenant", "acme"]);
+    assert!(people.contains("u1") && people.contains("u2"), "{people}");
+    let photo2 = common::png(151, 140, 8);
+    let (status, v) = upload(&server.base, &t, &photo2).await;
+    assert_eq!(status, 200, "{v}");
+    let id2 = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
+    server.kill();
+
+    // And back, into a fresh SQLite file.
+    std::fs::rename(data.join("facehub.db"), dir.path().join("old.db")).unwrap();
+    let _ = std::fs::remove_file(data.join("facehub.db-wal"));
+    let _ = std::fs::remove_file(data.join("facehub.db-shm"));
+    let back: Value =
+        serde_json::from_str(&cli(&["migrate-store", "--to-database", "local", "--json"])).unwrap();
+    assert!(
+        back.as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["verified"] == true),
+        "{back}"
+    );
+    common::set_database(&data, None);
+    let server = Server::start(&data);
+    assert_eq!(download(&server.base, &t, &id).await, (200, photo));
+    assert_eq!(download(&server.base, &t, &id2).await, (200, photo2));
+    let people = cli(&["person", "list", "--tenant", "acme"]);
+    assert!(people.contains("u2"), "{people}");
+    server.kill();
 }

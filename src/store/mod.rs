@@ -11,6 +11,7 @@ pub mod devices;
 pub mod s3;
 pub mod sealed;
 pub mod sealed_values;
+pub mod transfer;
 
 use std::path::Path;
 use std::time::Duration;

@@ -42,32 +42,34 @@ pub async fn spawn_app() -> TestApp {
 pub fn database_for(data: &std::path::Path) -> Option<String> {
     let mut map = databases().lock().unwrap();
     if let Some(url) = map.get(data) {
-        return Some(url.clone());
+        return url.clone();
     }
     std::env::var(postgres::SHARED_ENV)
         .ok()
         .filter(|v| !v.is_empty())?;
     Some(
         map.entry(data.to_path_buf())
-            .or_insert_with(|| postgres::Postgres::from_env_or_start().create_database())
-            .clone(),
+            .or_insert_with(|| Some(postgres::Postgres::from_env_or_start().create_database()))
+            .clone()
+            .expect("just inserted"),
     )
 }
 
-fn databases() -> &'static std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, String>> {
-    static MAP: std::sync::OnceLock<
-        std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, String>>,
-    > = std::sync::OnceLock::new();
+type Databases = std::collections::HashMap<std::path::PathBuf, Option<String>>;
+
+fn databases() -> &'static std::sync::Mutex<Databases> {
+    static MAP: std::sync::OnceLock<std::sync::Mutex<Databases>> = std::sync::OnceLock::new();
     MAP.get_or_init(Default::default)
 }
 
 /// The data directory `data` keeps its metadata in the database `url`
-/// (a test of several nodes sharing one).
-pub fn set_database(data: &std::path::Path, url: &str) {
+/// (a test of several nodes sharing one), or in its SQLite (`None`, in
+/// either pass).
+pub fn set_database(data: &std::path::Path, url: Option<&str>) {
     databases()
         .lock()
         .unwrap()
-        .insert(data.to_path_buf(), url.to_string());
+        .insert(data.to_path_buf(), url.map(str::to_string));
 }
 
 /// `to` is a copy of the data directory `from` (a restored backup): in
@@ -90,7 +92,7 @@ pub fn copy_database(from: &std::path::Path, to: &std::path::Path) {
     databases()
         .lock()
         .unwrap()
-        .insert(to.to_path_buf(), format!("{server}/{name}"));
+        .insert(to.to_path_buf(), Some(format!("{server}/{name}")));
 }
 
 pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
