@@ -24,7 +24,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::garage::Garage;
-use common::process::{Server, run_ok};
+use common::process::{Server, run_ok, tenant_token};
 use facehub_devsim::Device;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -298,22 +298,6 @@ impl Stop {
     fn set(&self) {
         self.0.store(true, std::sync::atomic::Ordering::Relaxed)
     }
-}
-
-async fn tenant_token(base: &str, creds: &Value) -> String {
-    let v: Value = reqwest::Client::new()
-        .post(format!(
-            "{base}/open-apis/auth/v3/tenant_access_token/internal"
-        ))
-        .json(creds)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["code"], 0, "{v}");
-    v["tenant_access_token"].as_str().unwrap().to_string()
 }
 
 async fn get_bytes(base: &str, path: &str, token: &str) -> (u16, Vec<u8>) {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::garage::{self, Garage};
-use common::process::{Server, facehub, run_ok};
+use common::process::{Server, download_photo, facehub, run_ok, tenant_token, upload_photo};
 use facehub::store::blob::BlobStore;
 use facehub::store::s3::{S3BlobStore, S3Location};
 use serde_json::Value;
@@ -191,52 +191,6 @@ fn serve(data: &std::path::Path, blobs: &str, grace: u64) -> Server {
     })
 }
 
-async fn token(base: &str, creds: &Value) -> String {
-    let v: Value = reqwest::Client::new()
-        .post(format!(
-            "{base}/open-apis/auth/v3/tenant_access_token/internal"
-        ))
-        .json(creds)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["tenant_access_token"].as_str().unwrap().to_string()
-}
-
-/// An attendance photo upload: the status and the reply's envelope.
-async fn upload(base: &str, token: &str, photo: &[u8]) -> (u16, Value) {
-    let (ct, body) = common::sdk_file_body(photo);
-    let r = reqwest::Client::new()
-        .post(format!(
-            "{base}/open-apis/attendance/v1/files/upload?file_name=p.png"
-        ))
-        .bearer_auth(token)
-        .header("content-type", ct)
-        .body(body)
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn download(base: &str, token: &str, id: &str) -> (u16, Vec<u8>) {
-    let r = reqwest::Client::new()
-        .get(format!(
-            "{base}/open-apis/attendance/v1/files/{id}/download"
-        ))
-        .bearer_auth(token)
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
-}
-
 fn check(data: &std::path::Path, blobs: &str, grace: u64) -> (bool, Value) {
     let mut c = facehub(data);
     c.args(["--blobs", blobs, "check", "--json"])
@@ -281,13 +235,13 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     let blobs = g.blobs_url("srv");
     let creds = setup(&data);
     let server = serve(&data, &blobs, 3600);
-    let t = token(&server.base, &creds).await;
+    let t = tenant_token(&server.base, &creds).await;
 
     // Uploads land in the bucket, sealed: no photo byte is stored plain.
     let mut stored = Vec::new();
     for i in 0..4u8 {
         let photo = common::png(120 + u32::from(i), 120, i);
-        let (status, v) = upload(&server.base, &t, &photo).await;
+        let (status, v) = upload_photo(&server.base, &t, &photo).await;
         assert_eq!((status, v["code"].as_i64()), (200, Some(0)), "{v}");
         stored.push((
             v["data"]["file"]["file_id"].as_str().unwrap().to_string(),
@@ -308,7 +262,7 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
             !raw.windows(16).any(|w| w == &photo[100..116]),
             "{id} holds plain photo bytes"
         );
-        let (status, got) = download(&server.base, &t, id).await;
+        let (status, got) = download_photo(&server.base, &t, id).await;
         assert_eq!(status, 200);
         assert!(got == *photo, "{id} changed");
     }
@@ -416,22 +370,22 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
         "a copy's sweep deleted a blob of the live data directory"
     );
     let server = serve(&data, &blobs, 0);
-    let t = token(&server.base, &creds).await;
+    let t = tenant_token(&server.base, &creds).await;
 
     // One node of three down: uploads and downloads go on.
     g.kill(2);
     let photo = common::png(150, 150, 9);
-    let (status, v) = upload(&server.base, &t, &photo).await;
+    let (status, v) = upload_photo(&server.base, &t, &photo).await;
     assert_eq!(
         (status, v["code"].as_i64()),
         (200, Some(0)),
         "one node down: {v}"
     );
     let id = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
-    assert!(download(&server.base, &t, &id).await.1 == photo);
+    assert!(download_photo(&server.base, &t, &id).await.1 == photo);
     stored.push((id, photo));
     for (id, photo) in &stored {
-        let (status, got) = download(&server.base, &t, id).await;
+        let (status, got) = download_photo(&server.base, &t, id).await;
         assert_eq!(status, 200, "one node down: {id}");
         assert!(got == *photo);
     }
@@ -440,7 +394,7 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     // quickly, and readiness says why.
     g.kill(1);
     let started = Instant::now();
-    let (status, v) = upload(&server.base, &t, &common::png(150, 150, 10)).await;
+    let (status, v) = upload_photo(&server.base, &t, &common::png(150, 150, 10)).await;
     let took = started.elapsed();
     assert_eq!(status, 500, "two nodes down: {v}");
     assert!(v["code"].as_i64().is_some_and(|c| c != 0), "{v}");
@@ -448,7 +402,7 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     assert!(took < Duration::from_secs(30), "the upload took {took:?}");
     println!("two garage nodes down: upload answered {status} in {took:?}");
     let started = Instant::now();
-    let (status, _) = download(&server.base, &t, &stored[0].0).await;
+    let (status, _) = download_photo(&server.base, &t, &stored[0].0).await;
     assert!(status >= 500, "two nodes down, download: {status}");
     assert!(started.elapsed() < Duration::from_secs(30));
     let r = reqwest::get(format!("{}/readyz", server.base))
@@ -471,7 +425,7 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let id = loop {
         let photo = common::png(160, 160, 11);
-        let (status, v) = upload(&server.base, &t, &photo).await;
+        let (status, v) = upload_photo(&server.base, &t, &photo).await;
         if status == 200 {
             let id = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
             stored.push((id.clone(), photo));
@@ -486,7 +440,7 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
         Instant::now() + Duration::from_secs(60) - deadline
     );
     for (id, photo) in &stored {
-        let (status, got) = download(&server.base, &t, id).await;
+        let (status, got) = download_photo(&server.base, &t, id).await;
         assert_eq!(status, 200, "after recovery: {id}");
         assert!(got == *photo);
     }
@@ -534,11 +488,11 @@ async fn migrate_store_moves_blobs_to_garage_and_back() {
     .unwrap();
     // Photos on the embedded store.
     let server = Server::start(&data);
-    let t = token(&server.base, &creds).await;
+    let t = tenant_token(&server.base, &creds).await;
     let mut stored = Vec::new();
     for i in 0..6u8 {
         let photo = common::png(100 + u32::from(i), 100, i);
-        let (status, v) = upload(&server.base, &t, &photo).await;
+        let (status, v) = upload_photo(&server.base, &t, &photo).await;
         assert_eq!(status, 200, "{v}");
         stored.push((
             v["data"]["file"]["file_id"].as_str().unwrap().to_string(),
@@ -589,14 +543,14 @@ async fn migrate_store_moves_blobs_to_garage_and_back() {
     // Served from the bucket alone: the local blobs are removed first.
     std::fs::remove_dir_all(data.join("blobs")).unwrap();
     let server = serve(&data, &blobs, 3600);
-    let t = token(&server.base, &creds).await;
+    let t = tenant_token(&server.base, &creds).await;
     for (id, photo) in &stored {
-        let (status, got) = download(&server.base, &t, id).await;
+        let (status, got) = download_photo(&server.base, &t, id).await;
         assert_eq!(status, 200, "{id}");
         assert!(got == *photo, "{id} changed in the move");
     }
     let photo = common::png(130, 130, 42);
-    let (status, v) = upload(&server.base, &t, &photo).await;
+    let (status, v) = upload_photo(&server.base, &t, &photo).await;
     assert_eq!(status, 200, "{v}");
     stored.push((
         v["data"]["file"]["file_id"].as_str().unwrap().to_string(),
@@ -610,9 +564,9 @@ async fn migrate_store_moves_blobs_to_garage_and_back() {
     let m = migrate(&["--from", &blobs, "--to", "local"]);
     assert_eq!(m["copied"].as_u64(), Some(7), "{m}");
     let server = Server::start(&data);
-    let t = token(&server.base, &creds).await;
+    let t = tenant_token(&server.base, &creds).await;
     for (id, photo) in &stored {
-        let (status, got) = download(&server.base, &t, id).await;
+        let (status, got) = download_photo(&server.base, &t, id).await;
         assert_eq!(status, 200, "{id}");
         assert!(got == *photo, "{id} changed in the move back");
     }

@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::garage::Garage;
 use common::postgres::Postgres;
-use common::process::{Server, facehub, run_ok};
+use common::process::{Server, download_photo, facehub, run_ok, tenant_token, upload_photo};
 use common::redis::Redis;
 use facehub_devsim::Device;
 use serde_json::{Value, json};
@@ -49,57 +49,6 @@ impl Deployment {
             c.env("FACEHUB_RATE_LIMIT_PER_SECOND", PER_SECOND.to_string());
         })
     }
-}
-
-async fn token(base: &str, creds: &Value) -> String {
-    let v: Value = reqwest::Client::new()
-        .post(format!(
-            "{base}/open-apis/auth/v3/tenant_access_token/internal"
-        ))
-        .json(creds)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["tenant_access_token"].as_str().unwrap().to_string()
-}
-
-/// An attendance photo upload through `base`: (status, envelope).
-async fn upload(base: &str, token: &str, photo: &[u8]) -> (u16, Value) {
-    let (ct, body) = common::sdk_file_body(photo);
-    match reqwest::Client::new()
-        .post(format!(
-            "{base}/open-apis/attendance/v1/files/upload?file_name=p.png"
-        ))
-        .bearer_auth(token)
-        .header("content-type", ct)
-        .body(body)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-    {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (status, r.json().await.unwrap_or(Value::Null))
-        }
-        // The node died under the request: not acknowledged.
-        Err(_) => (0, Value::Null),
-    }
-}
-
-async fn download(base: &str, token: &str, id: &str) -> (u16, Vec<u8>) {
-    let r = reqwest::Client::new()
-        .get(format!(
-            "{base}/open-apis/attendance/v1/files/{id}/download"
-        ))
-        .bearer_auth(token)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
 }
 
 async fn device(base: &str, sn: &str, secret_no: &str) -> Arc<Device> {
@@ -169,20 +118,23 @@ async fn two_nodes_share_metadata_blobs_limits_and_devices() {
     }
     let a = dep.serve(&data_a);
     let b = dep.serve(&data_b);
-    let ta = token(&a.base, &creds).await;
-    let tb = token(&b.base, &creds).await;
+    let ta = tenant_token(&a.base, &creds).await;
+    let tb = tenant_token(&b.base, &creds).await;
 
     // An upload through A downloads through B, and the other way round.
     let photo = common::png(160, 160, 3);
-    let (status, v) = upload(&a.base, &ta, &photo).await;
+    let (status, v) = upload_photo(&a.base, &ta, &photo).await;
     assert_eq!((status, v["code"].as_i64()), (200, Some(0)), "{v}");
     let id = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
-    assert_eq!(download(&b.base, &tb, &id).await, (200, photo.clone()));
+    assert_eq!(
+        download_photo(&b.base, &tb, &id).await,
+        (200, photo.clone())
+    );
     let photo2 = common::png(170, 150, 4);
-    let (status, v) = upload(&b.base, &tb, &photo2).await;
+    let (status, v) = upload_photo(&b.base, &tb, &photo2).await;
     assert_eq!((status, v["code"].as_i64()), (200, Some(0)), "{v}");
     let id2 = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
-    assert_eq!(download(&a.base, &ta, &id2).await, (200, photo2));
+    assert_eq!(download_photo(&a.base, &ta, &id2).await, (200, photo2));
 
     // A template a device uploads through B reaches a device on A, which
     // reads it back through A.
@@ -264,7 +216,7 @@ async fn two_nodes_share_metadata_blobs_limits_and_devices() {
         workers.push(tokio::spawn(async move {
             for n in 0u8.. {
                 let photo = common::png(120 + u32::from(n % 40), 130, w * 50 + n % 50);
-                let (status, v) = upload(&base, &t, &photo).await;
+                let (status, v) = upload_photo(&base, &t, &photo).await;
                 if status == 0 {
                     break;
                 }
@@ -291,7 +243,7 @@ async fn two_nodes_share_metadata_blobs_limits_and_devices() {
     for (id, photo) in &acked {
         let (status, body) = loop {
             // (Within the shared quota.)
-            match download(&b.base, &tb, id).await {
+            match download_photo(&b.base, &tb, id).await {
                 (429, _) => tokio::time::sleep(Duration::from_millis(200)).await,
                 other => break other,
             }
@@ -462,9 +414,9 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
         "U One",
     ]);
     let server = Server::start(&data);
-    let t = token(&server.base, &creds).await;
+    let t = tenant_token(&server.base, &creds).await;
     let photo = common::png(150, 140, 7);
-    let (status, v) = upload(&server.base, &t, &photo).await;
+    let (status, v) = upload_photo(&server.base, &t, &photo).await;
     assert_eq!(status, 200, "{v}");
     let id = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
     server.kill();
@@ -512,7 +464,10 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
     // people get fresh ids (the sequences moved past the copied ones).
     common::set_database(&data, Some(&database));
     let server = Server::start(&data);
-    assert_eq!(download(&server.base, &t, &id).await, (200, photo.clone()));
+    assert_eq!(
+        download_photo(&server.base, &t, &id).await,
+        (200, photo.clone())
+    );
     cli(&[
         "person",
         "add",
@@ -526,7 +481,7 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
     let people = cli(&["person", "list", "--tenant", "acme"]);
     assert!(people.contains("u1") && people.contains("u2"), "{people}");
     let photo2 = common::png(151, 140, 8);
-    let (status, v) = upload(&server.base, &t, &photo2).await;
+    let (status, v) = upload_photo(&server.base, &t, &photo2).await;
     assert_eq!(status, 200, "{v}");
     let id2 = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
     server.kill();
@@ -546,8 +501,8 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
     );
     common::set_database(&data, None);
     let server = Server::start(&data);
-    assert_eq!(download(&server.base, &t, &id).await, (200, photo));
-    assert_eq!(download(&server.base, &t, &id2).await, (200, photo2));
+    assert_eq!(download_photo(&server.base, &t, &id).await, (200, photo));
+    assert_eq!(download_photo(&server.base, &t, &id2).await, (200, photo2));
     let people = cli(&["person", "list", "--tenant", "acme"]);
     assert!(people.contains("u2"), "{people}");
     server.kill();
