@@ -279,12 +279,14 @@ async fn device_changes_are_announced_to_every_node() {
     let pg = Postgres::from_env_or_start();
     let url = pg.create_database();
     let dir = tempfile::tempdir().unwrap();
-    let node_a = facehub::store::Db::open(Some(&url), &dir.path().join("unused.db"))
-        .await
-        .unwrap();
-    let node_b = facehub::store::Db::open(Some(&url), &dir.path().join("unused.db"))
-        .await
-        .unwrap();
+    // Two nodes starting together on a new database: one migrates, the
+    // other waits on the migrator's advisory lock, and both come up.
+    let unused = dir.path().join("unused.db");
+    let (node_a, node_b) = tokio::join!(
+        facehub::store::Db::open(Some(&url), &unused),
+        facehub::store::Db::open(Some(&url), &unused)
+    );
+    let (node_a, node_b) = (node_a.unwrap(), node_b.unwrap());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let listener = node_a
         .on_devices_changed(move || {
