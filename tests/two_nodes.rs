@@ -431,6 +431,18 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
         .unwrap();
     assert!(!busy.status.success());
     drop(held);
+    // Not into another deployment's database.
+    let other_db = pg.create_database();
+    let other = dir.path().join("other");
+    common::set_database(&other, Some(&other_db));
+    run_ok(facehub(&other).args(["tenant", "create", "globex"]));
+    let mixed = facehub(&data)
+        .args(["migrate-store", "--to-database", &other_db])
+        .output()
+        .unwrap();
+    assert!(!mixed.status.success());
+    let err = String::from_utf8_lossy(&mixed.stderr);
+    assert!(err.contains("another deployment"), "{err}");
     let first = cli(&["migrate-store", "--to-database", &database, "--json"]);
     let first: Value = serde_json::from_str(&first).unwrap();
     let tables = first.as_array().unwrap();

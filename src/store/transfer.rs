@@ -43,6 +43,9 @@ const GENERATED_IDS: &[&str] = &["tenants", "people", "audit_log"];
 
 const BATCH: usize = 200;
 
+/// Meta key of a store's mark, which its copies carry.
+const DEPLOYMENT: &str = "deployment_id";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ColumnType {
     Integer,
@@ -110,6 +113,27 @@ impl Db {
         to: &Db,
         progress: impl Fn(&str, u64),
     ) -> anyhow::Result<Vec<TableCopy>> {
+        // Rows merged into another deployment's database would join its
+        // tenants by id. The destination must be new, or an earlier copy
+        // of this store (it holds this store's mark then).
+        let ours = self
+            .meta_get_or_init(DEPLOYMENT, || {
+                hex::encode(crate::domain::ids::random_bytes::<16>())
+            })
+            .await?;
+        match to.meta_get(DEPLOYMENT).await? {
+            Some(theirs) if theirs == ours => {}
+            Some(_) => anyhow::bail!("the destination holds another deployment's metadata"),
+            None => {
+                let tenants: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
+                    .fetch_one(&to.pool)
+                    .await?;
+                anyhow::ensure!(
+                    tenants == 0,
+                    "the destination holds another deployment's metadata ({tenants} tenants)"
+                );
+            }
+        }
         let mut out = Vec::new();
         for &table in TABLES {
             let cols = self.columns(table).await?;
