@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::process::{Server, facehub, run_ok};
+use common::process::{ATTENDANCE_SCOPES, Server, facehub, tenant_with_app};
 use common::*;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -84,22 +84,7 @@ async fn a_thousand_connections_at_once_are_all_answered() {
     // The server in its own process, so its memory is measured alone.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    run_ok(facehub(&data).args(["tenant", "create", "acme"]));
-    let creds: Value = serde_json::from_str(
-        run_ok(facehub(&data).args([
-            "app",
-            "create",
-            "--tenant",
-            "acme",
-            "--json",
-            "--scope",
-            "attendance:rule",
-            "--scope",
-            "attendance:rule:readonly",
-        ]))
-        .trim(),
-    )
-    .unwrap();
+    let creds = tenant_with_app(|| facehub(&data), ATTENDANCE_SCOPES);
     let server = std::sync::Arc::new(Server::start(&data));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))

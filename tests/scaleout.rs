@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::garage::{self, Garage};
-use common::process::{Server, download_photo, facehub, run_ok, tenant_token, upload_photo};
+use common::process::{
+    ATTENDANCE_SCOPES, Server, download_photo, facehub, run_ok, tenant_token, tenant_with_app,
+    upload_photo,
+};
 use facehub::store::blob::BlobStore;
 use facehub::store::s3::{S3BlobStore, S3Location};
 use serde_json::Value;
@@ -164,23 +167,7 @@ async fn the_s3_blob_store_keeps_its_contract_on_garage() {
 /// A tenant and app made before the first start, without `--blobs` (as
 /// the README has it): the store is recorded by `serve`.
 fn setup(data: &std::path::Path) -> Value {
-    let cli = |args: &[&str]| run_ok(facehub(data).args(args));
-    cli(&["tenant", "create", "acme"]);
-    serde_json::from_str(
-        cli(&[
-            "app",
-            "create",
-            "--tenant",
-            "acme",
-            "--json",
-            "--scope",
-            "attendance:rule",
-            "--scope",
-            "attendance:rule:readonly",
-        ])
-        .trim(),
-    )
-    .unwrap()
+    tenant_with_app(|| facehub(data), ATTENDANCE_SCOPES)
 }
 
 fn serve(data: &std::path::Path, blobs: &str, grace: u64) -> Server {

@@ -13,7 +13,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::garage::Garage;
 use common::postgres::Postgres;
-use common::process::{Server, download_photo, facehub, run_ok, tenant_token, upload_photo};
+use common::process::{
+    ATTENDANCE_SCOPES, Server, download_photo, facehub, run_ok, tenant_token, tenant_with_app,
+    upload_photo,
+};
 use common::redis::Redis;
 use facehub_devsim::Device;
 use serde_json::{Value, json};
@@ -77,22 +80,7 @@ async fn two_nodes_share_metadata_blobs_limits_and_devices() {
 
     // Set up through node A's directory; node B sees it through PostgreSQL.
     let cli = |args: &[&str]| run_ok(dep.command(&data_a).args(args));
-    cli(&["tenant", "create", "acme"]);
-    let creds: Value = serde_json::from_str(
-        cli(&[
-            "app",
-            "create",
-            "--tenant",
-            "acme",
-            "--json",
-            "--scope",
-            "attendance:rule",
-            "--scope",
-            "attendance:rule:readonly",
-        ])
-        .trim(),
-    )
-    .unwrap();
+    let creds = tenant_with_app(|| dep.command(&data_a), ATTENDANCE_SCOPES);
     cli(&[
         "person",
         "add",
@@ -389,22 +377,7 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
     let data = dir.path().join("data");
     common::set_database(&data, None);
     let cli = |args: &[&str]| run_ok(facehub(&data).args(args));
-    cli(&["tenant", "create", "acme"]);
-    let creds: Value = serde_json::from_str(
-        cli(&[
-            "app",
-            "create",
-            "--tenant",
-            "acme",
-            "--json",
-            "--scope",
-            "attendance:rule",
-            "--scope",
-            "attendance:rule:readonly",
-        ])
-        .trim(),
-    )
-    .unwrap();
+    let creds = tenant_with_app(|| facehub(&data), ATTENDANCE_SCOPES);
     cli(&[
         "person",
         "add",

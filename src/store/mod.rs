@@ -100,7 +100,9 @@ impl Db {
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     // Per connection: the Any driver takes only a URL, which
-                    // carries none of these.
+                    // carries none of these. secure_delete overwrites deleted
+                    // rows instead of leaving them in free pages: an erased
+                    // person's sealed templates must not linger.
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                          PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
@@ -113,8 +115,6 @@ impl Db {
             .connect_with(opts)
             .await
             .with_context(|| format!("opening database {}", path.display()))?;
-        // Deleted rows are overwritten (secure_delete), not left in free
-        // pages: an erased person's sealed templates must not linger.
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await

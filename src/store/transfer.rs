@@ -279,8 +279,5 @@ async fn insert_rows(
             };
         }
     }
-    let mut tx = to.pool.begin().await?;
-    let n = q.execute(&mut *tx).await?.rows_affected();
-    tx.commit().await?;
-    Ok(n)
+    Ok(q.execute(&to.pool).await?.rows_affected())
 }

@@ -160,3 +160,20 @@ pub async fn download_photo(base: &str, token: &str, id: &str) -> (u16, Vec<u8>)
         .unwrap();
     (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
 }
+
+/// Tenant `acme` and an app of it with `scopes`, made through the
+/// commands `cmd` builds (the CLI of a data directory, with whatever
+/// options a deployment needs); the app's credentials
+/// (`{"app_id", "app_secret"}`).
+pub fn tenant_with_app(cmd: impl Fn() -> Command, scopes: &[&str]) -> serde_json::Value {
+    run_ok(cmd().args(["tenant", "create", "acme"]));
+    let mut c = cmd();
+    c.args(["app", "create", "--tenant", "acme", "--json"]);
+    for s in scopes {
+        c.args(["--scope", s]);
+    }
+    serde_json::from_str(run_ok(&mut c).trim()).unwrap()
+}
+
+/// The attendance scopes most server-process tests need.
+pub const ATTENDANCE_SCOPES: &[&str] = &["attendance:rule", "attendance:rule:readonly"];

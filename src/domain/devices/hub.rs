@@ -289,15 +289,6 @@ impl Hub {
     }
 }
 
-/// Stops a background task with its owner.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 impl Core {
     /// What devices are owed changed (committed): this node's sync runs
     /// at once, and so does every other node's sharing the store.
@@ -316,7 +307,7 @@ impl Core {
         let _listener = self
             .db
             .on_devices_changed(move || wake.notify_one())
-            .map(AbortOnDrop);
+            .map(tokio_util::task::AbortOnDropHandle::new);
         loop {
             tokio::select! {
                 () = self.hub.wake.notified() => {}
