@@ -144,12 +144,8 @@ async fn multipart_forms_the_sdks_send() {
     assert_eq!(r.status(), 200);
 }
 
-fn blob_count(app: &TestApp) -> usize {
-    let mut n = 0;
-    for shard in std::fs::read_dir(app.dir.path().join("blobs")).unwrap() {
-        n += std::fs::read_dir(shard.unwrap().path()).unwrap().count();
-    }
-    n
+async fn blob_count(app: &TestApp) -> usize {
+    common::stored_blobs(app.dir.path()).await.len()
 }
 
 #[tokio::test]
@@ -317,7 +313,7 @@ async fn bad_uploads_get_1220001_and_leave_no_trace() {
     for (id, bytes) in &kept {
         assert_eq!(&app.download_ok(&t, id).await, bytes);
     }
-    assert_eq!(blob_count(&app), 2);
+    assert_eq!(blob_count(&app).await, 2);
     assert_eq!(app.tmp_files(), 0);
 }
 
@@ -530,7 +526,7 @@ async fn concurrent_uploads_all_land() {
     for (id, p) in ids.iter().zip(&photos) {
         assert_eq!(&app.download_ok(&t, id).await, p);
     }
-    assert_eq!(blob_count(&app), photos.len());
+    assert_eq!(blob_count(&app).await, photos.len());
 }
 
 #[tokio::test]
@@ -569,7 +565,7 @@ async fn a_stalled_upload_is_abandoned_and_cleaned_up() {
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert!(text.contains("upload stalled"), "{text}");
     assert_eq!(app.tmp_files(), 0);
-    assert_eq!(blob_count(&app), 0);
+    assert_eq!(blob_count(&app).await, 0);
 }
 
 #[tokio::test]

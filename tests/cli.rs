@@ -151,10 +151,11 @@ fn admin_commands_and_serve_share_a_data_directory() {
     assert!(app_id[4..].bytes().all(|b| b.is_ascii_hexdigit()));
     assert_eq!(creds.as_object().unwrap().len(), 2);
     // The secret is stored only as a hash.
-    if common::database_for(&data).is_none() {
-        let db = std::fs::read(data.join("facehub.db")).unwrap();
-        assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()));
-    }
+    let db = match common::database_for(&data) {
+        Some(url) => common::postgres::dump_at(&url),
+        None => std::fs::read(data.join("facehub.db")).unwrap(),
+    };
+    assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()));
 
     let bad_scope = facehub(&data)
         .args([
@@ -391,6 +392,8 @@ fn key_file_is_private_and_data_dir_created() {
 async fn the_data_directory_remembers_its_blob_store() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // This test names its blob store itself.
+    common::set_blobs(&data, None);
     // Admin commands before the first start record nothing: the store
     // may still be chosen (nothing is contacted for these).
     run_ok(facehub(&data).args(["tenant", "create", "acme"]));
@@ -451,6 +454,8 @@ async fn the_data_directory_remembers_its_blob_store() {
 fn one_server_per_data_directory_and_crash_leftovers_are_cleared() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // This test names its blob store itself.
+    common::set_blobs(&data, None);
     run_ok(facehub(&data).args(["tenant", "list"]));
     // What a crash can leave: a temporary upload and a blob never committed.
     let orphan = data.join("blobs/ef/0123456789abcdef0123456789abcdef");

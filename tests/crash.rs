@@ -24,30 +24,13 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::garage::Garage;
-use common::process::{Server, run_ok, tenant_token};
+use common::process::{Server, facehub, run_ok, tenant_token};
 use facehub_devsim::Device;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-/// The facehub command for `data`: with its blobs on Garage when the test
-/// put them there (the URL sits next to the data directory).
-fn facehub(data: &std::path::Path) -> std::process::Command {
-    let mut c = common::process::facehub(data);
-    on_garage(data, &mut c);
-    c
-}
-
-fn on_garage(data: &std::path::Path, c: &mut std::process::Command) {
-    if let Ok(url) = std::fs::read_to_string(data.with_extension("blobs")) {
-        c.args(["--blobs", url.trim()])
-            // One node: an unreferenced object is an orphan at once.
-            .env("FACEHUB_ORPHAN_GRACE_SECS", "0");
-        Garage::credentials(c);
-    }
-}
-
 fn start(data: &std::path::Path) -> Server {
-    Server::start_with(data, |c| on_garage(data, c))
+    Server::start(data)
 }
 
 const SECRET_NO: &str = "crash-factory-secret";
@@ -440,8 +423,7 @@ async fn verify(
     // The sweep left nothing behind, every blob is sound, and no more files
     // exist than were acknowledged or attempted.
     assert_eq!(
-        // (No tmp/ at all when the blobs are on Garage.)
-        std::fs::read_dir(data.join("tmp")).map_or(0, |d| d.count()),
+        common::tmp_files(data),
         0,
         "round {round}: temporary files survived the restart"
     );
@@ -544,7 +526,7 @@ async fn sigkill_with_blobs_on_garage_loses_nothing_acknowledged() {
     let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    std::fs::write(data.with_extension("blobs"), garage.blobs_url("crash")).unwrap();
+    common::set_blobs(&data, Some(&garage.blobs_url("crash")));
     harness(&data, kills("CRASH_HARNESS_KILLS_S3", 12)).await;
 }
 
@@ -641,7 +623,7 @@ async fn harness(data: &std::path::Path, kills: usize) {
     println!(
         "crash harness{}: {kills} kills survived, {} uploads acknowledged ({} attendance, {} lingo, \
          faces of {} people, templates of {} people), {checked} read-backs checked, {:.0} s",
-        if data.with_extension("blobs").exists() {
+        if common::blobs_for(&data).is_some() {
             " (blobs on garage)"
         } else {
             ""

@@ -467,12 +467,7 @@ async fn start_at(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
-    let config = Config {
-        data_dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database: common::database_for(dir),
-        ..Config::default()
-    };
+    let config = common::config_for(dir);
     let app = Application::build(config).await.unwrap();
     let url = format!("ws://{}/", app.local_addr());
     let core = app.core();

@@ -67,22 +67,8 @@ async fn wiki_app() -> (TestApp, String) {
     (app, t)
 }
 
-fn blob_count(app: &TestApp) -> usize {
-    walk(&app.dir.path().join("blobs"))
-}
-
-fn walk(p: &std::path::Path) -> usize {
-    std::fs::read_dir(p)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                walk(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
+async fn blob_count(app: &TestApp) -> usize {
+    common::stored_blobs(app.dir.path()).await.len()
 }
 
 #[tokio::test]
@@ -301,7 +287,7 @@ async fn corpus_of_good_and_bad_images_with_exact_answers() {
 
     // ---- nothing refused left a trace; everything stored is intact ----
     assert_eq!(app.tmp_files(), 0);
-    assert_eq!(blob_count(&app), stored.len());
+    assert_eq!(blob_count(&app).await, stored.len());
     for (what, ft, bytes) in &stored {
         let r = get(&app, &t, ft).await;
         assert_eq!(r.status(), 200, "{what}");

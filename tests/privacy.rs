@@ -50,16 +50,29 @@ fn probes(bytes: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Where any of `needles` occurs in the data directory, and the total
-/// bytes searched.
-fn search(dir: &Path, needles: &[Vec<u8>]) -> (Vec<String>, u64) {
+/// Where any of `needles` occurs in what the server at `dir` stores (its
+/// data directory, its bucket prefix in the scale-out pass, a dump of its
+/// PostgreSQL database, where bytea is hex), and the total bytes searched.
+async fn search(dir: &Path, needles: &[Vec<u8>]) -> (Vec<String>, u64) {
+    let mut stored: Vec<(String, Vec<u8>)> = all_files(dir)
+        .into_iter()
+        .map(|(p, b)| (p.display().to_string(), b))
+        .collect();
+    if common::blobs_for(dir).is_some() {
+        stored.extend(common::stored_blobs(dir).await);
+    }
+    let mut needles = needles.to_vec();
+    if let Some(url) = common::database_for(dir) {
+        stored.push((format!("pg_dump of {url}"), common::postgres::dump_at(&url)));
+        needles.extend(needles.clone().iter().map(|n| hex::encode(n).into_bytes()));
+    }
     let mut hits = Vec::new();
     let mut searched = 0;
-    for (path, bytes) in all_files(dir) {
+    for (name, bytes) in stored {
         searched += bytes.len() as u64;
-        for n in needles {
+        for n in &needles {
             if bytes.windows(n.len()).any(|w| w == &n[..]) {
-                hits.push(path.display().to_string());
+                hits.push(name.clone());
             }
         }
     }
@@ -221,7 +234,7 @@ async fn erasure_leaves_no_byte_of_the_person_and_touches_no_one_else() {
     let data = app.dir.path();
     let sealed_templates = raw_db_values(data, "SELECT data FROM templates").await;
     assert_eq!(sealed_templates.len(), 2);
-    let blobs_before: Vec<(std::path::PathBuf, Vec<u8>)> = all_files(&data.join("blobs"));
+    let blobs_before = common::stored_blobs(data).await;
     device
         .drain_pushes(Duration::from_millis(300))
         .await
@@ -237,7 +250,7 @@ async fn erasure_leaves_no_byte_of_the_person_and_touches_no_one_else() {
         clear.extend(probes(&p.template));
         clear.extend(probes(STANDARD.encode(&p.template).as_bytes()));
     }
-    let (hits, searched) = search(data, &clear);
+    let (hits, searched) = search(data, &clear).await;
     assert!(hits.is_empty(), "plaintext found in {hits:?}");
     println!(
         "encryption at rest: {searched} bytes searched for {} probes",
@@ -305,11 +318,12 @@ async fn erasure_leaves_no_byte_of_the_person_and_touches_no_one_else() {
             gone.push(s[s.len() - 48..].to_vec());
         }
     }
-    let blobs_after: Vec<std::path::PathBuf> = all_files(&data.join("blobs"))
+    let blobs_after: Vec<String> = common::stored_blobs(data)
+        .await
         .into_iter()
         .map(|(p, _)| p)
         .collect();
-    let erased_blobs: Vec<&(std::path::PathBuf, Vec<u8>)> = blobs_before
+    let erased_blobs: Vec<&(String, Vec<u8>)> = blobs_before
         .iter()
         .filter(|(p, _)| !blobs_after.contains(p))
         .collect();
@@ -317,7 +331,7 @@ async fn erasure_leaves_no_byte_of_the_person_and_touches_no_one_else() {
     for (_, sealed) in &erased_blobs {
         gone.extend(probes(sealed));
     }
-    let (hits, searched) = search(data, &gone);
+    let (hits, searched) = search(data, &gone).await;
     assert!(hits.is_empty(), "erased bytes still found in {hits:?}");
     println!(
         "erasure: {searched} bytes searched for {} probes of the erased person",

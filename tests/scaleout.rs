@@ -219,6 +219,8 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     let mut g = tokio::task::spawn_blocking(Garage::start).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // This test names its blob store itself.
+    common::set_blobs(&data, None);
     let blobs = g.blobs_url("srv");
     let creds = setup(&data);
     let server = serve(&data, &blobs, 3600);
@@ -334,6 +336,8 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     // nothing, not even the blob of a file the copy itself deleted.
     server.kill();
     let copy = dir.path().join("copy");
+    // This test names its blob store itself.
+    common::set_blobs(&copy, None);
     let copied = std::process::Command::new("cp")
         .arg("-a")
         .arg(&data)
@@ -456,6 +460,8 @@ async fn migrate_store_moves_blobs_to_garage_and_back() {
     let g = tokio::task::spawn_blocking(Garage::start).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // This test names its blob store itself.
+    common::set_blobs(&data, None);
     let blobs = g.blobs_url("migrated");
     run_ok(facehub(&data).args(["tenant", "create", "acme"]));
     let creds: Value = serde_json::from_str(

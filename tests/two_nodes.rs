@@ -77,6 +77,9 @@ async fn two_nodes_share_metadata_blobs_limits_and_devices() {
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
     common::set_database(&data_a, Some(&database));
     common::set_database(&data_b, Some(&database));
+    // The deployment names its blob store itself.
+    common::set_blobs(&data_a, None);
+    common::set_blobs(&data_b, None);
 
     // Set up through node A's directory; node B sees it through PostgreSQL.
     let cli = |args: &[&str]| run_ok(dep.command(&data_a).args(args));
@@ -347,6 +350,9 @@ async fn a_second_node_without_shared_blobs_is_refused() {
     let (first, second) = (dir.path().join("first"), dir.path().join("second"));
     common::set_database(&first, Some(&database));
     common::set_database(&second, Some(&database));
+    // Local blobs are what is under test.
+    common::set_blobs(&first, None);
+    common::set_blobs(&second, None);
     let key = |c: &mut Command| {
         c.env("FACEHUB_ENCRYPTION_KEY", KEY);
     };

@@ -112,14 +112,140 @@ pub fn copy_database(from: &std::path::Path, to: &std::path::Path) {
         .insert(to.to_path_buf(), Some(format!("{server}/{name}")));
 }
 
-pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
+/// The test knob naming the bucket of the suite's scale-out pass
+/// (scripts/test): `s3://bucket?endpoint=…&region=…` of a Garage cluster,
+/// with its key in `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+pub const BLOBS_ENV: &str = "TEST_BLOBS_URL";
+
+/// The blob store of a test's data directory: `None` (its `blobs/`
+/// directory, or whatever the test passes itself) normally; in the
+/// scale-out pass a prefix of that bucket of its own, one per data
+/// directory, so tests stay as isolated as with local directories.
+pub fn blobs_for(data: &std::path::Path) -> Option<String> {
+    let mut map = blob_stores().lock().unwrap();
+    if let Some(url) = map.get(data) {
+        return url.clone();
+    }
+    let bucket = std::env::var(BLOBS_ENV).ok().filter(|v| !v.is_empty())?;
+    let (bucket, query) = bucket.split_once('?').unwrap_or((&bucket, ""));
+    // Unique across the run's test processes, whose pids may be reused.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!(
+        "t{nanos:x}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let url = format!("{}/{prefix}?{query}", bucket.trim_end_matches('/'));
+    map.insert(data.to_path_buf(), Some(url.clone()));
+    Some(url)
+}
+
+/// The data directory `data` keeps its blobs in `url`, or (`None`) in
+/// its own directory or wherever the test's own `--blobs` says: a test of
+/// one kind of store pins it, in either pass.
+pub fn set_blobs(data: &std::path::Path, url: Option<&str>) {
+    blob_stores()
+        .lock()
+        .unwrap()
+        .insert(data.to_path_buf(), url.map(str::to_string));
+}
+
+fn blob_stores() -> &'static std::sync::Mutex<Databases> {
+    static MAP: std::sync::OnceLock<std::sync::Mutex<Databases>> = std::sync::OnceLock::new();
+    MAP.get_or_init(Default::default)
+}
+
+/// How many files uploads in progress hold in the data directory `data`:
+/// in `tmp/` beside local blobs, in `spool/` (parts before their PUT)
+/// when the blobs are in a bucket.
+pub fn tmp_files(data: &std::path::Path) -> usize {
+    let dir = if blobs_for(data).is_some() {
+        "spool"
+    } else {
+        "tmp"
+    };
+    std::fs::read_dir(data.join(dir))
+        .unwrap_or_else(|e| panic!("{}: {e}", data.join(dir).display()))
+        .count()
+}
+
+/// Every stored blob of the data directory `data`, as stored (sealed):
+/// its name and bytes, read straight from the directory or the bucket,
+/// not through facehub. A bucket's bookkeeping objects (`.epoch`) are no
+/// blobs.
+pub async fn stored_blobs(data: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    use futures_util::TryStreamExt;
+    use object_store::ObjectStore;
+    let Some(url) = blobs_for(data) else {
+        let root = data.join("blobs");
+        let mut out = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    dirs.push(e.path());
+                } else {
+                    let name = e.path().strip_prefix(&root).unwrap().display().to_string();
+                    out.push((name, std::fs::read(e.path()).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        return out;
+    };
+    let loc = facehub::store::s3::S3Location::parse(&url).unwrap();
+    let mut b = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(&loc.bucket)
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false);
+    if let Some(e) = &loc.endpoint {
+        b = b.with_endpoint(e);
+    }
+    if let Some(r) = &loc.region {
+        b = b.with_region(r);
+    }
+    let s3 = b.build().unwrap();
+    let prefix = object_store::path::Path::from(loc.prefix.as_str());
+    let metas: Vec<_> = s3.list(Some(&prefix)).try_collect().await.unwrap();
+    let mut out = Vec::new();
+    for m in metas {
+        if m.location.filename().is_some_and(|f| f.starts_with('.')) {
+            continue;
+        }
+        let bytes = s3.get(&m.location).await.unwrap().bytes().await.unwrap();
+        out.push((m.location.to_string(), bytes.to_vec()));
+    }
+    out.sort();
+    out
+}
+
+/// The configuration of a server on the data directory `data`, on a
+/// random loopback port, with the stores of the pass (see `database_for`,
+/// `blobs_for`).
+pub fn config_for(data: &std::path::Path) -> Config {
     let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
+        data_dir: data.to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
-        database: database_for(dir.path()),
+        database: database_for(data),
+        blobs: blobs_for(data),
         ..Config::default()
     };
+    if config.blobs.is_some() {
+        // One node on the bucket prefix: an unreferenced object is an
+        // orphan at once, as in a local directory.
+        config.orphan_grace_secs = 0;
+    }
+    config
+}
+
+pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(dir.path());
     tweak(&mut config);
     let app = Application::build(config).await.expect("build app");
     let addr = app.local_addr();
@@ -337,9 +463,7 @@ impl TestApp {
     }
 
     pub fn tmp_files(&self) -> usize {
-        std::fs::read_dir(self.dir.path().join("tmp"))
-            .unwrap()
-            .count()
+        tmp_files(self.dir.path())
     }
 
     /// Starts an upload over a raw connection and sends only the first half

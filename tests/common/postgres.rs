@@ -385,6 +385,29 @@ pub fn psql_at(url: &str, sql: &str) -> Result<String, String> {
     }
 }
 
+/// Everything the database at `url` holds, as `pg_dump` writes it
+/// (plain SQL; bytea in hex, text as stored).
+pub fn dump_at(url: &str) -> Vec<u8> {
+    let mut c = Command::new(tool("pg_dump"));
+    for v in [
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGSERVICE",
+        "PGOPTIONS",
+    ] {
+        c.env_remove(v);
+    }
+    let out = c.args(["--no-owner", "-d", url]).output().expect("pg_dump");
+    assert!(
+        out.status.success(),
+        "pg_dump {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 fn is_root() -> bool {
     static ROOT: OnceLock<bool> = OnceLock::new();
     *ROOT.get_or_init(|| run(Command::new("id").arg("-u")).trim() == "0")

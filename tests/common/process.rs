@@ -12,6 +12,13 @@ pub fn facehub(data: &std::path::Path) -> Command {
     if let Some(db) = super::database_for(data) {
         c.arg("--database").arg(db);
     }
+    if let Some(blobs) = super::blobs_for(data) {
+        // One node on the bucket prefix (see spawn_with).
+        c.arg("--blobs")
+            .arg(blobs)
+            .env("FACEHUB_ORPHAN_GRACE_SECS", "0");
+        super::garage::Garage::credentials(&mut c);
+    }
     c
 }
 
