@@ -23,8 +23,18 @@ pub async fn open_core(mut config: Config) -> anyhow::Result<Core> {
     let db = Db::open(config.database.as_deref(), &config.database_path()).await?;
     let recorded = db.meta_get("key_id").await?;
     let keys = match &config.encryption_key {
-        Some(k) => KeyRing::new(Key::from_base64(k).context("encryption_key")?),
+        Some(k) => {
+            let mut ring = vec![Key::from_base64(k).context("encryption_key")?];
+            for (i, d) in config.decryption_keys.iter().enumerate() {
+                ring.push(Key::from_base64(d).with_context(|| format!("decryption_keys[{i}]"))?);
+            }
+            KeyRing::from_keys(ring)
+        }
         None => {
+            anyhow::ensure!(
+                config.decryption_keys.is_empty(),
+                "decryption_keys go with encryption_key; a key file keeps its older keys itself"
+            );
             let file = config.key_file();
             // A key file is generated only for a new data directory: data
             // already sealed needs its own key, never a fresh one.
@@ -57,6 +67,32 @@ pub async fn open_core(mut config: Config) -> anyhow::Result<Core> {
     if recorded != current {
         db.meta_set("key_id", &current).await?;
     }
+    // Data sealed under a key this node lacks could not be read: a key
+    // dropped from decryption_keys (or the key file) before `key reseal`
+    // moved everything off it. One scan of the sealed columns.
+    let missing: Vec<String> = db
+        .key_usage()
+        .await?
+        .into_iter()
+        .filter(|(id, _)| keys.get(*id).is_none())
+        .map(|(id, n)| format!("{id:08x} ({n} items)"))
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "data is sealed under key id {} that {} does not hold; {}",
+        missing.join(", "),
+        if config.encryption_key.is_some() {
+            "the configuration"
+        } else {
+            "the key file"
+        },
+        if config.encryption_key.is_some() {
+            "keep that key in decryption_keys until `facehub key reseal` reports nothing left \
+             under it"
+        } else {
+            "restore the key file"
+        }
+    );
     // A copy of blobs is half done while migrate-store runs: any other
     // writer (an erasure, a rotation, an import) would leave its change in
     // the source only.
@@ -661,6 +697,59 @@ mod tests {
         let mut w = core.blobs.store().create(key).await.unwrap();
         w.write(b"FHB sealed bytes").await.unwrap();
         w.finish().await.unwrap();
+    }
+
+    /// Keys from the configuration: `decryption_keys` widen what is
+    /// readable; a node lacking a key data is still sealed under is
+    /// refused, naming it; decryption keys without `encryption_key` (a key
+    /// file keeps its own older keys) and bad ones are refused.
+    #[tokio::test]
+    async fn a_node_must_hold_every_key_its_data_is_sealed_under() {
+        const K1: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        const K2: &str = "+/8AAQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0=";
+        let dir = tempfile::tempdir().unwrap();
+        let config = |key: Option<&str>, readable: &[&str]| Config {
+            data_dir: dir.path().to_path_buf(),
+            encryption_key: key.map(str::to_string),
+            decryption_keys: readable.iter().map(|k| k.to_string()).collect(),
+            ..Config::default()
+        };
+        let core = open_core(config(Some(K1), &[])).await.unwrap();
+        let tenant = core.create_tenant("acme").await.unwrap();
+        core.add_device(&tenant, "SN-1", "secret").await.unwrap();
+        core.db.close().await;
+
+        let core = open_core(config(Some(K2), &[K1])).await.unwrap();
+        core.db.close().await;
+        let Err(e) = open_core(config(Some(K2), &[])).await else {
+            panic!("opened")
+        };
+        let k1 = format!("{:08x}", Key::from_base64(K1).unwrap().id());
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains(&k1) && msg.contains("decryption_keys"),
+            "{msg}"
+        );
+
+        let core = open_core(config(Some(K2), &[K1])).await.unwrap();
+        let r = core.reseal_keys().await.unwrap();
+        // The device's secret_no (its session secret comes at activation).
+        assert_eq!((r.values_resealed, r.remaining), (1, 0), "{r:?}");
+        core.db.close().await;
+        let core = open_core(config(Some(K2), &[])).await.unwrap();
+        core.db.close().await;
+
+        let Err(e) = open_core(config(None, &[K1])).await else {
+            panic!("opened")
+        };
+        assert!(
+            format!("{e:#}").contains("decryption_keys go with"),
+            "{e:#}"
+        );
+        let Err(e) = open_core(config(Some(K2), &["not a key"])).await else {
+            panic!("opened")
+        };
+        assert!(format!("{e:#}").contains("decryption_keys[0]"), "{e:#}");
     }
 
     /// In a shared store the sweep deletes what the data directory said

@@ -335,6 +335,21 @@ pub enum KeyCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Re-seal every blob and sealed value still under an older key with
+    /// the current one, and report what is left under older keys. For
+    /// nodes sharing `encryption_key`: once every node has the new key as
+    /// `encryption_key` (the old one in `decryption_keys`), this moves the
+    /// data off the old key, which may then leave the configuration.
+    Reseal {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a new random data key (base64), for `encryption_key` /
+    /// `decryption_keys`; touches nothing
+    New {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -454,6 +469,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         let app = Application::build(config).await?;
         tracing::info!(addr = %app.local_addr(), "facehub listening");
         return app.run_with_shutdown(shutdown_signal()).await;
+    }
+    if let Command::Key(KeyCmd::New { json }) = cli.command {
+        let line = crate::crypto::new_key_line();
+        let id = crate::crypto::Key::from_base64(&line)?.id();
+        let out = &mut std::io::stdout().lock();
+        if json {
+            let v = serde_json::json!({"key": line, "key_id": format!("{id:08x}")});
+            writeln!(out, "{v}")?;
+        } else {
+            writeln!(out, "{line}")?;
+        }
+        return Ok(());
     }
     let core = open_core(config).await?;
     let out = &mut std::io::stdout().lock();
@@ -878,14 +905,20 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
             core.set_admin_password(password).await.map_err(user_err)?;
             writeln!(out, "administrator password set; open /admin to log in")?;
         }
-        Command::Key(KeyCmd::Rotate { json }) => {
-            let r = core.rotate_key(std::time::Duration::from_secs(2)).await?;
+        Command::Key(cmd @ (KeyCmd::Rotate { json } | KeyCmd::Reseal { json })) => {
+            let rotate = matches!(cmd, KeyCmd::Rotate { .. });
+            let r = if rotate {
+                core.rotate_key(std::time::Duration::from_secs(2)).await?
+            } else {
+                core.reseal_keys().await?
+            };
             if json {
                 writeln!(out, "{}", serde_json::to_string(&r)?)?;
             } else {
                 writeln!(
                     out,
-                    "new key {}: re-sealed {} blobs and {} values; retired {}",
+                    "{} {}: re-sealed {} blobs and {} values; retired {}",
+                    if rotate { "new key" } else { "key" },
                     r.key_id,
                     r.blobs_resealed,
                     r.values_resealed,
@@ -904,12 +937,16 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
                 } else if r.remaining > 0 {
                     writeln!(
                         out,
-                        "{} items are still under an older key: run key rotate again",
+                        "{} items are still under an older key (a node still sealing under \
+                         it?): run key reseal again once every node has the current key",
                         r.remaining
                     )?;
+                } else if !rotate {
+                    writeln!(out, "nothing is sealed under an older key")?;
                 }
             }
         }
+        Command::Key(KeyCmd::New { .. }) => unreachable!("handled by run"),
         Command::Check { json } => {
             // With a server running, an upload's blob lands just before its
             // row commits: look twice before calling a blob unreferenced.

@@ -21,6 +21,12 @@ pub struct Config {
     pub encryption_key: Option<String>,
     /// Defaults to `<data_dir>/master.key`.
     pub encryption_key_file: Option<PathBuf>,
+    /// Further keys (base64, like `encryption_key`) that data may be
+    /// sealed under but nothing new is: how nodes sharing `encryption_key`
+    /// rotate it (README, "Rotating a shared key"). A list; in the
+    /// environment, one string of comma-separated keys.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub decryption_keys: Vec<String>,
     /// The metadata store: `<data_dir>/facehub.db` (SQLite) when absent,
     /// or a PostgreSQL server shared by every node,
     /// `postgres://user:password@host:port/database`. Nodes sharing one
@@ -135,6 +141,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             encryption_key: None,
             encryption_key_file: None,
+            decryption_keys: Vec::new(),
             blobs: None,
             orphan_grace_secs: 3600,
             redis: None,
@@ -177,6 +184,26 @@ impl Default for LogConfig {
             filter: "info".into(),
         }
     }
+}
+
+/// A list of strings, or one string of comma-separated items (what an
+/// environment variable can hold; base64 has no commas).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCommas {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match ListOrCommas::deserialize(d)? {
+        ListOrCommas::List(v) => v,
+        ListOrCommas::Commas(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect(),
+    })
 }
 
 impl Config {
@@ -224,6 +251,23 @@ mod tests {
             assert_eq!(c.data_dir, PathBuf::from("facehub-data"));
             Ok(())
         });
+    }
+
+    #[test]
+    fn decryption_keys_are_a_list_or_comma_separated() {
+        const A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        const B: &str = "+/8AAQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0=";
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("k.toml", &format!("decryption_keys = [\"{A}\", \"{B}\"]\n"))?;
+            let c = Config::load(Some(Path::new("k.toml"))).unwrap();
+            assert_eq!(c.decryption_keys, [A, B]);
+            jail.set_env("FACEHUB_DECRYPTION_KEYS", format!("{A}, {B},"));
+            assert_eq!(Config::load(None).unwrap().decryption_keys, [A, B]);
+            jail.set_env("FACEHUB_DECRYPTION_KEYS", B);
+            assert_eq!(Config::load(None).unwrap().decryption_keys, [B]);
+            Ok(())
+        });
+        assert!(Config::default().decryption_keys.is_empty());
     }
 
     #[test]

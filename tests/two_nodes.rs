@@ -500,3 +500,190 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
     assert!(people.contains("u2"), "{people}");
     server.kill();
 }
+
+/// A key shared through the configuration rotates node by node, with
+/// every node serving throughout: the new key is first readable
+/// everywhere (`decryption_keys`), then current everywhere (the old one
+/// still readable), then `key reseal` moves the data off the old key, which
+/// only then may leave the configuration; a node without it before that is
+/// refused, naming the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_key_rotates_node_by_node() {
+    let pg = Postgres::from_env_or_start();
+    let database = pg.create_database();
+    let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+    let blobs = garage.blobs_url("rotation");
+    let dir = tempfile::tempdir().unwrap();
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    for d in [&data_a, &data_b] {
+        common::set_database(d, Some(&database));
+        // The nodes name their blob store themselves.
+        common::set_blobs(d, None);
+    }
+    let keyed = |c: &mut Command, key: &str, readable: &[&str]| {
+        c.args(["--blobs", &blobs])
+            .env("FACEHUB_ENCRYPTION_KEY", key)
+            .env("FACEHUB_DECRYPTION_KEYS", readable.join(","));
+        Garage::credentials(c);
+    };
+    let cmd = |data: &std::path::Path, key: &str, readable: &[&str]| {
+        let mut c = facehub(data);
+        keyed(&mut c, key, readable);
+        c
+    };
+    let serve = |data: &std::path::Path, key: &str, readable: &[&str]| {
+        Server::start_with(data, |c| keyed(c, key, readable))
+    };
+    let new: Value =
+        serde_json::from_str(&run_ok(facehub(&data_a).args(["key", "new", "--json"]))).unwrap();
+    let (k1, k2) = (KEY, new["key"].as_str().unwrap());
+    let k1_id = format!(
+        "{:08x}",
+        facehub::crypto::Key::from_base64(k1).unwrap().id()
+    );
+    assert_eq!(
+        new["key_id"].as_str().unwrap(),
+        format!(
+            "{:08x}",
+            facehub::crypto::Key::from_base64(k2).unwrap().id()
+        )
+    );
+    assert_ne!(new["key_id"].as_str().unwrap(), k1_id);
+
+    let creds = tenant_with_app(|| cmd(&data_a, k1, &[]), ATTENDANCE_SCOPES);
+    run_ok(cmd(&data_a, k1, &[]).args([
+        "device",
+        "add",
+        "--tenant",
+        "acme",
+        "--sn",
+        "SN-R",
+        "--secret-no",
+        "rot-secret",
+        "--bind",
+    ]));
+    let mut photos: Vec<(String, Vec<u8>)> = Vec::new();
+    let upload = |base: String, t: String, seed: u8| async move {
+        let photo = common::png(100 + u32::from(seed), 90, seed);
+        let (status, v) = upload_photo(&base, &t, &photo).await;
+        assert_eq!(status, 200, "{v}");
+        (
+            v["data"]["file"]["file_id"].as_str().unwrap().to_string(),
+            photo,
+        )
+    };
+    let all_readable = |a: String, b: String, t: String, photos: Vec<(String, Vec<u8>)>| async move {
+        for base in [a, b] {
+            for (id, photo) in &photos {
+                let (status, got) = download_photo(&base, &t, id).await;
+                assert_eq!(status, 200, "{id} through {base}");
+                assert!(got == *photo, "{id} changed through {base}");
+            }
+        }
+    };
+
+    // Both nodes on K1.
+    let mut a = serve(&data_a, k1, &[]);
+    let mut b = serve(&data_b, k1, &[]);
+    let t = tenant_token(&a.base, &creds).await;
+    photos.push(upload(a.base.clone(), t.clone(), 1).await);
+
+    // Step 1, node by node: K2 readable everywhere, K1 still current.
+    b.kill();
+    b = serve(&data_b, k1, &[k2]);
+    a.kill();
+    a = serve(&data_a, k1, &[k2]);
+    photos.push(upload(b.base.clone(), t.clone(), 2).await);
+
+    // Step 2, node by node: K2 current, K1 readable. Between the two
+    // restarts A seals under K2 and B under K1; each reads the other's.
+    a.kill();
+    a = serve(&data_a, k2, &[k1]);
+    photos.push(upload(a.base.clone(), t.clone(), 3).await);
+    photos.push(upload(b.base.clone(), t.clone(), 4).await);
+    all_readable(a.base.clone(), b.base.clone(), t.clone(), photos.clone()).await;
+    b.kill();
+    b = serve(&data_b, k2, &[k1]);
+
+    // Too early to drop K1: refused, naming it, for servers and commands.
+    let early = cmd(&data_a, k2, &[])
+        .args(["tenant", "list"])
+        .output()
+        .unwrap();
+    assert!(!early.status.success());
+    let err = String::from_utf8_lossy(&early.stderr);
+    assert!(
+        err.contains(&k1_id) && err.contains("decryption_keys") && err.contains("key reseal"),
+        "{err}"
+    );
+    // key rotate cannot change every node's configuration; it says how.
+    let rotate = cmd(&data_a, k2, &[k1])
+        .args(["key", "rotate"])
+        .output()
+        .unwrap();
+    assert!(!rotate.status.success());
+    assert!(
+        String::from_utf8_lossy(&rotate.stderr).contains("key reseal"),
+        "{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+
+    // Step 3, with both nodes serving: everything moves to K2.
+    let r: Value = serde_json::from_str(&run_ok(
+        cmd(&data_a, k2, &[k1]).args(["key", "reseal", "--json"]),
+    ))
+    .unwrap();
+    assert_eq!(r["key_id"], new["key_id"], "{r}");
+    // The photos of steps 0, 1 and 2 sealed under K1 (one by B in step 2).
+    assert_eq!(r["blobs_resealed"], 3, "{r}");
+    // Sealed values too: at least the device's secrets, the file names.
+    assert!(r["values_resealed"].as_u64().unwrap() >= 5, "{r}");
+    assert_eq!(r["remaining"], 0, "{r}");
+    let again: Value = serde_json::from_str(&run_ok(
+        cmd(&data_b, k2, &[k1]).args(["key", "reseal", "--json"]),
+    ))
+    .unwrap();
+    assert_eq!(
+        (
+            &again["blobs_resealed"],
+            &again["values_resealed"],
+            &again["remaining"]
+        ),
+        (&json!(0), &json!(0), &json!(0)),
+        "{again}"
+    );
+    let said = run_ok(cmd(&data_b, k2, &[k1]).args(["key", "reseal"]));
+    assert!(
+        said.contains("re-sealed 0 blobs and 0 values")
+            && said.contains("nothing is sealed under an older key"),
+        "{said}"
+    );
+    all_readable(a.base.clone(), b.base.clone(), t.clone(), photos.clone()).await;
+
+    // Step 4, node by node: K1 leaves the configuration.
+    a.kill();
+    a = serve(&data_a, k2, &[]);
+    b.kill();
+    b = serve(&data_b, k2, &[]);
+    photos.push(upload(b.base.clone(), t.clone(), 5).await);
+    all_readable(a.base.clone(), b.base.clone(), t.clone(), photos.clone()).await;
+    // The device's secret (re-sealed under K2) still signs it in.
+    let ws = format!("{}/", a.base.replacen("http", "ws", 1));
+    let d = Device::connect(&ws, "SN-R", (&["X"], &[]), None)
+        .await
+        .unwrap();
+    d.bring_up("rot-secret", chrono::Utc::now().timestamp())
+        .await
+        .unwrap();
+    let (ok, report) = {
+        let out = cmd(&data_a, k2, &[])
+            .args(["check", "--json"])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("check: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.success(), v)
+    };
+    assert!(ok, "{report}");
+    drop((a, b));
+}

@@ -11,7 +11,6 @@
 //! under the old key; removing that key then would make the upload
 //! unreadable after a restart.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -51,8 +50,10 @@ impl Core {
         let lock = crate::app::lock_data_dir(&self.config.data_dir).ok();
         anyhow::ensure!(
             self.config.encryption_key.is_none(),
-            "the key comes from the configuration (encryption_key); rotation rewrites the \
-             key file, so move the key into a key file first"
+            "the key comes from the configuration (encryption_key), which key rotate cannot \
+             change on every node: add a new key (`facehub key new`) to every node's \
+             decryption_keys, then make it encryption_key there with the old key in \
+             decryption_keys, then run `facehub key reseal` (README, \"Rotating a shared key\")"
         );
         let path = self.config.key_file();
         let text = std::fs::read_to_string(&path)
@@ -82,6 +83,27 @@ impl Core {
         Ok(r)
     }
 
+    /// `facehub key reseal`: re-seals what is still under an older key
+    /// (after every node's `encryption_key` changed, or to finish a
+    /// rotation) and counts what is left under one, which a node still
+    /// sealing under an older key keeps adding to. With a key file and no
+    /// server running on the data directory, retires the keys nothing
+    /// needs any more, as a rotation does.
+    pub async fn reseal_keys(&self) -> anyhow::Result<Rotation> {
+        let lock = crate::app::lock_data_dir(&self.config.data_dir).ok();
+        let mut r = Rotation {
+            key_id: hex_id(self.keys.current().id()),
+            ..Rotation::default()
+        };
+        self.reseal_all_retrying(&mut r).await?;
+        if lock.is_some() && self.config.encryption_key.is_none() {
+            self.retire_keys(&self.config.key_file(), &mut r).await?;
+        } else {
+            r.remaining = self.count_not_current().await?;
+        }
+        Ok(r)
+    }
+
     /// At start-up, before serving: re-seals what an interrupted rotation
     /// (or a server that was still writing under the old key) left, and
     /// retires keys nothing needs. Returns the ids retired.
@@ -102,16 +124,12 @@ impl Core {
 
     async fn count_not_current(&self) -> anyhow::Result<u64> {
         let current = self.keys.current().id();
-        let mut n = 0;
-        for (k, c) in self.db.file_key_usage().await? {
-            n += if k == current { 0 } else { c };
-        }
-        for col in SEALED_COLUMNS {
-            for (k, c) in self.db.sealed_key_usage(col).await? {
-                n += if k == current { 0 } else { c };
-            }
-        }
-        Ok(n)
+        let usage = self.db.key_usage().await?;
+        Ok(usage
+            .iter()
+            .filter(|(k, _)| **k != current)
+            .map(|(_, n)| n)
+            .sum())
     }
 
     /// A pass is idempotent (it picks what is still under an older key), so
@@ -198,15 +216,7 @@ impl Core {
     /// Removes from the key file every older key nothing is sealed under.
     async fn retire_keys(&self, path: &std::path::Path, r: &mut Rotation) -> anyhow::Result<()> {
         let current = self.keys.current().id();
-        let mut usage: BTreeMap<u32, u64> = BTreeMap::new();
-        for (k, n) in self.db.file_key_usage().await? {
-            *usage.entry(k).or_default() += n;
-        }
-        for col in SEALED_COLUMNS {
-            for (k, n) in self.db.sealed_key_usage(col).await? {
-                *usage.entry(k).or_default() += n;
-            }
-        }
+        let usage = self.db.key_usage().await?;
         r.remaining = usage
             .iter()
             .filter(|(k, _)| **k != current)

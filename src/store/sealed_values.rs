@@ -65,6 +65,21 @@ pub struct SealedValue {
 }
 
 impl Db {
+    /// How many blobs and sealed values each key id seals, over every
+    /// file and every sealed column (one scan of each).
+    pub async fn key_usage(&self) -> anyhow::Result<std::collections::BTreeMap<u32, u64>> {
+        let mut usage = std::collections::BTreeMap::new();
+        for (k, n) in self.file_key_usage().await? {
+            *usage.entry(k).or_default() += n;
+        }
+        for col in SEALED_COLUMNS {
+            for (k, n) in self.sealed_key_usage(col).await? {
+                *usage.entry(k).or_default() += n;
+            }
+        }
+        Ok(usage)
+    }
+
     /// How many sealed values each key id seals in `col`.
     pub async fn sealed_key_usage(&self, col: &SealedColumn) -> anyhow::Result<Vec<(u32, u64)>> {
         let sql = format!(
