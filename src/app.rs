@@ -48,28 +48,31 @@ pub async fn open_core(mut config: Config) -> anyhow::Result<Core> {
             KeyRing::load_or_create(&file)?
         }
     };
-    // The data was sealed with this ring's keys: starting with another key
-    // would fail every read and mix keys in new writes. Refuse instead. A
-    // recorded key that is older than the ring's current one is a rotation
-    // that stopped after writing the key file; the file is the authority.
+    // Every refusal comes before any write: on a shared database a refused
+    // node must not leave its key recorded for the others.
     let current = format!("{:08x}", keys.current().id());
-    let recorded = db.meta_get_or_init("key_id", || current.clone()).await?;
-    let known = u32::from_str_radix(&recorded, 16)
-        .ok()
-        .and_then(|id| keys.get(id))
-        .is_some();
-    anyhow::ensure!(
-        known,
-        "the encryption key in use (id {current}) is not the key this data directory was \
-         written with (id {recorded}); restore {} or set encryption_key",
-        config.key_file().display()
-    );
-    if recorded != current {
-        db.meta_set("key_id", &current).await?;
+    let from_config = config.encryption_key.is_some();
+    // With a key file, the data was sealed with this ring's keys: starting
+    // with another key would fail every read and mix keys in new writes. A
+    // recorded key older than the ring's current one is a rotation that
+    // stopped after writing the key file; the file is the authority. (Keys
+    // from the configuration may change node by node; the check below
+    // covers them.)
+    if let (Some(recorded), false) = (&recorded, from_config) {
+        let known = u32::from_str_radix(recorded, 16)
+            .ok()
+            .and_then(|id| keys.get(id))
+            .is_some();
+        anyhow::ensure!(
+            known,
+            "the encryption key in use (id {current}) is not the key this data directory was \
+             written with (id {recorded}); restore {} or set encryption_key",
+            config.key_file().display()
+        );
     }
-    // Data sealed under a key this node lacks could not be read: a key
-    // dropped from decryption_keys (or the key file) before `key reseal`
-    // moved everything off it. One scan of the sealed columns.
+    // Data sealed under a key this node lacks could not be read: the wrong
+    // key, or a key dropped from decryption_keys before `key reseal` moved
+    // everything off it. One scan of the sealed columns.
     let missing: Vec<String> = db
         .key_usage()
         .await?
@@ -81,18 +84,26 @@ pub async fn open_core(mut config: Config) -> anyhow::Result<Core> {
         missing.is_empty(),
         "data is sealed under key id {} that {} does not hold; {}",
         missing.join(", "),
-        if config.encryption_key.is_some() {
-            "the configuration"
+        if from_config {
+            "the configuration (encryption_key, decryption_keys)"
         } else {
             "the key file"
         },
-        if config.encryption_key.is_some() {
+        if from_config {
             "keep that key in decryption_keys until `facehub key reseal` reports nothing left \
              under it"
         } else {
             "restore the key file"
         }
     );
+    // The key new data is sealed under. With keys from the configuration
+    // only a server starting changes it (Application::with_core): an admin
+    // command run with another node's configuration does not.
+    match recorded {
+        None => db.meta_set("key_id", &current).await?,
+        Some(r) if r != current && !from_config => db.meta_set("key_id", &current).await?,
+        Some(_) => {}
+    }
     // A copy of blobs is half done while migrate-store runs: any other
     // writer (an erasure, a rotation, an import) would leave its change in
     // the source only.
@@ -457,6 +468,12 @@ impl Application {
             let spec = canonical_blob_store(core.config.blobs.as_deref())?;
             core.db.meta_set(BLOB_STORE, &spec).await?;
         }
+        // This node now seals under its current key: with keys from the
+        // configuration, the deployment's (`key reseal` checks it).
+        let current = format!("{:08x}", core.keys.current().id());
+        if core.db.meta_get("key_id").await?.as_deref() != Some(current.as_str()) {
+            core.db.meta_set("key_id", &current).await?;
+        }
         // Holding the lock, any migrate-store marker is a killed copy's.
         if migration_marked(&core.db).await? {
             core.db.meta_set(MAINTENANCE, "").await?;
@@ -719,23 +736,50 @@ mod tests {
         core.add_device(&tenant, "SN-1", "secret").await.unwrap();
         core.db.close().await;
 
-        let core = open_core(config(Some(K2), &[K1])).await.unwrap();
-        core.db.close().await;
-        let Err(e) = open_core(config(Some(K2), &[])).await else {
-            panic!("opened")
+        let key_id = |k: &str| format!("{:08x}", Key::from_base64(k).unwrap().id());
+        let recorded = |core: &Core| {
+            let db = core.db.clone();
+            async move { db.meta_get("key_id").await.unwrap() }
         };
-        let k1 = format!("{:08x}", Key::from_base64(K1).unwrap().id());
+        // An admin command with K2 current reads K1's data, and records
+        // nothing: only a server starting says what the nodes seal under.
+        let core = open_core(config(Some(K2), &[K1])).await.unwrap();
+        assert_eq!(recorded(&core).await, Some(key_id(K1)));
+        // So key reseal, which would move the data to its key, refuses.
+        let e = core.reseal_keys().await.unwrap_err();
+        assert!(
+            format!("{e:#}").contains("not the key the last server"),
+            "{e:#}"
+        );
+        core.db.close().await;
+        // Without K1 a node is refused, naming the key, and records nothing.
+        let Err(e) = open_core(config(Some(K2), &[])).await else {
+            panic!("opened without K1")
+        };
         let msg = format!("{e:#}");
         assert!(
-            msg.contains(&k1) && msg.contains("decryption_keys"),
+            msg.contains(&key_id(K1)) && msg.contains("decryption_keys"),
             "{msg}"
         );
 
         let core = open_core(config(Some(K2), &[K1])).await.unwrap();
+        assert_eq!(
+            recorded(&core).await,
+            Some(key_id(K1)),
+            "a refused node's key"
+        );
+        core.db.close().await;
+
+        let mut serving = config(Some(K2), &[K1]);
+        serving.listen = "127.0.0.1:0".parse().unwrap();
+        let app = Application::build(serving).await.unwrap();
+        let core = app.core();
+        assert_eq!(recorded(&core).await, Some(key_id(K2)));
         let r = core.reseal_keys().await.unwrap();
         // The device's secret_no (its session secret comes at activation).
         assert_eq!((r.values_resealed, r.remaining), (1, 0), "{r:?}");
         core.db.close().await;
+        drop((app, core));
         let core = open_core(config(Some(K2), &[])).await.unwrap();
         core.db.close().await;
 

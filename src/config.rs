@@ -30,7 +30,8 @@ pub struct Config {
     /// The metadata store: `<data_dir>/facehub.db` (SQLite) when absent,
     /// or a PostgreSQL server shared by every node,
     /// `postgres://user:password@host:port/database`. Nodes sharing one
-    /// must also share `encryption_key` and `blobs`.
+    /// must also share `blobs` and hold the same keys (`encryption_key`,
+    /// `decryption_keys`).
     pub database: Option<String>,
     /// Where blobs (sealed photos, images) go: `<data_dir>/blobs/` when
     /// absent, or an S3-compatible bucket,

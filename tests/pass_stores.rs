@@ -1,6 +1,7 @@
 //! The suite's passes run on the stores they name (scripts/test): the
 //! embedded pair when nothing is named, else PostgreSQL for
-//! `$TEST_POSTGRES_URL` and the bucket of `$TEST_BLOBS_URL`. Without this,
+//! `$TEST_POSTGRES_URL` and the bucket of `$TEST_BLOBS_URL` (both, in the
+//! pass that sets `TEST_PASS=scaleout`). Without this,
 //! a harness that quietly fell back to the embedded stores would pass the
 //! scale-out pass on SQLite and a local directory.
 
@@ -19,6 +20,13 @@ async fn uploads_land_in_the_stores_the_pass_names() {
     let photo = common::png(90, 90, 3);
     let id = app.upload(&t, "face.png", &photo).await;
     let data = app.dir.path();
+    // The scale-out pass says so (scripts/test): both stores must be named.
+    if std::env::var("TEST_PASS").as_deref() == Ok("scaleout") {
+        assert!(
+            named(SHARED_ENV) && named(BLOBS_ENV),
+            "the scale-out pass without {SHARED_ENV} and {BLOBS_ENV}"
+        );
+    }
 
     match common::database_for(data) {
         Some(url) => {

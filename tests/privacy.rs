@@ -53,6 +53,10 @@ fn probes(bytes: &[u8]) -> Vec<Vec<u8>> {
 /// Where any of `needles` occurs in what the server at `dir` stores (its
 /// data directory, its bucket prefix in the scale-out pass, a dump of its
 /// PostgreSQL database, where bytea is hex), and the total bytes searched.
+/// The scale-out pass sees the stores as their clients do: PostgreSQL's
+/// dead tuples and WAL, and Garage's blocks awaiting collection, are the
+/// engines' own to reclaim (README, Scale-out); the SQLite pass searches
+/// the database file itself.
 async fn search(dir: &Path, needles: &[Vec<u8>]) -> (Vec<String>, u64) {
     let mut stored: Vec<(String, Vec<u8>)> = all_files(dir)
         .into_iter()

@@ -616,6 +616,20 @@ async fn a_shared_key_rotates_node_by_node() {
         err.contains(&k1_id) && err.contains("decryption_keys") && err.contains("key reseal"),
         "{err}"
     );
+    // A third node joining without K1 does not start either.
+    let data_c = dir.path().join("c");
+    common::set_database(&data_c, Some(&database));
+    common::set_blobs(&data_c, None);
+    let joining = cmd(&data_c, k2, &[])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!joining.status.success());
+    let err = String::from_utf8_lossy(&joining.stderr);
+    assert!(
+        err.contains(&k1_id) && err.contains("decryption_keys"),
+        "{err}"
+    );
     // key rotate cannot change every node's configuration; it says how.
     let rotate = cmd(&data_a, k2, &[k1])
         .args(["key", "rotate"])

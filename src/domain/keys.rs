@@ -91,6 +91,17 @@ impl Core {
     /// needs any more, as a rotation does.
     pub async fn reseal_keys(&self) -> anyhow::Result<Rotation> {
         let lock = crate::app::lock_data_dir(&self.config.data_dir).ok();
+        // With keys from the configuration, a command run with an outdated
+        // one would move everything back to the old key.
+        let current = hex_id(self.keys.current().id());
+        let serving = self.db.meta_get("key_id").await?;
+        anyhow::ensure!(
+            self.config.encryption_key.is_none() || serving.as_deref() == Some(current.as_str()),
+            "this configuration's encryption_key (id {current}) is not the key the last server \
+             started seals under (id {}); run key reseal with the configuration the nodes now \
+             have, once every node has restarted with it",
+            serving.as_deref().unwrap_or("none")
+        );
         let mut r = Rotation {
             key_id: hex_id(self.keys.current().id()),
             ..Rotation::default()
