@@ -9,7 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where the database, blobs and key file live.
@@ -58,6 +58,57 @@ pub struct Config {
     pub limits: Limits,
     pub device: DeviceConfig,
     pub log: LogConfig,
+}
+
+/// By hand, so that no `{:?}` (a log line, a panic message) shows the keys
+/// or a password in a URL. Every field is named: a new one must be
+/// placed here too.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Config {
+            data_dir,
+            listen,
+            encryption_key,
+            encryption_key_file,
+            decryption_keys,
+            database,
+            blobs,
+            orphan_grace_secs,
+            redis,
+            token_ttl_secs,
+            rate_limit_per_second,
+            rate_limit_per_minute,
+            tls,
+            limits,
+            device,
+            log,
+        } = self;
+        let url = |u: &Option<String>| u.as_deref().map(crate::store::redact_url);
+        f.debug_struct("Config")
+            .field("data_dir", data_dir)
+            .field("listen", listen)
+            .field(
+                "encryption_key",
+                &encryption_key.as_ref().map(|_| "<hidden>"),
+            )
+            .field("encryption_key_file", encryption_key_file)
+            .field(
+                "decryption_keys",
+                &format_args!("<{} hidden>", decryption_keys.len()),
+            )
+            .field("database", &url(database))
+            .field("blobs", blobs)
+            .field("orphan_grace_secs", orphan_grace_secs)
+            .field("redis", &url(redis))
+            .field("token_ttl_secs", token_ttl_secs)
+            .field("rate_limit_per_second", rate_limit_per_second)
+            .field("rate_limit_per_minute", rate_limit_per_minute)
+            .field("tls", tls)
+            .field("limits", limits)
+            .field("device", device)
+            .field("log", log)
+            .finish()
+    }
 }
 
 /// A PEM certificate chain and its private key.
@@ -269,6 +320,26 @@ mod tests {
             Ok(())
         });
         assert!(Config::default().decryption_keys.is_empty());
+    }
+
+    #[test]
+    fn debug_shows_no_key_and_no_password() {
+        const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let c = Config {
+            encryption_key: Some(KEY.into()),
+            decryption_keys: vec![KEY.replace('A', "B")],
+            database: Some("postgres://fh:pg-s3cret@db:5432/facehub".into()),
+            redis: Some("redis://:redis-s3cret@cache:6379/0".into()),
+            ..Config::default()
+        };
+        let shown = format!("{c:?}");
+        for secret in [KEY, &KEY.replace('A', "B"), "pg-s3cret", "redis-s3cret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("db:5432") && shown.contains("<1 hidden>"),
+            "{shown}"
+        );
     }
 
     #[test]
