@@ -11,10 +11,19 @@ const [phase, base, password, tenant, arg1, arg2] = process.argv.slice(2);
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 
 async function login(page) {
+  // The session check answers late, as on a loaded server: a password
+  // typed meanwhile must survive its answer.
+  const late = "**/admin/api/session";
+  await page.route(late, async (route) => {
+    await new Promise((r) => setTimeout(r, 1000));
+    // (Already let through if unrouted meanwhile.)
+    await route.continue().catch(() => {});
+  });
   await page.goto(`${base}/admin`);
   await page.fill("#password", password);
   await page.click("#login");
   await page.waitForSelector("#nav a");
+  await page.unroute(late);
 }
 
 async function main() {

@@ -56,6 +56,9 @@ function showLogin() {
   csrf = null;
   document.getElementById("nav").hidden = true;
   document.getElementById("logout").hidden = true;
+  // The form already shown (the page's own, while the session check
+  // answers) stays: replacing it would drop a password being typed.
+  if (document.getElementById("login-form")) return;
   const form = el("form", { id: "login-form" },
     el("h2", {}, "Administrator login"),
     el("label", {}, "Password ", el("input", { id: "password", type: "password", autocomplete: "current-password", required: true })),
