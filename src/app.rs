@@ -50,7 +50,7 @@ pub async fn open_core(mut config: Config) -> anyhow::Result<Core> {
     };
     // Every refusal comes before any write: on a shared database a refused
     // node must not leave its key recorded for the others.
-    let current = format!("{:08x}", keys.current().id());
+    let current = crate::crypto::key_id_hex(keys.current().id());
     let from_config = config.encryption_key.is_some();
     // With a key file, the data was sealed with this ring's keys: starting
     // with another key would fail every read and mix keys in new writes. A
@@ -78,7 +78,7 @@ pub async fn open_core(mut config: Config) -> anyhow::Result<Core> {
         .await?
         .into_iter()
         .filter(|(id, _)| keys.get(*id).is_none())
-        .map(|(id, n)| format!("{id:08x} ({n} items)"))
+        .map(|(id, n)| format!("{} ({n} items)", crate::crypto::key_id_hex(id)))
         .collect();
     anyhow::ensure!(
         missing.is_empty(),
@@ -470,7 +470,7 @@ impl Application {
         }
         // This node now seals under its current key: with keys from the
         // configuration, the deployment's (`key reseal` checks it).
-        let current = format!("{:08x}", core.keys.current().id());
+        let current = crate::crypto::key_id_hex(core.keys.current().id());
         if core.db.meta_get("key_id").await?.as_deref() != Some(current.as_str()) {
             core.db.meta_set("key_id", &current).await?;
         }

@@ -472,10 +472,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Command::Key(KeyCmd::New { json }) = cli.command {
         let line = crate::crypto::new_key_line();
-        let id = crate::crypto::Key::from_base64(&line)?.id();
+        let id = crate::crypto::key_id_hex(crate::crypto::Key::from_base64(&line)?.id());
         let out = &mut std::io::stdout().lock();
         if json {
-            let v = serde_json::json!({"key": line, "key_id": format!("{id:08x}")});
+            let v = serde_json::json!({"key": line, "key_id": id});
             writeln!(out, "{v}")?;
         } else {
             writeln!(out, "{line}")?;

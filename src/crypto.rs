@@ -250,6 +250,11 @@ impl KeyRing {
 }
 
 /// A fresh random key, base64, as a key file line.
+/// A key id as shown to operators and recorded in `meta.key_id`.
+pub fn key_id_hex(id: u32) -> String {
+    format!("{id:08x}")
+}
+
 pub fn new_key_line() -> String {
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);

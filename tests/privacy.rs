@@ -23,23 +23,6 @@ const SCOPES: &[&str] = &[
     "facehub:audit",
 ];
 
-/// Every file under `dir`, with its bytes.
-fn all_files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(b) = std::fs::read(&p) {
-                out.push((p, b));
-            }
-        }
-    }
-    out
-}
-
 /// Pieces of `bytes` to search for: a few 32-byte windows spread over it.
 fn probes(bytes: &[u8]) -> Vec<Vec<u8>> {
     let n = bytes.len();
@@ -58,7 +41,7 @@ fn probes(bytes: &[u8]) -> Vec<Vec<u8>> {
 /// engines' own to reclaim (README, Scale-out); the SQLite pass searches
 /// the database file itself.
 async fn search(dir: &Path, needles: &[Vec<u8>]) -> (Vec<String>, u64) {
-    let mut stored: Vec<(String, Vec<u8>)> = all_files(dir)
+    let mut stored: Vec<(String, Vec<u8>)> = common::files_under(dir)
         .into_iter()
         .map(|(p, b)| (p.display().to_string(), b))
         .collect();

@@ -37,10 +37,6 @@ pub struct Rotation {
     pub remaining: u64,
 }
 
-fn hex_id(id: u32) -> String {
-    format!("{id:08x}")
-}
-
 impl Core {
     /// Rotates the data key. `settle` is how long to wait for a running
     /// server to take up the new key before the second pass, which
@@ -64,10 +60,10 @@ impl Core {
         // update is mended at the next start), then the marker servers watch.
         write_key_file(&path, &format!("{line}\n{}", text.trim_start()))?;
         self.keys.reload(&path)?;
-        let id = hex_id(new.id());
+        let id = crypto::key_id_hex(new.id());
         retry_busy(|| self.db.meta_set("key_id", &id)).await?;
         let mut r = Rotation {
-            key_id: hex_id(new.id()),
+            key_id: crypto::key_id_hex(new.id()),
             ..Rotation::default()
         };
         self.reseal_all_retrying(&mut r).await?;
@@ -93,7 +89,7 @@ impl Core {
         let lock = crate::app::lock_data_dir(&self.config.data_dir).ok();
         // With keys from the configuration, a command run with an outdated
         // one would move everything back to the old key.
-        let current = hex_id(self.keys.current().id());
+        let current = crypto::key_id_hex(self.keys.current().id());
         let serving = self.db.meta_get("key_id").await?;
         anyhow::ensure!(
             self.config.encryption_key.is_none() || serving.as_deref() == Some(current.as_str()),
@@ -103,7 +99,7 @@ impl Core {
             serving.as_deref().unwrap_or("none")
         );
         let mut r = Rotation {
-            key_id: hex_id(self.keys.current().id()),
+            key_id: crypto::key_id_hex(self.keys.current().id()),
             ..Rotation::default()
         };
         self.reseal_all_retrying(&mut r).await?;
@@ -244,7 +240,7 @@ impl Core {
             if id == current || usage.get(&id).copied().unwrap_or(0) > 0 {
                 kept.push(line.to_string());
             } else {
-                r.retired.push(hex_id(id));
+                r.retired.push(crypto::key_id_hex(id));
             }
         }
         if !r.retired.is_empty() {
@@ -260,10 +256,10 @@ impl Core {
             return Ok(());
         }
         let recorded = self.db.meta_get("key_id").await?;
-        if recorded.is_some_and(|r| r != hex_id(self.keys.current().id())) {
+        if recorded.is_some_and(|r| r != crypto::key_id_hex(self.keys.current().id())) {
             self.keys.reload(&self.config.key_file())?;
             tracing::info!(
-                key_id = %hex_id(self.keys.current().id()),
+                key_id = %crypto::key_id_hex(self.keys.current().id()),
                 "took up a rotated encryption key"
             );
         }

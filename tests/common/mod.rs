@@ -55,10 +55,11 @@ pub fn database_for(data: &std::path::Path) -> Option<String> {
     )
 }
 
-type Databases = std::collections::HashMap<std::path::PathBuf, Option<String>>;
+/// A store URL per data directory (`None`: the embedded one).
+type PerDataDir = std::collections::HashMap<std::path::PathBuf, Option<String>>;
 
-fn databases() -> &'static std::sync::Mutex<Databases> {
-    static MAP: std::sync::OnceLock<std::sync::Mutex<Databases>> = std::sync::OnceLock::new();
+fn databases() -> &'static std::sync::Mutex<PerDataDir> {
+    static MAP: std::sync::OnceLock<std::sync::Mutex<PerDataDir>> = std::sync::OnceLock::new();
     MAP.get_or_init(Default::default)
 }
 
@@ -154,8 +155,8 @@ pub fn set_blobs(data: &std::path::Path, url: Option<&str>) {
         .insert(data.to_path_buf(), url.map(str::to_string));
 }
 
-fn blob_stores() -> &'static std::sync::Mutex<Databases> {
-    static MAP: std::sync::OnceLock<std::sync::Mutex<Databases>> = std::sync::OnceLock::new();
+fn blob_stores() -> &'static std::sync::Mutex<PerDataDir> {
+    static MAP: std::sync::OnceLock<std::sync::Mutex<PerDataDir>> = std::sync::OnceLock::new();
     MAP.get_or_init(Default::default)
 }
 
@@ -173,6 +174,23 @@ pub fn tmp_files(data: &std::path::Path) -> usize {
         .count()
 }
 
+/// Every file below `dir`, with its bytes.
+pub fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(b) = std::fs::read(&p) {
+                out.push((p, b));
+            }
+        }
+    }
+    out
+}
+
 /// Every stored blob of the data directory `data`, as stored (sealed):
 /// its name and bytes, read straight from the directory or the bucket,
 /// not through facehub. A bucket's bookkeeping objects (`.epoch`) are no
@@ -182,34 +200,15 @@ pub async fn stored_blobs(data: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     use object_store::ObjectStore;
     let Some(url) = blobs_for(data) else {
         let root = data.join("blobs");
-        let mut out = Vec::new();
-        let mut dirs = vec![root.clone()];
-        while let Some(d) = dirs.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let e = e.unwrap();
-                if e.file_type().unwrap().is_dir() {
-                    dirs.push(e.path());
-                } else {
-                    let name = e.path().strip_prefix(&root).unwrap().display().to_string();
-                    out.push((name, std::fs::read(e.path()).unwrap()));
-                }
-            }
-        }
+        let mut out: Vec<(String, Vec<u8>)> = files_under(&root)
+            .into_iter()
+            .map(|(p, b)| (p.strip_prefix(&root).unwrap().display().to_string(), b))
+            .collect();
         out.sort();
         return out;
     };
     let loc = facehub::store::s3::S3Location::parse(&url).unwrap();
-    let mut b = object_store::aws::AmazonS3Builder::from_env()
-        .with_bucket_name(&loc.bucket)
-        .with_allow_http(true)
-        .with_virtual_hosted_style_request(false);
-    if let Some(e) = &loc.endpoint {
-        b = b.with_endpoint(e);
-    }
-    if let Some(r) = &loc.region {
-        b = b.with_region(r);
-    }
-    let s3 = b.build().unwrap();
+    let s3 = loc.client().unwrap();
     let prefix = object_store::path::Path::from(loc.prefix.as_str());
     let metas: Vec<_> = s3.list(Some(&prefix)).try_collect().await.unwrap();
     let mut out = Vec::new();
