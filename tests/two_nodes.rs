@@ -18,6 +18,7 @@ use common::process::{
     upload_photo,
 };
 use common::redis::Redis;
+use facehub::store::Notice;
 use facehub_devsim::Device;
 use serde_json::{Value, json};
 
@@ -280,8 +281,10 @@ async fn device_changes_are_announced_to_every_node() {
     let (node_a, node_b) = (node_a.unwrap(), node_b.unwrap());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let listener = node_a
-        .on_devices_changed(move || {
-            let _ = tx.send(());
+        .on_notices(move |n| {
+            if n != Notice::TokensRevoked {
+                let _ = tx.send(());
+            }
         })
         .expect("PostgreSQL listens");
     // Until the listener is in, an announcement can pass unheard.
@@ -338,6 +341,112 @@ async fn device_changes_are_announced_to_every_node() {
     listener.abort();
     node_a.close().await;
     node_b.close().await;
+}
+
+/// A revocation made through one node takes effect on the other at once,
+/// though that node had the token cached: the old secret's token, used on
+/// node B, is refused there within a second of the secret's rotation
+/// through node A's console.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_is_refused_on_every_node_at_once() {
+    let pg = Postgres::from_env_or_start();
+    let database = pg.create_database();
+    let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+    let blobs = garage.blobs_url("revocation");
+    let dir = tempfile::tempdir().unwrap();
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    for d in [&data_a, &data_b] {
+        common::set_database(d, Some(&database));
+        // The nodes name their blob store themselves.
+        common::set_blobs(d, None);
+    }
+    let configure = |c: &mut Command| {
+        c.args(["--blobs", &blobs])
+            .env("FACEHUB_ENCRYPTION_KEY", KEY);
+        Garage::credentials(c);
+    };
+    let cmd = || {
+        let mut c = facehub(&data_a);
+        configure(&mut c);
+        c
+    };
+    let creds = tenant_with_app(cmd, &["facehub:device"]);
+    let app_id = creds["app_id"].as_str().unwrap().to_string();
+    let password = "correct horse battery staple";
+    let mut passwd = cmd()
+        .args(["admin", "passwd"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        passwd.stdin.as_mut().unwrap(),
+        format!("{password}\n").as_bytes(),
+    )
+    .unwrap();
+    assert!(passwd.wait().unwrap().success());
+    let a = Server::start_with(&data_a, configure);
+    let b = Server::start_with(&data_b, configure);
+
+    let http = reqwest::Client::new();
+    // The envelope's code of node B's answer to `token` (0: accepted).
+    let code_on_b = |token: &str| {
+        let req = http
+            .get(format!("{}/open-apis/facehub/v1/devices", b.base))
+            .bearer_auth(token)
+            .send();
+        async move {
+            let v: Value = req.await.unwrap().json().await.unwrap();
+            v["code"].as_i64().unwrap()
+        }
+    };
+    let token = tenant_token(&a.base, &creds).await;
+    // Accepted on B, which now has it cached.
+    assert_eq!(code_on_b(&token).await, 0);
+    assert_eq!(code_on_b(&token).await, 0);
+
+    // The secret rotated through node A's console.
+    let login = http
+        .post(format!("{}/admin/api/login", a.base))
+        .json(&json!({"password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let v: Value = login.json().await.unwrap();
+    let csrf = v["data"]["csrf"].as_str().unwrap();
+    let v: Value = http
+        .post(format!("{}/admin/api/apps/{app_id}/secret", a.base))
+        .header("cookie", cookie)
+        .header("x-csrf-token", csrf)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["code"], 0, "{v}");
+    let rotated = Instant::now();
+
+    // Node B refuses it at once, not when its cache entry expires (30 s).
+    let refused = loop {
+        let code = code_on_b(&token).await;
+        if code != 0 {
+            break code;
+        }
+        assert!(
+            rotated.elapsed() < Duration::from_secs(1),
+            "node B still accepts the revoked token"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(refused, 99991663, "invalid tenant token");
+    eprintln!(
+        "node B refused the revoked token after {:?}",
+        rotated.elapsed()
+    );
 }
 
 /// Blobs in one node's data directory cannot be another node's: a second

@@ -1,5 +1,8 @@
 //! Tenants, apps and their access tokens.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use anyhow::Context;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -22,6 +25,58 @@ pub const TOKEN_CACHE_SECS: u64 = 30;
 pub struct CachedToken {
     caller: Caller,
     expires_at: i64,
+}
+
+/// Recently verified tokens, so a request does not cost two metadata
+/// queries before it starts. A revocation empties it on this node and, over
+/// a shared store, on every node at once ([`Core::hear_other_nodes`]).
+/// Entries live [`TOKEN_CACHE_SECS`] at most: should a node miss the notice
+/// (its LISTEN connection down and not yet back), that bounds how long it
+/// honours a revoked token.
+#[derive(Clone)]
+pub(crate) struct TokenCache {
+    cache: moka::sync::Cache<String, CachedToken>,
+    /// Revocations so far: a verification that overlapped one may have
+    /// read what it revoked, and is not kept.
+    revocations: Arc<AtomicU64>,
+}
+
+impl TokenCache {
+    pub(crate) fn new() -> TokenCache {
+        TokenCache {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(TOKEN_CACHE_SECS))
+                .build(),
+            revocations: Arc::default(),
+        }
+    }
+
+    fn get(&self, hash: &str) -> Option<CachedToken> {
+        self.cache.get(hash)
+    }
+
+    /// To pass to `insert`, taken before the store is asked.
+    fn revocations(&self) -> u64 {
+        self.revocations.load(Ordering::SeqCst)
+    }
+
+    /// Forgets every cached token: some of them are revoked.
+    pub(crate) fn invalidate_all(&self) {
+        // Counted first: see `insert`.
+        self.revocations.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate_all();
+    }
+
+    /// Keeps a token verified against the store after `seen` was counted,
+    /// unless a revocation came since. Checked after inserting: a
+    /// revocation counted later empties the cache after the insert.
+    fn insert(&self, seen: u64, hash: String, token: CachedToken) {
+        self.cache.insert(hash.clone(), token);
+        if self.revocations() != seen {
+            self.cache.invalidate(&hash);
+        }
+    }
 }
 
 /// A freshly created app; the secret is shown once and stored only hashed.
@@ -307,6 +362,7 @@ impl Core {
             }
             return Ok(hit.caller);
         }
+        let seen = self.token_cache.revocations();
         let Some(rec) = self.db.token(&hash).await? else {
             return Err(invalid());
         };
@@ -333,6 +389,7 @@ impl Core {
             log_id: None,
         };
         self.token_cache.insert(
+            seen,
             hash,
             CachedToken {
                 caller: caller.clone(),
@@ -347,6 +404,29 @@ impl Core {
 mod tests {
     use super::*;
     use crate::domain::testing::core;
+
+    /// A verification that read the store before a revocation and caches
+    /// after it would keep a revoked token for the entry's whole life.
+    #[test]
+    fn a_verification_overlapping_a_revocation_is_not_kept() {
+        let cache = TokenCache::new();
+        let token = CachedToken {
+            caller: Caller {
+                tenant_id: 1,
+                app_id: "cli_a".into(),
+                scopes: vec![],
+                person_id: None,
+                log_id: None,
+            },
+            expires_at: i64::MAX,
+        };
+        let seen = cache.revocations();
+        cache.invalidate_all();
+        cache.insert(seen, "h".into(), token.clone());
+        assert!(cache.get("h").is_none());
+        cache.insert(cache.revocations(), "h".into(), token);
+        assert!(cache.get("h").is_some());
+    }
 
     #[tokio::test]
     async fn token_lifecycle() {

@@ -23,8 +23,8 @@ pub use ids::{FileId, PhotoName, Scope, UserId, UserType};
 
 use crate::config::Config;
 use crate::crypto::KeyRing;
-use crate::store::Db;
 use crate::store::sealed::SealedBlobs;
+use crate::store::{Db, Notice};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
@@ -162,10 +162,8 @@ pub struct Core {
     /// Secret from which union/open ids are derived (stored in the database
     /// so that every node derives the same ids).
     id_secret: Vec<u8>,
-    /// Recently verified tokens, so a request does not cost two metadata
-    /// queries before it starts. Entries live briefly: disabling an app or
-    /// changing its scopes takes effect within [`auth::TOKEN_CACHE_SECS`].
-    pub(crate) token_cache: moka::sync::Cache<String, auth::CachedToken>,
+    /// Recently verified tokens (see [`auth::TokenCache`]).
+    pub(crate) token_cache: auth::TokenCache,
     /// Full image decodes allowed at once: one per CPU (they are CPU-bound).
     pub(crate) decode_slots: tokio::sync::Semaphore,
     /// Memory for decodes, in MiB: each decode holds its file and pixels.
@@ -193,10 +191,7 @@ impl Core {
             keys,
             clock: Arc::new(Clock::default()),
             id_secret: hex::decode(id_secret)?,
-            token_cache: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(std::time::Duration::from_secs(auth::TOKEN_CACHE_SECS))
-                .build(),
+            token_cache: auth::TokenCache::new(),
             decode_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
@@ -212,6 +207,26 @@ impl Core {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// Listens, over a shared store, to what every node announces, on
+    /// the node's one LISTEN connection: device changes call `wake`, token
+    /// revocations empty the token cache, and so does each (re)connection,
+    /// since notices sent while it was down are lost. Runs until the
+    /// returned task is aborted; `None` on SQLite.
+    pub fn hear_other_nodes(
+        &self,
+        wake: impl Fn() + Send + Sync + 'static,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let tokens = self.token_cache.clone();
+        self.db.on_notices(move |notice| match notice {
+            Notice::DevicesChanged => wake(),
+            Notice::TokensRevoked => tokens.invalidate_all(),
+            Notice::Listening => {
+                tokens.invalidate_all();
+                wake();
+            }
+        })
     }
 
     /// How old an unreferenced blob must be to count as an orphan: in a

@@ -70,17 +70,23 @@ impl Db {
             .bind(app_id)
             .execute(&mut *tx)
             .await?;
+        self.tokens_revoked(&mut tx).await?;
         tx.commit().await?;
         Ok(n == 1)
     }
 
+    /// Replaces an app's scopes; false if no such app. Its tokens stay, but
+    /// every node's cached copy of them, which holds the old scopes, goes.
     pub async fn set_app_scopes(&self, app_id: &str, scopes: &str) -> anyhow::Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let n = sqlx::query("UPDATE apps SET scopes = $1 WHERE app_id = $2")
             .bind(scopes)
             .bind(app_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+        self.tokens_revoked(&mut tx).await?;
+        tx.commit().await?;
         Ok(n == 1)
     }
 

@@ -49,14 +49,30 @@ pub enum Backend {
 pub struct Db {
     pub(crate) pool: AnyPool,
     backend: Backend,
-    /// PostgreSQL's URL, for the LISTEN connection (see `devices_changed`).
+    /// PostgreSQL's URL, for the LISTEN connection (see [`Db::on_notices`]).
     url: Option<std::sync::Arc<str>>,
 }
 
-/// (`devices_changed` spells it out.) The channel nodes sharing a PostgreSQL store announce device-facing
+/// The channel nodes sharing a PostgreSQL store announce device-facing
 /// changes on, so every node's device sync runs at once instead of at its
 /// next one-second poll.
 const DEVICES_CHANNEL: &str = "facehub_devices";
+
+/// The channel a revocation of access tokens is announced on, so every
+/// node forgets the tokens it has cached at once.
+const TOKENS_CHANNEL: &str = "facehub_tokens";
+
+/// What a node hears on its LISTEN connection (see [`Db::on_notices`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// The connection is (re)established: whatever was announced before
+    /// went unheard.
+    Listening,
+    /// [`Db::devices_changed`].
+    DevicesChanged,
+    /// A transaction that revoked access tokens committed.
+    TokensRevoked,
+}
 
 /// A transaction on either engine.
 pub type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
@@ -161,31 +177,51 @@ impl Db {
         Ok(())
     }
 
-    /// Calls `wake` on every notice of [`Db::devices_changed`] from any
-    /// node, until the returned task is aborted; `None` on SQLite, whose
-    /// one node wakes itself. The listening connection reconnects by
-    /// itself.
-    pub fn on_devices_changed(
+    /// Tells every node sharing this store (PostgreSQL NOTIFY) that `tx`
+    /// revokes access tokens. The notice goes out when `tx` commits and
+    /// only then: no node hears of a revocation before it can see it, and
+    /// no crash between the commit and the notice can lose it.
+    pub(crate) async fn tokens_revoked(&self, tx: &mut Tx<'_>) -> anyhow::Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("NOTIFY facehub_tokens")
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Calls `hear` with every [`Notice`] from any node (this one
+    /// included), on one LISTEN connection for all channels, until the
+    /// returned task is aborted; `None` on SQLite, whose one node needs no
+    /// telling. The connection reconnects by itself, and says
+    /// [`Notice::Listening`] each time it is up.
+    pub fn on_notices(
         &self,
-        wake: impl Fn() + Send + Sync + 'static,
+        hear: impl Fn(Notice) + Send + Sync + 'static,
     ) -> Option<tokio::task::JoinHandle<()>> {
         let url = self.url.clone()?;
         Some(tokio::spawn(async move {
             loop {
                 let listened: Result<std::convert::Infallible, sqlx::Error> = async {
                     let mut l = sqlx::postgres::PgListener::connect(&url).await?;
-                    l.listen(DEVICES_CHANNEL).await?;
-                    // What was announced before (or between connections)
-                    // went unheard: look once now.
-                    wake();
+                    l.listen_all([DEVICES_CHANNEL, TOKENS_CHANNEL]).await?;
                     loop {
-                        l.recv().await?;
-                        wake();
+                        hear(Notice::Listening);
+                        // `None`: the connection was lost and is back (the
+                        // listener reconnects before it says so), so what
+                        // was announced meanwhile went unheard.
+                        while let Some(n) = l.try_recv().await? {
+                            match n.channel() {
+                                DEVICES_CHANNEL => hear(Notice::DevicesChanged),
+                                TOKENS_CHANNEL => hear(Notice::TokensRevoked),
+                                _ => {}
+                            }
+                        }
                     }
                 }
                 .await;
                 let Err(e) = listened;
-                tracing::warn!(error = %e, "listening for other nodes' device changes; retrying");
+                tracing::warn!(error = %e, "listening for other nodes' notices; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }))
@@ -1032,6 +1068,8 @@ impl Db {
         let mut audit = audit.clone();
         audit.object = Some(format!("{} files, {templates} templates", files.len()));
         audit::insert_audit_in(&mut tx, &[&audit], now * 1000).await?;
+        // The person's user tokens went with their row (ON DELETE CASCADE).
+        self.tokens_revoked(&mut tx).await?;
         tx.commit().await?;
         Ok((files, templates as u64))
     }

@@ -305,8 +305,7 @@ impl Core {
         let mut stop = std::pin::pin!(stop);
         let wake = self.hub.wake.clone();
         let _listener = self
-            .db
-            .on_devices_changed(move || wake.notify_one())
+            .hear_other_nodes(move || wake.notify_one())
             .map(tokio_util::task::AbortOnDropHandle::new);
         loop {
             tokio::select! {
