@@ -18,8 +18,7 @@ use crate::store::sealed::SealedBlobs;
 /// `serve` and by every admin command, which works whether a server runs on
 /// the same directory or not.
 pub async fn open_core(mut config: Config) -> anyhow::Result<Core> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    crate::store::private::data_dir(&config.data_dir)?;
     let db = Db::open(config.database.as_deref(), &config.database_path()).await?;
     let recorded = db.meta_get("key_id").await?;
     let keys = match &config.encryption_key {

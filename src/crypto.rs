@@ -141,12 +141,17 @@ impl KeyRing {
     }
 
     /// Reads the key file at `path`, or creates one (mode 0600) with a new
-    /// key if the file does not exist yet.
+    /// key if the file does not exist yet. A key file group or others may
+    /// read or write is refused ([`check_key_file_mode`]).
     pub fn load_or_create(path: &Path) -> anyhow::Result<KeyRing> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok(KeyRing::from_keys(
-                parse_key_file(&text).with_context(|| format!("key file {}", path.display()))?,
-            )),
+            Ok(text) => {
+                check_key_file_mode(path)?;
+                Ok(KeyRing::from_keys(
+                    parse_key_file(&text)
+                        .with_context(|| format!("key file {}", path.display()))?,
+                ))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let line = new_key_line();
                 write_secret_file(path, line.as_bytes())
@@ -265,6 +270,30 @@ pub fn new_key_line() -> String {
 pub fn blob_key_id(header: &[u8]) -> Option<u32> {
     (header.len() >= 8 && header[..4] == MAGIC)
         .then(|| u32::from_be_bytes(header[4..8].try_into().expect("4 bytes")))
+}
+
+/// Refuses a key file that group or others may read or write: whoever can
+/// read it can open every sealed value, and whoever can write it can
+/// swap the key new data is sealed under.
+pub fn check_key_file_mode(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("reading key file {}", path.display()))?
+            .permissions()
+            .mode()
+            & 0o7777;
+        anyhow::ensure!(
+            mode & 0o066 == 0,
+            "the key file {path} has mode {mode:04o}: group or others may read or write it. \
+             Make it readable by its owner only with `chmod 600 {path}`, and rotate the key \
+             (`facehub key rotate`) if anyone else may have read it",
+            path = path.display()
+        );
+    }
+    let _ = path;
+    Ok(())
 }
 
 /// Writes `bytes` to a new file readable only by its owner.
@@ -500,6 +529,22 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&p).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
+            // Group or others reading or writing it: refused. The owner
+            // alone, read-only: fine.
+            for (mode, ok) in [
+                (0o640, false),
+                (0o620, false),
+                (0o604, false),
+                (0o400, true),
+            ] {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+                let loaded = KeyRing::load_or_create(&p);
+                assert_eq!(loaded.is_ok(), ok, "{mode:o}");
+                if let Err(e) = loaded {
+                    let msg = format!("{e:#}");
+                    assert!(msg.contains(&format!("chmod 600 {}", p.display())), "{msg}");
+                }
+            }
         }
     }
 
@@ -508,7 +553,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("master.key");
         let first = new_key_line();
-        std::fs::write(&p, format!("{first}\n")).unwrap();
+        write_secret_file(&p, format!("{first}\n").as_bytes()).unwrap();
         let ring = KeyRing::load_or_create(&p).unwrap();
         let shared = ring.clone();
         let old = ring.seal_small(b"v", b"sealed under the first key");

@@ -39,15 +39,23 @@ type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 /// The same, with logs in `format` (`text` or `json`) collected.
 fn serve_logged(data: &std::path::Path, format: &str) -> (Server, String, Log) {
-    let mut child = facehub(data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+    spawn_serving(&mut serve_command(data, format))
+}
+
+/// The `serve` command of [`serve_logged`], not yet started.
+fn serve_command(data: &std::path::Path, format: &str) -> Command {
+    let mut cmd = facehub(data);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .env("FACEHUB_LOG__FORMAT", format)
         // These tests are about storage, not frequency limits.
-        .env("FACEHUB_RATE_LIMIT_PER_SECOND", "100000")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .env("FACEHUB_RATE_LIMIT_PER_SECOND", "100000");
+    cmd
+}
+
+/// Starts a `serve` command and returns it once it listens.
+fn spawn_serving(cmd: &mut Command) -> (Server, String, Log) {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let log = Log::default();
@@ -388,6 +396,152 @@ fn key_file_is_private_and_data_dir_created() {
     }
 }
 
+/// `cmd` run under the file-creation mask `umask`: the shell sets it, then
+/// becomes the command.
+#[cfg(unix)]
+fn under_umask(umask: &str, cmd: &Command) -> Command {
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[cfg(unix)]
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The data directory's SQLite files exist (a server holds the database
+/// open, so its write-ahead log and shared memory are there).
+#[cfg(unix)]
+fn wait_for_wal(data: &std::path::Path) {
+    for _ in 0..100 {
+        if data.join("facehub.db-wal").exists() && data.join("facehub.db-shm").exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("no facehub.db-wal and facehub.db-shm in {}", data.display());
+}
+
+/// The data directory is its owner's alone, and so are the database, its
+/// write-ahead log and shared memory and the key file, whatever the umask
+/// (022 is the usual one outside systemd, 000 the loosest).
+#[cfg(unix)]
+#[test]
+fn the_data_directory_is_owner_only_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    for umask in ["022", "000"] {
+        let data = dir.path().join(format!("data-{umask}"));
+        // The embedded stores are under test here.
+        common::set_database(&data, None);
+        common::set_blobs(&data, None);
+        let (server, _base, _log) =
+            spawn_serving(&mut under_umask(umask, &serve_command(&data, "text")));
+        wait_for_wal(&data);
+        assert_eq!(mode(&data), 0o700, "data dir, umask {umask}");
+        for file in [
+            "facehub.db",
+            "facehub.db-wal",
+            "facehub.db-shm",
+            "master.key",
+        ] {
+            assert_eq!(mode(&data.join(file)), 0o600, "{file}, umask {umask}");
+        }
+        drop(server);
+    }
+}
+
+/// A key file group or others may read is refused by `serve` and by admin
+/// commands, with the fix; owner-only again, it is accepted.
+#[cfg(unix)]
+#[test]
+fn a_key_file_others_may_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    run_ok(facehub(&data).args(["tenant", "create", "acme"]));
+    let key = data.join("master.key");
+    set_mode(&key, 0o644);
+    let expect_refusal = |out: std::process::Output| {
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("key file {} has mode 0644", key.display()))
+                && err.contains(&format!("chmod 600 {}", key.display())),
+            "{err}"
+        );
+    };
+    // A server that started anyway would never exit: stop it and fail.
+    let mut child = serve_command(&data, "text")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve started with a key file others may read");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    expect_refusal(child.wait_with_output().unwrap());
+    expect_refusal(facehub(&data).args(["tenant", "list"]).output().unwrap());
+    set_mode(&key, 0o600);
+    assert!(run_ok(facehub(&data).args(["tenant", "list"])).contains("acme"));
+}
+
+/// A data directory from before owner-only modes (0755, its database
+/// files 0644) is tightened at start, and the log says so.
+#[cfg(unix)]
+#[test]
+fn loose_modes_are_tightened_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::set_database(&data, None);
+    common::set_blobs(&data, None);
+    // A server killed outright leaves its write-ahead log and shared memory.
+    let (server, _base) = serve(&data);
+    wait_for_wal(&data);
+    drop(server);
+    let files = ["facehub.db", "facehub.db-wal", "facehub.db-shm"];
+    set_mode(&data, 0o755);
+    for file in files {
+        set_mode(&data.join(file), 0o644);
+    }
+    let (_server, _base, log) = serve_logged(&data, "text");
+    assert_eq!(mode(&data), 0o700);
+    for file in files {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    let log = log.lock().unwrap().join("\n");
+    for path in [data.clone(), data.join("facehub.db")] {
+        let said = log.lines().any(|l| {
+            l.contains("made owner-only") && l.contains(&format!("path={} ", path.display()))
+        });
+        assert!(said, "nothing logged for {}:\n{log}", path.display());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_directory_remembers_its_blob_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -500,6 +654,12 @@ fn a_lost_key_file_is_refused_not_replaced() {
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
     )
     .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(data.join("master.key"), private).unwrap();
+    }
     let out = facehub(&data).args(["tenant", "list"]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod audit;
 pub mod blob;
 pub mod devices;
+pub mod private;
 pub mod s3;
 pub mod sealed;
 pub mod sealed_values;
@@ -103,9 +104,11 @@ impl Db {
 
     /// Opens (creating if needed) the SQLite database at `path` in WAL mode
     /// with `synchronous=FULL`, so a committed transaction survives power loss,
-    /// and brings its schema up to date.
+    /// and brings its schema up to date. Its files are owner-only
+    /// ([`private::database_files`]).
     pub async fn open_sqlite(path: &Path) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
+        private::database_files(path)?;
         let url = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
