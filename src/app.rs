@@ -581,7 +581,7 @@ impl Application {
                 p = connections.clone().acquire_owned() => p.expect("semaphore is never closed"),
                 () = &mut shutdown => break,
             };
-            let (stream, _peer) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
@@ -594,7 +594,16 @@ impl Application {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(router.clone());
+            // Every request knows its peer (the throttles of unauthenticated
+            // paths count per client address).
+            let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+                router.clone(),
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    req
+                },
+            ));
             let builder = builder.clone();
             let watcher = graceful.watcher();
             let tls = self.tls.clone();
@@ -732,7 +741,9 @@ mod tests {
         };
         let core = open_core(config(Some(K1), &[])).await.unwrap();
         let tenant = core.create_tenant("acme").await.unwrap();
-        core.add_device(&tenant, "SN-1", "secret").await.unwrap();
+        core.add_device(&tenant, "SN-1", "app-test-factory-secret")
+            .await
+            .unwrap();
         core.db.close().await;
 
         let key_id = |k: &str| format!("{:08x}", Key::from_base64(k).unwrap().id());

@@ -986,6 +986,9 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
                 for id in &report.dangling {
                     writeln!(out, "dangling\t{id}")?;
                 }
+                for p in &report.weak_secret_nos {
+                    writeln!(out, "warning: weak SecretNo\t{}\t{}", p.id, p.why)?;
+                }
             }
             out.flush()?;
             anyhow::ensure!(

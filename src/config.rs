@@ -57,6 +57,7 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     pub limits: Limits,
     pub device: DeviceConfig,
+    pub security: SecurityConfig,
     pub log: LogConfig,
 }
 
@@ -81,6 +82,7 @@ impl std::fmt::Debug for Config {
             tls,
             limits,
             device,
+            security,
             log,
         } = self;
         let url = |u: &Option<String>| u.as_deref().map(crate::store::redact_url);
@@ -106,6 +108,7 @@ impl std::fmt::Debug for Config {
             .field("tls", tls)
             .field("limits", limits)
             .field("device", device)
+            .field("security", security)
             .field("log", log)
             .finish()
     }
@@ -144,6 +147,57 @@ impl Default for DeviceConfig {
             idle_timeout_secs: 90,
             enrol_timeout_secs: 300,
             min_send_rate_kib: 32,
+        }
+    }
+}
+
+/// What a client without a credential can cost: password and SecretNo
+/// guessing, connections that have not logged in (docs/security.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Failed attempts (admin login, terminal `register`) an address, an
+    /// account or a serial number may make before it is locked out.
+    pub failures_before_lockout: u32,
+    /// The first lockout; each further failure doubles it, up to
+    /// `lockout_max_secs`.
+    pub lockout_secs: u64,
+    pub lockout_max_secs: u64,
+    /// Password checks (argon2, ~19 MiB each) running at once; more wait
+    /// up to a second, then are refused with 429.
+    pub password_checks: usize,
+    /// Proxies whose `X-Forwarded-For` names the client; from any other
+    /// peer the header is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Browser origins (`https://host`) allowed to open the device
+    /// WebSocket; terminals send no `Origin`, so none is needed for them.
+    pub device_origins: Vec<String>,
+    /// Bytes a device connection may send before it has proved who it is.
+    pub prelogin_bytes: usize,
+    /// Seconds a device connection has to prove who it is.
+    pub prelogin_deadline_secs: u64,
+    /// Device connections that have not yet proved who they are, in all
+    /// and per client address.
+    pub prelogin_connections: usize,
+    pub prelogin_connections_per_address: usize,
+    /// How long an `active_code` handed out by `register` stays valid.
+    pub active_code_ttl_secs: i64,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            failures_before_lockout: 5,
+            lockout_secs: 60,
+            lockout_max_secs: 3600,
+            password_checks: 2,
+            trusted_proxies: Vec::new(),
+            device_origins: Vec::new(),
+            prelogin_bytes: 64 * 1024,
+            prelogin_deadline_secs: 10,
+            prelogin_connections: 512,
+            prelogin_connections_per_address: 16,
+            active_code_ttl_secs: 24 * 3600,
         }
     }
 }
@@ -204,6 +258,7 @@ impl Default for Config {
             rate_limit_per_minute: 1000,
             limits: Limits::default(),
             device: DeviceConfig::default(),
+            security: SecurityConfig::default(),
             log: LogConfig::default(),
         }
     }

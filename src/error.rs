@@ -42,6 +42,10 @@ pub enum Error {
     /// Frequency limit for this app and endpoint.
     #[error("request trigger frequency limit")]
     RateLimited { limit: u32, reset_secs: u64 },
+    /// Too many failed attempts at a secret, or too many at once: the
+    /// message says which and when to retry.
+    #[error("{msg}")]
+    Throttled { msg: String, retry_after_secs: u64 },
 
     /// The admin console: no live session (401), or a change without the
     /// session's CSRF token (403).
@@ -49,6 +53,9 @@ pub enum Error {
     AdminLoginRequired,
     #[error("the request lacks the session's CSRF token")]
     CsrfRejected,
+    /// Refused whoever asks (a browser origin on the device protocol).
+    #[error("{0}")]
+    Forbidden(String),
 
     // ---- token endpoint (answered with HTTP 200 and a non-zero code) ----
     #[error("{0}")]
@@ -212,8 +219,20 @@ impl Error {
                     ("x-ogw-ratelimit-reset", reset_secs.to_string()),
                 ],
             },
+            Error::Throttled {
+                retry_after_secs, ..
+            } => Rendered {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: 99991400,
+                msg: self.to_string(),
+                headers: vec![
+                    ("retry-after", retry_after_secs.to_string()),
+                    ("x-ogw-ratelimit-reset", retry_after_secs.to_string()),
+                ],
+            },
             Error::AdminLoginRequired => r(StatusCode::UNAUTHORIZED, 99991661, self.to_string()),
             Error::CsrfRejected => r(StatusCode::FORBIDDEN, 99991672, self.to_string()),
+            Error::Forbidden(m) => r(StatusCode::FORBIDDEN, 99991672, m.clone()),
             Error::TokenParam(m) => r(StatusCode::OK, 10003, m.clone()),
             Error::WrongAppSecret => r(StatusCode::OK, 10015, self.to_string()),
             Error::AppDisabled => r(StatusCode::OK, 10014, self.to_string()),
@@ -257,9 +276,10 @@ impl Error {
             | Error::WrongAppSecret
             | Error::AppDisabled
             | Error::AdminLoginRequired
-            | Error::CsrfRejected => "unauthenticated",
+            | Error::CsrfRejected
+            | Error::Forbidden(_) => "unauthenticated",
             Error::ScopeDenied(_) => "scope_denied",
-            Error::RateLimited { .. } => "rate_limited",
+            Error::RateLimited { .. } | Error::Throttled { .. } => "rate_limited",
             Error::TokenParam(_) | Error::InvalidParam(_) | Error::DeviceRefused(..) => {
                 "invalid_param"
             }
@@ -280,6 +300,7 @@ impl Error {
             Error::InvalidParam(m) => (40058, format!("invalid parameter: {m}")),
             Error::UserNotFound(_) => (40003, self.to_string()),
             Error::RateLimited { .. } => (45009, "api freq out of limit".into()),
+            Error::Throttled { msg, .. } => (45009, format!("api freq out of limit: {msg}")),
             Error::Internal(_) => (-1, "system busy".into()),
             other => (40058, other.to_string()),
         }

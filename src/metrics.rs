@@ -39,6 +39,20 @@ pub struct LimitLabels {
     pub endpoint: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    /// `admin_login` or `device_register`.
+    pub attempt: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub attempt: &'static str,
+    /// `locked_out`, `busy`, or for device connections `origin`,
+    /// `prelogin_cap`, `prelogin_deadline`, `prelogin_bytes`.
+    pub reason: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<HttpLabels, Counter>,
@@ -51,6 +65,9 @@ pub struct Metrics {
     pub device_commands: Family<DeviceLabels, Counter>,
     pub devices_connected: Gauge,
     pub sync_backlog: Gauge,
+    pub attempts_failed: Family<AttemptLabels, Counter>,
+    pub attempts_refused: Family<RefusalLabels, Counter>,
+    pub lockouts: Family<AttemptLabels, Counter>,
 }
 
 /// Commands counted under their own name; anything else is `other`.
@@ -133,8 +150,29 @@ impl Default for Metrics {
             "Terminals logged in on this node",
             devices_connected.clone(),
         );
+        let attempts_failed = Family::<AttemptLabels, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Failed attempts at a secret (admin password, terminal SecretNo)",
+            attempts_failed.clone(),
+        );
+        let attempts_refused = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "auth_refused",
+            "Attempts refused before any secret was checked, by reason",
+            attempts_refused.clone(),
+        );
+        let lockouts = Family::<AttemptLabels, Counter>::default();
+        registry.register(
+            "auth_lockouts",
+            "Lockouts started by failed attempts",
+            lockouts.clone(),
+        );
         Metrics {
             registry,
+            attempts_failed,
+            attempts_refused,
+            lockouts,
             http_requests,
             http_seconds,
             bytes_in,
@@ -177,6 +215,24 @@ impl Metrics {
                 cmd: cmd.to_string(),
                 errcode,
             })
+            .inc();
+    }
+
+    pub fn attempt_failed(&self, attempt: &'static str) {
+        self.attempts_failed
+            .get_or_create(&AttemptLabels { attempt })
+            .inc();
+    }
+
+    pub fn attempt_refused(&self, attempt: &'static str, reason: &'static str) {
+        self.attempts_refused
+            .get_or_create(&RefusalLabels { attempt, reason })
+            .inc();
+    }
+
+    pub fn lockout(&self, attempt: &'static str) {
+        self.lockouts
+            .get_or_create(&AttemptLabels { attempt })
             .inc();
     }
 

@@ -355,3 +355,42 @@ async fn an_oversize_json_body_is_refused_as_such() {
         "{v}"
     );
 }
+
+/// A stranger's token requests are bounded per client address before any
+/// app is looked up; another address is not held up by them.
+#[tokio::test]
+async fn token_requests_are_rate_limited_per_address() {
+    let app = spawn_with(|c| c.rate_limit_per_second = 5).await;
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    let stranger = from([127, 0, 5, 1]);
+    let mut codes = Vec::new();
+    for i in 0..20 {
+        let body = json!({"app_id": format!("cli_guess{i}"), "app_secret": "x"});
+        let r = stranger
+            .post(app.url(TOKEN))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        codes.push((status, v["code"].as_i64().unwrap()));
+    }
+    assert!(codes[..5].iter().all(|&(s, _)| s == 200), "{codes:?}");
+    assert!(codes.contains(&(429, 99991400)), "{codes:?}");
+    let v: Value = from([127, 0, 5, 2])
+        .post(app.url(TOKEN))
+        .json(&json!({"app_id": app.app_id, "app_secret": app.app_secret}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["code"], 0, "{v}");
+}

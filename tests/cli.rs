@@ -693,7 +693,7 @@ async fn devices_managed_from_the_cli_while_the_server_runs() {
         "--sn",
         "CLI-1",
         "--secret-no",
-        "sn-secret",
+        "cli-factory-secret",
     ]));
     assert!(out.contains("added device CLI-1"), "{out}");
     let (_server, base) = serve(&data);
@@ -705,7 +705,7 @@ async fn devices_managed_from_the_cli_while_the_server_runs() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let code = d.register("sn-secret", now).await.unwrap();
+    let code = d.register("cli-factory-secret", now).await.unwrap();
     let r = d
         .request("active", json!({"active_code": code}))
         .await

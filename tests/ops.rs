@@ -71,13 +71,18 @@ async fn requests_move_their_counters() {
     let mut d = PersonDraft::new("u1", "Ann", None).unwrap();
     d.user_type = Some(UserType::Employee);
     app.core.upsert_person(&app.tenant, &d).await.unwrap();
-    app.core.add_device(&app.tenant, "M-1", "s").await.unwrap();
+    app.core
+        .add_device(&app.tenant, "M-1", "ops-factory-secret")
+        .await
+        .unwrap();
     app.core.bind_device(app.tenant.id, "M-1").await.unwrap();
     let dev =
         facehub_devsim::Device::connect(&format!("ws://{}/", app.addr), "M-1", (&[], &[]), None)
             .await
             .unwrap();
-    dev.bring_up("s", app.core.now()).await.unwrap();
+    dev.bring_up("ops-factory-secret", app.core.now())
+        .await
+        .unwrap();
     dev.request("get_perm_version", json!({})).await.unwrap();
     dev.request("made_up", json!({})).await.unwrap();
     let text = scrape(&app).await;
@@ -182,7 +187,10 @@ async fn bytes_refusals_limits_detection_and_backlog_are_counted() {
     );
 
     // A bound terminal that is away: the person added since is its backlog.
-    app.core.add_device(&app.tenant, "B-1", "s").await.unwrap();
+    app.core
+        .add_device(&app.tenant, "B-1", "ops-factory-secret")
+        .await
+        .unwrap();
     app.core.bind_device(app.tenant.id, "B-1").await.unwrap();
     let text = scrape(&app).await;
     let before = sample(&text, "facehub_device_sync_backlog ");

@@ -1,8 +1,10 @@
 //! Overload: four times the documented frequency limit, a thousand
-//! connections at once, and clients that send a byte a second. The server
-//! keeps answering (frequency-limit errors, not timeouts), its memory stays
-//! bounded, slow clients are cut off without starving the others, and
-//! nothing stored is damaged.
+//! connections at once, clients that send a byte a second, and strangers
+//! flooding what can be tried without a credential (admin login, terminal
+//! bring-up). The server keeps answering (frequency-limit errors, not
+//! timeouts), its memory stays bounded, slow clients are cut off without
+//! starving the others, guessers lock themselves out but not the real
+//! user, and nothing stored is damaged.
 
 mod common;
 
@@ -331,4 +333,429 @@ async fn a_byte_a_second_does_not_hold_the_server() {
     // Nothing stored was touched; no upload was left half-written.
     assert_eq!(app.download_ok(&t, &id).await, photo);
     assert_eq!(app.tmp_files(), 0);
+}
+
+// ------------------------------------------------------------------------
+// What a stranger who can reach the port but holds no credential can cost
+// (docs/security.md): each test runs the real binary and attacks it from
+// loopback addresses of its own (127.0.0.0/8), so that the throttles,
+// which count per client address, see the attacker and the real user as
+// the different clients they would be.
+
+/// The server process's peak resident memory so far, in MiB.
+fn peak_rss_mib(server: &Server) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// A client whose connections come from `from`.
+fn client_from(from: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(from))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// A counter's value in the server's `/metrics` (0 when absent).
+async fn metric(base: &str, series: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+fn set_admin_password(data: &std::path::Path, password: &str) {
+    use std::io::Write as _;
+    let mut child = facehub(data)
+        .args(["admin", "passwd"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_costs_bounded_memory_and_the_admin_still_logs_in() {
+    const PASSWORD: &str = "the administrator's own password";
+    const STRANGERS: u8 = 64;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    set_admin_password(&data, PASSWORD);
+    let server = Server::start(&data);
+    let login = format!("{}/admin/api/login", server.base);
+    let idle = server.rss_mib();
+
+    // 64 addresses, four connections each, guessing for four seconds.
+    let until = Instant::now() + Duration::from_secs(4);
+    let mut tasks = Vec::new();
+    for i in 0..STRANGERS {
+        for _ in 0..4 {
+            let (client, login) = (client_from([127, 0, 1, i + 1]), login.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                while Instant::now() < until {
+                    let r = client
+                        .post(&login)
+                        .json(&serde_json::json!({"password": "a guess"}))
+                        .send()
+                        .await
+                        .unwrap();
+                    statuses.push(r.status().as_u16());
+                }
+                statuses
+            }));
+        }
+    }
+    // Meanwhile the administrator logs in from an address that never
+    // guessed, retrying when told to (as the console says).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let admin = client_from([127, 0, 0, 1]);
+    let mut answered = Vec::new();
+    for _ in 0..5 {
+        let r = admin
+            .post(&login)
+            .json(&serde_json::json!({"password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        answered.push(r.status().as_u16());
+        if r.status() != 429 {
+            break;
+        }
+        let wait = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+    }
+    assert_eq!(
+        answered.last(),
+        Some(&200),
+        "the admin was refused: {answered:?}"
+    );
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.extend(t.await.unwrap());
+    }
+    let wrong = statuses.iter().filter(|&&s| s == 401).count();
+    let refused = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!(wrong + refused, statuses.len(), "{statuses:?}");
+    // Each address gets one guess once the account is locked out (after
+    // the first five failures), and none once it has failed: the password
+    // was checked a few dozen times, not thousands.
+    let checked = metric(
+        &server.base,
+        "facehub_auth_failures_total{attempt=\"admin_login\"}",
+    )
+    .await;
+    assert!(
+        checked <= u64::from(STRANGERS) + 8,
+        "{checked} guesses checked of {}",
+        statuses.len()
+    );
+    let peak = peak_rss_mib(&server);
+    eprintln!(
+        "login flood: {} attempts, {checked} checked, {refused} refused at once; \
+         RSS idle {idle} MiB, peak {peak} MiB; admin answered {answered:?}",
+        statuses.len()
+    );
+    // Idle, plus one 19 MiB argon2 block per password-check thread (2),
+    // plus the connections: no more, however long the flood.
+    assert!(peak < 100, "peak RSS {peak} MiB during a login flood");
+}
+
+/// A terminal's `register` request, signed with `secret_no`.
+fn register_frame(sn: &str, secret_no: &str, nonce: u64) -> String {
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let nonce = nonce.to_string();
+    let sig = facehub_devsim::signature(&[sn, secret_no, &ts, &nonce, "register"]);
+    serde_json::json!({"cmd": "register", "headers": {"req_id": format!("r{nonce}")},
+        "body": {"sn": sn, "timestamp": ts, "nonce": nonce, "device_signature": sig}})
+    .to_string()
+}
+
+/// A WebSocket upgrade by hand from `from`: the socket and the answer's
+/// head (status line and headers).
+async fn raw_upgrade(base: &str, from: [u8; 4], extra: &str) -> (tokio::net::TcpStream, String) {
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+    let mut tcp = socket.connect(addr).await.unwrap();
+    let req = format!(
+        "GET /websocket HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if tcp.read(&mut byte).await.unwrap() == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    (tcp, String::from_utf8_lossy(&head).into_owned())
+}
+
+/// A masked client text frame.
+fn text_frame(text: &str) -> Vec<u8> {
+    let mut f = vec![0x81];
+    let len = text.len();
+    if len < 126 {
+        f.push(0x80 | len as u8);
+    } else if len <= 65535 {
+        f.push(0x80 | 126);
+        f.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        f.push(0x80 | 127);
+        f.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    f.extend_from_slice(&[0, 0, 0, 0]); // a zero mask leaves the payload as is
+    f.extend_from_slice(text.as_bytes());
+    f
+}
+
+/// The next server text frame's JSON, or `None` once the server closed.
+async fn read_reply(tcp: &mut tokio::net::TcpStream) -> Option<Value> {
+    let mut h = [0u8; 2];
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_exact(&mut h))
+        .await
+        .ok()?
+        .ok()?;
+    let len = match h[1] & 0x7f {
+        126 => {
+            let mut l = [0u8; 2];
+            tcp.read_exact(&mut l).await.ok()?;
+            u16::from_be_bytes(l) as usize
+        }
+        127 => {
+            let mut l = [0u8; 8];
+            tcp.read_exact(&mut l).await.ok()?;
+            u64::from_be_bytes(l) as usize
+        }
+        n => n as usize,
+    };
+    let mut payload = vec![0u8; len];
+    tcp.read_exact(&mut payload).await.ok()?;
+    match h[0] & 0x0f {
+        0x1 => serde_json::from_slice(&payload).ok(),
+        _ => None, // close (or anything else)
+    }
+}
+
+/// `register` from `from` on a connection of its own: the reply.
+async fn register_from(base: &str, from: [u8; 4], frame: &str) -> Value {
+    let (mut tcp, head) = raw_upgrade(base, from, "").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tcp.write_all(&text_frame(frame)).await.unwrap();
+    read_reply(&mut tcp).await.expect("a reply")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_a_secret_no_locks_the_guesser_out_and_not_the_terminal() {
+    const SECRET_NO: &str = "Wq3-Zt8-Lp5-Xv2-Nc7";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cli = |args: &[&str]| common::process::run_ok(facehub(&data).args(args));
+    cli(&["tenant", "create", "acme"]);
+    // A weak SecretNo is refused, with the rule.
+    let weak = facehub(&data)
+        .args([
+            "device",
+            "add",
+            "--tenant",
+            "acme",
+            "--sn",
+            "W-1",
+            "--secret-no",
+            "1234",
+        ])
+        .output()
+        .unwrap();
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("secret_no must be 16 to 256"));
+    cli(&[
+        "device",
+        "add",
+        "--tenant",
+        "acme",
+        "--sn",
+        "T-1",
+        "--secret-no",
+        SECRET_NO,
+    ]);
+    let server = Server::start_with(&data, |c| {
+        c.env("FACEHUB_SECURITY__LOCKOUT_SECS", "3");
+    });
+    let base = server.base.as_str();
+    let guesser = [127, 0, 2, 1];
+
+    // Unknown and known serial numbers get the same answer.
+    let unknown = register_from(base, guesser, &register_frame("NOPE-9", "x", 1)).await;
+    let wrong = register_from(base, guesser, &register_frame("T-1", "guess 1", 1)).await;
+    assert_eq!(unknown["errcode"], 600014, "{unknown}");
+    assert_eq!(
+        (&unknown["errcode"], &unknown["errmsg"]),
+        (&wrong["errcode"], &wrong["errmsg"])
+    );
+    // Guesses on one connection: it is closed after five refusals.
+    let (mut tcp, _) = raw_upgrade(base, guesser, "").await;
+    let mut answered = 0;
+    for n in 2..10 {
+        if tcp
+            .write_all(&text_frame(&register_frame(
+                "T-1",
+                &format!("guess {n}"),
+                n,
+            )))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        match read_reply(&mut tcp).await {
+            Some(r) => {
+                assert_eq!(r["errmsg"], wrong["errmsg"], "{r}");
+                answered += 1;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(
+        answered, 5,
+        "refusals one connection got before it was closed"
+    );
+    // Six failures in all: the guessing address is locked out, so even the
+    // right SecretNo is refused from it, with the same answer.
+    let right = register_from(base, guesser, &register_frame("T-1", SECRET_NO, 20)).await;
+    assert_eq!(right["errmsg"], wrong["errmsg"], "{right}");
+    assert!(
+        metric(
+            base,
+            "facehub_auth_lockouts_total{attempt=\"device_register\"}"
+        )
+        .await
+            >= 1
+    );
+    let refused = "facehub_auth_refused_total{attempt=\"device_register\",reason=\"locked_out\"}";
+    assert!(metric(base, refused).await >= 1);
+    // The terminal itself, from its own address, registers meanwhile.
+    let ok = register_from(base, [127, 0, 2, 2], &register_frame("T-1", SECRET_NO, 21)).await;
+    assert_eq!(ok["errcode"], 0, "{ok}");
+    // Once the lockout has passed, the guessing address may try again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let later = register_from(base, guesser, &register_frame("T-1", SECRET_NO, 22)).await;
+    assert_eq!(later["errcode"], 0, "{later}");
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(log.contains("failed attempts: locked out"), "{log}");
+    assert!(!log.contains(SECRET_NO), "a SecretNo in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_device_connections_cost_little_and_not_for_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, |c| {
+        c.env("FACEHUB_SECURITY__PRELOGIN_DEADLINE_SECS", "3");
+    });
+    let base = server.base.clone();
+    let idle = server.rss_mib();
+
+    // A browser page may not open the device protocol; a terminal (no
+    // Origin) may.
+    let (_, head) = raw_upgrade(&base, [127, 0, 3, 1], "Origin: https://evil.example\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let (_, head) = raw_upgrade(&base, [127, 0, 3, 1], "").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+
+    // 200 connections, each from its own address, each starting a 60 MiB
+    // frame and sending as fast as the server reads.
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..200u32 {
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            let from = [127, 0, 4 + (i / 200) as u8, (i % 200) as u8 + 1];
+            let (mut tcp, head) = raw_upgrade(&base, from, "").await;
+            assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+            let mut header = vec![0x81, 0x80 | 127];
+            header.extend_from_slice(&(60u64 << 20).to_be_bytes());
+            header.extend_from_slice(&[0, 0, 0, 0]);
+            let chunk = vec![b'x'; 1 << 20];
+            let mut sent = 0usize;
+            let mut result = tcp.write_all(&header).await;
+            while result.is_ok() && sent < 60 << 20 {
+                result = tcp.write_all(&chunk).await;
+                sent += chunk.len();
+            }
+            // Cut off: the write failed, or the server closed its side.
+            let mut rest = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest)).await;
+            (result.is_err(), sent, started.elapsed())
+        }));
+    }
+    let mut slowest = Duration::ZERO;
+    let mut most = 0;
+    for t in tasks {
+        let (cut, sent, took) = t.await.unwrap();
+        assert!(cut, "a 60 MiB frame was read to its end before login");
+        most = most.max(sent);
+        slowest = slowest.max(took);
+    }
+    // One that sends little but never registers is cut off at the deadline.
+    let (mut tcp, _) = raw_upgrade(&base, [127, 0, 3, 2], "").await;
+    let since = Instant::now();
+    let ping = text_frame(r#"{"cmd":"ping","headers":{"req_id":"p"}}"#);
+    let mut replies = 0;
+    loop {
+        if tcp.write_all(&ping).await.is_err() {
+            break;
+        }
+        match read_reply(&mut tcp).await {
+            Some(_) => replies += 1,
+            None => break,
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let lasted = since.elapsed();
+    assert!(replies > 3, "pings were answered before the deadline");
+    assert!(
+        lasted >= Duration::from_millis(2500) && lasted < Duration::from_secs(6),
+        "a pinging anonymous connection lasted {lasted:?}"
+    );
+    // Per address, only so many connections may wait for their login.
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        let (tcp, head) = raw_upgrade(&base, [127, 0, 3, 3], "").await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        held.push(tcp);
+    }
+    let (_, head) = raw_upgrade(&base, [127, 0, 3, 3], "").await;
+    assert!(head.starts_with("HTTP/1.1 429"), "{head}");
+    let peak = peak_rss_mib(&server);
+    eprintln!(
+        "200 unfinished 60 MiB frames: all cut off within {slowest:?} (at most {} MiB sent \
+         into the socket); RSS idle {idle} MiB, peak {peak} MiB",
+        most >> 20
+    );
+    // Each connection may hold at most its 64 KiB pre-login allowance.
+    assert!(peak < 64, "peak RSS {peak} MiB");
+    assert!(
+        slowest < Duration::from_secs(3),
+        "cut off only after {slowest:?}"
+    );
 }

@@ -104,7 +104,7 @@ async fn two_nodes_share_metadata_blobs_limits_and_devices() {
             "--sn",
             sn,
             "--secret-no",
-            sn,
+            &format!("{sn}-factory-secret"),
             "--bind",
         ]);
     }
@@ -130,8 +130,8 @@ async fn two_nodes_share_metadata_blobs_limits_and_devices() {
 
     // A template a device uploads through B reaches a device on A, which
     // reads it back through A.
-    let da = device(&a.base, "SN-A", "SN-A").await;
-    let db = device(&b.base, "SN-B", "SN-B").await;
+    let da = device(&a.base, "SN-A", "SN-A-factory-secret").await;
+    let db = device(&b.base, "SN-B", "SN-B-factory-secret").await;
     da.drain_pushes(Duration::from_millis(300)).await.unwrap();
     let template = STANDARD.encode((0..256u32).map(|i| (i * 7) as u8).collect::<Vec<_>>());
     let sent = Instant::now();
@@ -668,7 +668,7 @@ async fn a_shared_key_rotates_node_by_node() {
         "--sn",
         "SN-R",
         "--secret-no",
-        "rot-secret",
+        "rot-factory-secret",
         "--bind",
     ]));
     let mut photos: Vec<(String, Vec<u8>)> = Vec::new();
@@ -795,7 +795,7 @@ async fn a_shared_key_rotates_node_by_node() {
     let d = Device::connect(&ws, "SN-R", (&["X"], &[]), None)
         .await
         .unwrap();
-    d.bring_up("rot-secret", chrono::Utc::now().timestamp())
+    d.bring_up("rot-factory-secret", chrono::Utc::now().timestamp())
         .await
         .unwrap();
     let (ok, report) = {

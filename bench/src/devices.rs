@@ -35,7 +35,7 @@ pub struct DeviceArgs {
     repeat: usize,
 }
 
-const SECRET_NO: &str = "bench-secret-no";
+const SECRET_NO: &str = "bench-factory-secret-no";
 
 fn features(n: usize, seed: u64) -> String {
     // Incompressible bytes, like real feature vectors.

@@ -1,7 +1,7 @@
 //! `facehub-devsim`: runs simulated terminals against a facehub server.
 //!
 //! The devices must have been added and bound by an admin first, e.g.
-//! `facehub device add --tenant acme --sn SIM-0001 --secret-no S --bind`.
+//! `facehub device add --tenant acme --sn SIM-0001 --secret-no <SecretNo, 16+ characters> --bind`.
 
 use std::time::{Duration, Instant};
 

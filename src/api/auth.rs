@@ -11,8 +11,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::client::ClientIp;
 use super::extract::Json;
 use crate::domain::TokenKind;
+use crate::domain::guard::ClientKey;
 use crate::error::{Error, Result};
 
 pub fn router() -> Router<AppState> {
@@ -48,6 +50,19 @@ fn credentials(body: Result<Json<Credentials>>) -> Result<Credentials> {
         .map_err(|_| Error::TokenParam("invalid param".into()))
 }
 
+/// Token requests per client address: each costs a metadata lookup and a
+/// secret check before any credential is known, so a stranger's flood is
+/// bounded here (keyed by address, not by the app_id the stranger writes).
+async fn limit(state: &AppState, ClientIp(ip): ClientIp) -> Result<()> {
+    // (The app quotas' limiter, under keys no app_id can take.)
+    let key = format!("addr:{}", ClientKey::of(ip));
+    state
+        .limiter
+        .check(&key, "auth.token", false)
+        .await
+        .inspect_err(|_| state.core.metrics.rate_limit_hit("auth.token"))
+}
+
 #[utoipa::path(
     post,
     path = "/open-apis/auth/v3/tenant_access_token/internal",
@@ -57,8 +72,10 @@ fn credentials(body: Result<Json<Credentials>>) -> Result<Credentials> {
 )]
 async fn tenant_access_token(
     State(state): State<AppState>,
+    client: ClientIp,
     body: Result<Json<Credentials>>,
 ) -> Result<impl IntoResponse> {
+    limit(&state, client).await?;
     let c = credentials(body)?;
     let t = state
         .core
@@ -81,8 +98,10 @@ async fn tenant_access_token(
 )]
 async fn app_access_token(
     State(state): State<AppState>,
+    client: ClientIp,
     body: Result<Json<Credentials>>,
 ) -> Result<impl IntoResponse> {
+    limit(&state, client).await?;
     let c = credentials(body)?;
     let app = state.core.verify_app(&c.app_id, &c.app_secret).await?;
     let a = state.core.token_for(&app, TokenKind::App).await?;

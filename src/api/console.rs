@@ -17,6 +17,7 @@ use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::client::ClientIp;
 use super::extract::Json;
 use super::{AppState, success};
 use crate::domain::Scope;
@@ -133,12 +134,12 @@ struct LoginBody {
 
 async fn login(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     Json(body): Json<LoginBody>,
 ) -> Result<Response> {
-    // Guessing is slowed by argon2 and by this limit (per minute, shared).
-    state.limiter.check("admin", "admin.login", true).await?;
-    let Some(s) = state.core.admin_login(&body.password).await? else {
+    // Guessing is bounded per address and per account by the core's gate.
+    let Some(s) = state.core.admin_login(&body.password, client).await? else {
         return Err(Error::AdminLoginRequired);
     };
     let secure = if state.core.config.tls.is_some() || forwarded_https(&headers) {

@@ -5,6 +5,7 @@
 pub mod acs;
 pub mod attendance;
 pub mod auth;
+pub mod client;
 pub mod console;
 pub mod device;
 pub mod devices_admin;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub limiter: Arc<ratelimit::RateLimiter>,
     /// Bounds the uploads in progress (each holds buffers and a temp file).
     pub uploads: Arc<tokio::sync::Semaphore>,
+    /// Device connections that have not yet proved who they are.
+    pub device_anonymous: Arc<device::admission::Anonymous>,
 }
 
 impl AppState {
@@ -47,10 +50,12 @@ impl AppState {
         let uploads = Arc::new(tokio::sync::Semaphore::new(
             core.config.limits.max_concurrent_uploads.max(1),
         ));
+        let device_anonymous = Arc::new(device::admission::Anonymous::new(&core.config.security));
         AppState {
             core,
             limiter,
             uploads,
+            device_anonymous,
         }
     }
 

@@ -2,15 +2,22 @@
 //! set with `facehub admin passwd`) and browser sessions.
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 
+use std::net::IpAddr;
+
 use super::Core;
 use super::auth::hash_token;
+use super::guard::{Attempt, ClientKey};
 use super::ids::random_bytes;
 use super::{App, Scope};
 use crate::error::{Error, Result};
+
+/// The one administrator account: the target its failed logins count
+/// against.
+const ADMIN_ACCOUNT: &str = "admin";
 
 /// How long a console session lasts.
 pub const SESSION_SECS: i64 = 12 * 3600;
@@ -21,6 +28,47 @@ pub struct AdminSession {
     pub csrf: String,
 }
 
+/// Whether `password` matches `stored` (a PHC string), as argon2's own
+/// `verify_password` decides, but computed in a block buffer each
+/// password-check thread allocates once and keeps: a fresh 19 MiB buffer
+/// per check leaves freed buffers behind in the allocator (see
+/// [`super::guard::PasswordPool`]).
+fn verify_password(stored: &str, password: &[u8]) -> bool {
+    thread_local! {
+        static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let (Ok(params), Ok(algorithm)) = (
+        argon2::Params::try_from(&hash),
+        argon2::Algorithm::try_from(hash.algorithm),
+    ) else {
+        return false;
+    };
+    let Ok(version) = hash.version.map(argon2::Version::try_from).transpose() else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let blocks = params.block_count();
+    let argon = Argon2::new(algorithm, version.unwrap_or_default(), params);
+    let computed = BLOCKS.with_borrow_mut(|memory| {
+        memory.resize(blocks, argon2::Block::default());
+        argon
+            .hash_password_into_with_memory(password, salt, &mut out, &mut memory[..])
+            .is_ok()
+    });
+    computed && bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), &out[..]))
+}
+
 impl Core {
     /// Sets the administrator password (at least 12 characters).
     pub async fn set_admin_password(&self, password: &str) -> Result<()> {
@@ -28,15 +76,17 @@ impl Core {
             return Err(Error::param("the password must be at least 12 characters"));
         }
         let password = password.to_string();
-        let hash = tokio::task::spawn_blocking(move || {
-            let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-            Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-        })
-        .await
-        .map_err(|e| Error::internal(format!("password hashing: {e}")))?
-        .map_err(|e| Error::internal(format!("password hashing: {e}")))?;
+        let hash = self
+            .guard
+            .passwords
+            .run(move || {
+                let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+                Argon2::default()
+                    .hash_password(password.as_bytes(), &salt)
+                    .map(|h| h.to_string())
+            })
+            .await?
+            .map_err(|e| Error::internal(format!("password hashing: {e}")))?;
         self.db.meta_set("admin_password", &hash).await?;
         // A new password ends every session.
         self.db.delete_admin_sessions().await?;
@@ -44,23 +94,39 @@ impl Core {
     }
 
     /// Checks the password and opens a session; `None` if it is wrong or
-    /// none was set.
-    pub async fn admin_login(&self, password: &str) -> Result<Option<AdminSession>> {
-        let Some(stored) = self.db.meta_get("admin_password").await? else {
-            return Ok(None);
+    /// none was set. Attempts go through the login gate (per address and
+    /// per account) and the password-check pool, so guessing is slow and
+    /// costs bounded memory (see [`super::guard`]).
+    pub async fn admin_login(
+        &self,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<Option<AdminSession>> {
+        let key = ClientKey::of(client);
+        let gate = &self.guard.admin_login;
+        gate.admit(key, ADMIN_ACCOUNT)
+            .map_err(|r| self.refused(Attempt::AdminLogin, key, r))?;
+        let slot = self
+            .guard
+            .passwords
+            .slot(key)
+            .await
+            .map_err(|r| self.refused(Attempt::AdminLogin, key, r))?;
+        // Again now: a lockout may have started while this attempt waited.
+        gate.admit(key, ADMIN_ACCOUNT)
+            .map_err(|r| self.refused(Attempt::AdminLogin, key, r))?;
+        let ok = match self.db.meta_get("admin_password").await? {
+            None => false,
+            Some(stored) => {
+                let password = password.to_string();
+                self.guard
+                    .passwords
+                    .run(move || verify_password(&stored, password.as_bytes()))
+                    .await?
+            }
         };
-        let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&stored)
-                .map(|h| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &h)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .map_err(|e| Error::internal(format!("password check: {e}")))?;
+        drop(slot);
+        self.attempted(Attempt::AdminLogin, key, ADMIN_ACCOUNT, ok);
         if !ok {
             return Ok(None);
         }
@@ -117,5 +183,42 @@ impl Core {
             .app(app_id)
             .await?
             .ok_or_else(|| Error::param(format!("no app {app_id:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use argon2::password_hash::PasswordVerifier;
+
+    use super::*;
+
+    #[test]
+    fn verification_agrees_with_argon2s_own() {
+        let salt = SaltString::from_b64("c29tZXNhbHRzb21lc2FsdA").unwrap();
+        let stored = Argon2::default()
+            .hash_password(b"correct horse battery", &salt)
+            .unwrap()
+            .to_string();
+        let own = |pw: &[u8]| {
+            Argon2::default()
+                .verify_password(pw, &PasswordHash::new(&stored).unwrap())
+                .is_ok()
+        };
+        for pw in [&b"correct horse battery"[..], b"correct horse batterz", b""] {
+            assert_eq!(verify_password(&stored, pw), own(pw), "{pw:?}");
+        }
+        assert!(verify_password(&stored, b"correct horse battery"));
+        // Twice on one thread: the kept buffer is reused, not stale.
+        assert!(verify_password(&stored, b"correct horse battery"));
+        assert!(!verify_password("not a hash", b"x"));
+        // Another algorithm's parameters are honoured.
+        let light = Argon2::new(
+            argon2::Algorithm::Argon2i,
+            argon2::Version::V0x10,
+            argon2::Params::new(1024, 2, 1, Some(24)).unwrap(),
+        );
+        let stored = light.hash_password(b"pw", &salt).unwrap().to_string();
+        assert!(verify_password(&stored, b"pw"));
+        assert!(!verify_password(&stored, b"pX"));
     }
 }

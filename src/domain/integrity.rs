@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::Core;
+use super::devices::check_secret_no;
 use super::devices::sync::template_digest;
 use crate::store::sealed::BlobVerdict;
 use crate::store::sealed_values::SEALED_COLUMNS;
@@ -45,6 +46,12 @@ pub struct CheckReport {
     /// secrets, tokens).
     pub sealed_checked: u64,
     pub sealed_bad: Vec<Problem>,
+    /// Terminals whose SecretNo is below today's minimum strength (added
+    /// before it was enforced): a warning, not a fault of the store, so
+    /// not counted in [`CheckReport::problems`]. Such a terminal's
+    /// SecretNo can be guessed; replace the terminal or watch its
+    /// `register` failures.
+    pub weak_secret_nos: Vec<Problem>,
 }
 
 impl CheckReport {
@@ -138,29 +145,48 @@ impl Core {
                 report.sealed_checked += page.len() as u64;
                 let keys = self.keys.clone();
                 // Decrypting thousands of templates is CPU work.
-                let bad = tokio::task::spawn_blocking(move || {
-                    page.iter()
-                        .filter_map(|v| {
-                            let why = match keys.open_small(&v.aad, &v.sealed) {
-                                Err(e) => format!("does not decrypt: {e:#}"),
-                                Ok(plain) => {
-                                    let expected = v.digest.as_ref()?;
-                                    let key = keys.key_of_small(&v.sealed).expect("it opened");
-                                    let actual = template_digest(key.digest_key(), &plain);
-                                    if &actual == expected {
-                                        return None;
-                                    }
-                                    "its digest does not match its content".to_string()
+                let secret_nos = col.table == "devices" && col.column == "secret_no";
+                let (bad, weak) = tokio::task::spawn_blocking(move || {
+                    let (mut bad, mut weak) = (Vec::new(), Vec::new());
+                    for v in &page {
+                        let why = match keys.open_small(&v.aad, &v.sealed) {
+                            Err(e) => format!("does not decrypt: {e:#}"),
+                            Ok(plain) => {
+                                if secret_nos
+                                    && let Err(why) =
+                                        check_secret_no(&String::from_utf8_lossy(&plain))
+                                {
+                                    // The AAD names the device: `device:<sn>:secret_no`.
+                                    let aad = String::from_utf8_lossy(&v.aad);
+                                    let sn = aad
+                                        .strip_prefix("device:")
+                                        .and_then(|a| a.strip_suffix(":secret_no"))
+                                        .unwrap_or(&aad);
+                                    weak.push(Problem {
+                                        id: sn.to_string(),
+                                        why,
+                                    });
                                 }
-                            };
-                            Some(Problem {
-                                id: v.label.clone(),
-                                why,
-                            })
-                        })
-                        .collect::<Vec<_>>()
+                                let Some(expected) = v.digest.as_ref() else {
+                                    continue;
+                                };
+                                let key = keys.key_of_small(&v.sealed).expect("it opened");
+                                let actual = template_digest(key.digest_key(), &plain);
+                                if &actual == expected {
+                                    continue;
+                                }
+                                "its digest does not match its content".to_string()
+                            }
+                        };
+                        bad.push(Problem {
+                            id: v.label.clone(),
+                            why,
+                        });
+                    }
+                    (bad, weak)
                 })
                 .await?;
+                report.weak_secret_nos.extend(weak);
                 report.sealed_bad.extend(bad);
             }
         }
@@ -188,7 +214,9 @@ mod tests {
             .await
             .unwrap();
         core.token_for(&app.app, TokenKind::Tenant).await.unwrap();
-        core.add_device(&t, "SN1", "factory-secret").await.unwrap();
+        core.add_device(&t, "SN1", "integrity-factory-secret")
+            .await
+            .unwrap();
         let caller = crate::domain::auth::Caller {
             tenant_id: t.id,
             app_id: app.app.app_id.clone(),
@@ -218,6 +246,23 @@ mod tests {
         assert!(r.blob_bytes > 0);
         // The file name, the device's SecretNo and the token.
         assert_eq!(r.sealed_checked, 3, "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn weak_secret_nos_are_warned_of() {
+        let (_dir, core, _) = populated().await;
+        // A terminal added before the minimum strength was enforced.
+        let tenant_id = core.db.device("SN1").await.unwrap().unwrap().tenant_id;
+        let sealed = core.keys.seal_small(b"device:OLD-1:secret_no", b"1234");
+        core.db
+            .insert_device("OLD-1", tenant_id, &sealed, core.now())
+            .await
+            .unwrap();
+        let r = core.check(Duration::ZERO).await.unwrap();
+        assert_eq!(r.problems(), 0, "{r:?}");
+        assert_eq!(r.weak_secret_nos.len(), 1, "{r:?}");
+        assert_eq!(r.weak_secret_nos[0].id, "OLD-1");
+        assert!(r.weak_secret_nos[0].why.contains("it has 4"), "{r:?}");
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod devices;
 pub mod erasure;
 pub mod files;
+pub mod guard;
 pub mod ids;
 pub mod integrity;
 pub mod keys;
@@ -172,6 +173,8 @@ pub struct Core {
     pub hub: devices::hub::Hub,
     pub metrics: crate::metrics::Metrics,
     pub audit: audit::AuditLog,
+    /// Failed attempts at secrets and the password-check pool.
+    pub guard: guard::Guard,
 }
 
 impl Core {
@@ -201,6 +204,7 @@ impl Core {
             hub: devices::hub::Hub::default(),
             metrics: crate::metrics::Metrics::default(),
             audit,
+            guard: guard::Guard::new(&config.security),
             config,
         })
     }

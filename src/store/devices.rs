@@ -727,6 +727,7 @@ fn device_from_row(r: &sqlx::any::AnyRow) -> DeviceRow {
         fp_algorithms: list("fp_algorithms"),
         seen_version: r.get("seen_version"),
         last_seen: r.get("last_seen"),
+        register_ts: r.get("register_ts"),
         created_at: r.get("created_at"),
     }
 }

@@ -14,6 +14,9 @@ use sha1::{Digest, Sha1};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use std::net::IpAddr;
+
+use super::guard::{Attempt, ClientKey};
 use super::{Core, Tenant};
 use crate::error::{Error, Result};
 
@@ -93,6 +96,10 @@ pub struct DeviceRow {
     pub fp_algorithms: Vec<String>,
     pub seen_version: i64,
     pub last_seen: Option<i64>,
+    /// The timestamp of the last accepted `register` (within
+    /// [`REGISTER_WINDOW_SECS`] of the server's clock): when the current
+    /// active code was issued.
+    pub register_ts: Option<i64>,
     pub created_at: i64,
 }
 
@@ -220,6 +227,33 @@ fn validate_sn(sn: &str) -> Result<()> {
     Ok(())
 }
 
+/// Shortest SecretNo accepted, and the fewest distinct characters in it:
+/// the SecretNo is all that proves a terminal is the company's, and it can
+/// be tried online (throttled) and offline against a captured `register`
+/// frame (a SHA-1 over it and public values), so it must not be short or
+/// repetitive. Factory SecretNos are long random strings.
+pub const SECRET_NO_MIN_CHARS: usize = 16;
+pub const SECRET_NO_MIN_DISTINCT: usize = 8;
+
+/// Whether `secret_no` is strong enough to be a terminal's SecretNo; the
+/// reason if not.
+pub fn check_secret_no(secret_no: &str) -> std::result::Result<(), String> {
+    let chars = secret_no.chars().count();
+    if chars < SECRET_NO_MIN_CHARS || secret_no.len() > 256 {
+        return Err(format!(
+            "secret_no must be {SECRET_NO_MIN_CHARS} to 256 characters (it has {chars})"
+        ));
+    }
+    let distinct: std::collections::HashSet<char> = secret_no.chars().collect();
+    if distinct.len() < SECRET_NO_MIN_DISTINCT {
+        return Err(format!(
+            "secret_no must have at least {SECRET_NO_MIN_DISTINCT} distinct characters (it has {})",
+            distinct.len()
+        ));
+    }
+    Ok(())
+}
+
 impl Core {
     // ------------------------------------------------------------- admin
 
@@ -227,9 +261,7 @@ impl Core {
     /// register, and works once bound.
     pub async fn add_device(&self, tenant: &Tenant, sn: &str, secret_no: &str) -> Result<()> {
         validate_sn(sn)?;
-        if secret_no.is_empty() || secret_no.len() > 256 {
-            return Err(Error::param("secret_no must be 1 to 256 bytes"));
-        }
+        check_secret_no(secret_no).map_err(Error::param)?;
         let sealed = self.keys.seal_small(
             format!("device:{sn}:secret_no").as_bytes(),
             secret_no.as_bytes(),
@@ -239,7 +271,11 @@ impl Core {
             .insert_device(sn, tenant.id, &sealed, self.now())
             .await
         {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // Its registrations start with a clean slate on this node.
+                self.guard.device_register.forget_target(sn);
+                Ok(())
+            }
             Err(e) if crate::store::is_unique_violation(&e) => {
                 Err(Error::param(format!("device {sn} already exists")))
             }
@@ -289,41 +325,66 @@ impl Core {
 
     // ----------------------------------------------------------- bring-up
 
-    /// `register`: checks the signature over (sn, SecretNo, timestamp,
-    /// nonce, "register") and the timestamp's age, then issues a fresh
-    /// active code.
+    /// `register`: checks the timestamp's age and the signature over (sn,
+    /// SecretNo, timestamp, nonce, "register"), then issues a fresh active
+    /// code. An unknown serial number, a wrong signature and an attempt
+    /// refused by the lockout get one and the same answer, so the answer
+    /// tells a stranger neither which serial numbers exist nor whether
+    /// guessing has been noticed. Failures against a known serial number
+    /// count towards the lockout of the client address and of that serial
+    /// number ([`super::guard`]); an unknown one counts towards neither, so
+    /// a terminal that retries before an admin has added it is not locked
+    /// out once added.
     pub async fn register_device(
         &self,
         sn: &str,
         timestamp: &str,
         nonce: &str,
         device_signature: &str,
+        client: IpAddr,
     ) -> Result<String> {
-        let refused = |m: &str| Error::DeviceRefused(codes::NOT_REGISTERED, m.to_string());
-        let Some(device) = self.db.device(sn).await? else {
-            return Err(Error::DeviceRefused(
-                codes::NOT_AUTHORISED,
-                format!("device sn {sn} is not known to this server"),
-            ));
+        let refused = || {
+            Error::DeviceRefused(
+                codes::NOT_REGISTERED,
+                "register refused: sn unknown or device_signature wrong".into(),
+            )
         };
         let ts: i64 = timestamp
             .parse()
             .map_err(|_| Error::param("timestamp must be a Unix time in seconds"))?;
         let skew = (self.now() - ts).abs();
         if skew > REGISTER_WINDOW_SECS {
-            return Err(refused(&format!(
-                "timestamp is {skew} s from the server's clock, at most {REGISTER_WINDOW_SECS} s"
-            )));
+            return Err(Error::DeviceRefused(
+                codes::NOT_REGISTERED,
+                format!(
+                    "timestamp is {skew} s from the server's clock, at most {REGISTER_WINDOW_SECS} s"
+                ),
+            ));
         }
+        let key = ClientKey::of(client);
+        if let Err(r) = self.guard.device_register.admit(key, sn) {
+            self.refused(Attempt::DeviceRegister, key, r);
+            return Err(refused());
+        }
+        let given = device_signature.to_ascii_lowercase();
+        let Some(device) = self.db.device(sn).await? else {
+            // The work of a check, so the unknown answer takes as long.
+            let expected = signature(&[sn, "", timestamp, nonce, "register"]);
+            let _ = expected.as_bytes().ct_eq(given.as_bytes());
+            self.metrics
+                .attempt_failed(Attempt::DeviceRegister.as_str());
+            return Err(refused());
+        };
         let secret_no = self.keys.open_small(
             format!("device:{sn}:secret_no").as_bytes(),
             &device.sealed_secret_no,
         )?;
         let secret_no = String::from_utf8(secret_no).map_err(anyhow::Error::from)?;
         let expected = signature(&[sn, &secret_no, timestamp, nonce, "register"]);
-        let given = device_signature.to_ascii_lowercase();
-        if !bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
-            return Err(refused("device_signature does not match"));
+        let ok = bool::from(expected.as_bytes().ct_eq(given.as_bytes()));
+        self.attempted(Attempt::DeviceRegister, key, sn, ok);
+        if !ok {
+            return Err(refused());
         }
         let code = hex::encode(super::ids::random_bytes::<16>());
         if !self
@@ -331,14 +392,18 @@ impl Core {
             .record_register(sn, ts, nonce, &sha256_hex(&code))
             .await?
         {
-            return Err(refused(
-                "register replayed: timestamp and nonce are not newer than the last register's",
+            return Err(Error::DeviceRefused(
+                codes::NOT_REGISTERED,
+                "register replayed: timestamp and nonce are not newer than the last register's"
+                    .into(),
             ));
         }
         Ok(code)
     }
 
-    /// `active`: the device's secret, once an admin has bound it.
+    /// `active`: the device's secret, once an admin has bound it. An active
+    /// code lives `security.active_code_ttl_secs`; an older one is answered
+    /// 600014, on which terminals register again.
     pub async fn activate_device(&self, active_code: &str) -> Result<(String, String)> {
         let device = self
             .db
@@ -347,6 +412,13 @@ impl Core {
             .ok_or_else(|| {
                 Error::DeviceRefused(codes::INVALID_ACTIVE_CODE, "active_code is invalid".into())
             })?;
+        let issued = device.register_ts.unwrap_or(i64::MIN);
+        if self.now().saturating_sub(issued) > self.config.security.active_code_ttl_secs {
+            return Err(Error::DeviceRefused(
+                codes::NOT_REGISTERED,
+                "active_code has expired: register again".into(),
+            ));
+        }
         let Some(sealed) = device.sealed_secret.filter(|_| device.bound) else {
             return Err(Error::DeviceRefused(
                 codes::NOT_AUTHORISED,
@@ -408,7 +480,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::testing::core;
+    use crate::domain::testing::{core, core_with};
 
     #[test]
     fn signature_sorts_values() {
@@ -439,12 +511,35 @@ mod tests {
         assert!(l(&["a\n"]).is_err());
     }
 
+    const SECRET_NO: &str = "Fq7x-2Lm9-Rt4v-8Kc3";
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn secret_nos_must_be_long_and_varied() {
+        assert!(check_secret_no(SECRET_NO).is_ok());
+        assert!(check_secret_no("0123456789abcdef").is_ok());
+        let short = check_secret_no("0123456789abcde").unwrap_err();
+        assert!(
+            short.contains("16 to 256 characters (it has 15)"),
+            "{short}"
+        );
+        let dull = check_secret_no("abababababababababab").unwrap_err();
+        assert!(dull.contains("8 distinct characters (it has 2)"), "{dull}");
+        assert!(check_secret_no(&"0123456789".repeat(26)).is_err());
+    }
+
     async fn bring_up(core: &Core, sn: &str) -> (Tenant, Session) {
         let t = core.create_tenant("acme").await.unwrap();
-        core.add_device(&t, sn, "factory-secret").await.unwrap();
+        core.add_device(&t, sn, SECRET_NO).await.unwrap();
         let now = core.now().to_string();
-        let sig = signature(&[sn, "factory-secret", &now, "7", "register"]);
-        let code = core.register_device(sn, &now, "7", &sig).await.unwrap();
+        let sig = signature(&[sn, SECRET_NO, &now, "7", "register"]);
+        let code = core
+            .register_device(sn, &now, "7", &sig, ip("10.0.0.1"))
+            .await
+            .unwrap();
         let e = core.activate_device(&code).await.unwrap_err();
         assert!(
             matches!(e, Error::DeviceRefused(codes::NOT_AUTHORISED, _)),
@@ -483,53 +578,139 @@ mod tests {
     async fn register_refusals() {
         let (_dir, core) = core().await;
         let t = core.create_tenant("acme").await.unwrap();
-        core.add_device(&t, "SN1", "fs").await.unwrap();
-        assert!(core.add_device(&t, "SN1", "fs").await.is_err());
+        core.add_device(&t, "SN1", SECRET_NO).await.unwrap();
+        assert!(core.add_device(&t, "SN1", SECRET_NO).await.is_err());
+        let weak = core.add_device(&t, "SN2", "fs").await.unwrap_err();
+        assert!(weak.to_string().contains("secret_no must be"), "{weak}");
         let now = core.now();
-        let sig = |ts: i64| signature(&["SN1", "fs", &ts.to_string(), "1", "register"]);
-        let code = |e: Error| match e {
-            Error::DeviceRefused(c, _) => c,
+        let sig = |ts: i64| signature(&["SN1", SECRET_NO, &ts.to_string(), "1", "register"]);
+        let refusal = |e: Error| match e {
+            Error::DeviceRefused(c, m) => (c, m),
             other => panic!("{other:?}"),
         };
-        // Unknown sn, wrong SecretNo, stale and future timestamps.
-        let e = core
-            .register_device("SN2", &now.to_string(), "1", &sig(now))
-            .await;
-        assert_eq!(code(e.unwrap_err()), codes::NOT_AUTHORISED);
+        let code = |e: Error| refusal(e).0;
+        let register = |sn: &'static str, ts: i64, sig: String, from: &'static str| {
+            let core = &core;
+            async move {
+                core.register_device(sn, &ts.to_string(), "1", &sig, ip(from))
+                    .await
+            }
+        };
+        // An unknown sn and a wrong SecretNo: one and the same answer.
+        let unknown = refusal(
+            register("SN2", now, sig(now), "10.0.0.1")
+                .await
+                .unwrap_err(),
+        );
         let bad = signature(&["SN1", "other", &now.to_string(), "1", "register"]);
-        let e = core
-            .register_device("SN1", &now.to_string(), "1", &bad)
-            .await;
-        assert_eq!(code(e.unwrap_err()), codes::NOT_REGISTERED);
+        let wrong = refusal(register("SN1", now, bad, "10.0.0.1").await.unwrap_err());
+        assert_eq!(unknown, wrong);
+        assert_eq!(unknown.0, codes::NOT_REGISTERED);
         for ts in [now - 301, now + 301] {
-            let e = core
-                .register_device("SN1", &ts.to_string(), "1", &sig(ts))
-                .await;
+            let e = register("SN1", ts, sig(ts), "10.0.0.2").await;
             assert_eq!(code(e.unwrap_err()), codes::NOT_REGISTERED);
         }
         assert!(
-            core.register_device("SN1", &(now - 299).to_string(), "1", &sig(now - 299))
+            register("SN1", now - 299, sig(now - 299), "10.0.0.2")
                 .await
                 .is_ok()
         );
         // The same frame again, or an older one, is a replay.
-        let e = core
-            .register_device("SN1", &(now - 299).to_string(), "1", &sig(now - 299))
-            .await;
+        let e = register("SN1", now - 299, sig(now - 299), "10.0.0.2").await;
         assert_eq!(code(e.unwrap_err()), codes::NOT_REGISTERED);
-        let e = core
-            .register_device("SN1", &(now - 300).to_string(), "1", &sig(now - 300))
-            .await;
+        let e = register("SN1", now - 300, sig(now - 300), "10.0.0.2").await;
         assert_eq!(code(e.unwrap_err()), codes::NOT_REGISTERED);
         // Upper-case hex is the same signature.
         let upper = sig(now).to_ascii_uppercase();
+        assert!(register("SN1", now, upper, "10.0.0.2").await.is_ok());
+        let e = core.activate_device("nonsense").await.unwrap_err();
+        assert_eq!(code(e), codes::INVALID_ACTIVE_CODE);
+    }
+
+    #[tokio::test]
+    async fn guessing_a_secret_no_locks_the_guesser_out() {
+        let (_dir, core) = core_with(|c| c.security.failures_before_lockout = 3).await;
+        let t = core.create_tenant("acme").await.unwrap();
+        core.add_device(&t, "SN1", SECRET_NO).await.unwrap();
+        let ts = core.now().to_string();
+        let attempt = |secret_no: &str, nonce: u32, from: &str| {
+            let sig = signature(&["SN1", secret_no, &ts, &nonce.to_string(), "register"]);
+            let core = &core;
+            let (ts, from) = (ts.clone(), ip(from));
+            async move {
+                core.register_device("SN1", &ts, &nonce.to_string(), &sig, from)
+                    .await
+            }
+        };
+        let wrong = attempt("guess", 1, "10.0.0.66")
+            .await
+            .unwrap_err()
+            .to_string();
+        for n in 2..=3 {
+            assert_eq!(
+                attempt("guess", n, "10.0.0.66")
+                    .await
+                    .unwrap_err()
+                    .to_string(),
+                wrong
+            );
+        }
+        // Locked out: the right SecretNo from the guessing address is
+        // refused with the same answer as a wrong one.
+        let e = attempt(SECRET_NO, 4, "10.0.0.66").await.unwrap_err();
+        assert_eq!(e.to_string(), wrong);
+        // The terminal itself, from an address that never guessed, is not.
+        assert!(attempt(SECRET_NO, 5, "10.0.0.7").await.is_ok());
+        // Unknown serial numbers never lock anyone out.
+        for n in 0..10 {
+            let sig = signature(&["NEW", "x", &ts, "1", "register"]);
+            let e = core
+                .register_device("NEW", &ts, &n.to_string(), &sig, ip("10.0.0.8"))
+                .await
+                .unwrap_err();
+            assert_eq!(e.to_string(), wrong);
+        }
+        core.add_device(&t, "NEW", SECRET_NO).await.unwrap();
+        let sig = signature(&["NEW", SECRET_NO, &ts, "1", "register"]);
         assert!(
-            core.register_device("SN1", &now.to_string(), "1", &upper)
+            core.register_device("NEW", &ts, "1", &sig, ip("10.0.0.8"))
                 .await
                 .is_ok()
         );
-        let e = core.activate_device("nonsense").await.unwrap_err();
-        assert_eq!(code(e), codes::INVALID_ACTIVE_CODE);
+        let m = core.metrics.render();
+        assert!(
+            m.contains("facehub_auth_lockouts_total{attempt=\"device_register\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains(
+                "facehub_auth_refused_total{attempt=\"device_register\",reason=\"locked_out\"} 1"
+            ),
+            "{m}"
+        );
+    }
+
+    #[tokio::test]
+    async fn active_codes_expire() {
+        let (_dir, core) = core().await;
+        let t = core.create_tenant("acme").await.unwrap();
+        core.add_device(&t, "SN1", SECRET_NO).await.unwrap();
+        let now = core.now().to_string();
+        let sig = signature(&["SN1", SECRET_NO, &now, "7", "register"]);
+        let code = core
+            .register_device("SN1", &now, "7", &sig, ip("10.0.0.1"))
+            .await
+            .unwrap();
+        core.bind_device(t.id, "SN1").await.unwrap();
+        core.clock
+            .advance(core.config.security.active_code_ttl_secs - 10);
+        assert!(core.activate_device(&code).await.is_ok());
+        core.clock.advance(20);
+        let e = core.activate_device(&code).await.unwrap_err();
+        assert!(
+            matches!(e, Error::DeviceRefused(codes::NOT_REGISTERED, ref m) if m.contains("expired")),
+            "{e:?}"
+        );
     }
 
     #[tokio::test]

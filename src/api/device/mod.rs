@@ -5,31 +5,46 @@
 //! connection-level error (no `headers`) and the connection keeps going.
 //! See docs/device-protocol.md for the choices the platform leaves open.
 
+pub mod admission;
+
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use self::admission::{Allowance, AnonymousSlot, Metered, UNMETERED};
 use super::AppState;
+use super::client::ClientIp;
+use super::ratelimit::RateLimiter;
 use crate::domain::Core;
 use crate::domain::devices::hub::{Link, Outgoing, QUEUE};
 use crate::domain::devices::sync::{DEFAULT_PAGE, flag, int_field, user_items};
 use crate::domain::devices::{DeviceUser, Session, Subscription, clip, codes};
+use crate::domain::guard::ClientKey;
 use crate::error::{Error, Result};
-
-/// Largest frame read before the device has logged in.
-const PRE_LOGIN_FRAME: usize = 64 * 1024;
 
 /// Replies one connection may have queued, in KiB (a full page of
 /// templates is about 6.5 MiB; one larger frame still goes out alone).
 const REPLY_BUDGET_KIB: usize = 16 * 1024;
+
+/// Refused credentials (a `register` signature, an active code, a secret)
+/// one connection may present before it is closed: a terminal that fails
+/// retries on a new connection after a pause, a guesser is made to pay
+/// for a connection (and its pre-login place) every few guesses.
+const MAX_FAILED_BRING_UPS: u32 = 5;
 
 pub fn router() -> Router<AppState> {
     // The platform's URL is the host root; firmware seen in the wild dials
@@ -39,21 +54,81 @@ pub fn router() -> Router<AppState> {
         .route("/websocket", get(upgrade))
 }
 
+/// The WebSocket upgrade, performed here rather than by axum so that the
+/// socket under the WebSocket library is [`Metered`] until login (see
+/// [`admission`]).
 async fn upgrade(
     State(state): State<AppState>,
-    ws: std::result::Result<
-        WebSocketUpgrade,
-        axum::extract::ws::rejection::WebSocketUpgradeRejection,
-    >,
+    ClientIp(client): ClientIp,
+    mut req: axum::extract::Request,
 ) -> Result<Response> {
-    let ws =
-        ws.map_err(|e| Error::param(format!("this endpoint takes a WebSocket upgrade: {e}")))?;
-    let max = state.core.config.device.max_frame_mib.max(1) << 20;
     let core = state.core.clone();
-    Ok(ws
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| serve(core, socket)))
+    let sec = &core.config.security;
+    admission::check_origin(req.headers(), &sec.device_origins)
+        .inspect_err(|_| core.metrics.attempt_refused("device_connect", "origin"))?;
+    let accept = admission::accept_key(admission::upgrade_key(req.headers())?);
+    let slot = state
+        .device_anonymous
+        .admit(ClientKey::of(client))
+        .map_err(|msg| {
+            core.metrics
+                .attempt_refused("device_connect", "prelogin_cap");
+            Error::Throttled {
+                msg,
+                retry_after_secs: 5,
+            }
+        })?;
+    let on_upgrade = req
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or_else(|| {
+            Error::param(
+                "this endpoint takes a WebSocket upgrade: the connection cannot be upgraded",
+            )
+        })?;
+    let limiter = state.limiter.clone();
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "device upgrade failed");
+                return;
+            }
+        };
+        let sec = &core.config.security;
+        let allowance = Allowance::new(sec.prelogin_bytes.max(1024));
+        let max = core.config.device.max_frame_mib.max(1) << 20;
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max))
+            // Each connection keeps this much for reading; a fleet of
+            // idle terminals should not cost 128 KiB each.
+            .read_buffer_size(16 * 1024);
+        let io = Metered::new(TokioIo::new(upgraded), allowance.clone());
+        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        let admitted = Admitted {
+            client,
+            slot,
+            allowance,
+            limiter,
+        };
+        serve(core, socket, admitted).await
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::empty())
+        .map_err(|e| Error::internal(e.to_string()))
+}
+
+/// What the upgrade settled about a connection.
+struct Admitted {
+    client: IpAddr,
+    slot: AnonymousSlot,
+    allowance: Allowance,
+    limiter: Arc<RateLimiter>,
 }
 
 /// The state of one connection.
@@ -69,9 +144,20 @@ struct Conn {
     /// The device named by `register`/`active` on this connection.
     sn: Option<String>,
     session: Option<Session>,
+    client: IpAddr,
+    limiter: Arc<RateLimiter>,
+    /// Held until the connection proves who it is.
+    anonymous: Option<AnonymousSlot>,
+    /// What the peer may still send before login.
+    allowance: Allowance,
+    failed_bring_ups: u32,
 }
 
-async fn serve(core: Arc<Core>, socket: WebSocket) {
+async fn serve(
+    core: Arc<Core>,
+    socket: WebSocketStream<Metered<TokioIo<hyper::upgrade::Upgraded>>>,
+    admitted: Admitted,
+) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Outgoing>(QUEUE);
     // One writer, so replies and pushes never interleave inside a frame.
@@ -90,11 +176,11 @@ async fn serve(core: Arc<Core>, socket: WebSocket) {
                 _permit = Some(permit);
             }
             let msg = match out {
-                Outgoing::Text(t) => Message::Text(t.as_ref().into()),
+                Outgoing::Text(t) => Message::Text(Utf8Bytes::from(t.as_ref())),
                 Outgoing::Binary(b) => Message::Binary(b),
                 Outgoing::Close(code, reason) => {
                     let close = Message::Close(Some(CloseFrame {
-                        code,
+                        code: code.into(),
                         reason: reason.into(),
                     }));
                     let _ = tokio::time::timeout(write_timeout(0), sink.send(close)).await;
@@ -114,6 +200,10 @@ async fn serve(core: Arc<Core>, socket: WebSocket) {
         }
     });
     let idle = Duration::from_secs(core.config.device.idle_timeout_secs.max(1));
+    let prelogin_bytes = core.config.security.prelogin_bytes.max(1024);
+    let deadline_secs = core.config.security.prelogin_deadline_secs.max(1);
+    let deadline = tokio::time::sleep(Duration::from_secs(deadline_secs));
+    tokio::pin!(deadline);
     let id = core.hub.new_connection_id();
     let (link, mut kill) = Link::new(id, tx.clone());
     let mut conn = Conn {
@@ -124,6 +214,11 @@ async fn serve(core: Arc<Core>, socket: WebSocket) {
         budget: Arc::new(tokio::sync::Semaphore::new(REPLY_BUDGET_KIB)),
         sn: None,
         session: None,
+        client: admitted.client,
+        limiter: admitted.limiter,
+        anonymous: Some(admitted.slot),
+        allowance: admitted.allowance,
+        failed_bring_ups: 0,
     };
     loop {
         let next = tokio::select! {
@@ -136,6 +231,13 @@ async fn serve(core: Arc<Core>, socket: WebSocket) {
                 conn.send(Outgoing::Close(code, reason)).await;
                 break;
             }
+            // An anonymous connection has a short time to prove itself.
+            () = &mut deadline, if conn.anonymous.is_some() => {
+                conn.core.metrics.attempt_refused("device_connect", "prelogin_deadline");
+                conn.send(Outgoing::Close(1008, "not registered within the pre-login deadline"))
+                    .await;
+                break;
+            }
         };
         match next {
             Err(_) => {
@@ -145,35 +247,43 @@ async fn serve(core: Arc<Core>, socket: WebSocket) {
             }
             Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break,
             Ok(Some(Err(e))) => {
-                // Oversize frames end here: tungstenite stops reading.
-                // (axum hides tungstenite's error type; its text names it.)
-                let text = e.to_string();
-                let too_big = text.contains("Space limit") || text.contains("too long");
-                if too_big {
-                    conn.send(Outgoing::Close(1009, "frame too large")).await;
+                use tokio_tungstenite::tungstenite::Error as WsError;
+                use tokio_tungstenite::tungstenite::error::CapacityError;
+                match &e {
+                    // Oversize frames end here: tungstenite stops reading.
+                    WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+                        conn.send(Outgoing::Close(1009, "frame too large")).await;
+                    }
+                    // The pre-login allowance (admission::Metered).
+                    WsError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                        conn.core
+                            .metrics
+                            .attempt_refused("device_connect", "prelogin_bytes");
+                        conn.send(Outgoing::Close(1009, "frames before login are limited"))
+                            .await;
+                    }
+                    _ => {}
                 }
                 tracing::debug!(error = %e, "device connection error");
                 break;
             }
-            // Before login only small frames are read: nobody unknown gets
-            // to make the server parse megabytes.
-            Ok(Some(Ok(Message::Text(text))))
-                if conn.session.is_none() && text.len() > PRE_LOGIN_FRAME =>
-            {
-                conn.reply_error(
-                    None,
-                    Error::param(format!(
-                        "frames before subscribe_corp are limited to {PRE_LOGIN_FRAME} bytes"
-                    )),
-                )
-                .await;
+            Ok(Some(Ok(Message::Text(text)))) => {
+                conn.handle(text).await;
+                if conn.failed_bring_ups >= MAX_FAILED_BRING_UPS {
+                    conn.send(Outgoing::Close(1008, "too many failed attempts"))
+                        .await;
+                    break;
+                }
             }
-            Ok(Some(Ok(Message::Text(text)))) => conn.handle(text).await,
             Ok(Some(Ok(Message::Binary(_)))) => {
                 conn.reply_error(None, Error::param("binary frames are not accepted"))
                     .await;
             }
             Ok(Some(Ok(_))) => {} // ping/pong: answered by the library
+        }
+        // Identified but not logged in: each further frame is small.
+        if conn.anonymous.is_none() && conn.session.is_none() {
+            conn.allowance.set(prelogin_bytes);
         }
     }
     if let Some(sn) = &conn.sn
@@ -225,7 +335,7 @@ impl Conn {
         self.send_reply(Outgoing::Text(frame.into()), len).await;
     }
 
-    async fn handle(&mut self, text: axum::extract::ws::Utf8Bytes) {
+    async fn handle(&mut self, text: Utf8Bytes) {
         // A full upload is megabytes of JSON: parse it off the async threads.
         let parsed = if text.len() > 256 * 1024 {
             tokio::task::spawn_blocking(move || parse_frame(text.as_str()))
@@ -304,21 +414,33 @@ impl Conn {
             "ping" => Ok(json!({})),
             "register" => {
                 let sn = str_field(body, "sn")?;
+                let key = format!("addr:{}", ClientKey::of(self.client));
+                self.limiter.check(&key, "device.register", false).await?;
                 let code = core
                     .register_device(
                         sn,
                         &scalar(body, "timestamp")?,
                         &scalar(body, "nonce")?,
                         str_field(body, "device_signature")?,
+                        self.client,
                     )
-                    .await?;
+                    .await
+                    .inspect_err(|_| self.failed_bring_ups += 1)?;
+                self.identified();
                 self.attach(sn);
                 Ok(json!({"active_code": code}))
             }
             "active" => {
                 let (sn, secret) = core
                     .activate_device(str_field(body, "active_code")?)
-                    .await?;
+                    .await
+                    .inspect_err(|e| {
+                        // (Not "not bound yet": a terminal polls for that.)
+                        if matches!(e, Error::DeviceRefused(codes::INVALID_ACTIVE_CODE, _)) {
+                            self.failed_bring_ups += 1;
+                        }
+                    })?;
+                self.identified();
                 self.attach(&sn);
                 Ok(json!({"secret": secret}))
             }
@@ -334,7 +456,10 @@ impl Conn {
                     fa_algorithms: string_list(&ext, "fa_algorithm")?,
                     fp_algorithms: string_list(&ext, "fp_algorithm")?,
                 };
-                let session = core.subscribe_device(&sub).await?;
+                let session = core
+                    .subscribe_device(&sub)
+                    .await
+                    .inspect_err(|_| self.failed_bring_ups += 1)?;
                 let seen = core
                     .db
                     .device(&session.sn)
@@ -348,6 +473,8 @@ impl Conn {
                 self.sn = Some(session.sn.clone());
                 core.hub.login(&session, &self.link, seen);
                 self.session = Some(session);
+                self.identified();
+                self.allowance.set(UNMETERED);
                 Ok(json!({}))
             }
             "get_secret_no" => Err(Error::param(
@@ -400,6 +527,13 @@ impl Conn {
             }
             other => Err(Error::param(format!("unknown cmd {:?}", clip(other, 64)))),
         }
+    }
+
+    /// The connection proved a credential: it no longer counts as
+    /// anonymous, and its pre-login deadline is lifted.
+    fn identified(&mut self) {
+        self.anonymous = None;
+        self.failed_bring_ups = 0;
     }
 
     /// Remembers which device this connection speaks for, so pushes such
