@@ -574,6 +574,7 @@ impl Application {
         let connections = Arc::new(tokio::sync::Semaphore::new(
             self.core.config.limits.max_connections.max(1),
         ));
+        let linger_bounds = crate::api::linger::Bounds::of(&self.core.config.limits);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -594,6 +595,9 @@ impl Application {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
+            // An answer before the body was read lingers (api::linger).
+            let linger = Arc::new(crate::api::linger::Linger::default());
+            let stream = crate::api::linger::Lingering::new(stream, linger.clone(), linger_bounds);
             // Every request knows its peer (the throttles of unauthenticated
             // paths count per client address).
             let service = TowerToHyperService::new(tower::ServiceExt::map_request(
@@ -601,6 +605,7 @@ impl Application {
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {
                     req.extensions_mut()
                         .insert(axum::extract::ConnectInfo(peer));
+                    req.extensions_mut().insert(linger.clone());
                     req
                 },
             ));

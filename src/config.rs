@@ -229,6 +229,14 @@ pub struct Limits {
     /// How long a received upload may wait for decode memory or a CPU slot
     /// before it is refused as the frequency limit (429).
     pub decode_wait_secs: u64,
+    /// After an answer given before the request body was read (an early
+    /// refusal), the rest of the body is read and discarded for at most
+    /// this long, this long without a byte, and this many bytes, before
+    /// the connection closes (see `api::linger`). Keep the bytes above the
+    /// largest upload limit.
+    pub linger_secs: u64,
+    pub linger_idle_secs: u64,
+    pub linger_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -280,6 +288,10 @@ impl Default for Limits {
             max_connections: 4096,
             decode_memory_mib: 1024,
             decode_wait_secs: 60,
+            // nginx's lingering_time and lingering_timeout.
+            linger_secs: 30,
+            linger_idle_secs: 5,
+            linger_max_bytes: 12 * 1024 * 1024,
         }
     }
 }

@@ -8,7 +8,7 @@
 //! only, and each view is audited.
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -329,13 +329,18 @@ async fn people(
 
 /// A CSV of people (`user_id,name[,employee_no,…]`); the page sends a
 /// large file in slices, each with the header row, to show progress.
+/// The largest CSV the console imports at once (some 150,000 people).
+const IMPORT_MAX_BYTES: usize = 8 * 1024 * 1024;
+
 async fn import(
     State(state): State<AppState>,
     _: Admin,
     Path(tenant): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<axum::Json<Value>> {
     let t = state.core.tenant(&tenant).await?;
+    let deadline = std::time::Duration::from_secs(state.core.config.limits.upload_deadline_secs);
+    let body = super::extract::bounded_body(body, IMPORT_MAX_BYTES, deadline).await?;
     let r = state.core.import_people(&t, body.as_ref(), |_| {}).await?;
     let rejected: Vec<Value> = r
         .rejected

@@ -35,29 +35,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
-        let limit = state.core.config.limits.json_max_bytes;
-        // A body trickled in a byte at a time must not hold the connection
-        // (and its memory) for days.
-        let deadline = std::time::Duration::from_secs(state.core.config.limits.json_deadline_secs);
-        let read = tokio::time::timeout(deadline, axum::body::to_bytes(req.into_body(), limit));
-        let bytes = read
-            .await
-            .map_err(|_| {
-                Error::param(format!(
-                    "request body did not arrive within {} s",
-                    deadline.as_secs()
-                ))
-            })?
-            .map_err(|e| {
-                let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-                while let Some(c) = cause {
-                    if c.is::<http_body_util::LengthLimitError>() {
-                        return Error::param(format!("request body is larger than {limit} bytes"));
-                    }
-                    cause = c.source();
-                }
-                Error::param(format!("request body could not be read: {e}"))
-            })?;
+        let limits = &state.core.config.limits;
+        let bytes = bounded_body(
+            req.into_body(),
+            limits.json_max_bytes,
+            std::time::Duration::from_secs(limits.json_deadline_secs),
+        )
+        .await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::param("request body must be a JSON object"));
         }
@@ -65,6 +49,34 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
             .map(Json)
             .map_err(|e| Error::param(format!("request body is not valid: {e}")))
     }
+}
+
+/// A whole request body of at most `limit` bytes that must arrive within
+/// `deadline`: a body trickled in a byte at a time must not hold the
+/// connection (and its memory) for days.
+pub async fn bounded_body(
+    body: axum::body::Body,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<bytes::Bytes, Error> {
+    let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit));
+    read.await
+        .map_err(|_| {
+            Error::param(format!(
+                "request body did not arrive within {} s",
+                deadline.as_secs()
+            ))
+        })?
+        .map_err(|e| {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(c) = cause {
+                if c.is::<http_body_util::LengthLimitError>() {
+                    return Error::param(format!("request body is larger than {limit} bytes"));
+                }
+                cause = c.source();
+            }
+            Error::param(format!("request body could not be read: {e}"))
+        })
 }
 
 /// What one endpoint requires of its caller.

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::Request;
@@ -11,6 +12,7 @@ use axum::response::Response;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
+use super::linger::{self, Linger};
 use crate::error::{Error, PendingError, Surface};
 
 /// The request's log id, as the platform's `X-Tt-Logid`: a UTC timestamp
@@ -64,6 +66,11 @@ pub async fn envelope(mut req: Request, next: Next) -> Response {
                 .headers()
                 .get(axum::http::header::CONTENT_LENGTH)
                 .is_some_and(|v| v.as_bytes() != b"0"));
+    // Whether the handler reads the body to its end; if not, the
+    // connection lingers after the answer (api::linger).
+    let linger = req.extensions().get::<Arc<Linger>>().cloned();
+    let (body, body_end) = linger::tracked(std::mem::take(req.body_mut()));
+    *req.body_mut() = body;
     let start = Instant::now();
     let result = AssertUnwindSafe(next.run(req))
         .catch_unwind()
@@ -89,13 +96,17 @@ pub async fn envelope(mut req: Request, next: Next) -> Response {
         resp.headers_mut().insert("x-tt-logid", v);
     }
     // (The auth surface answers its errors with 200, as the platform does.)
+    let unread = unread_body_closes && !body_end.reached();
     if unread_body_closes
-        && (refused || resp.status().is_client_error() || resp.status().is_server_error())
+        && (unread || refused || resp.status().is_client_error() || resp.status().is_server_error())
     {
         resp.headers_mut().insert(
             axum::http::header::CONNECTION,
             HeaderValue::from_static("close"),
         );
+        if unread && let Some(linger) = linger {
+            linger.arm();
+        }
     }
     tracing::info!(
         status = resp.status().as_u16(),

@@ -11,6 +11,7 @@ pub mod device;
 pub mod devices_admin;
 pub mod download;
 pub mod extract;
+pub mod linger;
 pub mod lingo;
 pub mod middleware;
 pub mod multipart;
