@@ -36,6 +36,14 @@ async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
     )
     .unwrap();
 
+    // Refused on its header (4097 px), ~8 MB of noise so that the SDK is
+    // still sending when the answer comes.
+    let wide_image = app.dir.path().join("wide.png");
+    std::fs::write(
+        &wide_image,
+        facehub::image::samples::noisy(facehub::image::ImageFormat::Png, 4097, 700),
+    )
+    .unwrap();
     let out = tokio::process::Command::new("node")
         .arg("check.js")
         .current_dir(dir)
@@ -49,6 +57,7 @@ async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
         .env("FACEHUB_WIKI_APP_SECRET", &wiki.app_secret)
         .env("FACEHUB_USER_TOKEN", &user.token)
         .env("FACEHUB_WIKI_IMAGE", &wiki_image)
+        .env("FACEHUB_WIDE_IMAGE", &wide_image)
         .output()
         .await
         .expect("run node");

@@ -168,6 +168,29 @@ async function main() {
     client.lingo.v1.file.upload({ data: { name: 'a.png', file: image } }),
     400, 99991672, 'an app without a wiki scope throws with 400/99991672');
 
+  // An image refused from its header (4097 px wide) while the SDK is still
+  // sending its ~8 MB: the SDK must read the 400 naming the rule, every
+  // time, not fail with EPIPE under its write.
+  const wide = fs.readFileSync(env('FACEHUB_WIDE_IMAGE'));
+  const quiet = new lark.Client({
+    appId: WIKI_APP_ID,
+    appSecret: WIKI_APP_SECRET,
+    domain: BASE,
+    loggerLevel: lark.LoggerLevel.fatal,
+  });
+  for (let i = 0; i < 100; i++) {
+    try {
+      await quiet.lingo.v1.file.upload({ data: { name: 'wide.png', file: wide } });
+      throw new Error('a 4097-px lingo image was accepted');
+    } catch (e) {
+      if (!e.response) throw new Error(`run ${i}: no answer, only ${e.code || e.message}`);
+      assert.strictEqual(e.response.status, 400, `run ${i}: status`);
+      assert.strictEqual(e.response.data.code, 2250001, `run ${i}: code`);
+      assert.ok(String(e.response.data.msg).includes('width 4097 exceeds 4096'), e.response.data.msg);
+    }
+  }
+  ok('a lingo image refused from its header: 100 of 100 uploads read the 400');
+
   console.log('node-sdk conformance: all checks passed');
   // Do not wait for the SDK's idle keep-alive sockets to time out.
   process.exit(0);
