@@ -86,6 +86,25 @@ pub enum Upsert {
     Unchanged,
 }
 
+/// Whether a pooled connection may be handed out: one the driver still
+/// counts inside a transaction is closed instead (closing it rolls back
+/// whatever the database still holds, and frees its locks). A dropped
+/// transaction's ROLLBACK has run by then (the pool pings a connection as
+/// it takes it back), so this sees only transactions that could not be
+/// ended: SQLite rolls a transaction back by itself on some I/O errors
+/// (SQLITE_FULL, SQLITE_IOERR), after which the driver's own ROLLBACK
+/// fails and its depth stays above zero; such a connection would fail
+/// every `BEGIN IMMEDIATE`, and turn every `begin` into a SAVEPOINT that
+/// keeps a real transaction, and the write lock, open for good.
+fn outside_transaction(conn: &sqlx::AnyConnection) -> bool {
+    use sqlx::Connection as _;
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!("a pooled database connection was left inside a transaction; closing it");
+    }
+    clean
+}
+
 impl Db {
     /// Opens the metadata store `database` names: a `postgres://` URL, or
     /// else the SQLite file at `sqlite_path`.
@@ -116,6 +135,7 @@ impl Db {
         let opts = AnyConnectOptions::from_url(&url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(8)
+            .before_acquire(|conn, _| Box::pin(async move { Ok(outside_transaction(conn)) }))
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     // Per connection: the Any driver takes only a URL, which
@@ -154,6 +174,7 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
+            .before_acquire(|conn, _| Box::pin(async move { Ok(outside_transaction(conn)) }))
             .connect(url)
             .await
             .with_context(|| format!("connecting to {shown}"))?;
@@ -1283,5 +1304,54 @@ mod sql_tests {
             "postgres://fh:***@db:5432/facehub"
         );
         assert_eq!(redact_url("nonsense"), "<not a URL>");
+    }
+
+    /// SQLite rolls a transaction back by itself on some I/O errors (a full
+    /// disk among them); the driver's own ROLLBACK then fails, its depth
+    /// stays at one, and the connection went back to the pool "inside" a
+    /// transaction: `begin_with` then failed on it for good, and `begin`
+    /// opened a SAVEPOINT, a real transaction no ROLLBACK TO ever ended,
+    /// holding the database's write lock. Simulated here by ending the
+    /// transaction behind the driver's back.
+    #[tokio::test]
+    async fn a_transaction_ended_behind_the_driver_leaks_no_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(&dir.path().join("t.db")).await.unwrap();
+        db.meta_set("k", "0").await.unwrap();
+        for round in 0..3 {
+            let mut tx = db.begin_write().await.unwrap();
+            sqlx::query("UPDATE meta SET value = 'lost' WHERE key = 'k'")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+            drop(tx);
+            // Every later transaction works, and none holds the lock.
+            for i in 0..10 {
+                let mut tx = db
+                    .begin_write()
+                    .await
+                    .unwrap_or_else(|e| panic!("{round}.{i}: {e}"));
+                sqlx::query("UPDATE meta SET value = $1 WHERE key = 'k'")
+                    .bind(format!("{round}.{i}"))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                let mut tx = db.pool.begin().await.unwrap();
+                sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap();
+                tx.rollback().await.unwrap();
+            }
+            assert_eq!(
+                db.meta_get("k").await.unwrap().as_deref(),
+                Some(format!("{round}.9").as_str())
+            );
+        }
+        // Another connection (another process) can still write at once.
+        let other = Db::open_sqlite(&dir.path().join("t.db")).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(2), other.meta_set("k", "other"))
+            .await
+            .expect("the database is not left locked")
+            .unwrap();
     }
 }
