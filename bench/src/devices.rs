@@ -146,11 +146,16 @@ async fn setup(core: &Core, args: &DeviceArgs) -> anyhow::Result<Tenant> {
 
 pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let config = facehub::Config {
+    let mut config = facehub::Config {
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".parse()?,
         ..facehub::Config::default()
     };
+    // The whole simulated fleet comes from one address, which the limits
+    // on what one address may try before login are not meant for.
+    config.security.prelogin_connections = 1 << 20;
+    config.security.prelogin_connections_per_address = 1 << 20;
+    config.rate_limit_per_second = 1 << 30;
     let app = facehub::Application::build(config).await?;
     let url = format!("ws://{}/", app.local_addr());
     let core = app.core();

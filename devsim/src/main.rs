@@ -47,8 +47,27 @@ async fn main() -> anyhow::Result<()> {
     let mut devices = Vec::new();
     for n in 1..=args.count {
         let sn = format!("{}{n:04}", args.sn_prefix);
-        let d = Device::connect(&args.url, &sn, (&fa, &[]), Some(Duration::from_secs(30))).await?;
-        d.bring_up(&args.secret_no, now).await?;
+        // Like a terminal, retry a refused bring-up after a pause: many
+        // simulated terminals from one address meet the server's limits on
+        // what one address may try before login.
+        let mut tries = 0;
+        let d = loop {
+            let d =
+                Device::connect(&args.url, &sn, (&fa, &[]), Some(Duration::from_secs(30))).await;
+            let up = match d {
+                Ok(d) => d.bring_up(&args.secret_no, now).await.map(|_| d),
+                Err(e) => Err(e),
+            };
+            match up {
+                Ok(d) => break d,
+                Err(e) if tries < 10 => {
+                    tries += 1;
+                    eprintln!("{sn}: {e:#}; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         d.catch_up().await?;
         devices.push(d);
     }
