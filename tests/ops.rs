@@ -35,12 +35,70 @@ async fn health_and_readiness() {
         let v: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(v["status"], "ok");
     }
-    // With the metadata store gone, not ready (and still alive).
+    // With the metadata store gone, not ready (and still alive), once the
+    // last verdict (kept for a second) is stale.
     app.core.db.close().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(resp.status(), 503);
     let resp = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+/// A store that answers reads but cannot commit (here: another connection
+/// holds the write lock, as a leaked transaction did in a full-disk run) is
+/// not ready, and says why; ready again once it can commit.
+#[tokio::test]
+async fn readiness_means_the_metadata_store_can_commit() {
+    use sqlx::Connection as _;
+    let app = spawn_app().await;
+    let ready = || async {
+        let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().await.unwrap(),
+        )
+    };
+    assert_eq!(ready().await.0, 200);
+    // Held the way each engine holds a writer off.
+    let holder: Box<dyn std::any::Any> = match database_for(app.dir.path()) {
+        Some(url) => {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+            sqlx::query("LOCK TABLE meta IN EXCLUSIVE MODE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Box::new(c)
+        }
+        None => {
+            let path = app.dir.path().join("facehub.db");
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Box::new(c)
+        }
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let started = std::time::Instant::now();
+    let (status, v) = ready().await;
+    assert_eq!(
+        (status, v["reason"].as_str()),
+        (503, Some("metadata store cannot commit")),
+        "{v}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Alive meanwhile (and nothing biometric is handed out: its audit
+    // record could not be committed either).
+    let alive = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(alive.status(), 200);
+    drop(holder);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(ready().await.0, 200);
 }
 
 #[tokio::test]

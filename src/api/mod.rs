@@ -35,6 +35,7 @@ pub struct AppState {
     pub uploads: Arc<tokio::sync::Semaphore>,
     /// Device connections that have not yet proved who they are.
     pub device_anonymous: Arc<device::admission::Anonymous>,
+    pub readiness: Arc<ops::Readiness>,
 }
 
 impl AppState {
@@ -57,6 +58,7 @@ impl AppState {
             limiter,
             uploads,
             device_anonymous,
+            readiness: Arc::default(),
         }
     }
 

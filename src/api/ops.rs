@@ -8,8 +8,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
+use std::time::{Duration, Instant};
 
 use super::AppState;
+use crate::domain::Core;
 use crate::metrics::{HttpLabels, RouteLabels};
 
 pub fn router() -> Router<AppState> {
@@ -25,26 +27,60 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
-/// The metadata store and the blob store answer; 503 otherwise.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready", body = super::openapi::Health), (status = 503, description = "the metadata store or the blob store does not answer", body = super::openapi::Health)))]
+/// The metadata store can commit and the blob store answers; 503 otherwise,
+/// with the reason.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready", body = super::openapi::Health), (status = 503, description = "the metadata store cannot commit or the blob store does not answer", body = super::openapi::Health)))]
 async fn readyz(State(state): State<AppState>) -> Response {
-    let failed = match state.core.db.ping().await {
-        Err(e) => Some(("metadata store", e)),
-        Ok(()) => match state.core.blobs.store().ping().await {
-            Err(e) => Some(("blob store", e)),
-            Ok(()) => None,
-        },
-    };
-    match failed {
+    match state.readiness.check(&state.core).await {
         None => axum::Json(json!({"status": "ok"})).into_response(),
-        Some((what, e)) => {
-            tracing::warn!(error = format!("{e:#}"), "readiness check failed: {what}");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({"status": "unavailable", "reason": what})),
-            )
-                .into_response()
+        Some(what) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "unavailable", "reason": what})),
+        )
+            .into_response(),
+    }
+}
+
+/// How long the readiness probe waits for a commit: a store that holds a
+/// write this long is not serving uploads.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
+/// A verdict serves the probes of the next second: each costs a commit
+/// (an fsync), and `/readyz` needs no credential.
+const PROBE_REUSE: Duration = Duration::from_secs(1);
+
+/// The last readiness verdict: `None` when ready, else the reason.
+#[derive(Default)]
+pub struct Readiness {
+    last: tokio::sync::Mutex<Option<(Instant, Option<&'static str>)>>,
+}
+
+impl Readiness {
+    async fn check(&self, core: &Core) -> Option<&'static str> {
+        // One probe at a time; those waiting take its verdict.
+        let mut last = self.last.lock().await;
+        if let Some((at, verdict)) = *last
+            && at.elapsed() < PROBE_REUSE
+        {
+            return verdict;
         }
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let failed = match tokio::time::timeout(PROBE_WAIT, core.db.probe_commit(now_ms)).await {
+            Err(_) => Some((
+                "metadata store cannot commit",
+                anyhow::anyhow!("no commit within {PROBE_WAIT:?}"),
+            )),
+            Ok(Err(e)) => Some(("metadata store cannot commit", e)),
+            Ok(Ok(())) => match core.blobs.store().ping().await {
+                Err(e) => Some(("blob store", e)),
+                Ok(()) => None,
+            },
+        };
+        let verdict = failed.map(|(what, e)| {
+            tracing::warn!(error = format!("{e:#}"), "readiness check failed: {what}");
+            what
+        });
+        *last = Some((Instant::now(), verdict));
+        verdict
     }
 }
 

@@ -271,6 +271,22 @@ impl Db {
         Ok(())
     }
 
+    /// Commits a one-row write, as every upload must: fails while the
+    /// store cannot commit (a full disk, a write lock held, a read-only
+    /// file), where a read still answers.
+    pub async fn probe_commit(&self, now_ms: i64) -> anyhow::Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO meta(key, value) VALUES ('ready_probe', $1) \
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(now_ms.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await
     }
