@@ -826,8 +826,15 @@ mod tests {
                 .receive_image(rules, body(samples::png(64, 64)))
                 .await
                 .unwrap();
-            core.commit_image(staged, tenant.id, FileKind::AttendancePhoto, "a.png", ())
-                .await
+            core.commit_image(
+                staged,
+                tenant.id,
+                FileKind::AttendancePhoto,
+                "a.png",
+                (),
+                None,
+            )
+            .await
         };
         let kept = upload().await.unwrap();
         let gone = upload().await.unwrap();
@@ -882,7 +889,14 @@ mod tests {
         assert_eq!(due.len(), 1);
         assert!(core.db.intent_doom(&due[0].0, due[0].1).await.unwrap());
         let e = core
-            .commit_image(staged, tenant.id, FileKind::AttendancePhoto, "a.png", ())
+            .commit_image(
+                staged,
+                tenant.id,
+                FileKind::AttendancePhoto,
+                "a.png",
+                (),
+                None,
+            )
             .await
             .unwrap_err();
         assert!(format!("{e:?}").contains("orphan_grace_secs"), "{e:?}");

@@ -963,7 +963,8 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
                     out,
                     "blobs checked: {} ({} bytes)\nsealed values checked: {}\n\
                      missing: {}\ncorrupt: {}\nunreferenced: {}\ndangling face files: {}\n\
-                     temporary files: {}\nrecent unreferenced (uploads in flight?): {}",
+                     temporary files: {}\nrecent unreferenced (uploads in flight?): {}\n\
+                     writes without their audit record: {}",
                     report.blobs_checked,
                     report.blob_bytes,
                     report.sealed_checked,
@@ -972,7 +973,8 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
                     report.unreferenced.len(),
                     report.dangling.len(),
                     report.temporary,
-                    report.recent
+                    report.recent,
+                    report.unaudited.len()
                 )?;
                 for id in &report.missing {
                     writeln!(out, "missing\t{id}")?;
@@ -985,6 +987,9 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
                 }
                 for id in &report.dangling {
                     writeln!(out, "dangling\t{id}")?;
+                }
+                for w in &report.unaudited {
+                    writeln!(out, "unaudited\t{w}")?;
                 }
                 for p in &report.weak_secret_nos {
                     writeln!(out, "warning: weak SecretNo\t{}\t{}", p.id, p.why)?;

@@ -15,7 +15,8 @@ async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
             .exists(),
         "the Node SDK is needed: run scripts/test (it runs npm ci in conformance/node)"
     );
-    let app = spawn_app().await;
+    // A hundred uploads in a row: more than lingo's 50/s quota allows.
+    let app = spawn_with(|c| c.rate_limit_per_second = 10_000).await;
     let d = facehub::domain::PersonDraft::new("abd754f7", "Ann", None).unwrap();
     app.core.upsert_person(&app.tenant, &d).await.unwrap();
     let photo = app.dir.path().join("face.png");

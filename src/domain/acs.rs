@@ -256,13 +256,10 @@ impl Core {
         let outcome = self
             .enrol_face(caller, id_type, id, staged, declared, file_name, hold)
             .await;
-        let mut event = AuditEvent::by(caller, "face.enrol", &outcome);
-        if let Ok((user_id, f)) = &outcome {
-            event = event
-                .subject(Some(user_id))
-                .object(format!("{} {}", f.face_file_id, f.crop_file_id));
-        }
-        self.audited(event, outcome.map(|(_, f)| f)).await
+        // Success is recorded with the enrolment (see `enrol_face`).
+        let refused = AuditEvent::by(caller, "face.enrol", &outcome);
+        self.audited_if_failed(refused, outcome.map(|(_, f)| f))
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -300,6 +297,7 @@ impl Core {
                 FileKind::AcsFace,
                 file_name,
                 hold,
+                None,
                 move |bytes, _| {
                     let upright = face::upright(bytes, limits).map_err(|e| {
                         Error::FaceCropFail(format!("the photo cannot be read: {e}"))
@@ -332,6 +330,7 @@ impl Core {
                 FileKind::AcsFaceCrop,
                 &crop_name,
                 (),
+                None,
             )
             .await
         }
@@ -349,6 +348,10 @@ impl Core {
             "crop": [enrolment.crop_box.0, enrolment.crop_box.1, enrolment.crop_box.2],
         })
         .to_string();
+        // The enrolment and its audit record commit together.
+        let enrolled = AuditEvent::by(caller, "face.enrol", &Ok(()))
+            .subject(Some(&person.user_id))
+            .object(format!("{} {}", original.file_id, crop.file_id));
         let old = self
             .db
             .acs_set_face(
@@ -357,6 +360,7 @@ impl Core {
                 &crop.file_id,
                 &face_box,
                 self.now(),
+                Some(&enrolled),
             )
             .await?;
         if let Some(old) = old {

@@ -203,6 +203,16 @@ impl Core {
         outcome
     }
 
+    /// For a write whose success is recorded in its own transaction (with
+    /// the row it writes): audits `outcome` only if it failed, and passes
+    /// it on.
+    pub async fn audited_if_failed<T>(&self, event: AuditEvent, outcome: Result<T>) -> Result<T> {
+        if outcome.is_err() {
+            self.audit.record(vec![event]).await?;
+        }
+        outcome
+    }
+
     pub async fn audit_page(
         &self,
         tenant_id: i64,

@@ -14,6 +14,7 @@
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
+use super::audit::AuditEvent;
 use super::{Core, FileId, FileRecord};
 use crate::error::{Error, Result};
 use crate::image::{ImageError, ImageFormat, ImageInfo, ImageRules, Probe, Probed};
@@ -206,9 +207,12 @@ impl Core {
         kind: FileKind,
         file_name: &str,
         hold: impl Send + 'static,
+        audit: Option<AuditEvent>,
     ) -> Result<FileRecord> {
         let (record, ()) = self
-            .commit_image_with(staged, tenant_id, kind, file_name, hold, |_, _| Ok(()))
+            .commit_image_with(staged, tenant_id, kind, file_name, hold, audit, |_, _| {
+                Ok(())
+            })
             .await?;
         Ok(record)
     }
@@ -217,6 +221,11 @@ impl Core {
     /// decoded file's bytes in the same blocking task (and decode budget) as
     /// the decode, before the metadata is written; its error refuses the
     /// upload like a validation failure, and its result is returned.
+    ///
+    /// `audit`, the upload's record of success, is committed with the
+    /// file's row (its `object` set to the file id): no crash leaves a
+    /// stored file without its record.
+    #[allow(clippy::too_many_arguments)]
     pub async fn commit_image_with<T, F>(
         self: &std::sync::Arc<Self>,
         staged: StagedImage,
@@ -224,6 +233,7 @@ impl Core {
         kind: FileKind,
         file_name: &str,
         hold: impl Send + 'static,
+        audit: Option<AuditEvent>,
         inspect: F,
     ) -> Result<(FileRecord, T)>
     where
@@ -281,7 +291,12 @@ impl Core {
             let sealed_name = core
                 .keys
                 .seal_small(name_aad(id).as_bytes(), record.file_name.as_bytes());
-            if let Err(e) = core.db.insert_file(&record, &sealed_name, intent).await {
+            let audit = audit.map(|a| a.object(id));
+            if let Err(e) = core
+                .db
+                .insert_file(&record, &sealed_name, intent, audit.as_ref())
+                .await
+            {
                 // A claimed intent is the sweep's, which may have deleted
                 // the object before this upload's PUT landed: delete again.
                 if e.is::<crate::store::IntentLost>() {
@@ -452,7 +467,14 @@ mod tests {
             .await
             .unwrap();
         let e = core
-            .commit_image(staged, tenant.id, FileKind::AttendancePhoto, "a.png", ())
+            .commit_image(
+                staged,
+                tenant.id,
+                FileKind::AttendancePhoto,
+                "a.png",
+                (),
+                None,
+            )
             .await
             .unwrap_err();
         assert!(matches!(e, Error::RateLimited { .. }), "{e:?}");
@@ -464,7 +486,14 @@ mod tests {
             .await
             .unwrap();
         let rec = core
-            .commit_image(staged, tenant.id, FileKind::AttendancePhoto, "a.png", ())
+            .commit_image(
+                staged,
+                tenant.id,
+                FileKind::AttendancePhoto,
+                "a.png",
+                (),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -494,8 +523,16 @@ mod tests {
         core.keys.reload(&path).unwrap();
         let new = core.keys.current().id();
         assert_ne!(old, new);
+        let uploaded = AuditEvent::by_device(tenant.id, "test", "photo.upload");
         let rec = core
-            .commit_image(staged, tenant.id, FileKind::AttendancePhoto, "a.png", ())
+            .commit_image(
+                staged,
+                tenant.id,
+                FileKind::AttendancePhoto,
+                "a.png",
+                (),
+                Some(uploaded),
+            )
             .await
             .unwrap();
         assert_eq!(rec.key_id, i64::from(old));
@@ -539,6 +576,7 @@ mod tests {
                 FileKind::AttendancePhoto,
                 "a.png",
                 permit,
+                None,
             )
             .await
             .unwrap_err();

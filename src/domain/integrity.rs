@@ -46,6 +46,9 @@ pub struct CheckReport {
     /// secrets, tokens).
     pub sealed_checked: u64,
     pub sealed_bad: Vec<Problem>,
+    /// Stored biometric writes (attendance photos, their bindings, door
+    /// faces) without their audit record: `action tenant:<id> <object>`.
+    pub unaudited: Vec<String>,
     /// Terminals whose SecretNo is below today's minimum strength (added
     /// before it was enforced): a warning, not a fault of the store, so
     /// not counted in [`CheckReport::problems`]. Such a terminal's
@@ -61,6 +64,7 @@ impl CheckReport {
             + self.unreferenced.len()
             + self.dangling.len()
             + self.sealed_bad.len()
+            + self.unaudited.len()
     }
 }
 
@@ -132,6 +136,13 @@ impl Core {
         report.dangling = dangling;
         report.temporary = self.blobs.store().incomplete().await?;
         self.check_sealed_values(&mut report).await?;
+        report.unaudited = self
+            .db
+            .unaudited_writes()
+            .await?
+            .into_iter()
+            .map(|(action, tenant, object)| format!("{action} tenant:{tenant} {object}"))
+            .collect();
         Ok(report)
     }
 
@@ -246,6 +257,50 @@ mod tests {
         assert!(r.blob_bytes > 0);
         // The file name, the device's SecretNo and the token.
         assert_eq!(r.sealed_checked, 3, "{r:?}");
+    }
+
+    /// A photo and its binding are recorded in the audit log with the row
+    /// they write; a record missing (as a crash between two commits used
+    /// to leave it) is a problem the check names.
+    #[tokio::test]
+    async fn writes_without_their_audit_record_are_reported() {
+        let (_dir, core, file_id) = populated().await;
+        let t = core.tenant("acme").await.unwrap();
+        let tenant_id = t.id;
+        let d = crate::domain::PersonDraft::new("u1", "U One", None).unwrap();
+        core.upsert_person(&t, &d).await.unwrap();
+        let caller = crate::domain::auth::Caller {
+            tenant_id,
+            app_id: "cli_test".into(),
+            scopes: Vec::new(),
+            person_id: None,
+            log_id: None,
+        };
+        core.modify_user_setting(
+            &caller,
+            crate::domain::people::EmployeeType::EmployeeId,
+            "u1",
+            &file_id,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        let r = core.check(Duration::ZERO).await.unwrap();
+        assert!(r.unaudited.is_empty(), "{r:?}");
+        sqlx::query("DELETE FROM audit_log WHERE action IN ('photo.upload', 'photo.bind')")
+            .execute(&core.db.pool)
+            .await
+            .unwrap();
+        let r = core.check(Duration::ZERO).await.unwrap();
+        assert_eq!(
+            r.unaudited,
+            [
+                format!("photo.bind tenant:{tenant_id} {file_id}"),
+                format!("photo.upload tenant:{tenant_id} {file_id}"),
+            ]
+        );
+        assert_eq!(r.problems(), 2);
     }
 
     #[tokio::test]

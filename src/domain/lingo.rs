@@ -99,7 +99,15 @@ impl Core {
             return Err(e);
         }
         let record = self
-            .commit_image(staged, tenant_id, FileKind::LingoImage, name.as_str(), hold)
+            // (Wiki images are not biometric data: not audited.)
+            .commit_image(
+                staged,
+                tenant_id,
+                FileKind::LingoImage,
+                name.as_str(),
+                hold,
+                None,
+            )
             .await?;
         Ok(file_token(&record.file_id))
     }

@@ -182,7 +182,7 @@ mod tests {
             .receive_image(core.attendance_rules(), body)
             .await
             .unwrap();
-        core.commit_image(staged, tenant, FileKind::AttendancePhoto, "a.png", ())
+        core.commit_image(staged, tenant, FileKind::AttendancePhoto, "a.png", (), None)
             .await
             .unwrap()
             .file_id

@@ -46,12 +46,13 @@ impl Core {
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
-        let outcome = self.store_photo(caller.tenant_id, name, body, hold).await;
-        let mut event = AuditEvent::by(caller, "photo.upload", &outcome);
-        if let Ok(f) = &outcome {
-            event = event.object(&f.file_id);
-        }
-        self.audited(event, outcome).await
+        // Success is recorded with the file's row; a refusal here.
+        let stored = AuditEvent::by(caller, "photo.upload", &Ok(()));
+        let outcome = self
+            .store_photo(caller.tenant_id, name, body, hold, stored)
+            .await;
+        let refused = AuditEvent::by(caller, "photo.upload", &outcome);
+        self.audited_if_failed(refused, outcome).await
     }
 
     async fn store_photo<S>(
@@ -60,6 +61,7 @@ impl Core {
         name: &PhotoName,
         body: S,
         hold: impl Send + 'static,
+        audit: AuditEvent,
     ) -> Result<FileRecord>
     where
         S: Stream<Item = Result<Bytes>> + Send,
@@ -79,6 +81,7 @@ impl Core {
             FileKind::AttendancePhoto,
             name.as_str(),
             hold,
+            Some(audit),
         )
         .await
     }
@@ -118,6 +121,12 @@ impl Core {
         face_key_open: Option<bool>,
         update_time: Option<i64>,
     ) -> Result<AttendanceSetting> {
+        let described = |e: AuditEvent| {
+            e.subject(Some(super::devices::clip(user_id, 128)))
+                .object(super::devices::clip(face_key, 128))
+        };
+        // Success is recorded with the binding; a refusal here.
+        let bound = described(AuditEvent::by(caller, "photo.bind", &Ok(())));
         let outcome = self
             .bind_photo(
                 caller.tenant_id,
@@ -126,14 +135,14 @@ impl Core {
                 face_key,
                 face_key_open,
                 update_time,
+                &bound,
             )
             .await;
-        let event = AuditEvent::by(caller, "photo.bind", &outcome)
-            .subject(Some(super::devices::clip(user_id, 128)))
-            .object(super::devices::clip(face_key, 128));
-        self.audited(event, outcome).await
+        let refused = described(AuditEvent::by(caller, "photo.bind", &outcome));
+        self.audited_if_failed(refused, outcome).await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn bind_photo(
         &self,
         tenant_id: i64,
@@ -142,6 +151,7 @@ impl Core {
         face_key: &str,
         face_key_open: Option<bool>,
         update_time: Option<i64>,
+        audit: &AuditEvent,
     ) -> Result<AttendanceSetting> {
         let person = self
             .find_person(tenant_id, kind, user_id)
@@ -165,7 +175,7 @@ impl Core {
             face_key_update_time: update_time.unwrap_or_else(|| self.now()),
         };
         self.db
-            .set_attendance(person.id, &setting, self.now())
+            .set_attendance(person.id, &setting, self.now(), Some(audit))
             .await?;
         Ok(setting)
     }

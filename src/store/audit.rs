@@ -17,6 +17,47 @@ impl Db {
         Ok(())
     }
 
+    /// Stored biometric writes without their audit record of success:
+    /// (action, tenant id, object). Each kind is the set of what is stored
+    /// less the set of what the log records, so it costs one pass over
+    /// each table, not a lookup per row.
+    pub async fn unaudited_writes(&self) -> anyhow::Result<Vec<(&'static str, i64, String)>> {
+        const WRITES: &[(&str, &str)] = &[
+            (
+                "photo.upload",
+                "SELECT tenant_id, file_id FROM files WHERE kind = 'attendance_photo'",
+            ),
+            (
+                "photo.bind",
+                "SELECT p.tenant_id, s.face_key FROM attendance_settings s
+                 JOIN people p ON p.id = s.person_id",
+            ),
+            (
+                "face.enrol",
+                "SELECT p.tenant_id, a.face_file_id || ' ' || a.crop_file_id FROM acs_users a
+                 JOIN people p ON p.id = a.person_id
+                 WHERE a.face_file_id IS NOT NULL AND a.crop_file_id IS NOT NULL",
+            ),
+        ];
+        let mut out = Vec::new();
+        for (action, stored) in WRITES {
+            let sql = format!(
+                "{stored} EXCEPT SELECT tenant_id, object FROM audit_log
+                 WHERE action = $1 AND result = 'ok' AND object IS NOT NULL"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(*action)
+                .fetch_all(&self.pool)
+                .await?;
+            out.extend(
+                rows.iter()
+                    .map(|r| (*action, r.get::<i64, _>(0), r.get::<String, _>(1))),
+            );
+        }
+        out.sort();
+        Ok(out)
+    }
+
     pub async fn audit_page(
         &self,
         tenant_id: i64,

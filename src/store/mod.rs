@@ -22,6 +22,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 
+use crate::domain::audit::AuditEvent;
 use crate::domain::{
     App, AttendanceSetting, FileRecord, Person, PersonDraft, Tenant, TokenKind, TokenRecord,
 };
@@ -84,6 +85,16 @@ pub enum Upsert {
     Created,
     Updated,
     Unchanged,
+}
+
+/// Records a write's audit event in the write's own transaction: the
+/// write and its record commit together, so no crash leaves one without
+/// the other.
+async fn audit_in(tx: &mut Tx<'_>, event: Option<&AuditEvent>) -> anyhow::Result<()> {
+    if let Some(e) = event {
+        audit::insert_audit_in(tx, &[e], chrono::Utc::now().timestamp_millis()).await?;
+    }
+    Ok(())
 }
 
 /// Whether a pooled connection may be handed out: one the driver still
@@ -777,6 +788,7 @@ impl Db {
         crop_file_id: &str,
         face_box: &str,
         now: i64,
+        audit: Option<&AuditEvent>,
     ) -> anyhow::Result<Option<AcsRow>> {
         let mut tx = self.pool.begin().await?;
         // Write first (see the module comment): reading the old row before
@@ -812,6 +824,7 @@ impl Db {
             .bind(crop_file_id)
             .execute(&mut *tx)
             .await?;
+        audit_in(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(old)
     }
@@ -873,6 +886,7 @@ impl Db {
         f: &FileRecord,
         sealed_name: &[u8],
         intent: Option<i64>,
+        audit: Option<&AuditEvent>,
     ) -> anyhow::Result<()> {
         let mut tx = self.begin_write().await?;
         if let Some(at) = intent {
@@ -903,6 +917,7 @@ impl Db {
         .bind(f.created_at)
         .execute(&mut *tx)
         .await?;
+        audit_in(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1142,6 +1157,7 @@ impl Db {
         person_id: i64,
         s: &AttendanceSetting,
         now: i64,
+        audit: Option<&AuditEvent>,
     ) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -1165,6 +1181,7 @@ impl Db {
             .bind(&s.face_key)
             .execute(&mut *tx)
             .await?;
+        audit_in(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
