@@ -68,7 +68,7 @@ async fn limit(state: &AppState, ClientIp(ip): ClientIp) -> Result<()> {
     path = "/open-apis/auth/v3/tenant_access_token/internal",
     tag = "auth",
     request_body = super::openapi::Credentials,
-    responses((status = 200, description = "a token, or a refusal with a non-zero code (the platform answers token errors with 200)", body = super::openapi::TenantTokenReply))
+    responses((status = 200, description = "a token, or a refusal with a non-zero code (the platform answers token errors with 200)", body = super::openapi::TenantTokenReply), (status = 429, description = "too many token requests from this client address", body = super::openapi::ErrorEnvelope))
 )]
 async fn tenant_access_token(
     State(state): State<AppState>,
@@ -94,7 +94,7 @@ async fn tenant_access_token(
     path = "/open-apis/auth/v3/app_access_token/internal",
     tag = "auth",
     request_body = super::openapi::Credentials,
-    responses((status = 200, description = "tokens, or a refusal with a non-zero code", body = super::openapi::AppTokenReply))
+    responses((status = 200, description = "tokens, or a refusal with a non-zero code", body = super::openapi::AppTokenReply), (status = 429, description = "too many token requests from this client address", body = super::openapi::ErrorEnvelope))
 )]
 async fn app_access_token(
     State(state): State<AppState>,

@@ -1,7 +1,7 @@
 //! `facehub check`: proves that what the metadata promises is stored and
 //! intact, and that nothing is stored that the metadata does not know.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -143,7 +143,42 @@ impl Core {
             .into_iter()
             .map(|(action, tenant, object)| format!("{action} tenant:{tenant} {object}"))
             .collect();
+        report.unaudited.extend(self.unaudited_templates().await?);
         Ok(report)
+    }
+
+    /// Stored templates that no `template.upload` record of their person
+    /// names. A record's object lists the slots it wrote, space-separated
+    /// (`fa/<algorithm>:<slot>`, a deleted one followed by ` deleted`); a
+    /// slot counts as named where it stands between spaces or the ends.
+    async fn unaudited_templates(&self) -> anyhow::Result<Vec<String>> {
+        let mut named: HashMap<(i64, String), Vec<String>> = HashMap::new();
+        for (tenant, subject, object) in self.db.audited("template.upload").await? {
+            named.entry((tenant, subject)).or_default().push(object);
+        }
+        let is_named = |objects: &[String], slot: &str| {
+            objects.iter().any(|o| {
+                o.match_indices(slot).any(|(at, _)| {
+                    let before = at == 0 || o.as_bytes()[at - 1] == b' ';
+                    let end = at + slot.len();
+                    before && (end == o.len() || o.as_bytes()[end] == b' ')
+                })
+            })
+        };
+        let mut missing: Vec<String> = self
+            .db
+            .stored_template_slots()
+            .await?
+            .into_iter()
+            .filter(|(tenant, user, slot)| {
+                !named
+                    .get(&(*tenant, user.clone()))
+                    .is_some_and(|objects| is_named(objects, slot))
+            })
+            .map(|(tenant, user, slot)| format!("template.upload tenant:{tenant} {user} {slot}"))
+            .collect();
+        missing.sort();
+        Ok(missing)
     }
 
     async fn check_sealed_values(&self, report: &mut CheckReport) -> anyhow::Result<()> {

@@ -58,6 +58,44 @@ impl Db {
         Ok(out)
     }
 
+    /// Every stored template's slot as the upload's audit record names it
+    /// (`fa/<algorithm>:<slot>`), with its tenant and person's user_id.
+    pub async fn stored_template_slots(&self) -> anyhow::Result<Vec<(i64, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT p.tenant_id, p.user_id, t.modality, t.algorithm, t.slot
+             FROM templates t JOIN people p ON p.id = t.person_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let slot = format!(
+                    "{}/{}:{}",
+                    r.get::<String, _>(2),
+                    r.get::<String, _>(3),
+                    r.get::<i64, _>(4)
+                );
+                (r.get(0), r.get(1), slot)
+            })
+            .collect())
+    }
+
+    /// (tenant, subject, object) of every successful `action` recorded.
+    pub async fn audited(&self, action: &str) -> anyhow::Result<Vec<(i64, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, subject, object FROM audit_log
+             WHERE action = $1 AND result = 'ok' AND subject IS NOT NULL AND object IS NOT NULL",
+        )
+        .bind(action)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
     pub async fn audit_page(
         &self,
         tenant_id: i64,

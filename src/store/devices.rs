@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::{Db, person_from_row};
 use crate::domain::Person;
+use crate::domain::audit::AuditEvent;
 use crate::domain::devices::{
     Change, CheckinRecord, DeviceKey, DeviceRow, DeviceUser, Enrolment, Modality, PersonTemplates,
     StoredTemplate,
@@ -244,11 +245,14 @@ impl Db {
     /// The current digests are read in one query and the effective writes
     /// go out as multi-row statements: a full frame is 2,400 templates, and
     /// a statement per template costs more than the work itself.
+    ///
+    /// `audit`, the upload's records, commit with the templates.
     pub async fn apply_templates(
         &self,
         tenant_id: i64,
         people: &[PersonTemplates],
         now: i64,
+        audit: &[AuditEvent],
     ) -> anyhow::Result<(Vec<usize>, Option<i64>)> {
         type Key = (i64, &'static str, String, i64);
         /// A slot, the state it should end in (`None`: deleted), its person's index.
@@ -392,6 +396,9 @@ impl Db {
             };
             Some(record_change_in(&mut tx, tenant_id, &change, now).await?)
         };
+        let audit: Vec<&AuditEvent> = audit.iter().collect();
+        super::audit::insert_audit_in(&mut tx, &audit, chrono::Utc::now().timestamp_millis())
+            .await?;
         tx.commit().await?;
         Ok((changed_people, version))
     }

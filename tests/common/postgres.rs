@@ -123,7 +123,7 @@ impl Postgres {
     /// Starts a private server and waits until it accepts connections.
     pub fn start() -> Postgres {
         let bin = bin_dir().expect(
-            "PostgreSQL is needed: apt-get install postgresql (.ci/run does) \
+            "PostgreSQL is needed: apt-get install postgresql (scripts/test does) \
              — no /usr/lib/postgresql/<version>/bin/initdb",
         );
         let dir = tempfile::Builder::new().prefix("pg").tempdir().unwrap();

@@ -34,7 +34,7 @@ impl Redis {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server is needed: apt-get install redis-server (.ci/run does)");
+            .expect("redis-server is needed: apt-get install redis-server (scripts/test does)");
         self.child = Some(child);
         let start = Instant::now();
         loop {

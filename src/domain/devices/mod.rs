@@ -713,6 +713,38 @@ mod tests {
         );
     }
 
+    /// An upload's templates and its audit record commit together; a
+    /// template without a record is a problem `check` names.
+    #[tokio::test]
+    async fn uploaded_templates_are_audited_with_their_write() {
+        let (_dir, core) = core().await;
+        let (t, session) = bring_up(&core, "SN1").await;
+        let d = crate::domain::PersonDraft::new("u1", "U One", None).unwrap();
+        core.upsert_person(&t, &d).await.unwrap();
+        let data = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            b"opaque face features of u1",
+        );
+        let users = vec![serde_json::json!({"userid": "u1",
+            "fa_list": [{"id": 0, "data": data}, {"id": 11, "data": data}], "fa_algorithm": "X"})];
+        let outcome = core.upload_userinfo(&session, users).await.unwrap();
+        assert!(outcome.fail_list.is_empty());
+        let r = core.check(std::time::Duration::ZERO).await.unwrap();
+        assert!(r.unaudited.is_empty(), "{r:?}");
+        sqlx::query("DELETE FROM audit_log WHERE action = 'template.upload'")
+            .execute(&core.db.pool)
+            .await
+            .unwrap();
+        let r = core.check(std::time::Duration::ZERO).await.unwrap();
+        assert_eq!(
+            r.unaudited,
+            [
+                format!("template.upload tenant:{} u1 fa/X:0", t.id),
+                format!("template.upload tenant:{} u1 fa/X:11", t.id),
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn unbinding_kills_the_secret() {
         let (_dir, core) = core().await;

@@ -348,11 +348,8 @@ impl Core {
         })
         .await
         .map_err(|e| Error::internal(format!("template sealing: {e}")))?;
-        let (_, version) = self
-            .db
-            .apply_templates(session.tenant_id, &people, self.now())
-            .await?;
-        let events = people
+        // The upload's records commit with its templates.
+        let events: Vec<AuditEvent> = people
             .iter()
             .filter(|p| !p.writes.is_empty())
             .map(|p| {
@@ -369,7 +366,10 @@ impl Core {
                     .object(slots.join(" "))
             })
             .collect();
-        self.audit.record(events).await?;
+        let (_, version) = self
+            .db
+            .apply_templates(session.tenant_id, &people, self.now(), &events)
+            .await?;
         if version.is_some() {
             self.devices_changed().await;
         }
