@@ -672,7 +672,7 @@ async fn unauthenticated_device_connections_cost_little_and_not_for_long() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start_with(&data, |c| {
-        c.env("FACEHUB_SECURITY__PRELOGIN_DEADLINE_SECS", "3");
+        c.env("FACEHUB_SECURITY__PRELOGIN_DEADLINE_SECS", "5");
     });
     let base = server.base.clone();
     let idle = server.rss_mib();
@@ -736,7 +736,7 @@ async fn unauthenticated_device_connections_cost_little_and_not_for_long() {
     let lasted = since.elapsed();
     assert!(replies > 3, "pings were answered before the deadline");
     assert!(
-        lasted >= Duration::from_millis(2500) && lasted < Duration::from_secs(6),
+        lasted >= Duration::from_millis(4500) && lasted < Duration::from_secs(8),
         "a pinging anonymous connection lasted {lasted:?}"
     );
     // Per address, only so many connections may wait for their login.
@@ -756,8 +756,9 @@ async fn unauthenticated_device_connections_cost_little_and_not_for_long() {
     );
     // Each connection may hold at most its 64 KiB pre-login allowance.
     assert!(peak < 64, "peak RSS {peak} MiB");
+    // Within the pre-login deadline (in practice at the frame's header).
     assert!(
-        slowest < Duration::from_secs(3),
+        slowest < Duration::from_secs(5),
         "cut off only after {slowest:?}"
     );
 }

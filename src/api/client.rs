@@ -52,13 +52,28 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAdd
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        match hop.parse::<IpAddr>() {
+        match parse_hop(hop) {
             Ok(ip) if is_trusted(&ip) => client = ip,
             Ok(ip) => return ip,
             Err(_) => break,
         }
     }
     client
+}
+
+/// A hop as proxies write it: an address, or an address with a port
+/// (`1.2.3.4:5678`, `[2001:db8::1]:443`), or a bracketed IPv6 address.
+fn parse_hop(hop: &str) -> Result<IpAddr, ()> {
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
+        .or_else(|_| {
+            hop.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .ok_or(())?
+                .parse::<IpAddr>()
+                .map_err(|_| ())
+        })
+        .map_err(|_| ())
 }
 
 fn same_ip(a: &IpAddr, b: &IpAddr) -> bool {
@@ -110,6 +125,19 @@ mod tests {
         assert_eq!(
             client_ip(ip("10.0.0.1"), &headers(&["evil, 198.51.100.7"]), &proxy),
             ip("198.51.100.7")
+        );
+        // Hops with ports, and bracketed IPv6.
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &headers(&["198.51.100.7:5678"]), &proxy),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &headers(&["[2001:db8::9]:443"]), &proxy),
+            ip("2001:db8::9")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &headers(&["[2001:db8::9]"]), &proxy),
+            ip("2001:db8::9")
         );
         // No usable header: the proxy itself.
         assert_eq!(

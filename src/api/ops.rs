@@ -41,8 +41,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// How long the readiness probe waits for a commit: a store that holds a
-/// write this long is not serving uploads.
+/// How long the readiness probe waits for a commit (and then for the blob
+/// store): a store that holds a write this long is not serving uploads.
 const PROBE_WAIT: Duration = Duration::from_secs(2);
 /// A verdict serves the probes of the next second: each costs a commit
 /// (an fsync), and `/readyz` needs no credential.
@@ -70,9 +70,13 @@ impl Readiness {
                 anyhow::anyhow!("no commit within {PROBE_WAIT:?}"),
             )),
             Ok(Err(e)) => Some(("metadata store cannot commit", e)),
-            Ok(Ok(())) => match core.blobs.store().ping().await {
-                Err(e) => Some(("blob store", e)),
-                Ok(()) => None,
+            Ok(Ok(())) => match tokio::time::timeout(PROBE_WAIT, core.blobs.store().ping()).await {
+                Err(_) => Some((
+                    "blob store",
+                    anyhow::anyhow!("no answer within {PROBE_WAIT:?}"),
+                )),
+                Ok(Err(e)) => Some(("blob store", e)),
+                Ok(Ok(())) => None,
             },
         };
         let verdict = failed.map(|(what, e)| {

@@ -7,6 +7,7 @@ use rand::Rng;
 use rand::distributions::Alphanumeric;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::Core;
 use super::auth::hash_token;
@@ -18,6 +19,10 @@ use crate::error::{Error, Result};
 /// The one administrator account: the target its failed logins count
 /// against.
 const ADMIN_ACCOUNT: &str = "admin";
+
+/// The longest administrator password: a longer login attempt is wrong
+/// without being hashed.
+const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// How long a console session lasts.
 pub const SESSION_SECS: i64 = 12 * 3600;
@@ -75,18 +80,21 @@ impl Core {
         if password.chars().count() < 12 {
             return Err(Error::param("the password must be at least 12 characters"));
         }
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(Error::param(format!(
+                "the password must be at most {MAX_PASSWORD_BYTES} bytes"
+            )));
+        }
         let password = password.to_string();
-        let hash = self
-            .guard
-            .passwords
-            .run(move || {
-                let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-                Argon2::default()
-                    .hash_password(password.as_bytes(), &salt)
-                    .map(|h| h.to_string())
-            })
-            .await?
-            .map_err(|e| Error::internal(format!("password hashing: {e}")))?;
+        let hash = tokio::task::spawn_blocking(move || {
+            let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+        })
+        .await
+        .map_err(|e| Error::internal(format!("password hashing: {e}")))?
+        .map_err(|e| Error::internal(format!("password hashing: {e}")))?;
         self.db.meta_set("admin_password", &hash).await?;
         // A new password ends every session.
         self.db.delete_admin_sessions().await?;
@@ -96,10 +104,24 @@ impl Core {
     /// Checks the password and opens a session; `None` if it is wrong or
     /// none was set. Attempts go through the login gate (per address and
     /// per account) and the password-check pool, so guessing is slow and
-    /// costs bounded memory (see [`super::guard`]).
+    /// costs bounded memory (see [`super::guard`]). The check runs in a
+    /// task of its own: a client that hangs up cannot cut it short before
+    /// its outcome is counted.
     pub async fn admin_login(
-        &self,
+        self: &Arc<Self>,
         password: &str,
+        client: IpAddr,
+    ) -> Result<Option<AdminSession>> {
+        let core = self.clone();
+        let password = password.to_string();
+        tokio::spawn(async move { core.check_admin_password(password, client).await })
+            .await
+            .map_err(|e| Error::internal(format!("password check: {e}")))?
+    }
+
+    async fn check_admin_password(
+        &self,
+        password: String,
         client: IpAddr,
     ) -> Result<Option<AdminSession>> {
         let key = ClientKey::of(client);
@@ -115,18 +137,21 @@ impl Core {
         // Again now: a lockout may have started while this attempt waited.
         gate.admit(key, ADMIN_ACCOUNT)
             .map_err(|r| self.refused(Attempt::AdminLogin, key, r))?;
-        let ok = match self.db.meta_get("admin_password").await? {
-            None => false,
-            Some(stored) => {
-                let password = password.to_string();
+        let stored = self.db.meta_get("admin_password").await?;
+        let (ok, slot) = match stored {
+            // No password is that long (see set_admin_password): wrong
+            // without hashing a megabyte.
+            Some(stored) if password.len() <= MAX_PASSWORD_BYTES => {
                 self.guard
                     .passwords
-                    .run(move || verify_password(&stored, password.as_bytes()))
+                    .run(slot, move || verify_password(&stored, password.as_bytes()))
                     .await?
             }
+            _ => (false, slot),
         };
-        drop(slot);
+        // Counted before the address may try again.
         self.attempted(Attempt::AdminLogin, key, ADMIN_ACCOUNT, ok);
+        drop(slot);
         if !ok {
             return Ok(None);
         }

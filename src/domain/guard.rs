@@ -157,31 +157,56 @@ pub enum By {
     Target,
 }
 
-/// Attempts at one kind of secret, counted per address and per target.
+/// Attempts at one kind of secret. Failures are counted per (address,
+/// target), per target, and per address as a backstop at four times the
+/// free failures (an address guessing across many targets):
+/// - a pair locked out refuses that address that target;
+/// - a target locked out refuses the addresses that have failed on it;
+/// - an address at its backstop is refused everything.
+///
+/// A success clears its pair and its target, never the address's other
+/// failures: a guesser who also holds one valid credential cannot wipe
+/// its count against the targets it guesses at.
 pub struct Gate {
-    by_address: Throttle<ClientKey>,
+    by_pair: Throttle<(ClientKey, String)>,
     by_target: Throttle<String>,
+    by_address: Throttle<ClientKey>,
 }
+
+/// How many times the free failures an address may spend across targets.
+const BACKSTOP: u32 = 4;
 
 impl Gate {
     pub fn new(policy: Policy) -> Gate {
+        let backstop = Policy {
+            free: policy.free.saturating_mul(BACKSTOP),
+            ..policy
+        };
         Gate {
-            by_address: Throttle::new(policy),
+            by_pair: Throttle::new(policy),
             by_target: Throttle::new(policy),
+            by_address: Throttle::new(backstop),
         }
     }
 
     /// Whether `client` may try `target` now.
     pub fn admit(&self, client: ClientKey, target: &str) -> Result<(), Refusal> {
         let now = Instant::now();
-        if let Some(retry_after) = self.by_address.locked(&client, now) {
-            return Err(Refusal::LockedOut {
+        let pair = (client, target.to_string());
+        let locked = |retry_after| {
+            Err(Refusal::LockedOut {
                 retry_after,
                 by: By::Address,
-            });
+            })
+        };
+        if let Some(retry_after) = self.by_pair.locked(&pair, now) {
+            return locked(retry_after);
         }
-        if let Some(retry_after) = self.by_target.locked(&target.to_string(), now)
-            && self.by_address.has_failed(&client)
+        if let Some(retry_after) = self.by_address.locked(&client, now) {
+            return locked(retry_after);
+        }
+        if let Some(retry_after) = self.by_target.locked(&pair.1, now)
+            && self.by_pair.has_failed(&pair)
         {
             return Err(Refusal::LockedOut {
                 retry_after,
@@ -191,18 +216,20 @@ impl Gate {
         Ok(())
     }
 
-    /// Records the attempt's outcome; after a failure, whether it locked
-    /// the address or the target out.
+    /// Records the attempt's outcome; after a failure, whether it started
+    /// a lockout.
     pub fn record(&self, client: ClientKey, target: &str, ok: bool) -> bool {
+        let pair = (client, target.to_string());
         if ok {
-            self.by_address.forget(&client);
-            self.by_target.forget(&target.to_string());
+            self.by_pair.forget(&pair);
+            self.by_target.forget(&pair.1);
             return false;
         }
         let now = Instant::now();
+        let p = self.by_pair.fail(&pair, now);
+        let t = self.by_target.fail(&pair.1, now);
         let a = self.by_address.fail(&client, now);
-        let t = self.by_target.fail(&target.to_string(), now);
-        a.is_some() || t.is_some()
+        p.is_some() || t.is_some() || a.is_some()
     }
 
     /// Forgets the target's failures (a terminal an admin just added).
@@ -215,16 +242,15 @@ impl Gate {
 /// one of `slots` threads of the pool's own; a caller waits at most
 /// [`PASSWORD_WAIT`] for a slot.
 ///
-/// Own threads, not the runtime's blocking pool: argon2's 19 MiB block is
-/// allocated afresh by each check, and the allocator keeps a freed block
-/// in the arena of the thread that freed it. On the blocking pool, whose
-/// threads come and go, a login flood left one block in each of a dozen
-/// arenas (over 300 MiB); on `slots` threads that live as long as the
-/// server, at most `slots` blocks are ever kept.
+/// Own threads, not the runtime's blocking pool: the allocator keeps a
+/// freed argon2 block (19 MiB) in the arena of the thread that freed it,
+/// and the blocking pool's threads come and go (a login flood left one in
+/// each of a dozen arenas, over 300 MiB). Each of these threads reuses one
+/// block buffer (see `domain::admin`).
 pub struct PasswordPool {
     slots: Arc<tokio::sync::Semaphore>,
     running: Arc<Mutex<HashSet<ClientKey>>>,
-    jobs: Mutex<std::sync::mpsc::Sender<Job>>,
+    jobs: Mutex<std::sync::mpsc::SyncSender<Job>>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -232,26 +258,31 @@ type Job = Box<dyn FnOnce() + Send>;
 /// How long a password check may wait for a slot before it is refused.
 pub const PASSWORD_WAIT: Duration = Duration::from_secs(1);
 
-/// A running password check; dropping it frees its slot.
-pub struct PasswordSlot {
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    running: Arc<Mutex<HashSet<ClientKey>>>,
+/// An address's place among the checks running; dropping it frees it.
+struct Running {
+    set: Arc<Mutex<HashSet<ClientKey>>>,
     client: ClientKey,
 }
 
-impl Drop for PasswordSlot {
+impl Drop for Running {
     fn drop(&mut self) {
-        self.running
-            .lock()
-            .expect("password pool")
-            .remove(&self.client);
+        self.set.lock().expect("password pool").remove(&self.client);
     }
+}
+
+/// A password check's place in the pool; it is released when the check it
+/// is given to ([`PasswordPool::run`]) has finished, whether or not its
+/// caller is still waiting.
+pub struct PasswordSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _running: Running,
 }
 
 impl PasswordPool {
     pub fn new(slots: usize) -> PasswordPool {
         let slots = slots.max(1);
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        // Bounded: a job is queued only by the holder of a slot.
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(slots);
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..slots {
             let queue = queue.clone();
@@ -276,26 +307,6 @@ impl PasswordPool {
         }
     }
 
-    /// Runs `check` on one of the pool's threads. A caller holds a slot
-    /// (or is the CLI setting a password), so it does not queue long.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        check: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, Error> {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = done.send(check());
-        });
-        self.jobs
-            .lock()
-            .expect("password pool")
-            .send(job)
-            .map_err(|_| Error::internal("the password-check threads are gone"))?;
-        result
-            .await
-            .map_err(|_| Error::internal("a password check panicked"))
-    }
-
     pub async fn slot(&self, client: ClientKey) -> Result<PasswordSlot, Refusal> {
         // One check per address at a time: a burst from one address is
         // judged one by one, so its lockout starts after its fifth guess,
@@ -303,21 +314,40 @@ impl PasswordPool {
         if !self.running.lock().expect("password pool").insert(client) {
             return Err(Refusal::Busy);
         }
-        let running = self.running.clone();
-        let release = |running: &Mutex<HashSet<ClientKey>>| {
-            running.lock().expect("password pool").remove(&client);
+        let running = Running {
+            set: self.running.clone(),
+            client,
         };
         match tokio::time::timeout(PASSWORD_WAIT, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(PasswordSlot {
                 _permit: permit,
-                running,
-                client,
+                _running: running,
             }),
-            _ => {
-                release(&running);
-                Err(Refusal::Busy)
-            }
+            _ => Err(Refusal::Busy),
         }
+    }
+
+    /// Runs `check` on one of the pool's threads and hands `slot` back
+    /// with its result, so the caller records the outcome before the
+    /// address may try again. A caller gone meanwhile drops the reply, and
+    /// the slot with it, once the check has finished.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        slot: PasswordSlot,
+        check: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<(T, PasswordSlot), Error> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send((check(), slot));
+        });
+        self.jobs
+            .lock()
+            .expect("password pool")
+            .try_send(job)
+            .map_err(|_| Error::internal("the password-check threads are gone"))?;
+        result
+            .await
+            .map_err(|_| Error::internal("a password check panicked"))
     }
 }
 
@@ -480,10 +510,21 @@ mod tests {
         // Its success clears the account, not the guessers' addresses.
         g.record(ip("10.0.0.9"), "admin", true);
         assert_eq!(g.admit(ip("10.0.0.1"), "admin"), Ok(()));
-        // One address alone: locked out after the free failures, for any
-        // target.
+        // One address against one target: locked out of it after the free
+        // failures; other targets only at the address's backstop (4×).
         for _ in 0..3 {
             g.record(ip("10.0.0.5"), "x", false);
+        }
+        assert!(matches!(
+            g.admit(ip("10.0.0.5"), "x"),
+            Err(Refusal::LockedOut {
+                by: By::Address,
+                ..
+            })
+        ));
+        assert_eq!(g.admit(ip("10.0.0.5"), "other"), Ok(()));
+        for t in ["a", "b", "c", "d", "e", "f", "g", "h", "i"] {
+            g.record(ip("10.0.0.5"), t, false);
         }
         assert!(matches!(
             g.admit(ip("10.0.0.5"), "other"),
@@ -495,12 +536,46 @@ mod tests {
     }
 
     #[test]
+    fn a_success_elsewhere_does_not_wipe_a_guesser_s_count() {
+        let g = Gate::new(policy());
+        // Two guesses at the victim, then a valid login to its own target,
+        // over and over: the victim pair still locks after three guesses.
+        let guesser = ip("10.0.0.66");
+        let mut guesses = 0;
+        for _ in 0..5 {
+            for _ in 0..2 {
+                if g.admit(guesser, "victim").is_ok() {
+                    guesses += 1;
+                    g.record(guesser, "victim", false);
+                }
+            }
+            assert_eq!(g.admit(guesser, "own"), Ok(()));
+            g.record(guesser, "own", true);
+        }
+        assert_eq!(guesses, 3);
+    }
+
+    #[test]
     fn ipv6_clients_are_their_slash_64() {
         assert_eq!(ip("2001:db8:1:2::1"), ip("2001:db8:1:2:ffff::9"));
         assert_ne!(ip("2001:db8:1:2::1"), ip("2001:db8:1:3::1"));
         assert_eq!(ip("::ffff:10.1.2.3"), ip("10.1.2.3"));
         assert_eq!(ip("2001:db8:1:2::1").to_string(), "2001:db8:1:2::/64");
         assert_eq!(ip("10.1.2.3").to_string(), "10.1.2.3");
+    }
+
+    #[tokio::test]
+    async fn a_slot_is_held_until_its_check_ends_even_if_nobody_waits() {
+        let pool = PasswordPool::new(1);
+        let slot = pool.slot(ip("10.0.0.1")).await.unwrap();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let check = pool.run(slot, move || wait.recv().is_ok());
+        // The caller gives up (a client that hung up).
+        let _ = tokio::time::timeout(Duration::from_millis(50), check).await;
+        assert_eq!(pool.slot(ip("10.0.0.1")).await.err(), Some(Refusal::Busy));
+        go.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(pool.slot(ip("10.0.0.1")).await.is_ok());
     }
 
     #[tokio::test]

@@ -47,7 +47,8 @@ pub struct CheckReport {
     pub sealed_checked: u64,
     pub sealed_bad: Vec<Problem>,
     /// Stored biometric writes (attendance photos, their bindings, door
-    /// faces) without their audit record: `action tenant:<id> <object>`.
+    /// faces, templates) made since `audit_complete_since` without their
+    /// audit record: `action tenant:<id> <object>`.
     pub unaudited: Vec<String>,
     /// Terminals whose SecretNo is below today's minimum strength (added
     /// before it was enforced): a warning, not a fault of the store, so
@@ -136,22 +137,31 @@ impl Core {
         report.dangling = dangling;
         report.temporary = self.blobs.store().incomplete().await?;
         self.check_sealed_values(&mut report).await?;
+        let since: i64 = self
+            .db
+            .meta_get("audit_complete_since")
+            .await?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         report.unaudited = self
             .db
-            .unaudited_writes()
+            .unaudited_writes(since)
             .await?
             .into_iter()
             .map(|(action, tenant, object)| format!("{action} tenant:{tenant} {object}"))
             .collect();
-        report.unaudited.extend(self.unaudited_templates().await?);
+        report
+            .unaudited
+            .extend(self.unaudited_templates(since).await?);
         Ok(report)
     }
 
     /// Stored templates that no `template.upload` record of their person
     /// names. A record's object lists the slots it wrote, space-separated
     /// (`fa/<algorithm>:<slot>`, a deleted one followed by ` deleted`); a
-    /// slot counts as named where it stands between spaces or the ends.
-    async fn unaudited_templates(&self) -> anyhow::Result<Vec<String>> {
+    /// slot counts as named where it stands between spaces or the ends and
+    /// is not followed by ` deleted`.
+    async fn unaudited_templates(&self, since: i64) -> anyhow::Result<Vec<String>> {
         let mut named: HashMap<(i64, String), Vec<String>> = HashMap::new();
         for (tenant, subject, object) in self.db.audited("template.upload").await? {
             named.entry((tenant, subject)).or_default().push(object);
@@ -160,14 +170,16 @@ impl Core {
             objects.iter().any(|o| {
                 o.match_indices(slot).any(|(at, _)| {
                     let before = at == 0 || o.as_bytes()[at - 1] == b' ';
-                    let end = at + slot.len();
-                    before && (end == o.len() || o.as_bytes()[end] == b' ')
+                    let rest = &o[at + slot.len()..];
+                    before
+                        && (rest.is_empty() || rest.starts_with(' '))
+                        && !rest.starts_with(" deleted")
                 })
             })
         };
         let mut missing: Vec<String> = self
             .db
-            .stored_template_slots()
+            .stored_template_slots(since)
             .await?
             .into_iter()
             .filter(|(tenant, user, slot)| {
@@ -336,6 +348,14 @@ mod tests {
             ]
         );
         assert_eq!(r.problems(), 2);
+        // Writes from before the store held every write to its record (an
+        // upgraded deployment) are not held to it.
+        core.db
+            .meta_set("audit_complete_since", &(core.now() + 10).to_string())
+            .await
+            .unwrap();
+        let r = core.check(Duration::ZERO).await.unwrap();
+        assert!(r.unaudited.is_empty(), "{r:?}");
     }
 
     #[tokio::test]

@@ -187,6 +187,13 @@ impl Core {
         let id_secret = db
             .meta_get_or_init("id_secret", || hex::encode(ids::random_bytes::<32>()))
             .await?;
+        // From when on every stored biometric write commits with its audit
+        // record (`facehub check` holds what is older to nothing): this
+        // store's creation, or its first start since that became so.
+        db.meta_get_or_init("audit_complete_since", || {
+            chrono::Utc::now().timestamp().to_string()
+        })
+        .await?;
         let audit = audit::AuditLog::start(db.clone());
         Ok(Core {
             db,

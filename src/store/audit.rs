@@ -21,22 +21,28 @@ impl Db {
     /// (action, tenant id, object). Each kind is the set of what is stored
     /// less the set of what the log records, so it costs one pass over
     /// each table, not a lookup per row.
-    pub async fn unaudited_writes(&self) -> anyhow::Result<Vec<(&'static str, i64, String)>> {
+    /// Only writes made at or after `since` (unix seconds) count.
+    pub async fn unaudited_writes(
+        &self,
+        since: i64,
+    ) -> anyhow::Result<Vec<(&'static str, i64, String)>> {
         const WRITES: &[(&str, &str)] = &[
             (
                 "photo.upload",
-                "SELECT tenant_id, file_id FROM files WHERE kind = 'attendance_photo'",
+                "SELECT tenant_id, file_id FROM files
+                 WHERE kind = 'attendance_photo' AND created_at >= $2",
             ),
             (
                 "photo.bind",
                 "SELECT p.tenant_id, s.face_key FROM attendance_settings s
-                 JOIN people p ON p.id = s.person_id",
+                 JOIN people p ON p.id = s.person_id WHERE s.updated_at >= $2",
             ),
             (
                 "face.enrol",
                 "SELECT p.tenant_id, a.face_file_id || ' ' || a.crop_file_id FROM acs_users a
                  JOIN people p ON p.id = a.person_id
-                 WHERE a.face_file_id IS NOT NULL AND a.crop_file_id IS NOT NULL",
+                 JOIN files f ON f.file_id = a.face_file_id
+                 WHERE a.crop_file_id IS NOT NULL AND f.created_at >= $2",
             ),
         ];
         let mut out = Vec::new();
@@ -47,6 +53,7 @@ impl Db {
             );
             let rows = sqlx::query(&sql)
                 .bind(*action)
+                .bind(since)
                 .fetch_all(&self.pool)
                 .await?;
             out.extend(
@@ -60,11 +67,16 @@ impl Db {
 
     /// Every stored template's slot as the upload's audit record names it
     /// (`fa/<algorithm>:<slot>`), with its tenant and person's user_id.
-    pub async fn stored_template_slots(&self) -> anyhow::Result<Vec<(i64, String, String)>> {
+    /// Only templates written at or after `since` (unix seconds).
+    pub async fn stored_template_slots(
+        &self,
+        since: i64,
+    ) -> anyhow::Result<Vec<(i64, String, String)>> {
         let rows = sqlx::query(
             "SELECT p.tenant_id, p.user_id, t.modality, t.algorithm, t.slot
-             FROM templates t JOIN people p ON p.id = t.person_id",
+             FROM templates t JOIN people p ON p.id = t.person_id WHERE t.updated_at >= $1",
         )
+        .bind(since)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

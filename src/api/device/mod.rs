@@ -431,18 +431,29 @@ impl Conn {
                 Ok(json!({"active_code": code}))
             }
             "active" => {
-                let (sn, secret) = core
-                    .activate_device(str_field(body, "active_code")?)
-                    .await
-                    .inspect_err(|e| {
-                        // (Not "not bound yet": a terminal polls for that.)
+                let code = str_field(body, "active_code")?;
+                match core.activate_device(code).await {
+                    Ok((sn, secret)) => {
+                        self.identified();
+                        self.attach(&sn);
+                        Ok(json!({"secret": secret}))
+                    }
+                    // A live code of a terminal not bound yet: it has proved
+                    // who it is, and waits here for push_bind_corp.
+                    Err(e @ Error::DeviceRefused(codes::NOT_AUTHORISED, _)) => {
+                        if let Some(sn) = core.active_code_device(code).await? {
+                            self.identified();
+                            self.attach(&sn);
+                        }
+                        Err(e)
+                    }
+                    Err(e) => {
                         if matches!(e, Error::DeviceRefused(codes::INVALID_ACTIVE_CODE, _)) {
                             self.failed_bring_ups += 1;
                         }
-                    })?;
-                self.identified();
-                self.attach(&sn);
-                Ok(json!({"secret": secret}))
+                        Err(e)
+                    }
+                }
             }
             "subscribe_corp" => {
                 let ext = body.get("ext_args").cloned().unwrap_or(Value::Null);

@@ -361,27 +361,36 @@ impl Core {
                 ),
             ));
         }
+        // The same work whatever the verdict will be, so that how long the
+        // answer takes tells nothing either.
+        let given = device_signature.to_ascii_lowercase();
+        let device = self.db.device(sn).await?;
+        let ok = match &device {
+            None => {
+                let expected = signature(&[sn, "", timestamp, nonce, "register"]);
+                let _ = expected.as_bytes().ct_eq(given.as_bytes());
+                false
+            }
+            Some(device) => {
+                let secret_no = self.keys.open_small(
+                    format!("device:{sn}:secret_no").as_bytes(),
+                    &device.sealed_secret_no,
+                )?;
+                let secret_no = String::from_utf8(secret_no).map_err(anyhow::Error::from)?;
+                let expected = signature(&[sn, &secret_no, timestamp, nonce, "register"]);
+                bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
+            }
+        };
         let key = ClientKey::of(client);
         if let Err(r) = self.guard.device_register.admit(key, sn) {
             self.refused(Attempt::DeviceRegister, key, r);
             return Err(refused());
         }
-        let given = device_signature.to_ascii_lowercase();
-        let Some(device) = self.db.device(sn).await? else {
-            // The work of a check, so the unknown answer takes as long.
-            let expected = signature(&[sn, "", timestamp, nonce, "register"]);
-            let _ = expected.as_bytes().ct_eq(given.as_bytes());
+        if device.is_none() {
             self.metrics
                 .attempt_failed(Attempt::DeviceRegister.as_str());
             return Err(refused());
-        };
-        let secret_no = self.keys.open_small(
-            format!("device:{sn}:secret_no").as_bytes(),
-            &device.sealed_secret_no,
-        )?;
-        let secret_no = String::from_utf8(secret_no).map_err(anyhow::Error::from)?;
-        let expected = signature(&[sn, &secret_no, timestamp, nonce, "register"]);
-        let ok = bool::from(expected.as_bytes().ct_eq(given.as_bytes()));
+        }
         self.attempted(Attempt::DeviceRegister, key, sn, ok);
         if !ok {
             return Err(refused());
@@ -399,6 +408,19 @@ impl Core {
             ));
         }
         Ok(code)
+    }
+
+    /// The serial number a live (unexpired) active code was issued to.
+    pub async fn active_code_device(&self, active_code: &str) -> Result<Option<String>> {
+        Ok(self
+            .db
+            .device_by(DeviceKey::ActiveCode, &sha256_hex(active_code))
+            .await?
+            .filter(|d| {
+                let issued = d.register_ts.unwrap_or(i64::MIN);
+                self.now().saturating_sub(issued) <= self.config.security.active_code_ttl_secs
+            })
+            .map(|d| d.sn))
     }
 
     /// `active`: the device's secret, once an admin has bound it. An active
