@@ -229,6 +229,10 @@ pub struct Limits {
     /// How long a received upload may wait for decode memory or a CPU slot
     /// before it is refused as the frequency limit (429).
     pub decode_wait_secs: u64,
+    /// New uploads are refused (507, "storage full") while the data
+    /// directory's filesystem has less free space than this, so that the
+    /// database always has room to commit and to record; 0 turns it off.
+    pub min_free_mib: u64,
     /// After an answer given before the request body was read (an early
     /// refusal), the rest of the body is read and discarded for at most
     /// this long, this long without a byte, and this many bytes, before
@@ -288,6 +292,7 @@ impl Default for Limits {
             max_connections: 4096,
             decode_memory_mib: 1024,
             decode_wait_secs: 60,
+            min_free_mib: 100,
             // nginx's lingering_time and lingering_timeout.
             linger_secs: 30,
             linger_idle_secs: 5,

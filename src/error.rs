@@ -89,6 +89,11 @@ pub enum Error {
     #[error("request method doesn't match")]
     MethodNotAllowed,
 
+    /// The data directory's filesystem is below its free-space floor:
+    /// nothing new is stored until space is freed.
+    #[error("storage full: {0}")]
+    StorageFull(String),
+
     /// Anything that is not the client's fault. The chain goes to the log;
     /// the client sees only a generic message.
     #[error(transparent)]
@@ -258,6 +263,10 @@ impl Error {
             Error::MethodNotAllowed => {
                 r(StatusCode::METHOD_NOT_ALLOWED, 99991301, self.to_string())
             }
+            Error::StorageFull(_) => {
+                let (code, _) = surface.internal_code();
+                r(StatusCode::INSUFFICIENT_STORAGE, code, self.to_string())
+            }
             Error::Internal(_) => {
                 let (code, msg) = surface.internal_code();
                 r(StatusCode::INTERNAL_SERVER_ERROR, code, msg.to_string())
@@ -286,6 +295,7 @@ impl Error {
             Error::UserNotFound(_) | Error::AcsUserNotFound => "user_not_found",
             Error::FaceCropFail(_) => "face_crop_fail",
             Error::RouteNotFound | Error::MethodNotAllowed => "no_route",
+            Error::StorageFull(_) => "storage_full",
             Error::Internal(_) => "internal",
         }
     }

@@ -68,6 +68,7 @@ pub struct Metrics {
     pub attempts_failed: Family<AttemptLabels, Counter>,
     pub attempts_refused: Family<RefusalLabels, Counter>,
     pub lockouts: Family<AttemptLabels, Counter>,
+    pub storage_free_bytes: Gauge,
 }
 
 /// Commands counted under their own name; anything else is `other`.
@@ -168,8 +169,15 @@ impl Default for Metrics {
             "Lockouts started by failed attempts",
             lockouts.clone(),
         );
+        let storage_free_bytes = Gauge::default();
+        registry.register(
+            "storage_free_bytes",
+            "Free bytes on the data directory's filesystem, as last checked by an upload",
+            storage_free_bytes.clone(),
+        );
         Metrics {
             registry,
+            storage_free_bytes,
             attempts_failed,
             attempts_refused,
             lockouts,

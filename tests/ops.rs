@@ -101,6 +101,41 @@ async fn readiness_means_the_metadata_store_can_commit() {
     assert_eq!(ready().await.0, 200);
 }
 
+/// Below the free-space floor uploads are refused with "storage full"
+/// (507, the surface's internal code) before their body is read; what is
+/// stored stays readable.
+#[tokio::test]
+async fn uploads_stop_at_the_free_space_floor() {
+    // A floor above any disk.
+    let app = spawn_with(|c| c.limits.min_free_mib = u64::MAX >> 21).await;
+    let token = app.token().await;
+    let (ct, body) = sdk_file_body(&png(120, 120, 3));
+    let r = app.upload_raw(&token, "?file_name=a.png", &ct, body).await;
+    assert_eq!(r.status(), 507);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["code"], 1225000, "{v}");
+    let msg = v["msg"].as_str().unwrap();
+    assert!(
+        msg.starts_with("storage full: ") && msg.contains("limits.min_free_mib"),
+        "{msg}"
+    );
+    // Reads go on.
+    let r = app
+        .client
+        .post(app.url("/open-apis/attendance/v1/user_settings/query?employee_type=employee_id"))
+        .bearer_auth(&token)
+        .json(&json!({"user_ids": ["nobody"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = scrape(&app).await;
+    assert!(
+        text.contains("facehub_uploads_refused_total{rule=\"storage_full\"} 1"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn requests_move_their_counters() {
     let app = spawn_app().await;

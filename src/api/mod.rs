@@ -62,8 +62,10 @@ impl AppState {
         }
     }
 
-    /// A place for one more upload, or the frequency-limit error.
+    /// A place for one more upload, or the frequency-limit error (or
+    /// "storage full" below the free-space floor).
     pub fn upload_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        self.core.check_free_space()?;
         self.uploads.clone().try_acquire_owned().map_err(|_| {
             tracing::warn!("refusing an upload: too many in progress");
             self.core.metrics.rate_limit_hit("uploads");

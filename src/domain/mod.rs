@@ -16,6 +16,7 @@ pub mod lingo;
 pub mod migrate;
 pub mod people;
 pub mod photos;
+pub mod space;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -175,6 +176,8 @@ pub struct Core {
     pub audit: audit::AuditLog,
     /// Failed attempts at secrets and the password-check pool.
     pub guard: guard::Guard,
+    /// When a full disk was last logged (unix seconds).
+    space_warned: std::sync::atomic::AtomicI64,
 }
 
 impl Core {
@@ -212,6 +215,7 @@ impl Core {
             metrics: crate::metrics::Metrics::default(),
             audit,
             guard: guard::Guard::new(&config.security),
+            space_warned: std::sync::atomic::AtomicI64::new(0),
             config,
         })
     }
