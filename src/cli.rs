@@ -10,11 +10,11 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use crate::app::{Application, open_core};
 use crate::config::Config;
 use crate::domain::audit::ActorKind;
 use crate::domain::{Core, PersonDraft, Scope, TokenKind};
-use crate::error::Error;
+use crate::model::error::Error;
+use crate::server::{Application, open_core};
 
 #[derive(Parser, Debug)]
 #[command(name = "facehub", version, about = "Self-hosted face photo and biometric template server, wire-compatible with Feishu open-apis", long_about = None)]
@@ -950,7 +950,7 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
         Command::Check { json } => {
             // With a server running, an upload's blob lands just before its
             // row commits: look twice before calling a blob unreferenced.
-            let settle = if crate::app::server_running(&core.config.data_dir) {
+            let settle = if crate::store::server_running(&core.config.data_dir) {
                 std::time::Duration::from_secs(2)
             } else {
                 std::time::Duration::ZERO
@@ -1009,7 +1009,7 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
             json,
         } => {
             // Uploads during the copy would be left behind in the source.
-            let _lock = crate::app::lock_data_dir(&core.config.data_dir).context(
+            let _lock = crate::store::lock_data_dir(&core.config.data_dir).context(
                 "a server is running on this data directory: stop it before migrate-store",
             )?;
             anyhow::ensure!(
@@ -1020,21 +1020,22 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
             // unless named (resuming after a switch, say).
             if let Some(to) = to {
                 let from = match from {
-                    Some(f) => crate::app::canonical_blob_store(Some(&f))?,
-                    None => crate::app::canonical_blob_store(core.config.blobs.as_deref())?,
+                    Some(f) => crate::server::canonical_blob_store(Some(&f))?,
+                    None => crate::server::canonical_blob_store(core.config.blobs.as_deref())?,
                 };
-                let to = crate::app::canonical_blob_store(Some(&to))?;
+                let to = crate::server::canonical_blob_store(Some(&to))?;
                 anyhow::ensure!(
                     from != to,
                     "the blobs are in {to} already (a migrate-store to it finished); name --from to \
                      copy from another store"
                 );
                 let source =
-                    crate::app::open_blob_store(Some(&from), &core.config, &core.db).await?;
-                let dest = crate::app::open_blob_store(Some(&to), &core.config, &core.db).await?;
+                    crate::server::open_blob_store(Some(&from), &core.config, &core.db).await?;
+                let dest =
+                    crate::server::open_blob_store(Some(&to), &core.config, &core.db).await?;
                 dest.probe().await.context("the destination")?;
                 core.db
-                    .meta_set(crate::app::MAINTENANCE, "migrate-store")
+                    .meta_set(crate::server::MAINTENANCE, "migrate-store")
                     .await?;
                 let bar = indicatif::ProgressBar::new(0);
                 bar.set_style(
@@ -1050,13 +1051,13 @@ async fn admin(core: &Core, cmd: Command, out: &mut impl Write) -> anyhow::Resul
                         bar.set_position(done);
                     })
                     .await;
-                core.db.meta_set(crate::app::MAINTENANCE, "").await?;
+                core.db.meta_set(crate::server::MAINTENANCE, "").await?;
                 let m = m?;
                 bar.finish_and_clear();
                 if m.complete() {
                     // From now on every command and server start finds the
                     // blobs there.
-                    core.db.meta_set(crate::app::BLOB_STORE, &to).await?;
+                    core.db.meta_set(crate::server::BLOB_STORE, &to).await?;
                 }
                 if json {
                     writeln!(out, "{}", serde_json::to_string_pretty(&m)?)?;
@@ -1269,11 +1270,11 @@ async fn migrate_metadata(
             anyhow::ensure!(
                 core.config.database.as_deref() != Some(url),
                 "the metadata is in {} already",
-                crate::store::redact_url(url)
+                crate::config::redact_url(url)
             );
             (
                 crate::store::Db::open(Some(url), &core.config.database_path()).await?,
-                crate::store::redact_url(url),
+                crate::config::redact_url(url),
             )
         }
     };

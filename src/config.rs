@@ -85,7 +85,7 @@ impl std::fmt::Debug for Config {
             security,
             log,
         } = self;
-        let url = |u: &Option<String>| u.as_deref().map(crate::store::redact_url);
+        let url = |u: &Option<String>| u.as_deref().map(redact_url);
         f.debug_struct("Config")
             .field("data_dir", data_dir)
             .field("listen", listen)
@@ -353,9 +353,31 @@ impl Config {
     }
 }
 
+/// A database URL fit for logs and errors: the password replaced.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<not a URL>".to_string(),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail's closure signature
 mod tests {
+    #[test]
+    fn redacts_password() {
+        assert_eq!(
+            redact_url("postgres://fh:s3cret@db:5432/facehub"),
+            "postgres://fh:***@db:5432/facehub"
+        );
+        assert_eq!(redact_url("nonsense"), "<not a URL>");
+    }
+
     use super::*;
 
     #[test]

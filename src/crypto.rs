@@ -310,7 +310,7 @@ pub fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()?;
     if let Some(dir) = path.parent() {
-        crate::store::blob::sync_dir(dir)?;
+        crate::durable::sync_dir(dir)?;
     }
     Ok(())
 }

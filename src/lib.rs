@@ -2,15 +2,16 @@
 //! speaks the Feishu open-apis and the WeCom device protocol.
 
 pub mod api;
-pub mod app;
 pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
-pub mod error;
+pub mod durable;
 pub mod image;
 pub mod metrics;
+pub mod model;
+pub mod server;
 pub mod store;
 
-pub use app::Application;
 pub use config::Config;
+pub use server::Application;

@@ -587,10 +587,10 @@ async fn the_data_directory_remembers_its_blob_store() {
     )
     .await
     .unwrap();
-    db.meta_set(facehub::app::MAINTENANCE, "migrate-store")
+    db.meta_set(facehub::server::MAINTENANCE, "migrate-store")
         .await
         .unwrap();
-    let lock = facehub::app::lock_data_dir(&data).unwrap();
+    let lock = facehub::store::lock_data_dir(&data).unwrap();
     let busy = facehub(&data).args(["tenant", "list"]).output().unwrap();
     assert!(!busy.status.success());
     let err = String::from_utf8_lossy(&busy.stderr);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::process::{Server, facehub, run_ok};
 use common::redis::Redis;
 use facehub::api::ratelimit::RateLimiter;
-use facehub::error::Error;
+use facehub::model::Error;
 use serde_json::Value;
 
 /// Fires `n` checks alternating between `nodes`; returns (allowed, elapsed).

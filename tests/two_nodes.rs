@@ -512,7 +512,7 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
     server.kill();
 
     // Refused while a server runs on the directory; then copied, twice.
-    let held = facehub::app::lock_data_dir(&data).unwrap();
+    let held = facehub::store::lock_data_dir(&data).unwrap();
     let busy = facehub(&data)
         .args(["migrate-store", "--to-database", &database])
         .output()

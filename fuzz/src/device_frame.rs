@@ -76,7 +76,7 @@ pub fn check_text(text: &str) {
             return;
         }
         Err(e) => {
-            let (code, msg) = e.error.device_code();
+            let (code, msg) = facehub::api::device::device_code(&e.error);
             assert!(
                 code == BAD_JSON || code == BAD_PARAM,
                 "undocumented code {code}: {msg}"
@@ -130,7 +130,7 @@ fn pull(body: &Value, new: &str, old: &str) {
                 check_user(u, "pull");
             }
         }
-        Err(e) => assert_eq!(e.device_code().0, BAD_PARAM, "{e}"),
+        Err(e) => assert_eq!(facehub::api::device::device_code(&e).0, BAD_PARAM, "{e}"),
     }
     pull_flags(body);
 }
@@ -138,7 +138,7 @@ fn pull(body: &Value, new: &str, old: &str) {
 fn pull_flags(body: &Value) {
     for name in ["is_req_fa_info", "is_req_fp_info"] {
         if let Err(e) = flag(body, name, true) {
-            assert_eq!(e.device_code().0, BAD_PARAM, "{e}");
+            assert_eq!(facehub::api::device::device_code(&e).0, BAD_PARAM, "{e}");
         }
     }
 }

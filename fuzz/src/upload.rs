@@ -195,7 +195,7 @@ impl Harness {
             ..Config::default()
         };
         let (router, core, tenant, token) = rt.block_on(async {
-            let core = Arc::new(facehub::app::open_core(config).await.expect("open_core"));
+            let core = Arc::new(facehub::server::open_core(config).await.expect("open_core"));
             let tenant = core.create_tenant("fuzz").await.expect("tenant");
             let scopes: Vec<Scope> = ["attendance:rule", "attendance:rule:readonly"]
                 .iter()

@@ -15,8 +15,8 @@ use super::multipart;
 use super::{AppState, success};
 use crate::domain::acs::{AcsUser, IdType};
 use crate::domain::files::StagedImage;
-use crate::error::{Error, Result};
 use crate::image::ImageFormat;
+use crate::model::error::{Error, Result};
 
 macro_rules! endpoint {
     ($name:ident, $label:literal) => {

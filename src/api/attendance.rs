@@ -14,7 +14,7 @@ use super::{AppState, success};
 use super::{download, multipart};
 use crate::domain::PhotoName;
 use crate::domain::people::EmployeeType;
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 pub struct Upload;
 impl Endpoint for Upload {

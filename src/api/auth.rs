@@ -15,7 +15,7 @@ use super::client::ClientIp;
 use super::extract::Json;
 use crate::domain::TokenKind;
 use crate::domain::guard::ClientKey;
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -23,7 +23,7 @@ use super::{AppState, success};
 use crate::domain::Scope;
 use crate::domain::audit::{ActorKind, AuditEvent, AuditFilter};
 use crate::domain::files::FileKind;
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 const COOKIE: &str = "facehub_admin";
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::extract::{Authed, Endpoint, Json, Query};
 use super::{AppState, success};
 use crate::domain::devices::Enrolment;
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 macro_rules! endpoint {
     ($name:ident, $label:literal) => {

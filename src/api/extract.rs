@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use crate::domain::auth::{Caller, TokenTypes};
-use crate::error::Error;
+use crate::model::error::Error;
 
 /// Query string parameters.
 pub struct Query<T>(pub T);

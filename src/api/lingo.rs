@@ -15,7 +15,7 @@ use super::multipart;
 use crate::domain::auth::TokenTypes;
 use crate::domain::files::StagedImage;
 use crate::domain::lingo::ImageName;
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 /// Either wiki scope may upload (the page lists both as sufficient).
 const WRITE_SCOPES: &[&str] = &["baike:entity", "baike:entity:exempt_review"];

@@ -12,8 +12,9 @@ use axum::response::Response;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
+use super::envelope::{PendingError, Surface, to_response};
 use super::linger::{self, Linger};
-use crate::error::{Error, PendingError, Surface};
+use crate::model::error::Error;
 
 /// The request's log id, as the platform's `X-Tt-Logid`: a UTC timestamp
 /// followed by random hex.
@@ -81,7 +82,11 @@ pub async fn envelope(mut req: Request, next: Next) -> Response {
         Ok(resp) => resp,
         Err(panic) => {
             tracing::error!(panic = panic_message(&*panic), "handler panicked");
-            Error::internal("handler panicked").to_response(surface, log_id.as_str())
+            to_response(
+                &Error::internal("handler panicked"),
+                surface,
+                log_id.as_str(),
+            )
         }
     };
     let refused = resp.extensions().get::<PendingError>().is_some();
@@ -90,7 +95,7 @@ pub async fn envelope(mut req: Request, next: Next) -> Response {
             Error::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
             other => tracing::info!(error = %other, "request refused"),
         }
-        resp = err.to_response(surface, log_id.as_str());
+        resp = to_response(&err, surface, log_id.as_str());
     }
     if let Ok(v) = HeaderValue::from_str(log_id.as_str()) {
         resp.headers_mut().insert("x-tt-logid", v);

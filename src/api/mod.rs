@@ -10,6 +10,7 @@ pub mod console;
 pub mod device;
 pub mod devices_admin;
 pub mod download;
+pub mod envelope;
 pub mod extract;
 pub mod linger;
 pub mod lingo;
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use axum::Router;
 
 use crate::domain::Core;
-use crate::error::Error;
+use crate::model::error::Error;
 
 #[derive(Clone)]
 pub struct AppState {

@@ -16,7 +16,7 @@ use axum::http::header::CONTENT_TYPE;
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::error::Error;
+use crate::model::error::Error;
 
 pub struct Paced<S> {
     inner: S,

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::extract::{Authed, Endpoint, Query};
 use super::{AppState, success};
 use crate::domain::audit::{ActorKind, AuditFilter};
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 pub struct Erase;
 impl Endpoint for Erase {

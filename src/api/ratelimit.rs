@@ -16,7 +16,7 @@ use anyhow::Context;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use crate::error::Error;
+use crate::model::error::Error;
 
 /// GCRA (the algorithm governor implements), kept in Redis: per key, the
 /// theoretical arrival time of the next request, in microseconds of the

@@ -10,9 +10,9 @@ use super::auth::Caller;
 use super::files::{FileDownload, FileKind, StagedImage};
 use super::people::EmployeeType;
 use super::{Core, FileId, Person, Tenant};
-use crate::error::{Error, Result};
 use crate::image::ImageFormat;
 use crate::image::face::{self, FaceRules};
+use crate::model::error::{Error, Result};
 use crate::store::AcsRow;
 
 /// How a request names a user (`user_id_type`).

@@ -14,7 +14,7 @@ use super::auth::hash_token;
 use super::guard::{Attempt, ClientKey};
 use super::ids::random_bytes;
 use super::{App, Scope};
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 /// The one administrator account: the target its failed logins count
 /// against.

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 
 use super::ids::{derive_hex, random_bytes};
 use super::{App, Core, Scope, Tenant, TokenKind, TokenRecord};
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 use crate::store::is_unique_violation;
 
 /// A token is handed out again while at least this much of its life is left

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use super::Core;
 use super::audit::{ActorKind, AuditEvent};
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
+use crate::model::{Change, DeviceUser};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Erasure {
@@ -35,17 +36,28 @@ impl Core {
             .person_by_user_id(tenant_id, user_id)
             .await?
             .ok_or_else(|| Error::UserNotFound(user_id.to_string()))?;
-        let event = AuditEvent {
+        // Terminals delete the person; the audit record names what went.
+        let change = Change {
+            delete_user: vec![DeviceUser {
+                userid: person.user_id.clone(),
+                user_type: person.user_type.as_i64(),
+            }],
+            ..Change::default()
+        };
+        let event = |files: usize, templates: u64| AuditEvent {
             tenant_id,
             actor_kind,
             actor: actor.to_string(),
             action: "person.erase",
             subject: Some(person.user_id.clone()),
-            object: None,
+            object: Some(format!("{files} files, {templates} templates")),
             result: "ok".into(),
             log_id,
         };
-        let (files, templates) = self.db.erase_person(&person, &event, self.now()).await?;
+        let (files, templates) = self
+            .db
+            .erase_person(&person, &change, event, self.now())
+            .await?;
         // Their user tokens are gone from the store; forget cached ones too.
         self.token_cache.invalidate_all();
         // The rows are gone (nothing can reach these blobs any more) and

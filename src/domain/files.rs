@@ -16,29 +16,11 @@ use futures_util::{Stream, StreamExt};
 
 use super::audit::AuditEvent;
 use super::{Core, FileId, FileRecord};
-use crate::error::{Error, Result};
 use crate::image::{ImageError, ImageFormat, ImageInfo, ImageRules, Probe, Probed};
+use crate::model::error::{Error, Result};
 use crate::store::sealed::{PlainStream, SealedWriter};
 
-/// What a stored file is; each kind is its own namespace of ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    AttendancePhoto,
-    LingoImage,
-    AcsFace,
-    AcsFaceCrop,
-}
-
-impl FileKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileKind::AttendancePhoto => "attendance_photo",
-            FileKind::LingoImage => "lingo_image",
-            FileKind::AcsFace => "acs_face",
-            FileKind::AcsFaceCrop => "acs_face_crop",
-        }
-    }
-}
+pub use crate::model::files::FileKind;
 
 impl From<ImageError> for Error {
     fn from(e: ImageError) -> Self {

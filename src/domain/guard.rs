@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::SecurityConfig;
-use crate::error::Error;
+use crate::model::error::Error;
 
 /// The part of a client address that one client controls: an IPv4
 /// address, or an IPv6 /64 (one subscriber's prefix, where a single host

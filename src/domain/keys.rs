@@ -43,7 +43,7 @@ impl Core {
     /// re-seals what it wrote under the old key meanwhile.
     pub async fn rotate_key(&self, settle: Duration) -> anyhow::Result<Rotation> {
         // With no server running, hold its lock: none can start mid-way.
-        let lock = crate::app::lock_data_dir(&self.config.data_dir).ok();
+        let lock = crate::store::lock_data_dir(&self.config.data_dir).ok();
         anyhow::ensure!(
             self.config.encryption_key.is_none(),
             "the key comes from the configuration (encryption_key), which key rotate cannot \
@@ -86,7 +86,7 @@ impl Core {
     /// server running on the data directory, retires the keys nothing
     /// needs any more, as a rotation does.
     pub async fn reseal_keys(&self) -> anyhow::Result<Rotation> {
-        let lock = crate::app::lock_data_dir(&self.config.data_dir).ok();
+        let lock = crate::store::lock_data_dir(&self.config.data_dir).ok();
         // With keys from the configuration, a command run with an outdated
         // one would move everything back to the old key.
         let current = crypto::key_id_hex(self.keys.current().id());
@@ -298,7 +298,7 @@ fn write_key_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
     if let Some(dir) = path.parent() {
-        crate::store::blob::sync_dir(dir)?;
+        crate::durable::sync_dir(dir)?;
     }
     Ok(())
 }

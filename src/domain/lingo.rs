@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::files::{FileDownload, FileKind, StagedImage};
 use super::{Core, FileId};
-use crate::error::{Error, Result};
 use crate::image::{ImageFormat, ImageRules};
+use crate::model::error::{Error, Result};
 
 /// A wiki image's `name`: 1–100 characters, no path separators or control
 /// characters. Its extension, when it names an image format, must agree

@@ -9,7 +9,6 @@ pub mod devices;
 pub mod erasure;
 pub mod files;
 pub mod guard;
-pub mod ids;
 pub mod integrity;
 pub mod keys;
 pub mod lingo;
@@ -21,121 +20,16 @@ pub mod space;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-pub use ids::{FileId, PhotoName, Scope, UserId, UserType};
+// The model's values, as the core's callers name them.
+pub use crate::model::{
+    App, AttendanceSetting, FileId, FileRecord, Person, PersonDraft, PhotoName, Scope, Tenant,
+    TokenKind, TokenRecord, UserId, UserType, ids,
+};
 
 use crate::config::Config;
 use crate::crypto::KeyRing;
 use crate::store::sealed::SealedBlobs;
 use crate::store::{Db, Notice};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tenant {
-    pub id: i64,
-    pub name: String,
-    pub tenant_key: String,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct App {
-    pub app_id: String,
-    pub tenant_id: i64,
-    pub secret_hash: String,
-    pub scopes: Vec<String>,
-    pub disabled: bool,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenKind {
-    Tenant,
-    App,
-    /// Acts for one person; issued by the CLI (facehub has no OAuth flow).
-    User,
-}
-
-impl TokenKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenKind::Tenant => "tenant",
-            TokenKind::App => "app",
-            TokenKind::User => "user",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TokenKind> {
-        match s {
-            "tenant" => Some(TokenKind::Tenant),
-            "app" => Some(TokenKind::App),
-            "user" => Some(TokenKind::User),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRecord {
-    pub kind: TokenKind,
-    pub app_id: String,
-    pub tenant_id: i64,
-    /// The person a user token acts for.
-    pub person_id: Option<i64>,
-    pub issued_at: i64,
-    pub expires_at: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Person {
-    pub id: i64,
-    pub tenant_id: i64,
-    pub user_id: String,
-    pub union_id: String,
-    pub name: String,
-    pub employee_no: Option<String>,
-    pub extra: serde_json::Map<String, serde_json::Value>,
-    /// WeCom's user_type: who the person is on the device protocol.
-    pub user_type: UserType,
-    /// Per-person template counters devices compare.
-    pub fa_ver: i64,
-    pub fp_ver: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// A validated person to create or update.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PersonDraft {
-    pub user_id: UserId,
-    pub name: String,
-    pub employee_no: Option<String>,
-    pub extra: serde_json::Value,
-    /// `None` keeps an existing person's type (a new one is an employee).
-    pub user_type: Option<UserType>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileRecord {
-    pub file_id: String,
-    pub tenant_id: i64,
-    pub kind: String,
-    pub file_name: String,
-    pub format: String,
-    pub width: i64,
-    pub height: i64,
-    pub size: i64,
-    pub sha256: String,
-    pub key_id: i64,
-    pub created_at: i64,
-    /// The user_id of the person the file is bound to, if any.
-    pub owner: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttendanceSetting {
-    pub face_key: String,
-    pub face_key_open: bool,
-    pub face_key_update_time: i64,
-}
 
 /// Wall clock with an adjustable offset, so tests can let tokens expire
 /// without sleeping.
@@ -273,7 +167,14 @@ pub(crate) mod testing {
             ..Config::default()
         };
         tweak(&mut config);
-        let core = crate::app::open_core(config).await.unwrap();
+        config.blobs = Some("local".into());
+        let db = Db::open(config.database.as_deref(), &config.database_path())
+            .await
+            .unwrap();
+        let keys = KeyRing::load_or_create(&config.key_file()).unwrap();
+        let store = crate::store::blob::LocalBlobStore::open(&config.data_dir).unwrap();
+        let blobs = SealedBlobs::new(Arc::new(store), keys.clone());
+        let core = Core::new(config, db, blobs, keys).await.unwrap();
         (dir, core)
     }
 }

@@ -5,7 +5,8 @@ use std::io::Read;
 use serde_json::{Map, Value};
 
 use super::{Core, Person, PersonDraft, Tenant, UserId, UserType};
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
+use crate::model::{Change, DeviceUser};
 use crate::store::{Upsert, is_unique_violation};
 
 /// How `employee_type` names the person in attendance requests.
@@ -62,6 +63,29 @@ pub struct ImportReport {
     pub rejected: Vec<(u64, String)>,
 }
 
+/// What terminals are told when a person is written: on the device
+/// protocol (userid, user_type) is the person, so a new person is created
+/// there and a new type replaces the old identity (terminals drop it and
+/// fetch the new one). Names and numbers are not on the protocol.
+fn identity_change(user_id: &str, old: Option<i64>, new: i64) -> Option<Change> {
+    let who = |user_type| DeviceUser {
+        userid: user_id.to_string(),
+        user_type,
+    };
+    match old {
+        None => Some(Change {
+            create_user: vec![who(new)],
+            ..Change::default()
+        }),
+        Some(old) if old != new => Some(Change {
+            create_user: vec![who(new)],
+            delete_user: vec![who(old)],
+            ..Change::default()
+        }),
+        Some(_) => None,
+    }
+}
+
 impl Core {
     pub async fn upsert_person(
         &self,
@@ -81,7 +105,14 @@ impl Core {
             .collect();
         match self
             .db
-            .upsert_person(tenant.id, draft, &union_id, &open_ids, self.now())
+            .upsert_person(
+                tenant.id,
+                draft,
+                &union_id,
+                &open_ids,
+                self.now(),
+                |old, new| identity_change(draft.user_id.as_str(), old, new),
+            )
             .await
         {
             Ok((p, Upsert::Created)) => {

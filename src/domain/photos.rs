@@ -10,8 +10,8 @@ use super::auth::Caller;
 use super::files::{FileDownload, FileKind};
 use super::people::EmployeeType;
 use super::{AttendanceSetting, Core, FileId, FileRecord, PhotoName};
-use crate::error::{Error, Result};
 use crate::image::{FormatSet, ImageFormat, ImageRules};
+use crate::model::error::{Error, Result};
 
 /// One entry of `user_settings/query`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 
 use super::Core;
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 /// How often a full disk is logged at most.
 const WARN_EVERY_SECS: i64 = 10;
@@ -65,7 +65,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use crate::domain::testing::core_with;
-    use crate::error::Error;
+    use crate::model::error::Error;
 
     #[tokio::test]
     async fn uploads_stop_below_the_floor() {

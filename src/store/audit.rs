@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::Db;
-use crate::domain::audit::{AuditEvent, AuditFilter, AuditRecord};
+use crate::model::{AuditEvent, AuditFilter, AuditRecord};
 
 /// Rows per INSERT statement (SQLite allows 32766 bound parameters).
 const ROWS_PER_STATEMENT: usize = 500;

@@ -6,6 +6,7 @@
 //! place, and the directory is fsynced. A crash leaves at most a temporary
 //! file, which [`LocalBlobStore::sweep_tmp`] removes at the next start.
 
+use crate::durable::sync_dir;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -344,16 +345,6 @@ pub(crate) fn sweep_parts(dir: &Path) -> anyhow::Result<usize> {
         sync_dir(dir)?;
     }
     Ok(parts.len())
-}
-
-/// fsyncs a directory so that a rename or unlink in it is durable.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    let _ = dir;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -6,11 +6,9 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::{Db, person_from_row};
-use crate::domain::Person;
-use crate::domain::audit::AuditEvent;
-use crate::domain::devices::{
-    Change, CheckinRecord, DeviceKey, DeviceRow, DeviceUser, Enrolment, Modality, PersonTemplates,
-    StoredTemplate,
+use crate::model::{
+    AuditEvent, Change, CheckinRecord, DeviceKey, DeviceRow, DeviceUser, Enrolment, Modality,
+    Person, PersonTemplates, StoredTemplate,
 };
 
 impl Db {

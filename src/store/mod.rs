@@ -14,6 +14,8 @@ pub mod sealed;
 pub mod sealed_values;
 pub mod transfer;
 
+pub use private::{lock_data_dir, server_running};
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -22,9 +24,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 
-use crate::domain::audit::AuditEvent;
-use crate::domain::{
-    App, AttendanceSetting, FileRecord, Person, PersonDraft, Tenant, TokenKind, TokenRecord,
+use crate::model::{
+    App, AttendanceSetting, AuditEvent, Change, FileRecord, Person, PersonDraft, Tenant, TokenKind,
+    TokenRecord,
 };
 
 /// An upload's intent was claimed by the orphan sweep before its row
@@ -126,7 +128,7 @@ impl Db {
             }
             Some(other) => anyhow::bail!(
                 "database: {:?} is not a postgres:// URL (leave it unset for the embedded SQLite)",
-                redact_url(other)
+                crate::config::redact_url(other)
             ),
             None => Db::open_sqlite(sqlite_path).await,
         }
@@ -181,7 +183,7 @@ impl Db {
     /// while it migrates, so one node migrates and the others wait.
     pub async fn open_postgres(url: &str) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
-        let shown = redact_url(url);
+        let shown = crate::config::redact_url(url);
         let pool = AnyPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
@@ -509,7 +511,11 @@ impl Db {
     // -------------------------------------------------------------- people
 
     /// Creates the person or updates name / employee_no / extra. A new
-    /// person gets the given (app_id, open_id) pairs.
+    /// person gets the given (app_id, open_id) pairs. What terminals are
+    /// told is the caller's policy: `tell(old, new)` is called with the
+    /// person's previous user type (`None` when created) and the new one,
+    /// and the change it returns is logged in the same transaction, so
+    /// that neither the person nor the change exists without the other.
     pub async fn upsert_person(
         &self,
         tenant_id: i64,
@@ -517,6 +523,7 @@ impl Db {
         union_id: &str,
         open_ids: &[(String, String)],
         now: i64,
+        tell: impl FnOnce(Option<i64>, i64) -> Option<Change>,
     ) -> Result<(Person, Upsert), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         // Write first (see the module comment): an insert that does nothing
@@ -546,16 +553,9 @@ impl Db {
                     .execute(&mut *tx)
                     .await?;
             }
-            // Terminals learn of the new member through the change log,
-            // written with the person so neither exists without the other.
-            let change = crate::domain::devices::Change {
-                create_user: vec![crate::domain::devices::DeviceUser {
-                    userid: draft.user_id.as_str().to_string(),
-                    user_type: draft.user_type.unwrap_or_default().as_i64(),
-                }],
-                ..Default::default()
-            };
-            record_change(&mut tx, tenant_id, &change, now).await?;
+            if let Some(change) = tell(None, draft.user_type.unwrap_or_default().as_i64()) {
+                record_change(&mut tx, tenant_id, &change, now).await?;
+            }
             Upsert::Created
         } else {
             let old_type: i64 = sqlx::query_scalar(
@@ -586,18 +586,7 @@ impl Db {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            if new_type != old_type {
-                // On the device protocol (userid, user_type) is the person:
-                // terminals drop the old identity and fetch the new one.
-                let who = |t| crate::domain::devices::DeviceUser {
-                    userid: draft.user_id.as_str().to_string(),
-                    user_type: t,
-                };
-                let change = crate::domain::devices::Change {
-                    create_user: vec![who(new_type)],
-                    delete_user: vec![who(old_type)],
-                    ..Default::default()
-                };
+            if let Some(change) = tell(Some(old_type), new_type) {
                 record_change(&mut tx, tenant_id, &change, now).await?;
             }
             if changed > 0 {
@@ -1071,11 +1060,15 @@ impl Db {
     /// crash first leaves orphans the start-up sweep removes), the person
     /// and, by cascade, their settings, door access, templates, enrolments,
     /// punch records, open ids and tokens. Terminals are told through the
-    /// change log. Returns the erased files' ids and the template count.
+    /// change log (`change`), and the erasure is audited in the same
+    /// transaction with the record `audit(files, templates)` returns, so
+    /// that no erasure goes unrecorded. Returns the erased files' ids and
+    /// the template count.
     pub async fn erase_person(
         &self,
         person: &Person,
-        audit: &crate::domain::audit::AuditEvent,
+        change: &Change,
+        audit: impl FnOnce(usize, u64) -> AuditEvent,
         now: i64,
     ) -> anyhow::Result<(Vec<String>, u64)> {
         let mut tx = self.pool.begin().await?;
@@ -1111,17 +1104,8 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
         }
-        let change = crate::domain::devices::Change {
-            delete_user: vec![crate::domain::devices::DeviceUser {
-                userid: person.user_id.clone(),
-                user_type: person.user_type.as_i64(),
-            }],
-            ..Default::default()
-        };
-        record_change(&mut tx, person.tenant_id, &change, now).await?;
-        // Audited in the same transaction: no erasure goes unrecorded.
-        let mut audit = audit.clone();
-        audit.object = Some(format!("{} files, {templates} templates", files.len()));
+        record_change(&mut tx, person.tenant_id, change, now).await?;
+        let audit = audit(files.len(), templates as u64);
         audit::insert_audit_in(&mut tx, &[&audit], now * 1000).await?;
         // The person's user tokens went with their row (ON DELETE CASCADE).
         self.tokens_revoked(&mut tx).await?;
@@ -1252,7 +1236,7 @@ pub(crate) fn person_from_row(r: &AnyRow) -> Person {
         name: r.get("name"),
         employee_no: r.get("employee_no"),
         extra: serde_json::from_str(&extra).unwrap_or_default(),
-        user_type: crate::domain::UserType::from_i64(r.get("user_type")).unwrap_or_default(),
+        user_type: crate::model::UserType::from_i64(r.get("user_type")).unwrap_or_default(),
         fa_ver: r.get("fa_ver"),
         fp_ver: r.get("fp_ver"),
         created_at: r.get("created_at"),
@@ -1264,7 +1248,7 @@ pub(crate) fn person_from_row(r: &AnyRow) -> Person {
 async fn record_change(
     tx: &mut Tx<'_>,
     tenant_id: i64,
-    change: &crate::domain::devices::Change,
+    change: &Change,
     now: i64,
 ) -> Result<i64, sqlx::Error> {
     devices::record_change_in(tx, tenant_id, change, now)
@@ -1307,19 +1291,6 @@ pub(crate) fn values_rows(rows: usize, cols: usize, first: usize) -> String {
         .join(", ")
 }
 
-/// A database URL fit for logs and errors: the password replaced.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "<not a URL>".to_string(),
-    }
-}
-
 #[cfg(test)]
 mod sql_tests {
     use super::*;
@@ -1328,15 +1299,6 @@ mod sql_tests {
     fn placeholders_number_from_first() {
         assert_eq!(placeholders(3, 2), "$2, $3, $4");
         assert_eq!(values_rows(2, 2, 2), "($2, $3), ($4, $5)");
-    }
-
-    #[test]
-    fn redacts_password() {
-        assert_eq!(
-            redact_url("postgres://fh:s3cret@db:5432/facehub"),
-            "postgres://fh:***@db:5432/facehub"
-        );
-        assert_eq!(redact_url("nonsense"), "<not a URL>");
     }
 
     /// SQLite rolls a transaction back by itself on some I/O errors (a full

@@ -118,7 +118,7 @@ impl Db {
         // of this store (it holds this store's mark then).
         let ours = self
             .meta_get_or_init(DEPLOYMENT, || {
-                hex::encode(crate::domain::ids::random_bytes::<16>())
+                hex::encode(crate::model::ids::random_bytes::<16>())
             })
             .await?;
         match to.meta_get(DEPLOYMENT).await? {

@@ -36,7 +36,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::config::SecurityConfig;
 use crate::domain::guard::ClientKey;
-use crate::error::Error;
+use crate::model::error::Error;
 
 /// The WebSocket handshake's answer to `Sec-WebSocket-Key` (RFC 6455
 /// §4.2.2), written out here because facehub performs the upgrade itself
@@ -417,7 +417,7 @@ mod tests {
         h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
         let e = check_origin(&h, &[]).unwrap_err();
         assert_eq!(
-            e.render(crate::error::Surface::Other).status,
+            crate::api::envelope::render(&e, crate::api::envelope::Surface::Other).status,
             StatusCode::FORBIDDEN
         );
         assert!(check_origin(&h, &["https://evil.example/".into()]).is_ok());

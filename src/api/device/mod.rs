@@ -34,7 +34,7 @@ use crate::domain::devices::hub::{Link, Outgoing, QUEUE};
 use crate::domain::devices::sync::{DEFAULT_PAGE, flag, int_field, user_items};
 use crate::domain::devices::{DeviceUser, Session, Subscription, clip, codes};
 use crate::domain::guard::ClientKey;
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 /// Replies one connection may have queued, in KiB (a full page of
 /// templates is about 6.5 MiB; one larger frame still goes out alone).
@@ -371,7 +371,7 @@ impl Conn {
                     self.send_reply(Outgoing::Binary(frame), len).await
                 }
                 Err(e) => {
-                    metrics(e.device_code().0);
+                    metrics(device_code(&e).0);
                     self.reply_error(Some(&req_id), e).await
                 }
             };
@@ -387,7 +387,7 @@ impl Conn {
                 self.reply(&req_id, reply).await
             }
             Err(e) => {
-                metrics(e.device_code().0);
+                metrics(device_code(&e).0);
                 self.reply_error(Some(&req_id), e).await
             }
         }
@@ -702,7 +702,7 @@ pub fn parse_frame(text: &str) -> std::result::Result<Frame, FrameError> {
 /// The text of an error reply; with no `req_id`, a connection-level error
 /// (no `headers`), the shape vendor firmware reads.
 pub fn error_frame(req_id: Option<&str>, e: &Error) -> String {
-    let (code, msg) = e.device_code();
+    let (code, msg) = device_code(e);
     match req_id {
         Some(id) => json!({"headers": {"req_id": id}, "body": {}, "errcode": code, "errmsg": msg}),
         None => json!({"errcode": code, "errmsg": msg}),
@@ -792,13 +792,29 @@ fn string_list(ext: &Value, name: &str) -> Result<Vec<String>> {
     }
 }
 
+/// `(errcode, errmsg)` on the WeCom device protocol. The protocol's own
+/// codes (6000xx) come from [`Error::DeviceRefused`]; the rest are
+/// WeCom's global codes: 40058 invalid parameter, 45009 frequency
+/// limit, -1 system busy (see docs/device-protocol.md).
+pub fn device_code(e: &Error) -> (i64, String) {
+    match e {
+        Error::DeviceRefused(code, m) => (*code, m.clone()),
+        Error::InvalidParam(m) => (40058, format!("invalid parameter: {m}")),
+        Error::UserNotFound(_) => (40003, e.to_string()),
+        Error::RateLimited { .. } => (45009, "api freq out of limit".into()),
+        Error::Throttled { msg, .. } => (45009, format!("api freq out of limit: {msg}")),
+        Error::Internal(_) => (-1, "system busy".into()),
+        other => (40058, other.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn refused(text: &str) -> (Option<String>, i64) {
         let e = parse_frame(text).unwrap_err();
-        (e.req_id, e.error.device_code().0)
+        (e.req_id, device_code(&e.error).0)
     }
 
     #[test]

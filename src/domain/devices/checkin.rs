@@ -3,22 +3,13 @@
 use serde_json::{Value, json};
 
 use super::sync::{MAX_USERS, int_field};
-use super::{DeviceUser, Session};
+use super::{CheckinRecord, DeviceUser, Session};
 use crate::domain::Core;
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 /// Records before 2018-01-01 are dropped without failing, as the platform
 /// does (a device with an unset clock).
 pub const EARLIEST: i64 = 1_514_764_800;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckinRecord {
-    pub timestamp: i64,
-    /// 1 in, 2 out, 3 unknown.
-    pub pass_type: Option<i64>,
-    /// 1 face, 2 QR, 3 remote, 4 fingerprint, 5 and 6 QR variants.
-    pub pass_method: Option<i64>,
-}
 
 fn optional(
     item: &Value,

@@ -7,35 +7,10 @@ use serde_json::json;
 
 use super::hub::push_frame;
 use super::sync::UploadOutcome;
-use super::{DeviceUser, Session, codes};
+use super::{DeviceUser, Enrolment, Session, codes};
 use crate::domain::files::FileKind;
 use crate::domain::{Core, FileId, Person};
-use crate::error::{Error, Result};
-
-/// An enrolment and its outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Enrolment {
-    pub oper_id: String,
-    pub tenant_id: i64,
-    pub person_id: i64,
-    pub sn: String,
-    /// `fa` / `fp` (capture on the device) or `photo` (from a stored photo).
-    pub kind: String,
-    /// For `photo`: `kind:file_id` of each photo offered.
-    pub file_ids: Vec<String>,
-    /// queued → sent → succeeded | failed | timed_out | cancelled
-    pub status: String,
-    pub errcode: Option<i64>,
-    pub errmsg: Option<String>,
-    pub created_at: i64,
-    pub finished_at: Option<i64>,
-}
-
-impl Enrolment {
-    pub fn is_open(&self) -> bool {
-        matches!(self.status.as_str(), "queued" | "sent")
-    }
-}
+use crate::model::error::{Error, Result};
 
 /// Open enrolments a device may have at once.
 pub const MAX_OPEN_PER_DEVICE: i64 = 32;
@@ -106,7 +81,7 @@ impl Core {
             )));
         }
         let e = Enrolment {
-            oper_id: hex::encode(crate::domain::ids::random_bytes::<16>()),
+            oper_id: hex::encode(crate::model::ids::random_bytes::<16>()),
             tenant_id,
             person_id: person.id,
             sn: sn.to_string(),

@@ -18,7 +18,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use super::{Change, Session};
 use crate::domain::Core;
-use crate::error::Result;
+use crate::model::error::Result;
 
 /// At most this many versions are replayed to a device one by one; a
 /// device further behind gets only the newest push, whose version gap
@@ -89,7 +89,7 @@ pub struct Hub {
 
 /// A server push: `cmd`, a fresh `req_id`, `body`.
 pub fn push_frame(cmd: &str, body: Value) -> Arc<str> {
-    let req_id = hex::encode(crate::domain::ids::random_bytes::<8>());
+    let req_id = hex::encode(crate::model::ids::random_bytes::<8>());
     json!({"cmd": cmd, "headers": {"req_id": req_id}, "body": body})
         .to_string()
         .into()

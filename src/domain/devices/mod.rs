@@ -9,7 +9,6 @@ pub mod enrol;
 pub mod hub;
 pub mod sync;
 
-use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -18,10 +17,12 @@ use std::net::IpAddr;
 
 use super::guard::{Attempt, ClientKey};
 use super::{Core, Tenant};
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
-pub use checkin::CheckinRecord;
-pub use enrol::Enrolment;
+pub use crate::model::devices::{
+    Change, CheckinRecord, DeviceKey, DeviceRow, DeviceUser, Enrolment, Modality, PersonTemplates,
+    StoredTemplate, TemplateWrite,
+};
 
 /// Codes of the device protocol (names as in the vendor code the notes
 /// quote; see docs/device-protocol.md for when each is sent).
@@ -40,101 +41,6 @@ pub mod codes {
 pub const REGISTER_WINDOW_SECS: i64 = 300;
 /// Algorithm names a device may list per modality.
 pub const MAX_ALGORITHMS: usize = 5;
-
-/// A template's kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Modality {
-    Face,
-    Fingerprint,
-}
-
-impl Modality {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Modality::Face => "fa",
-            Modality::Fingerprint => "fp",
-        }
-    }
-
-    /// Slots per person: `fa_list` ids 0–11, `fp` ids 0–9.
-    pub fn slots(self) -> i64 {
-        match self {
-            Modality::Face => 12,
-            Modality::Fingerprint => 10,
-        }
-    }
-}
-
-/// A person as the device protocol names them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct DeviceUser {
-    pub userid: String,
-    pub user_type: i64,
-}
-
-/// One version of a tenant's address book.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change {
-    #[serde(default)]
-    pub create_user: Vec<DeviceUser>,
-    #[serde(default)]
-    pub update_user: Vec<DeviceUser>,
-    #[serde(default)]
-    pub delete_user: Vec<DeviceUser>,
-}
-
-/// A stored device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceRow {
-    pub sn: String,
-    pub tenant_id: i64,
-    pub sealed_secret_no: Vec<u8>,
-    pub sealed_secret: Option<Vec<u8>>,
-    pub bound: bool,
-    pub firmware_version: Option<String>,
-    pub fa_algorithms: Vec<String>,
-    pub fp_algorithms: Vec<String>,
-    pub seen_version: i64,
-    pub last_seen: Option<i64>,
-    /// The timestamp of the last accepted `register` (within
-    /// [`REGISTER_WINDOW_SECS`] of the server's clock): when the current
-    /// active code was issued.
-    pub register_ts: Option<i64>,
-    pub created_at: i64,
-}
-
-/// Which hashed credential a device is looked up by.
-#[derive(Debug, Clone, Copy)]
-pub enum DeviceKey {
-    ActiveCode,
-    Secret,
-}
-
-/// One slot write of an upload: `sealed` is `(ciphertext, digest)`, or
-/// `None` to delete the slot.
-#[derive(Debug, Clone)]
-pub struct TemplateWrite {
-    pub modality: Modality,
-    pub algorithm: String,
-    pub slot: i64,
-    pub sealed: Option<(Vec<u8>, String)>,
-}
-
-/// The writes of one person in one upload.
-#[derive(Debug, Clone)]
-pub struct PersonTemplates {
-    pub person_id: i64,
-    pub user: DeviceUser,
-    pub writes: Vec<TemplateWrite>,
-}
-
-#[derive(Debug, Clone)]
-pub struct StoredTemplate {
-    pub person_id: i64,
-    pub algorithm: String,
-    pub slot: i64,
-    pub sealed: Vec<u8>,
-}
 
 /// A device that has logged in (`subscribe_corp`) on a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]

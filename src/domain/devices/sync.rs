@@ -16,8 +16,8 @@ use super::{
 };
 use crate::domain::audit::AuditEvent;
 use crate::domain::{Core, Person};
-use crate::error::{Error, Result};
 use crate::image::{ImageFormat, Sniffed, sniff};
+use crate::model::error::{Error, Result};
 
 /// Users per frame, for uploads and pulls alike.
 pub const MAX_USERS: usize = 200;

@@ -7,7 +7,7 @@ use rand::RngCore;
 use rand::rngs::OsRng;
 use sha2::Sha256;
 
-use crate::error::Error;
+use crate::model::error::Error;
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];

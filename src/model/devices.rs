@@ -1,0 +1,133 @@
+//! Terminals and what they hold: stored devices, the tenant's address-book
+//! changes they sync from, templates, enrolments and punch records.
+
+use serde::{Deserialize, Serialize};
+
+/// A template's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Modality {
+    Face,
+    Fingerprint,
+}
+
+impl Modality {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Modality::Face => "fa",
+            Modality::Fingerprint => "fp",
+        }
+    }
+
+    /// Slots per person: `fa_list` ids 0–11, `fp` ids 0–9.
+    pub fn slots(self) -> i64 {
+        match self {
+            Modality::Face => 12,
+            Modality::Fingerprint => 10,
+        }
+    }
+}
+
+/// A person as the device protocol names them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DeviceUser {
+    pub userid: String,
+    pub user_type: i64,
+}
+
+/// One version of a tenant's address book.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    #[serde(default)]
+    pub create_user: Vec<DeviceUser>,
+    #[serde(default)]
+    pub update_user: Vec<DeviceUser>,
+    #[serde(default)]
+    pub delete_user: Vec<DeviceUser>,
+}
+
+/// A stored device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub sn: String,
+    pub tenant_id: i64,
+    pub sealed_secret_no: Vec<u8>,
+    pub sealed_secret: Option<Vec<u8>>,
+    pub bound: bool,
+    pub firmware_version: Option<String>,
+    pub fa_algorithms: Vec<String>,
+    pub fp_algorithms: Vec<String>,
+    pub seen_version: i64,
+    pub last_seen: Option<i64>,
+    /// The timestamp of the last accepted `register` (within
+    /// the register window of the server's clock): when the current
+    /// active code was issued.
+    pub register_ts: Option<i64>,
+    pub created_at: i64,
+}
+
+/// Which hashed credential a device is looked up by.
+#[derive(Debug, Clone, Copy)]
+pub enum DeviceKey {
+    ActiveCode,
+    Secret,
+}
+
+/// One slot write of an upload: `sealed` is `(ciphertext, digest)`, or
+/// `None` to delete the slot.
+#[derive(Debug, Clone)]
+pub struct TemplateWrite {
+    pub modality: Modality,
+    pub algorithm: String,
+    pub slot: i64,
+    pub sealed: Option<(Vec<u8>, String)>,
+}
+
+/// The writes of one person in one upload.
+#[derive(Debug, Clone)]
+pub struct PersonTemplates {
+    pub person_id: i64,
+    pub user: DeviceUser,
+    pub writes: Vec<TemplateWrite>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredTemplate {
+    pub person_id: i64,
+    pub algorithm: String,
+    pub slot: i64,
+    pub sealed: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckinRecord {
+    pub timestamp: i64,
+    /// 1 in, 2 out, 3 unknown.
+    pub pass_type: Option<i64>,
+    /// 1 face, 2 QR, 3 remote, 4 fingerprint, 5 and 6 QR variants.
+    pub pass_method: Option<i64>,
+}
+
+/// An enrolment and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolment {
+    pub oper_id: String,
+    pub tenant_id: i64,
+    pub person_id: i64,
+    pub sn: String,
+    /// `fa` / `fp` (capture on the device) or `photo` (from a stored photo).
+    pub kind: String,
+    /// For `photo`: `kind:file_id` of each photo offered.
+    pub file_ids: Vec<String>,
+    /// queued → sent → succeeded | failed | timed_out | cancelled
+    pub status: String,
+    pub errcode: Option<i64>,
+    pub errmsg: Option<String>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+impl Enrolment {
+    pub fn is_open(&self) -> bool {
+        matches!(self.status.as_str(), "queued" | "sent")
+    }
+}

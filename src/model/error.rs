@@ -1,0 +1,158 @@
+//! The one error of the core: what went wrong, in the core's terms. It
+//! carries no HTTP status and no platform code; each wire surface maps it
+//! to its own (`api::envelope` for the Feishu surfaces, `api::device` for
+//! the WeCom device protocol). Internal details go to the log only.
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // ---- authentication & authorisation (same code on every surface) ----
+    /// No `Authorization: Bearer …` header (the platform treats a missing
+    /// `Bearer ` prefix the same way).
+    #[error("Missing access token for authorization. Please make a request with token attached.")]
+    MissingToken,
+    /// A bearer value that starts with neither `t-` nor `u-`.
+    #[error("Invalid token: must start with t-/u-")]
+    MalformedToken,
+    /// An unknown or expired tenant access token.
+    #[error("Invalid access token for authorization. Please make a request with token attached.")]
+    InvalidTenantToken,
+    /// A user access token where the API takes only tenant tokens, or an
+    /// unknown/expired user token.
+    #[error("Invalid access token for authorization. Please make a request with token attached.")]
+    InvalidUserToken,
+    /// A user access token past its expiry.
+    #[error("token expire")]
+    UserTokenExpired,
+    /// The app holds none of the scopes the endpoint requires.
+    #[error("Access denied. One of the following scopes is required: [{}].", .0.join(", "))]
+    ScopeDenied(&'static [&'static str]),
+    /// Frequency limit for this app and endpoint.
+    #[error("request trigger frequency limit")]
+    RateLimited { limit: u32, reset_secs: u64 },
+    /// Too many failed attempts at a secret, or too many at once: the
+    /// message says which and when to retry.
+    #[error("{msg}")]
+    Throttled { msg: String, retry_after_secs: u64 },
+
+    /// The admin console: no live session (401), or a change without the
+    /// session's CSRF token (403).
+    #[error("admin login required")]
+    AdminLoginRequired,
+    #[error("the request lacks the session's CSRF token")]
+    CsrfRejected,
+    /// Refused whoever asks (a browser origin on the device protocol).
+    #[error("{0}")]
+    Forbidden(String),
+
+    // ---- token endpoint (answered with HTTP 200 and a non-zero code) ----
+    #[error("{0}")]
+    TokenParam(String),
+    #[error("wrong app secret")]
+    WrongAppSecret,
+    #[error("app is disabled")]
+    AppDisabled,
+
+    // ---- business errors ----
+    /// The client sent something the contract does not allow.
+    #[error("{0}")]
+    InvalidParam(String),
+    /// A referenced user does not exist in the caller's tenant.
+    #[error("user does not exist or is out of scope: {0}")]
+    UserNotFound(String),
+    /// The user is not in the door-access directory (ACS 1490101).
+    #[error("user not found")]
+    AcsUserNotFound,
+    /// No usable face in a door-access photo (ACS 1490108).
+    #[error("user face crop fail: {0}")]
+    FaceCropFail(String),
+
+    /// Refused on the device protocol with one of its own codes (600004 …).
+    #[error("{1}")]
+    DeviceRefused(i64, String),
+
+    // ---- routing ----
+    #[error("resource not find")]
+    RouteNotFound,
+    #[error("request method doesn't match")]
+    MethodNotAllowed,
+
+    /// The data directory's filesystem is below its free-space floor:
+    /// nothing new is stored until space is freed.
+    #[error("storage full: {0}")]
+    StorageFull(String),
+
+    /// Anything that is not the client's fault. The chain goes to the log;
+    /// the client sees only a generic message.
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl Error {
+    pub fn param(msg: impl Into<String>) -> Self {
+        Error::InvalidParam(msg.into())
+    }
+
+    pub fn internal(msg: impl Into<String>) -> Self {
+        Error::Internal(anyhow::anyhow!(msg.into()))
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        anyhow::Error::new(e).context("metadata store").into()
+    }
+}
+
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Self {
+        if e.chain().any(is_unstorable_text) {
+            return Error::param("a text parameter contains a NUL character");
+        }
+        Error::Internal(e)
+    }
+}
+
+/// PostgreSQL refuses text holding U+0000 (SQLSTATE 22021), which only a
+/// client's parameter can bring; SQLite stores it and finds nothing.
+fn is_unstorable_text(e: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(
+        e.downcast_ref::<sqlx::Error>(),
+        Some(sqlx::Error::Database(d)) if d.code().as_deref() == Some("22021")
+    )
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Internal(anyhow::Error::new(e).context("blob store"))
+    }
+}
+
+impl Error {
+    /// A short, surface-independent name of the error (for the audit log).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::MissingToken
+            | Error::MalformedToken
+            | Error::InvalidTenantToken
+            | Error::InvalidUserToken
+            | Error::UserTokenExpired
+            | Error::WrongAppSecret
+            | Error::AppDisabled
+            | Error::AdminLoginRequired
+            | Error::CsrfRejected
+            | Error::Forbidden(_) => "unauthenticated",
+            Error::ScopeDenied(_) => "scope_denied",
+            Error::RateLimited { .. } | Error::Throttled { .. } => "rate_limited",
+            Error::TokenParam(_) | Error::InvalidParam(_) | Error::DeviceRefused(..) => {
+                "invalid_param"
+            }
+            Error::UserNotFound(_) | Error::AcsUserNotFound => "user_not_found",
+            Error::FaceCropFail(_) => "face_crop_fail",
+            Error::RouteNotFound | Error::MethodNotAllowed => "no_route",
+            Error::StorageFull(_) => "storage_full",
+            Error::Internal(_) => "internal",
+        }
+    }
+}
