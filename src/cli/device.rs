@@ -1,0 +1,188 @@
+//! `facehub device`: attendance and door terminals and their enrolments.
+
+use std::io::Write;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{TenantArg, user_err};
+use crate::domain::Core;
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCmd {
+    /// Add a terminal by its serial number and factory SecretNo
+    Add {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// The device's serial number
+        #[arg(long)]
+        sn: String,
+        /// The SecretNo burned into the device, which signs its `register`
+        #[arg(long)]
+        secret_no: String,
+        /// Bind it at once
+        #[arg(long)]
+        bind: bool,
+    },
+    /// Bind a terminal to its tenant: its `active` then returns a secret
+    Bind {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// The device's serial number
+        #[arg(long)]
+        sn: String,
+    },
+    /// Unbind: the device's secret dies and it must activate again
+    Unbind {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// The device's serial number
+        #[arg(long)]
+        sn: String,
+    },
+    /// List a tenant's terminals
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start an enrolment on a terminal: `fa`/`fp` opens its capture page,
+    /// `photo` sends it the person's stored face photos
+    Enrol {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// The terminal to enrol on
+        #[arg(long)]
+        sn: String,
+        /// The person to enrol
+        #[arg(long)]
+        user_id: String,
+        /// fa: face capture on the device; fp: fingerprint capture; photo:
+        /// the person's stored face photos, turned into templates by the device
+        #[arg(long, value_parser = ["fa", "fp", "photo"])]
+        kind: String,
+    },
+    /// Show an enrolment and its outcome
+    Enrolment {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// The oper_id `enrol` printed
+        oper_id: String,
+        /// Cancel it if it is still open
+        #[arg(long)]
+        cancel: bool,
+    },
+}
+
+pub(super) async fn run(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> anyhow::Result<()> {
+    match cmd {
+        DeviceCmd::Add {
+            tenant,
+            sn,
+            secret_no,
+            bind,
+        } => {
+            let tenant = tenant.resolve(core).await?;
+            core.add_device(&tenant, &sn, &secret_no)
+                .await
+                .map_err(user_err)?;
+            if bind {
+                core.bind_device(tenant.id, &sn).await.map_err(user_err)?;
+            }
+            writeln!(
+                out,
+                "added device {sn}{}",
+                if bind { " (bound)" } else { "" }
+            )?;
+        }
+        DeviceCmd::Bind { tenant, sn } => {
+            let tenant = tenant.resolve(core).await?;
+            let changed = core.bind_device(tenant.id, &sn).await.map_err(user_err)?;
+            writeln!(
+                out,
+                "{}",
+                if changed {
+                    format!("bound {sn}")
+                } else {
+                    format!("{sn} was already bound")
+                }
+            )?;
+        }
+        DeviceCmd::Unbind { tenant, sn } => {
+            let tenant = tenant.resolve(core).await?;
+            let changed = core.unbind_device(tenant.id, &sn).await.map_err(user_err)?;
+            writeln!(
+                out,
+                "{}",
+                if changed {
+                    format!("unbound {sn}")
+                } else {
+                    format!("{sn} was not bound")
+                }
+            )?;
+        }
+        DeviceCmd::List { tenant, json } => {
+            let tenant = tenant.resolve(core).await?;
+            let version = core.perm_version(tenant.id).await.map_err(user_err)?;
+            let devices = core.db.devices(tenant.id).await?;
+            if json {
+                let v: Vec<_> = devices
+                    .iter()
+                    .map(|d| {
+                        json!({"sn": d.sn, "bound": d.bound, "firmware_version": d.firmware_version,
+                               "fa_algorithms": d.fa_algorithms, "fp_algorithms": d.fp_algorithms,
+                               "seen_version": d.seen_version, "perm_version": version,
+                               "last_seen": d.last_seen})
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else {
+                for d in devices {
+                    writeln!(
+                        out,
+                        "{}\t{}\tfa {}\tfp {}\tbacklog {}",
+                        d.sn,
+                        if d.bound { "bound" } else { "unbound" },
+                        d.fa_algorithms.join(","),
+                        d.fp_algorithms.join(","),
+                        (version - d.seen_version).max(0)
+                    )?;
+                }
+            }
+        }
+        DeviceCmd::Enrol {
+            tenant,
+            sn,
+            user_id,
+            kind,
+        } => {
+            let tenant = tenant.resolve(core).await?;
+            let e = core
+                .start_enrolment(tenant.id, &sn, &user_id, &kind)
+                .await
+                .map_err(user_err)?;
+            writeln!(out, "{}", json!({"oper_id": e.oper_id, "status": e.status}))?;
+        }
+        DeviceCmd::Enrolment {
+            tenant,
+            oper_id,
+            cancel,
+        } => {
+            let tenant = tenant.resolve(core).await?;
+            let e = if cancel {
+                core.cancel_enrolment(tenant.id, &oper_id).await
+            } else {
+                core.enrolment(tenant.id, &oper_id).await
+            }
+            .map_err(user_err)?;
+            writeln!(
+                out,
+                "{}",
+                json!({"oper_id": e.oper_id, "sn": e.sn, "kind": e.kind, "status": e.status,
+                       "errcode": e.errcode, "errmsg": e.errmsg})
+            )?;
+        }
+    }
+    Ok(())
+}
