@@ -2,6 +2,8 @@
 //! speaks the Feishu open-apis and the WeCom device protocol.
 
 pub mod api;
+#[cfg(test)]
+mod architecture;
 pub mod cli;
 pub mod config;
 pub mod crypto;
