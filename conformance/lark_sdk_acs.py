@@ -3,7 +3,7 @@ Python SDK (lark-oapi), unchanged: list/get/patch users, upload a face
 (sync multipart: files, file_type, file_name) and read it back cropped and
 original.
 
-Run by tests/sdk_python.rs with an ACS app, people in the directory and
+Run by tests/it/sdk_python.rs with an ACS app, people in the directory and
 scikit-image photographs, passed in the environment.
 """
 

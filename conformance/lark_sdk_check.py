@@ -1,6 +1,6 @@
 """Drives facehub with the official Feishu Python SDK (lark-oapi), unchanged.
 
-Run by tests/sdk_python.rs, which starts facehub and passes the base URL,
+Run by tests/it/sdk_python.rs, which starts facehub and passes the base URL,
 app credentials, a person and a photo in the environment. Exits non-zero
 on the first mismatch.
 """

@@ -2,7 +2,7 @@
 Python SDK (lark-oapi), unchanged: tenant and user tokens, sync and async
 paths, and the error answers the SDK hands its caller.
 
-Run by tests/sdk_python.rs, which starts facehub with a wiki app, a person
+Run by tests/it/sdk_python.rs, which starts facehub with a wiki app, a person
 with a user token, and sample images, passed in the environment.
 """
 

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use facehub::image::samples::{self, IcoEntry};
 use facehub::image::{ImageFormat, ImageRules, check};
-// The fuzz crate's harness, by path (as tests/fuzz_regressions.rs does).
+// The fuzz crate's harness, by path (as tests/it/fuzz_regressions.rs does).
 #[allow(dead_code)]
 #[path = "src/upload.rs"]
 mod upload;

@@ -1,5 +1,5 @@
 // Drives facehub with the official Feishu Node SDK (@larksuiteoapi/node-sdk),
-// unchanged. Run by tests/sdk_node.rs, which starts facehub and passes the
+// unchanged. Run by tests/it/sdk_node.rs, which starts facehub and passes the
 // base URL, credentials, a person and photos in the environment.
 'use strict';
 const fs = require('fs');

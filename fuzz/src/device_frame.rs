@@ -18,7 +18,7 @@
 //! - a pull's user list is valid and at most `MAX_USERS` long, and its
 //!   errors are 40058.
 //!
-//! This file is also compiled into tests/fuzz_regressions.rs (by `#[path]`).
+//! This file is also compiled into tests/it/fuzz_regressions.rs (by `#[path]`).
 
 use std::collections::HashSet;
 

@@ -1,5 +1,5 @@
 //! Harnesses and properties of the fuzz targets, one module per target.
-//! tests/fuzz_regressions.rs compiles the same files to replay the inputs
+//! tests/it/fuzz_regressions.rs compiles the same files to replay the inputs
 //! kept in tests/fixtures/fuzz/ under plain `cargo test`.
 
 pub mod device_frame;

@@ -19,7 +19,7 @@
 //! the body; nothing is left in the blob store or its temporary directory
 //! once an accepted upload is deleted again.
 //!
-//! This file is also compiled into tests/fuzz_regressions.rs (by `#[path]`),
+//! This file is also compiled into tests/it/fuzz_regressions.rs (by `#[path]`),
 //! so it uses only crates facehub itself depends on.
 
 use std::path::{Path, PathBuf};

@@ -1,39 +1,11 @@
-//! Test harness: the real server on 127.0.0.1:0 with a fresh data directory.
-#![allow(dead_code)]
+//! Helpers both test binaries share (tests/it, tests/process): the stores
+//! of a test's data directory in either pass, sample images, multipart
+//! bodies, tokens, and the `facehub` binary as a process.
 
-pub mod garage;
 pub mod postgres;
 pub mod process;
-pub mod redis;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use facehub::domain::{Core, Scope, Tenant};
-use facehub::{Application, Config};
 use serde_json::Value;
-
-pub struct TestApp {
-    pub addr: SocketAddr,
-    pub base: String,
-    pub core: Arc<Core>,
-    pub client: reqwest::Client,
-    pub dir: tempfile::TempDir,
-    pub tenant: Tenant,
-    pub app_id: String,
-    pub app_secret: String,
-}
-
-pub struct Creds {
-    pub app_id: String,
-    pub app_secret: String,
-}
-
-pub const ALL_ATTENDANCE: &[&str] = &["attendance:rule", "attendance:rule:readonly"];
-
-pub async fn spawn_app() -> TestApp {
-    spawn_with(|_| {}).await
-}
 
 /// The metadata store of a test's data directory: `None` (SQLite in it)
 /// normally; in the suite's PostgreSQL pass (`$TEST_POSTGRES_URL`
@@ -66,6 +38,7 @@ fn databases() -> &'static std::sync::Mutex<PerDataDir> {
 /// The data directory `data` keeps its metadata in the database `url`
 /// (a test of several nodes sharing one), or in its SQLite (`None`, in
 /// either pass).
+#[allow(dead_code)] // Only the process tests pin or copy stores.
 pub fn set_database(data: &std::path::Path, url: Option<&str>) {
     databases()
         .lock()
@@ -76,6 +49,7 @@ pub fn set_database(data: &std::path::Path, url: Option<&str>) {
 /// `to` is a copy of the data directory `from` (a restored backup): in
 /// the PostgreSQL pass its database is a copy of `from`'s too. Nothing may
 /// be connected to `from`'s database meanwhile.
+#[allow(dead_code)] // Only the process tests pin or copy stores.
 pub fn copy_database(from: &std::path::Path, to: &std::path::Path) {
     let Some(src) = database_for(from) else {
         return;
@@ -118,6 +92,19 @@ pub fn copy_database(from: &std::path::Path, to: &std::path::Path) {
 /// with its key in `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
 pub const BLOBS_ENV: &str = "TEST_BLOBS_URL";
 
+/// The S3 key of every Garage cluster the tests use: the harness's own
+/// (tests/process/garage.rs) and the scale-out pass's
+/// (scripts/garage-cluster). Garage key ids are "GK" and 24 hex digits;
+/// secrets 64 hex digits.
+pub const S3_KEY_ID: &str = "GK0123456789abcdef01234567";
+pub const S3_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// `cmd` with the tests' S3 key, as the usual AWS variables.
+pub fn s3_credentials(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    cmd.env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+}
+
 /// The blob store of a test's data directory: `None` (its `blobs/`
 /// directory, or whatever the test passes itself) normally; in the
 /// scale-out pass a prefix of that bucket of its own, one per data
@@ -148,6 +135,7 @@ pub fn blobs_for(data: &std::path::Path) -> Option<String> {
 /// The data directory `data` keeps its blobs in `url`, or (`None`) in
 /// its own directory or wherever the test's own `--blobs` says: a test of
 /// one kind of store pins it, in either pass.
+#[allow(dead_code)] // Only the process tests pin or copy stores.
 pub fn set_blobs(data: &std::path::Path, url: Option<&str>) {
     blob_stores()
         .lock()
@@ -174,120 +162,12 @@ pub fn tmp_files(data: &std::path::Path) -> usize {
         .count()
 }
 
-/// Every file below `dir`, with its bytes.
-pub fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(b) = std::fs::read(&p) {
-                out.push((p, b));
-            }
-        }
-    }
-    out
-}
-
-/// Every stored blob of the data directory `data`, as stored (sealed):
-/// its name and bytes, read straight from the directory or the bucket,
-/// not through facehub. A bucket's bookkeeping objects (`.epoch`) are no
-/// blobs.
-pub async fn stored_blobs(data: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    use futures_util::TryStreamExt;
-    use object_store::ObjectStore;
-    let Some(url) = blobs_for(data) else {
-        let root = data.join("blobs");
-        let mut out: Vec<(String, Vec<u8>)> = files_under(&root)
-            .into_iter()
-            .map(|(p, b)| (p.strip_prefix(&root).unwrap().display().to_string(), b))
-            .collect();
-        out.sort();
-        return out;
-    };
-    let loc = facehub::store::s3::S3Location::parse(&url).unwrap();
-    let s3 = loc.client().unwrap();
-    let prefix = object_store::path::Path::from(loc.prefix.as_str());
-    let metas: Vec<_> = s3.list(Some(&prefix)).try_collect().await.unwrap();
-    let mut out = Vec::new();
-    for m in metas {
-        if m.location.filename().is_some_and(|f| f.starts_with('.')) {
-            continue;
-        }
-        let bytes = s3.get(&m.location).await.unwrap().bytes().await.unwrap();
-        out.push((m.location.to_string(), bytes.to_vec()));
-    }
-    out.sort();
-    out
-}
-
-/// The configuration of a server on the data directory `data`, on a
-/// random loopback port, with the stores of the pass (see `database_for`,
-/// `blobs_for`).
-pub fn config_for(data: &std::path::Path) -> Config {
-    let mut config = Config {
-        data_dir: data.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database: database_for(data),
-        blobs: blobs_for(data),
-        ..Config::default()
-    };
-    if config.blobs.is_some() {
-        // One node on the bucket prefix: an unreferenced object is an
-        // orphan at once, as in a local directory.
-        config.orphan_grace_secs = 0;
-    }
-    config
-}
-
-pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(dir.path());
-    tweak(&mut config);
-    let app = Application::build(config).await.expect("build app");
-    let addr = app.local_addr();
-    let core = app.core();
-    tokio::spawn(app.run_until_stopped());
-    let tenant = core.create_tenant("acme").await.unwrap();
-    let creds = make_app(&core, &tenant, ALL_ATTENDANCE).await;
-    TestApp {
-        addr,
-        base: format!("http://{addr}"),
-        core,
-        client: reqwest::Client::new(),
-        dir,
-        tenant,
-        app_id: creds.app_id,
-        app_secret: creds.app_secret,
-    }
-}
-
-pub async fn make_app(core: &Core, tenant: &Tenant, scopes: &[&str]) -> Creds {
-    let scopes: Vec<Scope> = scopes.iter().map(|s| Scope::parse(s).unwrap()).collect();
-    let a = core.create_app(tenant, &scopes).await.unwrap();
-    Creds {
-        app_id: a.app.app_id,
-        app_secret: a.app_secret,
-    }
-}
-
 pub fn png(w: u32, h: u32, seed: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
         image::Rgb([(x as u8).wrapping_mul(seed), y as u8, seed])
     });
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
-}
-
-pub fn jpeg(w: u32, h: u32, seed: u8) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x as u8) ^ seed, (y as u8).wrapping_add(seed), 99])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
     out.into_inner()
 }
 
@@ -338,178 +218,20 @@ pub fn sdk_file_body(bytes: &[u8]) -> (String, Vec<u8>) {
         .finish()
 }
 
-impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    pub async fn token_for(&self, app_id: &str, secret: &str) -> String {
-        let v: Value = self
-            .client
-            .post(self.url("/open-apis/auth/v3/tenant_access_token/internal"))
-            .json(&serde_json::json!({"app_id": app_id, "app_secret": secret}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(v["code"], 0, "{v}");
-        v["tenant_access_token"].as_str().unwrap().to_string()
-    }
-
-    pub async fn token(&self) -> String {
-        self.token_for(&self.app_id, &self.app_secret).await
-    }
-
-    pub async fn upload_raw(
-        &self,
-        token: &str,
-        query: &str,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> reqwest::Response {
-        self.client
-            .post(self.url(&format!("/open-apis/attendance/v1/files/upload{query}")))
-            .bearer_auth(token)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// Uploads like the Python SDK and returns the file_id.
-    pub async fn upload(&self, token: &str, name: &str, bytes: &[u8]) -> String {
-        let (ct, body) = sdk_file_body(bytes);
-        let q = format!(
-            "?file_name={}",
-            percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
-        );
-        let resp = self.upload_raw(token, &q, &ct, body).await;
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap();
-        assert_eq!(status, 200, "{v}");
-        assert_eq!(v["code"], 0, "{v}");
-        assert_eq!(v["msg"], "success");
-        v["data"]["file"]["file_id"].as_str().unwrap().to_string()
-    }
-
-    pub async fn download(&self, token: &str, file_id: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(&format!(
-                "/open-apis/attendance/v1/files/{file_id}/download"
-            )))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn download_ok(&self, token: &str, file_id: &str) -> Vec<u8> {
-        let r = self.download(token, file_id).await;
-        assert_eq!(r.status(), 200);
-        r.bytes().await.unwrap().to_vec()
-    }
-}
-
-/// Asserts an error envelope and returns it.
-pub async fn expect_error(resp: reqwest::Response, status: u16, code: i64) -> Value {
-    let got_status = resp.status().as_u16();
-    let logid = resp
-        .headers()
-        .get("x-tt-logid")
-        .expect("every response carries X-Tt-Logid")
-        .to_str()
-        .unwrap()
-        .to_string();
-    let v: Value = resp.json().await.expect("error body is JSON");
-    assert_eq!(
-        (got_status, v["code"].as_i64().unwrap()),
-        (status, code),
-        "{v}"
-    );
-    assert!(v["msg"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
-    assert_eq!(v["error"]["log_id"], logid.as_str());
-    v
-}
-
-impl TestApp {
-    /// Sends `body` as JSON with the given method and token; returns the reply.
-    pub async fn send_json(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: &Value,
-    ) -> reqwest::Response {
-        self.client
-            .request(method, self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// POSTs JSON and decodes the JSON reply, whatever its status.
-    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> Value {
-        self.send_json(reqwest::Method::POST, path, token, body)
-            .await
-            .json()
-            .await
-            .unwrap()
-    }
-
-    pub fn tmp_files(&self) -> usize {
-        tmp_files(self.dir.path())
-    }
-
-    /// Starts an upload over a raw connection and sends only the first half
-    /// of its body.
-    pub async fn half_upload(&self, token: &str, bytes: &[u8]) -> tokio::net::TcpStream {
-        use tokio::io::AsyncWriteExt;
-        let (ct, body) = sdk_file_body(bytes);
-        let head = format!(
-            "POST /open-apis/attendance/v1/files/upload?file_name=a.png HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        let mut s = self.raw(head.as_bytes()).await;
-        s.write_all(&body[..body.len() / 2]).await.unwrap();
-        s
-    }
-
-    /// Opens a connection and writes `bytes` to it.
-    pub async fn raw(&self, bytes: &[u8]) -> tokio::net::TcpStream {
-        use tokio::io::AsyncWriteExt;
-        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        s.write_all(bytes).await.unwrap();
-        s
-    }
-}
-
-/// The first reply bytes on a raw connection, waiting at most 10 s.
-pub async fn read_reply(s: &mut tokio::net::TcpStream) -> String {
-    use tokio::io::AsyncReadExt;
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+/// A tenant_access_token from the server at `base` for `creds`
+/// (`{"app_id", "app_secret"}`, as `facehub app create --json` prints them).
+pub async fn tenant_token(base: &str, creds: &Value) -> String {
+    let v: Value = reqwest::Client::new()
+        .post(format!(
+            "{base}/open-apis/auth/v3/tenant_access_token/internal"
+        ))
+        .json(creds)
+        .send()
         .await
-        .expect("the server answers within 10 s")
+        .unwrap()
+        .json()
+        .await
         .unwrap();
-    String::from_utf8_lossy(&buf[..n]).into_owned()
-}
-
-/// The bytes of a photograph scikit-image ships in `skimage/data`
-/// (installed into `.venv` by scripts/test).
-pub fn skimage_file(name: &str) -> Vec<u8> {
-    let lib = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/lib");
-    let dir = std::fs::read_dir(lib)
-        .expect(
-            "scikit-image is needed: run scripts/test (it installs conformance/requirements.txt)",
-        )
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("site-packages/skimage/data"))
-        .find(|p| p.exists())
-        .expect("skimage/data in .venv");
-    std::fs::read(dir.join(name)).unwrap()
+    assert_eq!(v["code"], 0, "{v}");
+    v["tenant_access_token"].as_str().unwrap().to_string()
 }

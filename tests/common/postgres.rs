@@ -87,7 +87,7 @@ impl Owned {
         // wrote. Not synchronous_commit=off: that leaves a commit's WAL in
         // postgres's own memory for up to 0.6 s after the client is told
         // it committed, so `kill` would lose acknowledged commits (it
-        // did, in tests/postgres_harness.rs); with fsync off it saves
+        // did, in tests/process/postgres_harness.rs); with fsync off it saves
         // nothing measurable anyway.
         let opts = format!(
             "-c listen_addresses=127.0.0.1 -p {port} -k '{dir}' -c fsync=off \
@@ -204,6 +204,7 @@ impl Postgres {
 
     /// Whether this is a private server (from `start`), which `kill` and
     /// `restart` may be used on.
+    #[allow(dead_code)] // Only the process tests kill and restart servers.
     pub fn is_owned(&self) -> bool {
         self.owned.is_some()
     }
@@ -269,6 +270,7 @@ impl Postgres {
     /// Starts it again on the same port and data directory (crash
     /// recovery runs if it was killed) and waits until it accepts
     /// connections.
+    #[allow(dead_code)] // Only the process tests kill and restart servers.
     pub fn restart(&mut self) {
         let port = self.port;
         let o = self.owned_mut("restart");

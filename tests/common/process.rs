@@ -13,11 +13,11 @@ pub fn facehub(data: &std::path::Path) -> Command {
         c.arg("--database").arg(db);
     }
     if let Some(blobs) = super::blobs_for(data) {
-        // One node on the bucket prefix (see spawn_with).
+        // One node on the bucket prefix (see config_for in tests/it/app.rs).
         c.arg("--blobs")
             .arg(blobs)
             .env("FACEHUB_ORPHAN_GRACE_SECS", "0");
-        super::garage::Garage::credentials(&mut c);
+        super::s3_credentials(&mut c);
     }
     c
 }
@@ -86,22 +86,10 @@ impl Server {
         }
     }
 
+    #[allow(dead_code)] // The in-process binary's tests only drop their servers.
     pub fn kill(mut self) {
         self.child.kill().unwrap(); // SIGKILL
         self.child.wait().unwrap();
-    }
-}
-
-impl Server {
-    /// Resident memory of the server process, in MiB.
-    pub fn rss_mib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb / 1024)
     }
 }
 
@@ -110,62 +98,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A tenant_access_token from the server at `base` for `creds`
-/// (`{"app_id", "app_secret"}`).
-pub async fn tenant_token(base: &str, creds: &serde_json::Value) -> String {
-    let v: serde_json::Value = reqwest::Client::new()
-        .post(format!(
-            "{base}/open-apis/auth/v3/tenant_access_token/internal"
-        ))
-        .json(creds)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["code"], 0, "{v}");
-    v["tenant_access_token"].as_str().unwrap().to_string()
-}
-
-/// An attendance photo upload as the Python SDK sends it: (status,
-/// envelope); status 0 when the server went away under the request (not
-/// acknowledged).
-pub async fn upload_photo(base: &str, token: &str, photo: &[u8]) -> (u16, serde_json::Value) {
-    let (ct, body) = super::sdk_file_body(photo);
-    match reqwest::Client::new()
-        .post(format!(
-            "{base}/open-apis/attendance/v1/files/upload?file_name=p.png"
-        ))
-        .bearer_auth(token)
-        .header("content-type", ct)
-        .body(body)
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-    {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (status, r.json().await.unwrap_or(serde_json::Value::Null))
-        }
-        Err(_) => (0, serde_json::Value::Null),
-    }
-}
-
-/// An attendance photo download: (status, body).
-pub async fn download_photo(base: &str, token: &str, id: &str) -> (u16, Vec<u8>) {
-    let r = reqwest::Client::new()
-        .get(format!(
-            "{base}/open-apis/attendance/v1/files/{id}/download"
-        ))
-        .bearer_auth(token)
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
 }
 
 /// Tenant `acme` and an app of it with `scopes`, made through the

@@ -1,5 +1,5 @@
 // Drives the admin console in Chromium (Debian's, through playwright-core).
-// Run by tests/console.rs in two phases:
+// Run by tests/it/console.rs in two phases:
 //   node check.js import BASE PASSWORD TENANT CSV_FILE
 //   node check.js face   BASE PASSWORD TENANT USER_ID SCREENSHOT
 // Each prints one JSON line of what it saw; any failure exits non-zero.

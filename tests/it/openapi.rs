@@ -2,9 +2,7 @@
 //! (PyPI, installed into .venv by scripts/test) drives each operation with
 //! generated requests: no 5xx, and every answer matches its schema.
 
-mod common;
-
-use common::*;
+use crate::app::*;
 use facehub::domain::PersonDraft;
 use serde_json::Value;
 

@@ -1,8 +1,7 @@
 //! Liveness, readiness and Prometheus metrics.
 
-mod common;
-
-use common::*;
+use crate::app::*;
+use crate::common::*;
 use facehub::domain::{PersonDraft, UserType};
 use serde_json::json;
 

@@ -1,8 +1,7 @@
 //! Token endpoints and the checks every protected endpoint makes.
 
-mod common;
-
-use common::*;
+use crate::app::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "/open-apis/auth/v3/tenant_access_token/internal";

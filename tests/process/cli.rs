@@ -6,19 +6,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-mod common;
-
-use common::process::facehub;
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use crate::common::process::{facehub, run_ok};
+use crate::common::tenant_token;
 
 struct Server(std::process::Child);
 
@@ -159,8 +148,8 @@ fn admin_commands_and_serve_share_a_data_directory() {
     assert!(app_id[4..].bytes().all(|b| b.is_ascii_hexdigit()));
     assert_eq!(creds.as_object().unwrap().len(), 2);
     // The secret is stored only as a hash.
-    let db = match common::database_for(&data) {
-        Some(url) => common::postgres::dump_at(&url),
+    let db = match crate::common::database_for(&data) {
+        Some(url) => crate::common::postgres::dump_at(&url),
         None => std::fs::read(data.join("facehub.db")).unwrap(),
     };
     assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()));
@@ -225,11 +214,9 @@ fn admin_commands_and_serve_share_a_data_directory() {
     // The server and the admin commands on the same directory at once.
     let (_server, base) = serve(&data);
     let client = reqwest::blocking::Client::new();
-    let t = &tenant_token(
-        &client,
-        &base,
-        &format!("{{\"app_id\":\"{app_id}\",\"app_secret\":\"{secret}\"}}"),
-    );
+    // (The suite's token helper is async; this test is not.)
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let t = &runtime.block_on(tenant_token(&base, &creds));
     run_ok(facehub(&data).args([
         "person",
         "add",
@@ -453,8 +440,8 @@ fn the_data_directory_is_owner_only_whatever_the_umask() {
     for umask in ["022", "000"] {
         let data = dir.path().join(format!("data-{umask}"));
         // The embedded stores are under test here.
-        common::set_database(&data, None);
-        common::set_blobs(&data, None);
+        crate::common::set_database(&data, None);
+        crate::common::set_blobs(&data, None);
         let (server, _base, _log) =
             spawn_serving(&mut under_umask(umask, &serve_command(&data, "text")));
         wait_for_wal(&data);
@@ -517,8 +504,8 @@ fn a_key_file_others_may_read_is_refused() {
 fn loose_modes_are_tightened_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    common::set_database(&data, None);
-    common::set_blobs(&data, None);
+    crate::common::set_database(&data, None);
+    crate::common::set_blobs(&data, None);
     // A server killed outright leaves its write-ahead log and shared memory.
     let (server, _base) = serve(&data);
     wait_for_wal(&data);
@@ -547,7 +534,7 @@ async fn the_data_directory_remembers_its_blob_store() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // This test names its blob store itself.
-    common::set_blobs(&data, None);
+    crate::common::set_blobs(&data, None);
     // Admin commands before the first start record nothing: the store
     // may still be chosen (nothing is contacted for these).
     run_ok(facehub(&data).args(["tenant", "create", "acme"]));
@@ -582,7 +569,7 @@ async fn the_data_directory_remembers_its_blob_store() {
     // While migrate-store copies (its marker set, the lock held) other
     // commands wait; a marker left by a killed copy (no lock) is ignored.
     let db = facehub::store::Db::open(
-        common::database_for(&data).as_deref(),
+        crate::common::database_for(&data).as_deref(),
         &data.join("facehub.db"),
     )
     .await
@@ -609,7 +596,7 @@ fn one_server_per_data_directory_and_crash_leftovers_are_cleared() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // This test names its blob store itself.
-    common::set_blobs(&data, None);
+    crate::common::set_blobs(&data, None);
     run_ok(facehub(&data).args(["tenant", "list"]));
     // What a crash can leave: a temporary upload and a blob never committed.
     let orphan = data.join("blobs/ef/0123456789abcdef0123456789abcdef");
@@ -820,21 +807,6 @@ async fn devices_managed_from_the_cli_while_the_server_runs() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a device of this tenant"));
-}
-
-/// A tenant token for the JSON credentials `body`.
-fn tenant_token(client: &reqwest::blocking::Client, base: &str, body: &str) -> String {
-    let tok: Value = client
-        .post(format!(
-            "{base}/open-apis/auth/v3/tenant_access_token/internal"
-        ))
-        .body(body.to_string())
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(tok["code"], 0, "{tok}");
-    tok["tenant_access_token"].as_str().unwrap().to_string()
 }
 
 /// `person erase` and `audit list|export`, as an operator runs them.

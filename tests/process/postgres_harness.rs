@@ -2,11 +2,9 @@
 //! private server, fresh databases on it, node loss and recovery, and the
 //! same server used as a shared one.
 
-mod common;
-
 use std::time::Instant;
 
-use common::postgres::{Postgres, psql_at};
+use crate::common::postgres::{Postgres, psql_at};
 
 #[test]
 fn private_server_databases_kill_and_restart() {

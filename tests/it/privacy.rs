@@ -1,14 +1,12 @@
 //! Erasure, the audit log, and encryption at rest, shown on the bytes of
 //! the data directory itself.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::app::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::*;
 use facehub::domain::PersonDraft;
 use facehub_devsim::Device;
 use rand::{Rng, SeedableRng};
@@ -41,16 +39,19 @@ fn probes(bytes: &[u8]) -> Vec<Vec<u8>> {
 /// engines' own to reclaim (README, Scale-out); the SQLite pass searches
 /// the database file itself.
 async fn search(dir: &Path, needles: &[Vec<u8>]) -> (Vec<String>, u64) {
-    let mut stored: Vec<(String, Vec<u8>)> = common::files_under(dir)
+    let mut stored: Vec<(String, Vec<u8>)> = crate::app::files_under(dir)
         .into_iter()
         .map(|(p, b)| (p.display().to_string(), b))
         .collect();
-    if common::blobs_for(dir).is_some() {
-        stored.extend(common::stored_blobs(dir).await);
+    if crate::common::blobs_for(dir).is_some() {
+        stored.extend(crate::app::stored_blobs(dir).await);
     }
     let mut needles = needles.to_vec();
-    if let Some(url) = common::database_for(dir) {
-        stored.push((format!("pg_dump of {url}"), common::postgres::dump_at(&url)));
+    if let Some(url) = crate::common::database_for(dir) {
+        stored.push((
+            format!("pg_dump of {url}"),
+            crate::common::postgres::dump_at(&url),
+        ));
         needles.extend(needles.clone().iter().map(|n| hex::encode(n).into_bytes()));
     }
     let mut hits = Vec::new();
@@ -96,27 +97,6 @@ async fn bind(app: &TestApp, t: &str, user: &str, face_key: &str) {
     assert_eq!(v["code"], 0, "{v}");
 }
 
-async fn put_face(app: &TestApp, t: &str, user: &str, bytes: &[u8]) {
-    let (ct, body) = RawMultipart::new()
-        .part("form-data; name=\"files\"", &[], bytes)
-        .part("form-data; name=\"file_type\"", &[], b"png")
-        .part("form-data; name=\"file_name\"", &[], b"face.png")
-        .finish();
-    let r = app
-        .client
-        .put(app.url(&format!(
-            "/open-apis/acs/v1/users/{user}/face?user_id_type=user_id"
-        )))
-        .bearer_auth(t)
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["code"], 0, "{v}");
-}
-
 async fn get(app: &TestApp, t: &str, path: &str) -> (u16, Vec<u8>) {
     let r = app
         .client
@@ -129,7 +109,7 @@ async fn get(app: &TestApp, t: &str, path: &str) -> (u16, Vec<u8>) {
 }
 
 async fn raw_db_values(dir: &Path, sql: &str) -> Vec<Vec<u8>> {
-    if let Some(url) = common::database_for(dir) {
+    if let Some(url) = crate::common::database_for(dir) {
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
         let v: Vec<Vec<u8>> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
         pool.close().await;
@@ -200,7 +180,7 @@ async fn erasure_leaves_no_byte_of_the_person_and_touches_no_one_else() {
         let mut buf = std::io::Cursor::new(Vec::new());
         face.write_to(&mut buf, image::ImageFormat::Png).unwrap();
         let face = buf.into_inner();
-        put_face(&app, &t, user, &face).await;
+        app.put_face_ok(&t, user, &face).await;
         let mut rng = rand::rngs::StdRng::seed_from_u64(99 + i as u64);
         let template: Vec<u8> = (0..600).map(|_| rng.r#gen()).collect();
         let b = device
@@ -221,7 +201,7 @@ async fn erasure_leaves_no_byte_of_the_person_and_touches_no_one_else() {
     let data = app.dir.path();
     let sealed_templates = raw_db_values(data, "SELECT data FROM templates").await;
     assert_eq!(sealed_templates.len(), 2);
-    let blobs_before = common::stored_blobs(data).await;
+    let blobs_before = crate::app::stored_blobs(data).await;
     device
         .drain_pushes(Duration::from_millis(300))
         .await
@@ -305,7 +285,7 @@ async fn erasure_leaves_no_byte_of_the_person_and_touches_no_one_else() {
             gone.push(s[s.len() - 48..].to_vec());
         }
     }
-    let blobs_after: Vec<String> = common::stored_blobs(data)
+    let blobs_after: Vec<String> = crate::app::stored_blobs(data)
         .await
         .into_iter()
         .map(|(p, _)| p)

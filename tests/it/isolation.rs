@@ -11,15 +11,14 @@
 //! The matrix is data: an endpoint is one row of `endpoints()` (or
 //! `device_cases()`), and it is tried with every id of B of the row's kind.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::app::*;
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::*;
 use facehub::domain::{Core, Person, PersonDraft, Tenant, UserType};
 use facehub::image::samples;
 use facehub_devsim::{Device, Reply};
@@ -266,20 +265,6 @@ struct Tokens {
     user: String,
 }
 
-/// An ACS face form; `file_type` follows the bytes.
-fn face_form(photo: &[u8]) -> (String, Vec<u8>) {
-    let (file_type, name): (&[u8], &[u8]) = if photo.starts_with(b"\x89PNG") {
-        (b"png", b"face.png")
-    } else {
-        (b"jpg", b"face.jpg")
-    };
-    RawMultipart::new()
-        .part("form-data; name=\"files\"", &[], photo)
-        .part("form-data; name=\"file_type\"", &[], file_type)
-        .part("form-data; name=\"file_name\"", &[], name)
-        .finish()
-}
-
 /// The astronaut as a JPEG: a detectable face in a few dozen KB, so a
 /// refused upload is mostly in the socket buffers when the answer comes.
 fn small_face(png: &[u8]) -> Vec<u8> {
@@ -321,7 +306,7 @@ async fn send(app: &TestApp, ep: &Endpoint, tokens: &Tokens, id: &str, face: &[u
                     .body(t.replace(ID, id));
             }
             Body::Face => {
-                let (ct, body) = face_form(face);
+                let (ct, body) = face_form(face, face_file_type(face));
                 req = req.header("content-type", ct).body(body);
             }
         }
@@ -520,23 +505,6 @@ async fn lingo_upload(app: &TestApp, token: &str, name: &str, image: &[u8]) -> S
     v["data"]["file_token"].as_str().unwrap().to_string()
 }
 
-async fn put_face(app: &TestApp, token: &str, user_id: &str, photo: &[u8]) {
-    let (ct, body) = face_form(photo);
-    let r = app
-        .client
-        .put(app.url(&format!(
-            "/open-apis/acs/v1/users/{user_id}/face?user_id_type=user_id"
-        )))
-        .bearer_auth(token)
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["code"], 0, "{v}");
-}
-
 /// `user_settings/modify`: binds the attendance photo `key` to `user`.
 async fn bind_photo(app: &TestApp, token: &str, user: &str, key: &str) {
     let body = json!({"user_setting": {"user_id": user, "face_key": key,
@@ -722,7 +690,7 @@ async fn tenant_a_cannot_reach_tenant_b() {
         .unwrap();
     // The photo the matrix uploads is a face A itself can enrol, so only
     // the tenant boundary can refuse it.
-    put_face(&app, &a_tok, "a-ann", &face_jpg).await;
+    app.put_face_ok(&a_tok, "a-ann", &face_jpg).await;
     let a_dev = online(&app, &ta, "A-DEV-1").await;
     let a_faces = json!([{"id": 0, "data": b64("a-ann-face")}]);
     let a_upload = json!({"userid": "a-ann", "fa_list": a_faces, "fa_algorithm": "X"});
@@ -754,7 +722,7 @@ async fn tenant_a_cannot_reach_tenant_b() {
     core.acs_grant(&tb, &["b-cat".into(), "b-dan".into(), "shared".into()])
         .await
         .unwrap();
-    put_face(&app, &b_tok, "b-cat", &astronaut).await;
+    app.put_face_ok(&b_tok, "b-cat", &astronaut).await;
     for (u, card) in [("b-cat", 4242), ("shared", 777)] {
         ok(
             &app,

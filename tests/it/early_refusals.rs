@@ -5,11 +5,10 @@
 //! writing and then reads the envelope. A client that never stops sending
 //! is cut off within the bounds.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::app::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

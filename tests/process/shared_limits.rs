@@ -2,12 +2,10 @@
 //! cluster however requests are spread, per-node limits when Redis stops
 //! answering (no hang, no free-for-all), shared again once it is back.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::process::{Server, facehub, run_ok};
-use common::redis::Redis;
+use crate::common::process::{Server, facehub, run_ok};
+use crate::redis::Redis;
 use facehub::api::ratelimit::RateLimiter;
 use facehub::model::Error;
 use serde_json::Value;

@@ -6,12 +6,11 @@
 //! starving the others, guessers lock themselves out but not the real
 //! user, and nothing stored is damaged.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::process::{ATTENDANCE_SCOPES, Server, facehub, tenant_with_app};
-use common::*;
+use crate::app::*;
+use crate::common::process::{ATTENDANCE_SCOPES, Server, facehub, tenant_with_app};
+use crate::common::*;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -130,14 +129,14 @@ async fn a_thousand_connections_at_once_are_all_answered() {
     for _ in 0..20 {
         client.get(&url).bearer_auth(&t).send().await.unwrap();
     }
-    let before = server.rss_mib();
+    let before = rss_mib(&server);
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
     let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = tokio::spawn({
         let (server, peak, sampling) = (server.clone(), peak.clone(), sampling.clone());
         async move {
             while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                peak.fetch_max(server.rss_mib(), std::sync::atomic::Ordering::Relaxed);
+                peak.fetch_max(rss_mib(&server), std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
@@ -342,13 +341,23 @@ async fn a_byte_a_second_does_not_hold_the_server() {
 // which count per client address, see the attacker and the real user as
 // the different clients they would be.
 
+/// The server process's resident memory, in MiB.
+fn rss_mib(server: &Server) -> u64 {
+    status_mib(server, "VmRSS:")
+}
+
 /// The server process's peak resident memory so far, in MiB.
 fn peak_rss_mib(server: &Server) -> u64 {
+    status_mib(server, "VmHWM:")
+}
+
+/// A memory figure of `/proc/<pid>/status` of the server process, in MiB.
+fn status_mib(server: &Server, field: &str) -> u64 {
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb / 1024)
 }
@@ -396,7 +405,7 @@ async fn a_login_flood_costs_bounded_memory_and_the_admin_still_logs_in() {
     set_admin_password(&data, PASSWORD);
     let server = Server::start(&data);
     let login = format!("{}/admin/api/login", server.base);
-    let idle = server.rss_mib();
+    let idle = rss_mib(&server);
 
     // 64 addresses, four connections each, guessing for four seconds.
     let until = Instant::now() + Duration::from_secs(4);
@@ -572,7 +581,7 @@ async fn guessing_a_secret_no_locks_the_guesser_out_and_not_the_terminal() {
     const SECRET_NO: &str = "Wq3-Zt8-Lp5-Xv2-Nc7";
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let cli = |args: &[&str]| common::process::run_ok(facehub(&data).args(args));
+    let cli = |args: &[&str]| crate::common::process::run_ok(facehub(&data).args(args));
     cli(&["tenant", "create", "acme"]);
     // A weak SecretNo is refused, with the rule.
     let weak = facehub(&data)
@@ -675,7 +684,7 @@ async fn unauthenticated_device_connections_cost_little_and_not_for_long() {
         c.env("FACEHUB_SECURITY__PRELOGIN_DEADLINE_SECS", "5");
     });
     let base = server.base.clone();
-    let idle = server.rss_mib();
+    let idle = rss_mib(&server);
 
     // A browser page may not open the device protocol; a terminal (no
     // Origin) may.

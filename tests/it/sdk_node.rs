@@ -2,9 +2,8 @@
 //! unchanged, against a facehub on localhost. `scripts/test` runs `npm ci`
 //! in conformance/node; without it this test fails and says so.
 
-mod common;
-
-use common::*;
+use crate::app::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {

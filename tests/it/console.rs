@@ -1,9 +1,8 @@
 //! The admin console: its login, session cookie and CSRF rule over HTTP,
 //! and the whole page in Chromium (playwright-core, tests/console/check.js).
 
-mod common;
-
-use common::*;
+use crate::app::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery staple";

@@ -1,8 +1,7 @@
 //! Attendance face photos and user settings over the wire.
 
-mod common;
-
-use common::*;
+use crate::app::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const MODIFY: &str = "/open-apis/attendance/v1/user_settings/modify";
@@ -145,7 +144,7 @@ async fn multipart_forms_the_sdks_send() {
 }
 
 async fn blob_count(app: &TestApp) -> usize {
-    common::stored_blobs(app.dir.path()).await.len()
+    crate::app::stored_blobs(app.dir.path()).await.len()
 }
 
 #[tokio::test]

@@ -5,9 +5,8 @@
 //! a harness that quietly fell back to the embedded stores would pass the
 //! scale-out pass on SQLite and a local directory.
 
-mod common;
-
-use common::{BLOBS_ENV, postgres::SHARED_ENV, spawn_app};
+use crate::app::spawn_app;
+use crate::common::{BLOBS_ENV, postgres::SHARED_ENV};
 
 fn named(var: &str) -> bool {
     std::env::var(var).is_ok_and(|v| !v.is_empty())
@@ -17,7 +16,7 @@ fn named(var: &str) -> bool {
 async fn uploads_land_in_the_stores_the_pass_names() {
     let app = spawn_app().await;
     let t = app.token().await;
-    let photo = common::png(90, 90, 3);
+    let photo = crate::common::png(90, 90, 3);
     let id = app.upload(&t, "face.png", &photo).await;
     let data = app.dir.path();
     // The scale-out pass says so (scripts/test): both stores must be named.
@@ -28,11 +27,11 @@ async fn uploads_land_in_the_stores_the_pass_names() {
         );
     }
 
-    match common::database_for(data) {
+    match crate::common::database_for(data) {
         Some(url) => {
             assert!(named(SHARED_ENV));
             assert!(!data.join("facehub.db").exists(), "an SQLite database too");
-            let rows = common::postgres::psql_at(
+            let rows = crate::common::postgres::psql_at(
                 &url,
                 &format!("SELECT count(*) FROM files WHERE file_id = '{id}'"),
             )
@@ -45,9 +44,9 @@ async fn uploads_land_in_the_stores_the_pass_names() {
         }
     }
 
-    let stored = common::stored_blobs(data).await;
+    let stored = crate::app::stored_blobs(data).await;
     assert_eq!(stored.len(), 1, "{stored:?}");
-    match common::blobs_for(data) {
+    match crate::common::blobs_for(data) {
         Some(url) => {
             assert!(named(BLOBS_ENV));
             assert!(!data.join("blobs").exists(), "a local blob directory too");

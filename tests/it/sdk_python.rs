@@ -2,9 +2,8 @@
 //! against a facehub on localhost. `scripts/test` installs it into `.venv`
 //! and sets LARK_OAPI_PYTHON; without it this test fails and says so.
 
-mod common;
-
-use common::*;
+use crate::app::*;
+use crate::common::*;
 
 use facehub::image::ImageFormat;
 use facehub::image::samples;

@@ -1,9 +1,8 @@
 //! Wiki (lingo) images over HTTP: the corpus of good and bad files with
 //! their exact answers, field order, tokens of both kinds, isolation.
 
-mod common;
-
-use common::*;
+use crate::app::*;
+use crate::common::*;
 use facehub::domain::PersonDraft;
 use facehub::image::ImageFormat;
 use facehub::image::samples::{self, IcoEntry};
@@ -68,7 +67,7 @@ async fn wiki_app() -> (TestApp, String) {
 }
 
 async fn blob_count(app: &TestApp) -> usize {
-    common::stored_blobs(app.dir.path()).await.len()
+    crate::app::stored_blobs(app.dir.path()).await.len()
 }
 
 #[tokio::test]

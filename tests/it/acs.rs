@@ -1,9 +1,7 @@
 //! Door access over HTTP: the ACS directory, cards, and face enrolment with
 //! detection, on photographs scikit-image ships.
 
-mod common;
-
-use common::*;
+use crate::app::*;
 use facehub::domain::PersonDraft;
 use serde_json::{Value, json};
 
@@ -37,30 +35,6 @@ async fn get_json(app: &TestApp, t: &str, path: &str) -> Value {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["code"], 0, "{v}");
     v
-}
-
-async fn put_face(
-    app: &TestApp,
-    t: &str,
-    user: &str,
-    file_type: &str,
-    bytes: &[u8],
-) -> reqwest::Response {
-    let (ct, body) = RawMultipart::new()
-        .part("form-data; name=\"files\"", &[], bytes)
-        .part("form-data; name=\"file_type\"", &[], file_type.as_bytes())
-        .part("form-data; name=\"file_name\"", &[], b"face.png")
-        .finish();
-    app.client
-        .put(app.url(&format!(
-            "/open-apis/acs/v1/users/{user}/face?user_id_type=user_id"
-        )))
-        .bearer_auth(t)
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -169,7 +143,7 @@ async fn directory_listing_paging_and_cards() {
 async fn face_enrolment_detects_crops_and_refuses_what_it_must() {
     let (app, t) = setup().await;
     let astronaut = skimage_file("astronaut.png");
-    let r = put_face(&app, &t, "u1", "png", &astronaut).await;
+    let r = app.put_face(&t, "u1", "png", &astronaut).await;
     let status = r.status();
     let v: Value = r.json().await.unwrap();
     assert_eq!((status.as_u16(), v["code"].as_i64()), (200, Some(0)), "{v}");
@@ -203,7 +177,7 @@ async fn face_enrolment_detects_crops_and_refuses_what_it_must() {
     // No face: 1490108, and the enrolled face stays.
     for name in ["coffee.png", "rocket.jpg", "chelsea.png"] {
         let ft = if name.ends_with(".jpg") { "jpg" } else { "png" };
-        let r = put_face(&app, &t, "u1", ft, &skimage_file(name)).await;
+        let r = app.put_face(&t, "u1", ft, &skimage_file(name)).await;
         let v = expect_error(r, 400, 1490108).await;
         assert!(
             v["msg"]
@@ -223,7 +197,7 @@ async fn face_enrolment_detects_crops_and_refuses_what_it_must() {
 
     // Wrong file_type, not an image, not in the directory.
     let v = expect_error(
-        put_face(&app, &t, "u2", "jpg", &astronaut).await,
+        app.put_face(&t, "u2", "jpg", &astronaut).await,
         400,
         99992402,
     )
@@ -236,19 +210,20 @@ async fn face_enrolment_detects_crops_and_refuses_what_it_must() {
         "{v}"
     );
     expect_error(
-        put_face(&app, &t, "u2", "gif", &astronaut).await,
+        app.put_face(&t, "u2", "gif", &astronaut).await,
         400,
         99992402,
     )
     .await;
     expect_error(
-        put_face(&app, &t, "u2", "png", b"definitely not a picture").await,
+        app.put_face(&t, "u2", "png", b"definitely not a picture")
+            .await,
         400,
         99992402,
     )
     .await;
     expect_error(
-        put_face(&app, &t, "u3", "png", &astronaut).await,
+        app.put_face(&t, "u3", "png", &astronaut).await,
         400,
         1490101,
     )
@@ -267,7 +242,7 @@ async fn face_enrolment_detects_crops_and_refuses_what_it_must() {
 
     // A second enrolment replaces the first; revoking deletes both files.
     let camera = skimage_file("camera.png");
-    assert_eq!(put_face(&app, &t, "u1", "png", &camera).await.status(), 200);
+    assert_eq!(app.put_face(&t, "u1", "png", &camera).await.status(), 200);
     let r = get(
         &app,
         &t,
@@ -302,7 +277,7 @@ async fn face_enrolment_detects_crops_and_refuses_what_it_must() {
 async fn concurrent_enrolments_of_one_person_all_succeed() {
     let (app, t) = setup().await;
     let astronaut = skimage_file("astronaut.png");
-    let uploads = (0..12).map(|_| put_face(&app, &t, "u1", "png", &astronaut));
+    let uploads = (0..12).map(|_| app.put_face(&t, "u1", "png", &astronaut));
     for r in futures_util::future::join_all(uploads).await {
         let status = r.status();
         let v: Value = r.json().await.unwrap();

@@ -12,11 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{S3_KEY_ID, S3_SECRET};
+
 pub const BUCKET: &str = "facehub";
 pub const REGION: &str = "garage";
-/// Garage key ids are "GK" and 24 hex digits; secrets 64 hex digits.
-pub const KEY_ID: &str = "GK0123456789abcdef01234567";
-pub const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 struct Node {
     config: PathBuf,
@@ -182,10 +181,12 @@ impl Garage {
             ]);
         }
         g.nodes[0].cli_retrying(&["layout", "apply", "--version", "1"]);
-        g.nodes[0].cli_retrying(&["key", "import", "--yes", KEY_ID, SECRET, "-n", "facehub"]);
+        g.nodes[0].cli_retrying(&[
+            "key", "import", "--yes", S3_KEY_ID, S3_SECRET, "-n", "facehub",
+        ]);
         g.nodes[0].cli_retrying(&["bucket", "create", BUCKET]);
         g.nodes[0].cli_retrying(&[
-            "bucket", "allow", "--read", "--write", "--owner", BUCKET, "--key", KEY_ID,
+            "bucket", "allow", "--read", "--write", "--owner", BUCKET, "--key", S3_KEY_ID,
         ]);
         g
     }
@@ -225,12 +226,6 @@ impl Garage {
             "s3://{BUCKET}/{prefix}?endpoint={}&region={REGION}",
             self.endpoint(0)
         )
-    }
-
-    /// The credentials, as the usual AWS variables.
-    pub fn credentials(cmd: &mut Command) -> &mut Command {
-        cmd.env("AWS_ACCESS_KEY_ID", KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET)
     }
 
     /// SIGKILL node `i` (by its pid).

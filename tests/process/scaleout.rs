@@ -1,18 +1,15 @@
 //! facehub on an S3-compatible object store: a real three-node Garage
-//! cluster (tests/common/garage.rs). The blob store's contract, the server
+//! cluster (tests/process/garage.rs). The blob store's contract, the server
 //! serving from it, orphans of a crash between the object's PUT and the
 //! row's commit, and the loss of one and of two Garage nodes.
-
-mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::garage::{self, Garage};
-use common::process::{
-    ATTENDANCE_SCOPES, Server, download_photo, facehub, run_ok, tenant_token, tenant_with_app,
-    upload_photo,
-};
+use crate::common::process::{ATTENDANCE_SCOPES, Server, facehub, run_ok, tenant_with_app};
+use crate::common::{self, s3_credentials, tenant_token};
+use crate::garage::Garage;
+use crate::photos::{download_photo, upload_photo};
 use facehub::store::blob::BlobStore;
 use facehub::store::s3::{S3BlobStore, S3Location};
 use serde_json::Value;
@@ -20,10 +17,12 @@ use tokio::io::AsyncReadExt;
 
 fn store(g: &Garage, prefix: &str, namespace: &str) -> S3BlobStore {
     // SAFETY (of the test): object_store reads the credentials from the
-    // environment; every test of this binary sets the same values.
+    // environment; every test of this binary that reads them sets the
+    // same values, and the servers the tests start have theirs set on
+    // their command (`s3_credentials`) rather than inherited.
     unsafe {
-        std::env::set_var("AWS_ACCESS_KEY_ID", garage::KEY_ID);
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", garage::SECRET);
+        std::env::set_var("AWS_ACCESS_KEY_ID", common::S3_KEY_ID);
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", common::S3_SECRET);
     }
     let loc = S3Location::parse(&g.blobs_url(prefix)).unwrap();
     S3BlobStore::open(&loc, namespace, &spool(namespace)).unwrap()
@@ -159,7 +158,7 @@ async fn the_s3_blob_store_keeps_its_contract_on_garage() {
     unsafe { std::env::set_var("AWS_SECRET_ACCESS_KEY", "0".repeat(64)) };
     let loc = S3Location::parse(&g.blobs_url("contract")).unwrap();
     let bad = S3BlobStore::open(&loc, "ns1", &std::env::temp_dir()).unwrap();
-    unsafe { std::env::set_var("AWS_SECRET_ACCESS_KEY", garage::SECRET) };
+    unsafe { std::env::set_var("AWS_SECRET_ACCESS_KEY", common::S3_SECRET) };
     assert!(bad.ping().await.is_err());
     assert!(bad.probe().await.is_err());
 }
@@ -174,7 +173,7 @@ fn serve(data: &std::path::Path, blobs: &str, grace: u64) -> Server {
     Server::start_with(data, |c| {
         c.args(["--blobs", blobs])
             .env("FACEHUB_ORPHAN_GRACE_SECS", grace.to_string());
-        Garage::credentials(c);
+        s3_credentials(c);
     })
 }
 
@@ -182,7 +181,7 @@ fn check(data: &std::path::Path, blobs: &str, grace: u64) -> (bool, Value) {
     let mut c = facehub(data);
     c.args(["--blobs", blobs, "check", "--json"])
         .env("FACEHUB_ORPHAN_GRACE_SECS", grace.to_string());
-    Garage::credentials(&mut c);
+    s3_credentials(&mut c);
     let out = c.output().unwrap();
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
         panic!("check: {}", String::from_utf8_lossy(&out.stderr));
@@ -192,9 +191,9 @@ fn check(data: &std::path::Path, blobs: &str, grace: u64) -> (bool, Value) {
 
 /// The blob namespace facehub chose for this data directory.
 fn namespace(data: &std::path::Path) -> String {
-    if let Some(url) = common::database_for(data) {
+    if let Some(url) = crate::common::database_for(data) {
         let sql = "SELECT value FROM meta WHERE key='blob_namespace'";
-        return common::postgres::psql_at(&url, sql).unwrap();
+        return crate::common::postgres::psql_at(&url, sql).unwrap();
     }
     let db = data.join("facehub.db");
     let out = std::process::Command::new("python3")
@@ -220,7 +219,7 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // This test names its blob store itself.
-    common::set_blobs(&data, None);
+    crate::common::set_blobs(&data, None);
     let blobs = g.blobs_url("srv");
     let creds = setup(&data);
     let server = serve(&data, &blobs, 3600);
@@ -229,7 +228,7 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     // Uploads land in the bucket, sealed: no photo byte is stored plain.
     let mut stored = Vec::new();
     for i in 0..4u8 {
-        let photo = common::png(120 + u32::from(i), 120, i);
+        let photo = crate::common::png(120 + u32::from(i), 120, i);
         let (status, v) = upload_photo(&server.base, &t, &photo).await;
         assert_eq!((status, v["code"].as_i64()), (200, Some(0)), "{v}");
         stored.push((
@@ -264,7 +263,7 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     // check finds it once it is older than the grace (while younger it may
     // be another node's upload committing).
     let db = facehub::store::Db::open(
-        common::database_for(&data).as_deref(),
+        crate::common::database_for(&data).as_deref(),
         &data.join("facehub.db"),
     )
     .await
@@ -337,7 +336,7 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     server.kill();
     let copy = dir.path().join("copy");
     // This test names its blob store itself.
-    common::set_blobs(&copy, None);
+    crate::common::set_blobs(&copy, None);
     let copied = std::process::Command::new("cp")
         .arg("-a")
         .arg(&data)
@@ -345,10 +344,10 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
         .status()
         .unwrap();
     assert!(copied.success());
-    common::copy_database(&data, &copy);
+    crate::common::copy_database(&data, &copy);
     drop(serve(&data, &blobs, 0));
     let db = facehub::store::Db::open(
-        common::database_for(&copy).as_deref(),
+        crate::common::database_for(&copy).as_deref(),
         &copy.join("facehub.db"),
     )
     .await
@@ -365,7 +364,7 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
 
     // One node of three down: uploads and downloads go on.
     g.kill(2);
-    let photo = common::png(150, 150, 9);
+    let photo = crate::common::png(150, 150, 9);
     let (status, v) = upload_photo(&server.base, &t, &photo).await;
     assert_eq!(
         (status, v["code"].as_i64()),
@@ -385,7 +384,7 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     // quickly, and readiness says why.
     g.kill(1);
     let started = Instant::now();
-    let (status, v) = upload_photo(&server.base, &t, &common::png(150, 150, 10)).await;
+    let (status, v) = upload_photo(&server.base, &t, &crate::common::png(150, 150, 10)).await;
     let took = started.elapsed();
     assert_eq!(status, 500, "two nodes down: {v}");
     assert!(v["code"].as_i64().is_some_and(|c| c != 0), "{v}");
@@ -415,7 +414,7 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let id = loop {
-        let photo = common::png(160, 160, 11);
+        let photo = crate::common::png(160, 160, 11);
         let (status, v) = upload_photo(&server.base, &t, &photo).await;
         if status == 200 {
             let id = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
@@ -461,7 +460,7 @@ async fn migrate_store_moves_blobs_to_garage_and_back() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // This test names its blob store itself.
-    common::set_blobs(&data, None);
+    crate::common::set_blobs(&data, None);
     let blobs = g.blobs_url("migrated");
     run_ok(facehub(&data).args(["tenant", "create", "acme"]));
     let creds: Value = serde_json::from_str(
@@ -484,7 +483,7 @@ async fn migrate_store_moves_blobs_to_garage_and_back() {
     let t = tenant_token(&server.base, &creds).await;
     let mut stored = Vec::new();
     for i in 0..6u8 {
-        let photo = common::png(100 + u32::from(i), 100, i);
+        let photo = crate::common::png(100 + u32::from(i), 100, i);
         let (status, v) = upload_photo(&server.base, &t, &photo).await;
         assert_eq!(status, 200, "{v}");
         stored.push((
@@ -495,7 +494,7 @@ async fn migrate_store_moves_blobs_to_garage_and_back() {
     // Refused while the server runs: uploads meanwhile would be left out.
     let mut c = facehub(&data);
     c.args(["migrate-store", "--to", &blobs]);
-    Garage::credentials(&mut c);
+    s3_credentials(&mut c);
     let out = c.output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("server is running"));
@@ -504,7 +503,7 @@ async fn migrate_store_moves_blobs_to_garage_and_back() {
     let migrate = |args: &[&str]| -> Value {
         let mut c = facehub(&data);
         c.arg("migrate-store").args(args).arg("--json");
-        Garage::credentials(&mut c);
+        s3_credentials(&mut c);
         serde_json::from_str(run_ok(&mut c).trim()).unwrap()
     };
     let m = migrate(&["--to", &blobs]);
@@ -517,7 +516,7 @@ async fn migrate_store_moves_blobs_to_garage_and_back() {
     // nothing to move, and says so.
     let mut c = facehub(&data);
     c.args(["migrate-store", "--to", &blobs]);
-    Garage::credentials(&mut c);
+    s3_credentials(&mut c);
     let out = c.output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -542,7 +541,7 @@ async fn migrate_store_moves_blobs_to_garage_and_back() {
         assert_eq!(status, 200, "{id}");
         assert!(got == *photo, "{id} changed in the move");
     }
-    let photo = common::png(130, 130, 42);
+    let photo = crate::common::png(130, 130, 42);
     let (status, v) = upload_photo(&server.base, &t, &photo).await;
     assert_eq!(status, 200, "{v}");
     stored.push((

@@ -6,10 +6,10 @@
 
 // Some of the harness serves only the fuzzers (seed generation).
 #[allow(dead_code)]
-#[path = "../fuzz/src/device_frame.rs"]
+#[path = "../../fuzz/src/device_frame.rs"]
 mod device_frame;
 #[allow(dead_code)]
-#[path = "../fuzz/src/upload.rs"]
+#[path = "../../fuzz/src/upload.rs"]
 mod upload;
 
 /// The kept inputs of a target, by file name.

@@ -3,13 +3,11 @@
 //! CC0; the rest are scenes without faces). `scripts/test` installs
 //! scikit-image into `.venv`.
 
-mod common;
-
 use facehub::image::face::{self, FaceError, FaceRules};
 use image::{DynamicImage, RgbImage};
 
 fn skimage(name: &str) -> RgbImage {
-    image::load_from_memory(&common::skimage_file(name))
+    image::load_from_memory(&crate::app::skimage_file(name))
         .unwrap()
         .into_rgb8()
 }

@@ -3,21 +3,18 @@
 //! in one Redis, each node with its own data directory (spool, lock) and
 //! the same encryption key — as behind a load balancer.
 
-mod common;
-
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::postgres::Postgres;
+use crate::common::process::{ATTENDANCE_SCOPES, Server, facehub, run_ok, tenant_with_app};
+use crate::common::{s3_credentials, tenant_token};
+use crate::garage::Garage;
+use crate::photos::{download_photo, upload_photo};
+use crate::redis::Redis;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::garage::Garage;
-use common::postgres::Postgres;
-use common::process::{
-    ATTENDANCE_SCOPES, Server, download_photo, facehub, run_ok, tenant_token, tenant_with_app,
-    upload_photo,
-};
-use common::redis::Redis;
 use facehub::store::Notice;
 use facehub_devsim::Device;
 use serde_json::{Value, json};
@@ -44,7 +41,7 @@ impl Deployment {
     fn configure(&self, c: &mut Command) {
         c.args(["--blobs", &self.blobs, "--redis", &self.redis])
             .env("FACEHUB_ENCRYPTION_KEY", KEY);
-        Garage::credentials(c);
+        s3_credentials(c);
     }
 
     fn serve(&self, data: &std::path::Path) -> Server {
@@ -76,11 +73,11 @@ async fn two_nodes_share_metadata_blobs_limits_and_devices() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
-    common::set_database(&data_a, Some(&database));
-    common::set_database(&data_b, Some(&database));
+    crate::common::set_database(&data_a, Some(&database));
+    crate::common::set_database(&data_b, Some(&database));
     // The deployment names its blob store itself.
-    common::set_blobs(&data_a, None);
-    common::set_blobs(&data_b, None);
+    crate::common::set_blobs(&data_a, None);
+    crate::common::set_blobs(&data_b, None);
 
     // Set up through node A's directory; node B sees it through PostgreSQL.
     let cli = |args: &[&str]| run_ok(dep.command(&data_a).args(args));
@@ -114,7 +111,7 @@ async fn two_nodes_share_metadata_blobs_limits_and_devices() {
     let tb = tenant_token(&b.base, &creds).await;
 
     // An upload through A downloads through B, and the other way round.
-    let photo = common::png(160, 160, 3);
+    let photo = crate::common::png(160, 160, 3);
     let (status, v) = upload_photo(&a.base, &ta, &photo).await;
     assert_eq!((status, v["code"].as_i64()), (200, Some(0)), "{v}");
     let id = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
@@ -122,7 +119,7 @@ async fn two_nodes_share_metadata_blobs_limits_and_devices() {
         download_photo(&b.base, &tb, &id).await,
         (200, photo.clone())
     );
-    let photo2 = common::png(170, 150, 4);
+    let photo2 = crate::common::png(170, 150, 4);
     let (status, v) = upload_photo(&b.base, &tb, &photo2).await;
     assert_eq!((status, v["code"].as_i64()), (200, Some(0)), "{v}");
     let id2 = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
@@ -207,7 +204,7 @@ async fn two_nodes_share_metadata_blobs_limits_and_devices() {
         let (base, t, acked) = (a.base.clone(), ta.clone(), acked.clone());
         workers.push(tokio::spawn(async move {
             for n in 0u8.. {
-                let photo = common::png(120 + u32::from(n % 40), 130, w * 50 + n % 50);
+                let photo = crate::common::png(120 + u32::from(n % 40), 130, w * 50 + n % 50);
                 let (status, v) = upload_photo(&base, &t, &photo).await;
                 if status == 0 {
                     break;
@@ -356,14 +353,14 @@ async fn a_revoked_token_is_refused_on_every_node_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
     for d in [&data_a, &data_b] {
-        common::set_database(d, Some(&database));
+        crate::common::set_database(d, Some(&database));
         // The nodes name their blob store themselves.
-        common::set_blobs(d, None);
+        crate::common::set_blobs(d, None);
     }
     let configure = |c: &mut Command| {
         c.args(["--blobs", &blobs])
             .env("FACEHUB_ENCRYPTION_KEY", KEY);
-        Garage::credentials(c);
+        s3_credentials(c);
     };
     let cmd = || {
         let mut c = facehub(&data_a);
@@ -457,11 +454,11 @@ async fn a_second_node_without_shared_blobs_is_refused() {
     let database = pg.create_database();
     let dir = tempfile::tempdir().unwrap();
     let (first, second) = (dir.path().join("first"), dir.path().join("second"));
-    common::set_database(&first, Some(&database));
-    common::set_database(&second, Some(&database));
+    crate::common::set_database(&first, Some(&database));
+    crate::common::set_database(&second, Some(&database));
     // Local blobs are what is under test.
-    common::set_blobs(&first, None);
-    common::set_blobs(&second, None);
+    crate::common::set_blobs(&first, None);
+    crate::common::set_blobs(&second, None);
     let key = |c: &mut Command| {
         c.env("FACEHUB_ENCRYPTION_KEY", KEY);
     };
@@ -490,7 +487,7 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
     let database = pg.create_database();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    common::set_database(&data, None);
+    crate::common::set_database(&data, None);
     let cli = |args: &[&str]| run_ok(facehub(&data).args(args));
     let creds = tenant_with_app(|| facehub(&data), ATTENDANCE_SCOPES);
     cli(&[
@@ -505,7 +502,7 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
     ]);
     let server = Server::start(&data);
     let t = tenant_token(&server.base, &creds).await;
-    let photo = common::png(150, 140, 7);
+    let photo = crate::common::png(150, 140, 7);
     let (status, v) = upload_photo(&server.base, &t, &photo).await;
     assert_eq!(status, 200, "{v}");
     let id = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
@@ -522,7 +519,7 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
     // Not into another deployment's database.
     let other_db = pg.create_database();
     let other = dir.path().join("other");
-    common::set_database(&other, Some(&other_db));
+    crate::common::set_database(&other, Some(&other_db));
     run_ok(facehub(&other).args(["tenant", "create", "globex"]));
     let mixed = facehub(&data)
         .args(["migrate-store", "--to-database", &other_db])
@@ -564,7 +561,7 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
 
     // Served from PostgreSQL: the old token, the photo, the person; new
     // people get fresh ids (the sequences moved past the copied ones).
-    common::set_database(&data, Some(&database));
+    crate::common::set_database(&data, Some(&database));
     let server = Server::start(&data);
     assert_eq!(
         download_photo(&server.base, &t, &id).await,
@@ -582,7 +579,7 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
     ]);
     let people = cli(&["person", "list", "--tenant", "acme"]);
     assert!(people.contains("u1") && people.contains("u2"), "{people}");
-    let photo2 = common::png(151, 140, 8);
+    let photo2 = crate::common::png(151, 140, 8);
     let (status, v) = upload_photo(&server.base, &t, &photo2).await;
     assert_eq!(status, 200, "{v}");
     let id2 = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
@@ -601,7 +598,7 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
             .all(|t| t["verified"] == true),
         "{back}"
     );
-    common::set_database(&data, None);
+    crate::common::set_database(&data, None);
     let server = Server::start(&data);
     assert_eq!(download_photo(&server.base, &t, &id).await, (200, photo));
     assert_eq!(download_photo(&server.base, &t, &id2).await, (200, photo2));
@@ -625,15 +622,15 @@ async fn a_shared_key_rotates_node_by_node() {
     let dir = tempfile::tempdir().unwrap();
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
     for d in [&data_a, &data_b] {
-        common::set_database(d, Some(&database));
+        crate::common::set_database(d, Some(&database));
         // The nodes name their blob store themselves.
-        common::set_blobs(d, None);
+        crate::common::set_blobs(d, None);
     }
     let keyed = |c: &mut Command, key: &str, readable: &[&str]| {
         c.args(["--blobs", &blobs])
             .env("FACEHUB_ENCRYPTION_KEY", key)
             .env("FACEHUB_DECRYPTION_KEYS", readable.join(","));
-        Garage::credentials(c);
+        s3_credentials(c);
     };
     let cmd = |data: &std::path::Path, key: &str, readable: &[&str]| {
         let mut c = facehub(data);
@@ -673,7 +670,7 @@ async fn a_shared_key_rotates_node_by_node() {
     ]));
     let mut photos: Vec<(String, Vec<u8>)> = Vec::new();
     let upload = |base: String, t: String, seed: u8| async move {
-        let photo = common::png(100 + u32::from(seed), 90, seed);
+        let photo = crate::common::png(100 + u32::from(seed), 90, seed);
         let (status, v) = upload_photo(&base, &t, &photo).await;
         assert_eq!(status, 200, "{v}");
         (
@@ -727,8 +724,8 @@ async fn a_shared_key_rotates_node_by_node() {
     );
     // A third node joining without K1 does not start either.
     let data_c = dir.path().join("c");
-    common::set_database(&data_c, Some(&database));
-    common::set_blobs(&data_c, None);
+    crate::common::set_database(&data_c, Some(&database));
+    crate::common::set_blobs(&data_c, None);
     let joining = cmd(&data_c, k2, &[])
         .args(["serve", "--listen", "127.0.0.1:0"])
         .output()

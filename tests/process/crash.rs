@@ -15,16 +15,15 @@
 //! (`CRASH_HARNESS_KILLS_S3`, 12 by default): an object PUT whose row never
 //! committed is then the leftover the sweep must remove.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::process::{Server, facehub, run_ok};
+use crate::common::tenant_token;
+use crate::garage::Garage;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::garage::Garage;
-use common::process::{Server, facehub, run_ok, tenant_token};
 use facehub_devsim::Device;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -423,7 +422,7 @@ async fn verify(
     // The sweep left nothing behind, every blob is sound, and no more files
     // exist than were acknowledged or attempted.
     assert_eq!(
-        common::tmp_files(data),
+        crate::common::tmp_files(data),
         0,
         "round {round}: temporary files survived the restart"
     );
@@ -526,7 +525,7 @@ async fn sigkill_with_blobs_on_garage_loses_nothing_acknowledged() {
     let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    common::set_blobs(&data, Some(&garage.blobs_url("crash")));
+    crate::common::set_blobs(&data, Some(&garage.blobs_url("crash")));
     harness(&data, kills("CRASH_HARNESS_KILLS_S3", 12)).await;
 }
 
@@ -623,7 +622,7 @@ async fn harness(data: &std::path::Path, kills: usize) {
     println!(
         "crash harness{}: {kills} kills survived, {} uploads acknowledged ({} attendance, {} lingo, \
          faces of {} people, templates of {} people), {checked} read-backs checked, {:.0} s",
-        if common::blobs_for(&data).is_some() {
+        if crate::common::blobs_for(&data).is_some() {
             " (blobs on garage)"
         } else {
             ""

@@ -1,14 +1,12 @@
 //! The WeCom device protocol against the real server, driven by the
 //! simulated terminals of `facehub-devsim`.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::app::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::*;
 use facehub::domain::{Core, PersonDraft, Tenant, UserType};
 use facehub::{Application, Config};
 use facehub_devsim::{Device, signature};
@@ -467,7 +465,7 @@ async fn start_at(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
-    let config = common::config_for(dir);
+    let config = crate::app::config_for(dir);
     let app = Application::build(config).await.unwrap();
     let url = format!("ws://{}/", app.local_addr());
     let core = app.core();
