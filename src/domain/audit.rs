@@ -43,7 +43,16 @@ impl AuditEvent {
 
 struct Batch {
     events: Vec<AuditEvent>,
-    done: oneshot::Sender<std::result::Result<(), String>>,
+    done: oneshot::Sender<std::result::Result<(), Unwritten>>,
+}
+
+/// Why a batch was not written, shared by every caller in it: whether the
+/// filesystem was full (the deployment's state, told as "storage full"),
+/// and the cause for the log.
+#[derive(Clone)]
+struct Unwritten {
+    disk_full: bool,
+    cause: String,
 }
 
 /// The group-commit writer's handle.
@@ -70,12 +79,15 @@ impl AuditLog {
                 }
                 let at_ms = chrono::Utc::now().timestamp_millis();
                 let events: Vec<&AuditEvent> = batches.iter().flat_map(|b| &b.events).collect();
-                let outcome = db
-                    .insert_audit(&events, at_ms)
-                    .await
-                    .map_err(|e| format!("{e:#}"));
+                let outcome = db.insert_audit(&events, at_ms).await.map_err(|e| {
+                    let cause = format!("{e:#}");
+                    Unwritten {
+                        disk_full: matches!(Error::from(e), Error::StorageFull(_)),
+                        cause,
+                    }
+                });
                 if let Err(e) = &outcome {
-                    tracing::error!(error = %e, records = events.len(), "the audit log could not be written");
+                    tracing::error!(error = %e.cause, records = events.len(), "the audit log could not be written");
                 }
                 for b in batches {
                     let _ = b.done.send(outcome.clone());
@@ -97,7 +109,13 @@ impl AuditLog {
             .map_err(|_| Error::internal("the audit log writer has stopped"))?;
         wait.await
             .map_err(|_| Error::internal("the audit log writer has stopped"))?
-            .map_err(|e| Error::internal(format!("audit log: {e}")))
+            .map_err(|e| {
+                if e.disk_full {
+                    Error::disk_full()
+                } else {
+                    Error::internal(format!("audit log: {}", e.cause))
+                }
+            })
     }
 }
 

@@ -97,6 +97,11 @@ impl Error {
     pub fn internal(msg: impl Into<String>) -> Self {
         Error::Internal(anyhow::anyhow!(msg.into()))
     }
+
+    /// A write met a full filesystem.
+    pub fn disk_full() -> Self {
+        Error::StorageFull(DISK_FULL.into())
+    }
 }
 
 impl From<sqlx::Error> for Error {
@@ -110,7 +115,30 @@ impl From<anyhow::Error> for Error {
         if e.chain().any(is_unstorable_text) {
             return Error::param("a text parameter contains a NUL character");
         }
+        if e.chain().any(is_disk_full) {
+            return Error::disk_full();
+        }
         Error::Internal(e)
+    }
+}
+
+/// What a client is told when a write meets a full filesystem: the state is
+/// the deployment's, not a fault of the request, and it passes once space
+/// is freed (no restart).
+const DISK_FULL: &str =
+    "the filesystem holding facehub's data is full; writes resume once space is freed";
+
+/// A write refused for want of space: ENOSPC or EDQUOT from the kernel,
+/// SQLITE_FULL, or PostgreSQL's disk_full (SQLSTATE 53100).
+fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        return io.kind() == std::io::ErrorKind::StorageFull
+            || io.kind() == std::io::ErrorKind::QuotaExceeded;
+    }
+    match e.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(d)) => matches!(d.code().as_deref(), Some("13" | "53100")),
+        Some(sqlx::Error::Io(io)) => io.kind() == std::io::ErrorKind::StorageFull,
+        _ => false,
     }
 }
 
@@ -125,7 +153,7 @@ fn is_unstorable_text(e: &(dyn std::error::Error + 'static)) -> bool {
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::Internal(anyhow::Error::new(e).context("blob store"))
+        anyhow::Error::new(e).context("blob store").into()
     }
 }
 
@@ -154,5 +182,25 @@ impl Error {
             Error::StorageFull(_) => "storage_full",
             Error::Internal(_) => "internal",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_filesystem_is_storage_full_not_a_fault() {
+        let enospc = std::io::Error::from_raw_os_error(28);
+        assert!(matches!(Error::from(enospc), Error::StorageFull(_)));
+        let edquot = std::io::Error::from_raw_os_error(122);
+        assert!(matches!(Error::from(edquot), Error::StorageFull(_)));
+        // Deep in a chain, as the blob store and the store report it.
+        let chained = anyhow::Error::new(std::io::Error::from_raw_os_error(28))
+            .context("writing a blob")
+            .context("upload");
+        assert!(matches!(Error::from(chained), Error::StorageFull(_)));
+        let eio = std::io::Error::from_raw_os_error(5);
+        assert!(matches!(Error::from(eio), Error::Internal(_)));
     }
 }

@@ -11,6 +11,7 @@ mod redis;
 
 mod cli;
 mod crash;
+mod faults;
 mod postgres_harness;
 mod scaleout;
 mod shared_limits;
