@@ -3,6 +3,7 @@
 use super::Db;
 
 impl Db {
+    /// Opens a console session under its token's hash, with its CSRF token.
     pub async fn insert_admin_session(
         &self,
         token_hash: &str,
@@ -42,6 +43,7 @@ impl Db {
         .await?)
     }
 
+    /// Ends one session (a logout).
     pub async fn delete_admin_session(&self, token_hash: &str) -> anyhow::Result<()> {
         sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1")
             .bind(token_hash)
@@ -50,6 +52,7 @@ impl Db {
         Ok(())
     }
 
+    /// Ends every session.
     pub async fn delete_admin_sessions(&self) -> anyhow::Result<()> {
         sqlx::query("DELETE FROM admin_sessions")
             .execute(&self.pool)

@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use super::Db;
+use super::sql::{Tx, values_rows};
 use crate::model::{AuditEvent, AuditFilter, AuditRecord};
 
 /// Rows per INSERT statement (SQLite allows 32766 bound parameters).
@@ -108,6 +109,8 @@ impl Db {
             .collect())
     }
 
+    /// A page of the tenant's records that `f` lets through, in id order
+    /// after `after_id`.
     pub async fn audit_page(
         &self,
         tenant_id: i64,
@@ -150,8 +153,10 @@ impl Db {
     }
 }
 
+/// Appends events in `tx`, so that they commit with the write they
+/// record.
 pub(super) async fn insert_audit_in(
-    tx: &mut super::Tx<'_>,
+    tx: &mut Tx<'_>,
     events: &[&AuditEvent],
     at_ms: i64,
 ) -> anyhow::Result<()> {
@@ -159,7 +164,7 @@ pub(super) async fn insert_audit_in(
         let sql = format!(
             "INSERT INTO audit_log(tenant_id, at_ms, actor_kind, actor, action, subject, object, result, log_id)
              VALUES {}",
-            super::values_rows(chunk.len(), 9, 1)
+            values_rows(chunk.len(), 9, 1)
         );
         let mut q = sqlx::query(&sql);
         for e in chunk {

@@ -263,7 +263,7 @@ async fn insert_rows(
     let sql = format!(
         "INSERT INTO {table}({}) VALUES {} ON CONFLICT DO NOTHING",
         names.join(", "),
-        super::values_rows(rows.len(), cols.len(), 1)
+        super::sql::values_rows(rows.len(), cols.len(), 1)
     );
     let mut q = sqlx::query(&sql);
     for r in rows {

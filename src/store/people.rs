@@ -1,0 +1,336 @@
+//! People: a tenant's users, the open ids apps know them by, their
+//! attendance settings, and the reads device sync pages through.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::rows::person_from_row;
+use super::sql::{Tx, audit_in, record_change, values_rows};
+use super::{Db, Upsert};
+use crate::model::{AttendanceSetting, AuditEvent, Change, DeviceUser, Person, PersonDraft};
+
+/// A query with its values bound.
+type Bound<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Gives a person the id an app knows them by.
+pub(super) async fn insert_open_id(
+    tx: &mut Tx<'_>,
+    open_id: &str,
+    app_id: &str,
+    person_id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO open_ids(open_id, app_id, person_id) VALUES ($1, $2, $3)")
+        .bind(open_id)
+        .bind(app_id)
+        .bind(person_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Db {
+    /// Creates the person or updates name / employee_no / extra. A new
+    /// person gets the given (app_id, open_id) pairs. What terminals are
+    /// told is the caller's policy: `tell(old, new)` is called with the
+    /// person's previous user type (`None` when created) and the new one,
+    /// and the change it returns is logged in the same transaction, so
+    /// that neither the person nor the change exists without the other.
+    pub async fn upsert_person(
+        &self,
+        tenant_id: i64,
+        draft: &PersonDraft,
+        union_id: &str,
+        open_ids: &[(String, String)],
+        now: i64,
+        tell: impl FnOnce(Option<i64>, i64) -> Option<Change>,
+    ) -> Result<(Person, Upsert), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // Write first (see the module comment): an insert that does nothing
+        // on conflict still takes the write lock.
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO people(tenant_id, user_id, union_id, name, employee_no, extra, user_type, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT(tenant_id, user_id) DO NOTHING RETURNING id",
+        )
+        .bind(tenant_id)
+        .bind(draft.user_id.as_str())
+        .bind(union_id)
+        .bind(&draft.name)
+        .bind(draft.employee_no.as_deref())
+        .bind(draft.extra.to_string())
+        .bind(draft.user_type.unwrap_or_default().as_i64())
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = if let Some(id) = inserted {
+            for (app_id, open_id) in open_ids {
+                insert_open_id(&mut tx, open_id, app_id, id).await?;
+            }
+            if let Some(change) = tell(None, draft.user_type.unwrap_or_default().as_i64()) {
+                record_change(&mut tx, tenant_id, &change, now).await?;
+            }
+            Upsert::Created
+        } else {
+            let old_type: i64 = sqlx::query_scalar(
+                "SELECT user_type FROM people WHERE tenant_id = $1 AND user_id = $2",
+            )
+            .bind(tenant_id)
+            .bind(draft.user_id.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            // No user_type given (a CSV without the column): keep it.
+            let new_type = draft.user_type.map_or(old_type, |t| t.as_i64());
+            let changed = sqlx::query(
+                "UPDATE people SET name = $1, employee_no = $2, extra = $3, user_type = $4, updated_at = $5
+                 WHERE tenant_id = $6 AND user_id = $7
+                   AND (name IS DISTINCT FROM $8 OR employee_no IS DISTINCT FROM $9 OR extra IS DISTINCT FROM $10 OR user_type IS DISTINCT FROM $11)",
+            )
+            .bind(&draft.name)
+            .bind(draft.employee_no.as_deref())
+            .bind(draft.extra.to_string())
+            .bind(new_type)
+            .bind(now)
+            .bind(tenant_id)
+            .bind(draft.user_id.as_str())
+            .bind(&draft.name)
+            .bind(draft.employee_no.as_deref())
+            .bind(draft.extra.to_string())
+            .bind(new_type)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if let Some(change) = tell(Some(old_type), new_type) {
+                record_change(&mut tx, tenant_id, &change, now).await?;
+            }
+            if changed > 0 {
+                Upsert::Updated
+            } else {
+                Upsert::Unchanged
+            }
+        };
+        let row = sqlx::query("SELECT * FROM people WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant_id)
+            .bind(draft.user_id.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((person_from_row(&row), outcome))
+    }
+
+    /// The tenant's person with this user id.
+    pub async fn person_by_user_id(
+        &self,
+        tenant_id: i64,
+        user_id: &str,
+    ) -> anyhow::Result<Option<Person>> {
+        self.person_of_tenant(tenant_id, "user_id", user_id).await
+    }
+
+    /// The tenant's person with this employee number.
+    pub async fn person_by_employee_no(
+        &self,
+        tenant_id: i64,
+        employee_no: &str,
+    ) -> anyhow::Result<Option<Person>> {
+        self.person_of_tenant(tenant_id, "employee_no", employee_no)
+            .await
+    }
+
+    /// The person with this row id, whichever tenant's.
+    pub async fn person(&self, person_id: i64) -> anyhow::Result<Option<Person>> {
+        self.one_person(sqlx::query("SELECT * FROM people WHERE id = $1").bind(person_id))
+            .await
+    }
+
+    /// The tenant's person with this union id.
+    pub async fn person_by_union_id(
+        &self,
+        tenant_id: i64,
+        union_id: &str,
+    ) -> anyhow::Result<Option<Person>> {
+        self.person_of_tenant(tenant_id, "union_id", union_id).await
+    }
+
+    /// The person an app knows under `open_id`.
+    pub async fn person_by_open_id(
+        &self,
+        app_id: &str,
+        open_id: &str,
+    ) -> anyhow::Result<Option<Person>> {
+        self.one_person(
+            sqlx::query(
+                "SELECT p.* FROM people p JOIN open_ids o ON o.person_id = p.id
+                 WHERE o.app_id = $1 AND o.open_id = $2",
+            )
+            .bind(app_id)
+            .bind(open_id),
+        )
+        .await
+    }
+
+    /// The tenant's person whose `column` is `value`. `column` is always
+    /// one of ours, never input, so it goes into the SQL text.
+    async fn person_of_tenant(
+        &self,
+        tenant_id: i64,
+        column: &'static str,
+        value: &str,
+    ) -> anyhow::Result<Option<Person>> {
+        let sql = format!("SELECT * FROM people WHERE tenant_id = $1 AND {column} = $2");
+        self.one_person(sqlx::query(&sql).bind(tenant_id).bind(value))
+            .await
+    }
+
+    /// The person `query`, a `SELECT` of whole `people` rows, finds.
+    async fn one_person(&self, query: Bound<'_>) -> anyhow::Result<Option<Person>> {
+        let row = query.fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| person_from_row(&r)))
+    }
+
+    /// The tenant's people, by user id.
+    pub async fn people(&self, tenant_id: i64) -> anyhow::Result<Vec<Person>> {
+        let rows = sqlx::query("SELECT * FROM people WHERE tenant_id = $1 ORDER BY user_id")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(person_from_row).collect())
+    }
+
+    /// (app_id, open_id) pairs of a person.
+    pub async fn open_ids_of(&self, person_id: i64) -> anyhow::Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT app_id, open_id FROM open_ids WHERE person_id = $1 ORDER BY app_id",
+        )
+        .bind(person_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("app_id"), r.get("open_id")))
+            .collect())
+    }
+
+    // ---------------------------------------------------------- attendance
+
+    /// Sets a person's attendance face and makes the photo theirs, with
+    /// the write's audit record.
+    pub async fn set_attendance(
+        &self,
+        person_id: i64,
+        s: &AttendanceSetting,
+        now: i64,
+        audit: Option<&AuditEvent>,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO attendance_settings(person_id, face_key, face_key_open, face_key_update_time, updated_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT(person_id) DO UPDATE SET face_key = excluded.face_key,
+                 face_key_open = excluded.face_key_open,
+                 face_key_update_time = excluded.face_key_update_time,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(person_id)
+        .bind(&s.face_key)
+        .bind(i64::from(s.face_key_open))
+        .bind(s.face_key_update_time)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // The photo is theirs from now on, for erasure.
+        sqlx::query("UPDATE files SET person_id = $1 WHERE file_id = $2")
+            .bind(person_id)
+            .bind(&s.face_key)
+            .execute(&mut *tx)
+            .await?;
+        audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A person's attendance settings, if they have any.
+    pub async fn attendance(&self, person_id: i64) -> anyhow::Result<Option<AttendanceSetting>> {
+        let row = sqlx::query(
+            "SELECT face_key, face_key_open, face_key_update_time FROM attendance_settings WHERE person_id = $1",
+        )
+        .bind(person_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| AttendanceSetting {
+            face_key: r.get("face_key"),
+            face_key_open: r.get::<i64, _>("face_key_open") != 0,
+            face_key_update_time: r.get("face_key_update_time"),
+        }))
+    }
+
+    // --------------------------------------------------------- device sync
+
+    /// One page of the tenant's people in a stable order, with the total
+    /// and the version they were read at (one read transaction, so the page
+    /// and the version agree).
+    pub async fn people_page(
+        &self,
+        tenant_id: i64,
+        offset: i64,
+        limit: i64,
+    ) -> anyhow::Result<(Vec<Person>, i64, i64)> {
+        let mut tx = self.pool.begin().await?;
+        let version: i64 = sqlx::query_scalar("SELECT perm_version FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM people WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM people WHERE tenant_id = $1 ORDER BY id LIMIT $2 OFFSET $3")
+                .bind(tenant_id)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok((rows.iter().map(person_from_row).collect(), total, version))
+    }
+
+    /// The tenant's people among `users`, in one query.
+    pub async fn people_by_device_ids(
+        &self,
+        tenant_id: i64,
+        users: &[DeviceUser],
+    ) -> anyhow::Result<HashMap<DeviceUser, Person>> {
+        if users.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut rows = Vec::new();
+        // Pairs as a VALUES table (its columns are column1, column2 in both
+        // engines), 400 pairs a statement.
+        for chunk in users.chunks(400) {
+            let sql = format!(
+                "SELECT p.* FROM people p
+                 JOIN (VALUES {}) w ON p.user_id = w.column1 AND p.user_type = w.column2
+                 WHERE p.tenant_id = $1",
+                values_rows(chunk.len(), 2, 2)
+            );
+            let mut q = sqlx::query(&sql).bind(tenant_id);
+            for u in chunk {
+                q = q.bind(u.userid.as_str()).bind(u.user_type);
+            }
+            rows.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let p = person_from_row(r);
+                let key = DeviceUser {
+                    userid: p.user_id.clone(),
+                    user_type: p.user_type.as_i64(),
+                };
+                (key, p)
+            })
+            .collect())
+    }
+}
