@@ -160,8 +160,6 @@ const OVERSIZE: &[(&str, usize)] = &[
     ("api/device/mod.rs", 891),
     ("domain/devices/mod.rs", 700),
     ("domain/devices/sync.rs", 678),
-    ("store/devices.rs", 754),
-    ("store/mod.rs", 1352),
 ];
 
 #[test]
