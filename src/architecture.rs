@@ -10,6 +10,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("model", 0),
     ("image", 0),
     ("durable", 0),
+    ("faults", 0),
     ("metrics", 0),
     // Configuration and sealing, used by every layer above.
     ("config", 1),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod durable;
+pub mod faults;
 pub mod image;
 pub mod metrics;
 pub mod model;

@@ -160,6 +160,7 @@ pub(super) async fn insert_audit_in(
     events: &[&AuditEvent],
     at_ms: i64,
 ) -> anyhow::Result<()> {
+    crate::faults::inject_eio!("audit.write");
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO audit_log(tenant_id, at_ms, actor_kind, actor, action, subject, object, result, log_id)

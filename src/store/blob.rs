@@ -245,12 +245,14 @@ struct LocalWriter {
 #[async_trait]
 impl BlobWriter for LocalWriter {
     async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        crate::faults::inject_eio!("blob.write");
         let f = self.file.as_mut().context("blob writer already closed")?;
         f.write_all(bytes).await.context("writing blob")?;
         Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> anyhow::Result<()> {
+        crate::faults::inject_eio!("blob.finish");
         let mut f = self.file.take().context("blob writer already closed")?;
         let result = async {
             f.flush().await?;

@@ -431,6 +431,7 @@ impl S3Writer {
 #[async_trait]
 impl BlobWriter for S3Writer {
     async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        crate::faults::inject_eio!("blob.write");
         let f = self.file.as_mut().context("blob writer already closed")?;
         f.write_all(bytes).await.context("spooling an upload")?;
         self.len += bytes.len() as u64;
@@ -438,6 +439,7 @@ impl BlobWriter for S3Writer {
     }
 
     async fn finish(mut self: Box<Self>) -> anyhow::Result<()> {
+        crate::faults::inject_eio!("blob.finish");
         let mut f = self.file.take().context("blob writer already closed")?;
         let result = async {
             f.flush().await.context("spooling an upload")?;
