@@ -152,6 +152,64 @@ fn the_check_sees_a_reference_against_the_layers() {
     );
 }
 
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// The API, the CLI and the server ask the core (`domain::Core`), in its
+/// terms, instead of reading and writing its store: the store can then
+/// change behind the core, and what a request may do is decided in one
+/// place. Only the domain and the store itself touch the store's handle;
+/// the escape hatch for tests (`Core::store_for_tests`) is used outside
+/// `src/` only.
+#[test]
+fn only_the_core_touches_the_store() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut offences = Vec::new();
+    for file in files {
+        let rel = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        // This file names the patterns it looks for.
+        if rel == "architecture.rs" {
+            continue;
+        }
+        let inside = rel.starts_with("domain/") || rel.starts_with("store/");
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            // `.db` alone: the handle on a line of its own in a call chain.
+            let store = [".db.", "core.db", ".db()"]
+                .iter()
+                .any(|p| line.contains(p))
+                || line.trim() == ".db";
+            let hatch = line.contains("store_for_tests") && rel != "domain/mod.rs";
+            if (store && !inside) || hatch {
+                offences.push(format!("src/{rel}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "outside src/domain and src/store, go through a Core method instead of its store:\n{}",
+        offences.join("\n")
+    );
+}
+
 /// A module a reader can hold: longer files are split by what they do.
 const MAX_LINES: usize = 600;
 

@@ -421,8 +421,9 @@ async fn run(h: &Harness, case: &Case<'_>) {
         // Leave the store as it was: later executions check it is empty.
         match stored {
             Some(id) => {
-                h.core.db.delete_file(&id).await.expect("delete metadata");
-                h.core.blobs.delete(&id).await.expect("delete blob");
+                let store = h.core.store_for_tests();
+                store.db.delete_file(&id).await.expect("delete metadata");
+                store.blobs.delete(&id).await.expect("delete blob");
             }
             None => {
                 let users = [ACS_USER.to_string()];
@@ -436,6 +437,13 @@ async fn run(h: &Harness, case: &Case<'_>) {
         Vec::<String>::new(),
         "temporary files left behind"
     );
-    let keys = h.core.blobs.store().keys().await.expect("blob keys");
+    let keys = h
+        .core
+        .store_for_tests()
+        .blobs
+        .store()
+        .keys()
+        .await
+        .expect("blob keys");
     assert!(keys.is_empty(), "blobs left behind: {keys:?}");
 }

@@ -22,7 +22,6 @@ use super::extract::Json;
 use super::{AppState, success};
 use crate::domain::Scope;
 use crate::domain::audit::{ActorKind, AuditEvent, AuditFilter};
-use crate::domain::files::FileKind;
 use crate::model::error::{Error, Result};
 
 const COOKIE: &str = "facehub_admin";
@@ -189,10 +188,9 @@ async fn session(State(state): State<AppState>, admin: Admin) -> Result<axum::Js
 }
 
 async fn tenants(State(state): State<AppState>, _: Admin) -> Result<axum::Json<Value>> {
-    let apps = state.core.db.apps().await?;
+    let apps = state.core.apps().await?;
     let items: Vec<Value> = state
         .core
-        .db
         .tenants()
         .await?
         .iter()
@@ -231,8 +229,7 @@ async fn apps(
     let t = state.core.tenant(&tenant).await?;
     let items: Vec<Value> = state
         .core
-        .db
-        .apps_of_tenant(t.id)
+        .apps_of(t.id)
         .await?
         .iter()
         .map(app_json)
@@ -307,7 +304,7 @@ async fn people(
 ) -> Result<axum::Json<Value>> {
     let t = state.core.tenant(&tenant).await?;
     let needle = q.q.unwrap_or_default().to_lowercase();
-    let all = state.core.db.people(t.id).await?;
+    let all = state.core.people(t.id).await?;
     let matching: Vec<_> = all
         .iter()
         .filter(|p| {
@@ -359,19 +356,14 @@ async fn person(
     Path((tenant, user_id)): Path<(String, String)>,
 ) -> Result<axum::Json<Value>> {
     let t = state.core.tenant(&tenant).await?;
-    let p = state
+    let detail = state
         .core
-        .db
-        .person_by_user_id(t.id, &user_id)
+        .person_detail(t.id, &user_id)
         .await?
         .ok_or_else(|| Error::UserNotFound(user_id.clone()))?;
-    let attendance = state.core.db.attendance(p.id).await?;
-    let acs = state.core.db.acs_user(p.id).await?;
-    let templates: Vec<Value> = state
-        .core
-        .db
-        .template_slots(p.id)
-        .await?
+    let (p, attendance, acs) = (detail.person, detail.attendance, detail.acs);
+    let templates: Vec<Value> = detail
+        .templates
         .into_iter()
         .map(|(m, alg, slot, at)| json!({"modality": m, "algorithm": alg, "slot": slot, "updated_at": at}))
         .collect();
@@ -396,7 +388,6 @@ async fn devices(
     let version = state.core.perm_version(t.id).await?;
     let items: Vec<Value> = state
         .core
-        .db
         .devices(t.id)
         .await?
         .iter()
@@ -446,19 +437,7 @@ async fn file(
 ) -> Result<Response> {
     let not_found = || Error::param(format!("file_id {file_id:?} not found"));
     let id = crate::domain::FileId::parse(&file_id).ok_or_else(not_found)?;
-    let (tenant_id, kind) = state
-        .core
-        .db
-        .file_owner(id.as_str())
-        .await?
-        .ok_or_else(not_found)?;
-    let kind = match kind.as_str() {
-        "attendance_photo" => FileKind::AttendancePhoto,
-        "acs_face" => FileKind::AcsFace,
-        "acs_face_crop" => FileKind::AcsFaceCrop,
-        "lingo_image" => FileKind::LingoImage,
-        _ => return Err(not_found()),
-    };
+    let (tenant_id, kind) = state.core.file_owner(&id).await?.ok_or_else(not_found)?;
     let f = state
         .core
         .open_file(tenant_id, kind, &id)

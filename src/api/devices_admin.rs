@@ -59,7 +59,6 @@ async fn list(State(state): State<AppState>, auth: Authed<Devices>) -> Result<ax
     let version = state.core.perm_version(tenant_id).await?;
     let items: Vec<Value> = state
         .core
-        .db
         .devices(tenant_id)
         .await?
         .iter()

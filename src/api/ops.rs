@@ -64,13 +64,13 @@ impl Readiness {
             return verdict;
         }
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let failed = match tokio::time::timeout(PROBE_WAIT, core.db.probe_commit(now_ms)).await {
+        let failed = match tokio::time::timeout(PROBE_WAIT, core.probe_commit(now_ms)).await {
             Err(_) => Some((
                 "metadata store cannot commit",
                 anyhow::anyhow!("no commit within {PROBE_WAIT:?}"),
             )),
             Ok(Err(e)) => Some(("metadata store cannot commit", e)),
-            Ok(Ok(())) => match tokio::time::timeout(PROBE_WAIT, core.blobs.store().ping()).await {
+            Ok(Ok(())) => match tokio::time::timeout(PROBE_WAIT, core.probe_blob_store()).await {
                 Err(_) => Some((
                     "blob store",
                     anyhow::anyhow!("no answer within {PROBE_WAIT:?}"),
@@ -92,7 +92,7 @@ impl Readiness {
 async fn metrics(State(state): State<AppState>) -> Response {
     let m = &state.core.metrics;
     m.devices_connected.set(state.core.hub.online() as i64);
-    match state.core.db.sync_backlog().await {
+    match state.core.sync_backlog().await {
         Ok(n) => {
             m.sync_backlog.set(n);
         }

@@ -60,7 +60,7 @@ pub(super) async fn run(core: &Core, cmd: AppCmd, out: &mut impl Write) -> anyho
             }
         }
         AppCmd::List { tenant, json } => {
-            let tenants = core.db.tenants().await?;
+            let tenants = core.tenants().await?;
             let name_of = |id: i64| {
                 tenants
                     .iter()
@@ -69,7 +69,6 @@ pub(super) async fn run(core: &Core, cmd: AppCmd, out: &mut impl Write) -> anyho
                     .unwrap_or_default()
             };
             let apps: Vec<_> = core
-                .db
                 .apps()
                 .await?
                 .into_iter()

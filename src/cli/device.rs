@@ -125,7 +125,7 @@ pub(super) async fn run(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> an
         DeviceCmd::List { tenant, json } => {
             let tenant = tenant.resolve(core).await?;
             let version = core.perm_version(tenant.id).await.map_err(user_err)?;
-            let devices = core.db.devices(tenant.id).await?;
+            let devices = core.devices(tenant.id).await?;
             if json {
                 let v: Vec<_> = devices
                     .iter()

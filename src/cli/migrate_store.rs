@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::domain::Core;
+use crate::domain::deployment::canonical_blob_store;
+use crate::server::open_blob_store;
 
 #[derive(Args, Debug)]
 pub struct MigrateStoreArgs {
@@ -66,21 +68,18 @@ async fn migrate_blobs(
     // The source is where the data directory's blobs are now,
     // unless named (resuming after a switch, say).
     let from = match from {
-        Some(f) => crate::server::canonical_blob_store(Some(&f))?,
-        None => crate::server::canonical_blob_store(core.config.blobs.as_deref())?,
+        Some(f) => canonical_blob_store(Some(&f))?,
+        None => canonical_blob_store(core.config.blobs.as_deref())?,
     };
-    let to = crate::server::canonical_blob_store(Some(to))?;
+    let to = canonical_blob_store(Some(to))?;
     anyhow::ensure!(
         from != to,
         "the blobs are in {to} already (a migrate-store to it finished); name --from to \
          copy from another store"
     );
-    let source = crate::server::open_blob_store(Some(&from), &core.config, &core.db).await?;
-    let dest = crate::server::open_blob_store(Some(&to), &core.config, &core.db).await?;
+    let source = open_blob_store(Some(&from), &core.config, core.blob_namespace()).await?;
+    let dest = open_blob_store(Some(&to), &core.config, core.blob_namespace()).await?;
     dest.probe().await.context("the destination")?;
-    core.db
-        .meta_set(crate::server::MAINTENANCE, "migrate-store")
-        .await?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -90,19 +89,12 @@ async fn migrate_blobs(
         .progress_chars("=> "),
     );
     let m = core
-        .migrate_blobs(source, dest, |done, total| {
+        .move_blobs(source, dest, &to, |done, total| {
             bar.set_length(total);
             bar.set_position(done);
         })
-        .await;
-    core.db.meta_set(crate::server::MAINTENANCE, "").await?;
-    let m = m?;
+        .await?;
     bar.finish_and_clear();
-    if m.complete() {
-        // From now on every command and server start finds the
-        // blobs there.
-        core.db.meta_set(crate::server::BLOB_STORE, &to).await?;
-    }
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&m)?)?;
     } else {
@@ -153,11 +145,7 @@ async fn migrate_metadata(
                 core.config.database.is_some(),
                 "the metadata is in the data directory's SQLite already"
             );
-            let path = core.config.database_path();
-            (
-                crate::store::Db::open_sqlite(&path).await?,
-                path.display().to_string(),
-            )
+            (None, core.config.database_path().display().to_string())
         }
         url => {
             anyhow::ensure!(
@@ -165,10 +153,7 @@ async fn migrate_metadata(
                 "the metadata is in {} already",
                 crate::config::redact_url(url)
             );
-            (
-                crate::store::Db::open(Some(url), &core.config.database_path()).await?,
-                crate::config::redact_url(url),
-            )
+            (Some(url), crate::config::redact_url(url))
         }
     };
     let bar = indicatif::ProgressBar::new_spinner();
@@ -177,13 +162,11 @@ async fn migrate_metadata(
             .expect("valid template"),
     );
     let tables = core
-        .db
-        .copy_to(&to, |table, rows| {
+        .copy_metadata(to, |table, rows| {
             bar.set_message(format!("{table} ({rows} rows)"))
         })
         .await;
     bar.finish_and_clear();
-    to.close().await;
     let tables = tables?;
     let bad: Vec<&str> = tables
         .iter()

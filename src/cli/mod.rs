@@ -160,7 +160,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let core = open_core(config).await?;
             let out = &mut std::io::stdout().lock();
             let result = dispatch(&core, command, out).await;
-            core.db.close().await;
+            core.close().await;
             result
         }
     }

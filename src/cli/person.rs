@@ -120,7 +120,7 @@ pub(super) async fn run(core: &Core, cmd: PersonCmd, out: &mut impl Write) -> an
         }
         PersonCmd::List { tenant, json } => {
             let tenant = tenant.resolve(core).await?;
-            let people = core.db.people(tenant.id).await?;
+            let people = core.people(tenant.id).await?;
             if json {
                 let v: Vec<_> = people
                     .iter()
@@ -141,17 +141,16 @@ pub(super) async fn run(core: &Core, cmd: PersonCmd, out: &mut impl Write) -> an
         }
         PersonCmd::Show { tenant, user_id } => {
             let tenant = tenant.resolve(core).await?;
-            let Some(p) = core.person(tenant.id, &user_id).await? else {
+            let Some(detail) = core.person_detail(tenant.id, &user_id).await? else {
                 bail!("no person {user_id:?} in tenant {}", tenant.name);
             };
-            let open_ids: serde_json::Map<_, _> = core
-                .db
-                .open_ids_of(p.id)
-                .await?
+            let p = detail.person;
+            let open_ids: serde_json::Map<_, _> = detail
+                .open_ids
                 .into_iter()
                 .map(|(app, id)| (app, json!(id)))
                 .collect();
-            let face = core.db.attendance(p.id).await?.map(|s| {
+            let face = detail.attendance.map(|s| {
                 json!({"face_key": s.face_key, "face_key_open": s.face_key_open, "face_key_update_time": s.face_key_update_time})
             });
             let v = json!({

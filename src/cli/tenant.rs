@@ -30,7 +30,7 @@ pub(super) async fn run(core: &Core, cmd: TenantCmd, out: &mut impl Write) -> an
             )?;
         }
         TenantCmd::List { json } => {
-            let ts = core.db.tenants().await?;
+            let ts = core.tenants().await?;
             if json {
                 let v: Vec<_> = ts
                     .iter()

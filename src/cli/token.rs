@@ -33,7 +33,6 @@ pub(super) async fn run(core: &Core, cmd: TokenCmd, out: &mut impl Write) -> any
     match cmd {
         TokenCmd::Tenant { app_id } => {
             let app = core
-                .db
                 .app(&app_id)
                 .await?
                 .with_context(|| format!("no app {app_id}"))?;

@@ -172,6 +172,25 @@ impl Core {
             .ok_or_else(|| Error::param(format!("no tenant named {name:?}")))
     }
 
+    /// Every tenant, by name.
+    pub async fn tenants(&self) -> anyhow::Result<Vec<Tenant>> {
+        self.db.tenants().await
+    }
+
+    /// Every app, by tenant, then age.
+    pub async fn apps(&self) -> anyhow::Result<Vec<App>> {
+        self.db.apps().await
+    }
+
+    /// A tenant's apps, by app_id.
+    pub async fn apps_of(&self, tenant_id: i64) -> anyhow::Result<Vec<App>> {
+        self.db.apps_of_tenant(tenant_id).await
+    }
+
+    pub async fn app(&self, app_id: &str) -> anyhow::Result<Option<App>> {
+        self.db.app(app_id).await
+    }
+
     pub async fn create_app(&self, tenant: &Tenant, scopes: &[Scope]) -> Result<NewApp> {
         let app_id = format!("cli_{}", hex::encode(random_bytes::<8>()));
         let app_secret: String = rand::rngs::OsRng

@@ -168,6 +168,20 @@ impl Core {
         }
     }
 
+    /// The tenant and kind of stored file `id` (`None` if there is none).
+    pub async fn file_owner(&self, id: &FileId) -> anyhow::Result<Option<(i64, FileKind)>> {
+        let Some((tenant_id, kind)) = self.db.file_owner(id.as_str()).await? else {
+            return Ok(None);
+        };
+        Ok(match kind.as_str() {
+            "attendance_photo" => Some((tenant_id, FileKind::AttendancePhoto)),
+            "acs_face" => Some((tenant_id, FileKind::AcsFace)),
+            "acs_face_crop" => Some((tenant_id, FileKind::AcsFaceCrop)),
+            "lingo_image" => Some((tenant_id, FileKind::LingoImage)),
+            _ => None,
+        })
+    }
+
     /// Deletes a blob no row refers to any more (the row was deleted, or
     /// never inserted), then its intent. A failure keeps the intent, so
     /// the start-up sweep deletes the blob later.

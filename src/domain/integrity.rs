@@ -70,19 +70,13 @@ impl CheckReport {
 }
 
 impl Core {
-    /// Reads every blob and every sealed value. A blob that looks
-    /// unreferenced is looked at again after `settle`: with a server
-    /// running, an upload's blob is finished just before its row commits.
+    /// Reads every blob and every sealed value, and finds what the start-up
+    /// sweep deletes ([`Core::unreferenced_blobs`], [`Core::dangling_faces`]).
+    /// A blob that looks unreferenced is looked at again after `settle`:
+    /// with a server running, an upload's blob is finished just before its
+    /// row commits.
     pub async fn check(&self, settle: Duration) -> anyhow::Result<CheckReport> {
         let mut report = CheckReport::default();
-        // Keys first, rows second: a blob finished and committed in between
-        // is then seen as referenced, never as unreferenced.
-        // In a store other nodes write to, a young unreferenced blob may be
-        // an upload about to commit: counted, not reported as a problem.
-        let grace = self.orphan_grace();
-        let now = std::time::SystemTime::now();
-        let stored = self.blobs.store().list().await?;
-        let mut referenced = HashSet::new();
         let mut after = String::new();
         loop {
             let page = self.db.file_digests(&after, PAGE).await?;
@@ -97,31 +91,25 @@ impl Core {
                         report.blobs_checked += 1;
                         report.blob_bytes += sealed_bytes;
                     }
-                    BlobVerdict::Missing => report.missing.push(id.clone()),
+                    BlobVerdict::Missing => report.missing.push(id),
                     BlobVerdict::Corrupt(why) => {
                         report.blobs_checked += 1;
-                        report.corrupt.push(Problem {
-                            id: id.clone(),
-                            why,
-                        });
+                        report.corrupt.push(Problem { id, why });
                     }
                 }
-                referenced.insert(id);
             }
         }
-        let mut candidates = Vec::new();
-        for b in stored.into_iter().filter(|b| !referenced.contains(&b.key)) {
-            if now.duration_since(b.modified).unwrap_or_default() < grace {
-                report.recent += 1;
-            } else {
-                candidates.push(b.key);
-            }
-        }
-        let mut dangling = self.db.dangling_face_files().await?;
+        // Found as the start-up sweep finds them. In a store other nodes
+        // write to, a young unreferenced blob may be an upload about to
+        // commit: counted, not reported as a problem.
+        let found = self.unreferenced_blobs(self.orphan_grace(), false).await?;
+        report.recent = found.recent;
+        let mut candidates = found.keys;
+        let mut dangling = self.dangling_faces().await?;
         let suspects = !candidates.is_empty() || !dangling.is_empty();
         if suspects && !settle.is_zero() {
             tokio::time::sleep(settle).await;
-            let now: HashSet<String> = self.db.dangling_face_files().await?.into_iter().collect();
+            let now: HashSet<String> = self.dangling_faces().await?.into_iter().collect();
             dangling.retain(|d| now.contains(d));
             let known: HashSet<String> = self
                 .db
@@ -132,7 +120,6 @@ impl Core {
             let still: HashSet<String> = self.blobs.store().keys().await?.into_iter().collect();
             candidates.retain(|k| !known.contains(k) && still.contains(k));
         }
-        candidates.sort();
         report.unreferenced = candidates;
         report.dangling = dangling;
         report.temporary = self.blobs.store().incomplete().await?;

@@ -14,8 +14,11 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use super::Core;
+use super::deployment::{BLOB_STORE, MAINTENANCE};
 use super::integrity::Problem;
+use crate::store::Db;
 use crate::store::blob::BlobStore;
+use crate::store::transfer::TableCopy;
 
 const PAGE: i64 = 500;
 const BUF: usize = 256 * 1024;
@@ -162,6 +165,46 @@ impl Core {
             }
         }
         Ok(m)
+    }
+
+    /// `migrate-store --to`: [`Core::migrate_blobs`] under the maintenance
+    /// marker (which keeps other writers out while the copy is half done);
+    /// once every blob is there, the data directory switches to `to` (in
+    /// canonical form), so every later command and server start finds the
+    /// blobs there.
+    pub async fn move_blobs(
+        &self,
+        from: Arc<dyn BlobStore>,
+        to: Arc<dyn BlobStore>,
+        to_spec: &str,
+        progress: impl Fn(u64, u64),
+    ) -> anyhow::Result<Migration> {
+        self.db.meta_set(MAINTENANCE, "migrate-store").await?;
+        let m = self.migrate_blobs(from, to, progress).await;
+        self.db.meta_set(MAINTENANCE, "").await?;
+        let m = m?;
+        if m.complete() {
+            self.db.meta_set(BLOB_STORE, to_spec).await?;
+        }
+        Ok(m)
+    }
+
+    /// `migrate-store --to-database`: copies every table to `to` (a
+    /// database URL, or `None` for the data directory's SQLite) and proves
+    /// each copy by digest. `progress` is told (table, rows so far).
+    pub async fn copy_metadata(
+        &self,
+        to: Option<&str>,
+        progress: impl Fn(&str, u64),
+    ) -> anyhow::Result<Vec<TableCopy>> {
+        let path = self.config.database_path();
+        let to = match to {
+            None => Db::open_sqlite(&path).await?,
+            Some(url) => Db::open(Some(url), &path).await?,
+        };
+        let tables = self.db.copy_to(&to, progress).await;
+        to.close().await;
+        tables
     }
 }
 

@@ -4,7 +4,7 @@ use std::io::Read;
 
 use serde_json::{Map, Value};
 
-use super::{Core, Person, PersonDraft, Tenant, UserId, UserType};
+use super::{AttendanceSetting, Core, Person, PersonDraft, Tenant, UserId, UserType};
 use crate::model::error::{Error, Result};
 use crate::model::{Change, DeviceUser};
 use crate::store::{Upsert, is_unique_violation};
@@ -86,6 +86,18 @@ fn identity_change(user_id: &str, old: Option<i64>, new: i64) -> Option<Change> 
     }
 }
 
+/// A person and what is stored against them ([`Core::person_detail`]).
+#[derive(Debug, Clone)]
+pub struct PersonDetail {
+    pub person: Person,
+    /// (app_id, open_id), by app_id.
+    pub open_ids: Vec<(String, String)>,
+    pub attendance: Option<AttendanceSetting>,
+    pub acs: Option<crate::store::AcsRow>,
+    /// (modality, algorithm, slot, updated_at) of each stored template.
+    pub templates: Vec<(String, String, i64, i64)>,
+}
+
 impl Core {
     pub async fn upsert_person(
         &self,
@@ -130,6 +142,29 @@ impl Core {
 
     pub async fn person(&self, tenant_id: i64, user_id: &str) -> Result<Option<Person>> {
         Ok(self.db.person_by_user_id(tenant_id, user_id).await?)
+    }
+
+    /// A tenant's people, by user_id.
+    pub async fn people(&self, tenant_id: i64) -> anyhow::Result<Vec<Person>> {
+        self.db.people(tenant_id).await
+    }
+
+    /// Everything stored of a person, for an administrator's eyes.
+    pub async fn person_detail(
+        &self,
+        tenant_id: i64,
+        user_id: &str,
+    ) -> anyhow::Result<Option<PersonDetail>> {
+        let Some(person) = self.db.person_by_user_id(tenant_id, user_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(PersonDetail {
+            open_ids: self.db.open_ids_of(person.id).await?,
+            attendance: self.db.attendance(person.id).await?,
+            acs: self.db.acs_user(person.id).await?,
+            templates: self.db.template_slots(person.id).await?,
+            person,
+        }))
     }
 
     /// Finds a person of the tenant by the id kind the request names.

@@ -7,37 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::Config;
+use crate::domain::deployment::{BLOB_STORE, canonical_blob_store};
 use crate::store::Db;
 use crate::store::blob::{BlobStore, LocalBlobStore};
 use crate::store::s3::{S3BlobStore, S3Location};
-
-/// Meta key set while `migrate-store` runs (with the data directory's
-/// lock held); a stale one (the copy was killed) is ignored.
-pub const MAINTENANCE: &str = "maintenance";
-
-/// Whether a migrate-store marker is set (alive or left by a killed copy).
-pub(super) async fn migration_marked(db: &Db) -> anyhow::Result<bool> {
-    Ok(db
-        .meta_get(MAINTENANCE)
-        .await?
-        .is_some_and(|m| !m.is_empty()))
-}
-
-/// Meta key of the start count compared with the shared store's epoch.
-pub(super) const BLOB_EPOCH: &str = "blob_epoch";
-
-/// Meta key of the blob store the metadata's blobs are in, in canonical
-/// form: `local` or an `s3://` URL.
-pub const BLOB_STORE: &str = "blob_store";
-
-/// `local`, or the `s3://` URL as parsed, so that spellings of one store
-/// compare equal.
-pub fn canonical_blob_store(spec: Option<&str>) -> anyhow::Result<String> {
-    Ok(match spec {
-        None | Some("local") => "local".to_string(),
-        Some(url) => S3Location::parse(url)?.to_string(),
-    })
-}
 
 /// The store to open: the data directory records where its blobs are, so
 /// a command run without `--blobs` still finds them, and a server started
@@ -67,19 +40,19 @@ pub async fn blob_store_spec(configured: Option<&str>, db: &Db) -> anyhow::Resul
 }
 
 /// The blob store `spec` names: `None` or `"local"` for the data
-/// directory, else an `s3://` URL.
+/// directory, else an `s3://` URL, in the namespace the metadata names
+/// (`namespace`, awaited only for a bucket: see
+/// [`crate::domain::deployment::blob_namespace`]).
 pub async fn open_blob_store(
     spec: Option<&str>,
     config: &Config,
-    db: &Db,
+    namespace: impl Future<Output = anyhow::Result<String>>,
 ) -> anyhow::Result<Arc<dyn BlobStore>> {
     Ok(match spec {
         None | Some("local") => Arc::new(LocalBlobStore::open(&config.data_dir)?),
         Some(url) => {
             let loc = S3Location::parse(url)?;
-            // The metadata store names its blobs' namespace: every node
-            // of a deployment agrees on it, another deployment differs.
-            let ns = db.meta_get_or_init("blob_namespace", new_namespace).await?;
+            let ns = namespace.await?;
             Arc::new(S3BlobStore::open(
                 &loc,
                 &ns,
@@ -102,7 +75,7 @@ pub(super) async fn claim_local_blobs(db: &Db, data_dir: &std::path::Path) -> an
     let ours = match std::fs::read_to_string(&file) {
         Ok(id) => id.trim().to_string(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = new_namespace();
+            let id = hex::encode(crate::model::ids::random_bytes::<8>());
             std::fs::write(&file, &id).with_context(|| format!("writing {}", file.display()))?;
             id
         }
@@ -118,11 +91,4 @@ pub(super) async fn claim_local_blobs(db: &Db, data_dir: &std::path::Path) -> an
          commands run where the blobs are"
     );
     Ok(())
-}
-
-fn new_namespace() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 8];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    hex::encode(b)
 }

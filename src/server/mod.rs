@@ -5,7 +5,6 @@
 
 mod blobs;
 mod open;
-mod recover;
 mod tls;
 
 use std::net::SocketAddr;
@@ -14,7 +13,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-pub use blobs::{BLOB_STORE, MAINTENANCE, blob_store_spec, canonical_blob_store, open_blob_store};
+pub use crate::domain::deployment::{BLOB_STORE, MAINTENANCE, canonical_blob_store};
+pub use blobs::{blob_store_spec, open_blob_store};
 pub use open::open_core;
 pub use tls::tls_acceptor;
 
@@ -60,25 +60,12 @@ impl Application {
         raise_fd_limit(core.config.limits.max_connections);
         let tls = core.config.tls.as_ref().map(tls_acceptor).transpose()?;
         let lock = lock_data_dir(&core.config.data_dir)?;
-        // Serving records the store (see blob_store_spec).
-        if core.db.meta_get(BLOB_STORE).await?.is_none() {
-            let spec = canonical_blob_store(core.config.blobs.as_deref())?;
-            core.db.meta_set(BLOB_STORE, &spec).await?;
-        }
-        // This node now seals under its current key: with keys from the
-        // configuration, the deployment's (`key reseal` checks it).
-        let current = crate::crypto::key_id_hex(core.keys.current().id());
-        if core.db.meta_get("key_id").await?.as_deref() != Some(current.as_str()) {
-            core.db.meta_set("key_id", &current).await?;
-        }
-        // Holding the lock, any migrate-store marker is a killed copy's.
-        if blobs::migration_marked(&core.db).await? {
-            core.db.meta_set(MAINTENANCE, "").await?;
-        }
+        // Holding the lock: the store, the key and a stale marker recorded.
+        core.begin_serving().await?;
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        recover::recover(&core).await?;
+        core.recover().await?;
         let (per_second, per_minute) = (
             core.config.rate_limit_per_second,
             core.config.rate_limit_per_minute,
@@ -249,7 +236,7 @@ impl Application {
         // Upgraded WebSocket connections are no longer hyper's to drain;
         // their sync positions are kept for when they come back.
         for (sn, version) in self.core.hub.close_all() {
-            if let Err(e) = self.core.db.set_seen(&sn, version, self.core.now()).await {
+            if let Err(e) = self.core.record_sync_position(&sn, version).await {
                 tracing::warn!(error = %e, "could not record a device's sync position");
             }
         }
@@ -259,7 +246,7 @@ impl Application {
         {
             tracing::warn!("connections still open after 30 s; closing");
         }
-        self.core.db.close().await;
+        self.core.close().await;
         Ok(())
     }
 }

@@ -3,10 +3,11 @@
 
 use anyhow::Context;
 
-use super::blobs::{blob_store_spec, claim_local_blobs, migration_marked, open_blob_store};
+use super::blobs::{blob_store_spec, claim_local_blobs, open_blob_store};
 use crate::config::Config;
 use crate::crypto::{Key, KeyRing};
 use crate::domain::Core;
+use crate::domain::deployment::{blob_namespace, migration_marked};
 use crate::store::sealed::SealedBlobs;
 use crate::store::{Db, server_running};
 
@@ -111,7 +112,7 @@ pub async fn open_core(mut config: Config) -> anyhow::Result<Core> {
     if spec == "local" && db.backend() == crate::store::Backend::Postgres {
         claim_local_blobs(&db, &config.data_dir).await?;
     }
-    let store = open_blob_store(Some(&spec), &config, &db).await?;
+    let store = open_blob_store(Some(&spec), &config, blob_namespace(&db)).await?;
     config.blobs = Some(spec);
     let blobs = SealedBlobs::new(store, keys.clone());
     Core::new(config, db, blobs, keys).await

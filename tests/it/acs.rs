@@ -72,13 +72,7 @@ async fn directory_listing_paging_and_cards() {
     assert_eq!(v["data"]["user"]["user_id"], open_id.as_str());
 
     // PATCH a card, by union_id.
-    let u1 = app
-        .core
-        .db
-        .person_by_user_id(app.tenant.id, "u1")
-        .await
-        .unwrap()
-        .unwrap();
+    let u1 = app.core.person(app.tenant.id, "u1").await.unwrap().unwrap();
     let r = app
         .send_json(
             reqwest::Method::PATCH,
@@ -250,13 +244,29 @@ async fn face_enrolment_detects_crops_and_refuses_what_it_must() {
     )
     .await;
     assert_eq!(r.bytes().await.unwrap()[..], camera[..]);
-    let blobs = app.core.blobs.store().keys().await.unwrap();
+    let blobs = app
+        .core
+        .store_for_tests()
+        .blobs
+        .store()
+        .keys()
+        .await
+        .unwrap();
     assert_eq!(blobs.len(), 2, "original and crop only: {blobs:?}");
     app.core
         .acs_revoke(&app.tenant, &["u1".into()])
         .await
         .unwrap();
-    assert!(app.core.blobs.store().keys().await.unwrap().is_empty());
+    assert!(
+        app.core
+            .store_for_tests()
+            .blobs
+            .store()
+            .keys()
+            .await
+            .unwrap()
+            .is_empty()
+    );
     expect_error(
         get(
             &app,
@@ -283,6 +293,13 @@ async fn concurrent_enrolments_of_one_person_all_succeed() {
         let v: Value = r.json().await.unwrap();
         assert_eq!((status.as_u16(), v["code"].as_i64()), (200, Some(0)), "{v}");
     }
-    let blobs = app.core.blobs.store().keys().await.unwrap();
+    let blobs = app
+        .core
+        .store_for_tests()
+        .blobs
+        .store()
+        .keys()
+        .await
+        .unwrap();
     assert_eq!(blobs.len(), 2, "original and crop only: {blobs:?}");
 }

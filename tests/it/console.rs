@@ -240,7 +240,6 @@ async fn the_console_in_a_browser_imports_people_and_shows_the_detected_face() {
     assert_eq!(v["errors"], json!([]));
     assert_eq!(
         app.core
-            .db
             .people(app.tenant.id)
             .await
             .unwrap()

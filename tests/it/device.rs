@@ -36,7 +36,14 @@ async fn online(app: &TestApp, sn: &str, fa: &[&str]) -> Arc<Device> {
 }
 
 async fn online_at(core: &Core, url: &str, t: &Tenant, sn: &str, fa: &[&str]) -> Arc<Device> {
-    if core.db.device(sn).await.unwrap().is_none() {
+    if core
+        .store_for_tests()
+        .db
+        .device(sn)
+        .await
+        .unwrap()
+        .is_none()
+    {
         core.add_device(t, sn, SECRET_NO).await.unwrap();
         core.bind_device(t.id, sn).await.unwrap();
     }
@@ -422,7 +429,13 @@ async fn bring_up_refusals_and_binding() {
     let six = json!({"secret": secret, "ext_args": {"fa_algorithm": ["a","b","c","d","e","f"]}});
     assert_eq!(code(d.request("subscribe_corp", six).await.unwrap()), 40058);
     d.subscribe(&secret).await.unwrap();
-    let listed = core.db.device("B-1").await.unwrap().unwrap();
+    let listed = core
+        .store_for_tests()
+        .db
+        .device("B-1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(listed.fa_algorithms, ["X"]);
     assert_eq!(listed.firmware_version.as_deref(), Some("devsim-1.0"));
 
@@ -873,6 +886,7 @@ async fn enter_page_enrolment_reports_the_device_result() {
     );
     let slots = app
         .core
+        .store_for_tests()
         .db
         .template_slots(
             app.core

@@ -431,7 +431,8 @@ async fn person(core: &Core, t: &Tenant, uid: &str, no: Option<&str>, ty: UserTy
 }
 
 async fn open_id(core: &Core, p: &Person, app_id: &str) -> String {
-    core.db
+    core.store_for_tests()
+        .db
         .open_ids_of(p.id)
         .await
         .unwrap()
@@ -733,7 +734,13 @@ async fn tenant_a_cannot_reach_tenant_b() {
         )
         .await;
     }
-    let b_acs = core.db.acs_user(cat.id).await.unwrap().unwrap();
+    let b_acs = core
+        .store_for_tests()
+        .db
+        .acs_user(cat.id)
+        .await
+        .unwrap()
+        .unwrap();
     let (b_face_id, b_crop_id) = (b_acs.face_file_id.unwrap(), b_acs.crop_file_id.unwrap());
     let b_dev = online(&app, &tb, "B-DEV-1").await;
     b_dev

@@ -36,7 +36,7 @@ async fn health_and_readiness() {
     }
     // With the metadata store gone, not ready (and still alive), once the
     // last verdict (kept for a second) is stale.
-    app.core.db.close().await;
+    app.core.close().await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(resp.status(), 503);

@@ -288,7 +288,7 @@ async fn serve(
     }
     if let Some(sn) = &conn.sn
         && let Some(version) = conn.core.hub.detach(sn, conn.id)
-        && let Err(e) = conn.core.db.set_seen(sn, version, conn.core.now()).await
+        && let Err(e) = conn.core.record_sync_position(sn, version).await
     {
         tracing::warn!(error = %e, "could not record a device's sync position");
     }
@@ -471,11 +471,7 @@ impl Conn {
                     .subscribe_device(&sub)
                     .await
                     .inspect_err(|_| self.failed_bring_ups += 1)?;
-                let seen = core
-                    .db
-                    .device(&session.sn)
-                    .await?
-                    .map_or(0, |d| d.seen_version);
+                let seen = core.sync_position(&session.sn).await?;
                 if self.sn.as_deref() != Some(session.sn.as_str())
                     && let Some(old) = self.sn.take()
                 {

@@ -6,6 +6,7 @@
 
 pub mod checkin;
 pub mod enrol;
+pub mod fleet;
 pub mod hub;
 pub mod sync;
 
@@ -186,16 +187,6 @@ impl Core {
                 Err(Error::param(format!("device {sn} already exists")))
             }
             Err(e) => Err(e.into()),
-        }
-    }
-
-    /// The tenant's device `sn`, or a parameter error naming it.
-    pub async fn tenant_device(&self, tenant_id: i64, sn: &str) -> Result<DeviceRow> {
-        match self.db.device(sn).await? {
-            Some(d) if d.tenant_id == tenant_id => Ok(d),
-            _ => Err(Error::param(format!(
-                "device {sn} is not a device of this tenant"
-            ))),
         }
     }
 
