@@ -1,18 +1,20 @@
-//! The one middleware every request passes through.
+//! The one middleware every request passes through ([`envelope`]), and the
+//! layer that makes a surface's routes answer in its codes ([`speaking`]).
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::Router;
+use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use super::envelope::{PendingError, Surface, to_response};
+use super::feishu::envelope::{Codes, PendingError};
 use super::linger::{self, Linger};
 use crate::model::error::Error;
 
@@ -46,9 +48,43 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("unknown panic")
 }
 
+/// Runs `handler`, turning a panic into an internal error (its detail
+/// logged, never answered).
+async fn catching_panics(handler: impl Future<Output = Response>) -> Response {
+    match AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(resp) => resp,
+        Err(panic) => {
+            tracing::error!(panic = panic_message(&*panic), "handler panicked");
+            Error::internal("handler panicked").into_response()
+        }
+    }
+}
+
+/// The codes a surface's errors are rendered with, left in the response
+/// extensions by [`speaking`].
+#[derive(Clone, Copy)]
+struct Speaks(&'static Codes);
+
+/// `router` with its errors (and panics) answered in `codes`.
+pub fn speaking<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    codes: &'static Codes,
+) -> Router<S> {
+    router.layer(axum::middleware::from_fn_with_state(codes, speaks))
+}
+
+async fn speaks(State(codes): State<&'static Codes>, req: Request, next: Next) -> Response {
+    let mut resp = catching_panics(next.run(req)).await;
+    resp.extensions_mut().insert(Speaks(codes));
+    resp
+}
+
+/// Sets the log id, renders errors in the platform envelope (in the codes
+/// of the surface that answered; facehub's own for routes outside every
+/// Feishu surface), turns panics into 500 envelopes, and closes connections
+/// whose request body was refused unread.
 pub async fn envelope(mut req: Request, next: Next) -> Response {
     let log_id = LogId::generate();
-    let surface = Surface::of_path(req.uri().path());
     let span = tracing::info_span!(
         "request",
         log_id = %log_id,
@@ -73,29 +109,21 @@ pub async fn envelope(mut req: Request, next: Next) -> Response {
     let (body, body_end) = linger::tracked(std::mem::take(req.body_mut()));
     *req.body_mut() = body;
     let start = Instant::now();
-    let result = AssertUnwindSafe(next.run(req))
-        .catch_unwind()
+    let mut resp = catching_panics(next.run(req))
         .instrument(span.clone())
         .await;
     let _enter = span.enter();
-    let mut resp = match result {
-        Ok(resp) => resp,
-        Err(panic) => {
-            tracing::error!(panic = panic_message(&*panic), "handler panicked");
-            to_response(
-                &Error::internal("handler panicked"),
-                surface,
-                log_id.as_str(),
-            )
-        }
-    };
     let refused = resp.extensions().get::<PendingError>().is_some();
     if let Some(PendingError(err)) = resp.extensions_mut().remove::<PendingError>() {
         match &*err {
             Error::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
             other => tracing::info!(error = %other, "request refused"),
         }
-        resp = to_response(&err, surface, log_id.as_str());
+        let codes = resp
+            .extensions()
+            .get::<Speaks>()
+            .map_or(&super::facehub::CODES, |s| s.0);
+        resp = codes.to_response(&err, log_id.as_str());
     }
     if let Ok(v) = HeaderValue::from_str(log_id.as_str()) {
         resp.headers_mut().insert("x-tt-logid", v);
@@ -124,7 +152,7 @@ pub async fn envelope(mut req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::Router;
+    use crate::api::feishu;
     use axum::body::Body;
     use axum::routing::get;
     use tower::ServiceExt;
@@ -136,10 +164,17 @@ mod tests {
         async fn refused() -> Result<&'static str, Error> {
             Err(Error::param("bad thing"))
         }
-        Router::new()
+        let attendance = Router::new()
             .route("/open-apis/attendance/v1/boom", get(boom))
-            .route("/open-apis/attendance/v1/refused", get(refused))
-            .route("/open-apis/auth/v3/refused", get(refused))
+            .route("/open-apis/attendance/v1/refused", get(refused));
+        let lingo = Router::new().route("/open-apis/lingo/v1/boom", get(boom));
+        let auth = Router::new().route("/open-apis/auth/v3/refused", get(refused));
+        Router::new()
+            .merge(speaking(attendance, &feishu::attendance::CODES))
+            .merge(speaking(lingo, &feishu::lingo::CODES))
+            .merge(speaking(auth, &feishu::auth::CODES))
+            .route("/elsewhere/boom", get(boom))
+            .route("/elsewhere/refused", get(refused))
             .layer(axum::middleware::from_fn(envelope))
     }
 
@@ -164,6 +199,11 @@ mod tests {
         assert_eq!(v["msg"], "internal server error");
         assert_eq!(v["error"]["log_id"], logid.as_str());
         assert!(!v.to_string().contains("handler bug"));
+        let (status, v, _) = call("/open-apis/lingo/v1/boom").await;
+        assert_eq!((status, v["code"].as_i64().unwrap()), (500, 2250002));
+        assert_eq!(v["msg"], "network anomaly, please try again");
+        let (status, v, _) = call("/elsewhere/boom").await;
+        assert_eq!((status, v["code"].as_i64().unwrap()), (500, 1225000));
     }
 
     #[tokio::test]
@@ -172,6 +212,9 @@ mod tests {
         assert_eq!((status, v["code"].as_i64().unwrap()), (400, 1220001));
         let (status, v, _) = call("/open-apis/auth/v3/refused").await;
         assert_eq!((status, v["code"].as_i64().unwrap()), (200, 10003));
+        // Outside every Feishu surface: facehub's own codes.
+        let (status, v, _) = call("/elsewhere/refused").await;
+        assert_eq!((status, v["code"].as_i64().unwrap()), (400, 1220001));
     }
 
     #[test]

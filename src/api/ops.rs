@@ -7,8 +7,9 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
+use serde::Serialize;
 use std::time::{Duration, Instant};
+use utoipa::ToSchema;
 
 use super::AppState;
 use crate::domain::Core;
@@ -21,21 +22,39 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
+// Fields in alphabetical order, as the bodies always were.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    reason: Option<&'static str>,
+    #[schema(value_type = String)]
+    status: &'static str,
+}
+
+const OK: Health = Health {
+    reason: None,
+    status: "ok",
+};
+
 /// The process serves requests.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive", body = super::openapi::Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive", body = Health)))]
 async fn healthz() -> impl IntoResponse {
-    axum::Json(json!({"status": "ok"}))
+    axum::Json(OK)
 }
 
 /// The metadata store can commit and the blob store answers; 503 otherwise,
 /// with the reason.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready", body = super::openapi::Health), (status = 503, description = "the metadata store cannot commit or the blob store does not answer", body = super::openapi::Health)))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready", body = Health), (status = 503, description = "the metadata store cannot commit or the blob store does not answer", body = Health)))]
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.readiness.check(&state.core).await {
-        None => axum::Json(json!({"status": "ok"})).into_response(),
+        None => axum::Json(OK).into_response(),
         Some(what) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "unavailable", "reason": what})),
+            axum::Json(Health {
+                reason: Some(what),
+                status: "unavailable",
+            }),
         )
             .into_response(),
     }

@@ -138,7 +138,7 @@ where
 
 /// Runs an upload under `limits.upload_deadline_secs`.
 pub async fn within_deadline<T>(
-    state: &super::AppState,
+    state: &crate::api::AppState,
     upload: impl std::future::Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
     let deadline = std::time::Duration::from_secs(state.core.config.limits.upload_deadline_secs);

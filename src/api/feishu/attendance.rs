@@ -3,15 +3,18 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-use super::extract::{Authed, Endpoint, Json, Query};
-use super::{AppState, success};
+use super::envelope::{Codes, Envelope, Refusals};
 use super::{download, multipart};
+use crate::api::AppState;
+use crate::api::extract::{Authed, Endpoint, Json, Query};
+use crate::api::middleware::speaking;
 use crate::domain::PhotoName;
 use crate::domain::people::EmployeeType;
 use crate::model::error::{Error, Result};
@@ -37,8 +40,14 @@ impl Endpoint for QuerySettings {
     const SCOPES: &'static [&'static str] = &["attendance:rule:readonly"];
 }
 
+pub const CODES: Codes = Codes {
+    param: (StatusCode::BAD_REQUEST, 1220001, "param is invalid"),
+    internal: (1225000, "internal server error"),
+    user_not_found: (StatusCode::BAD_REQUEST, 1220004, None),
+};
+
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let routes = Router::new()
         .route("/open-apis/attendance/v1/files/upload", post(upload))
         .route(
             "/open-apis/attendance/v1/files/{file_id}/download",
@@ -51,7 +60,27 @@ pub fn router() -> Router<AppState> {
         .route(
             "/open-apis/attendance/v1/user_settings/query",
             get(query).post(query),
-        )
+        );
+    speaking(routes, &CODES)
+}
+
+// The upload form (read field by field as it streams; this type only
+// describes it).
+#[derive(ToSchema)]
+pub struct UploadForm {
+    /// The photo (JPEG or PNG).
+    #[schema(format = Binary)]
+    pub file: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UploadFileData {
+    file: FileRef,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FileRef {
+    file_id: String,
 }
 
 #[derive(Deserialize)]
@@ -64,8 +93,8 @@ struct UploadQuery {
     path = "/open-apis/attendance/v1/files/upload",
     tag = "attendance",
     params(("file_name" = String, Query, description = "the photo's name; its extension must match the bytes")),
-    request_body(content = inline(super::openapi::UploadForm), content_type = "multipart/form-data"),
-    responses((status = 200, description = "stored", body = super::openapi::Envelope<super::openapi::UploadFileData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    request_body(content = inline(UploadForm), content_type = "multipart/form-data"),
+    responses((status = 200, description = "stored", body = Envelope<UploadFileData>), Refusals),
     security(("bearer" = []))
 )]
 async fn upload(
@@ -74,7 +103,7 @@ async fn upload(
     Query(q): Query<UploadQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<impl IntoResponse> {
+) -> Result<Envelope<UploadFileData>> {
     let name = PhotoName::parse(q.file_name.as_deref().unwrap_or(""))?;
     let permit = state.upload_permit()?;
     multipart::within_deadline(
@@ -91,7 +120,7 @@ async fn receive_photo(
     headers: &HeaderMap,
     body: Body,
     permit: tokio::sync::OwnedSemaphorePermit,
-) -> Result<axum::Json<Value>> {
+) -> Result<Envelope<UploadFileData>> {
     let limits = &state.core.config.limits;
     // The photo limit is enforced precisely while streaming; this outer cap
     // only bounds what the multipart framing around it may add.
@@ -107,7 +136,11 @@ async fn receive_photo(
             .core
             .store_attendance_photo(&auth.caller, name, body, permit)
             .await?;
-        return Ok(success(json!({"file": {"file_id": record.file_id}})));
+        return Ok(Envelope::success(UploadFileData {
+            file: FileRef {
+                file_id: record.file_id,
+            },
+        }));
     }
     Err(Error::param("multipart field `file` is required"))
 }
@@ -117,7 +150,7 @@ async fn receive_photo(
     path = "/open-apis/attendance/v1/files/{file_id}/download",
     tag = "attendance",
     params(("file_id" = String, Path)),
-    responses((status = 200, description = "the photo's bytes", content_type = "application/octet-stream"), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    responses((status = 200, description = "the photo's bytes", content_type = "application/octet-stream"), Refusals),
     security(("bearer" = []))
 )]
 async fn download(
@@ -144,29 +177,44 @@ impl EmployeeTypeQuery {
     }
 }
 
-#[derive(Deserialize)]
-struct ModifyBody {
+#[derive(Deserialize, ToSchema)]
+pub struct ModifyBody {
+    #[schema(required = true)]
     user_setting: Option<UserSettingIn>,
 }
 
-#[derive(Deserialize)]
-struct UserSettingIn {
+#[derive(Deserialize, ToSchema)]
+pub struct UserSettingIn {
+    #[schema(required = true)]
     user_id: Option<String>,
+    #[schema(required = true)]
     face_key: Option<String>,
-    /// Documented as a string of Unix seconds; a number is accepted too.
+    /// Unix seconds, as a string (a number is accepted too).
+    #[schema(value_type = Option<String>)]
     face_key_update_time: Option<Value>,
     face_key_open: Option<bool>,
 }
 
-#[derive(Serialize)]
-struct UserSettingOut {
-    user_id: String,
+#[derive(Serialize, ToSchema)]
+pub struct UserSetting {
     #[serde(skip_serializing_if = "Option::is_none")]
     face_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    face_key_update_time: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     face_key_open: Option<bool>,
+    /// Unix seconds, as a string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    face_key_update_time: Option<String>,
+    user_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModifyData {
+    user_setting: UserSetting,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QueryData {
+    user_settings: Vec<UserSetting>,
 }
 
 fn parse_update_time(v: Option<&Value>) -> Result<Option<i64>> {
@@ -190,8 +238,8 @@ fn parse_update_time(v: Option<&Value>) -> Result<Option<i64>> {
     path = "/open-apis/attendance/v1/user_settings/modify",
     tag = "attendance",
     params(("employee_type" = String, Query, description = "employee_id or employee_no")),
-    request_body(content = super::openapi::ModifyBody),
-    responses((status = 200, body = super::openapi::Envelope<super::openapi::ModifyData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    request_body(content = ModifyBody),
+    responses((status = 200, body = Envelope<ModifyData>), Refusals),
     security(("bearer" = []))
 )]
 async fn modify(
@@ -199,7 +247,7 @@ async fn modify(
     State(state): State<AppState>,
     Query(q): Query<EmployeeTypeQuery>,
     Json(body): Json<ModifyBody>,
-) -> Result<impl IntoResponse> {
+) -> Result<Envelope<ModifyData>> {
     let kind = q.kind()?;
     let s = body
         .user_setting
@@ -224,18 +272,18 @@ async fn modify(
             update_time,
         )
         .await?;
-    Ok(success(json!({
-        "user_setting": UserSettingOut {
-            user_id,
+    Ok(Envelope::success(ModifyData {
+        user_setting: UserSetting {
             face_key: Some(saved.face_key),
-            face_key_update_time: Some(saved.face_key_update_time.to_string()),
             face_key_open: None,
-        }
-    })))
+            face_key_update_time: Some(saved.face_key_update_time.to_string()),
+            user_id,
+        },
+    }))
 }
 
-#[derive(Deserialize)]
-struct QueryBody {
+#[derive(Deserialize, ToSchema)]
+pub struct QueryBody {
     #[serde(default)]
     user_ids: Vec<String>,
 }
@@ -245,8 +293,8 @@ struct QueryBody {
     path = "/open-apis/attendance/v1/user_settings/query",
     tag = "attendance",
     params(("employee_type" = String, Query, description = "employee_id or employee_no")),
-    request_body(content = super::openapi::QueryBody),
-    responses((status = 200, body = super::openapi::Envelope<super::openapi::QueryData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    request_body(content = QueryBody),
+    responses((status = 200, body = Envelope<QueryData>), Refusals),
     security(("bearer" = []))
 )]
 async fn query(
@@ -254,35 +302,36 @@ async fn query(
     State(state): State<AppState>,
     Query(q): Query<EmployeeTypeQuery>,
     Json(body): Json<QueryBody>,
-) -> Result<impl IntoResponse> {
+) -> Result<Envelope<QueryData>> {
     let kind = q.kind()?;
     let found = state
         .core
         .query_user_settings(auth.caller.tenant_id, kind, &body.user_ids)
         .await?;
-    let list: Vec<UserSettingOut> = found
+    let user_settings = found
         .into_iter()
         .map(|f| match f.setting {
-            Some(s) => UserSettingOut {
-                user_id: f.user_id,
+            Some(s) => UserSetting {
                 face_key: Some(s.face_key),
-                face_key_update_time: Some(s.face_key_update_time.to_string()),
                 face_key_open: Some(s.face_key_open),
-            },
-            None => UserSettingOut {
+                face_key_update_time: Some(s.face_key_update_time.to_string()),
                 user_id: f.user_id,
+            },
+            None => UserSetting {
                 face_key: None,
-                face_key_update_time: None,
                 face_key_open: Some(false),
+                face_key_update_time: None,
+                user_id: f.user_id,
             },
         })
         .collect();
-    Ok(success(json!({ "user_settings": list })))
+    Ok(Envelope::success(QueryData { user_settings }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn update_time_forms() {

@@ -5,11 +5,12 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{delete, get};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::extract::{Authed, Endpoint, Query};
-use super::{AppState, success};
+use crate::api::AppState;
+use crate::api::extract::{Authed, Endpoint, Query};
+use crate::api::feishu::envelope::{Envelope, Refusals};
 use crate::domain::audit::{ActorKind, AuditFilter};
 use crate::model::error::{Error, Result};
 
@@ -31,19 +32,72 @@ pub fn router() -> Router<AppState> {
         .route("/open-apis/facehub/v1/audit_logs", get(audit_logs))
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct ErasureData {
+    erasure: Erasure,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Erasure {
+    /// Photos and crops removed (metadata and blobs).
+    files: u64,
+    /// Whether the database's write-ahead log could be emptied at once.
+    log_truncated: bool,
+    templates: u64,
+    user_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditData {
+    has_more: bool,
+    items: Vec<AuditRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page_token: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditRecord {
+    action: String,
+    actor: String,
+    /// app, user, device or admin.
+    actor_kind: String,
+    at_ms: i64,
+    id: i64,
+    log_id: Option<String>,
+    object: Option<String>,
+    result: String,
+    subject: Option<String>,
+}
+
+impl From<crate::model::audit::AuditRecord> for AuditRecord {
+    fn from(r: crate::model::audit::AuditRecord) -> AuditRecord {
+        AuditRecord {
+            action: r.action,
+            actor: r.actor,
+            actor_kind: r.actor_kind,
+            at_ms: r.at_ms,
+            id: r.id,
+            log_id: r.log_id,
+            object: r.object,
+            result: r.result,
+            subject: r.subject,
+        }
+    }
+}
+
 #[utoipa::path(
     delete,
     path = "/open-apis/facehub/v1/people/{user_id}",
     tag = "facehub",
     params(("user_id" = String, Path)),
-    responses((status = 200, body = super::openapi::Envelope<super::openapi::ErasureData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    responses((status = 200, body = Envelope<ErasureData>), Refusals),
     security(("bearer" = []))
 )]
 async fn erase(
     State(state): State<AppState>,
     auth: Authed<Erase>,
     user_id: std::result::Result<Path<String>, axum::extract::rejection::PathRejection>,
-) -> Result<axum::Json<Value>> {
+) -> Result<Envelope<ErasureData>> {
     let Path(user_id) = user_id.map_err(|_| Error::param("user_id is invalid"))?;
     let done = state
         .core
@@ -55,7 +109,14 @@ async fn erase(
             auth.caller.log_id.clone(),
         )
         .await?;
-    Ok(success(json!({"erasure": done})))
+    Ok(Envelope::success(ErasureData {
+        erasure: Erasure {
+            files: done.files as u64,
+            log_truncated: done.log_truncated,
+            templates: done.templates,
+            user_id: done.user_id,
+        },
+    }))
 }
 
 #[derive(Deserialize)]
@@ -87,14 +148,14 @@ fn seconds(v: Option<&str>, name: &str) -> Result<Option<i64>> {
     path = "/open-apis/facehub/v1/audit_logs",
     tag = "facehub",
     params(("page_size" = Option<i64>, Query, description = "1 to 500, default 100"), ("page_token" = Option<String>, Query), ("user_id" = Option<String>, Query), ("action" = Option<String>, Query), ("start_time" = Option<i64>, Query, description = "unix seconds, inclusive"), ("end_time" = Option<i64>, Query, description = "unix seconds, exclusive")),
-    responses((status = 200, body = super::openapi::Envelope<super::openapi::AuditData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    responses((status = 200, body = Envelope<AuditData>), Refusals),
     security(("bearer" = []))
 )]
 async fn audit_logs(
     State(state): State<AppState>,
     auth: Authed<AuditLogs>,
     Query(q): Query<AuditQuery>,
-) -> Result<axum::Json<Value>> {
+) -> Result<Envelope<AuditData>> {
     let page_size = match q.page_size.as_deref().filter(|s| !s.is_empty()) {
         None => 100,
         Some(s) => s
@@ -124,9 +185,13 @@ async fn audit_logs(
         .await?;
     let has_more = items.len() as i64 > page_size;
     items.truncate(page_size as usize);
-    let mut data = json!({"items": items, "has_more": has_more});
-    if has_more && let Some(last) = items.last() {
-        data["page_token"] = json!(last.id.to_string());
-    }
-    Ok(success(data))
+    let page_token = items
+        .last()
+        .filter(|_| has_more)
+        .map(|last| last.id.to_string());
+    Ok(Envelope::success(AuditData {
+        has_more,
+        items: items.into_iter().map(AuditRecord::from).collect(),
+        page_token,
+    }))
 }

@@ -3,15 +3,17 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::AppState;
-use super::download;
-use super::extract::{Authed, Endpoint};
-use super::multipart;
+use super::envelope::{Codes, Envelope, Refusals};
+use super::{download, multipart};
+use crate::api::AppState;
+use crate::api::extract::{Authed, Endpoint};
+use crate::api::middleware::speaking;
 use crate::domain::auth::TokenTypes;
 use crate::domain::files::StagedImage;
 use crate::domain::lingo::ImageName;
@@ -41,13 +43,35 @@ impl Endpoint for Download {
     const PER_MINUTE: bool = true;
 }
 
+pub const CODES: Codes = Codes {
+    param: (StatusCode::BAD_REQUEST, 2250001, "invalid param"),
+    internal: (2250002, "network anomaly, please try again"),
+    user_not_found: (StatusCode::BAD_REQUEST, 2250001, None),
+};
+
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let routes = Router::new()
         .route("/open-apis/lingo/v1/files/upload", post(upload))
         .route(
             "/open-apis/lingo/v1/files/{file_token}/download",
             get(download),
-        )
+        );
+    speaking(routes, &CODES)
+}
+
+// The upload form (read field by field as it streams; this type only
+// describes it).
+#[derive(ToSchema)]
+pub struct LingoForm {
+    /// The image's name, with its extension.
+    pub name: String,
+    #[schema(format = Binary)]
+    pub file: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LingoUploadData {
+    file_token: String,
 }
 
 /// A `name` part longer than this is refused without reading further (100
@@ -58,8 +82,8 @@ const NAME_MAX_BYTES: usize = 4 * ImageName::MAX_CHARS;
     post,
     path = "/open-apis/lingo/v1/files/upload",
     tag = "lingo",
-    request_body(content = inline(super::openapi::LingoForm), content_type = "multipart/form-data"),
-    responses((status = 200, body = super::openapi::Envelope<super::openapi::LingoUploadData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    request_body(content = inline(LingoForm), content_type = "multipart/form-data"),
+    responses((status = 200, body = Envelope<LingoUploadData>), Refusals),
     security(("bearer" = []))
 )]
 async fn upload(
@@ -67,7 +91,7 @@ async fn upload(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<axum::Json<serde_json::Value>> {
+) -> Result<Envelope<LingoUploadData>> {
     let permit = state.upload_permit()?;
     let mut staged = None;
     let outcome =
@@ -88,11 +112,11 @@ async fn upload(
         staged.discard().await;
         return Err(Error::param("multipart field `name` is required"));
     };
-    let token = state
+    let file_token = state
         .core
         .store_lingo_image(auth.caller.tenant_id, staged, &name, permit)
         .await?;
-    Ok(super::success(json!({"file_token": token})))
+    Ok(Envelope::success(LingoUploadData { file_token }))
 }
 
 /// Reads the form: `name` and `file` in any order (the Python SDK sends
@@ -141,7 +165,7 @@ async fn receive(
     path = "/open-apis/lingo/v1/files/{file_token}/download",
     tag = "lingo",
     params(("file_token" = String, Path)),
-    responses((status = 200, description = "the image's bytes", content_type = "application/octet-stream"), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    responses((status = 200, description = "the image's bytes", content_type = "application/octet-stream"), Refusals),
     security(("bearer" = []))
 )]
 async fn download(

@@ -3,17 +3,18 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, put};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::download;
-use super::extract::{Authed, Endpoint, Json, Query};
-use super::multipart;
-use super::{AppState, success};
-use crate::domain::acs::{AcsUser, IdType};
+use super::envelope::{Codes, Empty, Envelope, Refusals};
+use super::{download, multipart};
+use crate::api::AppState;
+use crate::api::extract::{Authed, Endpoint, Json, Query};
+use crate::api::middleware::speaking;
+use crate::domain::acs::IdType;
 use crate::domain::files::StagedImage;
 use crate::image::ImageFormat;
 use crate::model::error::{Error, Result};
@@ -33,8 +34,16 @@ endpoint!(Patch, "acs.users.patch");
 endpoint!(UpdateFace, "acs.user_face.update");
 endpoint!(GetFace, "acs.user_face.get");
 
+pub const CODES: Codes = Codes {
+    // The ACS pages list no parameter code; the platform's generic
+    // "request parameters missing or wrong" is used.
+    param: (StatusCode::BAD_REQUEST, 99992402, "invalid param"),
+    internal: (1490002, "internal server error"),
+    user_not_found: (StatusCode::BAD_REQUEST, 1490101, Some("user not found")),
+};
+
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let routes = Router::new()
         .route("/open-apis/acs/v1/users", get(list))
         .route(
             "/open-apis/acs/v1/users/{user_id}",
@@ -43,15 +52,46 @@ pub fn router() -> Router<AppState> {
         .route(
             "/open-apis/acs/v1/users/{user_id}/face",
             put(update_face).get(get_face),
-        )
+        );
+    speaking(routes, &CODES)
 }
 
-fn user_json(u: &AcsUser) -> Value {
-    let mut feature = json!({"face_uploaded": u.face_uploaded});
-    if let Some(card) = u.card {
-        feature["card"] = json!(card);
+#[derive(Serialize, ToSchema)]
+pub struct AcsUser {
+    feature: AcsFeature,
+    user_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AcsFeature {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    card: Option<i64>,
+    face_uploaded: bool,
+}
+
+impl From<crate::domain::acs::AcsUser> for AcsUser {
+    fn from(u: crate::domain::acs::AcsUser) -> AcsUser {
+        AcsUser {
+            feature: AcsFeature {
+                card: u.card,
+                face_uploaded: u.face_uploaded,
+            },
+            user_id: u.user_id,
+        }
     }
-    json!({"user_id": u.user_id, "feature": feature})
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AcsUserData {
+    user: AcsUser,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AcsUsersData {
+    has_more: bool,
+    items: Vec<AcsUser>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -81,14 +121,14 @@ fn user_id(p: UserPath) -> Result<String> {
     path = "/open-apis/acs/v1/users",
     tag = "acs",
     params(("user_id_type" = Option<String>, Query, description = "open_id (default), union_id or user_id"), ("page_size" = Option<i64>, Query, description = "1 to 100, default 20"), ("page_token" = Option<String>, Query)),
-    responses((status = 200, body = super::openapi::Envelope<super::openapi::AcsUsersData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    responses((status = 200, body = Envelope<AcsUsersData>), Refusals),
     security(("bearer" = []))
 )]
 async fn list(
     auth: Authed<List>,
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<axum::Json<Value>> {
+) -> Result<Envelope<AcsUsersData>> {
     let id_type = IdType::parse(q.user_id_type.as_deref())?;
     let page_size = match q.page_size.as_deref().filter(|s| !s.is_empty()) {
         None => 20,
@@ -102,14 +142,11 @@ async fn list(
         .core
         .acs_users(&auth.caller, id_type, page_size, q.page_token.as_deref())
         .await?;
-    let mut data = json!({
-        "items": page.items.iter().map(user_json).collect::<Vec<_>>(),
-        "has_more": page.has_more,
-    });
-    if let Some(t) = page.page_token {
-        data["page_token"] = json!(t);
-    }
-    Ok(success(data))
+    Ok(Envelope::success(AcsUsersData {
+        has_more: page.has_more,
+        items: page.items.into_iter().map(AcsUser::from).collect(),
+        page_token: page.page_token,
+    }))
 }
 
 #[utoipa::path(
@@ -117,7 +154,7 @@ async fn list(
     path = "/open-apis/acs/v1/users/{user_id}",
     tag = "acs",
     params(("user_id" = String, Path, description = "the person, in user_id_type"), ("user_id_type" = Option<String>, Query, description = "open_id (default), union_id or user_id")),
-    responses((status = 200, body = super::openapi::Envelope<super::openapi::AcsUserData>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    responses((status = 200, body = Envelope<AcsUserData>), Refusals),
     security(("bearer" = []))
 )]
 async fn get_user(
@@ -125,22 +162,24 @@ async fn get_user(
     State(state): State<AppState>,
     path: UserPath,
     Query(q): Query<IdQuery>,
-) -> Result<axum::Json<Value>> {
+) -> Result<Envelope<AcsUserData>> {
     let id_type = IdType::parse(q.user_id_type.as_deref())?;
     let user = state
         .core
         .acs_user(&auth.caller, id_type, &user_id(path)?)
         .await?;
-    Ok(success(json!({"user": user_json(&user)})))
+    Ok(Envelope::success(AcsUserData { user: user.into() }))
 }
 
-#[derive(Deserialize)]
-struct PatchBody {
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AcsPatchBody)]
+pub struct PatchBody {
     feature: Option<FeatureIn>,
 }
 
-#[derive(Deserialize)]
-struct FeatureIn {
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AcsFeaturePatch)]
+pub struct FeatureIn {
     card: Option<i64>,
 }
 
@@ -149,8 +188,8 @@ struct FeatureIn {
     path = "/open-apis/acs/v1/users/{user_id}",
     tag = "acs",
     params(("user_id" = String, Path, description = "the person, in user_id_type"), ("user_id_type" = Option<String>, Query, description = "open_id (default), union_id or user_id")),
-    request_body(content = super::openapi::AcsPatchBody),
-    responses((status = 200, body = super::openapi::Envelope<super::openapi::Empty>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    request_body(content = PatchBody),
+    responses((status = 200, body = Envelope<Empty>), Refusals),
     security(("bearer" = []))
 )]
 async fn patch_user(
@@ -159,7 +198,7 @@ async fn patch_user(
     path: UserPath,
     Query(q): Query<IdQuery>,
     Json(body): Json<PatchBody>,
-) -> Result<axum::Json<Value>> {
+) -> Result<Envelope<Empty>> {
     let id_type = IdType::parse(q.user_id_type.as_deref())?;
     let id = user_id(path)?;
     let card = body.feature.and_then(|f| f.card);
@@ -167,7 +206,7 @@ async fn patch_user(
         .core
         .acs_set_card(&auth.caller, id_type, &id, card)
         .await?;
-    Ok(success(json!({})))
+    Ok(Envelope::success(Empty {}))
 }
 
 #[derive(Deserialize)]
@@ -181,7 +220,7 @@ struct FaceQuery {
     path = "/open-apis/acs/v1/users/{user_id}/face",
     tag = "acs",
     params(("user_id" = String, Path, description = "the person, in user_id_type"), ("user_id_type" = Option<String>, Query, description = "open_id (default), union_id or user_id"), ("is_cropped" = Option<bool>, Query, description = "the crop instead of the original")),
-    responses((status = 200, description = "the face photo's bytes", content_type = "application/octet-stream"), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    responses((status = 200, description = "the face photo's bytes", content_type = "application/octet-stream"), Refusals),
     security(("bearer" = []))
 )]
 async fn get_face(
@@ -213,9 +252,21 @@ async fn get_face(
     Ok(download::file_response(file))
 }
 
+// The face upload form (read field by field as it streams; this type only
+// describes it).
+#[derive(ToSchema)]
+pub struct FaceForm {
+    /// The photo (JPEG or PNG).
+    #[schema(format = Binary)]
+    pub files: String,
+    /// `jpg` or `png`.
+    pub file_type: String,
+    pub file_name: Option<String>,
+}
+
 /// The parts of a face upload other than the image.
 #[derive(Default)]
-struct FaceForm {
+struct FaceFields {
     file_type: Option<String>,
     file_name: Option<String>,
 }
@@ -225,8 +276,8 @@ struct FaceForm {
     path = "/open-apis/acs/v1/users/{user_id}/face",
     tag = "acs",
     params(("user_id" = String, Path, description = "the person, in user_id_type"), ("user_id_type" = Option<String>, Query, description = "open_id (default), union_id or user_id")),
-    request_body(content = inline(super::openapi::FaceForm), content_type = "multipart/form-data"),
-    responses((status = 200, body = super::openapi::Envelope<super::openapi::Empty>), (status = 400, description = "refused: a bad parameter, token or scope", body = super::openapi::ErrorEnvelope), (status = 429, description = "frequency limit", body = super::openapi::ErrorEnvelope), (status = 500, description = "internal fault", body = super::openapi::ErrorEnvelope)),
+    request_body(content = inline(FaceForm), content_type = "multipart/form-data"),
+    responses((status = 200, body = Envelope<Empty>), Refusals),
     security(("bearer" = []))
 )]
 async fn update_face(
@@ -236,7 +287,7 @@ async fn update_face(
     Query(q): Query<IdQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<axum::Json<Value>> {
+) -> Result<Envelope<Empty>> {
     let id_type = IdType::parse(q.user_id_type.as_deref())?;
     let id = user_id(path)?;
     // 1490101 before any byte of the photo is read.
@@ -297,7 +348,7 @@ async fn update_face(
         .core
         .acs_enrol_face(&auth.caller, id_type, &id, staged, declared, &name, permit)
         .await?;
-    Ok(success(json!({})))
+    Ok(Envelope::success(Empty {}))
 }
 
 /// Reads `files`, `file_type` and `file_name` in any order; the image
@@ -307,12 +358,12 @@ async fn receive(
     headers: &HeaderMap,
     body: Body,
     staged: &mut Option<StagedImage>,
-) -> Result<FaceForm> {
+) -> Result<FaceFields> {
     let limits = &state.core.config.limits;
     let rules = state.core.attendance_rules();
     let mut form = multipart::reader(headers, body, rules.max_bytes)?;
     let idle = std::time::Duration::from_secs(limits.body_idle_timeout_secs);
-    let mut out = FaceForm::default();
+    let mut out = FaceFields::default();
     while let Some(field) = multipart::next_field(&mut form, idle).await? {
         match field.name() {
             Some("files") | Some("file") => {

@@ -1,0 +1,291 @@
+//! `/open-apis/facehub/v1/…`: the tenant's terminals over HTTP, for the
+//! company's own tooling (facehub's extension; the platform manages devices
+//! in its admin console). Tenant tokens with the `facehub:device` scope.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::AppState;
+use crate::api::extract::{Authed, Endpoint, Json, Query};
+use crate::api::feishu::envelope::{Envelope, Refusals};
+use crate::model::error::{Error, Result};
+
+macro_rules! endpoint {
+    ($name:ident, $label:literal) => {
+        pub struct $name;
+        impl Endpoint for $name {
+            const NAME: &'static str = $label;
+            const SCOPES: &'static [&'static str] = &["facehub:device"];
+        }
+    };
+}
+endpoint!(Devices, "facehub.devices");
+endpoint!(Enrol, "facehub.device_enrolments");
+endpoint!(Checkins, "facehub.checkins");
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/open-apis/facehub/v1/devices", get(list))
+        .route("/open-apis/facehub/v1/devices/{sn}/bind", post(bind))
+        .route("/open-apis/facehub/v1/devices/{sn}/unbind", post(unbind))
+        .route("/open-apis/facehub/v1/device_enrolments", post(start))
+        .route(
+            "/open-apis/facehub/v1/device_enrolments/{oper_id}",
+            get(show).delete(cancel),
+        )
+        .route("/open-apis/facehub/v1/checkins", get(checkins))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DevicesData {
+    items: Vec<DeviceItem>,
+    perm_version: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeviceItem {
+    /// Changes the device has not been sent yet.
+    backlog: i64,
+    bound: bool,
+    fa_algorithms: Vec<String>,
+    firmware_version: Option<String>,
+    fp_algorithms: Vec<String>,
+    last_seen: Option<i64>,
+    online: bool,
+    seen_version: i64,
+    sn: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChangedData {
+    changed: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EnrolmentData {
+    enrolment: Enrolment,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Enrolment {
+    created_at: i64,
+    errcode: Option<i64>,
+    errmsg: Option<String>,
+    finished_at: Option<i64>,
+    /// `fa`, `fp` or `photo`.
+    kind: String,
+    oper_id: String,
+    sn: String,
+    /// queued, sent, succeeded, failed, timed_out or cancelled.
+    status: String,
+}
+
+impl From<crate::domain::devices::Enrolment> for EnrolmentData {
+    fn from(e: crate::domain::devices::Enrolment) -> EnrolmentData {
+        EnrolmentData {
+            enrolment: Enrolment {
+                created_at: e.created_at,
+                errcode: e.errcode,
+                errmsg: e.errmsg,
+                finished_at: e.finished_at,
+                kind: e.kind,
+                oper_id: e.oper_id,
+                sn: e.sn,
+                status: e.status,
+            },
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckinsData {
+    items: Vec<Checkin>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Checkin {
+    pass_method: Option<i64>,
+    pass_type: Option<i64>,
+    sn: String,
+    timestamp: i64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/open-apis/facehub/v1/devices",
+    tag = "facehub",
+    responses((status = 200, body = Envelope<DevicesData>), Refusals),
+    security(("bearer" = []))
+)]
+async fn list(
+    State(state): State<AppState>,
+    auth: Authed<Devices>,
+) -> Result<Envelope<DevicesData>> {
+    let tenant_id = auth.caller.tenant_id;
+    let version = state.core.perm_version(tenant_id).await?;
+    let items = state
+        .core
+        .devices(tenant_id)
+        .await?
+        .into_iter()
+        .map(|d| DeviceItem {
+            backlog: (version - d.seen_version).max(0),
+            bound: d.bound,
+            fa_algorithms: d.fa_algorithms,
+            firmware_version: d.firmware_version,
+            fp_algorithms: d.fp_algorithms,
+            last_seen: d.last_seen,
+            online: state.core.hub.is_online(&d.sn),
+            seen_version: d.seen_version,
+            sn: d.sn,
+        })
+        .collect();
+    Ok(Envelope::success(DevicesData {
+        items,
+        perm_version: version,
+    }))
+}
+
+type SnPath = std::result::Result<Path<String>, axum::extract::rejection::PathRejection>;
+
+#[utoipa::path(
+    post,
+    path = "/open-apis/facehub/v1/devices/{sn}/bind",
+    tag = "facehub",
+    params(("sn" = String, Path)),
+    responses((status = 200, body = Envelope<ChangedData>), Refusals),
+    security(("bearer" = []))
+)]
+async fn bind(
+    State(state): State<AppState>,
+    auth: Authed<Devices>,
+    sn: SnPath,
+) -> Result<Envelope<ChangedData>> {
+    let Path(sn) = sn.map_err(|_| Error::param("sn is invalid"))?;
+    let changed = state.core.bind_device(auth.caller.tenant_id, &sn).await?;
+    Ok(Envelope::success(ChangedData { changed }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/open-apis/facehub/v1/devices/{sn}/unbind",
+    tag = "facehub",
+    params(("sn" = String, Path)),
+    responses((status = 200, body = Envelope<ChangedData>), Refusals),
+    security(("bearer" = []))
+)]
+async fn unbind(
+    State(state): State<AppState>,
+    auth: Authed<Devices>,
+    sn: SnPath,
+) -> Result<Envelope<ChangedData>> {
+    let Path(sn) = sn.map_err(|_| Error::param("sn is invalid"))?;
+    let changed = state.core.unbind_device(auth.caller.tenant_id, &sn).await?;
+    Ok(Envelope::success(ChangedData { changed }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(as = EnrolmentStart)]
+pub struct StartBody {
+    sn: String,
+    user_id: String,
+    /// `fa`, `fp` or `photo`.
+    kind: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/open-apis/facehub/v1/device_enrolments",
+    tag = "facehub",
+    request_body(content = StartBody),
+    responses((status = 200, body = Envelope<EnrolmentData>), Refusals),
+    security(("bearer" = []))
+)]
+async fn start(
+    State(state): State<AppState>,
+    auth: Authed<Enrol>,
+    Json(body): Json<StartBody>,
+) -> Result<Envelope<EnrolmentData>> {
+    let e = state
+        .core
+        .start_enrolment(auth.caller.tenant_id, &body.sn, &body.user_id, &body.kind)
+        .await?;
+    Ok(Envelope::success(e.into()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/open-apis/facehub/v1/device_enrolments/{oper_id}",
+    tag = "facehub",
+    params(("oper_id" = String, Path)),
+    responses((status = 200, body = Envelope<EnrolmentData>), Refusals),
+    security(("bearer" = []))
+)]
+async fn show(
+    State(state): State<AppState>,
+    auth: Authed<Enrol>,
+    Path(oper_id): Path<String>,
+) -> Result<Envelope<EnrolmentData>> {
+    let e = state
+        .core
+        .enrolment(auth.caller.tenant_id, &oper_id)
+        .await?;
+    Ok(Envelope::success(e.into()))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/open-apis/facehub/v1/device_enrolments/{oper_id}",
+    tag = "facehub",
+    params(("oper_id" = String, Path)),
+    responses((status = 200, body = Envelope<EnrolmentData>), Refusals),
+    security(("bearer" = []))
+)]
+async fn cancel(
+    State(state): State<AppState>,
+    auth: Authed<Enrol>,
+    Path(oper_id): Path<String>,
+) -> Result<Envelope<EnrolmentData>> {
+    let e = state
+        .core
+        .cancel_enrolment(auth.caller.tenant_id, &oper_id)
+        .await?;
+    Ok(Envelope::success(e.into()))
+}
+
+#[derive(Deserialize)]
+struct CheckinQuery {
+    user_id: String,
+    day: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/open-apis/facehub/v1/checkins",
+    tag = "facehub",
+    params(("user_id" = String, Query), ("day" = String, Query, description = "YYYY-MM-DD (UTC)")),
+    responses((status = 200, body = Envelope<CheckinsData>), Refusals),
+    security(("bearer" = []))
+)]
+async fn checkins(
+    State(state): State<AppState>,
+    auth: Authed<Checkins>,
+    Query(q): Query<CheckinQuery>,
+) -> Result<Envelope<CheckinsData>> {
+    let items = state
+        .core
+        .checkins_on(auth.caller.tenant_id, &q.user_id, &q.day)
+        .await?
+        .into_iter()
+        .map(|(sn, r)| Checkin {
+            pass_method: r.pass_method,
+            pass_type: r.pass_type,
+            sn,
+            timestamp: r.timestamp,
+        })
+        .collect();
+    Ok(Envelope::success(CheckinsData { items }))
+}
