@@ -1,9 +1,13 @@
 //! Helpers both test binaries share (tests/it, tests/process): the stores
 //! of a test's data directory in either pass, sample images, multipart
-//! bodies, tokens, and the `facehub` binary as a process.
+//! bodies, tokens, and the `facehub` binary as a process. The servers
+//! behind those stores are facehub-testkit's (testkit/).
 
-pub mod postgres;
 pub mod process;
+
+// Where the tests have always named them (`common::postgres::psql_at`, …).
+pub use facehub_testkit::garage::{S3_KEY_ID, S3_SECRET};
+pub use facehub_testkit::postgres;
 
 use serde_json::Value;
 
@@ -92,14 +96,8 @@ pub fn copy_database(from: &std::path::Path, to: &std::path::Path) {
 /// with its key in `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
 pub const BLOBS_ENV: &str = "TEST_BLOBS_URL";
 
-/// The S3 key of every Garage cluster the tests use: the harness's own
-/// (tests/process/garage.rs) and the scale-out pass's
-/// (scripts/garage-cluster). Garage key ids are "GK" and 24 hex digits;
-/// secrets 64 hex digits.
-pub const S3_KEY_ID: &str = "GK0123456789abcdef01234567";
-pub const S3_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-/// `cmd` with the tests' S3 key, as the usual AWS variables.
+/// `cmd` with the S3 key of every Garage cluster the tests use (a test's
+/// own and the scale-out pass's), as the usual AWS variables.
 pub fn s3_credentials(cmd: &mut std::process::Command) -> &mut std::process::Command {
     cmd.env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)

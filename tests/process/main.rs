@@ -1,13 +1,13 @@
 //! The integration tests that drive the real `facehub` binary as child
-//! processes (killed, restarted, several nodes on shared stores) and the
-//! harnesses of the external servers they start, as one test binary.
+//! processes (killed, restarted, several nodes on shared stores), as one test
+//! binary; the external servers they start are facehub-testkit's.
 //! tests/it holds the tests that run the server in-process.
 
 #[path = "../common/mod.rs"]
 mod common;
-mod garage;
 mod photos;
-mod redis;
+
+use facehub_testkit::{garage, redis};
 
 mod cli;
 mod crash;

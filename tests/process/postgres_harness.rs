@@ -1,4 +1,4 @@
-//! The PostgreSQL test harness itself (tests/common/postgres.rs): a
+//! The PostgreSQL test harness itself (testkit/src/postgres.rs): a
 //! private server, fresh databases on it, node loss and recovery, and the
 //! same server used as a shared one.
 

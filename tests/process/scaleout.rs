@@ -1,5 +1,5 @@
 //! facehub on an S3-compatible object store: a real three-node Garage
-//! cluster (tests/process/garage.rs). The blob store's contract, the server
+//! cluster (testkit/src/garage.rs). The blob store's contract, the server
 //! serving from it, orphans of a crash between the object's PUT and the
 //! row's commit, and the loss of one and of two Garage nodes.
 

@@ -16,16 +16,29 @@
 //! databases created on it are left for whoever started it to throw away.
 //! Tests that kill and restart the server must use `start`.
 //!
+//! [`start_detached`] starts such a run's server (`facehub-stores postgres
+//! start DIR`, from scripts/test) in a directory the caller names, and
+//! leaves it running: `pg_ctl` daemonises the postmaster. [`stop`] stops
+//! it and removes the directory.
+//!
 //! Each test takes its own database with [`Postgres::create_database`], so
 //! tests sharing a server do not see each other's data.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::os::{alive, children, free_port, is_root, random_hex, run};
+
 /// A server URL (no database), e.g. `postgres://postgres@127.0.0.1:5433`.
 pub const SHARED_ENV: &str = "TEST_POSTGRES_URL";
+
+/// Connections a private server accepts: the nodes of one test.
+const PRIVATE_MAX_CONNECTIONS: u32 = 200;
+/// Connections a run's server accepts: the pools of every test running at
+/// once.
+const RUN_MAX_CONNECTIONS: u32 = 400;
 
 pub struct Postgres {
     pub port: u16,
@@ -36,18 +49,23 @@ pub struct Postgres {
 }
 
 struct Owned {
-    dir: tempfile::TempDir,
+    /// Holds `data/`, the log and the server's Unix socket.
+    dir: PathBuf,
+    /// Removes `dir` once the server is stopped: `None` when the caller
+    /// named the directory ([`start_detached`], [`stop`]).
+    _temp: Option<tempfile::TempDir>,
     bin: PathBuf,
+    max_connections: u32,
     running: bool,
 }
 
 impl Owned {
     fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.dir.join("data")
     }
 
     fn log(&self) -> PathBuf {
-        self.dir.path().join("postgres.log")
+        self.dir.join("postgres.log")
     }
 
     /// A server binary: directly, or as `postgres` through `runuser` when
@@ -62,7 +80,7 @@ impl Owned {
         } else {
             Command::new(exe)
         };
-        c.current_dir(self.dir.path());
+        c.current_dir(&self.dir);
         c
     }
 
@@ -74,11 +92,7 @@ impl Owned {
     /// `pg_ctl start` on `port`, waiting until the server reports itself
     /// ready; on failure, what the server logged meanwhile.
     fn pg_ctl_start(&mut self, port: u16) -> Result<(), String> {
-        let dir = self
-            .dir
-            .path()
-            .to_str()
-            .expect("temporary directory is UTF-8");
+        let dir = self.dir.to_str().expect("server directory is UTF-8");
         assert!(!dir.contains('\''), "{dir}");
         // pg_ctl hands these to the postmaster through /bin/sh.
         // fsync=off and full_page_writes=off are for test speed only: the
@@ -91,7 +105,8 @@ impl Owned {
         // nothing measurable anyway.
         let opts = format!(
             "-c listen_addresses=127.0.0.1 -p {port} -k '{dir}' -c fsync=off \
-             -c full_page_writes=off -c max_connections=200"
+             -c full_page_writes=off -c max_connections={}",
+            self.max_connections
         );
         let log = self.log();
         let logged_before = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
@@ -122,17 +137,25 @@ impl Owned {
 impl Postgres {
     /// Starts a private server and waits until it accepts connections.
     pub fn start() -> Postgres {
+        let temp = tempfile::Builder::new().prefix("pg").tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
+        Postgres::launch(dir, Some(temp), PRIVATE_MAX_CONNECTIONS)
+    }
+
+    /// `initdb` in `dir/data`, then the server on a free port, ready.
+    fn launch(dir: PathBuf, temp: Option<tempfile::TempDir>, max_connections: u32) -> Postgres {
         let bin = bin_dir().expect(
             "PostgreSQL is needed: apt-get install postgresql (scripts/test does) \
              — no /usr/lib/postgresql/<version>/bin/initdb",
         );
-        let dir = tempfile::Builder::new().prefix("pg").tempdir().unwrap();
         if is_root() {
-            run(Command::new("chown").arg("postgres:").arg(dir.path()));
+            run(Command::new("chown").arg("postgres:").arg(&dir));
         }
         let mut owned = Owned {
             dir,
+            _temp: temp,
             bin,
+            max_connections,
             running: false,
         };
         run(owned
@@ -204,7 +227,6 @@ impl Postgres {
 
     /// Whether this is a private server (from `start`), which `kill` and
     /// `restart` may be used on.
-    #[allow(dead_code)] // Only the process tests kill and restart servers.
     pub fn is_owned(&self) -> bool {
         self.owned.is_some()
     }
@@ -216,7 +238,7 @@ impl Postgres {
     /// Creates a database with a fresh name (`t_` and 16 hex digits) and
     /// returns its URL.
     pub fn create_database(&self) -> String {
-        let name = format!("t_{:016x}", rand::random::<u64>());
+        let name = format!("t_{}", random_hex(8));
         self.psql("postgres", &format!("CREATE DATABASE {name}"));
         self.url(&name)
     }
@@ -270,7 +292,6 @@ impl Postgres {
     /// Starts it again on the same port and data directory (crash
     /// recovery runs if it was killed) and waits until it accepts
     /// connections.
-    #[allow(dead_code)] // Only the process tests kill and restart servers.
     pub fn restart(&mut self) {
         let port = self.port;
         let o = self.owned_mut("restart");
@@ -280,7 +301,7 @@ impl Postgres {
         // its stale lock files: they go once their owner is dead.
         let locks = [
             o.data().join("postmaster.pid"),
-            o.dir.path().join(format!(".s.PGSQL.{port}.lock")),
+            o.dir.join(format!(".s.PGSQL.{port}.lock")),
         ];
         for lock in locks {
             if lock_owner(&lock).is_some_and(|p| !alive(p)) {
@@ -330,7 +351,46 @@ impl Drop for Postgres {
                 self.kill();
             }
         }
-        // The TempDir, dropped next, removes the directory.
+        // The TempDir, if any, dropped next, removes the directory.
+    }
+}
+
+/// Starts a server for a whole test run in `dir` (created if missing; as
+/// root, the `postgres` user must be able to enter its parents) and
+/// leaves it running; returns its URL, `postgres://postgres@127.0.0.1:PORT`.
+pub fn start_detached(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let dir = std::path::absolute(dir).unwrap();
+    let mut pg = Postgres::launch(dir, None, RUN_MAX_CONNECTIONS);
+    // Not ours to stop any more: `stop` does, from another process.
+    pg.owned = None;
+    pg.base.clone()
+}
+
+/// Stops the server [`start_detached`] started in `dir`, if it runs, and
+/// removes `dir`.
+pub fn stop(dir: &Path) -> std::io::Result<()> {
+    // (The server's tools run in `dir`, so a relative path would miss.)
+    let dir = &std::path::absolute(dir)?;
+    if let Some(bin) = bin_dir()
+        && dir.join("data").exists()
+    {
+        // Dropping it stops it, as for a private server.
+        drop(Postgres {
+            port: 0,
+            base: String::new(),
+            owned: Some(Owned {
+                dir: dir.to_path_buf(),
+                _temp: None,
+                bin,
+                max_connections: RUN_MAX_CONNECTIONS,
+                running: true,
+            }),
+        });
+    }
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -410,62 +470,8 @@ pub fn dump_at(url: &str) -> Vec<u8> {
     out.stdout
 }
 
-fn is_root() -> bool {
-    static ROOT: OnceLock<bool> = OnceLock::new();
-    *ROOT.get_or_init(|| run(Command::new("id").arg("-u")).trim() == "0")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Runs `cmd`; panics with its output unless it succeeds; returns stdout.
-fn run(cmd: &mut Command) -> String {
-    let out: Output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{:?}: {e}", cmd.get_program()));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// The pid on the first line of a postgres lock file.
 fn lock_owner(lock: &Path) -> Option<u32> {
     let text = std::fs::read_to_string(lock).ok()?;
     text.lines().next()?.trim().parse().ok()
-}
-
-/// The processes whose parent is `pid` (Linux: `/proc/<pid>/stat`).
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&p| stat(p).is_some_and(|(_, ppid)| ppid == pid))
-        .collect()
-}
-
-/// Whether `pid` exists and is not a zombie.
-fn alive(pid: u32) -> bool {
-    stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
-}
-
-/// A process's state letter and parent pid.
-fn stat(pid: u32) -> Option<(char, u32)> {
-    let text =
-        std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
-    // "pid (comm) state ppid …"; comm may hold spaces and parentheses.
-    let mut fields = text.get(text.rfind(')')? + 1..)?.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
 }
