@@ -157,9 +157,7 @@ const MAX_LINES: usize = 600;
 /// Files still over [`MAX_LINES`], each with the length it may not grow
 /// past. The list only shrinks: a file split below the limit must leave it.
 const OVERSIZE: &[(&str, usize)] = &[
-    ("api/device/mod.rs", 891),
     ("domain/devices/mod.rs", 700),
-    ("domain/devices/sync.rs", 678),
     ("store/devices.rs", 754),
     ("store/mod.rs", 1352),
 ];

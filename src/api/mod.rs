@@ -7,7 +7,6 @@ pub mod attendance;
 pub mod auth;
 pub mod client;
 pub mod console;
-pub mod device;
 pub mod devices_admin;
 pub mod download;
 pub mod envelope;
@@ -20,6 +19,7 @@ pub mod openapi;
 pub mod ops;
 pub mod privacy;
 pub mod ratelimit;
+pub mod wecom;
 
 use std::sync::Arc;
 
@@ -35,7 +35,7 @@ pub struct AppState {
     /// Bounds the uploads in progress (each holds buffers and a temp file).
     pub uploads: Arc<tokio::sync::Semaphore>,
     /// Device connections that have not yet proved who they are.
-    pub device_anonymous: Arc<device::admission::Anonymous>,
+    pub device_anonymous: Arc<wecom::admission::Anonymous>,
     pub readiness: Arc<ops::Readiness>,
 }
 
@@ -53,7 +53,7 @@ impl AppState {
         let uploads = Arc::new(tokio::sync::Semaphore::new(
             core.config.limits.max_concurrent_uploads.max(1),
         ));
-        let device_anonymous = Arc::new(device::admission::Anonymous::new(&core.config.security));
+        let device_anonymous = Arc::new(wecom::admission::Anonymous::new(&core.config.security));
         AppState {
             core,
             limiter,
@@ -92,7 +92,7 @@ pub fn router(state: AppState) -> Router {
         .merge(attendance::router())
         .merge(lingo::router())
         .merge(acs::router())
-        .merge(device::router())
+        .merge(wecom::router())
         .merge(devices_admin::router())
         .merge(privacy::router())
         .merge(openapi::router())
