@@ -309,15 +309,20 @@ async fn core_page_text(
         fa_algorithms: vec!["X".into()],
         fp_algorithms: vec!["default".into()],
     };
-    let (people, is_last, v) = core
-        .people_page(t.id, offset, limit)
+    let page = facehub::domain::devices::sync::Page::new(offset, limit)?;
+    let wanted = facehub::domain::devices::messages::Wanted {
+        faces: true,
+        fingerprints: true,
+    };
+    let page = core
+        .users_page(&session, page, wanted)
         .await
         .context("page")?;
-    let info = core.userinfo(&session, &people, true, true).await?;
-    Ok(Arc::from(
-        json!({"headers": {"req_id": "__REQ_ID__"}, "body": {"is_last": is_last, "perm_version": v, "userinfo": info}, "errcode": 0, "errmsg": "ok"})
-            .to_string(),
-    ))
+    let body = facehub::api::wecom::frames::page_reply(&page);
+    Ok(Arc::from(facehub::api::wecom::frames::reply_frame(
+        "__REQ_ID__",
+        body,
+    )))
 }
 
 /// Times `trigger` until every device has received a push: the histogram

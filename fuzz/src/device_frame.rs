@@ -22,11 +22,10 @@
 
 use std::collections::HashSet;
 
-use facehub::api::device::{Frame, error_frame, parse_frame};
-use facehub::domain::devices::sync::{
-    MAX_TEMPLATE_BYTES, MAX_USERS, Subscribed, flag, int_field, is_image, parse_user_item,
-    user_items,
-};
+use facehub::api::wecom::frames::read::{flag, int_field, read_user_item, user_items};
+use facehub::api::wecom::{Frame, device_code, error_frame, parse_frame};
+use facehub::domain::devices::sync::MAX_USERS;
+use facehub::domain::devices::upload::{MAX_TEMPLATE_BYTES, Subscribed, is_image, judge_user};
 use facehub::domain::devices::{DeviceUser, Modality};
 use serde_json::Value;
 
@@ -76,7 +75,7 @@ pub fn check_text(text: &str) {
             return;
         }
         Err(e) => {
-            let (code, msg) = facehub::api::device::device_code(&e.error);
+            let (code, msg) = device_code(&e.error);
             assert!(
                 code == BAD_JSON || code == BAD_PARAM,
                 "undocumented code {code}: {msg}"
@@ -130,7 +129,7 @@ fn pull(body: &Value, new: &str, old: &str) {
                 check_user(u, "pull");
             }
         }
-        Err(e) => assert_eq!(facehub::api::device::device_code(&e).0, BAD_PARAM, "{e}"),
+        Err(e) => assert_eq!(device_code(&e).0, BAD_PARAM, "{e}"),
     }
     pull_flags(body);
 }
@@ -138,7 +137,7 @@ fn pull(body: &Value, new: &str, old: &str) {
 fn pull_flags(body: &Value) {
     for name in ["is_req_fa_info", "is_req_fp_info"] {
         if let Err(e) = flag(body, name, true) {
-            assert_eq!(facehub::api::device::device_code(&e).0, BAD_PARAM, "{e}");
+            assert_eq!(device_code(&e).0, BAD_PARAM, "{e}");
         }
     }
 }
@@ -151,7 +150,8 @@ fn upload_userinfo(body: &Value) {
     };
     let subscribed = subscribed();
     for item in items {
-        match parse_user_item(item, &subscribed) {
+        // Read off the wire, then judged by the core, as a connection does.
+        match read_user_item(item).and_then(|u| judge_user(u, &subscribed)) {
             Ok((user, writes)) => {
                 check_user(&user, "upload");
                 assert_eq!(
@@ -177,7 +177,8 @@ fn upload_userinfo(body: &Value) {
                     }
                 }
             }
-            Err((who, why)) => {
+            Err(fault) => {
+                let (who, why) = (fault.user, fault.why);
                 assert!(who.userid.len() <= 128, "named with {}", who.userid.len());
                 assert!(!why.is_empty() && why.len() <= 1024, "reason {why:?}");
             }

@@ -1,13 +1,12 @@
 //! The HTTP surfaces: the Feishu open-apis ([`feishu`]), facehub's own
 //! endpoints beside them ([`facehub`]), the WeCom device protocol
-//! ([`device`]), the admin console and the operating endpoints. Each owns
+//! ([`wecom`]), the admin console and the operating endpoints. Each owns
 //! its routes, wire types and error codes; [`router`] merges them under one
 //! middleware that sets `X-Tt-Logid`, renders errors in the platform
 //! envelope and turns handler panics into 500 envelopes.
 
 pub mod client;
 pub mod console;
-pub mod device;
 pub mod extract;
 pub mod facehub;
 pub mod feishu;
@@ -16,6 +15,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod ops;
 pub mod ratelimit;
+pub mod wecom;
 
 use std::sync::Arc;
 
@@ -31,7 +31,7 @@ pub struct AppState {
     /// Bounds the uploads in progress (each holds buffers and a temp file).
     pub uploads: Arc<tokio::sync::Semaphore>,
     /// Device connections that have not yet proved who they are.
-    pub device_anonymous: Arc<device::admission::Anonymous>,
+    pub device_anonymous: Arc<wecom::admission::Anonymous>,
     pub readiness: Arc<ops::Readiness>,
 }
 
@@ -49,7 +49,7 @@ impl AppState {
         let uploads = Arc::new(tokio::sync::Semaphore::new(
             core.config.limits.max_concurrent_uploads.max(1),
         ));
-        let device_anonymous = Arc::new(device::admission::Anonymous::new(&core.config.security));
+        let device_anonymous = Arc::new(wecom::admission::Anonymous::new(&core.config.security));
         AppState {
             core,
             limiter,
@@ -80,22 +80,6 @@ pub fn success(data: serde_json::Value) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!(feishu::envelope::Envelope::success(data)))
 }
 
-/// The error rendering under its former path, for `device::admission`'s
-/// tests; it goes when the device surface moves to its own module.
-#[doc(hidden)]
-pub mod envelope {
-    use super::feishu::envelope::Rendered;
-    use crate::model::error::Error;
-
-    pub enum Surface {
-        Other,
-    }
-
-    pub fn render(e: &Error, _: Surface) -> Rendered {
-        super::facehub::CODES.render(e)
-    }
-}
-
 pub fn router(state: AppState) -> Router {
     // Every request body must keep moving; the upload handler has its own,
     // more specific idle check, so this outer one is looser.
@@ -103,7 +87,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(feishu::router())
         .merge(facehub::router())
-        .merge(device::router())
+        .merge(wecom::router())
         .merge(openapi::router())
         .merge(console::router())
         .merge(ops::router())

@@ -34,6 +34,23 @@ pub struct DeviceUser {
     pub user_type: i64,
 }
 
+impl DeviceUser {
+    /// A user a device named: `userid` 1 to 128 bytes, `user_type` 0, 1 or
+    /// 2 (`None`: the device sent something that is not a number).
+    pub fn checked(userid: &str, user_type: Option<i64>) -> Result<DeviceUser, String> {
+        if userid.is_empty() || userid.len() > 128 {
+            return Err("userid must be 1 to 128 bytes".into());
+        }
+        match user_type {
+            Some(user_type @ 0..=2) => Ok(DeviceUser {
+                userid: userid.to_string(),
+                user_type,
+            }),
+            _ => Err("user_type must be 0, 1 or 2".into()),
+        }
+    }
+}
+
 /// One version of a tenant's address book.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {

@@ -1,7 +1,7 @@
 //! The one error of the core: what went wrong, in the core's terms. It
 //! carries no HTTP status and no platform code; each wire surface maps it
-//! to its own (`api::feishu::envelope` for the Feishu surfaces, `api::device` for
-//! the WeCom device protocol). Internal details go to the log only.
+//! to its own (`api::feishu::envelope` for the Feishu surfaces, `api::wecom`
+//! for the WeCom device protocol). Internal details go to the log only.
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

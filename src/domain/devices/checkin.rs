@@ -1,8 +1,7 @@
-//! Punch records (`checkin`): stored per person, listed per day.
+//! Punch records: stored per person, listed per day.
 
-use serde_json::{Value, json};
-
-use super::sync::{MAX_USERS, int_field};
+use super::messages::{PunchInput, PunchRef};
+use super::sync::MAX_USERS;
 use super::{CheckinRecord, DeviceUser, Session};
 use crate::domain::Core;
 use crate::model::error::{Error, Result};
@@ -11,70 +10,65 @@ use crate::model::error::{Error, Result};
 /// does (a device with an unset clock).
 pub const EARLIEST: i64 = 1_514_764_800;
 
-fn optional(
-    item: &Value,
-    field: &str,
-    range: std::ops::RangeInclusive<i64>,
-) -> Result<Option<i64>, ()> {
-    match item.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => int_field(v)
-            .filter(|n| range.contains(n))
-            .map(Some)
-            .ok_or(()),
-    }
-}
-
 impl Core {
-    /// `checkin`: stores the records of known people; returns `fail_list`.
-    pub async fn checkin(&self, session: &Session, data: &[Value]) -> Result<Vec<Value>> {
-        if data.len() > MAX_USERS {
+    /// Stores the punches of known people; returns the failed ones, in the
+    /// order sent. A punch fails when it is unreadable, its `user_type` is
+    /// not 0–2, its pass type not 1–3 or pass method not 1–6, or (unless it
+    /// is too old to keep) its userid is not 1–128 bytes of a known person.
+    pub async fn checkin(
+        &self,
+        session: &Session,
+        punches: Vec<PunchInput>,
+    ) -> Result<Vec<PunchRef>> {
+        if punches.len() > MAX_USERS {
             return Err(Error::param(format!(
                 "checkin_data holds {} records, at most {MAX_USERS}",
-                data.len()
+                punches.len()
             )));
         }
         // Judge each record first, then look the people up in one query.
         let mut fail = Vec::new();
         let mut valid: Vec<(usize, DeviceUser, CheckinRecord)> = Vec::new();
-        for (i, item) in data.iter().enumerate() {
-            let userid = item
-                .get("userid")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let user_type = item.get("user_type").map_or(Some(0), int_field);
-            let timestamp = item.get("timestamp").and_then(int_field);
-            let fail_item = json!({"userid": userid, "user_type": user_type.unwrap_or(0),
-                                   "timestamp": timestamp.unwrap_or(0)});
-            let (Some(user_type @ 0..=2), Some(timestamp)) = (user_type, timestamp) else {
-                fail.push((i, fail_item));
-                continue;
+        for (i, punch) in punches.into_iter().enumerate() {
+            let p = match punch {
+                PunchInput::Read(p) => p,
+                PunchInput::Unreadable(named) => {
+                    fail.push((i, named));
+                    continue;
+                }
             };
-            let (Ok(pass_type), Ok(pass_method)) = (
-                optional(item, "pass_type", 1..=3),
-                optional(item, "pass_method", 1..=6),
-            ) else {
-                fail.push((i, fail_item));
-                continue;
+            let named = PunchRef {
+                userid: p.userid.clone(),
+                user_type: p.user_type,
+                timestamp: p.timestamp,
             };
-            if timestamp < EARLIEST {
+            let in_range =
+                |v: Option<i64>, r: std::ops::RangeInclusive<i64>| v.is_none_or(|v| r.contains(&v));
+            if !(0..=2).contains(&p.user_type)
+                || !in_range(p.pass_type, 1..=3)
+                || !in_range(p.pass_method, 1..=6)
+            {
+                fail.push((i, named));
                 continue;
             }
-            if userid.is_empty() || userid.len() > 128 {
-                fail.push((i, fail_item));
+            if p.timestamp < EARLIEST {
+                continue;
+            }
+            if p.userid.is_empty() || p.userid.len() > 128 {
+                fail.push((i, named));
                 continue;
             }
             let user = DeviceUser {
-                userid: userid.to_string(),
-                user_type,
+                userid: p.userid,
+                user_type: p.user_type,
             };
             valid.push((
                 i,
                 user,
                 CheckinRecord {
-                    timestamp,
-                    pass_type,
-                    pass_method,
+                    timestamp: p.timestamp,
+                    pass_type: p.pass_type,
+                    pass_method: p.pass_method,
                 },
             ));
         }
@@ -89,13 +83,17 @@ impl Core {
                 Some(p) => keep.push((p.id, record)),
                 None => fail.push((
                     i,
-                    json!({"userid": user.userid, "user_type": user.user_type, "timestamp": record.timestamp}),
+                    PunchRef {
+                        userid: user.userid,
+                        user_type: user.user_type,
+                        timestamp: record.timestamp,
+                    },
                 )),
             }
         }
-        // fail_list in request order.
+        // Failures in request order.
         fail.sort_by_key(|f| f.0);
-        let fail: Vec<Value> = fail.into_iter().map(|f| f.1).collect();
+        let fail: Vec<PunchRef> = fail.into_iter().map(|f| f.1).collect();
         self.db
             .insert_checkins(session.tenant_id, &session.sn, &keep, self.now())
             .await?;

@@ -1,12 +1,10 @@
 //! Enrolments started from the admin side: on-device capture
-//! (`push_enter_page`) and photo-to-device (`push_user_face`, then
-//! `download_photo`). Each has an `oper_id`; the device's
-//! `upload_userinfo` carrying it is the outcome.
+//! ([`Push::EnterPage`]) and photo-to-device ([`Push::UserFace`], then
+//! [`Core::download_photo`]). Each has an `oper_id`; the device's upload
+//! answering it is the outcome.
 
-use serde_json::json;
-
-use super::hub::push_frame;
-use super::sync::UploadOutcome;
+use super::messages::{EnrolPage, EnrolmentAnswer, OfferedPhoto, Push};
+use super::upload::UploadOutcome;
 use super::{DeviceUser, Enrolment, Session, codes};
 use crate::domain::files::FileKind;
 use crate::domain::{Core, FileId, Person};
@@ -112,7 +110,7 @@ impl Core {
     }
 
     /// Cancels an open enrolment; a capture page open on the device is
-    /// closed with `push_exit_page`.
+    /// closed ([`Push::ExitPage`]).
     pub async fn cancel_enrolment(&self, tenant_id: i64, oper_id: &str) -> Result<Enrolment> {
         let e = self.enrolment(tenant_id, oper_id).await?;
         // Two atomic moves instead of read-then-write: a dispatch between
@@ -137,8 +135,7 @@ impl Core {
             && e.kind != "photo"
             && let Some(p) = self.db.person(e.person_id).await?
         {
-            self.hub
-                .push_logged_in(&e.sn, push_frame("push_exit_page", page_body(&e, &p)));
+            self.hub.push_logged_in(&e.sn, Push::ExitPage(page(&e, &p)));
         }
         self.enrolment(tenant_id, oper_id).await
     }
@@ -156,8 +153,8 @@ impl Core {
             let Some(p) = self.db.person(e.person_id).await? else {
                 continue;
             };
-            let frame = if e.kind == "photo" {
-                let mut faces = Vec::new();
+            let push = if e.kind == "photo" {
+                let mut photos = Vec::new();
                 for (i, f) in e.file_ids.iter().enumerate() {
                     if let Some((kind, id)) = photo_ref(f)
                         && let Some((rec, _)) = self
@@ -165,20 +162,22 @@ impl Core {
                             .file(e.tenant_id, kind.as_str(), id.as_str())
                             .await?
                     {
-                        faces.push(json!({
-                            "id": i,
-                            "photo_size": rec.size,
-                            "media_id": format!("{}_{i}", e.oper_id),
-                            "media_type": format!("image/{}", rec.format),
-                        }));
+                        photos.push(OfferedPhoto {
+                            id: i,
+                            size: rec.size,
+                            media_id: format!("{}_{i}", e.oper_id),
+                            media_type: format!("image/{}", rec.format),
+                        });
                     }
                 }
-                let mut body = page_body(&e, &p);
-                body.as_object_mut().expect("object").remove("page_type");
-                body["face_info"] = json!(faces);
-                push_frame("push_user_face", body)
+                let EnrolPage { oper_id, user, .. } = page(&e, &p);
+                Push::UserFace {
+                    oper_id,
+                    user,
+                    photos,
+                }
             } else {
-                push_frame("push_enter_page", page_body(&e, &p))
+                Push::EnterPage(page(&e, &p))
             };
             // Recorded as sent first, so the device's answer (or a cancel)
             // never finds it still queued; put back if the push failed.
@@ -186,7 +185,7 @@ impl Core {
                 .db
                 .move_enrolment(&e.oper_id, &["queued"], "sent", None, self.now())
                 .await?
-                && !self.hub.push_logged_in(&e.sn, frame)
+                && !self.hub.push_logged_in(&e.sn, push)
             {
                 self.db
                     .move_enrolment(&e.oper_id, &["sent"], "queued", None, self.now())
@@ -196,18 +195,24 @@ impl Core {
         Ok(())
     }
 
-    /// Records what an `upload_userinfo` carrying `oper_id` says of its
-    /// enrolment. Uploads naming another device's or tenant's enrolment,
-    /// or a finished one, change nothing.
-    pub async fn finish_enrolment(
+    /// Records what an upload answering an enrolment says of it: failed
+    /// with the device's code if it reports one, else succeeded if the
+    /// upload stored templates of the enrolled kind for the enrolled user.
+    /// Uploads naming another device's or tenant's enrolment, or a
+    /// finished one, change nothing.
+    pub(super) async fn finish_enrolment(
         &self,
         session: &Session,
-        oper_id: &str,
-        errcode: i64,
-        errmsg: &str,
+        answer: &EnrolmentAnswer,
         uploaded: &[(DeviceUser, bool, bool)],
         outcome: &UploadOutcome,
     ) -> Result<()> {
+        let EnrolmentAnswer {
+            oper_id,
+            errcode,
+            errmsg,
+        } = answer;
+        let (errcode, errmsg) = (*errcode, errmsg.as_str());
         let Some(e) = self
             .db
             .enrolment(oper_id)
@@ -261,8 +266,8 @@ impl Core {
         Ok(())
     }
 
-    /// `download_photo`: a photo offered to this device by an open
-    /// `push_user_face` enrolment, in clear.
+    /// A photo offered to this device by an open photo enrolment
+    /// ([`Push::UserFace`]), in clear.
     pub async fn download_photo(&self, session: &Session, media_id: &str) -> Result<Vec<u8>> {
         let invalid =
             || Error::DeviceRefused(codes::INVALID_MEDIA_ID, "media_id is invalid".into());
@@ -306,11 +311,13 @@ fn photo_ref(s: &str) -> Option<(FileKind, FileId)> {
     Some((file_kind(kind)?, FileId::parse(id)?))
 }
 
-fn page_body(e: &Enrolment, p: &Person) -> serde_json::Value {
-    json!({
-        "page_type": e.kind,
-        "oper_id": e.oper_id,
-        "userid": p.user_id,
-        "user_type": p.user_type.as_i64(),
-    })
+fn page(e: &Enrolment, p: &Person) -> EnrolPage {
+    EnrolPage {
+        kind: e.kind.clone(),
+        oper_id: e.oper_id.clone(),
+        user: DeviceUser {
+            userid: p.user_id.clone(),
+            user_type: p.user_type.as_i64(),
+        },
+    }
 }

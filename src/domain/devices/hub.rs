@@ -7,76 +7,55 @@
 //! the versions it lacks and the enrolments queued for it. A push that
 //! cannot be delivered is simply sent again by a later pass, and a device
 //! that was away gets its backlog when it logs in again, across restarts.
+//!
+//! The hub speaks no protocol: it hands typed [`Push`]es to a connection's
+//! [`Peer`], which the protocol surface implements and encodes for.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::Notify;
 
-use super::{Change, Session};
+use super::Session;
+use super::messages::Push;
 use crate::domain::Core;
 use crate::model::error::Result;
 
 /// At most this many versions are replayed to a device one by one; a
 /// device further behind gets only the newest push, whose version gap
-/// tells it to pull everything (`get_userinfo_by_page`).
+/// tells it to pull everything.
 pub const MAX_REPLAY: i64 = 16;
 
-/// What a connection's writer sends.
-#[derive(Debug)]
-pub enum Outgoing {
-    Text(Arc<str>),
-    Binary(bytes::Bytes),
-    /// Close with a code and reason, then stop writing.
-    Close(u16, &'static str),
-    /// A frame holding part of its connection's reply budget until written.
-    Held(Box<Outgoing>, tokio::sync::OwnedSemaphorePermit),
+/// Why the hub closes a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// A newer connection of the same device took over.
+    Replaced,
+    /// An admin unbound the device.
+    Unbound,
+    /// The server is stopping.
+    Stopping,
 }
 
-/// Queue depth per connection; a device that falls this far behind gets
-/// its pushes again from a later pass.
-pub const QUEUE: usize = 256;
-
-/// How the hub reaches one connection: its queue, and a close signal that
-/// does not wait behind queued frames.
-#[derive(Clone)]
-pub struct Link {
-    pub id: u64,
-    pub tx: mpsc::Sender<Outgoing>,
-    kill: Arc<watch::Sender<Option<(u16, &'static str)>>>,
-}
-
-/// The receiving end of a connection's close signal: `(code, reason)`.
-pub type KillSignal = watch::Receiver<Option<(u16, &'static str)>>;
-
-impl Link {
-    pub fn new(id: u64, tx: mpsc::Sender<Outgoing>) -> (Link, KillSignal) {
-        let (kill, signal) = watch::channel(None);
-        (
-            Link {
-                id,
-                tx,
-                kill: Arc::new(kill),
-            },
-            signal,
-        )
-    }
-
+/// How the hub reaches one connection of a device, whatever its protocol.
+pub trait Peer: Send + Sync {
+    /// The connection's number ([`Hub::new_connection_id`]).
+    fn id(&self) -> u64;
+    /// Queues `pushes` in order; `false` if they do not all fit (the
+    /// device is not reading) — a later pass sends them again.
+    fn push(&self, pushes: &[Arc<Push>]) -> bool;
     /// Tells the connection to close; it stops serving requests at once.
-    pub fn close(&self, code: u16, reason: &'static str) {
-        self.kill.send_replace(Some((code, reason)));
-    }
+    fn close(&self, why: Closing);
 }
 
 struct Conn {
-    link: Link,
+    peer: Arc<dyn Peer>,
     /// Set once the device has logged in.
     tenant_id: Option<i64>,
     pushed: i64,
-    /// `push_bind_corp` was sent (bound while waiting in `active`).
+    /// The bind push was sent (bound while waiting to activate).
     told_bound: bool,
 }
 
@@ -85,27 +64,6 @@ pub struct Hub {
     conns: Mutex<HashMap<String, Conn>>,
     next_id: AtomicU64,
     wake: Arc<Notify>,
-}
-
-/// A server push: `cmd`, a fresh `req_id`, `body`.
-pub fn push_frame(cmd: &str, body: Value) -> Arc<str> {
-    let req_id = hex::encode(crate::model::ids::random_bytes::<8>());
-    json!({"cmd": cmd, "headers": {"req_id": req_id}, "body": body})
-        .to_string()
-        .into()
-}
-
-fn change_frame(version: i64, change: &Change, at: i64) -> Arc<str> {
-    push_frame(
-        "push_change_contact",
-        json!({
-            "timestamp": at,
-            "perm_version": version,
-            "create_user": change.create_user,
-            "update_user": change.update_user,
-            "delete_user": change.delete_user,
-        }),
-    )
 }
 
 impl Hub {
@@ -118,18 +76,18 @@ impl Hub {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Makes `link` the device's connection (after `register` or `active`,
+    /// Makes `peer` the device's connection (after `register` or `active`,
     /// before login). A different earlier connection of the same device is
     /// closed: the newest one wins.
-    pub fn attach(&self, sn: &str, link: &Link) {
+    pub fn attach(&self, sn: &str, peer: &Arc<dyn Peer>) {
         let mut conns = self.lock();
-        if conns.get(sn).is_some_and(|c| c.link.id == link.id) {
+        if conns.get(sn).is_some_and(|c| c.peer.id() == peer.id()) {
             return;
         }
         let old = conns.insert(
             sn.to_string(),
             Conn {
-                link: link.clone(),
+                peer: peer.clone(),
                 tenant_id: None,
                 pushed: 0,
                 told_bound: false,
@@ -137,15 +95,15 @@ impl Hub {
         );
         drop(conns);
         if let Some(old) = old {
-            old.link.close(4000, "replaced by a newer connection");
+            old.peer.close(Closing::Replaced);
         }
     }
 
     /// Marks the connection logged in; pushes start from `seen_version`.
-    pub fn login(&self, session: &Session, link: &Link, seen: i64) {
-        self.attach(&session.sn, link);
+    pub fn login(&self, session: &Session, peer: &Arc<dyn Peer>, seen: i64) {
+        self.attach(&session.sn, peer);
         if let Some(c) = self.lock().get_mut(&session.sn)
-            && c.link.id == link.id
+            && c.peer.id() == peer.id()
         {
             c.tenant_id = Some(session.tenant_id);
             c.pushed = seen;
@@ -157,7 +115,7 @@ impl Hub {
     pub fn is_current(&self, sn: &str, id: u64) -> bool {
         self.lock()
             .get(sn)
-            .is_some_and(|c| c.link.id == id && c.tenant_id.is_some())
+            .is_some_and(|c| c.peer.id() == id && c.tenant_id.is_some())
     }
 
     /// Forgets connection `id` of `sn`; returns the version it was sent up
@@ -165,7 +123,7 @@ impl Hub {
     pub fn detach(&self, sn: &str, id: u64) -> Option<i64> {
         let mut conns = self.lock();
         match conns.get(sn) {
-            Some(c) if c.link.id == id => {
+            Some(c) if c.peer.id() == id => {
                 let c = conns.remove(sn).expect("present");
                 c.tenant_id.map(|_| c.pushed)
             }
@@ -173,21 +131,18 @@ impl Hub {
         }
     }
 
-    /// Sends a frame to the device if it is logged in.
-    pub fn push_logged_in(&self, sn: &str, frame: Arc<str>) -> bool {
-        self.lock().get(sn).is_some_and(|c| {
-            c.tenant_id.is_some() && c.link.tx.try_send(Outgoing::Text(frame)).is_ok()
-        })
+    /// Sends a push to the device if it is logged in.
+    pub fn push_logged_in(&self, sn: &str, push: Push) -> bool {
+        self.lock()
+            .get(sn)
+            .is_some_and(|c| c.tenant_id.is_some() && c.peer.push(&[Arc::new(push)]))
     }
 
     /// Tells the device it was unbound, then closes its connection.
     pub fn unbind(&self, sn: &str) {
         if let Some(c) = self.lock().remove(sn) {
-            let _ = c
-                .link
-                .tx
-                .try_send(Outgoing::Text(push_frame("push_unbind_corp", json!({}))));
-            c.link.close(4001, "unbound");
+            c.peer.push(&[Arc::new(Push::Unbound)]);
+            c.peer.close(Closing::Unbound);
         }
     }
 
@@ -199,7 +154,7 @@ impl Hub {
             if c.tenant_id.is_some() {
                 positions.push((sn, c.pushed));
             }
-            c.link.close(1012, "server restarting");
+            c.peer.close(Closing::Stopping);
         }
         positions
     }
@@ -238,16 +193,12 @@ impl Hub {
             .collect()
     }
 
-    /// Sends `push_bind_corp` to a waiting device (once).
+    /// Tells a waiting device it was bound (once).
     pub fn tell_bound(&self, sn: &str) {
         if let Some(c) = self.lock().get_mut(sn)
             && !c.told_bound
         {
-            c.told_bound = c
-                .link
-                .tx
-                .try_send(Outgoing::Text(push_frame("push_bind_corp", json!({}))))
-                .is_ok();
+            c.told_bound = c.peer.push(&[Arc::new(Push::Bound)]);
         }
     }
 
@@ -258,31 +209,26 @@ impl Hub {
             if let Some(t) = c.tenant_id {
                 out.entry(t)
                     .or_default()
-                    .push((sn.clone(), c.link.id, c.pushed));
+                    .push((sn.clone(), c.peer.id(), c.pushed));
             }
         }
         out
     }
 
-    /// Sends `frames` to connection `id` of `sn` if it is still the one
+    /// Sends `pushes` to connection `id` of `sn` if it is still the one
     /// the pass looked at, and moves its position from `from` to
     /// `version`; `false` (nothing recorded) if anything changed meanwhile
     /// or the queue is full — a later pass tries again.
-    fn deliver(&self, sn: &str, id: u64, from: i64, frames: &[Arc<str>], version: i64) -> bool {
+    fn deliver(&self, sn: &str, id: u64, from: i64, pushes: &[Arc<Push>], version: i64) -> bool {
         let mut conns = self.lock();
         let Some(c) = conns
             .get_mut(sn)
-            .filter(|c| c.link.id == id && c.pushed == from && c.tenant_id.is_some())
+            .filter(|c| c.peer.id() == id && c.pushed == from && c.tenant_id.is_some())
         else {
             return false;
         };
-        if c.link.tx.capacity() < frames.len() {
+        if !c.peer.push(pushes) {
             return false;
-        }
-        for f in frames {
-            if c.link.tx.try_send(Outgoing::Text(f.clone())).is_err() {
-                return false;
-            }
         }
         c.pushed = version;
         true
@@ -360,19 +306,26 @@ impl Core {
         };
         let from = oldest.max(version - MAX_REPLAY);
         // Versions recorded after `version` was read wait for the next pass.
-        let frames: Vec<(i64, Arc<str>)> = self
+        let pushes: Vec<(i64, Arc<Push>)> = self
             .db
             .changes_after(tenant_id, from, MAX_REPLAY)
             .await?
-            .iter()
+            .into_iter()
             .filter(|(v, _)| *v <= version)
-            .map(|(v, c)| (*v, change_frame(*v, c, now)))
+            .map(|(v, change)| {
+                let push = Push::Change {
+                    version: v,
+                    change,
+                    at: now,
+                };
+                (v, Arc::new(push))
+            })
             .collect();
         for (sn, id, pushed) in behind {
-            let due: Vec<Arc<str>> = if version - pushed > MAX_REPLAY {
-                frames.last().map(|f| f.1.clone()).into_iter().collect()
+            let due: Vec<Arc<Push>> = if version - pushed > MAX_REPLAY {
+                pushes.last().map(|f| f.1.clone()).into_iter().collect()
             } else {
-                frames
+                pushes
                     .iter()
                     .filter(|f| f.0 > pushed)
                     .map(|f| f.1.clone())

@@ -1,14 +1,16 @@
-//! Terminals on the WeCom device protocol: their bring-up (register →
-//! active → subscribe_corp), the templates they enrol, the tenant's change
-//! log they sync from, enrolments started from the admin side, and punch
-//! records. Wire framing lives in `api::device`; everything here is plain
-//! calls on [`Core`].
+//! Terminals: their bring-up (register → active → subscribe, WeCom's
+//! model), the templates they enrol, the tenant's change log they sync
+//! from, enrolments started from the admin side, and punch records. The
+//! core takes and returns typed values ([`messages`]); a protocol surface
+//! (`api::wecom`) reads and writes its frames.
 
 pub mod checkin;
 pub mod enrol;
 pub mod fleet;
 pub mod hub;
+pub mod messages;
 pub mod sync;
+pub mod upload;
 
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
@@ -450,7 +452,7 @@ mod tests {
         assert!(check_secret_no(&"0123456789".repeat(26)).is_err());
     }
 
-    async fn bring_up(core: &Core, sn: &str) -> (Tenant, Session) {
+    pub(super) async fn bring_up(core: &Core, sn: &str) -> (Tenant, Session) {
         let t = core.create_tenant("acme").await.unwrap();
         core.add_device(&t, sn, SECRET_NO).await.unwrap();
         let now = core.now().to_string();
@@ -629,38 +631,6 @@ mod tests {
         assert!(
             matches!(e, Error::DeviceRefused(codes::NOT_REGISTERED, ref m) if m.contains("expired")),
             "{e:?}"
-        );
-    }
-
-    /// An upload's templates and its audit record commit together; a
-    /// template without a record is a problem `check` names.
-    #[tokio::test]
-    async fn uploaded_templates_are_audited_with_their_write() {
-        let (_dir, core) = core().await;
-        let (t, session) = bring_up(&core, "SN1").await;
-        let d = crate::domain::PersonDraft::new("u1", "U One", None).unwrap();
-        core.upsert_person(&t, &d).await.unwrap();
-        let data = base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            b"opaque face features of u1",
-        );
-        let users = vec![serde_json::json!({"userid": "u1",
-            "fa_list": [{"id": 0, "data": data}, {"id": 11, "data": data}], "fa_algorithm": "X"})];
-        let outcome = core.upload_userinfo(&session, users).await.unwrap();
-        assert!(outcome.fail_list.is_empty());
-        let r = core.check(std::time::Duration::ZERO).await.unwrap();
-        assert!(r.unaudited.is_empty(), "{r:?}");
-        sqlx::query("DELETE FROM audit_log WHERE action = 'template.upload'")
-            .execute(&core.db.pool)
-            .await
-            .unwrap();
-        let r = core.check(std::time::Duration::ZERO).await.unwrap();
-        assert_eq!(
-            r.unaudited,
-            [
-                format!("template.upload tenant:{} u1 fa/X:0", t.id),
-                format!("template.upload tenant:{} u1 fa/X:11", t.id),
-            ]
         );
     }
 

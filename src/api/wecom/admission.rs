@@ -417,7 +417,7 @@ mod tests {
         h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
         let e = check_origin(&h, &[]).unwrap_err();
         assert_eq!(
-            crate::api::envelope::render(&e, crate::api::envelope::Surface::Other).status,
+            crate::api::facehub::CODES.render(&e).status,
             StatusCode::FORBIDDEN
         );
         assert!(check_origin(&h, &["https://evil.example/".into()]).is_ok());
