@@ -140,14 +140,14 @@ impl Core {
             .blobs
             .create(file_id.as_str())
             .await
-            .map_err(Error::Internal)?;
+            .map_err(Error::from)?;
         let mut probe = Probe::new(rules);
         let mut body = std::pin::pin!(body);
         let outcome: Result<()> = async {
             while let Some(piece) = body.next().await {
                 let piece = piece?;
                 probe.push(&piece).map_err(|e| self.refuse(e))?;
-                writer.write(&piece).await.map_err(Error::Internal)?;
+                writer.write(&piece).await.map_err(Error::from)?;
             }
             Ok(())
         }
@@ -257,7 +257,7 @@ impl Core {
                     // sync), or a PUT the client gave up on may still land:
                     // delete, and keep any intent for the sweep.
                     let _ = core.blobs.delete(id).await;
-                    return Err(Error::Internal(e));
+                    return Err(Error::from(e));
                 }
             };
             let (info, extra) = match core.verify_stored(id, probed, rules, inspect).await {
@@ -347,11 +347,11 @@ impl Core {
             .blobs
             .open(id)
             .await
-            .map_err(Error::Internal)?
+            .map_err(Error::from)?
             .ok_or_else(|| Error::internal(format!("blob {id} vanished before validation")))?
             .read_all(probed.size as usize)
             .await
-            .map_err(Error::Internal)?;
+            .map_err(Error::from)?;
         let format = probed.format;
         let metrics = self.metrics.uploads_refused.clone();
         let refuse = move |e: ImageError| {
@@ -400,7 +400,7 @@ impl Core {
         let name = self
             .keys
             .open_small(name_aad(id).as_bytes(), &sealed_name)
-            .map_err(Error::Internal)?;
+            .map_err(Error::from)?;
         record.file_name = String::from_utf8(name).map_err(|e| Error::Internal(e.into()))?;
         let format = ImageFormat::parse(&record.format)
             .ok_or_else(|| Error::internal(format!("stored format {:?}", record.format)))?;
@@ -408,7 +408,7 @@ impl Core {
             .blobs
             .open_sized(id, u64::try_from(record.size).unwrap_or(0))
             .await
-            .map_err(Error::Internal)?
+            .map_err(Error::from)?
             .ok_or_else(|| Error::internal(format!("blob of file {id} is missing")))?;
         Ok(Some(FileDownload {
             record,

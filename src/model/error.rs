@@ -116,6 +116,7 @@ impl From<anyhow::Error> for Error {
             return Error::param("a text parameter contains a NUL character");
         }
         if e.chain().any(is_disk_full) {
+            log_disk_full(&e);
             return Error::disk_full();
         }
         Error::Internal(e)
@@ -126,7 +127,23 @@ impl From<anyhow::Error> for Error {
 /// the deployment's, not a fault of the request, and it passes once space
 /// is freed (no restart).
 const DISK_FULL: &str =
-    "the filesystem holding facehub's data is full; writes resume once space is freed";
+    "the disk holding facehub's data is full; writes resume once space is freed";
+
+/// Logs which store met a full filesystem (the client is told only that
+/// storage is full), at most every 10 s however many requests meet it.
+fn log_disk_full(e: &anyhow::Error) {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = chrono::Utc::now().timestamp();
+    let last = LAST.load(Ordering::Relaxed);
+    if now >= last + 10
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(error = %format!("{e:#}"), "a write met a full filesystem; refusing writes as storage full until space is freed");
+    }
+}
 
 /// A write refused for want of space: ENOSPC or EDQUOT from the kernel,
 /// SQLITE_FULL, or PostgreSQL's disk_full (SQLSTATE 53100).
@@ -137,7 +154,10 @@ fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
     }
     match e.downcast_ref::<sqlx::Error>() {
         Some(sqlx::Error::Database(d)) => matches!(d.code().as_deref(), Some("13" | "53100")),
-        Some(sqlx::Error::Io(io)) => io.kind() == std::io::ErrorKind::StorageFull,
+        Some(sqlx::Error::Io(io)) => matches!(
+            io.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        ),
         _ => false,
     }
 }

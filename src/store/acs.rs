@@ -128,7 +128,7 @@ impl Db {
         audit: Option<&AuditEvent>,
     ) -> anyhow::Result<Option<AcsRow>> {
         let mut tx = self.pool.begin().await?;
-        // Write first (see the module comment): reading the old row before
+        // Write first (see the module comment in mod.rs): reading the old row before
         // taking the write lock lets a concurrent enrolment make this
         // transaction fail with SQLITE_BUSY instead of waiting.
         sqlx::query("UPDATE acs_users SET updated_at = updated_at WHERE person_id = $1")

@@ -46,7 +46,7 @@ impl Db {
         tell: impl FnOnce(Option<i64>, i64) -> Option<Change>,
     ) -> Result<(Person, Upsert), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        // Write first (see the module comment): an insert that does nothing
+        // Write first (see the module comment in mod.rs): an insert that does nothing
         // on conflict still takes the write lock.
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO people(tenant_id, user_id, union_id, name, employee_no, extra, user_type, created_at, updated_at)

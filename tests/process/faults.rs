@@ -177,6 +177,11 @@ async fn a_full_disk_degrades_then_recovers_by_itself() {
         return;
     }
     if !is_root() {
+        // CI runs as root: there the proof must not vanish quietly.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the full-disk suite needs root to mount a tmpfs"
+        );
         eprintln!("faults: NOT RUN: mounting a tmpfs needs root");
         return;
     }
@@ -315,7 +320,46 @@ async fn a_full_disk_degrades_then_recovers_by_itself() {
         ready_after.as_secs_f64(),
         served + after,
     );
-    drop(server);
+
+    // Without a floor (0 turns it off) an upload meets the full disk in
+    // the blob writer itself: still "storage full", never a 500, and
+    // nothing of it stays.
+    server.kill();
+    let server = Server::start_with(&data, |c| {
+        c.env("FACEHUB_LIMITS__MIN_FREE_MIB", "0");
+    });
+    let token = crate::common::tenant_token(&server.base, &creds).await;
+    // Room for the audit record of a refusal, not for the photo: the
+    // writer is what meets the full disk.
+    let filler = fill(fs.path(), "filler", None);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap();
+    f.set_len(f.metadata().unwrap().len() - 512 * 1024).unwrap();
+    drop(f);
+    let (status, v) = upload_photo(&server.base, &token, &noise_png(3000)).await;
+    assert_eq!(
+        status, 507,
+        "an upload into a full disk without a floor: {v}"
+    );
+    assert!(
+        v["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("storage full"),
+        "{v}"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let (status, v) = upload_photo(&server.base, &token, &noise_png(3001)).await;
+    assert_eq!(status, 200, "after freeing, without a floor: {v}");
+    server.kill();
+    let out = facehub(&data).args(["check", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "check after an upload met the full disk: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 /// Uploads and downloads while blob writes and audit records fail with EIO

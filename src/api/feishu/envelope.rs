@@ -90,6 +90,11 @@ pub enum Refusals {
     RateLimited(ErrorEnvelope),
     #[response(status = 500, description = "internal fault")]
     Internal(ErrorEnvelope),
+    #[response(
+        status = 507,
+        description = "storage full: the deployment's disk is full (or below its free-space floor); retry once space is freed"
+    )]
+    StorageFull(ErrorEnvelope),
 }
 
 /// What a surface answers where the platform's error tables differ from one
