@@ -35,6 +35,9 @@ use crate::model::error::{Error, Result};
 #[derive(Debug)]
 pub(super) enum Outgoing {
     Text(Arc<str>),
+    /// A push from the hub, encoded by the writer: not under the hub's
+    /// lock, and on this connection's task rather than the sync pass's.
+    Push(Arc<Push>),
     Binary(bytes::Bytes),
     /// Close with a code and reason, then stop writing.
     Close(u16, &'static str),
@@ -73,10 +76,9 @@ impl Peer for Link {
         if self.tx.capacity() < pushes.len() {
             return false;
         }
-        pushes.iter().all(|p| {
-            let frame = frames::push_frame(p);
-            self.tx.try_send(Outgoing::Text(frame.into())).is_ok()
-        })
+        pushes
+            .iter()
+            .all(|p| self.tx.try_send(Outgoing::Push(p.clone())).is_ok())
     }
 
     fn close(&self, why: Closing) {
@@ -217,6 +219,7 @@ async fn serve(
             }
             let msg = match out {
                 Outgoing::Text(t) => Message::Text(Utf8Bytes::from(t.as_ref())),
+                Outgoing::Push(p) => Message::Text(Utf8Bytes::from(frames::push_frame(&p))),
                 Outgoing::Binary(b) => Message::Binary(b),
                 Outgoing::Close(code, reason) => {
                     let close = Message::Close(Some(CloseFrame {
