@@ -302,8 +302,8 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::devices::bringup::tests::bring_up;
     use crate::domain::devices::messages::{self, SlotInput};
-    use crate::domain::devices::tests::bring_up;
     use crate::domain::testing::core;
 
     #[test]
