@@ -164,8 +164,28 @@ pub fn png(w: u32, h: u32, seed: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
         image::Rgb([(x as u8).wrapping_mul(seed), y as u8, seed])
     });
+    encode(&img, image::ImageFormat::Png)
+}
+
+/// A PNG of `side`², unique per seed: its first `noisy` rows noise (which
+/// keeps it from compressing), the rest the colour `flat`.
+pub fn noise_png(side: u32, noisy: u32, seed: u64, flat: [u8; 3]) -> Vec<u8> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let img = image::RgbImage::from_fn(side, side, |_, y| {
+        if y < noisy {
+            image::Rgb([rng.r#gen(), rng.r#gen(), rng.r#gen()])
+        } else {
+            image::Rgb(flat)
+        }
+    });
+    encode(&img, image::ImageFormat::Png)
+}
+
+/// `img` encoded as `format`: the file's bytes.
+pub fn encode(img: &image::RgbImage, format: image::ImageFormat) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    img.write_to(&mut out, format).unwrap();
     out.into_inner()
 }
 
@@ -216,20 +236,28 @@ pub fn sdk_file_body(bytes: &[u8]) -> (String, Vec<u8>) {
         .finish()
 }
 
+/// Sends `req` and decodes the JSON reply, whatever its status.
+pub async fn reply_json(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 /// A tenant_access_token from the server at `base` for `creds`
 /// (`{"app_id", "app_secret"}`, as `facehub app create --json` prints them).
 pub async fn tenant_token(base: &str, creds: &Value) -> String {
-    let v: Value = reqwest::Client::new()
-        .post(format!(
-            "{base}/open-apis/auth/v3/tenant_access_token/internal"
-        ))
-        .json(creds)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("{base}/open-apis/auth/v3/tenant_access_token/internal");
+    let v = reply_json(reqwest::Client::new().post(url).json(creds)).await;
     assert_eq!(v["code"], 0, "{v}");
     v["tenant_access_token"].as_str().unwrap().to_string()
+}
+
+/// What the terminal `d` is told of one person (`get_userinfo_by_ids`).
+pub async fn userinfo(d: &facehub_devsim::Device, user_id: &str, user_type: u8) -> Value {
+    let items = serde_json::json!({"user_item": [{"userid": user_id, "user_type": user_type}]});
+    d.call("get_userinfo_by_ids", items).await.unwrap()
+}
+
+/// The secret the terminal `d`, once bound, gets for its `active_code`.
+pub async fn activate(d: &facehub_devsim::Device, active_code: &str) -> String {
+    let v = d.call("active", serde_json::json!({"active_code": active_code}));
+    v.await.unwrap()["secret"].as_str().unwrap().to_string()
 }

@@ -100,6 +100,21 @@ impl Drop for Server {
     }
 }
 
+/// Runs `cmd`, which must fail: its standard error.
+pub fn run_err(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{cmd:?} succeeded: {stdout}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `cmd` made `device add` of the terminal `sn` (factory SecretNo
+/// `secret_no`) to tenant `acme`; add `--bind` to bind it at once.
+pub fn device_add<'a>(cmd: &'a mut Command, sn: &str, secret_no: &str) -> &'a mut Command {
+    cmd.args(["device", "add", "--tenant", "acme"])
+        .args(["--sn", sn, "--secret-no", secret_no])
+}
+
 /// Tenant `acme` and an app of it with `scopes`, made through the
 /// commands `cmd` builds (the CLI of a data directory, with whatever
 /// options a deployment needs); the app's credentials

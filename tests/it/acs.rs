@@ -2,35 +2,17 @@
 //! detection, on photographs scikit-image ships.
 
 use crate::app::*;
-use facehub::domain::PersonDraft;
 use serde_json::{Value, json};
 
 async fn setup() -> (TestApp, String) {
     let app = spawn_app().await;
-    for (uid, name) in [("u1", "Ann"), ("u2", "Bob"), ("u3", "Cy")] {
-        let d = PersonDraft::new(uid, name, None).unwrap();
-        app.core.upsert_person(&app.tenant, &d).await.unwrap();
-    }
-    app.core
-        .acs_grant(&app.tenant, &["u1".into(), "u2".into()])
-        .await
-        .unwrap();
-    let creds = make_app(&app.core, &app.tenant, &["acs:users"]).await;
+    let creds = app.seed_acs().await;
     let t = app.token_for(&creds.app_id, &creds.app_secret).await;
     (app, t)
 }
 
-async fn get(app: &TestApp, t: &str, path: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(path))
-        .bearer_auth(t)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn get_json(app: &TestApp, t: &str, path: &str) -> Value {
-    let r = get(app, t, path).await;
+    let r = app.get(path, t).await;
     assert_eq!(r.status(), 200, "{path}");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["code"], 0, "{v}");
@@ -97,16 +79,17 @@ async fn directory_listing_paging_and_cards() {
         "/open-apis/acs/v1/users/ghost?user_id_type=user_id",
         "/open-apis/acs/v1/users/ou_x",
     ] {
-        expect_error(get(&app, &t, path).await, 400, 1490101).await;
+        expect_error(app.get(path, &t).await, 400, 1490101).await;
     }
     expect_error(
-        get(&app, &t, "/open-apis/acs/v1/users/u1?user_id_type=email").await,
+        app.get("/open-apis/acs/v1/users/u1?user_id_type=email", &t)
+            .await,
         400,
         99992402,
     )
     .await;
     expect_error(
-        get(&app, &t, "/open-apis/acs/v1/users?page_size=0").await,
+        app.get("/open-apis/acs/v1/users?page_size=0", &t).await,
         400,
         99992402,
     )
@@ -116,7 +99,8 @@ async fn directory_listing_paging_and_cards() {
     let creds = make_app(&app.core, &other, &["acs:users"]).await;
     let t2 = app.token_for(&creds.app_id, &creds.app_secret).await;
     expect_error(
-        get(&app, &t2, "/open-apis/acs/v1/users/u1?user_id_type=user_id").await,
+        app.get("/open-apis/acs/v1/users/u1?user_id_type=user_id", &t2)
+            .await,
         400,
         1490101,
     )
@@ -125,12 +109,7 @@ async fn directory_listing_paging_and_cards() {
     assert_eq!(v["data"]["items"], json!([]));
     // The attendance app lacks the scope.
     let ta = app.token().await;
-    expect_error(
-        get(&app, &ta, "/open-apis/acs/v1/users").await,
-        400,
-        99991672,
-    )
-    .await;
+    expect_error(app.get("/open-apis/acs/v1/users", &ta).await, 400, 99991672).await;
 }
 
 #[tokio::test]
@@ -146,20 +125,20 @@ async fn face_enrolment_detects_crops_and_refuses_what_it_must() {
     assert_eq!(v["data"]["user"]["feature"]["face_uploaded"], true);
 
     // The original comes back byte-identical; the crop is a JPEG holding a face.
-    let r = get(
-        &app,
-        &t,
-        "/open-apis/acs/v1/users/u1/face?user_id_type=user_id&is_cropped=false",
-    )
-    .await;
+    let r = app
+        .get(
+            "/open-apis/acs/v1/users/u1/face?user_id_type=user_id&is_cropped=false",
+            &t,
+        )
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap()[..], astronaut[..]);
-    let r = get(
-        &app,
-        &t,
-        "/open-apis/acs/v1/users/u1/face?user_id_type=user_id&is_cropped=True",
-    )
-    .await;
+    let r = app
+        .get(
+            "/open-apis/acs/v1/users/u1/face?user_id_type=user_id&is_cropped=True",
+            &t,
+        )
+        .await;
     assert_eq!(r.headers()["content-type"], "image/jpeg");
     let crop = image::load_from_memory(&r.bytes().await.unwrap())
         .unwrap()
@@ -173,20 +152,11 @@ async fn face_enrolment_detects_crops_and_refuses_what_it_must() {
         let ft = if name.ends_with(".jpg") { "jpg" } else { "png" };
         let r = app.put_face(&t, "u1", ft, &skimage_file(name)).await;
         let v = expect_error(r, 400, 1490108).await;
-        assert!(
-            v["msg"]
-                .as_str()
-                .unwrap()
-                .starts_with("user face crop fail"),
-            "{v}"
-        );
+        assert!(msg(&v).starts_with("user face crop fail"), "{v}");
     }
-    let r = get(
-        &app,
-        &t,
-        "/open-apis/acs/v1/users/u1/face?user_id_type=user_id",
-    )
-    .await;
+    let r = app
+        .get("/open-apis/acs/v1/users/u1/face?user_id_type=user_id", &t)
+        .await;
     assert_eq!(r.bytes().await.unwrap()[..], astronaut[..]);
 
     // Wrong file_type, not an image, not in the directory.
@@ -223,12 +193,8 @@ async fn face_enrolment_detects_crops_and_refuses_what_it_must() {
     )
     .await;
     expect_error(
-        get(
-            &app,
-            &t,
-            "/open-apis/acs/v1/users/u2/face?user_id_type=user_id",
-        )
-        .await,
+        app.get("/open-apis/acs/v1/users/u2/face?user_id_type=user_id", &t)
+            .await,
         400,
         99992402,
     )
@@ -237,43 +203,20 @@ async fn face_enrolment_detects_crops_and_refuses_what_it_must() {
     // A second enrolment replaces the first; revoking deletes both files.
     let camera = skimage_file("camera.png");
     assert_eq!(app.put_face(&t, "u1", "png", &camera).await.status(), 200);
-    let r = get(
-        &app,
-        &t,
-        "/open-apis/acs/v1/users/u1/face?user_id_type=user_id",
-    )
-    .await;
+    let r = app
+        .get("/open-apis/acs/v1/users/u1/face?user_id_type=user_id", &t)
+        .await;
     assert_eq!(r.bytes().await.unwrap()[..], camera[..]);
-    let blobs = app
-        .core
-        .store_for_tests()
-        .blobs
-        .store()
-        .keys()
-        .await
-        .unwrap();
+    let blobs = app.blob_keys().await;
     assert_eq!(blobs.len(), 2, "original and crop only: {blobs:?}");
     app.core
         .acs_revoke(&app.tenant, &["u1".into()])
         .await
         .unwrap();
-    assert!(
-        app.core
-            .store_for_tests()
-            .blobs
-            .store()
-            .keys()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(app.blob_keys().await.is_empty());
     expect_error(
-        get(
-            &app,
-            &t,
-            "/open-apis/acs/v1/users/u1/face?user_id_type=user_id",
-        )
-        .await,
+        app.get("/open-apis/acs/v1/users/u1/face?user_id_type=user_id", &t)
+            .await,
         400,
         1490101,
     )
@@ -293,13 +236,6 @@ async fn concurrent_enrolments_of_one_person_all_succeed() {
         let v: Value = r.json().await.unwrap();
         assert_eq!((status.as_u16(), v["code"].as_i64()), (200, Some(0)), "{v}");
     }
-    let blobs = app
-        .core
-        .store_for_tests()
-        .blobs
-        .store()
-        .keys()
-        .await
-        .unwrap();
+    let blobs = app.blob_keys().await;
     assert_eq!(blobs.len(), 2, "original and crop only: {blobs:?}");
 }

@@ -135,9 +135,7 @@ pub fn jpeg(w: u32, h: u32, seed: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
         image::Rgb([(x as u8) ^ seed, (y as u8).wrapping_add(seed), 99])
     });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
-    out.into_inner()
+    encode(&img, image::ImageFormat::Jpeg)
 }
 
 impl TestApp {
@@ -164,14 +162,78 @@ impl TestApp {
         content_type: &str,
         body: Vec<u8>,
     ) -> reqwest::Response {
+        let path = format!("/open-apis/attendance/v1/files/upload{query}");
+        let form = (content_type.to_string(), body);
+        self.send_form(reqwest::Method::POST, &path, token, form)
+            .await
+    }
+
+    /// Sends a body `(content type, bytes)` — a multipart form as
+    /// `RawMultipart::finish` returns it — with `method` and `token`.
+    pub async fn send_form(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        (content_type, body): (String, Vec<u8>),
+    ) -> reqwest::Response {
         self.client
-            .post(self.url(&format!("/open-apis/attendance/v1/files/upload{query}")))
+            .request(method, self.url(path))
             .bearer_auth(token)
             .header("content-type", content_type)
             .body(body)
             .send()
             .await
             .unwrap()
+    }
+
+    /// `GET path` with `token`: the reply, whatever its status.
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        let req = self.client.get(self.url(path)).bearer_auth(token);
+        req.send().await.unwrap()
+    }
+
+    /// `DELETE path` with `token`: the reply, whatever its status.
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        let req = self.client.delete(self.url(path)).bearer_auth(token);
+        req.send().await.unwrap()
+    }
+
+    /// Adds (or updates) the person `user_id` named `name` to the tenant.
+    pub async fn add_person(&self, user_id: &str, name: &str) {
+        let d = facehub::domain::PersonDraft::new(user_id, name, None).unwrap();
+        self.core.upsert_person(&self.tenant, &d).await.unwrap();
+    }
+
+    /// A user access token of the person `user_id` for the app `app_id`.
+    pub async fn user_token(
+        &self,
+        app_id: &str,
+        user_id: &str,
+    ) -> facehub::domain::auth::IssuedToken {
+        self.core.issue_user_token(app_id, user_id).await.unwrap()
+    }
+
+    /// Grants door access to `user_ids` and makes an `acs:users` app.
+    pub async fn acs_app(&self, user_ids: &[&str]) -> Creds {
+        let ids: Vec<String> = user_ids.iter().map(|u| u.to_string()).collect();
+        self.core.acs_grant(&self.tenant, &ids).await.unwrap();
+        make_app(&self.core, &self.tenant, &["acs:users"]).await
+    }
+
+    /// The door-access people: u1 Ann, u2 Bob (both granted) and u3 Cy
+    /// (not); an `acs:users` app.
+    pub async fn seed_acs(&self) -> Creds {
+        for (uid, name) in [("u1", "Ann"), ("u2", "Bob"), ("u3", "Cy")] {
+            self.add_person(uid, name).await;
+        }
+        self.acs_app(&["u1", "u2"]).await
+    }
+
+    /// The names of every stored blob.
+    pub async fn blob_keys(&self) -> Vec<String> {
+        let blobs = &self.core.store_for_tests().blobs;
+        blobs.store().keys().await.unwrap()
     }
 
     /// Uploads like the Python SDK and returns the file_id.
@@ -312,15 +374,21 @@ pub fn skimage_file(name: &str) -> Vec<u8> {
 /// The ACS face upload's form as the SDK sends it: the photo in `files`,
 /// declared as `file_type` and named `face.<file_type>`.
 pub fn face_form(photo: &[u8], file_type: &str) -> (String, Vec<u8>) {
+    let name = format!("face.{file_type}");
+    face_parts(photo, file_type)
+        .part("form-data; name=\"file_name\"", &[], name.as_bytes())
+        .finish()
+}
+
+/// The same without `file_name`: the least an ACS face upload sends.
+pub fn bare_face_form(photo: &[u8], file_type: &str) -> (String, Vec<u8>) {
+    face_parts(photo, file_type).finish()
+}
+
+fn face_parts(photo: &[u8], file_type: &str) -> RawMultipart {
     RawMultipart::new()
         .part("form-data; name=\"files\"", &[], photo)
         .part("form-data; name=\"file_type\"", &[], file_type.as_bytes())
-        .part(
-            "form-data; name=\"file_name\"",
-            &[],
-            format!("face.{file_type}").as_bytes(),
-        )
-        .finish()
 }
 
 /// The `file_type` an SDK user declares for `photo`: `png` or `jpg`, by
@@ -343,17 +411,21 @@ impl TestApp {
         file_type: &str,
         photo: &[u8],
     ) -> reqwest::Response {
-        let (ct, body) = face_form(photo, file_type);
-        self.client
-            .put(self.url(&format!(
-                "/open-apis/acs/v1/users/{user_id}/face?user_id_type=user_id"
-            )))
-            .bearer_auth(token)
-            .header("content-type", ct)
-            .body(body)
-            .send()
+        self.put_face_form(token, user_id, face_form(photo, file_type))
             .await
-            .unwrap()
+    }
+
+    /// `PUT /open-apis/acs/v1/users/{user_id}/face` (a `user_id`-type id)
+    /// with the multipart `form` as it is.
+    pub async fn put_face_form(
+        &self,
+        token: &str,
+        user_id: &str,
+        form: (String, Vec<u8>),
+    ) -> reqwest::Response {
+        let path = format!("/open-apis/acs/v1/users/{user_id}/face?user_id_type=user_id");
+        self.send_form(reqwest::Method::PUT, &path, token, form)
+            .await
     }
 
     /// The same with `photo` declared as what it is, expected to succeed.
@@ -364,4 +436,32 @@ impl TestApp {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["code"], 0, "{v}");
     }
+}
+
+/// The envelope's `msg`.
+pub fn msg(v: &Value) -> &str {
+    v["msg"].as_str().unwrap()
+}
+
+/// The header `name` of `r` as a number.
+pub fn header_u64(r: &reqwest::Response, name: &str) -> u64 {
+    r.headers()[name].to_str().unwrap().parse().unwrap()
+}
+
+/// The directory `dir`, once `module` is installed in its `node_modules`;
+/// `hint` says how to install it.
+pub fn npm_installed(dir: &'static str, module: &str, hint: &str) -> &'static str {
+    let module = std::path::Path::new(dir).join("node_modules").join(module);
+    assert!(module.exists(), "{hint}");
+    dir
+}
+
+/// A conformance check's run (`what` names it) passed and said so: its
+/// output is printed, and shown in full when it did not.
+pub fn expect_checks_pass(out: &std::process::Output, what: &str) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(out.status.success(), "{what} failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("all checks passed"));
 }

@@ -373,18 +373,14 @@ async fn modify_and_query_user_settings() {
     );
 
     // GET with a JSON body, as the SDKs send it.
-    let v: Value = app
-        .client
-        .get(app.url(&format!("{QUERY}?employee_type=employee_id")))
-        .bearer_auth(&t)
-        .header("content-type", "application/json; charset=utf-8")
-        .body(json!({"user_ids": ["abd754f7", "nobody-face", "ghost"]}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = reply_json(
+        app.client
+            .get(app.url(&format!("{QUERY}?employee_type=employee_id")))
+            .bearer_auth(&t)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(json!({"user_ids": ["abd754f7", "nobody-face", "ghost"]}).to_string()),
+    )
+    .await;
     assert_eq!(v["code"], 0, "{v}");
     let list = v["data"]["user_settings"].as_array().unwrap();
     assert_eq!(list.len(), 2, "{v}");

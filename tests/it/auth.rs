@@ -33,44 +33,19 @@ async fn tenant_token_as_the_python_sdk_sends_it() {
     assert!(v.get("data").is_none(), "token fields are top-level");
 
     // Within the first 90 minutes the same token comes back.
-    let again: Value = app
-        .client
-        .post(app.url(TOKEN))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again = reply_json(app.client.post(app.url(TOKEN)).body(body.clone())).await;
     assert_eq!(again["tenant_access_token"], t);
     // Trailing slash works the same.
-    let slash: Value = app
-        .client
-        .post(app.url(&format!("{TOKEN}/")))
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let slash = reply_json(app.client.post(app.url(&format!("{TOKEN}/"))).body(body)).await;
     assert_eq!(slash["tenant_access_token"], t);
 }
 
 #[tokio::test]
 async fn app_access_token_carries_both_tokens() {
     let app = spawn_app().await;
-    let v: Value = app
-        .client
-        .post(app.url("/open-apis/auth/v3/app_access_token/internal"))
-        .json(&json!({"app_id": app.app_id, "app_secret": app.app_secret}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let creds = json!({"app_id": app.app_id, "app_secret": app.app_secret});
+    let url = app.url("/open-apis/auth/v3/app_access_token/internal");
+    let v = reply_json(app.client.post(url).json(&creds)).await;
     assert_eq!(v["code"], 0, "{v}");
     let a = v["app_access_token"].as_str().unwrap();
     let t = v["tenant_access_token"].as_str().unwrap();
@@ -275,11 +250,7 @@ async fn burst_over_the_rate_limit_gets_429() {
             200 => ok += 1,
             429 => {
                 assert_eq!(r.headers()["x-ogw-ratelimit-limit"], "50");
-                let reset: u64 = r.headers()["x-ogw-ratelimit-reset"]
-                    .to_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
+                let reset = header_u64(&r, "x-ogw-ratelimit-reset");
                 assert!((1..=2).contains(&reset));
                 let v: Value = r.json().await.unwrap();
                 assert_eq!(v["code"], 99991400);
@@ -346,13 +317,7 @@ async fn an_oversize_json_body_is_refused_as_such() {
         )
         .await;
     let v = expect_error(r, 400, 1220001).await;
-    assert!(
-        v["msg"]
-            .as_str()
-            .unwrap()
-            .contains("larger than 1000 bytes"),
-        "{v}"
-    );
+    assert!(msg(&v).contains("larger than 1000 bytes"), "{v}");
 }
 
 /// A stranger's token requests are bounded per client address before any
@@ -382,14 +347,7 @@ async fn token_requests_are_rate_limited_per_address() {
     }
     assert!(codes[..5].iter().all(|&(s, _)| s == 200), "{codes:?}");
     assert!(codes.contains(&(429, 99991400)), "{codes:?}");
-    let v: Value = from([127, 0, 5, 2])
-        .post(app.url(TOKEN))
-        .json(&json!({"app_id": app.app_id, "app_secret": app.app_secret}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let creds = json!({"app_id": app.app_id, "app_secret": app.app_secret});
+    let v = reply_json(from([127, 0, 5, 2]).post(app.url(TOKEN)).json(&creds)).await;
     assert_eq!(v["code"], 0, "{v}");
 }

@@ -54,18 +54,17 @@ async fn console_login_session_and_csrf() {
         if with_cookie {
             req = req.header("cookie", &cookie);
         }
-        req.send()
+        req
     };
     assert_eq!(
-        get("/admin/api/tenants", false).await.unwrap().status(),
+        get("/admin/api/tenants", false)
+            .send()
+            .await
+            .unwrap()
+            .status(),
         401
     );
-    let v: Value = get("/admin/api/tenants", true)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = reply_json(get("/admin/api/tenants", true)).await;
     assert_eq!(v["data"]["items"][0]["name"], "acme", "{v}");
 
     // A change needs the CSRF token: a cross-site form cannot send it.
@@ -78,9 +77,10 @@ async fn console_login_session_and_csrf() {
         if let Some(t) = token {
             req = req.header("x-csrf-token", t);
         }
-        req.send()
+        req
     };
     let r = post("/admin/api/tenants", json!({"name": "globex"}), None)
+        .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
@@ -89,58 +89,43 @@ async fn console_login_session_and_csrf() {
         json!({"name": "globex"}),
         Some("0000"),
     )
+    .send()
     .await
     .unwrap();
     assert_eq!(r.status(), 403);
     let r = post("/admin/api/tenants", json!({"name": "globex"}), Some(&csrf))
+        .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
 
     // Apps: create, rotate the secret (the old one stops working), scopes.
-    let v: Value = post(
+    let v = reply_json(post(
         "/admin/api/tenants/globex/apps",
         json!({"scopes": ["attendance:rule"]}),
         Some(&csrf),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    ))
+    .await;
     let app_id = v["data"]["app"]["app_id"].as_str().unwrap().to_string();
     let old = v["data"]["app_secret"].as_str().unwrap().to_string();
     let old_token = app.token_for(&app_id, &old).await;
-    let v: Value = post(
+    let rotate = post(
         &format!("/admin/api/apps/{app_id}/secret"),
         json!({}),
         Some(&csrf),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    );
+    let v = reply_json(rotate).await;
     let new = v["data"]["app_secret"].as_str().unwrap().to_string();
     assert_ne!(new, old);
-    let refused: Value = app
-        .client
-        .post(app.url("/open-apis/auth/v3/tenant_access_token/internal"))
-        .json(&json!({"app_id": app_id, "app_secret": old}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let refused = reply_json(
+        app.client
+            .post(app.url("/open-apis/auth/v3/tenant_access_token/internal"))
+            .json(&json!({"app_id": app_id, "app_secret": old})),
+    )
+    .await;
     assert_ne!(refused["code"], 0, "{refused}");
-    let r = app
-        .client
-        .get(app.url("/open-apis/attendance/v1/files/0123456789abcdef0123456789abcdef/download"))
-        .bearer_auth(&old_token)
-        .send()
-        .await
-        .unwrap();
+    let download = "/open-apis/attendance/v1/files/0123456789abcdef0123456789abcdef/download";
+    let r = app.get(download, &old_token).await;
     assert_eq!(r.status(), 400, "the old secret's tokens died with it");
     assert!(!app.token_for(&app_id, &new).await.is_empty());
     let r = app
@@ -156,26 +141,33 @@ async fn console_login_session_and_csrf() {
 
     // Photos only to a session.
     let r = get("/admin/api/files/0123456789abcdef0123456789abcdef", false)
+        .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
 
     // Logging out ends the session.
     let r = post("/admin/api/logout", json!({}), Some(&csrf))
+        .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(get("/admin/api/tenants", true).await.unwrap().status(), 401);
+    assert_eq!(
+        get("/admin/api/tenants", true)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_a_browser_imports_people_and_shows_the_detected_face() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/console");
-    assert!(
-        std::path::Path::new(dir)
-            .join("node_modules/playwright-core")
-            .exists(),
-        "run scripts/test (npm ci in tests/console) first"
+    let dir = npm_installed(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/console"),
+        "playwright-core",
+        "run scripts/test (npm ci in tests/console) first",
     );
     let app = spawn_with(|c| c.rate_limit_per_second = 100_000).await;
     app.core.set_admin_password(PASSWORD).await.unwrap();
@@ -250,29 +242,12 @@ async fn the_console_in_a_browser_imports_people_and_shows_the_detected_face() {
     );
 
     // A face through the API, as a door-access app uploads it.
-    app.core
-        .acs_grant(&app.tenant, &["u1".to_string()])
-        .await
-        .unwrap();
-    let creds = make_app(&app.core, &app.tenant, &["acs:users"]).await;
+    let creds = app.acs_app(&["u1"]).await;
     let t = app.token_for(&creds.app_id, &creds.app_secret).await;
-    let (ct, body) = RawMultipart::new()
-        .part(
-            "form-data; name=\"files\"",
-            &[],
-            &skimage_file("astronaut.png"),
-        )
-        .part("form-data; name=\"file_type\"", &[], b"png")
-        .finish();
+    let form = bare_face_form(&skimage_file("astronaut.png"), "png");
     let r: Value = app
-        .client
-        .put(app.url("/open-apis/acs/v1/users/u1/face?user_id_type=user_id"))
-        .bearer_auth(&t)
-        .header("content-type", ct)
-        .body(body)
-        .send()
+        .put_face_form(&t, "u1", form)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::*;
+use crate::common::{activate, userinfo};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use facehub::domain::{Core, PersonDraft, Tenant, UserType};
@@ -54,14 +55,13 @@ async fn online_at(core: &Core, url: &str, t: &Tenant, sn: &str, fa: &[&str]) ->
 
 /// GET with a bearer token, as JSON.
 async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
-    let resp = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    resp.json().await.unwrap()
+    app.get(path, token).await.json().await.unwrap()
+}
+
+/// The status of the enrolment `oper_id` of the app's tenant.
+async fn enrolment_status(app: &TestApp, oper_id: &str) -> String {
+    let e = app.core.enrolment(app.tenant.id, oper_id).await.unwrap();
+    e.status
 }
 
 /// `users` people `p000…` with `slots` face templates of `bytes` each,
@@ -128,13 +128,7 @@ async fn seed_example_frame_and_reply() {
         })
     );
     // x2's two face slots are stored under its algorithm and served back.
-    let b = d
-        .call(
-            "get_userinfo_by_ids",
-            json!({"user_item": [{"userid": "x2", "user_type": 1}]}),
-        )
-        .await
-        .unwrap();
+    let b = userinfo(&d, "x2", 1).await;
     let u = &b["userinfo"][0];
     assert_eq!(u["userid"], "x2");
     assert_eq!(u["user_type"], 1);
@@ -225,13 +219,7 @@ async fn each_user_is_judged_on_its_own() {
     )
     .await
     .unwrap();
-    let info = d
-        .call(
-            "get_userinfo_by_ids",
-            json!({"user_item": [{"userid": "also-good", "user_type": 0}]}),
-        )
-        .await
-        .unwrap();
+    let info = userinfo(&d, "also-good", 0).await;
     assert_eq!(info["userinfo"][0]["fa_list"], json!([]));
 
     // 201 users: the whole frame is refused, nothing stored.
@@ -411,13 +399,7 @@ async fn bring_up_refusals_and_binding() {
     );
     core.bind_device(app.tenant.id, "B-1").await.unwrap();
     assert!(d.push_of("push_bind_corp", WAIT).await.is_some());
-    let secret = d
-        .call("active", json!({"active_code": active_code}))
-        .await
-        .unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let secret = activate(&d, &active_code).await;
     assert_eq!(
         code(
             d.request("subscribe_corp", json!({"secret": "bad"}))
@@ -860,14 +842,7 @@ async fn enter_page_enrolment_reports_the_device_result() {
     let p3 = d.push_of("push_enter_page", WAIT).await.unwrap();
     assert_eq!(p3["body"]["oper_id"], e3.oper_id.as_str());
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(
-        app.core
-            .enrolment(app.tenant.id, &e3.oper_id)
-            .await
-            .unwrap()
-            .status,
-        "timed_out"
-    );
+    assert_eq!(enrolment_status(&app, &e3.oper_id).await, "timed_out");
     // The simulator answers like a terminal: capture, upload with the oper_id.
     let e4 = app
         .core
@@ -876,14 +851,7 @@ async fn enter_page_enrolment_reports_the_device_result() {
         .unwrap();
     let p = d.push_of("push_enter_page", WAIT).await.unwrap();
     assert!(d.answer_enrolment(&p).await.unwrap());
-    assert_eq!(
-        app.core
-            .enrolment(app.tenant.id, &e4.oper_id)
-            .await
-            .unwrap()
-            .status,
-        "succeeded"
-    );
+    assert_eq!(enrolment_status(&app, &e4.oper_id).await, "succeeded");
     let slots = app
         .core
         .store_for_tests()

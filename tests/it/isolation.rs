@@ -269,9 +269,7 @@ struct Tokens {
 /// refused upload is mostly in the socket buffers when the answer comes.
 fn small_face(png: &[u8]) -> Vec<u8> {
     let img = image::load_from_memory(png).unwrap().to_rgb8();
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
-    out.into_inner()
+    encode(&img, image::ImageFormat::Jpeg)
 }
 
 async fn send(app: &TestApp, ep: &Endpoint, tokens: &Tokens, id: &str, face: &[u8]) -> Answer {
@@ -480,6 +478,11 @@ async fn ok(app: &TestApp, method: Method, path: &str, token: &str, body: Option
     v["data"].clone()
 }
 
+/// A GET that must succeed: its `data`.
+async fn get_ok(app: &TestApp, path: &str, token: &str) -> Value {
+    ok(app, Method::GET, path, token, None).await
+}
+
 /// A download that must succeed: its bytes.
 async fn bytes(app: &TestApp, path: &str, token: &str) -> Vec<u8> {
     let r = request(app, Method::GET, path, token, None).await;
@@ -488,19 +491,12 @@ async fn bytes(app: &TestApp, path: &str, token: &str) -> Vec<u8> {
 }
 
 async fn lingo_upload(app: &TestApp, token: &str, name: &str, image: &[u8]) -> String {
-    let (ct, body) = RawMultipart::new()
+    let form = RawMultipart::new()
         .part("form-data; name=\"name\"", &[], name.as_bytes())
         .part("form-data; name=\"file\"", &[], image)
         .finish();
-    let r = app
-        .client
-        .post(app.url("/open-apis/lingo/v1/files/upload"))
-        .bearer_auth(token)
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let path = "/open-apis/lingo/v1/files/upload";
+    let r = app.send_form(Method::POST, path, token, form).await;
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["code"], 0, "{v}");
     v["data"]["file_token"].as_str().unwrap().to_string()
@@ -566,12 +562,10 @@ async fn b_view(app: &TestApp, b: &B) -> BView {
         t,
     )
     .await;
-    let acs_users = ok(
+    let acs_users = get_ok(
         app,
-        Method::GET,
         "/open-apis/acs/v1/users?user_id_type=user_id&page_size=100",
         t,
-        None,
     )
     .await;
     let all = json!({"user_ids": ["b-cat", "b-dan", "b-eve", "shared"]});
@@ -592,7 +586,7 @@ async fn b_view(app: &TestApp, b: &B) -> BView {
         Some(nos),
     )
     .await;
-    let d = ok(app, Method::GET, "/open-apis/facehub/v1/devices", t, None).await;
+    let d = get_ok(app, "/open-apis/facehub/v1/devices", t).await;
     let devices = (
         d["items"]
             .as_array()
@@ -610,24 +604,20 @@ async fn b_view(app: &TestApp, b: &B) -> BView {
     );
     let mut enrolments = Vec::new();
     for o in &b.oper_ids {
-        let v = ok(
+        let v = get_ok(
             app,
-            Method::GET,
             &format!("/open-apis/facehub/v1/device_enrolments/{o}"),
             t,
-            None,
         )
         .await;
         enrolments.push(v["enrolment"].clone());
     }
     let mut checkins = Vec::new();
     for u in ["b-cat", "shared"] {
-        let v = ok(
+        let v = get_ok(
             app,
-            Method::GET,
             &format!("/open-apis/facehub/v1/checkins?user_id={u}&day={DAY}"),
             t,
-            None,
         )
         .await;
         checkins.push(v["items"].clone());
@@ -930,7 +920,7 @@ async fn tenant_a_cannot_reach_tenant_b() {
             if let Some(t) = &token {
                 path.push_str(&format!("&page_token={t}"));
             }
-            let v = ok(&app, Method::GET, &path, &a_tok, None).await;
+            let v = get_ok(&app, &path, &a_tok).await;
             seen.extend(
                 v["items"]
                     .as_array()
@@ -963,7 +953,7 @@ async fn tenant_a_cannot_reach_tenant_b() {
         let mut pages = Vec::new();
         for t in [&forged, &fresh] {
             let path = format!("/open-apis/acs/v1/users?user_id_type=user_id&page_token={t}");
-            pages.push(ok(&app, Method::GET, &path, &a_tok, None).await);
+            pages.push(get_ok(&app, &path, &a_tok).await);
         }
         if pages[0] != pages[1] || pages[0].to_string().contains("b-") {
             failures.push(format!(
@@ -975,14 +965,7 @@ async fn tenant_a_cannot_reach_tenant_b() {
             .entry("GET acs/v1/users (list, forged page_token)")
             .or_default() += 1;
     }
-    let v = ok(
-        &app,
-        Method::GET,
-        "/open-apis/facehub/v1/devices",
-        &a_tok,
-        None,
-    )
-    .await;
+    let v = get_ok(&app, "/open-apis/facehub/v1/devices", &a_tok).await;
     let sns: Vec<&str> = v["items"]
         .as_array()
         .unwrap()
@@ -1026,12 +1009,10 @@ async fn tenant_a_cannot_reach_tenant_b() {
         .or_default() += 3;
 
     // ---- the shared user_id resolves to A's own person everywhere.
-    let v = ok(
+    let v = get_ok(
         &app,
-        Method::GET,
         "/open-apis/acs/v1/users/shared?user_id_type=user_id",
         &a_tok,
-        None,
     )
     .await;
     if v["user"] != json!({"user_id": "shared", "feature": {"face_uploaded": false}}) {
@@ -1052,12 +1033,10 @@ async fn tenant_a_cannot_reach_tenant_b() {
             "user_settings/query shared: A sees {v} (B's shared has B's photo)"
         ));
     }
-    let v = ok(
+    let v = get_ok(
         &app,
-        Method::GET,
         &format!("/open-apis/facehub/v1/checkins?user_id=shared&day={DAY}"),
         &a_tok,
-        None,
     )
     .await;
     if v["items"] != json!([]) {
@@ -1065,13 +1044,7 @@ async fn tenant_a_cannot_reach_tenant_b() {
             "checkins of shared: A sees {v} (B's shared punched on B-DEV-1)"
         ));
     }
-    let v = a_dev
-        .call(
-            "get_userinfo_by_ids",
-            json!({"user_item": [{"userid": "shared", "user_type": 0}]}),
-        )
-        .await
-        .unwrap();
+    let v = userinfo(&a_dev, "shared", 0).await;
     if v["userinfo"].to_string().contains(&b64("b-shared-face"))
         || v["userinfo"].as_array().map(Vec::len) != Some(1)
     {

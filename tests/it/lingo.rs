@@ -3,13 +3,15 @@
 
 use crate::app::*;
 use crate::common::*;
-use facehub::domain::PersonDraft;
 use facehub::image::ImageFormat;
 use facehub::image::samples::{self, IcoEntry};
 use serde_json::Value;
 
 const UPLOAD: &str = "/open-apis/lingo/v1/files/upload";
 const WIKI: &[&str] = &["baike:entity"];
+
+/// The refusal of a name with a path separator or control character.
+const SEPARATORS: &str = "name must not contain path separators or control characters";
 
 /// (Content-Type, body) of a request.
 type Body = (String, Vec<u8>);
@@ -27,15 +29,9 @@ fn form(name: &str, bytes: &[u8]) -> Body {
         .finish()
 }
 
-async fn post(app: &TestApp, token: &str, (ct, body): Body) -> reqwest::Response {
-    app.client
-        .post(app.url(UPLOAD))
-        .bearer_auth(token)
-        .header("content-type", ct)
-        .body(body)
-        .send()
+async fn post(app: &TestApp, token: &str, body: Body) -> reqwest::Response {
+    app.send_form(reqwest::Method::POST, UPLOAD, token, body)
         .await
-        .unwrap()
 }
 
 async fn upload_ok(app: &TestApp, token: &str, body: Body) -> String {
@@ -50,12 +46,7 @@ async fn upload_ok(app: &TestApp, token: &str, body: Body) -> String {
 }
 
 async fn get(app: &TestApp, token: &str, file_token: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(&download_path(file_token)))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
+    app.get(&download_path(file_token), token).await
 }
 
 /// A wiki app's tenant token on a fresh server.
@@ -219,20 +210,12 @@ async fn corpus_of_good_and_bad_images_with_exact_answers() {
             form(&"a".repeat(101), &png400),
             "name is 101 characters, at most 100 are allowed",
         ),
-        (
-            "name with /",
-            form("../a.png", &png400),
-            "name must not contain path separators or control characters",
-        ),
-        (
-            "name with \\",
-            form("a\\b.png", &png400),
-            "name must not contain path separators or control characters",
-        ),
+        ("name with /", form("../a.png", &png400), SEPARATORS),
+        ("name with \\", form("a\\b.png", &png400), SEPARATORS),
         (
             "name with control",
             form("a\u{7}b.png", &png400),
-            "name must not contain path separators or control characters",
+            SEPARATORS,
         ),
         (
             "no name",
@@ -337,13 +320,8 @@ async fn fields_in_any_order_with_or_without_filename_and_type() {
 async fn user_tokens_and_scopes() {
     let (app, tenant_token) = wiki_app().await;
     let creds = make_app(&app.core, &app.tenant, &["baike:entity:exempt_review"]).await;
-    let d = PersonDraft::new("u-alice", "Alice", None).unwrap();
-    app.core.upsert_person(&app.tenant, &d).await.unwrap();
-    let user = app
-        .core
-        .issue_user_token(&creds.app_id, "u-alice")
-        .await
-        .unwrap();
+    app.add_person("u-alice", "Alice").await;
+    let user = app.user_token(&creds.app_id, "u-alice").await;
     assert!(user.token.starts_with("u-") && user.expire == 7200);
     let png = samples::at_least(samples::png(400, 400), 3072);
 
@@ -423,11 +401,7 @@ async fn per_minute_quota_on_lingo_endpoints() {
     }
     let r = get(&app, &t, &missing).await;
     assert_eq!(r.headers()["x-ogw-ratelimit-limit"], "3");
-    let reset: u64 = r.headers()["x-ogw-ratelimit-reset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let reset = header_u64(&r, "x-ogw-ratelimit-reset");
     assert!((1..=20).contains(&reset), "{reset}");
     let v = expect_error(r, 429, 99991400).await;
     assert_eq!(v["msg"], "request trigger frequency limit");

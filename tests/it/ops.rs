@@ -119,14 +119,11 @@ async fn uploads_stop_at_the_free_space_floor() {
         "{msg}"
     );
     // Reads go on.
+    let query = "/open-apis/attendance/v1/user_settings/query?employee_type=employee_id";
+    let nobody = json!({"user_ids": ["nobody"]});
     let r = app
-        .client
-        .post(app.url("/open-apis/attendance/v1/user_settings/query?employee_type=employee_id"))
-        .bearer_auth(&token)
-        .json(&json!({"user_ids": ["nobody"]}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(reqwest::Method::POST, query, &token, &nobody)
+        .await;
     assert_eq!(r.status(), 200);
     let text = scrape(&app).await;
     assert!(
@@ -247,29 +244,10 @@ async fn bytes_refusals_limits_detection_and_backlog_are_counted() {
     let mut d = PersonDraft::new("u1", "Ann", None).unwrap();
     d.user_type = Some(UserType::Employee);
     app.core.upsert_person(&app.tenant, &d).await.unwrap();
-    app.core
-        .acs_grant(&app.tenant, &["u1".to_string()])
-        .await
-        .unwrap();
-    let acs = make_app(&app.core, &app.tenant, &["acs:users"]).await;
+    let acs = app.acs_app(&["u1"]).await;
     let t = app.token_for(&acs.app_id, &acs.app_secret).await;
-    let (ct, body) = RawMultipart::new()
-        .part(
-            "form-data; name=\"files\"",
-            &[],
-            &skimage_file("astronaut.png"),
-        )
-        .part("form-data; name=\"file_type\"", &[], b"png")
-        .finish();
-    let r = app
-        .client
-        .put(app.url("/open-apis/acs/v1/users/u1/face?user_id_type=user_id"))
-        .bearer_auth(&t)
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let form = bare_face_form(&skimage_file("astronaut.png"), "png");
+    let r = app.put_face_form(&t, "u1", form).await;
     assert_eq!(r.status(), 200);
     let text = scrape(&app).await;
     assert_eq!(

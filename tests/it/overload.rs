@@ -9,7 +9,9 @@
 use std::time::{Duration, Instant};
 
 use crate::app::*;
-use crate::common::process::{ATTENDANCE_SCOPES, Server, facehub, tenant_with_app};
+use crate::common::process::{
+    ATTENDANCE_SCOPES, Server, device_add, facehub, run_err, run_ok, tenant_with_app,
+};
 use crate::common::*;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -91,35 +93,18 @@ async fn a_thousand_connections_at_once_are_all_answered() {
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
-    let v: Value = client
-        .post(format!(
-            "{}/open-apis/auth/v3/tenant_access_token/internal",
-            server.base
-        ))
-        .json(&creds)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let t = v["tenant_access_token"].as_str().unwrap().to_string();
+    let t = tenant_token(&server.base, &creds).await;
     let photo = png(300, 300, 5);
     let (ct, body) = sdk_file_body(&photo);
-    let v: Value = client
+    let upload = client
         .post(format!(
             "{}/open-apis/attendance/v1/files/upload?file_name=a.png",
             server.base
         ))
         .bearer_auth(&t)
         .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .body(body);
+    let v = reply_json(upload).await;
     let id = v["data"]["file"]["file_id"].as_str().unwrap().to_string();
     let url = format!(
         "{}/open-apis/attendance/v1/files/{id}/download",
@@ -581,34 +566,11 @@ async fn guessing_a_secret_no_locks_the_guesser_out_and_not_the_terminal() {
     const SECRET_NO: &str = "Wq3-Zt8-Lp5-Xv2-Nc7";
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let cli = |args: &[&str]| crate::common::process::run_ok(facehub(&data).args(args));
-    cli(&["tenant", "create", "acme"]);
+    run_ok(facehub(&data).args(["tenant", "create", "acme"]));
     // A weak SecretNo is refused, with the rule.
-    let weak = facehub(&data)
-        .args([
-            "device",
-            "add",
-            "--tenant",
-            "acme",
-            "--sn",
-            "W-1",
-            "--secret-no",
-            "1234",
-        ])
-        .output()
-        .unwrap();
-    assert!(!weak.status.success());
-    assert!(String::from_utf8_lossy(&weak.stderr).contains("secret_no must be 16 to 256"));
-    cli(&[
-        "device",
-        "add",
-        "--tenant",
-        "acme",
-        "--sn",
-        "T-1",
-        "--secret-no",
-        SECRET_NO,
-    ]);
+    let weak = run_err(device_add(&mut facehub(&data), "W-1", "1234"));
+    assert!(weak.contains("secret_no must be 16 to 256"));
+    run_ok(device_add(&mut facehub(&data), "T-1", SECRET_NO));
     let server = Server::start_with(&data, |c| {
         c.env("FACEHUB_SECURITY__LOCKOUT_SECS", "3");
     });

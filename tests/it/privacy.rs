@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::app::*;
+use crate::common::userinfo;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use facehub::domain::PersonDraft;
@@ -69,17 +70,7 @@ async fn search(dir: &Path, needles: &[Vec<u8>]) -> (Vec<String>, u64) {
 
 /// A photo unlike any other: noise in its top rows.
 fn noisy_png(seed: u64) -> Vec<u8> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let img = image::RgbImage::from_fn(240, 240, |_, y| {
-        if y < 120 {
-            image::Rgb([rng.r#gen(), rng.r#gen(), rng.r#gen()])
-        } else {
-            image::Rgb([200, 180, 160])
-        }
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
+    crate::common::noise_png(240, 120, seed, [200, 180, 160])
 }
 
 async fn upload_photo(app: &TestApp, t: &str, bytes: &[u8]) -> String {
@@ -98,13 +89,7 @@ async fn bind(app: &TestApp, t: &str, user: &str, face_key: &str) {
 }
 
 async fn get(app: &TestApp, t: &str, path: &str) -> (u16, Vec<u8>) {
-    let r = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(t)
-        .send()
-        .await
-        .unwrap();
+    let r = app.get(path, t).await;
     (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
 }
 
@@ -230,32 +215,18 @@ async fn erasure_leaves_no_byte_of_the_person_and_touches_no_one_else() {
     let ot = app.token_for(&oc.app_id, &oc.app_secret).await;
     for (token, user) in [(&ot, "victim"), (&t, "nobody")] {
         let r = app
-            .client
-            .delete(app.url(&format!("/open-apis/facehub/v1/people/{user}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+            .delete(&format!("/open-apis/facehub/v1/people/{user}"), token)
+            .await;
         expect_error(r, 400, 1220004).await;
     }
     // A token without the scope is refused.
     let plain = app.token().await;
     let r = app
-        .client
-        .delete(app.url("/open-apis/facehub/v1/people/victim"))
-        .bearer_auth(&plain)
-        .send()
-        .await
-        .unwrap();
+        .delete("/open-apis/facehub/v1/people/victim", &plain)
+        .await;
     expect_error(r, 400, 99991672).await;
 
-    let r = app
-        .client
-        .delete(app.url("/open-apis/facehub/v1/people/victim"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete("/open-apis/facehub/v1/people/victim", &t).await;
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["code"], 0, "{v}");
     // Two attendance photos, the door-access face and its crop.
@@ -314,13 +285,7 @@ async fn erasure_leaves_no_byte_of_the_person_and_touches_no_one_else() {
     )
     .await;
     assert_eq!((status, got == by.face), (200, true));
-    let b = device
-        .call(
-            "get_userinfo_by_ids",
-            json!({"user_item": [{"userid": "bystander", "user_type": 0}]}),
-        )
-        .await
-        .unwrap();
+    let b = userinfo(&device, "bystander", 0).await;
     assert_eq!(
         b["userinfo"][0]["fa_list"][0]["data"],
         json!(STANDARD.encode(&by.template))

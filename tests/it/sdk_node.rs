@@ -7,28 +7,21 @@ use crate::common::*;
 
 #[tokio::test]
 async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/conformance/node");
-    assert!(
-        std::path::Path::new(dir)
-            .join("node_modules/@larksuiteoapi/node-sdk")
-            .exists(),
-        "the Node SDK is needed: run scripts/test (it runs npm ci in conformance/node)"
+    let dir = npm_installed(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/conformance/node"),
+        "@larksuiteoapi/node-sdk",
+        "the Node SDK is needed: run scripts/test (it runs npm ci in conformance/node)",
     );
     // A hundred uploads in a row: more than lingo's 50/s quota allows.
     let app = spawn_with(|c| c.rate_limit_per_second = 10_000).await;
-    let d = facehub::domain::PersonDraft::new("abd754f7", "Ann", None).unwrap();
-    app.core.upsert_person(&app.tenant, &d).await.unwrap();
+    app.add_person("abd754f7", "Ann").await;
     let photo = app.dir.path().join("face.png");
     std::fs::write(&photo, png(150, 130, 21)).unwrap();
     let jpg = app.dir.path().join("face.jpg");
     std::fs::write(&jpg, jpeg(150, 130, 22)).unwrap();
 
     let wiki = make_app(&app.core, &app.tenant, &["baike:entity"]).await;
-    let user = app
-        .core
-        .issue_user_token(&wiki.app_id, "abd754f7")
-        .await
-        .unwrap();
+    let user = app.user_token(&wiki.app_id, "abd754f7").await;
     let wiki_image = app.dir.path().join("wiki.png");
     std::fs::write(
         &wiki_image,
@@ -61,12 +54,5 @@ async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
         .output()
         .await
         .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "node-sdk check failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("all checks passed"));
+    expect_checks_pass(&out, "node-sdk check");
 }

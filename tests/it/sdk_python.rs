@@ -28,24 +28,15 @@ async fn run_script(script: &str, env: &[(&str, String)]) {
         .output()
         .await
         .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("all checks passed"));
+    expect_checks_pass(&out, script);
 }
 
 #[tokio::test]
 async fn lark_oapi_python_sdk_drives_lingo_endpoints() {
     let app = spawn_app().await;
     let creds = make_app(&app.core, &app.tenant, &["baike:entity"]).await;
-    let d = facehub::domain::PersonDraft::new("writer", "Wei", None).unwrap();
-    app.core.upsert_person(&app.tenant, &d).await.unwrap();
-    let user = app
-        .core
-        .issue_user_token(&creds.app_id, "writer")
-        .await
-        .unwrap();
+    app.add_person("writer", "Wei").await;
+    let user = app.user_token(&creds.app_id, "writer").await;
     let mut images = Vec::new();
     for format in ImageFormat::ALL {
         let path = app
@@ -74,15 +65,7 @@ async fn lark_oapi_python_sdk_drives_lingo_endpoints() {
 #[tokio::test]
 async fn lark_oapi_python_sdk_drives_acs_endpoints() {
     let app = spawn_app().await;
-    for (uid, name) in [("u1", "Ann"), ("u2", "Bob"), ("u3", "Cy")] {
-        let d = facehub::domain::PersonDraft::new(uid, name, None).unwrap();
-        app.core.upsert_person(&app.tenant, &d).await.unwrap();
-    }
-    app.core
-        .acs_grant(&app.tenant, &["u1".into(), "u2".into()])
-        .await
-        .unwrap();
-    let creds = make_app(&app.core, &app.tenant, &["acs:users"]).await;
+    let creds = app.seed_acs().await;
     let face = app.dir.path().join("astronaut.png");
     std::fs::write(&face, skimage_file("astronaut.png")).unwrap();
     let no_face = app.dir.path().join("coffee.png");

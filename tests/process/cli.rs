@@ -6,8 +6,9 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::common::process::{facehub, run_ok};
-use crate::common::tenant_token;
+use crate::admin::person_add;
+use crate::common::process::{device_add, facehub, run_err, run_ok};
+use crate::common::{activate, tenant_token};
 
 struct Server(std::process::Child);
 
@@ -122,12 +123,8 @@ fn admin_commands_and_serve_share_a_data_directory() {
     let out = run_ok(facehub(&data).args(["tenant", "create", "acme"]));
     assert!(out.contains("acme"));
     // Duplicate tenant: a clear error and a non-zero exit.
-    let dup = facehub(&data)
-        .args(["tenant", "create", "acme"])
-        .output()
-        .unwrap();
-    assert!(!dup.status.success());
-    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+    let dup = run_err(facehub(&data).args(["tenant", "create", "acme"]));
+    assert!(dup.contains("already exists"));
 
     let out = run_ok(facehub(&data).args([
         "app",
@@ -154,32 +151,14 @@ fn admin_commands_and_serve_share_a_data_directory() {
     };
     assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()));
 
-    let bad_scope = facehub(&data)
-        .args([
-            "app",
-            "create",
-            "--tenant",
-            "acme",
-            "--scope",
-            "attendance:rules",
-        ])
-        .output()
-        .unwrap();
-    assert!(!bad_scope.status.success());
+    run_err(
+        facehub(&data)
+            .args(["app", "create", "--tenant", "acme"])
+            .args(["--scope", "attendance:rules"]),
+    );
     assert!(run_ok(facehub(&data).args(["app", "list"])).contains(&app_id));
 
-    run_ok(facehub(&data).args([
-        "person",
-        "add",
-        "--tenant",
-        "acme",
-        "--user-id",
-        "u1",
-        "--name",
-        "Ann",
-        "--employee-no",
-        "E1",
-    ]));
+    run_ok(person_add(&mut facehub(&data), "u1", "Ann").args(["--employee-no", "E1"]));
     let csv = dir.path().join("people.csv");
     std::fs::write(
         &csv,
@@ -217,16 +196,7 @@ fn admin_commands_and_serve_share_a_data_directory() {
     // (The suite's token helper is async; this test is not.)
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let t = &runtime.block_on(tenant_token(&base, &creds));
-    run_ok(facehub(&data).args([
-        "person",
-        "add",
-        "--tenant",
-        "acme",
-        "--user-id",
-        "u9",
-        "--name",
-        "Late",
-    ]));
+    run_ok(person_add(&mut facehub(&data), "u9", "Late"));
     let q: Value = client
         .post(format!(
             "{base}/open-apis/attendance/v1/user_settings/query?employee_type=employee_id"
@@ -305,17 +275,10 @@ fn admin_commands_and_serve_share_a_data_directory() {
         out.contains("revoked door access for 1 of 1 people"),
         "{out}"
     );
-    let ghost = facehub(&data)
-        .args(["acs", "grant", "--tenant", "acme", "ghost"])
-        .output()
-        .unwrap();
-    assert!(!ghost.status.success());
-    let nobody = facehub(&data)
-        .args(["token", "user", "--app-id", wiki_id, "--user-id", "ghost"])
-        .output()
-        .unwrap();
-    assert!(!nobody.status.success());
-    assert!(String::from_utf8_lossy(&nobody.stderr).contains("ghost"));
+    run_err(facehub(&data).args(["acs", "grant", "--tenant", "acme", "ghost"]));
+    let nobody =
+        run_err(facehub(&data).args(["token", "user", "--app-id", wiki_id, "--user-id", "ghost"]));
+    assert!(nobody.contains("ghost"));
 }
 
 #[test]
@@ -548,17 +511,12 @@ async fn the_data_directory_remembers_its_blob_store() {
     drop(serve(&data));
     // Another store named later is refused, not used for new uploads
     // while the existing ones stay behind (nothing is contacted).
-    let other = facehub(&data)
-        .args([
-            "--blobs",
-            "s3://photos?endpoint=http://127.0.0.1:9",
-            "tenant",
-            "list",
-        ])
-        .output()
-        .unwrap();
-    assert!(!other.status.success());
-    let err = String::from_utf8_lossy(&other.stderr);
+    let err = run_err(facehub(&data).args([
+        "--blobs",
+        "s3://photos?endpoint=http://127.0.0.1:9",
+        "tenant",
+        "list",
+    ]));
     assert!(
         err.contains("blobs are in local") && err.contains("migrate-store"),
         "{err}"
@@ -578,9 +536,7 @@ async fn the_data_directory_remembers_its_blob_store() {
         .await
         .unwrap();
     let lock = facehub::store::lock_data_dir(&data).unwrap();
-    let busy = facehub(&data).args(["tenant", "list"]).output().unwrap();
-    assert!(!busy.status.success());
-    let err = String::from_utf8_lossy(&busy.stderr);
+    let err = run_err(facehub(&data).args(["tenant", "list"]));
     assert!(err.contains("migrate-store is copying"), "{err}");
     drop(lock);
     let listed = run_ok(facehub(&data).args(["tenant", "list"]));
@@ -608,12 +564,8 @@ fn one_server_per_data_directory_and_crash_leftovers_are_cleared() {
 
     // A second server on the same directory refuses to start, and touches nothing.
     std::fs::write(data.join("tmp/live.part"), b"an upload in progress").unwrap();
-    let second = facehub(&data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(!second.status.success());
-    assert!(String::from_utf8_lossy(&second.stderr).contains("another facehub server"));
+    let second = run_err(facehub(&data).args(["serve", "--listen", "127.0.0.1:0"]));
+    assert!(second.contains("another facehub server"));
     assert!(data.join("tmp/live.part").exists());
     drop(server);
 }
@@ -624,9 +576,7 @@ fn a_lost_key_file_is_refused_not_replaced() {
     let data = dir.path().join("data");
     run_ok(facehub(&data).args(["tenant", "create", "acme"]));
     std::fs::rename(data.join("master.key"), dir.path().join("saved.key")).unwrap();
-    let out = facehub(&data).args(["tenant", "list"]).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_err(facehub(&data).args(["tenant", "list"]));
     assert!(
         err.contains("key file") && err.contains("is missing"),
         "{err}"
@@ -647,9 +597,7 @@ fn a_lost_key_file_is_refused_not_replaced() {
         let private = std::fs::Permissions::from_mode(0o600);
         std::fs::set_permissions(data.join("master.key"), private).unwrap();
     }
-    let out = facehub(&data).args(["tenant", "list"]).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_err(facehub(&data).args(["tenant", "list"]));
     assert!(
         err.contains("not the key this data directory was written with"),
         "{err}"
@@ -672,26 +620,18 @@ async fn devices_managed_from_the_cli_while_the_server_runs() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     run_ok(facehub(&data).args(["tenant", "create", "acme"]));
-    let out = run_ok(facehub(&data).args([
-        "device",
-        "add",
-        "--tenant",
-        "acme",
-        "--sn",
+    let out = run_ok(device_add(
+        &mut facehub(&data),
         "CLI-1",
-        "--secret-no",
         "cli-factory-secret",
-    ]));
+    ));
     assert!(out.contains("added device CLI-1"), "{out}");
     let (_server, base) = serve(&data);
     let url = base.replace("http://", "ws://") + "/websocket";
     let d = Device::connect(&url, "CLI-1", (&["X", "Y"], &[]), None)
         .await
         .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = chrono::Utc::now().timestamp();
     let code = d.register("cli-factory-secret", now).await.unwrap();
     let r = d
         .request("active", json!({"active_code": code}))
@@ -701,25 +641,10 @@ async fn devices_managed_from_the_cli_while_the_server_runs() {
     // Bound from another process: the waiting device is told.
     run_ok(facehub(&data).args(["device", "bind", "--tenant", "acme", "--sn", "CLI-1"]));
     assert!(d.push_of("push_bind_corp", wait).await.is_some());
-    let secret = d
-        .call("active", json!({"active_code": code}))
-        .await
-        .unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let secret = activate(&d, &code).await;
     d.subscribe(&secret).await.unwrap();
 
-    run_ok(facehub(&data).args([
-        "person",
-        "add",
-        "--tenant",
-        "acme",
-        "--user-id",
-        "u1",
-        "--name",
-        "Ann",
-    ]));
+    run_ok(person_add(&mut facehub(&data), "u1", "Ann"));
     let p = d
         .push_of("push_change_contact", wait)
         .await
@@ -801,12 +726,8 @@ async fn devices_managed_from_the_cli_while_the_server_runs() {
         .unwrap();
     assert_eq!(r["errcode"], 600004);
     // Errors are clear and exit non-zero.
-    let bad = facehub(&data)
-        .args(["device", "bind", "--tenant", "acme", "--sn", "NOPE"])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a device of this tenant"));
+    let bad = run_err(facehub(&data).args(["device", "bind", "--tenant", "acme", "--sn", "NOPE"]));
+    assert!(bad.contains("not a device of this tenant"));
 }
 
 /// `person erase` and `audit list|export`, as an operator runs them.
@@ -816,16 +737,7 @@ fn erase_and_audit_from_the_command_line() {
     let data = dir.path().join("data");
     run_ok(facehub(&data).args(["tenant", "create", "acme"]));
     for u in ["gone", "kept"] {
-        run_ok(facehub(&data).args([
-            "person",
-            "add",
-            "--tenant",
-            "acme",
-            "--user-id",
-            u,
-            "--name",
-            u,
-        ]));
+        run_ok(person_add(&mut facehub(&data), u, u));
     }
     run_ok(facehub(&data).args(["acs", "grant", "--tenant", "acme", "gone", "kept"]));
     let out =
@@ -833,11 +745,7 @@ fn erase_and_audit_from_the_command_line() {
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["user_id"], "gone");
     // Erased means gone: a second erase, or any use, does not find them.
-    let again = facehub(&data)
-        .args(["person", "erase", "--tenant", "acme", "gone"])
-        .output()
-        .unwrap();
-    assert!(!again.status.success());
+    run_err(facehub(&data).args(["person", "erase", "--tenant", "acme", "gone"]));
     assert!(run_ok(facehub(&data).args(["person", "list", "--tenant", "acme"])).contains("kept"));
     assert!(!run_ok(facehub(&data).args(["person", "list", "--tenant", "acme"])).contains("gone"));
 
@@ -878,12 +786,9 @@ fn erase_and_audit_from_the_command_line() {
         "person.erase",
     ]));
     assert_eq!(jsonl.lines().count(), 1, "{jsonl}");
-    let bad = facehub(&data)
-        .args(["audit", "list", "--tenant", "acme", "--since", "yesterday"])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
+    let bad =
+        run_err(facehub(&data).args(["audit", "list", "--tenant", "acme", "--since", "yesterday"]));
+    assert!(bad.contains("--since"));
 }
 
 /// `admin passwd` reads the console password from standard input.

@@ -19,7 +19,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::process::{Server, facehub, run_ok};
+use crate::admin::person_add;
+use crate::common::process::{Server, device_add, facehub, run_ok, tenant_with_app};
 use crate::common::tenant_token;
 use crate::garage::Garage;
 use base64::Engine;
@@ -59,17 +60,7 @@ type Shared = Arc<Mutex<Model>>;
 /// it from compressing: 200 rows at side 200 span two sealed chunks),
 /// the rest flat.
 fn noise_png(side: u32, noisy: u32, seed: u64) -> Vec<u8> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let img = image::RgbImage::from_fn(side, side, |_, y| {
-        if y < noisy {
-            image::Rgb([rng.r#gen(), rng.r#gen(), rng.r#gen()])
-        } else {
-            image::Rgb([90, 120, 150])
-        }
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
+    crate::common::noise_png(side, noisy, seed, [90, 120, 150])
 }
 
 /// The astronaut (a face the detector finds) with a corner of noise, so
@@ -82,9 +73,7 @@ fn face_png(base: &image::RgbImage, seed: u64) -> Vec<u8> {
             img.put_pixel(x, y, image::Rgb([rng.r#gen(), rng.r#gen(), rng.r#gen()]));
         }
     }
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
+    crate::common::encode(&img, image::ImageFormat::Png)
 }
 
 fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
@@ -292,6 +281,14 @@ async fn get_bytes(base: &str, path: &str, token: &str) -> (u16, Vec<u8>) {
     (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
 }
 
+/// `path` reads back as `bytes`; `what` names them when it does not
+/// (lost: not 200; changed: other bytes).
+async fn reads_back(base: &str, path: &str, token: &str, bytes: &[u8], what: &str) {
+    let (status, got) = get_bytes(base, path, token).await;
+    assert_eq!(status, 200, "{what} lost");
+    assert!(got == bytes, "{what} changed");
+}
+
 async fn device_online(base: &str, secret: &mut Option<String>) -> Arc<Device> {
     let ws = format!("{}/", base.replacen("http", "ws", 1));
     let d = Device::connect(&ws, SN, (&["X"], &[]), None).await.unwrap();
@@ -336,28 +333,21 @@ async fn verify(
     };
     let mut checked = 0u64;
     for (id, bytes) in &attendance {
-        let (status, got) = get_bytes(
-            base,
-            &format!("/open-apis/attendance/v1/files/{id}/download"),
-            token,
-        )
-        .await;
-        assert_eq!(status, 200, "round {round}: attendance photo {id} lost");
-        assert!(
-            got == *bytes,
-            "round {round}: attendance photo {id} changed"
-        );
+        let path = format!("/open-apis/attendance/v1/files/{id}/download");
+        let what = format!("round {round}: attendance photo {id}");
+        reads_back(base, &path, token, bytes, &what).await;
         checked += 1;
     }
     for (t, bytes) in &lingo {
-        let (status, got) = get_bytes(
+        let path = format!("/open-apis/lingo/v1/files/{t}/download");
+        reads_back(
             base,
-            &format!("/open-apis/lingo/v1/files/{t}/download"),
+            &path,
             token,
+            bytes,
+            &format!("round {round}: lingo image {t}"),
         )
         .await;
-        assert_eq!(status, 200, "round {round}: lingo image {t} lost");
-        assert!(got == *bytes, "round {round}: lingo image {t} changed");
         checked += 1;
     }
     // Faces: the last acknowledged, or one sent after it without an answer.
@@ -457,53 +447,21 @@ async fn verify(
 /// A tenant with an app holding every upload scope, people for faces and
 /// templates, and a bound terminal; returns the app's credentials.
 fn setup(data: &std::path::Path) -> Value {
-    run_ok(facehub(data).args(["tenant", "create", "acme"]));
-    let creds: Value = serde_json::from_str(
-        run_ok(facehub(data).args([
-            "app",
-            "create",
-            "--tenant",
-            "acme",
-            "--json",
-            "--scope",
-            "attendance:rule",
-            "--scope",
-            "attendance:rule:readonly",
-            "--scope",
-            "baike:entity",
-            "--scope",
-            "acs:users",
-        ]))
-        .trim(),
-    )
-    .unwrap();
+    let scopes = [
+        "attendance:rule",
+        "attendance:rule:readonly",
+        "baike:entity",
+        "acs:users",
+    ];
+    let creds = tenant_with_app(|| facehub(data), &scopes);
     for u in 0..PEOPLE {
         for prefix in ["acs", "tpl"] {
             let id = format!("{prefix}{u}");
-            run_ok(facehub(data).args([
-                "person",
-                "add",
-                "--tenant",
-                "acme",
-                "--user-id",
-                &id,
-                "--name",
-                &id,
-            ]));
+            run_ok(person_add(&mut facehub(data), &id, &id));
         }
         run_ok(facehub(data).args(["acs", "grant", "--tenant", "acme", &format!("acs{u}")]));
     }
-    run_ok(facehub(data).args([
-        "device",
-        "add",
-        "--tenant",
-        "acme",
-        "--sn",
-        SN,
-        "--secret-no",
-        SECRET_NO,
-        "--bind",
-    ]));
+    run_ok(device_add(&mut facehub(data), SN, SECRET_NO).arg("--bind"));
     creds
 }
 

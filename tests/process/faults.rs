@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 use crate::common::process::{Server, facehub, run_ok};
@@ -36,16 +35,11 @@ struct Tmpfs {
 impl Tmpfs {
     fn mount(mib: u64) -> Tmpfs {
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0700")])
-            .arg("tmpfs")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mount -t tmpfs: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0700")])
+                .arg("tmpfs")
+                .arg(dir.path()),
         );
         Tmpfs { dir }
     }
@@ -74,13 +68,7 @@ fn start(data: &Path) -> Server {
 
 /// A PNG of noise (it does not compress), about 0.75 MiB, unique per seed.
 fn noise_png(seed: u64) -> Vec<u8> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let img = image::RgbImage::from_fn(512, 512, |_, _| {
-        image::Rgb([rng.r#gen(), rng.r#gen(), rng.r#gen()])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
+    crate::common::noise_png(512, 512, seed, [0, 0, 0])
 }
 
 async fn readyz(base: &str) -> u16 {

@@ -3,6 +3,7 @@
 //! binary; the external servers they start are facehub-testkit's.
 //! tests/it holds the tests that run the server in-process.
 
+mod admin;
 #[path = "../common/mod.rs"]
 mod common;
 mod photos;

@@ -177,6 +177,11 @@ fn serve(data: &std::path::Path, blobs: &str, grace: u64) -> Server {
     })
 }
 
+/// Whether the blob store `s` holds `key`.
+async fn holds(s: &S3BlobStore, key: &str) -> bool {
+    s.open(key).await.unwrap().is_some()
+}
+
 fn check(data: &std::path::Path, blobs: &str, grace: u64) -> (bool, Value) {
     let mut c = facehub(data);
     c.args(["--blobs", blobs, "check", "--json"])
@@ -196,21 +201,16 @@ fn namespace(data: &std::path::Path) -> String {
         return crate::common::postgres::psql_at(&url, sql).unwrap();
     }
     let db = data.join("facehub.db");
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\
-             \"SELECT value FROM meta WHERE key='blob_namespace'\").fetchone()[0])",
-        ])
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\
+                 \"SELECT value FROM meta WHERE key='blob_namespace'\").fetchone()[0])",
+            ])
+            .arg(&db),
     );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    out.trim().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,10 +268,7 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     )
     .await
     .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = chrono::Utc::now().timestamp();
     db.intent_add("att_0rphan0000000000000000000000", now)
         .await
         .unwrap();
@@ -292,19 +289,11 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     // A node restarting with a long grace keeps it; with none, sweeps it.
     server.kill();
     let server = serve(&data, &blobs, 3600);
-    assert!(
-        s.open("att_0rphan0000000000000000000000")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(holds(&s, "att_0rphan0000000000000000000000").await);
     server.kill();
     let server = serve(&data, &blobs, 0);
     assert!(
-        s.open("att_0rphan0000000000000000000000")
-            .await
-            .unwrap()
-            .is_none(),
+        !holds(&s, "att_0rphan0000000000000000000000").await,
         "the start-up sweep left the orphan"
     );
     let (ok, report) = check(&data, &blobs, 0);
@@ -462,22 +451,7 @@ async fn migrate_store_moves_blobs_to_garage_and_back() {
     // This test names its blob store itself.
     crate::common::set_blobs(&data, None);
     let blobs = g.blobs_url("migrated");
-    run_ok(facehub(&data).args(["tenant", "create", "acme"]));
-    let creds: Value = serde_json::from_str(
-        run_ok(facehub(&data).args([
-            "app",
-            "create",
-            "--tenant",
-            "acme",
-            "--json",
-            "--scope",
-            "attendance:rule",
-            "--scope",
-            "attendance:rule:readonly",
-        ]))
-        .trim(),
-    )
-    .unwrap();
+    let creds = tenant_with_app(|| facehub(&data), ATTENDANCE_SCOPES);
     // Photos on the embedded store.
     let server = Server::start(&data);
     let t = tenant_token(&server.base, &creds).await;

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::process::{Server, facehub, run_ok};
+use crate::common::process::{Server, facehub, run_err, tenant_with_app};
+use crate::common::tenant_token;
 use crate::redis::Redis;
 use facehub::api::ratelimit::RateLimiter;
 use facehub::model::Error;
@@ -110,32 +111,14 @@ async fn a_server_with_redis_limits_and_refuses_to_start_without_it() {
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    run_ok(facehub(&data).args(["tenant", "create", "acme"]));
-    let creds: Value = serde_json::from_str(
-        run_ok(facehub(&data).args([
-            "app",
-            "create",
-            "--tenant",
-            "acme",
-            "--json",
-            "--scope",
-            "attendance:rule:readonly",
-        ]))
-        .trim(),
-    )
-    .unwrap();
+    let creds = tenant_with_app(|| facehub(&data), &["attendance:rule:readonly"]);
 
     // An unreachable Redis stops the start, with a clear reason.
     let dead = format!("redis://127.0.0.1:{}/0", {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     });
-    let out = facehub(&data)
-        .args(["--redis", &dead, "serve", "--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_err(facehub(&data).args(["--redis", &dead, "serve", "--listen", "127.0.0.1:0"]));
     assert!(err.contains("redis"), "{err}");
 
     let server = Server::start_with(&data, |c| {
@@ -143,19 +126,7 @@ async fn a_server_with_redis_limits_and_refuses_to_start_without_it() {
             .env("FACEHUB_RATE_LIMIT_PER_SECOND", "5");
     });
     let client = reqwest::Client::new();
-    let v: Value = client
-        .post(format!(
-            "{}/open-apis/auth/v3/tenant_access_token/internal",
-            server.base
-        ))
-        .json(&creds)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = v["tenant_access_token"].as_str().unwrap().to_string();
+    let token = tenant_token(&server.base, &creds).await;
     let start = Instant::now();
     let mut codes = Vec::new();
     for _ in 0..20 {

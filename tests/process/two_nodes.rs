@@ -7,9 +7,12 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::admin::person_add;
 use crate::common::postgres::Postgres;
-use crate::common::process::{ATTENDANCE_SCOPES, Server, facehub, run_ok, tenant_with_app};
-use crate::common::{s3_credentials, tenant_token};
+use crate::common::process::{
+    ATTENDANCE_SCOPES, Server, device_add, facehub, run_err, run_ok, tenant_with_app,
+};
+use crate::common::{reply_json, s3_credentials, tenant_token, userinfo};
 use crate::garage::Garage;
 use crate::photos::{download_photo, upload_photo};
 use crate::redis::Redis;
@@ -61,6 +64,22 @@ async fn device(base: &str, sn: &str, secret_no: &str) -> Arc<Device> {
     d
 }
 
+/// `from` announces a change of devices until `rx` hears of it, at most
+/// 50 times: whether it did.
+async fn announce_until_heard(
+    from: &facehub::store::Db,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
+) -> bool {
+    for _ in 0..50 {
+        from.devices_changed().await.unwrap();
+        let wait = tokio::time::timeout(Duration::from_millis(200), rx.recv());
+        if wait.await.is_ok() {
+            return true;
+        }
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_share_metadata_blobs_limits_and_devices() {
     let pg = Postgres::from_env_or_start();
@@ -80,30 +99,11 @@ async fn two_nodes_share_metadata_blobs_limits_and_devices() {
     crate::common::set_blobs(&data_b, None);
 
     // Set up through node A's directory; node B sees it through PostgreSQL.
-    let cli = |args: &[&str]| run_ok(dep.command(&data_a).args(args));
     let creds = tenant_with_app(|| dep.command(&data_a), ATTENDANCE_SCOPES);
-    cli(&[
-        "person",
-        "add",
-        "--tenant",
-        "acme",
-        "--user-id",
-        "u1",
-        "--name",
-        "U One",
-    ]);
+    run_ok(person_add(&mut dep.command(&data_a), "u1", "U One"));
     for sn in ["SN-A", "SN-B"] {
-        cli(&[
-            "device",
-            "add",
-            "--tenant",
-            "acme",
-            "--sn",
-            sn,
-            "--secret-no",
-            &format!("{sn}-factory-secret"),
-            "--bind",
-        ]);
+        let secret_no = format!("{sn}-factory-secret");
+        run_ok(device_add(&mut dep.command(&data_a), sn, &secret_no).arg("--bind"));
     }
     let a = dep.serve(&data_a);
     let b = dep.serve(&data_b);
@@ -148,13 +148,7 @@ async fn two_nodes_share_metadata_blobs_limits_and_devices() {
     let latency = sent.elapsed();
     let users = push["body"]["update_user"].to_string();
     assert!(users.contains("u1"), "{push}");
-    let info = da
-        .call(
-            "get_userinfo_by_ids",
-            json!({"user_item": [{"userid": "u1", "user_type": 0}]}),
-        )
-        .await
-        .unwrap();
+    let info = userinfo(&da, "u1", 0).await;
     assert_eq!(
         info["userinfo"][0]["fa_list"][0]["data"], template,
         "{info}"
@@ -288,18 +282,10 @@ async fn device_changes_are_announced_to_every_node() {
     let heard = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<()>| {
         while rx.try_recv().is_ok() {}
     };
-    let mut got = false;
-    for _ in 0..50 {
-        node_b.devices_changed().await.unwrap();
-        if tokio::time::timeout(Duration::from_millis(200), rx.recv())
-            .await
-            .is_ok()
-        {
-            got = true;
-            break;
-        }
-    }
-    assert!(got, "node A never heard node B");
+    assert!(
+        announce_until_heard(&node_b, &mut rx).await,
+        "node A never heard node B"
+    );
     heard(&mut rx);
     let sent = Instant::now();
     node_b.devices_changed().await.unwrap();
@@ -323,18 +309,10 @@ async fn device_changes_are_announced_to_every_node() {
     assert_eq!(cut, "t", "no listening connection to cut");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     heard(&mut rx);
-    let mut again = false;
-    for _ in 0..50 {
-        node_b.devices_changed().await.unwrap();
-        if tokio::time::timeout(Duration::from_millis(200), rx.recv())
-            .await
-            .is_ok()
-        {
-            again = true;
-            break;
-        }
-    }
-    assert!(again, "not heard after the listening connection was cut");
+    assert!(
+        announce_until_heard(&node_b, &mut rx).await,
+        "not heard after the listening connection was cut"
+    );
     listener.abort();
     node_a.close().await;
     node_b.close().await;
@@ -413,17 +391,12 @@ async fn a_revoked_token_is_refused_on_every_node_at_once() {
     let cookie = cookie.split(';').next().unwrap().to_string();
     let v: Value = login.json().await.unwrap();
     let csrf = v["data"]["csrf"].as_str().unwrap();
-    let v: Value = http
+    let rotate = http
         .post(format!("{}/admin/api/apps/{app_id}/secret", a.base))
         .header("cookie", cookie)
         .header("x-csrf-token", csrf)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json(&json!({}));
+    let v = reply_json(rotate).await;
     assert_eq!(v["code"], 0, "{v}");
     let rotated = Instant::now();
 
@@ -472,9 +445,7 @@ async fn a_second_node_without_shared_blobs_is_refused() {
     assert!(run_ok(c.args(["tenant", "list"])).contains("acme"));
     let mut c = facehub(&second);
     key(&mut c);
-    let out = c.args(["tenant", "list"]).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_err(c.args(["tenant", "list"]));
     assert!(err.contains("another data directory"), "{err}");
 }
 
@@ -490,16 +461,7 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
     crate::common::set_database(&data, None);
     let cli = |args: &[&str]| run_ok(facehub(&data).args(args));
     let creds = tenant_with_app(|| facehub(&data), ATTENDANCE_SCOPES);
-    cli(&[
-        "person",
-        "add",
-        "--tenant",
-        "acme",
-        "--user-id",
-        "u1",
-        "--name",
-        "U One",
-    ]);
+    run_ok(person_add(&mut facehub(&data), "u1", "U One"));
     let server = Server::start(&data);
     let t = tenant_token(&server.base, &creds).await;
     let photo = crate::common::png(150, 140, 7);
@@ -510,23 +472,14 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
 
     // Refused while a server runs on the directory; then copied, twice.
     let held = facehub::store::lock_data_dir(&data).unwrap();
-    let busy = facehub(&data)
-        .args(["migrate-store", "--to-database", &database])
-        .output()
-        .unwrap();
-    assert!(!busy.status.success());
+    run_err(facehub(&data).args(["migrate-store", "--to-database", &database]));
     drop(held);
     // Not into another deployment's database.
     let other_db = pg.create_database();
     let other = dir.path().join("other");
     crate::common::set_database(&other, Some(&other_db));
     run_ok(facehub(&other).args(["tenant", "create", "globex"]));
-    let mixed = facehub(&data)
-        .args(["migrate-store", "--to-database", &other_db])
-        .output()
-        .unwrap();
-    assert!(!mixed.status.success());
-    let err = String::from_utf8_lossy(&mixed.stderr);
+    let err = run_err(facehub(&data).args(["migrate-store", "--to-database", &other_db]));
     assert!(err.contains("another deployment"), "{err}");
     let first = cli(&["migrate-store", "--to-database", &database, "--json"]);
     let first: Value = serde_json::from_str(&first).unwrap();
@@ -567,16 +520,7 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
         download_photo(&server.base, &t, &id).await,
         (200, photo.clone())
     );
-    cli(&[
-        "person",
-        "add",
-        "--tenant",
-        "acme",
-        "--user-id",
-        "u2",
-        "--name",
-        "U Two",
-    ]);
+    run_ok(person_add(&mut facehub(&data), "u2", "U Two"));
     let people = cli(&["person", "list", "--tenant", "acme"]);
     assert!(people.contains("u1") && people.contains("u2"), "{people}");
     let photo2 = crate::common::png(151, 140, 8);
@@ -657,17 +601,7 @@ async fn a_shared_key_rotates_node_by_node() {
     assert_ne!(new["key_id"].as_str().unwrap(), k1_id);
 
     let creds = tenant_with_app(|| cmd(&data_a, k1, &[]), ATTENDANCE_SCOPES);
-    run_ok(cmd(&data_a, k1, &[]).args([
-        "device",
-        "add",
-        "--tenant",
-        "acme",
-        "--sn",
-        "SN-R",
-        "--secret-no",
-        "rot-factory-secret",
-        "--bind",
-    ]));
+    run_ok(device_add(&mut cmd(&data_a, k1, &[]), "SN-R", "rot-factory-secret").arg("--bind"));
     let mut photos: Vec<(String, Vec<u8>)> = Vec::new();
     let upload = |base: String, t: String, seed: u8| async move {
         let photo = crate::common::png(100 + u32::from(seed), 90, seed);
@@ -712,12 +646,7 @@ async fn a_shared_key_rotates_node_by_node() {
     b = serve(&data_b, k2, &[k1]);
 
     // Too early to drop K1: refused, naming it, for servers and commands.
-    let early = cmd(&data_a, k2, &[])
-        .args(["tenant", "list"])
-        .output()
-        .unwrap();
-    assert!(!early.status.success());
-    let err = String::from_utf8_lossy(&early.stderr);
+    let err = run_err(cmd(&data_a, k2, &[]).args(["tenant", "list"]));
     assert!(
         err.contains(&k1_id) && err.contains("decryption_keys") && err.contains("key reseal"),
         "{err}"
@@ -726,27 +655,14 @@ async fn a_shared_key_rotates_node_by_node() {
     let data_c = dir.path().join("c");
     crate::common::set_database(&data_c, Some(&database));
     crate::common::set_blobs(&data_c, None);
-    let joining = cmd(&data_c, k2, &[])
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(!joining.status.success());
-    let err = String::from_utf8_lossy(&joining.stderr);
+    let err = run_err(cmd(&data_c, k2, &[]).args(["serve", "--listen", "127.0.0.1:0"]));
     assert!(
         err.contains(&k1_id) && err.contains("decryption_keys"),
         "{err}"
     );
     // key rotate cannot change every node's configuration; it says how.
-    let rotate = cmd(&data_a, k2, &[k1])
-        .args(["key", "rotate"])
-        .output()
-        .unwrap();
-    assert!(!rotate.status.success());
-    assert!(
-        String::from_utf8_lossy(&rotate.stderr).contains("key reseal"),
-        "{}",
-        String::from_utf8_lossy(&rotate.stderr)
-    );
+    let err = run_err(cmd(&data_a, k2, &[k1]).args(["key", "rotate"]));
+    assert!(err.contains("key reseal"), "{err}");
 
     // Step 3, with both nodes serving: everything moves to K2.
     let r: Value = serde_json::from_str(&run_ok(
@@ -788,13 +704,7 @@ async fn a_shared_key_rotates_node_by_node() {
     photos.push(upload(b.base.clone(), t.clone(), 5).await);
     all_readable(a.base.clone(), b.base.clone(), t.clone(), photos.clone()).await;
     // The device's secret (re-sealed under K2) still signs it in.
-    let ws = format!("{}/", a.base.replacen("http", "ws", 1));
-    let d = Device::connect(&ws, "SN-R", (&["X"], &[]), None)
-        .await
-        .unwrap();
-    d.bring_up("rot-factory-secret", chrono::Utc::now().timestamp())
-        .await
-        .unwrap();
+    device(&a.base, "SN-R", "rot-factory-secret").await;
     let (ok, report) = {
         let out = cmd(&data_a, k2, &[])
             .args(["check", "--json"])
