@@ -7,11 +7,13 @@
 /// a lower layer.
 const LAYERS: &[(&str, u8)] = &[
     // Leaves: values and primitives with no facehub dependency.
-    ("model", 0),
     ("image", 0),
     ("durable", 0),
     ("faults", 0),
     ("metrics", 0),
+    // The values the store and the core share; a stored file's format is
+    // an image format.
+    ("model", 1),
     // Configuration and sealing, used by every layer above.
     ("config", 1),
     ("crypto", 1),

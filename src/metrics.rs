@@ -5,7 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -86,94 +86,92 @@ const KNOWN_COMMANDS: &[&str] = &[
     "download_photo",
 ];
 
+/// Registers each metric it is handed and hands it back, so that a metric
+/// and its registration are one statement.
+struct Registrar<'r>(&'r mut Registry);
+
+impl Registrar<'_> {
+    fn metric<M: Metric + Clone>(&mut self, name: &str, help: &str, metric: M) -> M {
+        self.0.register(name, help, metric.clone());
+        metric
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("facehub");
-        let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
+        let mut add = Registrar(&mut registry);
+        let http_requests = add.metric(
             "http_requests",
             "HTTP requests by route and status",
-            http_requests.clone(),
+            Family::default(),
         );
-        let http_seconds = Family::<RouteLabels, Histogram>::new_with_constructor(
-            (|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))) as fn() -> Histogram,
-        );
-        registry.register(
+        let http_seconds = add.metric(
             "http_request_duration_seconds",
             "HTTP request latency by route",
-            http_seconds.clone(),
+            Family::<RouteLabels, Histogram>::new_with_constructor(
+                (|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))) as fn() -> Histogram,
+            ),
         );
-        let bytes_in = Family::<RouteLabels, Counter>::default();
-        registry.register(
+        let bytes_in = add.metric(
             "http_request_body_bytes",
             "Request body bytes received, by route",
-            bytes_in.clone(),
+            Family::default(),
         );
-        let bytes_out = Family::<RouteLabels, Counter>::default();
-        registry.register(
+        let bytes_out = add.metric(
             "http_response_body_bytes",
             "Response body bytes sent, by route",
-            bytes_out.clone(),
+            Family::default(),
         );
-        let uploads_refused = Family::<RuleLabels, Counter>::default();
-        registry.register(
+        let uploads_refused = add.metric(
             "uploads_refused",
             "Uploads refused by image validation, by the rule that refused them",
-            uploads_refused.clone(),
+            Family::default(),
         );
-        let rate_limited = Family::<LimitLabels, Counter>::default();
-        registry.register(
+        let rate_limited = add.metric(
             "rate_limited",
             "Requests refused by a frequency limit or the upload concurrency cap",
-            rate_limited.clone(),
+            Family::default(),
         );
-        let face_detect_seconds = Histogram::new(exponential_buckets(0.002, 2.0, 14));
-        registry.register(
+        let face_detect_seconds = add.metric(
             "face_detect_duration_seconds",
             "Face detection and cropping time per door-access enrolment",
-            face_detect_seconds.clone(),
+            Histogram::new(exponential_buckets(0.002, 2.0, 14)),
         );
-        let sync_backlog = Gauge::default();
-        registry.register(
+        let sync_backlog = add.metric(
             "device_sync_backlog",
             "Address-book versions bound terminals have not been sent yet, summed",
-            sync_backlog.clone(),
+            Gauge::default(),
         );
-        let device_commands = Family::<DeviceLabels, Counter>::default();
-        registry.register(
+        let device_commands = add.metric(
             "device_commands",
             "Device protocol requests by command and errcode",
-            device_commands.clone(),
+            Family::default(),
         );
-        let devices_connected = Gauge::default();
-        registry.register(
+        let devices_connected = add.metric(
             "devices_connected",
             "Terminals logged in on this node",
-            devices_connected.clone(),
+            Gauge::default(),
         );
-        let attempts_failed = Family::<AttemptLabels, Counter>::default();
-        registry.register(
+        let attempts_failed = add.metric(
             "auth_failures",
             "Failed attempts at a secret (admin password, terminal SecretNo)",
-            attempts_failed.clone(),
+            Family::default(),
         );
-        let attempts_refused = Family::<RefusalLabels, Counter>::default();
-        registry.register(
+        let attempts_refused = add.metric(
             "auth_refused",
             "Attempts refused before any secret was checked, by reason",
-            attempts_refused.clone(),
+            Family::default(),
         );
-        let lockouts = Family::<AttemptLabels, Counter>::default();
-        registry.register(
+        let lockouts = add.metric(
             "auth_lockouts",
             "Lockouts started by failed attempts",
-            lockouts.clone(),
+            Family::default(),
         );
-        let storage_free_bytes = Gauge::default();
-        registry.register(
+        let storage_free_bytes = add.metric(
             "storage_free_bytes",
             "Free bytes on the data directory's filesystem, as last checked by an upload",
-            storage_free_bytes.clone(),
+            Gauge::default(),
         );
         Metrics {
             registry,

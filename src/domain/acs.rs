@@ -8,10 +8,10 @@ use serde_json::json;
 use super::audit::AuditEvent;
 use super::auth::Caller;
 use super::files::{FileDownload, FileKind, StagedImage};
-use super::people::EmployeeType;
 use super::{Core, FileId, Person, Tenant};
 use crate::image::ImageFormat;
 use crate::image::face::{self, FaceRules};
+use crate::model::PersonKey;
 use crate::model::error::{Error, Result};
 use crate::store::AcsRow;
 
@@ -69,8 +69,11 @@ impl Core {
     ) -> Result<Option<Person>> {
         Ok(match id_type {
             IdType::OpenId => self.db.person_by_open_id(&caller.app_id, id).await?,
-            IdType::UnionId => self.db.person_by_union_id(caller.tenant_id, id).await?,
-            IdType::UserId => self.db.person_by_user_id(caller.tenant_id, id).await?,
+            IdType::UnionId => {
+                let key = PersonKey::UnionId;
+                self.db.person_by(caller.tenant_id, key, id).await?
+            }
+            IdType::UserId => self.person(caller.tenant_id, id).await?,
         }
         .filter(|p| p.tenant_id == caller.tenant_id))
     }
@@ -102,18 +105,12 @@ impl Core {
         Ok((person, row))
     }
 
-    async fn person_by_user_id(&self, tenant: &Tenant, uid: &str) -> Result<Person> {
-        self.find_person(tenant.id, EmployeeType::EmployeeId, uid)
-            .await?
-            .ok_or_else(|| Error::UserNotFound(uid.to_string()))
-    }
-
     /// Grants door access to people of the tenant (by user_id); returns how
     /// many were newly granted.
     pub async fn acs_grant(&self, tenant: &Tenant, user_ids: &[String]) -> Result<usize> {
         let mut n = 0;
         for uid in user_ids {
-            let p = self.person_by_user_id(tenant, uid).await?;
+            let p = self.known_person(tenant.id, uid).await?;
             n += usize::from(self.db.acs_grant(tenant.id, p.id, self.now()).await?);
         }
         Ok(n)
@@ -123,7 +120,7 @@ impl Core {
     pub async fn acs_revoke(&self, tenant: &Tenant, user_ids: &[String]) -> Result<usize> {
         let mut n = 0;
         for uid in user_ids {
-            let p = self.person_by_user_id(tenant, uid).await?;
+            let p = self.known_person(tenant.id, uid).await?;
             if let Some(row) = self.db.acs_revoke(p.id).await? {
                 if row.face_file_id.is_some() {
                     let event = AuditEvent {

@@ -317,11 +317,7 @@ impl Core {
         if app.disabled {
             return Err(Error::AppDisabled);
         }
-        let person = self
-            .db
-            .person_by_user_id(app.tenant_id, user_id)
-            .await?
-            .ok_or_else(|| Error::UserNotFound(user_id.to_string()))?;
+        let person = self.known_person(app.tenant_id, user_id).await?;
         let now = self.now();
         let ttl = self.config.token_ttl_secs as i64;
         let token = format!("u-{}", hex::encode(random_bytes::<20>()));

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::Core;
 use super::audit::{ActorKind, AuditEvent};
-use crate::model::error::{Error, Result};
+use crate::model::error::Result;
 use crate::model::{Change, DeviceUser};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,11 +31,7 @@ impl Core {
         actor: &str,
         log_id: Option<String>,
     ) -> Result<Erasure> {
-        let person = self
-            .db
-            .person_by_user_id(tenant_id, user_id)
-            .await?
-            .ok_or_else(|| Error::UserNotFound(user_id.to_string()))?;
+        let person = self.known_person(tenant_id, user_id).await?;
         // Terminals delete the person; the audit record names what went.
         let change = Change {
             delete_user: vec![DeviceUser {

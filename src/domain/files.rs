@@ -173,13 +173,7 @@ impl Core {
         let Some((tenant_id, kind)) = self.db.file_owner(id.as_str()).await? else {
             return Ok(None);
         };
-        Ok(match kind.as_str() {
-            "attendance_photo" => Some((tenant_id, FileKind::AttendancePhoto)),
-            "acs_face" => Some((tenant_id, FileKind::AcsFace)),
-            "acs_face_crop" => Some((tenant_id, FileKind::AcsFaceCrop)),
-            "lingo_image" => Some((tenant_id, FileKind::LingoImage)),
-            _ => None,
-        })
+        Ok(FileKind::parse(&kind).map(|kind| (tenant_id, kind)))
     }
 
     /// Deletes a blob no row refers to any more (the row was deleted, or
@@ -273,9 +267,9 @@ impl Core {
             let record = FileRecord {
                 file_id: id.to_string(),
                 tenant_id,
-                kind: kind.as_str().to_string(),
+                kind,
                 file_name,
-                format: info.format.name().to_string(),
+                format: info.format,
                 width: info.width.into(),
                 height: info.height.into(),
                 size: info.size as i64,
@@ -393,8 +387,7 @@ impl Core {
         file_id: &FileId,
     ) -> Result<Option<FileDownload>> {
         let id = file_id.as_str();
-        let Some((mut record, sealed_name)) = self.db.file(tenant_id, kind.as_str(), id).await?
-        else {
+        let Some((mut record, sealed_name)) = self.db.file(tenant_id, kind, id).await? else {
             return Ok(None);
         };
         let name = self
@@ -402,8 +395,6 @@ impl Core {
             .open_small(name_aad(id).as_bytes(), &sealed_name)
             .map_err(Error::from)?;
         record.file_name = String::from_utf8(name).map_err(|e| Error::Internal(e.into()))?;
-        let format = ImageFormat::parse(&record.format)
-            .ok_or_else(|| Error::internal(format!("stored format {:?}", record.format)))?;
         let body = self
             .blobs
             .open_sized(id, u64::try_from(record.size).unwrap_or(0))
@@ -411,8 +402,8 @@ impl Core {
             .map_err(Error::from)?
             .ok_or_else(|| Error::internal(format!("blob of file {id} is missing")))?;
         Ok(Some(FileDownload {
+            format: record.format,
             record,
-            format,
             body,
         }))
     }
@@ -426,7 +417,7 @@ impl Core {
     ) -> Result<bool> {
         Ok(self
             .db
-            .file(tenant_id, kind.as_str(), file_id.as_str())
+            .file(tenant_id, kind, file_id.as_str())
             .await?
             .is_some())
     }
@@ -493,8 +484,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            (rec.width, rec.height, rec.format.as_str()),
-            (100, 100, "png")
+            (rec.width, rec.height, rec.format),
+            (100, 100, ImageFormat::Png)
         );
         assert_eq!(core.blobs.store().keys().await.unwrap(), vec![rec.file_id]);
     }

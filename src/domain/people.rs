@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::{AttendanceSetting, Core, Person, PersonDraft, Tenant, UserId, UserType};
 use crate::model::error::{Error, Result};
-use crate::model::{Change, DeviceUser};
+use crate::model::{Change, DeviceUser, PersonKey};
 use crate::store::{Upsert, is_unique_violation};
 
 /// How `employee_type` names the person in attendance requests.
@@ -141,7 +141,17 @@ impl Core {
     }
 
     pub async fn person(&self, tenant_id: i64, user_id: &str) -> Result<Option<Person>> {
-        Ok(self.db.person_by_user_id(tenant_id, user_id).await?)
+        Ok(self
+            .db
+            .person_by(tenant_id, PersonKey::UserId, user_id)
+            .await?)
+    }
+
+    /// The tenant's person with this user id, or [`Error::UserNotFound`].
+    pub(crate) async fn known_person(&self, tenant_id: i64, user_id: &str) -> Result<Person> {
+        self.person(tenant_id, user_id)
+            .await?
+            .ok_or_else(|| Error::UserNotFound(user_id.to_string()))
     }
 
     /// A tenant's people, by user_id.
@@ -155,7 +165,7 @@ impl Core {
         tenant_id: i64,
         user_id: &str,
     ) -> anyhow::Result<Option<PersonDetail>> {
-        let Some(person) = self.db.person_by_user_id(tenant_id, user_id).await? else {
+        let Some(person) = self.person(tenant_id, user_id).await? else {
             return Ok(None);
         };
         Ok(Some(PersonDetail {
@@ -174,10 +184,11 @@ impl Core {
         kind: EmployeeType,
         id: &str,
     ) -> Result<Option<Person>> {
-        Ok(match kind {
-            EmployeeType::EmployeeId => self.db.person_by_user_id(tenant_id, id).await?,
-            EmployeeType::EmployeeNo => self.db.person_by_employee_no(tenant_id, id).await?,
-        })
+        let key = match kind {
+            EmployeeType::EmployeeId => PersonKey::UserId,
+            EmployeeType::EmployeeNo => PersonKey::EmployeeNo,
+        };
+        Ok(self.db.person_by(tenant_id, key, id).await?)
     }
 
     /// Imports people from CSV with a header row naming at least `user_id`

@@ -80,7 +80,7 @@ pub fn result_of<T>(outcome: &Result<T>) -> String {
 }
 
 /// A stored record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct AuditRecord {
     pub id: i64,
     pub at_ms: i64,

@@ -107,11 +107,12 @@ pub struct PersonTemplates {
     pub writes: Vec<TemplateWrite>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredTemplate {
     pub person_id: i64,
     pub algorithm: String,
     pub slot: i64,
+    #[sqlx(rename = "data")]
     pub sealed: Vec<u8>,
 }
 

@@ -1,5 +1,7 @@
 //! Stored files: what kind each is, and its metadata row.
 
+use crate::image::ImageFormat;
+
 /// What a stored file is; each kind is its own namespace of ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
@@ -10,6 +12,14 @@ pub enum FileKind {
 }
 
 impl FileKind {
+    pub const ALL: [FileKind; 4] = [
+        FileKind::AttendancePhoto,
+        FileKind::LingoImage,
+        FileKind::AcsFace,
+        FileKind::AcsFaceCrop,
+    ];
+
+    /// The name stored in the `kind` column.
     pub fn as_str(self) -> &'static str {
         match self {
             FileKind::AttendancePhoto => "attendance_photo",
@@ -18,15 +28,20 @@ impl FileKind {
             FileKind::AcsFaceCrop => "acs_face_crop",
         }
     }
+
+    pub fn parse(s: &str) -> Option<FileKind> {
+        FileKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRecord {
     pub file_id: String,
     pub tenant_id: i64,
-    pub kind: String,
+    pub kind: FileKind,
     pub file_name: String,
-    pub format: String,
+    /// Stored under [`ImageFormat::name`].
+    pub format: ImageFormat,
     pub width: i64,
     pub height: i64,
     pub size: i64,

@@ -19,5 +19,5 @@ pub use devices::{
 pub use error::{Error, Result};
 pub use files::{FileKind, FileRecord};
 pub use ids::{FileId, PhotoName, Scope, UserId, UserType};
-pub use people::{AttendanceSetting, Person, PersonDraft};
+pub use people::{AttendanceSetting, Person, PersonDraft, PersonKey};
 pub use tenancy::{App, Tenant, TokenKind, TokenRecord};

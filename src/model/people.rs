@@ -20,6 +20,14 @@ pub struct Person {
     pub updated_at: i64,
 }
 
+/// Which of a tenant's ids a person is looked up by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersonKey {
+    UserId,
+    EmployeeNo,
+    UnionId,
+}
+
 /// A validated person to create or update.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PersonDraft {

@@ -1,6 +1,6 @@
 //! Tenants, the apps that act in them, and the tokens apps hold.
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Tenant {
     pub id: i64,
     pub name: String,

@@ -1,8 +1,10 @@
 //! Door-access users: who may open doors, with their card and enrolled
 //! face.
 
+use sqlx::FromRow;
+
 use super::Db;
-use super::rows::{acs_from_row, person_from_row};
+use super::rows::acs_from_row;
 use super::sql::{audit_in, delete_files_in};
 use crate::model::{AuditEvent, Person};
 
@@ -53,11 +55,11 @@ impl Db {
     /// start-up sweep removes, never rows without a person).
     pub async fn acs_revoke(&self, person_id: i64) -> anyhow::Result<Option<AcsRow>> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("DELETE FROM acs_users WHERE person_id = $1 RETURNING *")
-            .bind(person_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| acs_from_row(&r, ""));
+        let row: Option<AcsRow> =
+            sqlx::query_as("DELETE FROM acs_users WHERE person_id = $1 RETURNING *")
+                .bind(person_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         if let Some(r) = &row {
             delete_files_in(&mut tx, r.face_files()).await?;
         }
@@ -67,11 +69,8 @@ impl Db {
 
     /// A person's door-access row, if they have door access.
     pub async fn acs_user(&self, person_id: i64) -> anyhow::Result<Option<AcsRow>> {
-        let row = sqlx::query("SELECT * FROM acs_users WHERE person_id = $1")
-            .bind(person_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| acs_from_row(&r, "")))
+        self.row_by("SELECT * FROM acs_users WHERE person_id = $1", person_id)
+            .await
     }
 
     /// A page of the tenant's door-access users, in person order, after
@@ -94,10 +93,9 @@ impl Db {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (person_from_row(r), acs_from_row(r, "a_")))
-            .collect())
+        rows.iter()
+            .map(|r| Ok((Person::from_row(r)?, acs_from_row(r, "a_")?)))
+            .collect()
     }
 
     /// Sets (or, with `None`, clears) a door-access user's card number.
@@ -135,11 +133,10 @@ impl Db {
             .bind(person_id)
             .execute(&mut *tx)
             .await?;
-        let old = sqlx::query("SELECT * FROM acs_users WHERE person_id = $1")
+        let old: Option<AcsRow> = sqlx::query_as("SELECT * FROM acs_users WHERE person_id = $1")
             .bind(person_id)
             .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| acs_from_row(&r, ""));
+            .await?;
         sqlx::query(
             "UPDATE acs_users SET face_file_id = $1, crop_file_id = $2, face_box = $3, updated_at = $4
              WHERE person_id = $5",

@@ -45,10 +45,11 @@ impl Db {
 
     /// Ends one session (a logout).
     pub async fn delete_admin_session(&self, token_hash: &str) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
+        self.exec_by(
+            "DELETE FROM admin_sessions WHERE token_hash = $1",
+            token_hash,
+        )
+        .await?;
         Ok(())
     }
 

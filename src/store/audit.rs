@@ -1,7 +1,5 @@
 //! The audit log's table.
 
-use sqlx::Row;
-
 use super::Db;
 use super::sql::{Tx, values_rows};
 use crate::model::{AuditEvent, AuditFilter, AuditRecord};
@@ -52,15 +50,12 @@ impl Db {
                 "{stored} EXCEPT SELECT tenant_id, object FROM audit_log
                  WHERE action = $1 AND result = 'ok' AND object IS NOT NULL"
             );
-            let rows = sqlx::query(&sql)
+            let rows: Vec<(i64, String)> = sqlx::query_as(&sql)
                 .bind(*action)
                 .bind(since)
                 .fetch_all(&self.pool)
                 .await?;
-            out.extend(
-                rows.iter()
-                    .map(|r| (*action, r.get::<i64, _>(0), r.get::<String, _>(1))),
-            );
+            out.extend(rows.into_iter().map(|(t, object)| (*action, t, object)));
         }
         out.sort();
         Ok(out)
@@ -73,40 +68,24 @@ impl Db {
         &self,
         since: i64,
     ) -> anyhow::Result<Vec<(i64, String, String)>> {
-        let rows = sqlx::query(
-            "SELECT p.tenant_id, p.user_id, t.modality, t.algorithm, t.slot
+        Ok(sqlx::query_as(
+            "SELECT p.tenant_id, p.user_id, t.modality || '/' || t.algorithm || ':' || t.slot
              FROM templates t JOIN people p ON p.id = t.person_id WHERE t.updated_at >= $1",
         )
         .bind(since)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let slot = format!(
-                    "{}/{}:{}",
-                    r.get::<String, _>(2),
-                    r.get::<String, _>(3),
-                    r.get::<i64, _>(4)
-                );
-                (r.get(0), r.get(1), slot)
-            })
-            .collect())
+        .await?)
     }
 
     /// (tenant, subject, object) of every successful `action` recorded.
     pub async fn audited(&self, action: &str) -> anyhow::Result<Vec<(i64, String, String)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT tenant_id, subject, object FROM audit_log
              WHERE action = $1 AND result = 'ok' AND subject IS NOT NULL AND object IS NOT NULL",
         )
         .bind(action)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+        .await?)
     }
 
     /// A page of the tenant's records that `f` lets through, in id order
@@ -118,7 +97,7 @@ impl Db {
         after_id: i64,
         limit: i64,
     ) -> anyhow::Result<Vec<AuditRecord>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT * FROM audit_log
              WHERE tenant_id = $1 AND id > $2
                AND ($3 IS NULL OR subject = $3)
@@ -135,21 +114,7 @@ impl Db {
         .bind(f.until_ms)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AuditRecord {
-                id: r.get("id"),
-                at_ms: r.get("at_ms"),
-                actor_kind: r.get("actor_kind"),
-                actor: r.get("actor"),
-                action: r.get("action"),
-                subject: r.get("subject"),
-                object: r.get("object"),
-                result: r.get("result"),
-                log_id: r.get("log_id"),
-            })
-            .collect())
+        .await?)
     }
 }
 

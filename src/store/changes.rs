@@ -2,8 +2,6 @@
 //! the tenant's next version (`perm_version`), which device sync sends in
 //! order.
 
-use sqlx::Row;
-
 use super::Db;
 use super::sql::Tx;
 use crate::model::Change;
@@ -21,13 +19,8 @@ impl Db {
 
     /// Current versions of all tenants that have any.
     pub async fn perm_versions(&self) -> anyhow::Result<Vec<(i64, i64)>> {
-        let rows = sqlx::query("SELECT id, perm_version FROM tenants WHERE perm_version > 0")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get("id"), r.get("perm_version")))
-            .collect())
+        self.rows("SELECT id, perm_version FROM tenants WHERE perm_version > 0")
+            .await
     }
 
     /// Records one change as the tenant's next version, in its own
@@ -51,7 +44,7 @@ impl Db {
         after: i64,
         limit: i64,
     ) -> anyhow::Result<Vec<(i64, Change)>> {
-        let rows = sqlx::query(
+        let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT perm_version, changes FROM tenant_changes
              WHERE tenant_id = $1 AND perm_version > $2 ORDER BY perm_version LIMIT $3",
         )
@@ -60,11 +53,8 @@ impl Db {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let json: String = r.get("changes");
-                Ok((r.get("perm_version"), serde_json::from_str(&json)?))
-            })
+        rows.into_iter()
+            .map(|(v, json)| Ok((v, serde_json::from_str(&json)?)))
             .collect()
     }
 }

@@ -1,7 +1,5 @@
 //! Punch records terminals report.
 
-use sqlx::Row;
-
 use super::Db;
 use crate::model::CheckinRecord;
 
@@ -41,7 +39,7 @@ impl Db {
         from: i64,
         to: i64,
     ) -> anyhow::Result<Vec<(String, CheckinRecord)>> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
             "SELECT sn, timestamp, pass_type, pass_method FROM checkins
              WHERE person_id = $1 AND timestamp >= $2 AND timestamp < $3 ORDER BY timestamp, sn",
         )
@@ -51,16 +49,14 @@ impl Db {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get("sn"),
-                    CheckinRecord {
-                        timestamp: r.get("timestamp"),
-                        pass_type: r.get("pass_type"),
-                        pass_method: r.get("pass_method"),
-                    },
-                )
+            .into_iter()
+            .map(|(sn, timestamp, pass_type, pass_method)| {
+                let record = CheckinRecord {
+                    timestamp,
+                    pass_type,
+                    pass_method,
+                };
+                (sn, record)
             })
             .collect())
     }

@@ -4,7 +4,6 @@
 //! `checkins`).
 
 use super::Db;
-use super::rows::device_from_row;
 use crate::model::{DeviceKey, DeviceRow};
 
 impl Db {
@@ -28,19 +27,15 @@ impl Db {
     }
 
     pub async fn device(&self, sn: &str) -> anyhow::Result<Option<DeviceRow>> {
-        let row = sqlx::query("SELECT * FROM devices WHERE sn = $1")
-            .bind(sn)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| device_from_row(&r)))
+        self.row_by("SELECT * FROM devices WHERE sn = $1", sn).await
     }
 
     pub async fn devices(&self, tenant_id: i64) -> anyhow::Result<Vec<DeviceRow>> {
-        let rows = sqlx::query("SELECT * FROM devices WHERE tenant_id = $1 ORDER BY sn")
-            .bind(tenant_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(device_from_row).collect())
+        self.rows_by(
+            "SELECT * FROM devices WHERE tenant_id = $1 ORDER BY sn",
+            tenant_id,
+        )
+        .await
     }
 
     /// Records a `register` and its new active code, unless its
@@ -79,11 +74,7 @@ impl Db {
             DeviceKey::ActiveCode => "SELECT * FROM devices WHERE active_code_hash = $1",
             DeviceKey::Secret => "SELECT * FROM devices WHERE secret_hash = $1",
         };
-        let row = sqlx::query(sql)
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| device_from_row(&r)))
+        self.row_by(sql, hash).await
     }
 
     /// Binds (with the secret `active` will hand out) or unbinds; unbinding

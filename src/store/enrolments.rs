@@ -2,7 +2,6 @@
 //! fingerprint, from queued to sent to finished.
 
 use super::Db;
-use super::rows::enrolment_from_row;
 use super::sql::placeholders;
 use crate::model::Enrolment;
 
@@ -26,11 +25,8 @@ impl Db {
     }
 
     pub async fn enrolment(&self, oper_id: &str) -> anyhow::Result<Option<Enrolment>> {
-        let row = sqlx::query("SELECT * FROM enrolments WHERE oper_id = $1")
-            .bind(oper_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| enrolment_from_row(&r)))
+        self.row_by("SELECT * FROM enrolments WHERE oper_id = $1", oper_id)
+            .await
     }
 
     /// Enrolments waiting for these (online) devices to be told.
@@ -41,16 +37,11 @@ impl Db {
                 "SELECT * FROM enrolments WHERE status = 'queued' AND sn IN ({})",
                 placeholders(chunk.len(), 1)
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query_as::<_, Enrolment>(&sql);
             for sn in chunk {
                 q = q.bind(sn.as_str());
             }
-            found.extend(
-                q.fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(enrolment_from_row),
-            );
+            found.extend(q.fetch_all(&self.pool).await?);
         }
         found.sort_by_key(|e| e.created_at);
         Ok(found)

@@ -2,12 +2,10 @@
 //! intents that let the orphan sweep find an upload's blob before its row
 //! commits.
 
-use sqlx::Row;
-
 use super::Db;
-use super::rows::file_from_row;
+use super::rows::SealedFile;
 use super::sql::audit_in;
-use crate::model::{AuditEvent, FileRecord};
+use crate::model::{AuditEvent, FileKind, FileRecord};
 
 /// An upload's intent was claimed by the orphan sweep before its row
 /// could commit: the upload took longer than `orphan_grace_secs`.
@@ -50,9 +48,9 @@ impl Db {
         )
         .bind(&f.file_id)
         .bind(f.tenant_id)
-        .bind(&f.kind)
+        .bind(f.kind.as_str())
         .bind(sealed_name)
-        .bind(&f.format)
+        .bind(f.format.name())
         .bind(f.width)
         .bind(f.height)
         .bind(f.size)
@@ -68,9 +66,7 @@ impl Db {
 
     /// Removes a file's metadata (its blob is the caller's to delete).
     pub async fn delete_file(&self, file_id: &str) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM files WHERE file_id = $1")
-            .bind(file_id)
-            .execute(&self.pool)
+        self.exec_by("DELETE FROM files WHERE file_id = $1", file_id)
             .await?;
         Ok(())
     }
@@ -91,9 +87,7 @@ impl Db {
     /// Forgets the intent of `key` (its blob is gone, or its upload failed
     /// and its blob was deleted).
     pub async fn intent_remove(&self, key: &str) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM blob_intents WHERE key = $1")
-            .bind(key)
-            .execute(&self.pool)
+        self.exec_by("DELETE FROM blob_intents WHERE key = $1", key)
             .await?;
         Ok(())
     }
@@ -101,14 +95,11 @@ impl Db {
     /// Intents the sweep may act on: doomed ones, and uploads' recorded
     /// at or before `until` (key, created_at).
     pub async fn intents_due(&self, until: i64) -> anyhow::Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT key, created_at FROM blob_intents WHERE created_at <= $1")
-            .bind(until)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get("key"), r.get("created_at")))
-            .collect())
+        self.rows_by(
+            "SELECT key, created_at FROM blob_intents WHERE created_at <= $1",
+            until,
+        )
+        .await
     }
 
     /// Claims an upload's intent for the sweep: marks it doomed unless its
@@ -142,19 +133,19 @@ impl Db {
     pub async fn file(
         &self,
         tenant_id: i64,
-        kind: &str,
+        kind: FileKind,
         file_id: &str,
     ) -> anyhow::Result<Option<(FileRecord, Vec<u8>)>> {
-        let row = sqlx::query(
+        let row: Option<SealedFile> = sqlx::query_as(
             "SELECT f.*, p.user_id AS owner FROM files f LEFT JOIN people p ON p.id = f.person_id
                  WHERE f.file_id = $1 AND f.tenant_id = $2 AND f.kind = $3",
         )
         .bind(file_id)
         .bind(tenant_id)
-        .bind(kind)
+        .bind(kind.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| file_from_row(&r)))
+        Ok(row.map(|SealedFile(record, name)| (record, name)))
     }
 
     /// Every file id referenced by metadata (for consistency checks).
@@ -179,17 +170,13 @@ impl Db {
         after: &str,
         limit: i64,
     ) -> anyhow::Result<Vec<(String, String, String)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT file_id, kind, sha256 FROM files WHERE file_id > $1 ORDER BY file_id LIMIT $2",
         )
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get("file_id"), r.get("kind"), r.get("sha256")))
-            .collect())
+        .await?)
     }
 
     /// Which of `ids` have a file row.

@@ -3,15 +3,11 @@
 
 use std::collections::HashMap;
 
-use sqlx::Row;
-
-use super::rows::person_from_row;
 use super::sql::{Tx, audit_in, record_change, values_rows};
 use super::{Db, Upsert};
-use crate::model::{AttendanceSetting, AuditEvent, Change, DeviceUser, Person, PersonDraft};
-
-/// A query with its values bound.
-type Bound<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+use crate::model::{
+    AttendanceSetting, AuditEvent, Change, DeviceUser, Person, PersonDraft, PersonKey,
+};
 
 /// Gives a person the id an app knows them by.
 pub(super) async fn insert_open_id(
@@ -110,47 +106,39 @@ impl Db {
                 Upsert::Unchanged
             }
         };
-        let row = sqlx::query("SELECT * FROM people WHERE tenant_id = $1 AND user_id = $2")
+        let person = sqlx::query_as("SELECT * FROM people WHERE tenant_id = $1 AND user_id = $2")
             .bind(tenant_id)
             .bind(draft.user_id.as_str())
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok((person_from_row(&row), outcome))
+        Ok((person, outcome))
     }
 
-    /// The tenant's person with this user id.
-    pub async fn person_by_user_id(
+    /// The tenant's person whose `key` id is `value`.
+    pub async fn person_by(
         &self,
         tenant_id: i64,
-        user_id: &str,
+        key: PersonKey,
+        value: &str,
     ) -> anyhow::Result<Option<Person>> {
-        self.person_of_tenant(tenant_id, "user_id", user_id).await
-    }
-
-    /// The tenant's person with this employee number.
-    pub async fn person_by_employee_no(
-        &self,
-        tenant_id: i64,
-        employee_no: &str,
-    ) -> anyhow::Result<Option<Person>> {
-        self.person_of_tenant(tenant_id, "employee_no", employee_no)
-            .await
+        let column = match key {
+            PersonKey::UserId => "user_id",
+            PersonKey::EmployeeNo => "employee_no",
+            PersonKey::UnionId => "union_id",
+        };
+        let sql = format!("SELECT * FROM people WHERE tenant_id = $1 AND {column} = $2");
+        Ok(sqlx::query_as(&sql)
+            .bind(tenant_id)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// The person with this row id, whichever tenant's.
     pub async fn person(&self, person_id: i64) -> anyhow::Result<Option<Person>> {
-        self.one_person(sqlx::query("SELECT * FROM people WHERE id = $1").bind(person_id))
+        self.row_by("SELECT * FROM people WHERE id = $1", person_id)
             .await
-    }
-
-    /// The tenant's person with this union id.
-    pub async fn person_by_union_id(
-        &self,
-        tenant_id: i64,
-        union_id: &str,
-    ) -> anyhow::Result<Option<Person>> {
-        self.person_of_tenant(tenant_id, "union_id", union_id).await
     }
 
     /// The person an app knows under `open_id`.
@@ -159,57 +147,32 @@ impl Db {
         app_id: &str,
         open_id: &str,
     ) -> anyhow::Result<Option<Person>> {
-        self.one_person(
-            sqlx::query(
-                "SELECT p.* FROM people p JOIN open_ids o ON o.person_id = p.id
-                 WHERE o.app_id = $1 AND o.open_id = $2",
-            )
-            .bind(app_id)
-            .bind(open_id),
+        Ok(sqlx::query_as(
+            "SELECT p.* FROM people p JOIN open_ids o ON o.person_id = p.id
+             WHERE o.app_id = $1 AND o.open_id = $2",
         )
-        .await
-    }
-
-    /// The tenant's person whose `column` is `value`. `column` is always
-    /// one of ours, never input, so it goes into the SQL text.
-    async fn person_of_tenant(
-        &self,
-        tenant_id: i64,
-        column: &'static str,
-        value: &str,
-    ) -> anyhow::Result<Option<Person>> {
-        let sql = format!("SELECT * FROM people WHERE tenant_id = $1 AND {column} = $2");
-        self.one_person(sqlx::query(&sql).bind(tenant_id).bind(value))
-            .await
-    }
-
-    /// The person `query`, a `SELECT` of whole `people` rows, finds.
-    async fn one_person(&self, query: Bound<'_>) -> anyhow::Result<Option<Person>> {
-        let row = query.fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| person_from_row(&r)))
+        .bind(app_id)
+        .bind(open_id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// The tenant's people, by user id.
     pub async fn people(&self, tenant_id: i64) -> anyhow::Result<Vec<Person>> {
-        let rows = sqlx::query("SELECT * FROM people WHERE tenant_id = $1 ORDER BY user_id")
-            .bind(tenant_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(person_from_row).collect())
+        self.rows_by(
+            "SELECT * FROM people WHERE tenant_id = $1 ORDER BY user_id",
+            tenant_id,
+        )
+        .await
     }
 
     /// (app_id, open_id) pairs of a person.
     pub async fn open_ids_of(&self, person_id: i64) -> anyhow::Result<Vec<(String, String)>> {
-        let rows = sqlx::query(
+        self.rows_by(
             "SELECT app_id, open_id FROM open_ids WHERE person_id = $1 ORDER BY app_id",
+            person_id,
         )
-        .bind(person_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get("app_id"), r.get("open_id")))
-            .collect())
+        .await
     }
 
     // ---------------------------------------------------------- attendance
@@ -252,17 +215,19 @@ impl Db {
 
     /// A person's attendance settings, if they have any.
     pub async fn attendance(&self, person_id: i64) -> anyhow::Result<Option<AttendanceSetting>> {
-        let row = sqlx::query(
+        let row: Option<(String, i64, i64)> = sqlx::query_as(
             "SELECT face_key, face_key_open, face_key_update_time FROM attendance_settings WHERE person_id = $1",
         )
         .bind(person_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| AttendanceSetting {
-            face_key: r.get("face_key"),
-            face_key_open: r.get::<i64, _>("face_key_open") != 0,
-            face_key_update_time: r.get("face_key_update_time"),
-        }))
+        Ok(
+            row.map(|(face_key, open, face_key_update_time)| AttendanceSetting {
+                face_key,
+                face_key_open: open != 0,
+                face_key_update_time,
+            }),
+        )
     }
 
     // --------------------------------------------------------- device sync
@@ -285,15 +250,16 @@ impl Db {
             .bind(tenant_id)
             .fetch_one(&mut *tx)
             .await?;
-        let rows =
-            sqlx::query("SELECT * FROM people WHERE tenant_id = $1 ORDER BY id LIMIT $2 OFFSET $3")
-                .bind(tenant_id)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(&mut *tx)
-                .await?;
+        let people = sqlx::query_as(
+            "SELECT * FROM people WHERE tenant_id = $1 ORDER BY id LIMIT $2 OFFSET $3",
+        )
+        .bind(tenant_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok((rows.iter().map(person_from_row).collect(), total, version))
+        Ok((people, total, version))
     }
 
     /// The tenant's people among `users`, in one query.
@@ -305,7 +271,7 @@ impl Db {
         if users.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut rows = Vec::new();
+        let mut people = Vec::new();
         // Pairs as a VALUES table (its columns are column1, column2 in both
         // engines), 400 pairs a statement.
         for chunk in users.chunks(400) {
@@ -315,16 +281,15 @@ impl Db {
                  WHERE p.tenant_id = $1",
                 values_rows(chunk.len(), 2, 2)
             );
-            let mut q = sqlx::query(&sql).bind(tenant_id);
+            let mut q = sqlx::query_as::<_, Person>(&sql).bind(tenant_id);
             for u in chunk {
                 q = q.bind(u.userid.as_str()).bind(u.user_type);
             }
-            rows.extend(q.fetch_all(&self.pool).await?);
+            people.extend(q.fetch_all(&self.pool).await?);
         }
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let p = person_from_row(r);
+        Ok(people
+            .into_iter()
+            .map(|p| {
                 let key = DeviceUser {
                     userid: p.user_id.clone(),
                     user_type: p.user_type.as_i64(),

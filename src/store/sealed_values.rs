@@ -2,8 +2,6 @@
 //! check opens them all, and key rotation re-seals them all, so a new sealed
 //! column is added here or it is neither checked nor rotated.
 
-use sqlx::Row;
-
 use super::Db;
 
 /// A sealed column, with the SQL that rebuilds the associated data its
@@ -88,14 +86,10 @@ impl Db {
             c = col.column,
             t = col.table
         );
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
         Ok(rows
-            .iter()
-            .filter_map(|r| {
-                let kid: Vec<u8> = r.get("kid");
-                let n: i64 = r.get("n");
-                Some((u32::from_be_bytes(kid.try_into().ok()?), n as u64))
-            })
+            .into_iter()
+            .filter_map(|(kid, n)| Some((u32::from_be_bytes(kid.try_into().ok()?), n as u64)))
             .collect())
     }
 
@@ -107,7 +101,7 @@ impl Db {
         after: &str,
         limit: i64,
     ) -> anyhow::Result<Vec<(String, String)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT file_id, sha256 FROM files WHERE key_id != $1 AND file_id > $2
              ORDER BY file_id LIMIT $3",
         )
@@ -115,11 +109,7 @@ impl Db {
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get("file_id"), r.get("sha256")))
-            .collect())
+        .await?)
     }
 
     /// Records a blob re-sealed under `key_id`, if its row still holds
@@ -146,16 +136,13 @@ impl Db {
 
     /// Files per key id.
     pub async fn file_key_usage(&self) -> anyhow::Result<Vec<(u32, u64)>> {
-        let rows = sqlx::query("SELECT key_id, count(*) AS n FROM files GROUP BY key_id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT key_id, count(*) AS n FROM files GROUP BY key_id")
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows
-            .iter()
-            .map(|r| {
-                let k: i64 = r.get("key_id");
-                let n: i64 = r.get("n");
-                (k as u32, n as u64)
-            })
+            .into_iter()
+            .map(|(k, n)| (k as u32, n as u64))
             .collect())
     }
 
@@ -174,23 +161,19 @@ impl Db {
             c = col.column,
             t = col.table,
         );
-        let rows = sqlx::query(&sql)
+        let rows: Vec<(i64, String, Vec<u8>, Option<String>)> = sqlx::query_as(&sql)
             .bind(after_rowid)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
-            .iter()
-            .map(|r| {
-                let rowid: i64 = r.get("rowid");
-                let aad: String = r.get("aad");
-                SealedValue {
-                    rowid,
-                    label: format!("{}.{} rowid {rowid}", col.table, col.column),
-                    aad: aad.into_bytes(),
-                    sealed: r.get("sealed"),
-                    digest: r.get("digest"),
-                }
+            .into_iter()
+            .map(|(rowid, aad, sealed, digest)| SealedValue {
+                rowid,
+                label: format!("{}.{} rowid {rowid}", col.table, col.column),
+                aad: aad.into_bytes(),
+                sealed,
+                digest,
             })
             .collect())
     }

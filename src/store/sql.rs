@@ -1,11 +1,57 @@
 //! What the store's files share: the transaction type, writes that ride
 //! along in another write's transaction, and SQL text helpers.
 
-use super::{audit, changes};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Encode, FromRow, Type};
+
+use super::{Db, audit, changes};
 use crate::model::{AuditEvent, Change};
 
 /// A transaction on either engine.
 pub type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
+
+/// What a row of a read can be: a model type, or a tuple of columns.
+pub(super) trait Read: for<'r> FromRow<'r, AnyRow> + Send + Unpin {}
+impl<T: for<'r> FromRow<'r, AnyRow> + Send + Unpin> Read for T {}
+
+/// What `$1` of a one-key statement can be.
+pub(super) trait Key<'q>: 'q + Encode<'q, Any> + Type<Any> + Send {}
+impl<'q, K: 'q + Encode<'q, Any> + Type<Any> + Send> Key<'q> for K {}
+
+/// Most statements take one key, `$1`, or none; these run them.
+impl Db {
+    /// The row `sql` finds with `$1` set to `key`.
+    pub(super) async fn row_by<'q, T: Read>(
+        &self,
+        sql: &'q str,
+        key: impl Key<'q>,
+    ) -> anyhow::Result<Option<T>> {
+        Ok(sqlx::query_as(sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The rows `sql` selects with `$1` set to `key`.
+    pub(super) async fn rows_by<'q, T: Read>(
+        &self,
+        sql: &'q str,
+        key: impl Key<'q>,
+    ) -> anyhow::Result<Vec<T>> {
+        Ok(sqlx::query_as(sql).bind(key).fetch_all(&self.pool).await?)
+    }
+
+    /// The rows `sql`, which takes no parameter, selects.
+    pub(super) async fn rows<T: Read>(&self, sql: &str) -> anyhow::Result<Vec<T>> {
+        Ok(sqlx::query_as(sql).fetch_all(&self.pool).await?)
+    }
+
+    /// Runs `sql` with `$1` set to `key`; returns how many rows it changed.
+    pub(super) async fn exec_by<'q>(&self, sql: &'q str, key: impl Key<'q>) -> anyhow::Result<u64> {
+        let done = sqlx::query(sql).bind(key).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+}
 
 /// Records a write's audit event in the write's own transaction: the
 /// write and its record commit together, so no crash leaves one without

@@ -2,8 +2,6 @@
 
 use std::collections::HashMap;
 
-use sqlx::Row;
-
 use super::changes::record_change_in;
 use super::sql::values_rows;
 use super::{Db, audit};
@@ -45,19 +43,15 @@ impl Db {
                 .collect::<Vec<_>>()
                 .join(",");
             // Ids are integers from our own rows, safe to inline.
-            let rows = sqlx::query(&format!(
+            let rows: Vec<(i64, String, String, i64, String)> = sqlx::query_as(&format!(
                 "SELECT person_id, modality, algorithm, slot, digest FROM templates
                  WHERE person_id IN ({ids})"
             ))
             .fetch_all(&mut *tx)
             .await?;
-            for r in rows {
-                let m: String = r.get("modality");
+            for (person, m, algorithm, slot, digest) in rows {
                 let m = if m == "fa" { "fa" } else { "fp" };
-                existing.insert(
-                    (r.get("person_id"), m, r.get("algorithm"), r.get("slot")),
-                    r.get("digest"),
-                );
+                existing.insert((person, m, algorithm, slot), digest);
             }
         }
         // The final state each touched slot should have; later writes win.
@@ -192,22 +186,13 @@ impl Db {
             .map(i64::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let rows = sqlx::query(&format!(
+        Ok(sqlx::query_as::<_, StoredTemplate>(&format!(
             "SELECT person_id, algorithm, slot, data FROM templates
              WHERE modality = $1 AND person_id IN ({ids}) ORDER BY person_id, algorithm, slot"
         ))
         .bind(modality.as_str())
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredTemplate {
-                person_id: r.get("person_id"),
-                algorithm: r.get("algorithm"),
-                slot: r.get("slot"),
-                sealed: r.get("data"),
-            })
-            .collect())
+        .await?)
     }
 
     /// (modality, algorithm, slot, updated_at) of a person's templates,
@@ -216,23 +201,11 @@ impl Db {
         &self,
         person_id: i64,
     ) -> anyhow::Result<Vec<(String, String, i64, i64)>> {
-        let rows = sqlx::query(
+        self.rows_by(
             "SELECT modality, algorithm, slot, updated_at FROM templates WHERE person_id = $1
              ORDER BY modality, algorithm, slot",
+            person_id,
         )
-        .bind(person_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get("modality"),
-                    r.get("algorithm"),
-                    r.get("slot"),
-                    r.get("updated_at"),
-                )
-            })
-            .collect())
+        .await
     }
 }

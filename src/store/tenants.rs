@@ -5,7 +5,6 @@ use sqlx::Row;
 
 use super::Db;
 use super::people::insert_open_id;
-use super::rows::{app_from_row, tenant_from_row};
 use crate::model::{App, Tenant, TokenKind, TokenRecord};
 
 impl Db {
@@ -34,19 +33,13 @@ impl Db {
     }
 
     pub async fn tenant_by_name(&self, name: &str) -> anyhow::Result<Option<Tenant>> {
-        let row = sqlx::query("SELECT * FROM tenants WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| tenant_from_row(&r)))
+        self.row_by("SELECT * FROM tenants WHERE name = $1", name)
+            .await
     }
 
     /// Every tenant, by name.
     pub async fn tenants(&self) -> anyhow::Result<Vec<Tenant>> {
-        let rows = sqlx::query("SELECT * FROM tenants ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(tenant_from_row).collect())
+        self.rows("SELECT * FROM tenants ORDER BY name").await
     }
 
     // ---------------------------------------------------------------- apps
@@ -74,27 +67,22 @@ impl Db {
     }
 
     pub async fn app(&self, app_id: &str) -> anyhow::Result<Option<App>> {
-        let row = sqlx::query("SELECT * FROM apps WHERE app_id = $1")
-            .bind(app_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| app_from_row(&r)))
+        self.row_by("SELECT * FROM apps WHERE app_id = $1", app_id)
+            .await
     }
 
     /// Every app, by tenant and age.
     pub async fn apps(&self) -> anyhow::Result<Vec<App>> {
-        let rows = sqlx::query("SELECT * FROM apps ORDER BY tenant_id, created_at, app_id")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(app_from_row).collect())
+        self.rows("SELECT * FROM apps ORDER BY tenant_id, created_at, app_id")
+            .await
     }
 
     pub async fn apps_of_tenant(&self, tenant_id: i64) -> anyhow::Result<Vec<App>> {
-        let rows = sqlx::query("SELECT * FROM apps WHERE tenant_id = $1 ORDER BY app_id")
-            .bind(tenant_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(app_from_row).collect())
+        self.rows_by(
+            "SELECT * FROM apps WHERE tenant_id = $1 ORDER BY app_id",
+            tenant_id,
+        )
+        .await
     }
 
     // -------------------------------------------------------------- tokens
@@ -106,7 +94,7 @@ impl Db {
         kind: TokenKind,
         valid_at: i64,
     ) -> anyhow::Result<Option<(Vec<u8>, i64)>> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT sealed, expires_at FROM tokens
              WHERE app_id = $1 AND kind = $2 AND expires_at > $3
              ORDER BY expires_at DESC LIMIT 1",
@@ -115,8 +103,7 @@ impl Db {
         .bind(kind.as_str())
         .bind(valid_at)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| (r.get("sealed"), r.get("expires_at"))))
+        .await?)
     }
 
     /// Stores an issued token under its hash; `sealed` is the token itself,
@@ -169,10 +156,7 @@ impl Db {
     /// Deletes the tokens that expired before `expired_before`; returns
     /// how many.
     pub async fn purge_tokens(&self, expired_before: i64) -> anyhow::Result<u64> {
-        let r = sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
-            .bind(expired_before)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
+        self.exec_by("DELETE FROM tokens WHERE expires_at < $1", expired_before)
+            .await
     }
 }

@@ -114,11 +114,7 @@ impl Core {
             .expect("midnight exists")
             .and_utc()
             .timestamp();
-        let person = self
-            .db
-            .person_by_user_id(tenant_id, user_id)
-            .await?
-            .ok_or_else(|| Error::UserNotFound(user_id.to_string()))?;
+        let person = self.known_person(tenant_id, user_id).await?;
         Ok(self.db.checkins(person.id, start, start + 86_400).await?)
     }
 }

@@ -32,11 +32,7 @@ impl Core {
         user_id: &str,
         kind: &str,
     ) -> Result<Enrolment> {
-        let person = self
-            .db
-            .person_by_user_id(tenant_id, user_id)
-            .await?
-            .ok_or_else(|| Error::UserNotFound(user_id.to_string()))?;
+        let person = self.known_person(tenant_id, user_id).await?;
         let device = self.tenant_device(tenant_id, sn).await?;
         if !device.bound {
             return Err(Error::param(format!("device {sn} is not bound")));
@@ -157,10 +153,7 @@ impl Core {
                 let mut photos = Vec::new();
                 for (i, f) in e.file_ids.iter().enumerate() {
                     if let Some((kind, id)) = photo_ref(f)
-                        && let Some((rec, _)) = self
-                            .db
-                            .file(e.tenant_id, kind.as_str(), id.as_str())
-                            .await?
+                        && let Some((rec, _)) = self.db.file(e.tenant_id, kind, id.as_str()).await?
                     {
                         photos.push(OfferedPhoto {
                             id: i,
