@@ -60,48 +60,39 @@ fn named_modules(text: &str) -> Vec<(usize, String)> {
 /// `(file, line, from, to)` for every reference that breaks the layering.
 fn violations(root: &std::path::Path) -> Vec<String> {
     let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
+    let mut files = Vec::new();
+    rust_files(root, &mut files);
+    for path in files {
+        let rel = path.strip_prefix(root).unwrap();
+        let from = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        // The crate root and this file name every module by design.
+        if matches!(from.as_str(), "lib" | "main" | "architecture") {
+            continue;
+        }
+        let Some(from_layer) = layer(&from) else {
+            found.push(format!(
+                "{}: top-level module `{from}` has no layer in architecture.rs",
+                rel.display()
+            ));
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (line, to) in named_modules(&text) {
+            if to == from {
                 continue;
             }
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let rel = path.strip_prefix(root).unwrap();
-            let from = rel
-                .components()
-                .next()
-                .unwrap()
-                .as_os_str()
-                .to_string_lossy()
-                .trim_end_matches(".rs")
-                .to_string();
-            // The crate root and this file name every module by design.
-            if matches!(from.as_str(), "lib" | "main" | "architecture") {
-                continue;
-            }
-            let Some(from_layer) = layer(&from) else {
-                found.push(format!(
-                    "{}: top-level module `{from}` has no layer in architecture.rs",
-                    rel.display()
-                ));
+            let Some(to_layer) = layer(&to) else {
                 continue;
             };
-            let text = std::fs::read_to_string(&path).unwrap();
-            for (line, to) in named_modules(&text) {
-                if to == from {
-                    continue;
-                }
-                let Some(to_layer) = layer(&to) else {
-                    continue;
-                };
-                if to_layer >= from_layer || FORBIDDEN.contains(&(from.as_str(), to.as_str())) {
-                    found.push(format!("{}:{line}: {from} -> {to}", rel.display()));
-                }
+            if to_layer >= from_layer || FORBIDDEN.contains(&(from.as_str(), to.as_str())) {
+                found.push(format!("{}:{line}: {from} -> {to}", rel.display()));
             }
         }
     }
