@@ -46,12 +46,12 @@ struct Batch {
     done: oneshot::Sender<std::result::Result<(), Unwritten>>,
 }
 
-/// Why a batch was not written, shared by every caller in it: whether the
-/// filesystem was full (the deployment's state, told as "storage full"),
-/// and the cause for the log.
+/// Why a batch was not written, shared by every caller in it: the
+/// deployment's state it met, if any (a full disk, a database that does
+/// not answer: told to the client as such), and the cause for the log.
 #[derive(Clone)]
 struct Unwritten {
-    disk_full: bool,
+    state: Option<fn() -> Error>,
     cause: String,
 }
 
@@ -81,10 +81,12 @@ impl AuditLog {
                 let events: Vec<&AuditEvent> = batches.iter().flat_map(|b| &b.events).collect();
                 let outcome = db.insert_audit(&events, at_ms).await.map_err(|e| {
                     let cause = format!("{e:#}");
-                    Unwritten {
-                        disk_full: matches!(Error::from(e), Error::StorageFull(_)),
-                        cause,
-                    }
+                    let state: Option<fn() -> Error> = match Error::from(e) {
+                        Error::StorageFull(_) => Some(Error::disk_full),
+                        Error::Unavailable(_) => Some(Error::unavailable),
+                        _ => None,
+                    };
+                    Unwritten { state, cause }
                 });
                 if let Err(e) = &outcome {
                     tracing::error!(error = %e.cause, records = events.len(), "the audit log could not be written");
@@ -110,11 +112,10 @@ impl AuditLog {
         wait.await
             .map_err(|_| Error::internal("the audit log writer has stopped"))?
             .map_err(|e| {
-                if e.disk_full {
-                    Error::disk_full()
-                } else {
-                    Error::internal(format!("audit log: {}", e.cause))
-                }
+                e.state.map_or_else(
+                    || Error::internal(format!("audit log: {}", e.cause)),
+                    |state| state(),
+                )
             })
     }
 }

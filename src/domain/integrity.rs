@@ -323,7 +323,7 @@ mod tests {
         let r = core.check(Duration::ZERO).await.unwrap();
         assert!(r.unaudited.is_empty(), "{r:?}");
         sqlx::query("DELETE FROM audit_log WHERE action IN ('photo.upload', 'photo.bind')")
-            .execute(&core.db.pool)
+            .execute(core.db.pool().unwrap())
             .await
             .unwrap();
         let r = core.check(Duration::ZERO).await.unwrap();
@@ -379,7 +379,7 @@ mod tests {
         std::fs::write(dir.path().join("tmp/x.1.part"), b"half").unwrap();
         // A sealed value moved to another row fails its associated data.
         sqlx::query("UPDATE devices SET secret_no = (SELECT file_name FROM files)")
-            .execute(&core.db.pool)
+            .execute(core.db.pool().unwrap())
             .await
             .unwrap();
         let r = core.check(Duration::ZERO).await.unwrap();

@@ -3,6 +3,8 @@
 //! to its own (`api::feishu::envelope` for the Feishu surfaces, `api::wecom`
 //! for the WeCom device protocol). Internal details go to the log only.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,11 @@ pub enum Error {
     #[error("storage full: {0}")]
     StorageFull(String),
 
+    /// The metadata store does not answer (PostgreSQL stopped, restarting
+    /// or cut off): nothing that needs it is done until it is back.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+
     /// Anything that is not the client's fault. The chain goes to the log;
     /// the client sees only a generic message.
     #[error(transparent)]
@@ -102,6 +109,11 @@ impl Error {
     pub fn disk_full() -> Self {
         Error::StorageFull(DISK_FULL.into())
     }
+
+    /// A call met a metadata store that does not answer.
+    pub fn unavailable() -> Self {
+        Error::Unavailable(UNAVAILABLE.into())
+    }
 }
 
 impl From<sqlx::Error> for Error {
@@ -116,8 +128,22 @@ impl From<anyhow::Error> for Error {
             return Error::param("a text parameter contains a NUL character");
         }
         if e.chain().any(is_disk_full) {
-            log_disk_full(&e);
+            static LAST: AtomicI64 = AtomicI64::new(0);
+            log_state(
+                &LAST,
+                &e,
+                "a write met a full filesystem; refusing writes as storage full until space is freed",
+            );
             return Error::disk_full();
+        }
+        if e.chain().any(is_unreachable) {
+            static LAST: AtomicI64 = AtomicI64::new(0);
+            log_state(
+                &LAST,
+                &e,
+                "the metadata store does not answer; refusing what needs it until it does",
+            );
+            return Error::unavailable();
         }
         Error::Internal(e)
     }
@@ -129,19 +155,21 @@ impl From<anyhow::Error> for Error {
 const DISK_FULL: &str =
     "the disk holding facehub's data is full; writes resume once space is freed";
 
-/// Logs which store met a full filesystem (the client is told only that
-/// storage is full), at most every 10 s however many requests meet it.
-fn log_disk_full(e: &anyhow::Error) {
-    use std::sync::atomic::{AtomicI64, Ordering};
-    static LAST: AtomicI64 = AtomicI64::new(0);
+/// What a client is told while the metadata store does not answer.
+const UNAVAILABLE: &str = "the metadata store does not answer; retry shortly";
+
+/// Logs the cause of a deployment's state (a full disk, a lost database)
+/// that the client is told only in general terms, at most every 10 s
+/// (`last`, unix seconds) however many requests meet it.
+fn log_state(last: &AtomicI64, e: &anyhow::Error, what: &str) {
     let now = chrono::Utc::now().timestamp();
-    let last = LAST.load(Ordering::Relaxed);
-    if now >= last + 10
-        && LAST
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+    let then = last.load(Ordering::Relaxed);
+    if now >= then + 10
+        && last
+            .compare_exchange(then, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
     {
-        tracing::warn!(error = %format!("{e:#}"), "a write met a full filesystem; refusing writes as storage full until space is freed");
+        tracing::warn!(error = %format!("{e:#}"), "{what}");
     }
 }
 
@@ -158,6 +186,21 @@ fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
             io.kind(),
             std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
         ),
+        _ => false,
+    }
+}
+
+/// The metadata store cannot be reached: no connection within the pool's
+/// acquire timeout, the store's watch says it does not answer
+/// (`NotConnected`), a connection failing on its socket, or PostgreSQL
+/// saying it cannot serve now (class 08, connection exceptions; 57P0x,
+/// shut down or starting up). A full disk is told apart before this.
+fn is_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
+    match e.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
+        Some(sqlx::Error::Database(d)) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
         _ => false,
     }
 }
@@ -200,6 +243,7 @@ impl Error {
             Error::FaceCropFail(_) => "face_crop_fail",
             Error::RouteNotFound | Error::MethodNotAllowed => "no_route",
             Error::StorageFull(_) => "storage_full",
+            Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
     }
@@ -221,6 +265,28 @@ mod tests {
             .context("upload");
         assert!(matches!(Error::from(chained), Error::StorageFull(_)));
         let eio = std::io::Error::from_raw_os_error(5);
+        assert!(matches!(Error::from(eio), Error::Internal(_)));
+    }
+
+    #[test]
+    fn a_database_that_does_not_answer_is_unavailable_not_a_fault() {
+        let lost = [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::Io(std::io::ErrorKind::NotConnected.into()),
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+        ];
+        for e in lost {
+            let shown = format!("{e:?}");
+            assert!(matches!(Error::from(e), Error::Unavailable(_)), "{shown}");
+        }
+        // A full disk stays a full disk on the database's socket too.
+        let full = sqlx::Error::Io(std::io::ErrorKind::StorageFull.into());
+        assert!(matches!(Error::from(full), Error::StorageFull(_)));
+        // A query's own fault stays internal.
+        let bad = sqlx::Error::Protocol("unexpected message".into());
+        assert!(matches!(Error::from(bad), Error::Internal(_)));
+        // So does a blob store's I/O error (not the database's socket).
+        let eio = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
         assert!(matches!(Error::from(eio), Error::Internal(_)));
     }
 }

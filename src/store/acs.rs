@@ -44,7 +44,7 @@ impl Db {
         .bind(tenant_id)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -54,7 +54,7 @@ impl Db {
     /// the caller's to delete (a crash first leaves orphan blobs, which the
     /// start-up sweep removes, never rows without a person).
     pub async fn acs_revoke(&self, person_id: i64) -> anyhow::Result<Option<AcsRow>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let row: Option<AcsRow> =
             sqlx::query_as("DELETE FROM acs_users WHERE person_id = $1 RETURNING *")
                 .bind(person_id)
@@ -91,7 +91,7 @@ impl Db {
         .bind(tenant_id)
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool()?)
         .await?;
         rows.iter()
             .map(|r| Ok((Person::from_row(r)?, acs_from_row(r, "a_")?)))
@@ -109,7 +109,7 @@ impl Db {
             .bind(card)
             .bind(now)
             .bind(person_id)
-            .execute(&self.pool)
+            .execute(self.pool()?)
             .await?;
         Ok(())
     }
@@ -125,7 +125,7 @@ impl Db {
         now: i64,
         audit: Option<&AuditEvent>,
     ) -> anyhow::Result<Option<AcsRow>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         // Write first (see the module comment in mod.rs): reading the old row before
         // taking the write lock lets a concurrent enrolment make this
         // transaction fail with SQLITE_BUSY instead of waiting.

@@ -14,7 +14,7 @@ impl Db {
         // Expired sessions go as new ones come.
         sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(self.pool()?)
             .await?;
         sqlx::query(
             "INSERT INTO admin_sessions(token_hash, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4)",
@@ -23,7 +23,7 @@ impl Db {
         .bind(csrf)
         .bind(now)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await?;
         Ok(())
     }
@@ -39,7 +39,7 @@ impl Db {
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool()?)
         .await?)
     }
 
@@ -56,14 +56,14 @@ impl Db {
     /// Ends every session.
     pub async fn delete_admin_sessions(&self) -> anyhow::Result<()> {
         sqlx::query("DELETE FROM admin_sessions")
-            .execute(&self.pool)
+            .execute(self.pool()?)
             .await?;
         Ok(())
     }
 
     /// Replaces an app's secret hash and drops its tokens; false if no such app.
     pub async fn set_app_secret(&self, app_id: &str, secret_hash: &str) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let n = sqlx::query("UPDATE apps SET secret_hash = $1 WHERE app_id = $2")
             .bind(secret_hash)
             .bind(app_id)
@@ -82,7 +82,7 @@ impl Db {
     /// Replaces an app's scopes; false if no such app. Its tokens stay, but
     /// every node's cached copy of them, which holds the old scopes, goes.
     pub async fn set_app_scopes(&self, app_id: &str, scopes: &str) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let n = sqlx::query("UPDATE apps SET scopes = $1 WHERE app_id = $2")
             .bind(scopes)
             .bind(app_id)
@@ -99,7 +99,7 @@ impl Db {
         Ok(
             sqlx::query_as("SELECT tenant_id, kind FROM files WHERE file_id = $1")
                 .bind(file_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.pool()?)
                 .await?,
         )
     }
@@ -112,7 +112,7 @@ impl Db {
                          AS BIGINT)
              FROM devices d JOIN tenants t ON t.id = d.tenant_id WHERE d.bound <> 0",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool()?)
         .await?)
     }
 }

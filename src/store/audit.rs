@@ -10,7 +10,7 @@ const ROWS_PER_STATEMENT: usize = 500;
 impl Db {
     /// Appends events in one transaction.
     pub async fn insert_audit(&self, events: &[&AuditEvent], at_ms: i64) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         insert_audit_in(&mut tx, events, at_ms).await?;
         tx.commit().await?;
         Ok(())
@@ -53,7 +53,7 @@ impl Db {
             let rows: Vec<(i64, String)> = sqlx::query_as(&sql)
                 .bind(*action)
                 .bind(since)
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool()?)
                 .await?;
             out.extend(rows.into_iter().map(|(t, object)| (*action, t, object)));
         }
@@ -73,7 +73,7 @@ impl Db {
              FROM templates t JOIN people p ON p.id = t.person_id WHERE t.updated_at >= $1",
         )
         .bind(since)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool()?)
         .await?)
     }
 
@@ -84,7 +84,7 @@ impl Db {
              WHERE action = $1 AND result = 'ok' AND subject IS NOT NULL AND object IS NOT NULL",
         )
         .bind(action)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool()?)
         .await?)
     }
 
@@ -113,7 +113,7 @@ impl Db {
         .bind(f.since_ms)
         .bind(f.until_ms)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool()?)
         .await?)
     }
 }

@@ -12,7 +12,7 @@ impl Db {
         Ok(
             sqlx::query_scalar("SELECT perm_version FROM tenants WHERE id = $1")
                 .bind(tenant_id)
-                .fetch_one(&self.pool)
+                .fetch_one(self.pool()?)
                 .await?,
         )
     }
@@ -31,7 +31,7 @@ impl Db {
         change: &Change,
         now: i64,
     ) -> anyhow::Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let v = record_change_in(&mut tx, tenant_id, change, now).await?;
         tx.commit().await?;
         Ok(v)
@@ -51,7 +51,7 @@ impl Db {
         .bind(tenant_id)
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool()?)
         .await?;
         rows.into_iter()
             .map(|(v, json)| Ok((v, serde_json::from_str(&json)?)))

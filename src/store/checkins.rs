@@ -12,7 +12,7 @@ impl Db {
         records: &[(i64, CheckinRecord)],
         now: i64,
     ) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         for (person_id, c) in records {
             sqlx::query(
                 "INSERT INTO checkins(tenant_id, person_id, sn, timestamp, pass_type, pass_method, received_at)
@@ -46,7 +46,7 @@ impl Db {
         .bind(person_id)
         .bind(from)
         .bind(to)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool()?)
         .await?;
         Ok(rows
             .into_iter()

@@ -21,7 +21,7 @@ impl Db {
         .bind(tenant_id)
         .bind(sealed_secret_no)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await?;
         Ok(())
     }
@@ -60,7 +60,7 @@ impl Db {
         .bind(ts)
         .bind(ts)
         .bind(nonce)
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -95,7 +95,7 @@ impl Db {
                 .bind(hash)
                 .bind(sn)
                 .bind(tenant_id)
-                .execute(&self.pool)
+                .execute(self.pool()?)
                 .await?
             }
             None => {
@@ -106,7 +106,7 @@ impl Db {
                 )
                 .bind(sn)
                 .bind(tenant_id)
-                .execute(&self.pool)
+                .execute(self.pool()?)
                 .await?
             }
         };
@@ -117,7 +117,7 @@ impl Db {
         Ok(
             sqlx::query_scalar("SELECT sn FROM devices WHERE tenant_id = $1 AND bound = 0")
                 .bind(tenant_id)
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool()?)
                 .await?,
         )
     }
@@ -139,7 +139,7 @@ impl Db {
         .bind(serde_json::to_string(fp)?)
         .bind(now)
         .bind(sn)
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await?;
         Ok(())
     }
@@ -152,7 +152,7 @@ impl Db {
         .bind(version)
         .bind(now)
         .bind(sn)
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await?;
         Ok(())
     }

@@ -19,7 +19,7 @@ impl Db {
         .bind(serde_json::to_string(&e.file_ids)?)
         .bind(&e.status)
         .bind(e.created_at)
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await?;
         Ok(())
     }
@@ -41,7 +41,7 @@ impl Db {
             for sn in chunk {
                 q = q.bind(sn.as_str());
             }
-            found.extend(q.fetch_all(&self.pool).await?);
+            found.extend(q.fetch_all(self.pool()?).await?);
         }
         found.sort_by_key(|e| e.created_at);
         Ok(found)
@@ -52,7 +52,7 @@ impl Db {
             "SELECT COUNT(*) FROM enrolments WHERE sn = $1 AND status IN ('queued', 'sent')",
         )
         .bind(sn)
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool()?)
         .await?)
     }
 
@@ -81,7 +81,7 @@ impl Db {
         for f in from {
             q = q.bind(*f);
         }
-        let r = q.execute(&self.pool).await?;
+        let r = q.execute(self.pool()?).await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -93,7 +93,7 @@ impl Db {
         )
         .bind(now)
         .bind(before)
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await?
         .rows_affected())
     }

@@ -24,7 +24,7 @@ impl Db {
         audit: impl FnOnce(usize, u64) -> AuditEvent,
         now: i64,
     ) -> anyhow::Result<(Vec<String>, u64)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         // Write first (see the module comment in mod.rs): take the write lock
         // before reading.
         let gone = sqlx::query("UPDATE people SET updated_at = $1 WHERE id = $2")
@@ -73,7 +73,7 @@ impl Db {
         }
         for _ in 0..50 {
             let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                .fetch_one(&self.pool)
+                .fetch_one(self.pool()?)
                 .await?;
             if busy == 0 {
                 return Ok(true);

@@ -79,7 +79,7 @@ impl Db {
         sqlx::query("INSERT INTO blob_intents(key, created_at) VALUES ($1, $2)")
             .bind(key)
             .bind(at)
-            .execute(&self.pool)
+            .execute(self.pool()?)
             .await?;
         Ok(())
     }
@@ -113,7 +113,7 @@ impl Db {
         .bind(key)
         .bind(at)
         .bind(key)
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await?
         .rows_affected()
             == 1)
@@ -122,7 +122,7 @@ impl Db {
     /// Every key with an intent (for consistency checks).
     pub async fn intent_keys(&self) -> anyhow::Result<Vec<String>> {
         Ok(sqlx::query_scalar("SELECT key FROM blob_intents")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool()?)
             .await?)
     }
 
@@ -143,7 +143,7 @@ impl Db {
         .bind(file_id)
         .bind(tenant_id)
         .bind(kind.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool()?)
         .await?;
         Ok(row.map(|SealedFile(record, name)| (record, name)))
     }
@@ -151,14 +151,14 @@ impl Db {
     /// Every file id referenced by metadata (for consistency checks).
     pub async fn file_ids(&self) -> anyhow::Result<Vec<String>> {
         Ok(sqlx::query_scalar("SELECT file_id FROM files")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool()?)
             .await?)
     }
 
     /// How many files there are.
     pub async fn file_count(&self) -> anyhow::Result<u64> {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM files")
-            .fetch_one(&self.pool)
+            .fetch_one(self.pool()?)
             .await?;
         Ok(n as u64)
     }
@@ -175,7 +175,7 @@ impl Db {
         )
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool()?)
         .await?)
     }
 
@@ -186,7 +186,7 @@ impl Db {
             let hit: Option<String> =
                 sqlx::query_scalar("SELECT file_id FROM files WHERE file_id = $1")
                     .bind(id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool()?)
                     .await?;
             known.extend(hit);
         }
@@ -202,7 +202,7 @@ impl Db {
                AND file_id NOT IN (SELECT crop_file_id FROM acs_users WHERE crop_file_id IS NOT NULL)
              ORDER BY file_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool()?)
         .await?)
     }
 }

@@ -8,7 +8,7 @@ impl Db {
     pub async fn meta_get(&self, key: &str) -> anyhow::Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool()?)
             .await?)
     }
 
@@ -19,7 +19,7 @@ impl Db {
         )
         .bind(key)
         .bind(value)
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await?;
         Ok(())
     }
@@ -34,11 +34,11 @@ impl Db {
         sqlx::query("INSERT INTO meta(key, value) VALUES ($1, $2) ON CONFLICT(key) DO NOTHING")
             .bind(key)
             .bind(init())
-            .execute(&self.pool)
+            .execute(self.pool()?)
             .await?;
         let v: String = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
             .bind(key)
-            .fetch_one(&self.pool)
+            .fetch_one(self.pool()?)
             .await?;
         Ok(v)
     }

@@ -5,7 +5,7 @@
 //! first can fail with SQLITE_BUSY instead of waiting for the lock.
 //!
 //! Each aggregate has its own file, an `impl Db` block: `pool` (opening,
-//! transactions, notices between nodes), `meta`, `tenants` (tenants, apps,
+//! transactions, notices between nodes; `reach` watches PostgreSQL), `meta`, `tenants` (tenants, apps,
 //! tokens), `people`, `acs` (door-access users), `files` (files and upload
 //! intents), `erasure`, `devices`, `templates`, `changes` (the change
 //! log), `enrolments`, `checkins`, `admin` and `audit`; row mappers are in
@@ -25,6 +25,7 @@ mod meta;
 mod people;
 mod pool;
 pub mod private;
+mod reach;
 mod rows;
 pub mod s3;
 pub mod sealed;
@@ -54,10 +55,14 @@ pub enum Backend {
 /// default) or PostgreSQL (shared by the nodes of a deployment).
 #[derive(Clone)]
 pub struct Db {
-    pub(crate) pool: AnyPool,
+    /// Reached through [`Db::pool`], which fails at once while PostgreSQL
+    /// does not answer.
+    connections: AnyPool,
     backend: Backend,
     /// PostgreSQL's URL, for the LISTEN connection (see [`Db::on_notices`]).
     url: Option<std::sync::Arc<str>>,
+    /// Whether PostgreSQL answers (always, for SQLite).
+    reach: std::sync::Arc<reach::Reach>,
 }
 
 /// What a node hears on its LISTEN connection (see [`Db::on_notices`]).

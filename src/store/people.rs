@@ -41,7 +41,7 @@ impl Db {
         now: i64,
         tell: impl FnOnce(Option<i64>, i64) -> Option<Change>,
     ) -> Result<(Person, Upsert), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         // Write first (see the module comment in mod.rs): an insert that does nothing
         // on conflict still takes the write lock.
         let inserted: Option<i64> = sqlx::query_scalar(
@@ -131,7 +131,7 @@ impl Db {
         Ok(sqlx::query_as(&sql)
             .bind(tenant_id)
             .bind(value)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool()?)
             .await?)
     }
 
@@ -153,7 +153,7 @@ impl Db {
         )
         .bind(app_id)
         .bind(open_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool()?)
         .await?)
     }
 
@@ -186,7 +186,7 @@ impl Db {
         now: i64,
         audit: Option<&AuditEvent>,
     ) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         sqlx::query(
             "INSERT INTO attendance_settings(person_id, face_key, face_key_open, face_key_update_time, updated_at)
              VALUES ($1, $2, $3, $4, $5)
@@ -219,7 +219,7 @@ impl Db {
             "SELECT face_key, face_key_open, face_key_update_time FROM attendance_settings WHERE person_id = $1",
         )
         .bind(person_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool()?)
         .await?;
         Ok(
             row.map(|(face_key, open, face_key_update_time)| AttendanceSetting {
@@ -241,7 +241,7 @@ impl Db {
         offset: i64,
         limit: i64,
     ) -> anyhow::Result<(Vec<Person>, i64, i64)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let version: i64 = sqlx::query_scalar("SELECT perm_version FROM tenants WHERE id = $1")
             .bind(tenant_id)
             .fetch_one(&mut *tx)
@@ -285,7 +285,7 @@ impl Db {
             for u in chunk {
                 q = q.bind(u.userid.as_str()).bind(u.user_type);
             }
-            people.extend(q.fetch_all(&self.pool).await?);
+            people.extend(q.fetch_all(self.pool()?).await?);
         }
         Ok(people
             .into_iter()

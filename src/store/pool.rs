@@ -9,6 +9,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Executor};
 
+use super::reach::Reach;
 use super::{Backend, Db, Notice, Tx, private};
 
 /// The channel nodes sharing a PostgreSQL store announce device-facing
@@ -93,9 +94,10 @@ impl Db {
             .await
             .context("migrating database schema")?;
         Ok(Db {
-            pool,
+            connections: pool,
             backend: Backend::Sqlite,
             url: None,
+            reach: Default::default(),
         })
     }
 
@@ -116,11 +118,22 @@ impl Db {
             .run(&pool)
             .await
             .with_context(|| format!("migrating the schema of {shown}"))?;
+        let url: std::sync::Arc<str> = url.into();
+        let reach = std::sync::Arc::<Reach>::default();
+        Reach::watch(&reach, url.clone());
         Ok(Db {
-            pool,
+            connections: pool,
             backend: Backend::Postgres,
-            url: Some(url.into()),
+            url: Some(url),
+            reach,
         })
+    }
+
+    /// The connection pool, or at once an error (of kind `NotConnected`)
+    /// while PostgreSQL does not answer ([`Reach`]).
+    pub(crate) fn pool(&self) -> Result<&sqlx::AnyPool, sqlx::Error> {
+        self.reach.check()?;
+        Ok(&self.connections)
     }
 
     /// Which engine this store runs on.
@@ -134,14 +147,14 @@ impl Db {
     /// locks rows as they are written.
     pub(crate) async fn begin_write(&self) -> Result<Tx<'static>, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.pool()?.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool()?.begin().await,
         }
     }
 
     /// Runs a trivial read: fails while the database cannot be reached.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(self.pool()?).await?;
         Ok(())
     }
 
@@ -163,7 +176,7 @@ impl Db {
 
     /// Closes the pool, waiting for the connections in use to come back.
     pub async fn close(&self) {
-        self.pool.close().await
+        self.connections.close().await
     }
 
     /// Tells every node sharing this store (PostgreSQL NOTIFY) that what
@@ -172,7 +185,7 @@ impl Db {
     pub async fn devices_changed(&self) -> anyhow::Result<()> {
         if self.backend == Backend::Postgres {
             sqlx::query(&format!("NOTIFY {DEVICES_CHANNEL}"))
-                .execute(&self.pool)
+                .execute(self.pool()?)
                 .await?;
         }
         Ok(())
@@ -265,7 +278,7 @@ mod tests {
                     .await
                     .unwrap();
                 tx.commit().await.unwrap();
-                let mut tx = db.pool.begin().await.unwrap();
+                let mut tx = db.pool().unwrap().begin().await.unwrap();
                 sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap();
                 tx.rollback().await.unwrap();
             }

@@ -86,7 +86,7 @@ impl Db {
             c = col.column,
             t = col.table
         );
-        let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+        let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(&sql).fetch_all(self.pool()?).await?;
         Ok(rows
             .into_iter()
             .filter_map(|(kid, n)| Some((u32::from_be_bytes(kid.try_into().ok()?), n as u64)))
@@ -108,7 +108,7 @@ impl Db {
         .bind(i64::from(key_id))
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool()?)
         .await?)
     }
 
@@ -128,7 +128,7 @@ impl Db {
         .bind(i64::from(key_id))
         .bind(file_id)
         .bind(old_sha256)
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -138,7 +138,7 @@ impl Db {
     pub async fn file_key_usage(&self) -> anyhow::Result<Vec<(u32, u64)>> {
         let rows: Vec<(i64, i64)> =
             sqlx::query_as("SELECT key_id, count(*) AS n FROM files GROUP BY key_id")
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool()?)
                 .await?;
         Ok(rows
             .into_iter()
@@ -164,7 +164,7 @@ impl Db {
         let rows: Vec<(i64, String, Vec<u8>, Option<String>)> = sqlx::query_as(&sql)
             .bind(after_rowid)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool()?)
             .await?;
         Ok(rows
             .into_iter()

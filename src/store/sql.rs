@@ -28,7 +28,7 @@ impl Db {
     ) -> anyhow::Result<Option<T>> {
         Ok(sqlx::query_as(sql)
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool()?)
             .await?)
     }
 
@@ -38,17 +38,20 @@ impl Db {
         sql: &'q str,
         key: impl Key<'q>,
     ) -> anyhow::Result<Vec<T>> {
-        Ok(sqlx::query_as(sql).bind(key).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(sql)
+            .bind(key)
+            .fetch_all(self.pool()?)
+            .await?)
     }
 
     /// The rows `sql`, which takes no parameter, selects.
     pub(super) async fn rows<T: Read>(&self, sql: &str) -> anyhow::Result<Vec<T>> {
-        Ok(sqlx::query_as(sql).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(sql).fetch_all(self.pool()?).await?)
     }
 
     /// Runs `sql` with `$1` set to `key`; returns how many rows it changed.
     pub(super) async fn exec_by<'q>(&self, sql: &'q str, key: impl Key<'q>) -> anyhow::Result<u64> {
-        let done = sqlx::query(sql).bind(key).execute(&self.pool).await?;
+        let done = sqlx::query(sql).bind(key).execute(self.pool()?).await?;
         Ok(done.rows_affected())
     }
 }

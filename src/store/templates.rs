@@ -29,7 +29,7 @@ impl Db {
         type Key = (i64, &'static str, String, i64);
         /// A slot, the state it should end in (`None`: deleted), its person's index.
         type Final<'a> = (Key, Option<&'a (Vec<u8>, String)>, usize);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         // Take the write lock first (see the module comment in mod.rs).
         sqlx::query("UPDATE tenants SET perm_version = perm_version WHERE id = $1")
             .bind(tenant_id)
@@ -191,7 +191,7 @@ impl Db {
              WHERE modality = $1 AND person_id IN ({ids}) ORDER BY person_id, algorithm, slot"
         ))
         .bind(modality.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool()?)
         .await?)
     }
 

@@ -22,7 +22,7 @@ impl Db {
         .bind(name)
         .bind(tenant_key)
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool()?)
         .await?;
         Ok(Tenant {
             id,
@@ -46,7 +46,7 @@ impl Db {
 
     /// Inserts an app together with the open_ids of the tenant's people.
     pub async fn insert_app(&self, app: &App, open_ids: &[(String, i64)]) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         sqlx::query(
             "INSERT INTO apps(app_id, tenant_id, secret_hash, scopes, disabled, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -102,7 +102,7 @@ impl Db {
         .bind(app_id)
         .bind(kind.as_str())
         .bind(valid_at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool()?)
         .await?)
     }
 
@@ -127,7 +127,7 @@ impl Db {
         .bind(sealed)
         .bind(rec.issued_at)
         .bind(rec.expires_at)
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await?;
         Ok(())
     }
@@ -139,7 +139,7 @@ impl Db {
              FROM tokens WHERE token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool()?)
         .await?;
         Ok(row.and_then(|r| {
             Some(TokenRecord {

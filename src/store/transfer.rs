@@ -71,7 +71,7 @@ impl Db {
             Backend::Sqlite => {
                 sqlx::query_as("SELECT name, type FROM pragma_table_info($1) ORDER BY cid")
                     .bind(table)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool()?)
                     .await?
             }
             Backend::Postgres => {
@@ -83,7 +83,7 @@ impl Db {
                      ORDER BY ordinal_position",
                 )
                 .bind(table)
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool()?)
                 .await?
             }
         };
@@ -126,7 +126,7 @@ impl Db {
             Some(_) => anyhow::bail!("the destination holds another deployment's metadata"),
             None => {
                 let tenants: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
-                    .fetch_one(&to.pool)
+                    .fetch_one(to.pool()?)
                     .await?;
                 anyhow::ensure!(
                     tenants == 0,
@@ -151,7 +151,7 @@ impl Db {
                 table: table.to_string(),
                 ..TableCopy::default()
             };
-            let mut rows = sqlx::query(&select).fetch(&self.pool);
+            let mut rows = sqlx::query(&select).fetch(self.pool()?);
             let mut batch: Vec<AnyRow> = Vec::with_capacity(BATCH);
             loop {
                 let next = rows.try_next().await?;
@@ -176,7 +176,7 @@ impl Db {
                                         COALESCE(MAX(id), 0) + 1, false) AS BIGINT)
                      FROM {table}"
                 ))
-                .execute(&to.pool)
+                .execute(to.pool()?)
                 .await?;
             }
             let (ours, theirs) = (
@@ -198,7 +198,7 @@ impl Db {
     ) -> anyhow::Result<(u64, [u8; 32])> {
         let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
         let sql = format!("SELECT {} FROM {table}", names.join(", "));
-        let mut rows = sqlx::query(&sql).fetch(&self.pool);
+        let mut rows = sqlx::query(&sql).fetch(self.pool()?);
         let (mut n, mut acc) = (0u64, [0u8; 32]);
         while let Some(r) = rows.try_next().await? {
             let mut sha = Sha256::new();
@@ -279,5 +279,5 @@ async fn insert_rows(
             };
         }
     }
-    Ok(q.execute(&to.pool).await?.rows_affected())
+    Ok(q.execute(to.pool()?).await?.rows_affected())
 }

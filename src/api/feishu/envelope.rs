@@ -95,6 +95,11 @@ pub enum Refusals {
         description = "storage full: the deployment's disk is full (or below its free-space floor); retry once space is freed"
     )]
     StorageFull(ErrorEnvelope),
+    #[response(
+        status = 503,
+        description = "unavailable: the metadata store does not answer; retry after `Retry-After` seconds"
+    )]
+    Unavailable(ErrorEnvelope),
 }
 
 /// What a surface answers where the platform's error tables differ from one
@@ -186,6 +191,12 @@ impl Codes {
                 self.internal.0,
                 e.to_string(),
             ),
+            Error::Unavailable(_) => Rendered {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: self.internal.0,
+                msg: e.to_string(),
+                headers: vec![("retry-after", "1".into())],
+            },
             Error::Internal(_) => r(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 self.internal.0,

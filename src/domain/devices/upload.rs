@@ -471,7 +471,7 @@ mod tests {
         let r = core.check(std::time::Duration::ZERO).await.unwrap();
         assert!(r.unaudited.is_empty(), "{r:?}");
         sqlx::query("DELETE FROM audit_log WHERE action = 'template.upload'")
-            .execute(&core.db.pool)
+            .execute(core.db.pool().unwrap())
             .await
             .unwrap();
         let r = core.check(std::time::Duration::ZERO).await.unwrap();

@@ -136,7 +136,7 @@ pub fn device_code(e: &Error) -> (i64, String) {
         Error::Throttled { msg, .. } => (45009, format!("api freq out of limit: {msg}")),
         Error::Internal(_) => (-1, "system busy".into()),
         // The deployment's state, which passes: the terminal retries later.
-        Error::StorageFull(_) => (-1, format!("system busy: {e}")),
+        Error::StorageFull(_) | Error::Unavailable(_) => (-1, format!("system busy: {e}")),
         other => (40058, other.to_string()),
     }
 }
