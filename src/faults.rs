@@ -6,7 +6,9 @@
 //!
 //! The points: `blob.write` and `blob.finish` (a blob's bytes, either
 //! store), `audit.write` (an audit record, in a write's own transaction or
-//! the group commit).
+//! the group commit), and `blob.part`, before each part of an S3
+//! multipart upload (where tests/process/scaleout.rs stops an upload to
+//! lose bucket nodes under it).
 
 /// Returns `Err(EIO)` from the enclosing function when the point `$name`
 /// is configured to `return`.

@@ -398,6 +398,9 @@ impl S3Writer {
         let sent = async {
             let mut in_flight = futures_util::stream::FuturesUnordered::new();
             loop {
+                // Where the fault suite loses bucket nodes mid-upload.
+                #[cfg(debug_assertions)]
+                fail::fail_point!("blob.part");
                 // One part from the spool: PART bytes, or what is left.
                 let mut part = Vec::with_capacity(PART);
                 (&mut file).take(PART as u64).read_to_end(&mut part).await?;

@@ -163,6 +163,104 @@ async fn the_s3_blob_store_keeps_its_contract_on_garage() {
     assert!(bad.probe().await.is_err());
 }
 
+/// Stops the next multipart upload before its `nth` part (the
+/// `blob.part` fault point, debug builds) until the returned sender says
+/// go; the receiver hears when it has stopped.
+fn stop_before_part(
+    nth: usize,
+) -> (
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::SyncSender<()>,
+) {
+    let (reached, heard) = std::sync::mpsc::sync_channel(1);
+    let (go, wait) = std::sync::mpsc::sync_channel::<()>(1);
+    let wait = std::sync::Mutex::new(wait);
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    fail::cfg_callback("blob.part", move || {
+        if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == nth {
+            reached.send(()).unwrap();
+            wait.lock().unwrap().recv().unwrap();
+        }
+    })
+    .unwrap();
+    (heard, go)
+}
+
+/// Bucket nodes lost in the middle of a multipart upload (stopped between
+/// its parts, with parts already stored): one of three, and the upload
+/// completes on the write quorum and reads back whole; two of three, and
+/// it fails cleanly within bounded time, leaves no object and no spool
+/// file, and the same key uploads once the nodes are back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bucket_nodes_lost_mid_multipart_leave_nothing_half_written() {
+    let mut g = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+    let s = Arc::new(store(&g, "midpart", "ns1"));
+    // Four parts; each run stops before the third, after two are sent.
+    let data = Arc::new(noise(3 * 5 * 1024 * 1024 + 99, 7));
+    let upload = |key: &'static str| {
+        let (s, data) = (s.clone(), data.clone());
+        tokio::spawn(async move {
+            let mut w = s.create(key).await?;
+            w.write(&data).await?;
+            w.finish().await
+        })
+    };
+    let stopped = |heard: std::sync::mpsc::Receiver<()>| {
+        tokio::task::spawn_blocking(move || heard.recv_timeout(Duration::from_secs(60)))
+    };
+
+    let (heard, go) = stop_before_part(3);
+    let task = upload("att_midpart1");
+    stopped(heard)
+        .await
+        .unwrap()
+        .expect("the upload reached its third part");
+    g.kill(2);
+    go.send(()).unwrap();
+    task.await
+        .unwrap()
+        .expect("one node of three lost mid-upload");
+    assert!(read(&s, "att_midpart1").await.unwrap() == *data);
+
+    let (heard, go) = stop_before_part(3);
+    let task = upload("att_midpart2");
+    stopped(heard)
+        .await
+        .unwrap()
+        .expect("the upload reached its third part");
+    g.kill(1);
+    let started = Instant::now();
+    go.send(()).unwrap();
+    let failed = task.await.unwrap();
+    let took = started.elapsed();
+    fail::remove("blob.part");
+    assert!(failed.is_err(), "stored without a write quorum");
+    assert!(took < Duration::from_secs(60), "the failure took {took:?}");
+    assert_eq!(spooled("ns1"), 0, "the failed upload's spool file stayed");
+
+    g.restart(1);
+    g.restart(2);
+    let g = Arc::new(g);
+    tokio::task::spawn_blocking({
+        let g = g.clone();
+        move || g.wait_healthy(3)
+    })
+    .await
+    .unwrap();
+    // Nothing of the failed upload is visible, and its key takes a whole
+    // upload again.
+    assert!(s.open("att_midpart2").await.unwrap().is_none());
+    let keys = s.keys().await.unwrap();
+    assert!(!keys.iter().any(|k| k == "att_midpart2"), "{keys:?}");
+    upload("att_midpart2").await.unwrap().unwrap();
+    assert!(read(&s, "att_midpart2").await.unwrap() == *data);
+    assert!(read(&s, "att_midpart1").await.unwrap() == *data);
+    println!(
+        "bucket nodes lost mid-multipart: one of three, completed and whole; two of three, \
+         refused in {took:.1?}, nothing visible, stored whole once they were back"
+    );
+}
+
 /// A tenant and app made before the first start, without `--blobs` (as
 /// the README has it): the store is recorded by `serve`.
 fn setup(data: &std::path::Path) -> Value {
