@@ -74,12 +74,6 @@ impl AppState {
     }
 }
 
-/// The platform's success envelope around the console's JSON, which is
-/// untyped (the console is not in the OpenAPI document).
-pub fn success(data: serde_json::Value) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!(feishu::envelope::Envelope::success(data)))
-}
-
 pub fn router(state: AppState) -> Router {
     // Every request body must keep moving; the upload handler has its own,
     // more specific idle check, so this outer one is looser.
