@@ -164,7 +164,7 @@ async fn login(
     let Some(s) = state.core.admin_login(&body.password, client).await? else {
         return Err(Error::AdminLoginRequired);
     };
-    let secure = if state.core.config.tls.is_some() || forwarded_https(&headers) {
+    let secure = if state.core.config().tls.is_some() || forwarded_https(&headers) {
         "; Secure"
     } else {
         ""
@@ -296,7 +296,7 @@ async fn import(
     body: Body,
 ) -> Result<Envelope<ImportOutcome>> {
     let t = state.core.tenant(&tenant).await?;
-    let deadline = std::time::Duration::from_secs(state.core.config.limits.upload_deadline_secs);
+    let deadline = std::time::Duration::from_secs(state.core.config().limits.upload_deadline_secs);
     let body = super::extract::bounded_body(body, IMPORT_MAX_BYTES, deadline).await?;
     let r = state.core.import_people(&t, body.as_ref(), |_| {}).await?;
     let rejected = r
@@ -392,7 +392,7 @@ async fn devices(
             firmware_version: d.firmware_version,
             fp_algorithms: d.fp_algorithms,
             last_seen: d.last_seen,
-            online: state.core.hub.is_online(&d.sn),
+            online: state.core.is_online(&d.sn),
             sn: d.sn,
         })
         .collect();
@@ -479,7 +479,8 @@ async fn file(
         result: "ok".into(),
         log_id: None,
     };
-    state.core.audit.record(vec![event]).await?;
+    // The view is recorded before a byte leaves: unaudited, it is refused.
+    let f = state.core.audited(event, Ok(f)).await?;
     let mime = match f.format.name() {
         "png" => "image/png",
         "jpeg" => "image/jpeg",

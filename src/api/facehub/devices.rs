@@ -145,7 +145,7 @@ async fn list(
             firmware_version: d.firmware_version,
             fp_algorithms: d.fp_algorithms,
             last_seen: d.last_seen,
-            online: state.core.hub.is_online(&d.sn),
+            online: state.core.is_online(&d.sn),
             seen_version: d.seen_version,
             sn: d.sn,
         })
