@@ -77,8 +77,8 @@ async fn migrate_blobs(
         "the blobs are in {to} already (a migrate-store to it finished); name --from to \
          copy from another store"
     );
-    let source = open_blob_store(Some(&from), &core.config(), core.blob_namespace()).await?;
-    let dest = open_blob_store(Some(&to), &core.config(), core.blob_namespace()).await?;
+    let source = open_blob_store(Some(&from), core.config(), core.blob_namespace()).await?;
+    let dest = open_blob_store(Some(&to), core.config(), core.blob_namespace()).await?;
     dest.probe().await.context("the destination")?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
