@@ -203,6 +203,31 @@ fn only_the_core_touches_the_store() {
     );
 }
 
+/// The core's state is its own, like its store: a surface asks a `Core`
+/// method (`config()`, `is_online`, `audited`…) instead of reaching into a
+/// field, so the privacy the compiler enforces cannot quietly be given
+/// up by marking a field `pub` again.
+#[test]
+fn the_core_has_no_public_fields() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let text = std::fs::read_to_string(src.join("domain/mod.rs")).unwrap();
+    let body = text
+        .split_once("pub struct Core {")
+        .and_then(|(_, rest)| rest.split_once("\n}"))
+        .map(|(body, _)| body)
+        .expect("domain/mod.rs declares `pub struct Core { … }`");
+    let public: Vec<&str> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("pub"))
+        .collect();
+    assert!(
+        public.is_empty(),
+        "Core's fields are private; add a method instead:\n{}",
+        public.join("\n")
+    );
+}
+
 /// A module a reader can hold: longer files are split by what they do.
 const MAX_LINES: usize = 600;
 

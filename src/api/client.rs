@@ -30,7 +30,7 @@ impl FromRequestParts<AppState> for ClientIp {
         Ok(ClientIp(client_ip(
             peer.ip(),
             &parts.headers,
-            &state.core.config.security.trusted_proxies,
+            &state.core.config().security.trusted_proxies,
         )))
     }
 }

@@ -15,14 +15,19 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
+use super::AppState;
 use super::client::ClientIp;
 use super::extract::Json;
-use super::{AppState, success};
-use crate::domain::Scope;
+use super::feishu::envelope::{Empty, Envelope, Refusals};
 use crate::domain::audit::{ActorKind, AuditEvent, AuditFilter};
 use crate::model::error::{Error, Result};
+
+pub(super) mod tenancy;
+pub mod views;
+
+use views::*;
 
 const COOKIE: &str = "facehub_admin";
 
@@ -35,13 +40,19 @@ pub fn router() -> Router<AppState> {
         .route("/admin/api/login", post(login))
         .route("/admin/api/logout", post(logout))
         .route("/admin/api/session", get(session))
-        .route("/admin/api/tenants", get(tenants).post(create_tenant))
+        .route(
+            "/admin/api/tenants",
+            get(tenancy::tenants).post(tenancy::create_tenant),
+        )
         .route(
             "/admin/api/tenants/{tenant}/apps",
-            get(apps).post(create_app),
+            get(tenancy::apps).post(tenancy::create_app),
         )
-        .route("/admin/api/apps/{app_id}/secret", post(rotate_secret))
-        .route("/admin/api/apps/{app_id}/scopes", put(set_scopes))
+        .route(
+            "/admin/api/apps/{app_id}/secret",
+            post(tenancy::rotate_secret),
+        )
+        .route("/admin/api/apps/{app_id}/scopes", put(tenancy::set_scopes))
         .route("/admin/api/tenants/{tenant}/people", get(people))
         .route("/admin/api/tenants/{tenant}/people/import", post(import))
         .route("/admin/api/tenants/{tenant}/people/{user_id}", get(person))
@@ -125,12 +136,24 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-#[derive(Deserialize)]
-struct LoginBody {
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AdminLogin)]
+pub struct LoginBody {
     #[serde(default)]
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/api/login",
+    tag = "console",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "logged in; the session cookie is set", body = Envelope<Csrf>),
+        AdminRefusals,
+        Refusals
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
@@ -141,7 +164,7 @@ async fn login(
     let Some(s) = state.core.admin_login(&body.password, client).await? else {
         return Err(Error::AdminLoginRequired);
     };
-    let secure = if state.core.config.tls.is_some() || forwarded_https(&headers) {
+    let secure = if state.core.config().tls.is_some() || forwarded_https(&headers) {
         "; Secure"
     } else {
         ""
@@ -151,7 +174,7 @@ async fn login(
         s.token,
         crate::domain::admin::SESSION_SECS
     );
-    let mut resp = success(json!({"csrf": s.csrf})).into_response();
+    let mut resp = Envelope::success(Csrf { csrf: s.csrf }).into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).map_err(|e| Error::internal(e.to_string()))?,
@@ -165,9 +188,16 @@ fn forwarded_https(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/api/logout",
+    tag = "console",
+    responses((status = 200, body = Envelope<Empty>), AdminRefusals, Refusals),
+    security(("admin_session" = []))
+)]
 async fn logout(State(state): State<AppState>, admin: Admin) -> Result<Response> {
     state.core.admin_logout(&admin.token).await?;
-    let mut resp = success(json!({})).into_response();
+    let mut resp = Envelope::success(Empty {}).into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static(
@@ -178,117 +208,20 @@ async fn logout(State(state): State<AppState>, admin: Admin) -> Result<Response>
 }
 
 /// The CSRF token of the current session (after a reload of the page).
-async fn session(State(state): State<AppState>, admin: Admin) -> Result<axum::Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/admin/api/session",
+    tag = "console",
+    responses((status = 200, body = Envelope<Csrf>), AdminRefusals, Refusals),
+    security(("admin_session" = []))
+)]
+async fn session(State(state): State<AppState>, admin: Admin) -> Result<Envelope<Csrf>> {
     let csrf = state
         .core
         .admin_session(&admin.token)
         .await?
         .ok_or(Error::AdminLoginRequired)?;
-    Ok(success(json!({"csrf": csrf})))
-}
-
-async fn tenants(State(state): State<AppState>, _: Admin) -> Result<axum::Json<Value>> {
-    let apps = state.core.apps().await?;
-    let items: Vec<Value> = state
-        .core
-        .tenants()
-        .await?
-        .iter()
-        .map(|t| {
-            let n = apps.iter().filter(|a| a.tenant_id == t.id).count();
-            json!({"name": t.name, "tenant_key": t.tenant_key, "apps": n, "created_at": t.created_at})
-        })
-        .collect();
-    Ok(success(json!({"items": items})))
-}
-
-#[derive(Deserialize)]
-struct NameBody {
-    #[serde(default)]
-    name: String,
-}
-
-async fn create_tenant(
-    State(state): State<AppState>,
-    _: Admin,
-    Json(body): Json<NameBody>,
-) -> Result<axum::Json<Value>> {
-    let t = state.core.create_tenant(&body.name).await?;
-    Ok(success(json!({"name": t.name, "tenant_key": t.tenant_key})))
-}
-
-fn app_json(a: &crate::domain::App) -> Value {
-    json!({"app_id": a.app_id, "scopes": a.scopes, "disabled": a.disabled, "created_at": a.created_at})
-}
-
-async fn apps(
-    State(state): State<AppState>,
-    _: Admin,
-    Path(tenant): Path<String>,
-) -> Result<axum::Json<Value>> {
-    let t = state.core.tenant(&tenant).await?;
-    let items: Vec<Value> = state
-        .core
-        .apps_of(t.id)
-        .await?
-        .iter()
-        .map(app_json)
-        .collect();
-    Ok(success(
-        json!({"items": items, "known_scopes": Scope::KNOWN}),
-    ))
-}
-
-#[derive(Deserialize)]
-struct ScopesBody {
-    #[serde(default)]
-    scopes: Vec<String>,
-}
-
-fn parse_scopes(names: &[String]) -> Result<Vec<Scope>> {
-    names
-        .iter()
-        .map(|s| Scope::parse(s).map_err(Error::param))
-        .collect()
-}
-
-async fn create_app(
-    State(state): State<AppState>,
-    _: Admin,
-    Path(tenant): Path<String>,
-    Json(body): Json<ScopesBody>,
-) -> Result<axum::Json<Value>> {
-    let t = state.core.tenant(&tenant).await?;
-    let created = state
-        .core
-        .create_app(&t, &parse_scopes(&body.scopes)?)
-        .await?;
-    Ok(success(json!({
-        "app": app_json(&created.app),
-        "app_secret": created.app_secret,
-    })))
-}
-
-async fn rotate_secret(
-    State(state): State<AppState>,
-    _: Admin,
-    Path(app_id): Path<String>,
-) -> Result<axum::Json<Value>> {
-    let secret = state.core.rotate_app_secret(&app_id).await?;
-    Ok(success(json!({"app_id": app_id, "app_secret": secret})))
-}
-
-async fn set_scopes(
-    State(state): State<AppState>,
-    _: Admin,
-    Path(app_id): Path<String>,
-    Json(body): Json<ScopesBody>,
-) -> Result<axum::Json<Value>> {
-    let app = state
-        .core
-        .set_app_scopes(&app_id, &parse_scopes(&body.scopes)?)
-        .await?;
-    Ok(success(json!({"app": app_json(&app)})))
+    Ok(Envelope::success(Csrf { csrf }))
 }
 
 #[derive(Deserialize)]
@@ -296,12 +229,23 @@ struct PeopleQuery {
     q: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/tenants/{tenant}/people",
+    tag = "console",
+    params(
+        ("tenant" = String, Path, description = "the tenant's name"),
+        ("q" = Option<String>, Query, description = "part of a user_id, name or employee number"),
+    ),
+    responses((status = 200, body = Envelope<PeoplePage>), AdminRefusals, Refusals),
+    security(("admin_session" = []))
+)]
 async fn people(
     State(state): State<AppState>,
     _: Admin,
     Path(tenant): Path<String>,
     Query(q): Query<PeopleQuery>,
-) -> Result<axum::Json<Value>> {
+) -> Result<Envelope<PeoplePage>> {
     let t = state.core.tenant(&tenant).await?;
     let needle = q.q.unwrap_or_default().to_lowercase();
     let all = state.core.people(t.id).await?;
@@ -316,12 +260,19 @@ async fn people(
                     .is_some_and(|e| e.to_lowercase().contains(&needle))
         })
         .collect();
-    let items: Vec<Value> = matching
+    let items = matching
         .iter()
         .take(200)
-        .map(|p| json!({"user_id": p.user_id, "name": p.name, "employee_no": p.employee_no}))
+        .map(|p| PersonSummary {
+            employee_no: p.employee_no.clone(),
+            name: p.name.clone(),
+            user_id: p.user_id.clone(),
+        })
         .collect();
-    Ok(success(json!({"items": items, "total": matching.len()})))
+    Ok(Envelope::success(PeoplePage {
+        items,
+        total: matching.len(),
+    }))
 }
 
 /// A CSV of people (`user_id,name[,employee_no,…]`); the page sends a
@@ -329,32 +280,54 @@ async fn people(
 /// The largest CSV the console imports at once (some 150,000 people).
 const IMPORT_MAX_BYTES: usize = 8 * 1024 * 1024;
 
+#[utoipa::path(
+    post,
+    path = "/admin/api/tenants/{tenant}/people/import",
+    tag = "console",
+    params(("tenant" = String, Path, description = "the tenant's name")),
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 200, body = Envelope<ImportOutcome>), AdminRefusals, Refusals),
+    security(("admin_session" = []))
+)]
 async fn import(
     State(state): State<AppState>,
     _: Admin,
     Path(tenant): Path<String>,
     body: Body,
-) -> Result<axum::Json<Value>> {
+) -> Result<Envelope<ImportOutcome>> {
     let t = state.core.tenant(&tenant).await?;
-    let deadline = std::time::Duration::from_secs(state.core.config.limits.upload_deadline_secs);
+    let deadline = std::time::Duration::from_secs(state.core.config().limits.upload_deadline_secs);
     let body = super::extract::bounded_body(body, IMPORT_MAX_BYTES, deadline).await?;
     let r = state.core.import_people(&t, body.as_ref(), |_| {}).await?;
-    let rejected: Vec<Value> = r
+    let rejected = r
         .rejected
-        .iter()
-        .map(|(line, why)| json!({"line": line, "reason": why}))
+        .into_iter()
+        .map(|(line, reason)| RejectedLine { line, reason })
         .collect();
-    Ok(success(json!({
-        "created": r.created, "updated": r.updated, "unchanged": r.unchanged,
-        "rejected": rejected,
-    })))
+    Ok(Envelope::success(ImportOutcome {
+        created: r.created,
+        rejected,
+        unchanged: r.unchanged,
+        updated: r.updated,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/tenants/{tenant}/people/{user_id}",
+    tag = "console",
+    params(
+        ("tenant" = String, Path, description = "the tenant's name"),
+        ("user_id" = String, Path),
+    ),
+    responses((status = 200, body = Envelope<PersonCard>), AdminRefusals, Refusals),
+    security(("admin_session" = []))
+)]
 async fn person(
     State(state): State<AppState>,
     _: Admin,
     Path((tenant, user_id)): Path<(String, String)>,
-) -> Result<axum::Json<Value>> {
+) -> Result<Envelope<PersonCard>> {
     let t = state.core.tenant(&tenant).await?;
     let detail = state
         .core
@@ -362,45 +335,71 @@ async fn person(
         .await?
         .ok_or_else(|| Error::UserNotFound(user_id.clone()))?;
     let (p, attendance, acs) = (detail.person, detail.attendance, detail.acs);
-    let templates: Vec<Value> = detail
+    let templates = detail
         .templates
         .into_iter()
-        .map(|(m, alg, slot, at)| json!({"modality": m, "algorithm": alg, "slot": slot, "updated_at": at}))
+        .map(|(modality, algorithm, slot, updated_at)| TemplateSummary {
+            algorithm,
+            modality,
+            slot,
+            updated_at,
+        })
         .collect();
-    Ok(success(json!({
-        "user_id": p.user_id, "name": p.name, "employee_no": p.employee_no,
-        "user_type": p.user_type.as_i64(), "union_id": p.union_id,
-        "attendance": attendance.map(|a| json!({"face_key": a.face_key, "face_key_open": a.face_key_open})),
-        "acs": acs.map(|a| json!({
-            "card": a.card, "face_file_id": a.face_file_id, "crop_file_id": a.crop_file_id,
-            "face_box": a.face_box.and_then(|b| serde_json::from_str::<Value>(&b).ok()),
-        })),
-        "templates": templates,
-    })))
+    Ok(Envelope::success(PersonCard {
+        acs: acs.map(|a| PersonAcs {
+            card: a.card,
+            crop_file_id: a.crop_file_id,
+            face_box: a.face_box.and_then(|b| serde_json::from_str(&b).ok()),
+            face_file_id: a.face_file_id,
+        }),
+        attendance: attendance.map(|a| PersonFace {
+            face_key: a.face_key,
+            face_key_open: a.face_key_open,
+        }),
+        employee_no: p.employee_no,
+        name: p.name,
+        templates,
+        union_id: p.union_id,
+        user_id: p.user_id,
+        user_type: p.user_type.as_i64(),
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/tenants/{tenant}/devices",
+    tag = "console",
+    params(("tenant" = String, Path, description = "the tenant's name")),
+    responses((status = 200, body = Envelope<ConsoleDevices>), AdminRefusals, Refusals),
+    security(("admin_session" = []))
+)]
 async fn devices(
     State(state): State<AppState>,
     _: Admin,
     Path(tenant): Path<String>,
-) -> Result<axum::Json<Value>> {
+) -> Result<Envelope<ConsoleDevices>> {
     let t = state.core.tenant(&tenant).await?;
     let version = state.core.perm_version(t.id).await?;
-    let items: Vec<Value> = state
+    let items = state
         .core
         .devices(t.id)
         .await?
-        .iter()
-        .map(|d| {
-            json!({
-                "sn": d.sn, "bound": d.bound, "online": state.core.hub.is_online(&d.sn),
-                "firmware_version": d.firmware_version, "last_seen": d.last_seen,
-                "fa_algorithms": d.fa_algorithms, "fp_algorithms": d.fp_algorithms,
-                "backlog": (version - d.seen_version).max(0),
-            })
+        .into_iter()
+        .map(|d| ConsoleDevice {
+            backlog: (version - d.seen_version).max(0),
+            bound: d.bound,
+            fa_algorithms: d.fa_algorithms,
+            firmware_version: d.firmware_version,
+            fp_algorithms: d.fp_algorithms,
+            last_seen: d.last_seen,
+            online: state.core.is_online(&d.sn),
+            sn: d.sn,
         })
         .collect();
-    Ok(success(json!({"perm_version": version, "items": items})))
+    Ok(Envelope::success(ConsoleDevices {
+        items,
+        perm_version: version,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -410,12 +409,25 @@ struct AuditQuery {
     after: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/tenants/{tenant}/audit",
+    tag = "console",
+    params(
+        ("tenant" = String, Path, description = "the tenant's name"),
+        ("user_id" = Option<String>, Query, description = "only records about this person"),
+        ("action" = Option<String>, Query, description = "only this action"),
+        ("after" = Option<i64>, Query, description = "the id of the last record already shown"),
+    ),
+    responses((status = 200, body = Envelope<AuditList>), AdminRefusals, Refusals),
+    security(("admin_session" = []))
+)]
 async fn audit(
     State(state): State<AppState>,
     _: Admin,
     Path(tenant): Path<String>,
     Query(q): Query<AuditQuery>,
-) -> Result<axum::Json<Value>> {
+) -> Result<Envelope<AuditList>> {
     let t = state.core.tenant(&tenant).await?;
     let filter = AuditFilter {
         subject: q.user_id.filter(|s| !s.is_empty()),
@@ -426,10 +438,24 @@ async fn audit(
         .core
         .audit_page(t.id, &filter, q.after.unwrap_or(0), 200)
         .await?;
-    Ok(success(json!({"items": items})))
+    Ok(Envelope::success(AuditList {
+        items: items.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// A stored photo, for the administrator's eyes only (audited).
+#[utoipa::path(
+    get,
+    path = "/admin/api/files/{file_id}",
+    tag = "console",
+    params(("file_id" = String, Path)),
+    responses(
+        (status = 200, description = "the photo", content_type = "application/octet-stream"),
+        AdminRefusals,
+        Refusals
+    ),
+    security(("admin_session" = []))
+)]
 async fn file(
     State(state): State<AppState>,
     _: Admin,
@@ -453,7 +479,8 @@ async fn file(
         result: "ok".into(),
         log_id: None,
     };
-    state.core.audit.record(vec![event]).await?;
+    // The view is recorded before a byte leaves: unaudited, it is refused.
+    let f = state.core.audited(event, Ok(f)).await?;
     let mime = match f.format.name() {
         "png" => "image/png",
         "jpeg" => "image/jpeg",

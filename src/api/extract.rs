@@ -35,7 +35,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
-        let limits = &state.core.config.limits;
+        let limits = &state.core.config().limits;
         let bytes = bounded_body(
             req.into_body(),
             limits.json_max_bytes,
@@ -127,7 +127,7 @@ impl<E: Endpoint> FromRequestParts<AppState> for Authed<E> {
             .check(&caller.app_id, E::NAME, E::PER_MINUTE)
             .await
         {
-            state.core.metrics.rate_limit_hit(E::NAME);
+            state.core.metrics().rate_limit_hit(E::NAME);
             return Err(e);
         }
         Ok(Authed {

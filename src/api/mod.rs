@@ -39,17 +39,17 @@ impl AppState {
     /// With per-node rate limits.
     pub fn new(core: Arc<Core>) -> AppState {
         let limiter = ratelimit::RateLimiter::new(
-            core.config.rate_limit_per_second,
-            core.config.rate_limit_per_minute,
+            core.config().rate_limit_per_second,
+            core.config().rate_limit_per_minute,
         );
         Self::with_limiter(core, limiter)
     }
 
     pub fn with_limiter(core: Arc<Core>, limiter: Arc<ratelimit::RateLimiter>) -> AppState {
         let uploads = Arc::new(tokio::sync::Semaphore::new(
-            core.config.limits.max_concurrent_uploads.max(1),
+            core.config().limits.max_concurrent_uploads.max(1),
         ));
-        let device_anonymous = Arc::new(wecom::admission::Anonymous::new(&core.config.security));
+        let device_anonymous = Arc::new(wecom::admission::Anonymous::new(&core.config().security));
         AppState {
             core,
             limiter,
@@ -65,25 +65,19 @@ impl AppState {
         self.core.check_free_space()?;
         self.uploads.clone().try_acquire_owned().map_err(|_| {
             tracing::warn!("refusing an upload: too many in progress");
-            self.core.metrics.rate_limit_hit("uploads");
+            self.core.metrics().rate_limit_hit("uploads");
             Error::RateLimited {
-                limit: self.core.config.rate_limit_per_second,
+                limit: self.core.config().rate_limit_per_second,
                 reset_secs: 1,
             }
         })
     }
 }
 
-/// The platform's success envelope around the console's JSON, which is
-/// untyped (the console is not in the OpenAPI document).
-pub fn success(data: serde_json::Value) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!(feishu::envelope::Envelope::success(data)))
-}
-
 pub fn router(state: AppState) -> Router {
     // Every request body must keep moving; the upload handler has its own,
     // more specific idle check, so this outer one is looser.
-    let idle = std::time::Duration::from_secs(state.core.config.limits.body_idle_timeout_secs);
+    let idle = std::time::Duration::from_secs(state.core.config().limits.body_idle_timeout_secs);
     Router::new()
         .merge(feishu::router())
         .merge(facehub::router())

@@ -6,7 +6,7 @@
 
 use axum::Router;
 use axum::routing::get;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::AppState;
@@ -22,6 +22,11 @@ impl Modify for Security {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        // The console's session cookie, set by its login.
+        components.add_security_scheme(
+            "admin_session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("facehub_admin"))),
+        );
     }
 }
 
@@ -30,7 +35,8 @@ impl Modify for Security {
     info(
         title = "facehub",
         description = "Face photos and biometric templates over the Feishu/Lark open-apis \
-                       (and facehub's own /open-apis/facehub/ administration endpoints)."
+                       (and facehub's own /open-apis/facehub/ administration endpoints), \
+                       and the JSON behind the admin console (/admin/api/)."
     ),
     paths(
         super::feishu::auth::tenant_access_token,
@@ -55,6 +61,21 @@ impl Modify for Security {
         super::facehub::devices::checkins,
         super::facehub::privacy::erase,
         super::facehub::privacy::audit_logs,
+        super::console::login,
+        super::console::logout,
+        super::console::session,
+        super::console::tenancy::tenants,
+        super::console::tenancy::create_tenant,
+        super::console::tenancy::apps,
+        super::console::tenancy::create_app,
+        super::console::tenancy::rotate_secret,
+        super::console::tenancy::set_scopes,
+        super::console::people,
+        super::console::import,
+        super::console::person,
+        super::console::devices,
+        super::console::audit,
+        super::console::file,
         super::ops::healthz,
         super::ops::readyz,
         super::ops::metrics,

@@ -109,8 +109,8 @@ impl Readiness {
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Response {
-    let m = &state.core.metrics;
-    m.devices_connected.set(state.core.hub.online() as i64);
+    let m = &state.core.metrics();
+    m.devices_connected.set(state.core.devices_online() as i64);
     match state.core.sync_backlog().await {
         Ok(n) => {
             m.sync_backlog.set(n);
@@ -135,7 +135,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .map_or("unmatched", MatchedPath::as_str)
         .to_string();
     let start = std::time::Instant::now();
-    let m = &state.core.metrics;
+    let m = &state.core.metrics();
     let labels = RouteLabels {
         route: route.clone(),
     };

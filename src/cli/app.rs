@@ -3,10 +3,20 @@
 use std::io::Write;
 
 use clap::Subcommand;
-use serde_json::json;
+use serde::Serialize;
 
 use super::user_err;
+use crate::api::console::views::{AppSecret, AppSummary};
 use crate::domain::{Core, Scope};
+
+/// An app as the console lists it, with the name of its tenant (the CLI
+/// lists every tenant's apps at once).
+#[derive(Serialize)]
+struct TenantApp {
+    #[serde(flatten)]
+    app: AppSummary,
+    tenant: String,
+}
 
 #[derive(Subcommand, Debug)]
 pub enum AppCmd {
@@ -47,11 +57,11 @@ pub(super) async fn run(core: &Core, cmd: AppCmd, out: &mut impl Write) -> anyho
                 .map_err(|e| anyhow::anyhow!(e))?;
             let created = core.create_app(&tenant, &scopes).await.map_err(user_err)?;
             if json {
-                writeln!(
-                    out,
-                    "{}",
-                    json!({"app_id": created.app.app_id, "app_secret": created.app_secret})
-                )?;
+                let secret = AppSecret {
+                    app_id: created.app.app_id.clone(),
+                    app_secret: created.app_secret.clone(),
+                };
+                writeln!(out, "{}", serde_json::to_string(&secret)?)?;
             } else {
                 writeln!(out, "app_id:     {}", created.app.app_id)?;
                 writeln!(out, "app_secret: {}", created.app_secret)?;
@@ -77,7 +87,10 @@ pub(super) async fn run(core: &Core, cmd: AppCmd, out: &mut impl Write) -> anyho
             if json {
                 let v: Vec<_> = apps
                     .iter()
-                    .map(|a| json!({"app_id": a.app_id, "tenant": name_of(a.tenant_id), "scopes": a.scopes, "disabled": a.disabled}))
+                    .map(|a| TenantApp {
+                        app: a.into(),
+                        tenant: name_of(a.tenant_id),
+                    })
                     .collect();
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             } else {

@@ -88,6 +88,8 @@ pub(super) async fn run(core: &Core, cmd: AuditCmd, out: &mut impl Write) -> any
                 .await
                 .map_err(user_err)?;
             if json {
+                let records: Vec<crate::api::facehub::privacy::AuditRecord> =
+                    records.into_iter().map(Into::into).collect();
                 writeln!(out, "{}", serde_json::to_string_pretty(&records)?)?;
             } else {
                 for r in records {

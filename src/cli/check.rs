@@ -16,7 +16,7 @@ pub struct CheckArgs {
 pub(super) async fn run(core: &Core, args: CheckArgs, out: &mut impl Write) -> anyhow::Result<()> {
     // With a server running, an upload's blob lands just before its
     // row commits: look twice before calling a blob unreferenced.
-    let settle = if crate::store::server_running(&core.config.data_dir) {
+    let settle = if crate::store::server_running(&core.config().data_dir) {
         std::time::Duration::from_secs(2)
     } else {
         std::time::Duration::ZERO

@@ -3,10 +3,26 @@
 use std::io::Write;
 
 use clap::Subcommand;
-use serde_json::json;
+use serde::Serialize;
 
 use super::{TenantArg, user_err};
+use crate::api::facehub::devices::Enrolment;
 use crate::domain::Core;
+
+/// A terminal as `device list --json` shows it: what the store knows,
+/// without the HTTP listing's `online` (a command has no connections).
+/// Fields in alphabetical order, as the output has always been.
+#[derive(Serialize)]
+struct DeviceRow<'a> {
+    bound: bool,
+    fa_algorithms: &'a [String],
+    firmware_version: &'a Option<String>,
+    fp_algorithms: &'a [String],
+    last_seen: Option<i64>,
+    perm_version: i64,
+    seen_version: i64,
+    sn: &'a str,
+}
 
 #[derive(Subcommand, Debug)]
 pub enum DeviceCmd {
@@ -129,11 +145,15 @@ pub(super) async fn run(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> an
             if json {
                 let v: Vec<_> = devices
                     .iter()
-                    .map(|d| {
-                        json!({"sn": d.sn, "bound": d.bound, "firmware_version": d.firmware_version,
-                               "fa_algorithms": d.fa_algorithms, "fp_algorithms": d.fp_algorithms,
-                               "seen_version": d.seen_version, "perm_version": version,
-                               "last_seen": d.last_seen})
+                    .map(|d| DeviceRow {
+                        bound: d.bound,
+                        fa_algorithms: &d.fa_algorithms,
+                        firmware_version: &d.firmware_version,
+                        fp_algorithms: &d.fp_algorithms,
+                        last_seen: d.last_seen,
+                        perm_version: version,
+                        seen_version: d.seen_version,
+                        sn: &d.sn,
                     })
                     .collect();
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
@@ -162,7 +182,7 @@ pub(super) async fn run(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> an
                 .start_enrolment(tenant.id, &sn, &user_id, &kind)
                 .await
                 .map_err(user_err)?;
-            writeln!(out, "{}", json!({"oper_id": e.oper_id, "status": e.status}))?;
+            writeln!(out, "{}", serde_json::to_string(&Enrolment::from(e))?)?;
         }
         DeviceCmd::Enrolment {
             tenant,
@@ -176,12 +196,7 @@ pub(super) async fn run(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> an
                 core.enrolment(tenant.id, &oper_id).await
             }
             .map_err(user_err)?;
-            writeln!(
-                out,
-                "{}",
-                json!({"oper_id": e.oper_id, "sn": e.sn, "kind": e.kind, "status": e.status,
-                       "errcode": e.errcode, "errmsg": e.errmsg})
-            )?;
+            writeln!(out, "{}", serde_json::to_string(&Enrolment::from(e))?)?;
         }
     }
     Ok(())

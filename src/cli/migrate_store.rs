@@ -41,7 +41,7 @@ pub(super) async fn run(
         json,
     } = args;
     // Uploads during the copy would be left behind in the source.
-    let _lock = crate::store::lock_data_dir(&core.config.data_dir)
+    let _lock = crate::store::lock_data_dir(&core.config().data_dir)
         .context("a server is running on this data directory: stop it before migrate-store")?;
     anyhow::ensure!(
         to.is_some() || to_database.is_some(),
@@ -69,7 +69,7 @@ async fn migrate_blobs(
     // unless named (resuming after a switch, say).
     let from = match from {
         Some(f) => canonical_blob_store(Some(&f))?,
-        None => canonical_blob_store(core.config.blobs.as_deref())?,
+        None => canonical_blob_store(core.config().blobs.as_deref())?,
     };
     let to = canonical_blob_store(Some(to))?;
     anyhow::ensure!(
@@ -77,8 +77,8 @@ async fn migrate_blobs(
         "the blobs are in {to} already (a migrate-store to it finished); name --from to \
          copy from another store"
     );
-    let source = open_blob_store(Some(&from), &core.config, core.blob_namespace()).await?;
-    let dest = open_blob_store(Some(&to), &core.config, core.blob_namespace()).await?;
+    let source = open_blob_store(Some(&from), core.config(), core.blob_namespace()).await?;
+    let dest = open_blob_store(Some(&to), core.config(), core.blob_namespace()).await?;
     dest.probe().await.context("the destination")?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
@@ -142,14 +142,14 @@ async fn migrate_metadata(
     let (to, shown) = match target {
         "local" => {
             anyhow::ensure!(
-                core.config.database.is_some(),
+                core.config().database.is_some(),
                 "the metadata is in the data directory's SQLite already"
             );
-            (None, core.config.database_path().display().to_string())
+            (None, core.config().database_path().display().to_string())
         }
         url => {
             anyhow::ensure!(
-                core.config.database.as_deref() != Some(url),
+                core.config().database.as_deref() != Some(url),
                 "the metadata is in {} already",
                 crate::config::redact_url(url)
             );

@@ -5,11 +5,43 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use serde_json::json;
+use serde::Serialize;
 
 use super::{TenantArg, user_err};
+use crate::api::facehub::privacy::Erasure;
 use crate::domain::audit::ActorKind;
 use crate::domain::{Core, PersonDraft};
+
+/// A person as `person list --json` shows it (the console's list has no
+/// `union_id`). Fields in alphabetical order, as the output has always been.
+#[derive(Serialize)]
+struct PersonRow<'a> {
+    employee_no: &'a Option<String>,
+    name: &'a str,
+    union_id: &'a str,
+    user_id: &'a str,
+}
+
+/// A person as `person show` prints it: the ids each app sees and the
+/// extra fields, which the console's card leaves out.
+#[derive(Serialize)]
+struct PersonShown {
+    attendance: Option<ShownFace>,
+    employee_no: Option<String>,
+    extra: serde_json::Map<String, serde_json::Value>,
+    name: String,
+    /// open_id by app_id.
+    open_ids: std::collections::BTreeMap<String, String>,
+    union_id: String,
+    user_id: String,
+}
+
+#[derive(Serialize)]
+struct ShownFace {
+    face_key: String,
+    face_key_open: bool,
+    face_key_update_time: i64,
+}
 
 #[derive(Subcommand, Debug)]
 pub enum PersonCmd {
@@ -124,7 +156,12 @@ pub(super) async fn run(core: &Core, cmd: PersonCmd, out: &mut impl Write) -> an
             if json {
                 let v: Vec<_> = people
                     .iter()
-                    .map(|p| json!({"user_id": p.user_id, "name": p.name, "employee_no": p.employee_no, "union_id": p.union_id}))
+                    .map(|p| PersonRow {
+                        employee_no: &p.employee_no,
+                        name: &p.name,
+                        union_id: &p.union_id,
+                        user_id: &p.user_id,
+                    })
                     .collect();
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             } else {
@@ -145,23 +182,19 @@ pub(super) async fn run(core: &Core, cmd: PersonCmd, out: &mut impl Write) -> an
                 bail!("no person {user_id:?} in tenant {}", tenant.name);
             };
             let p = detail.person;
-            let open_ids: serde_json::Map<_, _> = detail
-                .open_ids
-                .into_iter()
-                .map(|(app, id)| (app, json!(id)))
-                .collect();
-            let face = detail.attendance.map(|s| {
-                json!({"face_key": s.face_key, "face_key_open": s.face_key_open, "face_key_update_time": s.face_key_update_time})
-            });
-            let v = json!({
-                "user_id": p.user_id,
-                "name": p.name,
-                "employee_no": p.employee_no,
-                "union_id": p.union_id,
-                "open_ids": open_ids,
-                "extra": p.extra,
-                "attendance": face,
-            });
+            let v = PersonShown {
+                attendance: detail.attendance.map(|s| ShownFace {
+                    face_key: s.face_key,
+                    face_key_open: s.face_key_open,
+                    face_key_update_time: s.face_key_update_time,
+                }),
+                employee_no: p.employee_no,
+                extra: p.extra,
+                name: p.name,
+                open_ids: detail.open_ids.into_iter().collect(),
+                union_id: p.union_id,
+                user_id: p.user_id,
+            };
             writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         }
         PersonCmd::Erase {
@@ -175,7 +208,7 @@ pub(super) async fn run(core: &Core, cmd: PersonCmd, out: &mut impl Write) -> an
                 .await
                 .map_err(user_err)?;
             if json {
-                writeln!(out, "{}", serde_json::to_string(&done)?)?;
+                writeln!(out, "{}", serde_json::to_string(&Erasure::from(done))?)?;
             } else {
                 writeln!(
                     out,

@@ -3,9 +3,9 @@
 use std::io::Write;
 
 use clap::Subcommand;
-use serde_json::json;
 
 use super::user_err;
+use crate::api::console::views::TenantSummary;
 use crate::domain::Core;
 
 #[derive(Subcommand, Debug)]
@@ -32,10 +32,8 @@ pub(super) async fn run(core: &Core, cmd: TenantCmd, out: &mut impl Write) -> an
         TenantCmd::List { json } => {
             let ts = core.tenants().await?;
             if json {
-                let v: Vec<_> = ts
-                    .iter()
-                    .map(|t| json!({"name": t.name, "tenant_key": t.tenant_key, "created_at": t.created_at}))
-                    .collect();
+                let apps = core.apps().await?;
+                let v: Vec<_> = ts.iter().map(|t| TenantSummary::of(t, &apps)).collect();
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             } else {
                 for t in ts {

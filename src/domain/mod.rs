@@ -52,31 +52,31 @@ impl Clock {
 
 /// Everything the core needs, shared by the server and the CLI.
 ///
-/// The store (`db`, `blobs`) and the keys are the core's alone: the API,
-/// the CLI and the server ask the core, in its terms, so what the store
-/// holds and how can change behind it (a test in `architecture.rs` keeps it
-/// so).
+/// Every field is the core's alone: the API, the CLI and the server ask
+/// the core, in its terms, so what the store holds and how, and which
+/// state the core keeps, can change behind it (a test in `architecture.rs`
+/// keeps it so).
 pub struct Core {
-    pub config: Config,
+    config: Config,
     db: Db,
     blobs: SealedBlobs,
     keys: KeyRing,
-    pub clock: Arc<Clock>,
+    clock: Arc<Clock>,
     /// Secret from which union/open ids are derived (stored in the database
     /// so that every node derives the same ids).
     id_secret: Vec<u8>,
     /// Recently verified tokens (see [`auth::TokenCache`]).
-    pub(crate) token_cache: auth::TokenCache,
+    token_cache: auth::TokenCache,
     /// Full image decodes allowed at once: one per CPU (they are CPU-bound).
-    pub(crate) decode_slots: tokio::sync::Semaphore,
+    decode_slots: tokio::sync::Semaphore,
     /// Memory for decodes, in MiB: each decode holds its file and pixels.
-    pub(crate) decode_memory: tokio::sync::Semaphore,
+    decode_memory: tokio::sync::Semaphore,
     /// Devices connected to this node.
-    pub hub: devices::hub::Hub,
-    pub metrics: crate::metrics::Metrics,
-    pub audit: audit::AuditLog,
+    hub: devices::hub::Hub,
+    metrics: crate::metrics::Metrics,
+    audit: audit::AuditLog,
     /// Failed attempts at secrets and the password-check pool.
-    pub guard: guard::Guard,
+    guard: guard::Guard,
     /// When a full disk was last logged (unix seconds).
     space_warned: std::sync::atomic::AtomicI64,
 }
@@ -123,6 +123,46 @@ impl Core {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// Moves the core's clock on, so tests let tokens expire without
+    /// sleeping.
+    #[doc(hidden)]
+    pub fn advance_clock(&self, secs: i64) {
+        self.clock.advance(secs);
+    }
+
+    /// The configuration the core was opened with: the surfaces read their
+    /// limits and settings from it.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The metrics registry, which the surfaces count into too.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// This node's device connections, which a device protocol's connection
+    /// joins, logs in to and leaves.
+    pub fn hub(&self) -> &devices::hub::Hub {
+        &self.hub
+    }
+
+    /// Whether terminal `sn` is connected to this node.
+    pub fn is_online(&self, sn: &str) -> bool {
+        self.hub.is_online(sn)
+    }
+
+    /// How many terminals are connected to this node.
+    pub fn devices_online(&self) -> usize {
+        self.hub.online()
+    }
+
+    /// Closes this node's device connections (at shutdown), with the
+    /// address-book version each had reached, for `record_sync_position`.
+    pub fn close_device_connections(&self) -> Vec<(String, i64)> {
+        self.hub.close_all()
     }
 
     /// Listens, over a shared store, to what every node announces, on

@@ -57,9 +57,9 @@ impl Application {
     }
 
     pub async fn with_core(core: Core, listen: SocketAddr) -> anyhow::Result<Application> {
-        raise_fd_limit(core.config.limits.max_connections);
-        let tls = core.config.tls.as_ref().map(tls_acceptor).transpose()?;
-        let lock = lock_data_dir(&core.config.data_dir)?;
+        raise_fd_limit(core.config().limits.max_connections);
+        let tls = core.config().tls.as_ref().map(tls_acceptor).transpose()?;
+        let lock = lock_data_dir(&core.config().data_dir)?;
         // Holding the lock: the store, the key and a stale marker recorded.
         core.begin_serving().await?;
         let listener = TcpListener::bind(listen)
@@ -67,10 +67,10 @@ impl Application {
             .with_context(|| format!("binding {listen}"))?;
         core.recover().await?;
         let (per_second, per_minute) = (
-            core.config.rate_limit_per_second,
-            core.config.rate_limit_per_minute,
+            core.config().rate_limit_per_second,
+            core.config().rate_limit_per_minute,
         );
-        let limiter = match &core.config.redis {
+        let limiter = match &core.config().redis {
             None => crate::api::ratelimit::RateLimiter::new(per_second, per_minute),
             Some(url) => {
                 crate::api::ratelimit::RateLimiter::shared(per_second, per_minute, url).await?
@@ -146,7 +146,7 @@ impl Application {
             .max_buf_size(128 * 1024)
             .timer(TokioTimer::new())
             .header_read_timeout(std::time::Duration::from_secs(
-                self.core.config.limits.header_timeout_secs.max(1),
+                self.core.config().limits.header_timeout_secs.max(1),
             ));
         builder
             .http2()
@@ -157,9 +157,9 @@ impl Application {
         // Past this many open connections, new ones wait in the kernel's
         // accept queue instead of costing file descriptors and memory.
         let connections = Arc::new(tokio::sync::Semaphore::new(
-            self.core.config.limits.max_connections.max(1),
+            self.core.config().limits.max_connections.max(1),
         ));
-        let linger_bounds = crate::api::linger::Bounds::of(&self.core.config.limits);
+        let linger_bounds = crate::api::linger::Bounds::of(&self.core.config().limits);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -235,7 +235,7 @@ impl Application {
         let _ = sync.await;
         // Upgraded WebSocket connections are no longer hyper's to drain;
         // their sync positions are kept for when they come back.
-        for (sn, version) in self.core.hub.close_all() {
+        for (sn, version) in self.core.close_device_connections() {
             if let Err(e) = self.core.record_sync_position(&sn, version).await {
                 tracing::warn!(error = %e, "could not record a device's sync position");
             }

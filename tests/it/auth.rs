@@ -163,7 +163,7 @@ async fn token_errors_on_protected_endpoints() {
         200
     );
     // ... until it expires.
-    app.core.clock.advance(7200);
+    app.core.advance_clock(7200);
     expect_error(
         send(Some(&format!("Bearer {t}"))).await.unwrap(),
         400,

@@ -1080,7 +1080,7 @@ async fn a_device_that_stops_reading_is_cut_off() {
     let mut gone = false;
     for _ in 0..120 {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        if !app.core.hub.is_online("STALLED") {
+        if !app.core.is_online("STALLED") {
             gone = true;
             break;
         }

@@ -338,7 +338,7 @@ async fn user_tokens_and_scopes() {
     // Unknown and expired user tokens.
     let r = get(&app, "u-0000000000000000000000000000000000000000", &ft).await;
     expect_error(r, 400, 99991668).await;
-    app.core.clock.advance(7200);
+    app.core.advance_clock(7200);
     let r = get(&app, &user.token, &ft).await;
     let v = expect_error(r, 400, 99991677).await;
     assert_eq!(v["msg"], "token expire");

@@ -86,16 +86,23 @@ pub struct Enrolment {
 impl From<crate::domain::devices::Enrolment> for EnrolmentData {
     fn from(e: crate::domain::devices::Enrolment) -> EnrolmentData {
         EnrolmentData {
-            enrolment: Enrolment {
-                created_at: e.created_at,
-                errcode: e.errcode,
-                errmsg: e.errmsg,
-                finished_at: e.finished_at,
-                kind: e.kind,
-                oper_id: e.oper_id,
-                sn: e.sn,
-                status: e.status,
-            },
+            enrolment: e.into(),
+        }
+    }
+}
+
+/// Also what `facehub device enrol` and `device enrolment` print.
+impl From<crate::domain::devices::Enrolment> for Enrolment {
+    fn from(e: crate::domain::devices::Enrolment) -> Enrolment {
+        Enrolment {
+            created_at: e.created_at,
+            errcode: e.errcode,
+            errmsg: e.errmsg,
+            finished_at: e.finished_at,
+            kind: e.kind,
+            oper_id: e.oper_id,
+            sn: e.sn,
+            status: e.status,
         }
     }
 }
@@ -138,7 +145,7 @@ async fn list(
             firmware_version: d.firmware_version,
             fp_algorithms: d.fp_algorithms,
             last_seen: d.last_seen,
-            online: state.core.hub.is_online(&d.sn),
+            online: state.core.is_online(&d.sn),
             seen_version: d.seen_version,
             sn: d.sn,
         })

@@ -47,6 +47,18 @@ pub struct Erasure {
     user_id: String,
 }
 
+/// Also what `facehub person erase --json` prints.
+impl From<crate::domain::erasure::Erasure> for Erasure {
+    fn from(done: crate::domain::erasure::Erasure) -> Erasure {
+        Erasure {
+            files: done.files as u64,
+            log_truncated: done.log_truncated,
+            templates: done.templates,
+            user_id: done.user_id,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct AuditData {
     has_more: bool,
@@ -69,6 +81,7 @@ pub struct AuditRecord {
     subject: Option<String>,
 }
 
+/// Also what the console's audit page and `facehub audit list --json` show.
 impl From<crate::model::audit::AuditRecord> for AuditRecord {
     fn from(r: crate::model::audit::AuditRecord) -> AuditRecord {
         AuditRecord {
@@ -110,12 +123,7 @@ async fn erase(
         )
         .await?;
     Ok(Envelope::success(ErasureData {
-        erasure: Erasure {
-            files: done.files as u64,
-            log_truncated: done.log_truncated,
-            templates: done.templates,
-            user_id: done.user_id,
-        },
+        erasure: done.into(),
     }))
 }
 

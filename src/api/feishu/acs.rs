@@ -359,7 +359,7 @@ async fn receive(
     body: Body,
     staged: &mut Option<StagedImage>,
 ) -> Result<FaceFields> {
-    let limits = &state.core.config.limits;
+    let limits = &state.core.config().limits;
     let rules = state.core.attendance_rules();
     let mut form = multipart::reader(headers, body, rules.max_bytes)?;
     let idle = std::time::Duration::from_secs(limits.body_idle_timeout_secs);

@@ -121,7 +121,7 @@ async fn receive_photo(
     body: Body,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<Envelope<UploadFileData>> {
-    let limits = &state.core.config.limits;
+    let limits = &state.core.config().limits;
     // The photo limit is enforced precisely while streaming; this outer cap
     // only bounds what the multipart framing around it may add.
     let mut form = multipart::reader(headers, body, limits.photo_max_bytes)?;

@@ -72,7 +72,7 @@ async fn limit(state: &AppState, ClientIp(ip): ClientIp) -> Result<()> {
         .limiter
         .check(&key, "auth.token", false)
         .await
-        .inspect_err(|_| state.core.metrics.rate_limit_hit("auth.token"))
+        .inspect_err(|_| state.core.metrics().rate_limit_hit("auth.token"))
 }
 
 // A refused token request is answered with 200 and this body's `code`, but

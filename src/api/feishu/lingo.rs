@@ -128,7 +128,7 @@ async fn receive(
     body: Body,
     staged: &mut Option<StagedImage>,
 ) -> Result<Option<ImageName>> {
-    let limits = &state.core.config.limits;
+    let limits = &state.core.config().limits;
     let rules = state.core.lingo_rules();
     // The image limit is enforced precisely while streaming; this outer cap
     // only bounds what the multipart framing and the name may add.

@@ -141,7 +141,7 @@ pub async fn within_deadline<T>(
     state: &crate::api::AppState,
     upload: impl std::future::Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
-    let deadline = std::time::Duration::from_secs(state.core.config.limits.upload_deadline_secs);
+    let deadline = std::time::Duration::from_secs(state.core.config().limits.upload_deadline_secs);
     tokio::time::timeout(deadline, upload)
         .await
         .unwrap_or_else(|_| {

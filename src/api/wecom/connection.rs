@@ -105,15 +105,15 @@ pub(super) async fn upgrade(
     mut req: axum::extract::Request,
 ) -> Result<Response> {
     let core = state.core.clone();
-    let sec = &core.config.security;
+    let sec = &core.config().security;
     admission::check_origin(req.headers(), &sec.device_origins)
-        .inspect_err(|_| core.metrics.attempt_refused("device_connect", "origin"))?;
+        .inspect_err(|_| core.metrics().attempt_refused("device_connect", "origin"))?;
     let accept = admission::accept_key(admission::upgrade_key(req.headers())?);
     let slot = state
         .device_anonymous
         .admit(ClientKey::of(client))
         .map_err(|msg| {
-            core.metrics
+            core.metrics()
                 .attempt_refused("device_connect", "prelogin_cap");
             Error::Throttled {
                 msg,
@@ -137,9 +137,9 @@ pub(super) async fn upgrade(
                 return;
             }
         };
-        let sec = &core.config.security;
+        let sec = &core.config().security;
         let allowance = Allowance::new(sec.prelogin_bytes.max(1024));
-        let max = core.config.device.max_frame_mib.max(1) << 20;
+        let max = core.config().device.max_frame_mib.max(1) << 20;
         let config = WebSocketConfig::default()
             .max_message_size(Some(max))
             .max_frame_size(Some(max))
@@ -206,8 +206,8 @@ async fn serve(
     // A device that stops reading is cut off rather than held forever.
     // The allowance per frame grows with its size, so slow links can still
     // receive full pages.
-    let idle_secs = core.config.device.idle_timeout_secs.max(1);
-    let rate = core.config.device.min_send_rate_kib.max(1) * 1024;
+    let idle_secs = core.config().device.idle_timeout_secs.max(1);
+    let rate = core.config().device.min_send_rate_kib.max(1) * 1024;
     let write_timeout = move |len: usize| Duration::from_secs(idle_secs + len as u64 / rate);
     let writer = tokio::spawn(async move {
         while let Some(mut out) = rx.recv().await {
@@ -242,12 +242,12 @@ async fn serve(
             }
         }
     });
-    let idle = Duration::from_secs(core.config.device.idle_timeout_secs.max(1));
-    let prelogin_bytes = core.config.security.prelogin_bytes.max(1024);
-    let deadline_secs = core.config.security.prelogin_deadline_secs.max(1);
+    let idle = Duration::from_secs(core.config().device.idle_timeout_secs.max(1));
+    let prelogin_bytes = core.config().security.prelogin_bytes.max(1024);
+    let deadline_secs = core.config().security.prelogin_deadline_secs.max(1);
     let deadline = tokio::time::sleep(Duration::from_secs(deadline_secs));
     tokio::pin!(deadline);
-    let id = core.hub.new_connection_id();
+    let id = core.hub().new_connection_id();
     let (kill, mut closing) = watch::channel(None);
     let peer: Arc<dyn Peer> = Arc::new(Link {
         id,
@@ -281,7 +281,7 @@ async fn serve(
             }
             // An anonymous connection has a short time to prove itself.
             () = &mut deadline, if conn.anonymous.is_some() => {
-                conn.core.metrics.attempt_refused("device_connect", "prelogin_deadline");
+                conn.core.metrics().attempt_refused("device_connect", "prelogin_deadline");
                 conn.send(Outgoing::Close(1008, "not registered within the pre-login deadline"))
                     .await;
                 break;
@@ -305,7 +305,7 @@ async fn serve(
                     // The pre-login allowance (admission::Metered).
                     WsError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
                         conn.core
-                            .metrics
+                            .metrics()
                             .attempt_refused("device_connect", "prelogin_bytes");
                         conn.send(Outgoing::Close(1009, "frames before login are limited"))
                             .await;
@@ -335,7 +335,7 @@ async fn serve(
         }
     }
     if let Some(sn) = &conn.sn
-        && let Some(version) = conn.core.hub.detach(sn, conn.id)
+        && let Some(version) = conn.core.hub().detach(sn, conn.id)
         && let Err(e) = conn.core.record_sync_position(sn, version).await
     {
         tracing::warn!(error = %e, "could not record a device's sync position");
@@ -410,7 +410,7 @@ impl Conn {
             }
         };
         let core = self.core.clone();
-        let metrics = |errcode: i64| core.metrics.device_command(&cmd, errcode);
+        let metrics = |errcode: i64| core.metrics().device_command(&cmd, errcode);
         match self.dispatch(&cmd, body).await {
             Ok(answer) => {
                 metrics(0);
@@ -433,7 +433,7 @@ impl Conn {
         };
         let s = self.session.as_ref().ok_or_else(not_logged_in)?;
         // Replaced or unbound since: the session is over.
-        if !self.core.hub.is_current(&s.sn, self.id) {
+        if !self.core.hub().is_current(&s.sn, self.id) {
             return Err(not_logged_in());
         }
         Ok(s)
@@ -460,8 +460,8 @@ impl Conn {
         if let Some(old) = self.sn.replace(sn.to_string())
             && old != sn
         {
-            self.core.hub.detach(&old, self.id);
+            self.core.hub().detach(&old, self.id);
         }
-        self.core.hub.attach(sn, &self.peer);
+        self.core.hub().attach(sn, &self.peer);
     }
 }

@@ -81,10 +81,10 @@ impl Conn {
                 if self.sn.as_deref() != Some(session.sn.as_str())
                     && let Some(old) = self.sn.take()
                 {
-                    core.hub.detach(&old, self.id);
+                    core.hub().detach(&old, self.id);
                 }
                 self.sn = Some(session.sn.clone());
-                core.hub.login(&session, &self.peer(), seen);
+                core.hub().login(&session, &self.peer(), seen);
                 self.session = Some(session);
                 self.identified();
                 self.allowance.set(UNMETERED);
