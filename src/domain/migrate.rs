@@ -211,7 +211,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::files::FileKind;
+    use crate::domain::files::commit_photo;
     use crate::domain::testing::core;
     use crate::image::samples;
     use crate::store::blob::LocalBlobStore;
@@ -225,7 +225,7 @@ mod tests {
             .receive_image(core.attendance_rules(), body)
             .await
             .unwrap();
-        core.commit_image(staged, tenant, FileKind::AttendancePhoto, "a.png", (), None)
+        commit_photo(core, staged, tenant, (), None)
             .await
             .unwrap()
             .file_id
