@@ -128,13 +128,8 @@ impl Core {
             .into_iter()
             .collect();
         let mut m = Migration::default();
-        let mut after = String::new();
-        loop {
-            let page = self.db.file_digests(&after, PAGE).await?;
-            let Some((last, _, _)) = page.last() else {
-                break;
-            };
-            after = last.clone();
+        let mut pages = self.db.file_digests(PAGE);
+        while let Some(page) = pages.next().await? {
             for (id, _kind, sha) in page {
                 m.files += 1;
                 let there = if already.contains(&id) {
