@@ -92,6 +92,19 @@ pub trait Endpoint: Send + Sync + 'static {
     const PER_MINUTE: bool = false;
 }
 
+/// Declares an endpoint: its rate-limit bucket and the scopes, any one of
+/// which it takes; tenant tokens, no per-minute cap (the defaults).
+macro_rules! endpoint {
+    ($name:ident, $label:literal, $scopes:expr) => {
+        pub struct $name;
+        impl $crate::api::extract::Endpoint for $name {
+            const NAME: &'static str = $label;
+            const SCOPES: &'static [&'static str] = $scopes;
+        }
+    };
+}
+pub(crate) use endpoint;
+
 /// A caller holding a valid access token of a kind `E` takes, with one of
 /// `E`'s scopes, within `E`'s rate limit.
 pub struct Authed<E: Endpoint> {

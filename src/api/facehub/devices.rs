@@ -9,22 +9,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::AppState;
-use crate::api::extract::{Authed, Endpoint, Json, Query};
+use crate::api::extract::{Authed, Json, Query, endpoint};
 use crate::api::feishu::envelope::{Envelope, Refusals};
 use crate::model::error::{Error, Result};
 
-macro_rules! endpoint {
-    ($name:ident, $label:literal) => {
-        pub struct $name;
-        impl Endpoint for $name {
-            const NAME: &'static str = $label;
-            const SCOPES: &'static [&'static str] = &["facehub:device"];
-        }
-    };
-}
-endpoint!(Devices, "facehub.devices");
-endpoint!(Enrol, "facehub.device_enrolments");
-endpoint!(Checkins, "facehub.checkins");
+endpoint!(Devices, "facehub.devices", &["facehub:device"]);
+endpoint!(Enrol, "facehub.device_enrolments", &["facehub:device"]);
+endpoint!(Checkins, "facehub.checkins", &["facehub:device"]);
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -9,22 +9,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::AppState;
-use crate::api::extract::{Authed, Endpoint, Query};
+use crate::api::extract::{Authed, Query, endpoint};
 use crate::api::feishu::envelope::{Envelope, Refusals};
 use crate::domain::audit::{ActorKind, AuditFilter};
 use crate::model::error::{Error, Result};
 
-pub struct Erase;
-impl Endpoint for Erase {
-    const NAME: &'static str = "facehub.people.erase";
-    const SCOPES: &'static [&'static str] = &["facehub:people"];
-}
+endpoint!(Erase, "facehub.people.erase", &["facehub:people"]);
 
-pub struct AuditLogs;
-impl Endpoint for AuditLogs {
-    const NAME: &'static str = "facehub.audit_logs";
-    const SCOPES: &'static [&'static str] = &["facehub:audit"];
-}
+endpoint!(AuditLogs, "facehub.audit_logs", &["facehub:audit"]);
 
 pub fn router() -> Router<AppState> {
     Router::new()

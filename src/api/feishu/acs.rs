@@ -12,27 +12,18 @@ use utoipa::ToSchema;
 use super::envelope::{Codes, Empty, Envelope, Refusals};
 use super::{download, multipart};
 use crate::api::AppState;
-use crate::api::extract::{Authed, Endpoint, Json, Query};
+use crate::api::extract::{Authed, Json, Query, endpoint};
 use crate::api::middleware::speaking;
 use crate::domain::acs::IdType;
 use crate::domain::files::StagedImage;
 use crate::image::ImageFormat;
 use crate::model::error::{Error, Result};
 
-macro_rules! endpoint {
-    ($name:ident, $label:literal) => {
-        pub struct $name;
-        impl Endpoint for $name {
-            const NAME: &'static str = $label;
-            const SCOPES: &'static [&'static str] = &["acs:users"];
-        }
-    };
-}
-endpoint!(List, "acs.users.list");
-endpoint!(GetUser, "acs.users.get");
-endpoint!(Patch, "acs.users.patch");
-endpoint!(UpdateFace, "acs.user_face.update");
-endpoint!(GetFace, "acs.user_face.get");
+endpoint!(List, "acs.users.list", &["acs:users"]);
+endpoint!(GetUser, "acs.users.get", &["acs:users"]);
+endpoint!(Patch, "acs.users.patch", &["acs:users"]);
+endpoint!(UpdateFace, "acs.user_face.update", &["acs:users"]);
+endpoint!(GetFace, "acs.user_face.get", &["acs:users"]);
 
 pub const CODES: Codes = Codes {
     // The ACS pages list no parameter code; the platform's generic

@@ -13,32 +13,28 @@ use utoipa::ToSchema;
 use super::envelope::{Codes, Envelope, Refusals};
 use super::{download, multipart};
 use crate::api::AppState;
-use crate::api::extract::{Authed, Endpoint, Json, Query};
+use crate::api::extract::{Authed, Json, Query, endpoint};
 use crate::api::middleware::speaking;
 use crate::domain::PhotoName;
 use crate::domain::people::EmployeeType;
 use crate::model::error::{Error, Result};
 
-pub struct Upload;
-impl Endpoint for Upload {
-    const NAME: &'static str = "attendance.files.upload";
-    const SCOPES: &'static [&'static str] = &["attendance:rule"];
-}
-pub struct Download;
-impl Endpoint for Download {
-    const NAME: &'static str = "attendance.files.download";
-    const SCOPES: &'static [&'static str] = &["attendance:rule:readonly"];
-}
-pub struct Modify;
-impl Endpoint for Modify {
-    const NAME: &'static str = "attendance.user_settings.modify";
-    const SCOPES: &'static [&'static str] = &["attendance:rule"];
-}
-pub struct QuerySettings;
-impl Endpoint for QuerySettings {
-    const NAME: &'static str = "attendance.user_settings.query";
-    const SCOPES: &'static [&'static str] = &["attendance:rule:readonly"];
-}
+endpoint!(Upload, "attendance.files.upload", &["attendance:rule"]);
+endpoint!(
+    Download,
+    "attendance.files.download",
+    &["attendance:rule:readonly"]
+);
+endpoint!(
+    Modify,
+    "attendance.user_settings.modify",
+    &["attendance:rule"]
+);
+endpoint!(
+    QuerySettings,
+    "attendance.user_settings.query",
+    &["attendance:rule:readonly"]
+);
 
 pub const CODES: Codes = Codes {
     param: (StatusCode::BAD_REQUEST, 1220001, "param is invalid"),
