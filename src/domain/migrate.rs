@@ -226,6 +226,14 @@ mod tests {
             .file_id
     }
 
+    /// One blob of `store` lost, another overwritten with other bytes.
+    async fn lose_and_damage(store: &dyn BlobStore, lost: &str, damaged: &str) {
+        store.delete(lost).await.unwrap();
+        let mut w = store.create(damaged).await.unwrap();
+        w.write(b"damaged").await.unwrap();
+        w.finish().await.unwrap();
+    }
+
     #[tokio::test]
     async fn copies_verified_resumes_and_reports_damage() {
         let (_dir, core) = core().await;
@@ -259,10 +267,7 @@ mod tests {
 
         // Resumed after losing one copy and damaging another: only those
         // two are copied again.
-        to.delete(&ids[0]).await.unwrap();
-        let mut w = to.create(&ids[1]).await.unwrap();
-        w.write(b"damaged").await.unwrap();
-        w.finish().await.unwrap();
+        lose_and_damage(&*to, &ids[0], &ids[1]).await;
         let m = core
             .migrate_blobs(from.clone(), to.clone(), |_, _| {})
             .await
@@ -276,10 +281,7 @@ mod tests {
         // A source blob that is gone or altered is reported, not copied.
         let fresh_dir = tempfile::tempdir().unwrap();
         let fresh: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::open(fresh_dir.path()).unwrap());
-        from.delete(&ids[2]).await.unwrap();
-        let mut w = from.create(&ids[3]).await.unwrap();
-        w.write(b"altered").await.unwrap();
-        w.finish().await.unwrap();
+        lose_and_damage(&*from, &ids[2], &ids[3]).await;
         let m = core
             .migrate_blobs(from.clone(), fresh.clone(), |_, _| {})
             .await
