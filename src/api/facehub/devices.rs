@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::AppState;
-use crate::api::extract::{Authed, Json, Query, endpoint};
+use crate::api::extract::{Authed, Json, PathParam, Query, endpoint, path_param};
 use crate::api::feishu::envelope::{Envelope, Refusals};
-use crate::model::error::{Error, Result};
+use crate::model::error::Result;
 
 endpoint!(Devices, "facehub.devices", &["facehub:device"]);
 endpoint!(Enrol, "facehub.device_enrolments", &["facehub:device"]);
@@ -140,8 +140,6 @@ async fn list(
     }))
 }
 
-type SnPath = std::result::Result<Path<String>, axum::extract::rejection::PathRejection>;
-
 #[utoipa::path(
     post,
     path = "/open-apis/facehub/v1/devices/{sn}/bind",
@@ -153,9 +151,9 @@ type SnPath = std::result::Result<Path<String>, axum::extract::rejection::PathRe
 async fn bind(
     State(state): State<AppState>,
     auth: Authed<Devices>,
-    sn: SnPath,
+    sn: PathParam,
 ) -> Result<Envelope<ChangedData>> {
-    let Path(sn) = sn.map_err(|_| Error::param("sn is invalid"))?;
+    let sn = path_param(sn, "sn")?;
     let changed = state.core.bind_device(auth.caller.tenant_id, &sn).await?;
     Ok(Envelope::success(ChangedData { changed }))
 }
@@ -171,9 +169,9 @@ async fn bind(
 async fn unbind(
     State(state): State<AppState>,
     auth: Authed<Devices>,
-    sn: SnPath,
+    sn: PathParam,
 ) -> Result<Envelope<ChangedData>> {
-    let Path(sn) = sn.map_err(|_| Error::param("sn is invalid"))?;
+    let sn = path_param(sn, "sn")?;
     let changed = state.core.unbind_device(auth.caller.tenant_id, &sn).await?;
     Ok(Envelope::success(ChangedData { changed }))
 }

@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, put};
@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::envelope::{Codes, Empty, Envelope, Refusals};
 use super::{download, multipart};
 use crate::api::AppState;
-use crate::api::extract::{Authed, Json, Query, endpoint};
+use crate::api::extract::{Authed, Json, PathParam, Query, endpoint, page_size, path_param};
 use crate::api::middleware::speaking;
 use crate::domain::acs::IdType;
 use crate::domain::files::StagedImage;
@@ -97,10 +97,8 @@ struct ListQuery {
     page_token: Option<String>,
 }
 
-type UserPath = std::result::Result<Path<String>, axum::extract::rejection::PathRejection>;
-
-fn user_id(p: UserPath) -> Result<String> {
-    let Path(id) = p.map_err(|_| Error::param("user_id is invalid"))?;
+fn user_id(p: PathParam) -> Result<String> {
+    let id = path_param(p, "user_id")?;
     if id.is_empty() {
         return Err(Error::param("user_id is required"));
     }
@@ -121,14 +119,8 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Envelope<AcsUsersData>> {
     let id_type = IdType::parse(q.user_id_type.as_deref())?;
-    let page_size = match q.page_size.as_deref().filter(|s| !s.is_empty()) {
-        None => 20,
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| Error::param("page_size must be an integer from 1 to 100"))?,
-    };
+    let refusal = "page_size must be an integer from 1 to 100";
+    let page_size = page_size(q.page_size.as_deref(), 20, 100, refusal)?;
     let page = state
         .core
         .acs_users(&auth.caller, id_type, page_size, q.page_token.as_deref())
@@ -151,7 +143,7 @@ async fn list(
 async fn get_user(
     auth: Authed<GetUser>,
     State(state): State<AppState>,
-    path: UserPath,
+    path: PathParam,
     Query(q): Query<IdQuery>,
 ) -> Result<Envelope<AcsUserData>> {
     let id_type = IdType::parse(q.user_id_type.as_deref())?;
@@ -186,7 +178,7 @@ pub struct FeatureIn {
 async fn patch_user(
     auth: Authed<Patch>,
     State(state): State<AppState>,
-    path: UserPath,
+    path: PathParam,
     Query(q): Query<IdQuery>,
     Json(body): Json<PatchBody>,
 ) -> Result<Envelope<Empty>> {
@@ -217,7 +209,7 @@ struct FaceQuery {
 async fn get_face(
     auth: Authed<GetFace>,
     State(state): State<AppState>,
-    path: UserPath,
+    path: PathParam,
     Query(q): Query<FaceQuery>,
 ) -> Result<Response> {
     let id_type = IdType::parse(q.user_id_type.as_deref())?;
@@ -274,7 +266,7 @@ struct FaceFields {
 async fn update_face(
     auth: Authed<UpdateFace>,
     State(state): State<AppState>,
-    path: UserPath,
+    path: PathParam,
     Query(q): Query<IdQuery>,
     headers: HeaderMap,
     body: Body,

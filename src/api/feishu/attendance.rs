@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::envelope::{Codes, Envelope, Refusals};
 use super::{download, multipart};
 use crate::api::AppState;
-use crate::api::extract::{Authed, Json, Query, endpoint};
+use crate::api::extract::{Authed, Json, PathParam, Query, endpoint, path_param};
 use crate::api::middleware::speaking;
 use crate::domain::PhotoName;
 use crate::domain::people::EmployeeType;
@@ -152,9 +152,9 @@ async fn receive_photo(
 async fn download(
     auth: Authed<Download>,
     State(state): State<AppState>,
-    file_id: std::result::Result<Path<String>, axum::extract::rejection::PathRejection>,
+    file_id: PathParam,
 ) -> Result<Response> {
-    let Path(file_id) = file_id.map_err(|_| Error::param("file_id is invalid"))?;
+    let file_id = path_param(file_id, "file_id")?;
     let photo = state
         .core
         .open_attendance_photo(&auth.caller, &file_id)
