@@ -290,27 +290,25 @@ fn config_file_and_environment_are_layered() {
         format!("data_dir = {:?}\n", dir.path().join("from-file")),
     )
     .unwrap();
-    run_ok(
-        Command::new(env!("CARGO_BIN_EXE_facehub"))
-            .arg("--config")
-            .arg(&cfg)
-            .args(["tenant", "create", "t1"]),
-    );
+    // The binary itself, not `facehub()`: that names a data directory.
+    let with_config = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_facehub"));
+        c.arg("--config").arg(&cfg);
+        c
+    };
+    run_ok(with_config().args(["tenant", "create", "t1"]));
     assert!(dir.path().join("from-file/facehub.db").exists());
     // The environment beats the file, the flag beats both.
+    let from_env = dir.path().join("from-env");
     run_ok(
-        Command::new(env!("CARGO_BIN_EXE_facehub"))
-            .arg("--config")
-            .arg(&cfg)
-            .env("FACEHUB_DATA_DIR", dir.path().join("from-env"))
+        with_config()
+            .env("FACEHUB_DATA_DIR", &from_env)
             .args(["tenant", "create", "t2"]),
     );
     assert!(dir.path().join("from-env/facehub.db").exists());
     run_ok(
-        Command::new(env!("CARGO_BIN_EXE_facehub"))
-            .arg("--config")
-            .arg(&cfg)
-            .env("FACEHUB_DATA_DIR", dir.path().join("from-env"))
+        with_config()
+            .env("FACEHUB_DATA_DIR", &from_env)
             .arg("--data")
             .arg(dir.path().join("from-flag"))
             .args(["tenant", "create", "t3"]),
