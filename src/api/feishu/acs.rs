@@ -282,18 +282,7 @@ async fn update_face(
     let mut staged = None;
     let form =
         multipart::within_deadline(&state, receive(&state, &headers, body, &mut staged)).await;
-    let form = match form {
-        Ok(f) => f,
-        Err(e) => {
-            if let Some(s) = staged {
-                s.discard().await;
-            }
-            return Err(e);
-        }
-    };
-    let Some(staged) = staged else {
-        return Err(Error::param("multipart field `files` is required"));
-    };
+    let (form, staged) = multipart::with_image(form, staged, "files").await?;
     let declared = match form
         .file_type
         .as_deref()

@@ -96,18 +96,7 @@ async fn upload(
     let mut staged = None;
     let outcome =
         multipart::within_deadline(&state, receive(&state, &headers, body, &mut staged)).await;
-    let name = match outcome {
-        Ok(name) => name,
-        Err(e) => {
-            if let Some(s) = staged {
-                s.discard().await;
-            }
-            return Err(e);
-        }
-    };
-    let Some(staged) = staged else {
-        return Err(Error::param("multipart field `file` is required"));
-    };
+    let (name, staged) = multipart::with_image(outcome, staged, "file").await?;
     let Some(name) = name else {
         staged.discard().await;
         return Err(Error::param("multipart field `name` is required"));
