@@ -17,7 +17,7 @@ use super::Core;
 use super::deployment::{BLOB_STORE, MAINTENANCE};
 use super::integrity::Problem;
 use crate::store::Db;
-use crate::store::blob::BlobStore;
+use crate::store::blob::{BlobStore, sha256_rest};
 use crate::store::transfer::TableCopy;
 
 const PAGE: i64 = 500;
@@ -49,16 +49,7 @@ async fn digest(store: &dyn BlobStore, key: &str) -> anyhow::Result<Option<Strin
     let Some(mut r) = store.open(key).await? else {
         return Ok(None);
     };
-    let mut sha = Sha256::new();
-    let mut buf = vec![0u8; BUF];
-    loop {
-        let n = r.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        sha.update(&buf[..n]);
-    }
-    Ok(Some(hex::encode(sha.finalize())))
+    Ok(Some(sha256_rest(Sha256::new(), &mut r, BUF).await?))
 }
 
 enum Copy {

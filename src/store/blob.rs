@@ -321,6 +321,26 @@ impl Drop for Part {
     }
 }
 
+/// The hex SHA-256 of what `sha` has seen and then of everything left in
+/// `r`, read `buf` bytes at a time.
+pub async fn sha256_rest(
+    mut sha: sha2::Sha256,
+    r: &mut (impl AsyncRead + Unpin + ?Sized),
+    buf: usize,
+) -> std::io::Result<String> {
+    use sha2::Digest;
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; buf];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buf[..n]);
+    }
+    Ok(hex::encode(sha.finalize()))
+}
+
 /// A new temporary file `<dir>/<key>.<random>.part` (owner-only), buffered
 /// for writing.
 pub(crate) async fn create_part(dir: &Path, key: &str) -> anyhow::Result<Part> {
