@@ -16,6 +16,30 @@ use crate::model::error::Error;
 /// Query string parameters.
 pub struct Query<T>(pub T);
 
+/// A path segment with its rejection kept, so that the handler refuses an
+/// unreadable one as the surface's parameter error.
+pub type PathParam = Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>;
+
+/// The segment of `param`, or "`name` is invalid".
+pub fn path_param(param: PathParam, name: &str) -> Result<String, Error> {
+    param
+        .map(|axum::extract::Path(v)| v)
+        .map_err(|_| Error::param(format!("{name} is invalid")))
+}
+
+/// A `page_size` query parameter: `default` when absent or empty, else a
+/// number from 1 to `max`, or the refusal `refusal`.
+pub fn page_size(raw: Option<&str>, default: i64, max: i64, refusal: &str) -> Result<i64, Error> {
+    match raw.filter(|s| !s.is_empty()) {
+        None => Ok(default),
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| Error::param(refusal)),
+    }
+}
+
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = Error;
 
@@ -91,6 +115,19 @@ pub trait Endpoint: Send + Sync + 'static {
     /// (`rate_limit_per_minute`).
     const PER_MINUTE: bool = false;
 }
+
+/// Declares an endpoint: its rate-limit bucket and the scopes, any one of
+/// which it takes; tenant tokens, no per-minute cap (the defaults).
+macro_rules! endpoint {
+    ($name:ident, $label:literal, $scopes:expr) => {
+        pub struct $name;
+        impl $crate::api::extract::Endpoint for $name {
+            const NAME: &'static str = $label;
+            const SCOPES: &'static [&'static str] = $scopes;
+        }
+    };
+}
+pub(crate) use endpoint;
 
 /// A caller holding a valid access token of a kind `E` takes, with one of
 /// `E`'s scopes, within `E`'s rate limit.

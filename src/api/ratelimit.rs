@@ -251,19 +251,27 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
+    /// `n` requests of app `a` to `endpoint`, all allowed, then one more:
+    /// its refusal's (limit, reset_secs).
+    async fn exhaust(
+        l: &RateLimiter,
+        endpoint: &'static str,
+        per_minute: bool,
+        n: u32,
+    ) -> (u32, u64) {
+        for _ in 0..n {
+            l.check("a", endpoint, per_minute).await.unwrap();
+        }
+        match l.check("a", endpoint, per_minute).await {
+            Err(Error::RateLimited { limit, reset_secs }) => (limit, reset_secs),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn limits_per_app_and_endpoint() {
         let l = RateLimiter::new(5, 1000);
-        for _ in 0..5 {
-            l.check("a", "x", false).await.unwrap();
-        }
-        match l.check("a", "x", false).await {
-            Err(Error::RateLimited {
-                limit: 5,
-                reset_secs: 1,
-            }) => {}
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(exhaust(&l, "x", false, 5).await, (5, 1));
         l.check("a", "y", false).await.unwrap();
         l.check("b", "x", false).await.unwrap();
     }
@@ -271,16 +279,9 @@ mod tests {
     #[tokio::test]
     async fn per_minute_quota_applies_where_asked() {
         let l = RateLimiter::new(1000, 3);
-        for _ in 0..3 {
-            l.check("a", "lingo", true).await.unwrap();
-        }
-        match l.check("a", "lingo", true).await {
-            Err(Error::RateLimited {
-                limit: 3,
-                reset_secs,
-            }) => assert!((1..=20).contains(&reset_secs), "{reset_secs}"),
-            other => panic!("{other:?}"),
-        }
+        let (limit, reset_secs) = exhaust(&l, "lingo", true, 3).await;
+        assert_eq!(limit, 3);
+        assert!((1..=20).contains(&reset_secs), "{reset_secs}");
         // Endpoints without the per-minute quota are not affected.
         for _ in 0..10 {
             l.check("a", "attendance", false).await.unwrap();

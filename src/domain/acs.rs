@@ -250,128 +250,112 @@ impl Core {
         file_name: &str,
         hold: impl Send + 'static,
     ) -> Result<EnrolledFace> {
-        let outcome = self
-            .enrol_face(caller, id_type, id, staged, declared, file_name, hold)
-            .await;
-        // Success is recorded with the enrolment (see `enrol_face`).
-        let refused = AuditEvent::by(caller, "face.enrol", &outcome);
-        self.audited_if_failed(refused, outcome.map(|(_, f)| f))
-            .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn enrol_face(
-        self: &Arc<Self>,
-        caller: &Caller,
-        id_type: IdType,
-        id: &str,
-        staged: StagedImage,
-        declared: ImageFormat,
-        file_name: &str,
-        hold: impl Send + 'static,
-    ) -> Result<(String, EnrolledFace)> {
-        let (person, _) = match self.acs_member(caller, id_type, id).await {
-            Ok(m) => m,
-            Err(e) => {
+        // Success is recorded with the enrolment, in its transaction; a
+        // refusal is recorded once the attempt has failed.
+        let outcome: Result<EnrolledFace> = async {
+            let (person, _) = match self.acs_member(caller, id_type, id).await {
+                Ok(m) => m,
+                Err(e) => {
+                    staged.discard().await;
+                    return Err(e);
+                }
+            };
+            if staged.format() != declared {
+                let found = staged.format();
                 staged.discard().await;
-                return Err(e);
+                return Err(Error::param(format!(
+                    "file_type {declared} does not match the file content ({found})"
+                )));
             }
-        };
-        if staged.format() != declared {
-            let found = staged.format();
-            staged.discard().await;
-            return Err(Error::param(format!(
-                "file_type {declared} does not match the file content ({found})"
-            )));
-        }
-        let limits = crate::image::limits(&self.attendance_rules());
-        let rules = FaceRules::default();
-        let detect_seconds = self.metrics.face_detect_seconds.clone();
-        let (original, enrolment) = self
-            .commit_image_with(
-                staged,
-                caller.tenant_id,
-                FileKind::AcsFace,
-                file_name,
-                hold,
-                None,
-                move |bytes, _| {
-                    let upright = face::upright(bytes, limits).map_err(|e| {
-                        Error::FaceCropFail(format!("the photo cannot be read: {e}"))
-                    })?;
-                    let started = std::time::Instant::now();
-                    let enrolled = face::enrol(&upright, &rules);
-                    detect_seconds.observe(started.elapsed().as_secs_f64());
-                    enrolled.map_err(|e| match e {
-                        face::FaceError::Detector(m) => Error::internal(m),
-                        other => Error::FaceCropFail(other.to_string()),
-                    })
-                },
-            )
-            .await?;
-        let crop_bytes = bytes::Bytes::from(enrolment.crop_jpeg);
-        let crop_name = match file_name.rsplit_once('.') {
-            Some((stem, _)) => format!("{stem}-crop.jpg"),
-            None => format!("{file_name}-crop.jpg"),
-        };
-        let stored = async {
-            let staged = self
-                .receive_image(
-                    self.attendance_rules(),
-                    futures_util::stream::iter([Ok(crop_bytes)]),
+            let limits = crate::image::limits(&self.attendance_rules());
+            let rules = FaceRules::default();
+            let detect_seconds = self.metrics.face_detect_seconds.clone();
+            let (original, enrolment) = self
+                .commit_image_with(
+                    staged,
+                    caller.tenant_id,
+                    FileKind::AcsFace,
+                    file_name,
+                    hold,
+                    None,
+                    move |bytes, _| {
+                        let upright = face::upright(bytes, limits).map_err(|e| {
+                            Error::FaceCropFail(format!("the photo cannot be read: {e}"))
+                        })?;
+                        let started = std::time::Instant::now();
+                        let enrolled = face::enrol(&upright, &rules);
+                        detect_seconds.observe(started.elapsed().as_secs_f64());
+                        enrolled.map_err(|e| match e {
+                            face::FaceError::Detector(m) => Error::internal(m),
+                            other => Error::FaceCropFail(other.to_string()),
+                        })
+                    },
                 )
                 .await?;
-            self.commit_image(
-                staged,
-                caller.tenant_id,
-                FileKind::AcsFaceCrop,
-                &crop_name,
-                (),
-                None,
-            )
-            .await
-        }
-        .await;
-        let crop = match stored {
-            Ok(c) => c,
-            Err(e) => {
-                self.delete_files([Some(original.file_id)]).await;
-                return Err(e);
+            let crop_bytes = bytes::Bytes::from(enrolment.crop_jpeg);
+            let crop_name = match file_name.rsplit_once('.') {
+                Some((stem, _)) => format!("{stem}-crop.jpg"),
+                None => format!("{file_name}-crop.jpg"),
+            };
+            let stored = async {
+                let staged = self
+                    .receive_image(
+                        self.attendance_rules(),
+                        futures_util::stream::iter([Ok(crop_bytes)]),
+                    )
+                    .await?;
+                self.commit_image(
+                    staged,
+                    caller.tenant_id,
+                    FileKind::AcsFaceCrop,
+                    &crop_name,
+                    (),
+                    None,
+                )
+                .await
             }
-        };
-        let f = enrolment.face;
-        let face_box = json!({
-            "x": f.x, "y": f.y, "w": f.w, "h": f.h, "score": f.score,
-            "crop": [enrolment.crop_box.0, enrolment.crop_box.1, enrolment.crop_box.2],
-        })
-        .to_string();
-        // The enrolment and its audit record commit together.
-        let enrolled = AuditEvent::by(caller, "face.enrol", &Ok(()))
-            .subject(Some(&person.user_id))
-            .object(format!("{} {}", original.file_id, crop.file_id));
-        let old = self
-            .db
-            .acs_set_face(
-                person.id,
-                &original.file_id,
-                &crop.file_id,
-                &face_box,
-                self.now(),
-                Some(&enrolled),
-            )
-            .await?;
-        if let Some(old) = old {
-            self.delete_blobs([old.face_file_id, old.crop_file_id])
-                .await;
-        }
-        Ok((
-            person.user_id,
-            EnrolledFace {
+            .await;
+            let crop = match stored {
+                Ok(c) => c,
+                Err(e) => {
+                    self.delete_files([Some(original.file_id)]).await;
+                    return Err(e);
+                }
+            };
+            let f = enrolment.face;
+            let face_box = json!({
+                "x": f.x, "y": f.y, "w": f.w, "h": f.h, "score": f.score,
+                "crop": [enrolment.crop_box.0, enrolment.crop_box.1, enrolment.crop_box.2],
+            })
+            .to_string();
+            // The enrolment and its audit record commit together.
+            let enrolled = AuditEvent::by(caller, "face.enrol", &Ok(()))
+                .subject(Some(&person.user_id))
+                .object(format!("{} {}", original.file_id, crop.file_id));
+            let old = self
+                .db
+                .acs_set_face(
+                    person.id,
+                    &original.file_id,
+                    &crop.file_id,
+                    &face_box,
+                    self.now(),
+                    Some(&enrolled),
+                )
+                .await?;
+            if let Some(old) = old {
+                self.delete_blobs([old.face_file_id, old.crop_file_id])
+                    .await;
+            }
+            Ok(EnrolledFace {
                 face_file_id: original.file_id,
                 crop_file_id: crop.file_id,
                 faces_found: enrolment.faces,
-            },
-        ))
+            })
+        }
+        .await;
+        let refused = AuditEvent::by(caller, "face.enrol", &outcome);
+        self.audited_if_failed(refused, outcome).await
     }
 
     /// The enrolled face (crop or original) of a door-access user.
@@ -382,7 +366,26 @@ impl Core {
         id: &str,
         cropped: bool,
     ) -> Result<FileDownload> {
-        let outcome = self.acs_face_of(caller, id_type, id, cropped).await;
+        let outcome: Result<FileDownload> = async {
+            let (_, row) = self.acs_member(caller, id_type, id).await?;
+            let file = if cropped {
+                row.crop_file_id
+            } else {
+                row.face_file_id
+            };
+            let Some(file_id) = file.as_deref().and_then(FileId::parse) else {
+                return Err(Error::param("the user has no face uploaded"));
+            };
+            let kind = if cropped {
+                FileKind::AcsFaceCrop
+            } else {
+                FileKind::AcsFace
+            };
+            self.open_file(caller.tenant_id, kind, &file_id)
+                .await?
+                .ok_or_else(|| Error::internal(format!("face file {file_id} is missing")))
+        }
+        .await;
         let owner = outcome
             .as_ref()
             .ok()
@@ -392,31 +395,5 @@ impl Core {
             event = event.object(&f.record.file_id);
         }
         self.audited(event, outcome).await
-    }
-
-    async fn acs_face_of(
-        &self,
-        caller: &Caller,
-        id_type: IdType,
-        id: &str,
-        cropped: bool,
-    ) -> Result<FileDownload> {
-        let (_, row) = self.acs_member(caller, id_type, id).await?;
-        let file = if cropped {
-            row.crop_file_id
-        } else {
-            row.face_file_id
-        };
-        let Some(file_id) = file.as_deref().and_then(FileId::parse) else {
-            return Err(Error::param("the user has no face uploaded"));
-        };
-        let kind = if cropped {
-            FileKind::AcsFaceCrop
-        } else {
-            FileKind::AcsFace
-        };
-        self.open_file(caller.tenant_id, kind, &file_id)
-            .await?
-            .ok_or_else(|| Error::internal(format!("face file {file_id} is missing")))
     }
 }

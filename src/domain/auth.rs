@@ -452,10 +452,8 @@ mod tests {
         assert!(app.app.app_id.starts_with("cli_") && app.app.app_id.len() == 20);
         assert!(!app.app.secret_hash.contains(&app.app_secret));
 
-        let a = core
-            .issue_token(&app.app.app_id, &app.app_secret, TokenKind::Tenant)
-            .await
-            .unwrap();
+        let issue = || core.issue_token(&app.app.app_id, &app.app_secret, TokenKind::Tenant);
+        let a = issue().await.unwrap();
         assert!(a.token.starts_with("t-"));
         assert_eq!(a.expire, 7200);
         let caller = core.authenticate_tenant(&a.token).await.unwrap();
@@ -463,18 +461,12 @@ mod tests {
 
         // Same token while >= 30 min are left.
         core.clock.advance(5400);
-        let b = core
-            .issue_token(&app.app.app_id, &app.app_secret, TokenKind::Tenant)
-            .await
-            .unwrap();
+        let b = issue().await.unwrap();
         assert_eq!(b.token, a.token);
         assert_eq!(b.expire, 1800);
         // A new one when less is left; both stay valid.
         core.clock.advance(1);
-        let c = core
-            .issue_token(&app.app.app_id, &app.app_secret, TokenKind::Tenant)
-            .await
-            .unwrap();
+        let c = issue().await.unwrap();
         assert_ne!(c.token, a.token);
         assert!(core.authenticate_tenant(&a.token).await.is_ok());
         // Expired.

@@ -423,6 +423,26 @@ impl Core {
     }
 }
 
+/// What most tests commit: an attendance photo named `a.png`.
+#[cfg(test)]
+pub(crate) async fn commit_photo(
+    core: &std::sync::Arc<Core>,
+    staged: StagedImage,
+    tenant_id: i64,
+    hold: impl Send + 'static,
+    audit: Option<AuditEvent>,
+) -> Result<FileRecord> {
+    core.commit_image(
+        staged,
+        tenant_id,
+        FileKind::AttendancePhoto,
+        "a.png",
+        hold,
+        audit,
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -453,15 +473,7 @@ mod tests {
             .receive_image(rules, body(samples::png(100, 100)))
             .await
             .unwrap();
-        let e = core
-            .commit_image(
-                staged,
-                tenant.id,
-                FileKind::AttendancePhoto,
-                "a.png",
-                (),
-                None,
-            )
+        let e = commit_photo(&core, staged, tenant.id, (), None)
             .await
             .unwrap_err();
         assert!(matches!(e, Error::RateLimited { .. }), "{e:?}");
@@ -472,15 +484,7 @@ mod tests {
             .receive_image(rules, body(samples::png(100, 100)))
             .await
             .unwrap();
-        let rec = core
-            .commit_image(
-                staged,
-                tenant.id,
-                FileKind::AttendancePhoto,
-                "a.png",
-                (),
-                None,
-            )
+        let rec = commit_photo(&core, staged, tenant.id, (), None)
             .await
             .unwrap();
         assert_eq!(
@@ -511,15 +515,7 @@ mod tests {
         let new = core.keys.current().id();
         assert_ne!(old, new);
         let uploaded = AuditEvent::by_device(tenant.id, "test", "photo.upload");
-        let rec = core
-            .commit_image(
-                staged,
-                tenant.id,
-                FileKind::AttendancePhoto,
-                "a.png",
-                (),
-                Some(uploaded),
-            )
+        let rec = commit_photo(&core, staged, tenant.id, (), Some(uploaded))
             .await
             .unwrap();
         assert_eq!(rec.key_id, i64::from(old));
@@ -556,15 +552,7 @@ mod tests {
             .unwrap();
         let uploads = Arc::new(tokio::sync::Semaphore::new(1));
         let permit = uploads.clone().acquire_owned().await.unwrap();
-        let e = core
-            .commit_image(
-                staged,
-                tenant.id,
-                FileKind::AttendancePhoto,
-                "a.png",
-                permit,
-                None,
-            )
+        let e = commit_photo(&core, staged, tenant.id, permit, None)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("png data is corrupt"), "{e}");

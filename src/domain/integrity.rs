@@ -77,13 +77,8 @@ impl Core {
     /// row commits.
     pub async fn check(&self, settle: Duration) -> anyhow::Result<CheckReport> {
         let mut report = CheckReport::default();
-        let mut after = String::new();
-        loop {
-            let page = self.db.file_digests(&after, PAGE).await?;
-            let Some((last, _, _)) = page.last() else {
-                break;
-            };
-            after = last.clone();
+        let mut pages = self.db.file_digests(PAGE);
+        while let Some(page) = pages.next().await? {
             for (id, kind, sha) in page {
                 *report.files.entry(kind).or_default() += 1;
                 match self.blobs.verify(&id, &sha).await? {
@@ -182,11 +177,8 @@ impl Core {
 
     async fn check_sealed_values(&self, report: &mut CheckReport) -> anyhow::Result<()> {
         for col in SEALED_COLUMNS {
-            let mut after = 0;
-            loop {
-                let page = self.db.sealed_values(col, after, PAGE).await?;
-                let Some(last) = page.last() else { break };
-                after = last.rowid;
+            let mut pages = self.db.sealed_values(col, PAGE);
+            while let Some(page) = pages.next().await? {
                 report.sealed_checked += page.len() as u64;
                 let keys = self.keys.clone();
                 // Decrypting thousands of templates is CPU work.

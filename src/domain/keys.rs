@@ -185,11 +185,8 @@ impl Core {
             }
         }
         for col in SEALED_COLUMNS {
-            let mut after = 0;
-            loop {
-                let page = self.db.sealed_values(col, after, PAGE).await?;
-                let Some(last) = page.last() else { break };
-                after = last.rowid;
+            let mut pages = self.db.sealed_values(col, PAGE);
+            while let Some(page) = pages.next().await? {
                 let keys = self.keys.clone();
                 let current = current.clone();
                 let updates = tokio::task::spawn_blocking(move || {

@@ -17,7 +17,7 @@ use super::Core;
 use super::deployment::{BLOB_STORE, MAINTENANCE};
 use super::integrity::Problem;
 use crate::store::Db;
-use crate::store::blob::BlobStore;
+use crate::store::blob::{BlobStore, sha256_rest};
 use crate::store::transfer::TableCopy;
 
 const PAGE: i64 = 500;
@@ -49,16 +49,7 @@ async fn digest(store: &dyn BlobStore, key: &str) -> anyhow::Result<Option<Strin
     let Some(mut r) = store.open(key).await? else {
         return Ok(None);
     };
-    let mut sha = Sha256::new();
-    let mut buf = vec![0u8; BUF];
-    loop {
-        let n = r.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        sha.update(&buf[..n]);
-    }
-    Ok(Some(hex::encode(sha.finalize())))
+    Ok(Some(sha256_rest(Sha256::new(), &mut r, BUF).await?))
 }
 
 enum Copy {
@@ -128,13 +119,8 @@ impl Core {
             .into_iter()
             .collect();
         let mut m = Migration::default();
-        let mut after = String::new();
-        loop {
-            let page = self.db.file_digests(&after, PAGE).await?;
-            let Some((last, _, _)) = page.last() else {
-                break;
-            };
-            after = last.clone();
+        let mut pages = self.db.file_digests(PAGE);
+        while let Some(page) = pages.next().await? {
             for (id, _kind, sha) in page {
                 m.files += 1;
                 let there = if already.contains(&id) {
@@ -211,7 +197,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::files::FileKind;
+    use crate::domain::files::commit_photo;
     use crate::domain::testing::core;
     use crate::image::samples;
     use crate::store::blob::LocalBlobStore;
@@ -225,10 +211,18 @@ mod tests {
             .receive_image(core.attendance_rules(), body)
             .await
             .unwrap();
-        core.commit_image(staged, tenant, FileKind::AttendancePhoto, "a.png", (), None)
+        commit_photo(core, staged, tenant, (), None)
             .await
             .unwrap()
             .file_id
+    }
+
+    /// One blob of `store` lost, another overwritten with other bytes.
+    async fn lose_and_damage(store: &dyn BlobStore, lost: &str, damaged: &str) {
+        store.delete(lost).await.unwrap();
+        let mut w = store.create(damaged).await.unwrap();
+        w.write(b"damaged").await.unwrap();
+        w.finish().await.unwrap();
     }
 
     #[tokio::test]
@@ -264,10 +258,7 @@ mod tests {
 
         // Resumed after losing one copy and damaging another: only those
         // two are copied again.
-        to.delete(&ids[0]).await.unwrap();
-        let mut w = to.create(&ids[1]).await.unwrap();
-        w.write(b"damaged").await.unwrap();
-        w.finish().await.unwrap();
+        lose_and_damage(&*to, &ids[0], &ids[1]).await;
         let m = core
             .migrate_blobs(from.clone(), to.clone(), |_, _| {})
             .await
@@ -281,10 +272,7 @@ mod tests {
         // A source blob that is gone or altered is reported, not copied.
         let fresh_dir = tempfile::tempdir().unwrap();
         let fresh: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::open(fresh_dir.path()).unwrap());
-        from.delete(&ids[2]).await.unwrap();
-        let mut w = from.create(&ids[3]).await.unwrap();
-        w.write(b"altered").await.unwrap();
-        w.finish().await.unwrap();
+        lose_and_damage(&*from, &ids[2], &ids[3]).await;
         let m = core
             .migrate_blobs(from.clone(), fresh.clone(), |_, _| {})
             .await

@@ -63,32 +63,40 @@ impl Db {
 
     /// Replaces an app's secret hash and drops its tokens; false if no such app.
     pub async fn set_app_secret(&self, app_id: &str, secret_hash: &str) -> anyhow::Result<bool> {
-        let mut tx = self.pool()?.begin().await?;
-        let n = sqlx::query("UPDATE apps SET secret_hash = $1 WHERE app_id = $2")
-            .bind(secret_hash)
-            .bind(app_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query("DELETE FROM tokens WHERE app_id = $1")
-            .bind(app_id)
-            .execute(&mut *tx)
-            .await?;
-        self.tokens_revoked(&mut tx).await?;
-        tx.commit().await?;
-        Ok(n == 1)
+        let sql = "UPDATE apps SET secret_hash = $1 WHERE app_id = $2";
+        self.update_app(sql, secret_hash, app_id, true).await
     }
 
     /// Replaces an app's scopes; false if no such app. Its tokens stay, but
     /// every node's cached copy of them, which holds the old scopes, goes.
     pub async fn set_app_scopes(&self, app_id: &str, scopes: &str) -> anyhow::Result<bool> {
+        let sql = "UPDATE apps SET scopes = $1 WHERE app_id = $2";
+        self.update_app(sql, scopes, app_id, false).await
+    }
+
+    /// Runs `sql`, an update of app `app_id` to `value`, and in the same
+    /// transaction drops every node's cached tokens of it (and its stored
+    /// tokens too with `drop_tokens`); false if no such app.
+    async fn update_app(
+        &self,
+        sql: &str,
+        value: &str,
+        app_id: &str,
+        drop_tokens: bool,
+    ) -> anyhow::Result<bool> {
         let mut tx = self.pool()?.begin().await?;
-        let n = sqlx::query("UPDATE apps SET scopes = $1 WHERE app_id = $2")
-            .bind(scopes)
+        let n = sqlx::query(sql)
+            .bind(value)
             .bind(app_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        if drop_tokens {
+            sqlx::query("DELETE FROM tokens WHERE app_id = $1")
+                .bind(app_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         self.tokens_revoked(&mut tx).await?;
         tx.commit().await?;
         Ok(n == 1)

@@ -161,10 +161,8 @@ impl LocalBlobStore {
 impl BlobStore for LocalBlobStore {
     async fn create(&self, key: &str) -> anyhow::Result<Box<dyn BlobWriter>> {
         check_key(key)?;
-        let (file, tmp_path) = create_part(&self.tmp, key).await?;
         Ok(Box::new(LocalWriter {
-            file: Some(file),
-            tmp_path,
+            part: create_part(&self.tmp, key).await?,
             final_path: self.path_of(key),
         }))
     }
@@ -237,8 +235,7 @@ impl BlobStore for LocalBlobStore {
 }
 
 struct LocalWriter {
-    file: Option<tokio::io::BufWriter<tokio::fs::File>>,
-    tmp_path: PathBuf,
+    part: Part,
     final_path: PathBuf,
 }
 
@@ -246,14 +243,14 @@ struct LocalWriter {
 impl BlobWriter for LocalWriter {
     async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         crate::faults::inject_eio!("blob.write");
-        let f = self.file.as_mut().context("blob writer already closed")?;
+        let f = self.part.file()?;
         f.write_all(bytes).await.context("writing blob")?;
         Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> anyhow::Result<()> {
         crate::faults::inject_eio!("blob.finish");
-        let mut f = self.file.take().context("blob writer already closed")?;
+        let mut f = self.part.take()?;
         let result = async {
             f.flush().await?;
             f.get_mut().sync_all().await?;
@@ -263,7 +260,7 @@ impl BlobWriter for LocalWriter {
             if created {
                 tokio::fs::create_dir_all(&dir).await?;
             }
-            tokio::fs::rename(&self.tmp_path, &self.final_path).await?;
+            tokio::fs::rename(&self.part.path, &self.final_path).await?;
             let blobs_root = dir.parent().map(Path::to_path_buf);
             tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                 sync_dir(&dir)?;
@@ -277,35 +274,76 @@ impl BlobWriter for LocalWriter {
         }
         .await;
         if result.is_err() {
-            let _ = tokio::fs::remove_file(&self.tmp_path).await;
+            let _ = tokio::fs::remove_file(&self.part.path).await;
         }
         result.context("finishing blob")
     }
 
     async fn abort(mut self: Box<Self>) {
+        self.part.remove("could not remove a temporary blob").await;
+    }
+}
+
+/// A temporary `.part` file being written (see [`create_part`]).
+pub(crate) struct Part {
+    file: Option<tokio::io::BufWriter<tokio::fs::File>>,
+    pub(crate) path: PathBuf,
+}
+
+impl Part {
+    /// The file, while it is being written.
+    pub(crate) fn file(&mut self) -> anyhow::Result<&mut tokio::io::BufWriter<tokio::fs::File>> {
+        self.file.as_mut().context("blob writer already closed")
+    }
+
+    /// The file, taken to finish the write: from then on the writer, not
+    /// the drop, says what becomes of the part.
+    pub(crate) fn take(&mut self) -> anyhow::Result<tokio::io::BufWriter<tokio::fs::File>> {
+        self.file.take().context("blob writer already closed")
+    }
+
+    /// Closes and deletes the part; a failure is logged as `warning`.
+    pub(crate) async fn remove(&mut self, warning: &'static str) {
         drop(self.file.take());
-        if let Err(e) = tokio::fs::remove_file(&self.tmp_path).await {
-            tracing::warn!(error = %e, "could not remove a temporary blob");
+        if let Err(e) = tokio::fs::remove_file(&self.path).await {
+            tracing::warn!(error = %e, "{warning}");
         }
     }
 }
 
-impl Drop for LocalWriter {
+impl Drop for Part {
     fn drop(&mut self) {
-        // Dropped without finish/abort (e.g. the request future was
+        // Dropped while still being written (e.g. the request future was
         // cancelled): do not leave the temporary file behind.
-        if self.file.is_some() {
-            let _ = std::fs::remove_file(&self.tmp_path);
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// The hex SHA-256 of what `sha` has seen and then of everything left in
+/// `r`, read `buf` bytes at a time.
+pub async fn sha256_rest(
+    mut sha: sha2::Sha256,
+    r: &mut (impl AsyncRead + Unpin + ?Sized),
+    buf: usize,
+) -> std::io::Result<String> {
+    use sha2::Digest;
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; buf];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buf[..n]);
+    }
+    Ok(hex::encode(sha.finalize()))
 }
 
 /// A new temporary file `<dir>/<key>.<random>.part` (owner-only), buffered
 /// for writing.
-pub(crate) async fn create_part(
-    dir: &Path,
-    key: &str,
-) -> anyhow::Result<(tokio::io::BufWriter<tokio::fs::File>, PathBuf)> {
+pub(crate) async fn create_part(dir: &Path, key: &str) -> anyhow::Result<Part> {
     let mut suffix = [0u8; 8];
     rand::thread_rng().fill_bytes(&mut suffix);
     let path = dir.join(format!("{key}.{}.part", hex::encode(suffix)));
@@ -320,7 +358,10 @@ pub(crate) async fn create_part(
     // tokio copies each write into its own buffer (up to 2 MiB by
     // default) for the blocking pool; keep that per-upload cost small.
     file.set_max_buf_size(WRITE_BUF);
-    Ok((tokio::io::BufWriter::with_capacity(WRITE_BUF, file), path))
+    Ok(Part {
+        file: Some(tokio::io::BufWriter::with_capacity(WRITE_BUF, file)),
+        path,
+    })
 }
 
 /// The temporary files in `dir`: of writes in progress or interrupted.

@@ -163,20 +163,14 @@ impl Db {
         Ok(n as u64)
     }
 
-    /// Files in id order after `after`: (file_id, kind, digest of the
-    /// sealed blob).
-    pub async fn file_digests(
-        &self,
-        after: &str,
-        limit: i64,
-    ) -> anyhow::Result<Vec<(String, String, String)>> {
-        Ok(sqlx::query_as(
-            "SELECT file_id, kind, sha256 FROM files WHERE file_id > $1 ORDER BY file_id LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(self.pool()?)
-        .await?)
+    /// Every file in id order, `limit` at a time: (file_id, kind, digest
+    /// of the sealed blob).
+    pub fn file_digests(&self, limit: i64) -> FileDigests<'_> {
+        FileDigests {
+            db: self,
+            after: String::new(),
+            limit,
+        }
     }
 
     /// Which of `ids` have a file row.
@@ -204,5 +198,30 @@ impl Db {
         )
         .fetch_all(self.pool()?)
         .await?)
+    }
+}
+
+/// A walk over every file's digest, page by page (see [`Db::file_digests`]).
+pub struct FileDigests<'a> {
+    db: &'a Db,
+    after: String,
+    limit: i64,
+}
+
+impl FileDigests<'_> {
+    /// The next page; `None` after the last.
+    pub async fn next(&mut self) -> anyhow::Result<Option<Vec<(String, String, String)>>> {
+        let page: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT file_id, kind, sha256 FROM files WHERE file_id > $1 ORDER BY file_id LIMIT $2",
+        )
+        .bind(&self.after)
+        .bind(self.limit)
+        .fetch_all(self.db.pool()?)
+        .await?;
+        let Some((last, _, _)) = page.last() else {
+            return Ok(None);
+        };
+        self.after = last.clone();
+        Ok(Some(page))
     }
 }

@@ -28,7 +28,8 @@ use object_store::{BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectSto
 use tokio::io::AsyncWriteExt;
 
 use super::blob::{
-    BlobInfo, BlobReader, BlobStore, BlobWriter, check_key, create_part, part_files, sweep_parts,
+    BlobInfo, BlobReader, BlobStore, BlobWriter, Part, check_key, create_part, part_files,
+    sweep_parts,
 };
 
 /// Largest blob sent in one PUT; larger ones are multipart uploads in
@@ -211,10 +212,8 @@ impl S3BlobStore {
 impl BlobStore for S3BlobStore {
     async fn create(&self, key: &str) -> anyhow::Result<Box<dyn BlobWriter>> {
         let path = self.path(key)?;
-        let (file, spooled) = create_part(&self.spool, key).await?;
         Ok(Box::new(S3Writer {
-            file: Some(file),
-            spooled,
+            spool: create_part(&self.spool, key).await?,
             len: 0,
             store: self.store.clone(),
             path,
@@ -364,8 +363,7 @@ impl BlobStore for S3BlobStore {
 /// sent to the store by `finish` in one PUT or, above [`PART`], a
 /// multipart upload read from the file part by part.
 struct S3Writer {
-    file: Option<tokio::io::BufWriter<tokio::fs::File>>,
-    spooled: std::path::PathBuf,
+    spool: Part,
     len: u64,
     store: Arc<AmazonS3>,
     path: Path,
@@ -435,7 +433,7 @@ impl S3Writer {
 impl BlobWriter for S3Writer {
     async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         crate::faults::inject_eio!("blob.write");
-        let f = self.file.as_mut().context("blob writer already closed")?;
+        let f = self.spool.file()?;
         f.write_all(bytes).await.context("spooling an upload")?;
         self.len += bytes.len() as u64;
         Ok(())
@@ -443,7 +441,7 @@ impl BlobWriter for S3Writer {
 
     async fn finish(mut self: Box<Self>) -> anyhow::Result<()> {
         crate::faults::inject_eio!("blob.finish");
-        let mut f = self.file.take().context("blob writer already closed")?;
+        let mut f = self.spool.take()?;
         let result = async {
             f.flush().await.context("spooling an upload")?;
             // The PUT (or CompleteMultipartUpload) answered: the object is
@@ -453,29 +451,18 @@ impl BlobWriter for S3Writer {
                 .context("storing a blob in the S3 store")
         }
         .await;
-        if let Err(e) = tokio::fs::remove_file(&self.spooled).await {
-            tracing::warn!(error = %e, "removing an upload's spool file");
-        }
+        self.spool.remove(SPOOL_LEFT).await;
         result
     }
 
     async fn abort(mut self: Box<Self>) {
-        drop(self.file.take());
-        if let Err(e) = tokio::fs::remove_file(&self.spooled).await {
-            tracing::warn!(error = %e, "removing an upload's spool file");
-        }
+        // Nothing was sent to the store; the spool file goes. (Dropped
+        // unfinished, the client gone mid-body, the part goes by itself.)
+        self.spool.remove(SPOOL_LEFT).await;
     }
 }
 
-impl Drop for S3Writer {
-    /// Dropped unfinished (the client went away mid-body): nothing was sent
-    /// to the store; the spool file goes.
-    fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.spooled);
-        }
-    }
-}
+const SPOOL_LEFT: &str = "removing an upload's spool file";
 
 #[cfg(test)]
 mod tests {

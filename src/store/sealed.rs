@@ -114,15 +114,8 @@ impl SealedBlobs {
         if crate::crypto::blob_key_id(&header) == Some(current) {
             let mut sha = Sha256::new();
             sha.update(header);
-            let mut buf = vec![0u8; READ_AHEAD];
-            loop {
-                let n = raw.read(&mut buf).await?;
-                if n == 0 {
-                    break;
-                }
-                sha.update(&buf[..n]);
-            }
-            return Ok(Some((hex::encode(sha.finalize()), current)));
+            let digest = super::blob::sha256_rest(sha, &mut raw, READ_AHEAD).await?;
+            return Ok(Some((digest, current)));
         }
         drop(raw);
         let Some(mut plain) = self.open(key).await? else {

@@ -146,36 +146,14 @@ impl Db {
             .collect())
     }
 
-    /// The next `limit` sealed values of `col` after `after_rowid`.
-    pub async fn sealed_values(
-        &self,
-        col: &SealedColumn,
-        after_rowid: i64,
-        limit: i64,
-    ) -> anyhow::Result<Vec<SealedValue>> {
-        let digest = col.digest_column.unwrap_or("NULL");
-        let sql = format!(
-            "SELECT rowid, {aad} AS aad, {c} AS sealed, {digest} AS digest FROM {t}
-             WHERE rowid > $1 AND {c} IS NOT NULL ORDER BY rowid LIMIT $2",
-            aad = col.aad_sql,
-            c = col.column,
-            t = col.table,
-        );
-        let rows: Vec<(i64, String, Vec<u8>, Option<String>)> = sqlx::query_as(&sql)
-            .bind(after_rowid)
-            .bind(limit)
-            .fetch_all(self.pool()?)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(rowid, aad, sealed, digest)| SealedValue {
-                rowid,
-                label: format!("{}.{} rowid {rowid}", col.table, col.column),
-                aad: aad.into_bytes(),
-                sealed,
-                digest,
-            })
-            .collect())
+    /// Every sealed value of `col` in rowid order, `limit` at a time.
+    pub fn sealed_values<'a>(&'a self, col: &'a SealedColumn, limit: i64) -> SealedValues<'a> {
+        SealedValues {
+            db: self,
+            col,
+            after: 0,
+            limit,
+        }
     }
 
     /// Replaces sealed values whose stored value is still what was read
@@ -216,5 +194,48 @@ impl Db {
         }
         tx.commit().await?;
         Ok(n)
+    }
+}
+
+/// A walk over one column's sealed values, page by page (see
+/// [`Db::sealed_values`]).
+pub struct SealedValues<'a> {
+    db: &'a Db,
+    col: &'a SealedColumn,
+    after: i64,
+    limit: i64,
+}
+
+impl SealedValues<'_> {
+    /// The next page; `None` after the last.
+    pub async fn next(&mut self) -> anyhow::Result<Option<Vec<SealedValue>>> {
+        let digest = self.col.digest_column.unwrap_or("NULL");
+        let sql = format!(
+            "SELECT rowid, {aad} AS aad, {c} AS sealed, {digest} AS digest FROM {t}
+             WHERE rowid > $1 AND {c} IS NOT NULL ORDER BY rowid LIMIT $2",
+            aad = self.col.aad_sql,
+            c = self.col.column,
+            t = self.col.table,
+        );
+        let rows: Vec<(i64, String, Vec<u8>, Option<String>)> = sqlx::query_as(&sql)
+            .bind(self.after)
+            .bind(self.limit)
+            .fetch_all(self.db.pool()?)
+            .await?;
+        let page: Vec<SealedValue> = rows
+            .into_iter()
+            .map(|(rowid, aad, sealed, digest)| SealedValue {
+                rowid,
+                label: format!("{}.{} rowid {rowid}", self.col.table, self.col.column),
+                aad: aad.into_bytes(),
+                sealed,
+                digest,
+            })
+            .collect();
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        self.after = last.rowid;
+        Ok(Some(page))
     }
 }

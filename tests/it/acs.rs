@@ -173,25 +173,14 @@ async fn face_enrolment_detects_crops_and_refuses_what_it_must() {
             .contains("file_type jpeg does not match the file content (png)"),
         "{v}"
     );
-    expect_error(
-        app.put_face(&t, "u2", "gif", &astronaut).await,
-        400,
-        99992402,
-    )
-    .await;
-    expect_error(
-        app.put_face(&t, "u2", "png", b"definitely not a picture")
-            .await,
-        400,
-        99992402,
-    )
-    .await;
-    expect_error(
-        app.put_face(&t, "u3", "png", &astronaut).await,
-        400,
-        1490101,
-    )
-    .await;
+    let refused: [(&str, &str, &[u8], i64); 3] = [
+        ("u2", "gif", &astronaut, 99992402),
+        ("u2", "png", b"definitely not a picture", 99992402),
+        ("u3", "png", &astronaut, 1490101),
+    ];
+    for (user, file_type, bytes, code) in refused {
+        expect_error(app.put_face(&t, user, file_type, bytes).await, 400, code).await;
+    }
     expect_error(
         app.get("/open-apis/acs/v1/users/u2/face?user_id_type=user_id", &t)
             .await,

@@ -7,6 +7,16 @@ use serde_json::{Value, json};
 const TOKEN: &str = "/open-apis/auth/v3/tenant_access_token/internal";
 const QUERY: &str = "/open-apis/attendance/v1/user_settings/query?employee_type=employee_id";
 
+/// A tenant token request with `body` as it is, no Content-Type.
+async fn post_token(app: &TestApp, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    app.client
+        .post(app.url(TOKEN))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn tenant_token_as_the_python_sdk_sends_it() {
     let app = spawn_app().await;
@@ -15,13 +25,7 @@ async fn tenant_token_as_the_python_sdk_sends_it() {
         "{{\"app_id\": \"{}\", \"app_secret\": \"{}\"}}",
         app.app_id, app.app_secret
     );
-    let resp = app
-        .client
-        .post(app.url(TOKEN))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let resp = post_token(&app, body.clone()).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().contains_key("x-tt-logid"));
     let v: Value = resp.json().await.unwrap();
@@ -87,13 +91,7 @@ async fn bad_credentials_get_200_and_platform_codes() {
         (Vec::new(), 10003),
     ];
     for (body, code) in cases {
-        let resp = app
-            .client
-            .post(app.url(TOKEN))
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let resp = post_token(&app, body.clone()).await;
         assert_eq!(resp.status(), 200, "{}", String::from_utf8_lossy(&body));
         let v: Value = resp.json().await.unwrap();
         assert_eq!(v["code"], code, "{} -> {v}", String::from_utf8_lossy(&body));

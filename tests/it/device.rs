@@ -31,6 +31,20 @@ async fn person(core: &Core, t: &Tenant, user_id: &str, user_type: UserType) {
     core.upsert_person(t, &d).await.unwrap();
 }
 
+/// People `p000`, `p001`, … (`n` of them), employees.
+async fn employees(app: &TestApp, n: usize) {
+    for i in 0..n {
+        let user_id = format!("p{i:03}");
+        person(&app.core, &app.tenant, &user_id, UserType::Employee).await;
+    }
+}
+
+/// A token of an app with `facehub:device`, the device endpoints' scope.
+async fn device_admin_token(app: &TestApp) -> String {
+    let admin = make_app(&app.core, &app.tenant, &["facehub:device"]).await;
+    app.token_for(&admin.app_id, &admin.app_secret).await
+}
+
 /// Adds and binds `sn`, connects it and logs it in.
 async fn online(app: &TestApp, sn: &str, fa: &[&str]) -> Arc<Device> {
     online_at(&app.core, &ws(app), &app.tenant, sn, fa).await
@@ -67,15 +81,7 @@ async fn enrolment_status(app: &TestApp, oper_id: &str) -> String {
 /// `users` people `p000…` with `slots` face templates of `bytes` each,
 /// algorithm X, uploaded through `d`.
 async fn fill_templates(app: &TestApp, d: &Device, users: usize, slots: usize, bytes: usize) {
-    for i in 0..users {
-        person(
-            &app.core,
-            &app.tenant,
-            &format!("p{i:03}"),
-            UserType::Employee,
-        )
-        .await;
-    }
+    employees(app, users).await;
     let items: Vec<Value> = (0..users)
         .map(|i| {
             let list: Vec<Value> = (0..slots)
@@ -93,6 +99,11 @@ async fn fill_templates(app: &TestApp, d: &Device, users: usize, slots: usize, b
 
 fn err_of(frame: &Value) -> i64 {
     frame["errcode"].as_i64().unwrap()
+}
+
+/// The errcode of the device's answer to `cmd` with `body`.
+async fn errcode(d: &Device, cmd: &str, body: Value) -> i64 {
+    err_of(&d.request(cmd, body).await.unwrap())
 }
 
 #[tokio::test]
@@ -381,31 +392,19 @@ async fn bring_up_refusals_and_binding() {
     assert_eq!(code(r.clone()), 0, "{r}");
     let active_code = r["body"]["active_code"].as_str().unwrap().to_string();
     assert_eq!(
-        code(
-            d.request("active", json!({"active_code": "bogus"}))
-                .await
-                .unwrap()
-        ),
+        errcode(&d, "active", json!({"active_code": "bogus"})).await,
         600003
     );
     // Not bound yet: refused until an admin binds it, which is pushed.
     assert_eq!(
-        code(
-            d.request("active", json!({"active_code": active_code}))
-                .await
-                .unwrap()
-        ),
+        errcode(&d, "active", json!({"active_code": active_code})).await,
         600004
     );
     core.bind_device(app.tenant.id, "B-1").await.unwrap();
     assert!(d.push_of("push_bind_corp", WAIT).await.is_some());
     let secret = activate(&d, &active_code).await;
     assert_eq!(
-        code(
-            d.request("subscribe_corp", json!({"secret": "bad"}))
-                .await
-                .unwrap()
-        ),
+        errcode(&d, "subscribe_corp", json!({"secret": "bad"})).await,
         600004
     );
     let six = json!({"secret": secret, "ext_args": {"fa_algorithm": ["a","b","c","d","e","f"]}});
@@ -443,11 +442,7 @@ async fn bring_up_refusals_and_binding() {
         .await
         .unwrap();
     assert_eq!(
-        code(
-            d3.request("subscribe_corp", json!({"secret": secret}))
-                .await
-                .unwrap()
-        ),
+        errcode(&d3, "subscribe_corp", json!({"secret": secret})).await,
         600004
     );
 }
@@ -593,15 +588,7 @@ async fn templates_reach_devices_of_the_same_algorithm_also_after_a_restart() {
 #[tokio::test]
 async fn full_pull_pages_carry_the_version() {
     let app = spawn_app().await;
-    for i in 0..250 {
-        person(
-            &app.core,
-            &app.tenant,
-            &format!("p{i:03}"),
-            UserType::Employee,
-        )
-        .await;
-    }
+    employees(&app, 250).await;
     let d = online(&app, "PAGE-1", &[]).await;
     let first = d
         .call("get_userinfo_by_page", json!({"offset": 0, "limit": 200}))
@@ -655,8 +642,7 @@ async fn full_pull_pages_carry_the_version() {
 #[tokio::test]
 async fn photo_uploaded_through_feishu_becomes_templates_on_every_terminal() {
     let app = spawn_app().await;
-    let admin = make_app(&app.core, &app.tenant, &["facehub:device"]).await;
-    let admin_token = app.token_for(&admin.app_id, &admin.app_secret).await;
+    let admin_token = device_admin_token(&app).await;
     person(&app.core, &app.tenant, "abd754f7", UserType::Employee).await;
     let token = app.token().await;
     let photo = jpeg(300, 300, 9);
@@ -769,11 +755,8 @@ async fn enter_page_enrolment_reports_the_device_result() {
     let app = spawn_with(|c| c.device.enrol_timeout_secs = 1).await;
     person(&app.core, &app.tenant, "u1", UserType::Employee).await;
     let d = online(&app, "P-1", &[]).await;
-    let e = app
-        .core
-        .start_enrolment(app.tenant.id, "P-1", "u1", "fa")
-        .await
-        .unwrap();
+    let start = |kind| app.core.start_enrolment(app.tenant.id, "P-1", "u1", kind);
+    let e = start("fa").await.unwrap();
     let p = d
         .push_of("push_enter_page", WAIT)
         .await
@@ -805,11 +788,7 @@ async fn enter_page_enrolment_reports_the_device_result() {
             -1,
         ),
     ] {
-        let e = app
-            .core
-            .start_enrolment(app.tenant.id, "P-1", "u1", "fa")
-            .await
-            .unwrap();
+        let e = start("fa").await.unwrap();
         d.push_of("push_enter_page", WAIT).await.unwrap();
         let mut body = extra.clone();
         body["oper_id"] = json!(e.oper_id);
@@ -822,11 +801,7 @@ async fn enter_page_enrolment_reports_the_device_result() {
         );
     }
     // Cancel sends push_exit_page; an unanswered one times out.
-    let e2 = app
-        .core
-        .start_enrolment(app.tenant.id, "P-1", "u1", "fp")
-        .await
-        .unwrap();
+    let e2 = start("fp").await.unwrap();
     d.push_of("push_enter_page", WAIT).await.unwrap();
     app.core
         .cancel_enrolment(app.tenant.id, &e2.oper_id)
@@ -834,21 +809,13 @@ async fn enter_page_enrolment_reports_the_device_result() {
         .unwrap();
     let exit = d.push_of("push_exit_page", WAIT).await.unwrap();
     assert_eq!(exit["body"]["oper_id"], e2.oper_id.as_str());
-    let e3 = app
-        .core
-        .start_enrolment(app.tenant.id, "P-1", "u1", "fa")
-        .await
-        .unwrap();
+    let e3 = start("fa").await.unwrap();
     let p3 = d.push_of("push_enter_page", WAIT).await.unwrap();
     assert_eq!(p3["body"]["oper_id"], e3.oper_id.as_str());
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(enrolment_status(&app, &e3.oper_id).await, "timed_out");
     // The simulator answers like a terminal: capture, upload with the oper_id.
-    let e4 = app
-        .core
-        .start_enrolment(app.tenant.id, "P-1", "u1", "fp")
-        .await
-        .unwrap();
+    let e4 = start("fp").await.unwrap();
     let p = d.push_of("push_enter_page", WAIT).await.unwrap();
     assert!(d.answer_enrolment(&p).await.unwrap());
     assert_eq!(enrolment_status(&app, &e4.oper_id).await, "succeeded");
@@ -882,8 +849,7 @@ async fn enter_page_enrolment_reports_the_device_result() {
 #[tokio::test]
 async fn checkins_are_stored_and_listed_per_day() {
     let app = spawn_app().await;
-    let admin = make_app(&app.core, &app.tenant, &["facehub:device"]).await;
-    let admin_token = app.token_for(&admin.app_id, &admin.app_secret).await;
+    let admin_token = device_admin_token(&app).await;
     person(&app.core, &app.tenant, "u1", UserType::Employee).await;
     let d = online(&app, "C-1", &[]).await;
     let day = 1_763_856_000; // 2025-11-23 00:00 UTC

@@ -478,6 +478,22 @@ async fn ok(app: &TestApp, method: Method, path: &str, token: &str, body: Option
     v["data"].clone()
 }
 
+/// `user_settings/query` by employee id, which must succeed: its data.
+async fn settings_by_id(app: &TestApp, token: &str, user_ids: Value) -> Value {
+    let path = "/open-apis/attendance/v1/user_settings/query?employee_type=employee_id";
+    ok(app, Method::POST, path, token, Some(user_ids)).await
+}
+
+/// The string `field` of each item of the array `items`.
+fn strings<'a>(items: &'a Value, field: &str) -> Vec<&'a str> {
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i[field].as_str().unwrap())
+        .collect()
+}
+
 /// A GET that must succeed: its `data`.
 async fn get_ok(app: &TestApp, path: &str, token: &str) -> Value {
     ok(app, Method::GET, path, token, None).await
@@ -569,14 +585,7 @@ async fn b_view(app: &TestApp, b: &B) -> BView {
     )
     .await;
     let all = json!({"user_ids": ["b-cat", "b-dan", "b-eve", "shared"]});
-    let settings = ok(
-        app,
-        Method::POST,
-        "/open-apis/attendance/v1/user_settings/query?employee_type=employee_id",
-        t,
-        Some(all),
-    )
-    .await;
+    let settings = settings_by_id(app, t, all).await;
     let nos = json!({"user_ids": ["EB1", "EB3", "EB9"]});
     let settings_by_no = ok(
         app,
@@ -966,31 +975,19 @@ async fn tenant_a_cannot_reach_tenant_b() {
             .or_default() += 1;
     }
     let v = get_ok(&app, "/open-apis/facehub/v1/devices", &a_tok).await;
-    let sns: Vec<&str> = v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["sn"].as_str().unwrap())
-        .collect();
+    let sns = strings(&v["items"], "sn");
     if sns != ["A-DEV-1"] || v["perm_version"] != a_version {
         failures.push(format!("GET facehub/v1/devices: A sees {v}"));
     }
     *counts.entry("GET facehub/v1/devices (list)").or_default() += 1;
     // A query mixing A's and B's ids answers A's only.
-    let v = ok(
+    let v = settings_by_id(
         &app,
-        Method::POST,
-        "/open-apis/attendance/v1/user_settings/query?employee_type=employee_id",
         &a_tok,
-        Some(json!({"user_ids": ["a-ann", "b-cat", "b-dan"]})),
+        json!({"user_ids": ["a-ann", "b-cat", "b-dan"]}),
     )
     .await;
-    let listed: Vec<&str> = v["user_settings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["user_id"].as_str().unwrap())
-        .collect();
+    let listed = strings(&v["user_settings"], "user_id");
     if listed != ["a-ann"] || v["user_settings"][0]["face_key"] != a_photo.as_str() {
         failures.push(format!("user_settings/query mixing A's and B's ids: {v}"));
     }
@@ -1020,14 +1017,7 @@ async fn tenant_a_cannot_reach_tenant_b() {
             "GET acs/v1/users/shared: A sees {v} (B's shared has card 777)"
         ));
     }
-    let v = ok(
-        &app,
-        Method::POST,
-        "/open-apis/attendance/v1/user_settings/query?employee_type=employee_id",
-        &a_tok,
-        Some(json!({"user_ids": ["shared"]})),
-    )
-    .await;
+    let v = settings_by_id(&app, &a_tok, json!({"user_ids": ["shared"]})).await;
     if v["user_settings"] != json!([{"user_id": "shared", "face_key_open": false}]) {
         failures.push(format!(
             "user_settings/query shared: A sees {v} (B's shared has B's photo)"
@@ -1197,14 +1187,7 @@ async fn tenant_a_cannot_reach_tenant_b() {
         "B's terminal still downloads its enrolment photo"
     );
     // A's own data is what A wrote (the matrix wrote nothing for A either).
-    let v = ok(
-        &app,
-        Method::POST,
-        "/open-apis/attendance/v1/user_settings/query?employee_type=employee_id",
-        &a_tok,
-        Some(json!({"user_ids": ["a-bob"]})),
-    )
-    .await;
+    let v = settings_by_id(&app, &a_tok, json!({"user_ids": ["a-bob"]})).await;
     if v["user_settings"] != json!([{"user_id": "a-bob", "face_key_open": false}]) {
         failures.push(format!("a-bob got a face setting from the matrix: {v}"));
     }

@@ -116,6 +116,17 @@ fn log_ids_reach_the_json_log() {
     );
 }
 
+/// Writes `csv` to `file` and imports it into tenant acme with
+/// `facehub <what> import`; the command's output.
+fn import(data: &std::path::Path, what: &str, file: &std::path::Path, csv: &str) -> String {
+    std::fs::write(file, csv).unwrap();
+    run_ok(
+        facehub(data)
+            .args([what, "import", "--tenant", "acme"])
+            .arg(file),
+    )
+}
+
 #[test]
 fn admin_commands_and_serve_share_a_data_directory() {
     let dir = tempfile::tempdir().unwrap();
@@ -159,17 +170,8 @@ fn admin_commands_and_serve_share_a_data_directory() {
     assert!(run_ok(facehub(&data).args(["app", "list"])).contains(&app_id));
 
     run_ok(person_add(&mut facehub(&data), "u1", "Ann").args(["--employee-no", "E1"]));
-    let csv = dir.path().join("people.csv");
-    std::fs::write(
-        &csv,
-        "user_id,name,employee_no,department\nu2,Bob,E2,Ops\nu3,,E3,\nu1,Ann Lee,E1,\n",
-    )
-    .unwrap();
-    let out = run_ok(
-        facehub(&data)
-            .args(["person", "import", "--tenant", "acme"])
-            .arg(&csv),
-    );
+    let people = "user_id,name,employee_no,department\nu2,Bob,E2,Ops\nu3,,E3,\nu1,Ann Lee,E1,\n";
+    let out = import(&data, "person", &dir.path().join("people.csv"), people);
     assert!(
         out.contains("created 1, updated 1, unchanged 0, rejected 1"),
         "{out}"
@@ -259,13 +261,8 @@ fn admin_commands_and_serve_share_a_data_directory() {
         out.contains("granted door access for 2 of 2 people"),
         "{out}"
     );
-    let acs_csv = dir.path().join("acs.csv");
-    std::fs::write(&acs_csv, "name,user_id\nAnn,u1\nLate,u9\n").unwrap();
-    let out = run_ok(
-        facehub(&data)
-            .args(["acs", "import", "--tenant", "acme"])
-            .arg(&acs_csv),
-    );
+    let acs = "name,user_id\nAnn,u1\nLate,u9\n";
+    let out = import(&data, "acs", &dir.path().join("acs.csv"), acs);
     assert!(
         out.contains("granted door access for 1 of 2 people"),
         "{out}"
@@ -290,27 +287,25 @@ fn config_file_and_environment_are_layered() {
         format!("data_dir = {:?}\n", dir.path().join("from-file")),
     )
     .unwrap();
-    run_ok(
-        Command::new(env!("CARGO_BIN_EXE_facehub"))
-            .arg("--config")
-            .arg(&cfg)
-            .args(["tenant", "create", "t1"]),
-    );
+    // The binary itself, not `facehub()`: that names a data directory.
+    let with_config = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_facehub"));
+        c.arg("--config").arg(&cfg);
+        c
+    };
+    run_ok(with_config().args(["tenant", "create", "t1"]));
     assert!(dir.path().join("from-file/facehub.db").exists());
     // The environment beats the file, the flag beats both.
+    let from_env = dir.path().join("from-env");
     run_ok(
-        Command::new(env!("CARGO_BIN_EXE_facehub"))
-            .arg("--config")
-            .arg(&cfg)
-            .env("FACEHUB_DATA_DIR", dir.path().join("from-env"))
+        with_config()
+            .env("FACEHUB_DATA_DIR", &from_env)
             .args(["tenant", "create", "t2"]),
     );
     assert!(dir.path().join("from-env/facehub.db").exists());
     run_ok(
-        Command::new(env!("CARGO_BIN_EXE_facehub"))
-            .arg("--config")
-            .arg(&cfg)
-            .env("FACEHUB_DATA_DIR", dir.path().join("from-env"))
+        with_config()
+            .env("FACEHUB_DATA_DIR", &from_env)
             .arg("--data")
             .arg(dir.path().join("from-flag"))
             .args(["tenant", "create", "t3"]),

@@ -158,6 +158,58 @@ fn download_records(data: &Path) -> usize {
     .count()
 }
 
+/// Whether a refusal is the full disk's: "storage full", whatever follows.
+fn storage_full(v: &Value) -> bool {
+    v["msg"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("storage full")
+}
+
+/// `facehub check --json` on `data`, which must pass; its report.
+fn check_clean(data: &Path, after: &str) -> Value {
+    let out = facehub(data).args(["check", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "check after {after}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// How each test ends: a SIGKILL, then every download served has its
+/// durable record, check is clean, and after `restart` every acknowledged
+/// photo reads back whole. Check runs on the data as the kill left it, or
+/// with `check_restarted` once the restart has recovered it. The restarted
+/// server, check's report and how many photos read back.
+async fn verify_after_kill(
+    server: Server,
+    data: &Path,
+    creds: &Value,
+    stored: &[(String, Vec<u8>)],
+    served: usize,
+    restart: fn(&Path) -> Server,
+    check_restarted: bool,
+) -> (Server, Value, usize) {
+    server.kill();
+    assert_eq!(
+        download_records(data),
+        served,
+        "downloads served without a durable record"
+    );
+    let (server, report) = if check_restarted {
+        let server = restart(data);
+        (server, check_clean(data, "the SIGKILL and a restart"))
+    } else {
+        let report = check_clean(data, "the SIGKILL");
+        (restart(data), report)
+    };
+    let token = crate::common::tenant_token(&server.base, creds).await;
+    let after = read_back(&server.base, &token, stored, "restarted").await;
+    assert_eq!(after, stored.len(), "acknowledged photos lost");
+    (server, report, after)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_disk_degrades_then_recovers_by_itself() {
     if std::env::var("TEST_PASS").as_deref() == Ok("scaleout") {
@@ -198,13 +250,7 @@ async fn a_full_disk_degrades_then_recovers_by_itself() {
                 photo,
             )),
             507 => {
-                assert!(
-                    v["msg"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .starts_with("storage full"),
-                    "{v}"
-                );
+                assert!(storage_full(&v), "{v}");
                 refused += 1;
                 break;
             }
@@ -292,22 +338,8 @@ async fn a_full_disk_degrades_then_recovers_by_itself() {
     // Killed, restarted: every acknowledged photo is whole, check is clean
     // (no write without its record), and every download served has its
     // record.
-    server.kill();
-    assert_eq!(
-        download_records(&data),
-        served,
-        "downloads served without a durable record"
-    );
-    let out = facehub(&data).args(["check", "--json"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "check after the full disk: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let server = start(&data);
-    let token = crate::common::tenant_token(&server.base, &creds).await;
-    let after = read_back(&server.base, &token, &stored, "restarted").await;
-    assert_eq!(after, stored.len(), "acknowledged photos lost");
+    let (server, _, after) =
+        verify_after_kill(server, &data, &creds, &stored, served, start, false).await;
     println!(
         "full disk: {} uploads acknowledged, {refused} refused at the {FLOOR_MIB} MiB floor, \
          {full_reads} of {} reads served with the filesystem full (/readyz {ready_full}), \
@@ -342,23 +374,12 @@ async fn a_full_disk_degrades_then_recovers_by_itself() {
         status, 507,
         "an upload into a full disk without a floor: {v}"
     );
-    assert!(
-        v["msg"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("storage full"),
-        "{v}"
-    );
+    assert!(storage_full(&v), "{v}");
     std::fs::remove_file(&filler).unwrap();
     let (status, v) = upload_photo(&server.base, &token, &noise_png(3001)).await;
     assert_eq!(status, 200, "after freeing, without a floor: {v}");
     server.kill();
-    let out = facehub(&data).args(["check", "--json"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "check after an upload met the full disk: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    check_clean(&data, "an upload met the full disk");
 }
 
 /// Uploads and downloads while blob writes and audit records fail with EIO
@@ -436,24 +457,15 @@ async fn write_errors_leave_nothing_half_written() {
     assert!(refused > 0, "no upload met an injected fault");
     assert!(unserved > 0, "no download met an injected fault");
 
-    server.kill();
-    assert_eq!(
-        download_records(&data),
-        served,
-        "downloads served without a durable record"
-    );
-    let server = Server::start(&data);
-    let out = facehub(&data).args(["check", "--json"]).output().unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(out.status.success(), "check after write errors: {report}");
+    // Check runs after the restart: the restart is what recovers the data
+    // a SIGKILL left.
+    let (_server, report, after) =
+        verify_after_kill(server, &data, &creds, &stored, served, Server::start, true).await;
     assert_eq!(
         report["files"]["attendance_photo"].as_u64(),
         Some(stored.len() as u64),
         "stored photos other than the acknowledged ones: {report}"
     );
-    let token = crate::common::tenant_token(&server.base, &creds).await;
-    let after = read_back(&server.base, &token, &stored, "restarted").await;
-    assert_eq!(after, stored.len(), "acknowledged photos lost");
     println!(
         "write errors: {} uploads, {} acknowledged, {refused} refused by injected EIO; \
          {served} downloads served with their record, {unserved} refused; after SIGKILL \
@@ -591,22 +603,8 @@ async fn postgresql_lost_under_load_recovers_without_restart() {
     }
     assert_eq!(ready, 200, "not ready after PostgreSQL came back");
 
-    server.kill();
-    assert_eq!(
-        download_records(&data),
-        served,
-        "downloads served without a durable record"
-    );
-    let out = facehub(&data).args(["check", "--json"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "check after the outage: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let server = Server::start(&data);
-    let token = crate::common::tenant_token(&server.base, &creds).await;
-    let after = read_back(&server.base, &token, &stored, "restarted").await;
-    assert_eq!(after, stored.len(), "acknowledged photos lost");
+    let (_server, _, after) =
+        verify_after_kill(server, &data, &creds, &stored, served, Server::start, false).await;
     println!(
         "PostgreSQL lost: {} uploads acknowledged, {refused} requests refused while it was \
          gone (each answered in {:.2} s on average, at most {:.3} s once it was known lost), uploads back {:.1} s after it returned, {served} \

@@ -9,22 +9,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::AppState;
-use crate::api::extract::{Authed, Endpoint, Json, Query};
+use crate::api::extract::{Authed, Json, PathParam, Query, endpoint, path_param};
 use crate::api::feishu::envelope::{Envelope, Refusals};
-use crate::model::error::{Error, Result};
+use crate::model::error::Result;
 
-macro_rules! endpoint {
-    ($name:ident, $label:literal) => {
-        pub struct $name;
-        impl Endpoint for $name {
-            const NAME: &'static str = $label;
-            const SCOPES: &'static [&'static str] = &["facehub:device"];
-        }
-    };
-}
-endpoint!(Devices, "facehub.devices");
-endpoint!(Enrol, "facehub.device_enrolments");
-endpoint!(Checkins, "facehub.checkins");
+endpoint!(Devices, "facehub.devices", &["facehub:device"]);
+endpoint!(Enrol, "facehub.device_enrolments", &["facehub:device"]);
+endpoint!(Checkins, "facehub.checkins", &["facehub:device"]);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -156,8 +147,6 @@ async fn list(
     }))
 }
 
-type SnPath = std::result::Result<Path<String>, axum::extract::rejection::PathRejection>;
-
 #[utoipa::path(
     post,
     path = "/open-apis/facehub/v1/devices/{sn}/bind",
@@ -169,9 +158,9 @@ type SnPath = std::result::Result<Path<String>, axum::extract::rejection::PathRe
 async fn bind(
     State(state): State<AppState>,
     auth: Authed<Devices>,
-    sn: SnPath,
+    sn: PathParam,
 ) -> Result<Envelope<ChangedData>> {
-    let Path(sn) = sn.map_err(|_| Error::param("sn is invalid"))?;
+    let sn = path_param(sn, "sn")?;
     let changed = state.core.bind_device(auth.caller.tenant_id, &sn).await?;
     Ok(Envelope::success(ChangedData { changed }))
 }
@@ -187,9 +176,9 @@ async fn bind(
 async fn unbind(
     State(state): State<AppState>,
     auth: Authed<Devices>,
-    sn: SnPath,
+    sn: PathParam,
 ) -> Result<Envelope<ChangedData>> {
-    let Path(sn) = sn.map_err(|_| Error::param("sn is invalid"))?;
+    let sn = path_param(sn, "sn")?;
     let changed = state.core.unbind_device(auth.caller.tenant_id, &sn).await?;
     Ok(Envelope::success(ChangedData { changed }))
 }

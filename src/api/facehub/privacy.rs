@@ -3,28 +3,20 @@
 //! log of biometric data (`facehub:audit`).
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::AppState;
-use crate::api::extract::{Authed, Endpoint, Query};
+use crate::api::extract::{Authed, PathParam, Query, endpoint, page_size, path_param};
 use crate::api::feishu::envelope::{Envelope, Refusals};
 use crate::domain::audit::{ActorKind, AuditFilter};
 use crate::model::error::{Error, Result};
 
-pub struct Erase;
-impl Endpoint for Erase {
-    const NAME: &'static str = "facehub.people.erase";
-    const SCOPES: &'static [&'static str] = &["facehub:people"];
-}
+endpoint!(Erase, "facehub.people.erase", &["facehub:people"]);
 
-pub struct AuditLogs;
-impl Endpoint for AuditLogs {
-    const NAME: &'static str = "facehub.audit_logs";
-    const SCOPES: &'static [&'static str] = &["facehub:audit"];
-}
+endpoint!(AuditLogs, "facehub.audit_logs", &["facehub:audit"]);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -109,9 +101,9 @@ impl From<crate::model::audit::AuditRecord> for AuditRecord {
 async fn erase(
     State(state): State<AppState>,
     auth: Authed<Erase>,
-    user_id: std::result::Result<Path<String>, axum::extract::rejection::PathRejection>,
+    user_id: PathParam,
 ) -> Result<Envelope<ErasureData>> {
-    let Path(user_id) = user_id.map_err(|_| Error::param("user_id is invalid"))?;
+    let user_id = path_param(user_id, "user_id")?;
     let done = state
         .core
         .erase_person(
@@ -164,14 +156,8 @@ async fn audit_logs(
     auth: Authed<AuditLogs>,
     Query(q): Query<AuditQuery>,
 ) -> Result<Envelope<AuditData>> {
-    let page_size = match q.page_size.as_deref().filter(|s| !s.is_empty()) {
-        None => 100,
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| Error::param("page_size must be 1 to 500"))?,
-    };
+    let refusal = "page_size must be 1 to 500";
+    let page_size = page_size(q.page_size.as_deref(), 100, 500, refusal)?;
     let after = match q.page_token.as_deref().filter(|s| !s.is_empty()) {
         None => 0,
         Some(t) => t

@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, put};
@@ -12,27 +12,18 @@ use utoipa::ToSchema;
 use super::envelope::{Codes, Empty, Envelope, Refusals};
 use super::{download, multipart};
 use crate::api::AppState;
-use crate::api::extract::{Authed, Endpoint, Json, Query};
+use crate::api::extract::{Authed, Json, PathParam, Query, endpoint, page_size, path_param};
 use crate::api::middleware::speaking;
 use crate::domain::acs::IdType;
 use crate::domain::files::StagedImage;
 use crate::image::ImageFormat;
 use crate::model::error::{Error, Result};
 
-macro_rules! endpoint {
-    ($name:ident, $label:literal) => {
-        pub struct $name;
-        impl Endpoint for $name {
-            const NAME: &'static str = $label;
-            const SCOPES: &'static [&'static str] = &["acs:users"];
-        }
-    };
-}
-endpoint!(List, "acs.users.list");
-endpoint!(GetUser, "acs.users.get");
-endpoint!(Patch, "acs.users.patch");
-endpoint!(UpdateFace, "acs.user_face.update");
-endpoint!(GetFace, "acs.user_face.get");
+endpoint!(List, "acs.users.list", &["acs:users"]);
+endpoint!(GetUser, "acs.users.get", &["acs:users"]);
+endpoint!(Patch, "acs.users.patch", &["acs:users"]);
+endpoint!(UpdateFace, "acs.user_face.update", &["acs:users"]);
+endpoint!(GetFace, "acs.user_face.get", &["acs:users"]);
 
 pub const CODES: Codes = Codes {
     // The ACS pages list no parameter code; the platform's generic
@@ -106,10 +97,8 @@ struct ListQuery {
     page_token: Option<String>,
 }
 
-type UserPath = std::result::Result<Path<String>, axum::extract::rejection::PathRejection>;
-
-fn user_id(p: UserPath) -> Result<String> {
-    let Path(id) = p.map_err(|_| Error::param("user_id is invalid"))?;
+fn user_id(p: PathParam) -> Result<String> {
+    let id = path_param(p, "user_id")?;
     if id.is_empty() {
         return Err(Error::param("user_id is required"));
     }
@@ -130,14 +119,8 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Envelope<AcsUsersData>> {
     let id_type = IdType::parse(q.user_id_type.as_deref())?;
-    let page_size = match q.page_size.as_deref().filter(|s| !s.is_empty()) {
-        None => 20,
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| Error::param("page_size must be an integer from 1 to 100"))?,
-    };
+    let refusal = "page_size must be an integer from 1 to 100";
+    let page_size = page_size(q.page_size.as_deref(), 20, 100, refusal)?;
     let page = state
         .core
         .acs_users(&auth.caller, id_type, page_size, q.page_token.as_deref())
@@ -160,7 +143,7 @@ async fn list(
 async fn get_user(
     auth: Authed<GetUser>,
     State(state): State<AppState>,
-    path: UserPath,
+    path: PathParam,
     Query(q): Query<IdQuery>,
 ) -> Result<Envelope<AcsUserData>> {
     let id_type = IdType::parse(q.user_id_type.as_deref())?;
@@ -195,7 +178,7 @@ pub struct FeatureIn {
 async fn patch_user(
     auth: Authed<Patch>,
     State(state): State<AppState>,
-    path: UserPath,
+    path: PathParam,
     Query(q): Query<IdQuery>,
     Json(body): Json<PatchBody>,
 ) -> Result<Envelope<Empty>> {
@@ -226,7 +209,7 @@ struct FaceQuery {
 async fn get_face(
     auth: Authed<GetFace>,
     State(state): State<AppState>,
-    path: UserPath,
+    path: PathParam,
     Query(q): Query<FaceQuery>,
 ) -> Result<Response> {
     let id_type = IdType::parse(q.user_id_type.as_deref())?;
@@ -283,7 +266,7 @@ struct FaceFields {
 async fn update_face(
     auth: Authed<UpdateFace>,
     State(state): State<AppState>,
-    path: UserPath,
+    path: PathParam,
     Query(q): Query<IdQuery>,
     headers: HeaderMap,
     body: Body,
@@ -299,18 +282,7 @@ async fn update_face(
     let mut staged = None;
     let form =
         multipart::within_deadline(&state, receive(&state, &headers, body, &mut staged)).await;
-    let form = match form {
-        Ok(f) => f,
-        Err(e) => {
-            if let Some(s) = staged {
-                s.discard().await;
-            }
-            return Err(e);
-        }
-    };
-    let Some(staged) = staged else {
-        return Err(Error::param("multipart field `files` is required"));
-    };
+    let (form, staged) = multipart::with_image(form, staged, "files").await?;
     let declared = match form
         .file_type
         .as_deref()

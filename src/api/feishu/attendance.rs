@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -13,32 +13,28 @@ use utoipa::ToSchema;
 use super::envelope::{Codes, Envelope, Refusals};
 use super::{download, multipart};
 use crate::api::AppState;
-use crate::api::extract::{Authed, Endpoint, Json, Query};
+use crate::api::extract::{Authed, Json, PathParam, Query, endpoint, path_param};
 use crate::api::middleware::speaking;
 use crate::domain::PhotoName;
 use crate::domain::people::EmployeeType;
 use crate::model::error::{Error, Result};
 
-pub struct Upload;
-impl Endpoint for Upload {
-    const NAME: &'static str = "attendance.files.upload";
-    const SCOPES: &'static [&'static str] = &["attendance:rule"];
-}
-pub struct Download;
-impl Endpoint for Download {
-    const NAME: &'static str = "attendance.files.download";
-    const SCOPES: &'static [&'static str] = &["attendance:rule:readonly"];
-}
-pub struct Modify;
-impl Endpoint for Modify {
-    const NAME: &'static str = "attendance.user_settings.modify";
-    const SCOPES: &'static [&'static str] = &["attendance:rule"];
-}
-pub struct QuerySettings;
-impl Endpoint for QuerySettings {
-    const NAME: &'static str = "attendance.user_settings.query";
-    const SCOPES: &'static [&'static str] = &["attendance:rule:readonly"];
-}
+endpoint!(Upload, "attendance.files.upload", &["attendance:rule"]);
+endpoint!(
+    Download,
+    "attendance.files.download",
+    &["attendance:rule:readonly"]
+);
+endpoint!(
+    Modify,
+    "attendance.user_settings.modify",
+    &["attendance:rule"]
+);
+endpoint!(
+    QuerySettings,
+    "attendance.user_settings.query",
+    &["attendance:rule:readonly"]
+);
 
 pub const CODES: Codes = Codes {
     param: (StatusCode::BAD_REQUEST, 1220001, "param is invalid"),
@@ -156,9 +152,9 @@ async fn receive_photo(
 async fn download(
     auth: Authed<Download>,
     State(state): State<AppState>,
-    file_id: std::result::Result<Path<String>, axum::extract::rejection::PathRejection>,
+    file_id: PathParam,
 ) -> Result<Response> {
-    let Path(file_id) = file_id.map_err(|_| Error::param("file_id is invalid"))?;
+    let file_id = path_param(file_id, "file_id")?;
     let photo = state
         .core
         .open_attendance_photo(&auth.caller, &file_id)

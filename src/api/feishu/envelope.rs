@@ -135,6 +135,12 @@ impl Codes {
             msg,
             headers: Vec::new(),
         };
+        // Both limits are the platform's one frequency refusal; only the
+        // headers say which.
+        let too_many = |headers| Rendered {
+            headers,
+            ..r(StatusCode::TOO_MANY_REQUESTS, 99991400, e.to_string())
+        };
         let param = |m: &str| {
             let (status, code, prefix) = self.param;
             r(status, code, format!("{prefix}: {m}"))
@@ -146,26 +152,16 @@ impl Codes {
             Error::InvalidUserToken => r(StatusCode::BAD_REQUEST, 99991668, e.to_string()),
             Error::UserTokenExpired => r(StatusCode::BAD_REQUEST, 99991677, e.to_string()),
             Error::ScopeDenied(_) => r(StatusCode::BAD_REQUEST, 99991672, e.to_string()),
-            Error::RateLimited { limit, reset_secs } => Rendered {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                code: 99991400,
-                msg: e.to_string(),
-                headers: vec![
-                    ("x-ogw-ratelimit-limit", limit.to_string()),
-                    ("x-ogw-ratelimit-reset", reset_secs.to_string()),
-                ],
-            },
+            Error::RateLimited { limit, reset_secs } => too_many(vec![
+                ("x-ogw-ratelimit-limit", limit.to_string()),
+                ("x-ogw-ratelimit-reset", reset_secs.to_string()),
+            ]),
             Error::Throttled {
                 retry_after_secs, ..
-            } => Rendered {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                code: 99991400,
-                msg: e.to_string(),
-                headers: vec![
-                    ("retry-after", retry_after_secs.to_string()),
-                    ("x-ogw-ratelimit-reset", retry_after_secs.to_string()),
-                ],
-            },
+            } => too_many(vec![
+                ("retry-after", retry_after_secs.to_string()),
+                ("x-ogw-ratelimit-reset", retry_after_secs.to_string()),
+            ]),
             Error::AdminLoginRequired => r(StatusCode::UNAUTHORIZED, 99991661, e.to_string()),
             Error::CsrfRejected => r(StatusCode::FORBIDDEN, 99991672, e.to_string()),
             Error::Forbidden(m) => r(StatusCode::FORBIDDEN, 99991672, m.clone()),

@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::envelope::{Codes, Envelope, Refusals};
 use super::{download, multipart};
 use crate::api::AppState;
-use crate::api::extract::{Authed, Endpoint};
+use crate::api::extract::{Authed, Endpoint, PathParam, path_param};
 use crate::api::middleware::speaking;
 use crate::domain::auth::TokenTypes;
 use crate::domain::files::StagedImage;
@@ -96,18 +96,7 @@ async fn upload(
     let mut staged = None;
     let outcome =
         multipart::within_deadline(&state, receive(&state, &headers, body, &mut staged)).await;
-    let name = match outcome {
-        Ok(name) => name,
-        Err(e) => {
-            if let Some(s) = staged {
-                s.discard().await;
-            }
-            return Err(e);
-        }
-    };
-    let Some(staged) = staged else {
-        return Err(Error::param("multipart field `file` is required"));
-    };
+    let (name, staged) = multipart::with_image(outcome, staged, "file").await?;
     let Some(name) = name else {
         staged.discard().await;
         return Err(Error::param("multipart field `name` is required"));
@@ -171,9 +160,9 @@ async fn receive(
 async fn download(
     auth: Authed<Download>,
     State(state): State<AppState>,
-    token: std::result::Result<Path<String>, axum::extract::rejection::PathRejection>,
+    token: PathParam,
 ) -> Result<Response> {
-    let Path(token) = token.map_err(|_| Error::param("file_token is invalid"))?;
+    let token = path_param(token, "file_token")?;
     let file = state
         .core
         .open_lingo_image(auth.caller.tenant_id, &token)

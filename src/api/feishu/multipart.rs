@@ -152,6 +152,31 @@ pub async fn within_deadline<T>(
         })
 }
 
+/// A form's fields (or its refusal) and the image it staged: both, or the
+/// refusal with any staged image discarded; a form without its image is
+/// refused as missing `field`.
+pub async fn with_image<T>(
+    form: Result<T, Error>,
+    staged: Option<crate::domain::files::StagedImage>,
+    field: &str,
+) -> Result<(T, crate::domain::files::StagedImage), Error> {
+    let form = match form {
+        Ok(f) => f,
+        Err(e) => {
+            if let Some(s) = staged {
+                s.discard().await;
+            }
+            return Err(e);
+        }
+    };
+    let Some(staged) = staged else {
+        return Err(Error::param(format!(
+            "multipart field `{field}` is required"
+        )));
+    };
+    Ok((form, staged))
+}
+
 /// A text field's value, refused once it passes `max` bytes or is not
 /// UTF-8.
 pub async fn read_text(

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use crate::config::Config;
 use crate::crypto::KeyRing;
 use crate::domain::Core;
-use crate::domain::files::FileKind;
+use crate::domain::files::commit_photo;
 use crate::image::samples;
 use crate::store::Db;
 use crate::store::blob::{BlobInfo, BlobReader, BlobStore, BlobWriter, LocalBlobStore};
@@ -83,15 +83,7 @@ async fn the_sweep_of_a_shared_store_deletes_only_what_it_was_told_of() {
             .receive_image(rules, body(samples::png(64, 64)))
             .await
             .unwrap();
-        core.commit_image(
-            staged,
-            tenant.id,
-            FileKind::AttendancePhoto,
-            "a.png",
-            (),
-            None,
-        )
-        .await
+        commit_photo(&core, staged, tenant.id, (), None).await
     };
     let kept = upload().await.unwrap();
     let gone = upload().await.unwrap();
@@ -145,15 +137,7 @@ async fn the_sweep_of_a_shared_store_deletes_only_what_it_was_told_of() {
     let due = core.db.intents_due(i64::MAX).await.unwrap();
     assert_eq!(due.len(), 1);
     assert!(core.db.intent_doom(&due[0].0, due[0].1).await.unwrap());
-    let e = core
-        .commit_image(
-            staged,
-            tenant.id,
-            FileKind::AttendancePhoto,
-            "a.png",
-            (),
-            None,
-        )
+    let e = commit_photo(&core, staged, tenant.id, (), None)
         .await
         .unwrap_err();
     assert!(format!("{e:?}").contains("orphan_grace_secs"), "{e:?}");
