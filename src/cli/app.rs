@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::user_err;
 use crate::api::console::views::{AppSecret, AppSummary};
-use crate::domain::{Core, Scope};
+use crate::domain::{App, Core, Scope};
 
 /// An app as the console lists it, with the name of its tenant (the CLI
 /// lists every tenant's apps at once).
@@ -84,26 +84,15 @@ pub(super) async fn run(core: &Core, cmd: AppCmd, out: &mut impl Write) -> anyho
                 .into_iter()
                 .filter(|a| tenant.as_ref().is_none_or(|t| &name_of(a.tenant_id) == t))
                 .collect();
-            if json {
-                let v: Vec<_> = apps
-                    .iter()
-                    .map(|a| TenantApp {
-                        app: a.into(),
-                        tenant: name_of(a.tenant_id),
-                    })
-                    .collect();
-                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
-            } else {
-                for a in apps {
-                    writeln!(
-                        out,
-                        "{}\t{}\t{}",
-                        a.app_id,
-                        name_of(a.tenant_id),
-                        a.scopes.join(" ")
-                    )?;
-                }
-            }
+            let json_of = |a: &App| TenantApp {
+                app: a.into(),
+                tenant: name_of(a.tenant_id),
+            };
+            let line_of = |a: &App| {
+                let scopes = a.scopes.join(" ");
+                format!("{}\t{}\t{scopes}", a.app_id, name_of(a.tenant_id))
+            };
+            super::listing(out, json, &apps, json_of, line_of)?;
         }
     }
     Ok(())

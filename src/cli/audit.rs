@@ -87,15 +87,9 @@ pub(super) async fn run(core: &Core, cmd: AuditCmd, out: &mut impl Write) -> any
                 .audit_page(tenant.id, &filter.filter()?, 0, limit)
                 .await
                 .map_err(user_err)?;
-            if json {
-                let records: Vec<crate::api::facehub::privacy::AuditRecord> =
-                    records.into_iter().map(Into::into).collect();
-                writeln!(out, "{}", serde_json::to_string_pretty(&records)?)?;
-            } else {
-                for r in records {
-                    writeln!(out, "{}", audit_tsv(&r))?;
-                }
-            }
+            let json_of =
+                |r: &AuditRecord| crate::api::facehub::privacy::AuditRecord::from(r.clone());
+            super::listing(out, json, &records, json_of, audit_tsv)?;
         }
         AuditCmd::Export {
             tenant,

@@ -8,20 +8,36 @@ use serde::Serialize;
 use super::{TenantArg, user_err};
 use crate::api::facehub::devices::Enrolment;
 use crate::domain::Core;
+use crate::domain::devices::DeviceRow;
 
 /// A terminal as `device list --json` shows it: what the store knows,
 /// without the HTTP listing's `online` (a command has no connections).
 /// Fields in alphabetical order, as the output has always been.
 #[derive(Serialize)]
-struct DeviceRow<'a> {
+struct DeviceListed {
     bound: bool,
-    fa_algorithms: &'a [String],
-    firmware_version: &'a Option<String>,
-    fp_algorithms: &'a [String],
+    fa_algorithms: Vec<String>,
+    firmware_version: Option<String>,
+    fp_algorithms: Vec<String>,
     last_seen: Option<i64>,
     perm_version: i64,
     seen_version: i64,
-    sn: &'a str,
+    sn: String,
+}
+
+impl DeviceListed {
+    fn of(d: &DeviceRow, perm_version: i64) -> DeviceListed {
+        DeviceListed {
+            bound: d.bound,
+            fa_algorithms: d.fa_algorithms.clone(),
+            firmware_version: d.firmware_version.clone(),
+            fp_algorithms: d.fp_algorithms.clone(),
+            last_seen: d.last_seen,
+            perm_version,
+            seen_version: d.seen_version,
+            sn: d.sn.clone(),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -115,61 +131,39 @@ pub(super) async fn run(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> an
         DeviceCmd::Bind { tenant, sn } => {
             let tenant = tenant.resolve(core).await?;
             let changed = core.bind_device(tenant.id, &sn).await.map_err(user_err)?;
-            writeln!(
+            super::said(
                 out,
-                "{}",
-                if changed {
-                    format!("bound {sn}")
-                } else {
-                    format!("{sn} was already bound")
-                }
+                changed,
+                format!("bound {sn}"),
+                format!("{sn} was already bound"),
             )?;
         }
         DeviceCmd::Unbind { tenant, sn } => {
             let tenant = tenant.resolve(core).await?;
             let changed = core.unbind_device(tenant.id, &sn).await.map_err(user_err)?;
-            writeln!(
+            super::said(
                 out,
-                "{}",
-                if changed {
-                    format!("unbound {sn}")
-                } else {
-                    format!("{sn} was not bound")
-                }
+                changed,
+                format!("unbound {sn}"),
+                format!("{sn} was not bound"),
             )?;
         }
         DeviceCmd::List { tenant, json } => {
             let tenant = tenant.resolve(core).await?;
             let version = core.perm_version(tenant.id).await.map_err(user_err)?;
             let devices = core.devices(tenant.id).await?;
-            if json {
-                let v: Vec<_> = devices
-                    .iter()
-                    .map(|d| DeviceRow {
-                        bound: d.bound,
-                        fa_algorithms: &d.fa_algorithms,
-                        firmware_version: &d.firmware_version,
-                        fp_algorithms: &d.fp_algorithms,
-                        last_seen: d.last_seen,
-                        perm_version: version,
-                        seen_version: d.seen_version,
-                        sn: &d.sn,
-                    })
-                    .collect();
-                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
-            } else {
-                for d in devices {
-                    writeln!(
-                        out,
-                        "{}\t{}\tfa {}\tfp {}\tbacklog {}",
-                        d.sn,
-                        if d.bound { "bound" } else { "unbound" },
-                        d.fa_algorithms.join(","),
-                        d.fp_algorithms.join(","),
-                        (version - d.seen_version).max(0)
-                    )?;
-                }
-            }
+            let json_of = |d: &DeviceRow| DeviceListed::of(d, version);
+            let line_of = |d: &DeviceRow| {
+                format!(
+                    "{}\t{}\tfa {}\tfp {}\tbacklog {}",
+                    d.sn,
+                    if d.bound { "bound" } else { "unbound" },
+                    d.fa_algorithms.join(","),
+                    d.fp_algorithms.join(","),
+                    (version - d.seen_version).max(0)
+                )
+            };
+            super::listing(out, json, &devices, json_of, line_of)?;
         }
         DeviceCmd::Enrol {
             tenant,

@@ -80,14 +80,7 @@ async fn migrate_blobs(
     let source = open_blob_store(Some(&from), core.config(), core.blob_namespace()).await?;
     let dest = open_blob_store(Some(&to), core.config(), core.blob_namespace()).await?;
     dest.probe().await.context("the destination")?;
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} copying blobs [{bar:40}] {pos}/{len} ({eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let bar = super::progress(0, "{spinner} copying blobs [{bar:40}] {pos}/{len} ({eta})");
     let m = core
         .move_blobs(source, dest, &to, |done, total| {
             bar.set_length(total);

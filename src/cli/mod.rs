@@ -138,6 +138,45 @@ fn user_err(e: Error) -> anyhow::Error {
     }
 }
 
+/// Prints `rows` as one pretty JSON array with `--json` (each row as
+/// `json_of` shapes it: the HTTP API's own type where there is one), else
+/// a line each, as `line_of` writes it.
+fn listing<T, J: serde::Serialize>(
+    out: &mut impl Write,
+    json: bool,
+    rows: &[T],
+    json_of: impl Fn(&T) -> J,
+    line_of: impl Fn(&T) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        let v: Vec<J> = rows.iter().map(json_of).collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        for row in rows {
+            writeln!(out, "{}", line_of(row))?;
+        }
+    }
+    Ok(())
+}
+
+/// Says what a change did: `done` when it changed something, else
+/// `already` (binding a bound terminal is not an error).
+fn said(out: &mut impl Write, changed: bool, done: String, already: String) -> anyhow::Result<()> {
+    writeln!(out, "{}", if changed { done } else { already })?;
+    Ok(())
+}
+
+/// A progress bar on standard error, drawn by `template` (indicatif's).
+fn progress(len: u64, template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(d) = cli.data {

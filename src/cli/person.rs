@@ -10,16 +10,16 @@ use serde::Serialize;
 use super::{TenantArg, user_err};
 use crate::api::facehub::privacy::Erasure;
 use crate::domain::audit::ActorKind;
-use crate::domain::{Core, PersonDraft};
+use crate::domain::{Core, Person, PersonDraft};
 
 /// A person as `person list --json` shows it (the console's list has no
 /// `union_id`). Fields in alphabetical order, as the output has always been.
 #[derive(Serialize)]
-struct PersonRow<'a> {
-    employee_no: &'a Option<String>,
-    name: &'a str,
-    union_id: &'a str,
-    user_id: &'a str,
+struct PersonRow {
+    employee_no: Option<String>,
+    name: String,
+    union_id: String,
+    user_id: String,
 }
 
 /// A person as `person show` prints it: the ids each app sees and the
@@ -123,13 +123,9 @@ pub(super) async fn run(core: &Core, cmd: PersonCmd, out: &mut impl Write) -> an
             let f = std::fs::File::open(&file)
                 .with_context(|| format!("opening {}", file.display()))?;
             let len = f.metadata()?.len();
-            let bar = indicatif::ProgressBar::new(len);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} importing [{bar:40}] {bytes}/{total_bytes} ({eta})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
+            let bar = super::progress(
+                len,
+                "{spinner} importing [{bar:40}] {bytes}/{total_bytes} ({eta})",
             );
             let report = core
                 .import_people(&tenant, std::io::BufReader::new(f), |pos| {
@@ -153,28 +149,17 @@ pub(super) async fn run(core: &Core, cmd: PersonCmd, out: &mut impl Write) -> an
         PersonCmd::List { tenant, json } => {
             let tenant = tenant.resolve(core).await?;
             let people = core.people(tenant.id).await?;
-            if json {
-                let v: Vec<_> = people
-                    .iter()
-                    .map(|p| PersonRow {
-                        employee_no: &p.employee_no,
-                        name: &p.name,
-                        union_id: &p.union_id,
-                        user_id: &p.user_id,
-                    })
-                    .collect();
-                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
-            } else {
-                for p in people {
-                    writeln!(
-                        out,
-                        "{}\t{}\t{}",
-                        p.user_id,
-                        p.name,
-                        p.employee_no.as_deref().unwrap_or("-")
-                    )?;
-                }
-            }
+            let json_of = |p: &Person| PersonRow {
+                employee_no: p.employee_no.clone(),
+                name: p.name.clone(),
+                union_id: p.union_id.clone(),
+                user_id: p.user_id.clone(),
+            };
+            let line_of = |p: &Person| {
+                let no = p.employee_no.as_deref().unwrap_or("-");
+                format!("{}\t{}\t{no}", p.user_id, p.name)
+            };
+            super::listing(out, json, &people, json_of, line_of)?;
         }
         PersonCmd::Show { tenant, user_id } => {
             let tenant = tenant.resolve(core).await?;

@@ -6,7 +6,7 @@ use clap::Subcommand;
 
 use super::user_err;
 use crate::api::console::views::TenantSummary;
-use crate::domain::Core;
+use crate::domain::{Core, Tenant};
 
 #[derive(Subcommand, Debug)]
 pub enum TenantCmd {
@@ -31,15 +31,10 @@ pub(super) async fn run(core: &Core, cmd: TenantCmd, out: &mut impl Write) -> an
         }
         TenantCmd::List { json } => {
             let ts = core.tenants().await?;
-            if json {
-                let apps = core.apps().await?;
-                let v: Vec<_> = ts.iter().map(|t| TenantSummary::of(t, &apps)).collect();
-                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
-            } else {
-                for t in ts {
-                    writeln!(out, "{}\t{}", t.name, t.tenant_key)?;
-                }
-            }
+            let apps = if json { core.apps().await? } else { Vec::new() };
+            let json_of = |t: &Tenant| TenantSummary::of(t, &apps);
+            let line_of = |t: &Tenant| format!("{}\t{}", t.name, t.tenant_key);
+            super::listing(out, json, &ts, json_of, line_of)?;
         }
     }
     Ok(())

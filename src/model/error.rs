@@ -7,6 +7,18 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error in a chain, as the classifiers below look at it.
+type ErrorSource = dyn std::error::Error + 'static;
+
+/// A state of the deployment that passes by itself: how to tell it in a
+/// chain, the error it is told as, when it was last logged, and the line.
+type PassingState = (
+    fn(&ErrorSource) -> bool,
+    fn() -> Error,
+    &'static AtomicI64,
+    &'static str,
+);
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     // ---- authentication & authorisation (same code on every surface) ----
@@ -127,23 +139,28 @@ impl From<anyhow::Error> for Error {
         if e.chain().any(is_unstorable_text) {
             return Error::param("a text parameter contains a NUL character");
         }
-        if e.chain().any(is_disk_full) {
-            static LAST: AtomicI64 = AtomicI64::new(0);
-            log_state(
-                &LAST,
-                &e,
+        // The deployment's passing states: told as such, their cause logged.
+        static FULL: AtomicI64 = AtomicI64::new(0);
+        static LOST: AtomicI64 = AtomicI64::new(0);
+        let states: [PassingState; 2] = [
+            (
+                is_disk_full,
+                Error::disk_full,
+                &FULL,
                 "a write met a full filesystem; refusing writes as storage full until space is freed",
-            );
-            return Error::disk_full();
-        }
-        if e.chain().any(is_unreachable) {
-            static LAST: AtomicI64 = AtomicI64::new(0);
-            log_state(
-                &LAST,
-                &e,
+            ),
+            (
+                is_unreachable,
+                Error::unavailable,
+                &LOST,
                 "the metadata store does not answer; refusing what needs it until it does",
-            );
-            return Error::unavailable();
+            ),
+        ];
+        for (met, state, last, what) in states {
+            if e.chain().any(met) {
+                log_state(last, &e, what);
+                return state();
+            }
         }
         Error::Internal(e)
     }
@@ -175,7 +192,7 @@ fn log_state(last: &AtomicI64, e: &anyhow::Error, what: &str) {
 
 /// A write refused for want of space: ENOSPC or EDQUOT from the kernel,
 /// SQLITE_FULL, or PostgreSQL's disk_full (SQLSTATE 53100).
-fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+fn is_disk_full(e: &ErrorSource) -> bool {
     if let Some(io) = e.downcast_ref::<std::io::Error>() {
         return io.kind() == std::io::ErrorKind::StorageFull
             || io.kind() == std::io::ErrorKind::QuotaExceeded;
@@ -195,7 +212,7 @@ fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
 /// (`NotConnected`), a connection failing on its socket, or PostgreSQL
 /// saying it cannot serve now (class 08, connection exceptions; 57P0x,
 /// shut down or starting up). A full disk is told apart before this.
-fn is_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
+fn is_unreachable(e: &ErrorSource) -> bool {
     match e.downcast_ref::<sqlx::Error>() {
         Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
         Some(sqlx::Error::Database(d)) => d
@@ -207,7 +224,7 @@ fn is_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// PostgreSQL refuses text holding U+0000 (SQLSTATE 22021), which only a
 /// client's parameter can bring; SQLite stores it and finds nothing.
-fn is_unstorable_text(e: &(dyn std::error::Error + 'static)) -> bool {
+fn is_unstorable_text(e: &ErrorSource) -> bool {
     matches!(
         e.downcast_ref::<sqlx::Error>(),
         Some(sqlx::Error::Database(d)) if d.code().as_deref() == Some("22021")
