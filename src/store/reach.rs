@@ -56,12 +56,17 @@ impl Reach {
                 // the watch's connection.
                 tokio::time::sleep(wait).await;
                 let Some(reach) = weak.upgrade() else { return };
-                let answered = tokio::time::timeout(PATIENCE, ping(&mut conn, &url))
-                    .await
-                    .is_ok_and(|r| r.is_ok());
-                if !answered {
-                    conn = None;
-                }
+                let answered = match tokio::time::timeout(PATIENCE, ping(&mut conn, &url)).await {
+                    Ok(Ok(())) => true,
+                    Ok(Err(e)) => {
+                        conn = None;
+                        refused_while_up(&e)
+                    }
+                    Err(_) => {
+                        conn = None;
+                        false
+                    }
+                };
                 if reach.set(!answered) {
                     let shown = crate::config::redact_url(&url);
                     if answered {
@@ -86,6 +91,20 @@ async fn ping(conn: &mut Option<sqlx::postgres::PgConnection>, url: &str) -> sql
     let c = conn.as_mut().expect("connected above");
     c.execute("SELECT 1").await?;
     Ok(())
+}
+
+/// Whether a failed ping still shows a database that serves: it said no
+/// for a reason of its own (too many connections for the watch's, a
+/// password changed), which its pool's connections do not share. A
+/// refusal to serve at all (class 08, or 57P0x: shutting down, starting
+/// up) and an error on the socket mean it does not answer.
+fn refused_while_up(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => !d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+        _ => false,
+    }
 }
 
 /// The error a call gets while the database does not answer. The core
@@ -115,5 +134,52 @@ mod tests {
         );
         assert!(r.set(false));
         assert!(r.check().is_ok());
+    }
+
+    /// A database error with an SQLSTATE, as PostgreSQL's driver gives.
+    #[derive(Debug)]
+    struct Sqlstate(&'static str);
+
+    impl std::fmt::Display for Sqlstate {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Sqlstate {}
+
+    impl sqlx::error::DatabaseError for Sqlstate {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn a_database_that_says_no_to_the_watch_alone_still_serves() {
+        let said = |code| sqlx::Error::Database(Box::new(Sqlstate(code)));
+        // Too many connections (for the watch's), a wrong password: it is up.
+        assert!(refused_while_up(&said("53300")));
+        assert!(refused_while_up(&said("28P01")));
+        // Shutting down, starting up, a connection failure: it is not.
+        for code in ["57P01", "57P03", "08006"] {
+            assert!(!refused_while_up(&said(code)), "{code}");
+        }
+        let reset = sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
+        assert!(!refused_while_up(&reset));
     }
 }
