@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::client::ClientIp;
 use super::extract::Json;
+use super::facehub::devices::DevicesData;
 use super::feishu::envelope::{Empty, Envelope, Refusals};
 use crate::domain::audit::{ActorKind, AuditEvent, AuditFilter};
 use crate::model::error::{Error, Result};
@@ -370,36 +371,16 @@ async fn person(
     path = "/admin/api/tenants/{tenant}/devices",
     tag = "console",
     params(("tenant" = String, Path, description = "the tenant's name")),
-    responses((status = 200, body = Envelope<ConsoleDevices>), AdminRefusals, Refusals),
+    responses((status = 200, body = Envelope<DevicesData>), AdminRefusals, Refusals),
     security(("admin_session" = []))
 )]
 async fn devices(
     State(state): State<AppState>,
     _: Admin,
     Path(tenant): Path<String>,
-) -> Result<Envelope<ConsoleDevices>> {
+) -> Result<Envelope<DevicesData>> {
     let t = state.core.tenant(&tenant).await?;
-    let version = state.core.perm_version(t.id).await?;
-    let items = state
-        .core
-        .devices(t.id)
-        .await?
-        .into_iter()
-        .map(|d| ConsoleDevice {
-            backlog: (version - d.seen_version).max(0),
-            bound: d.bound,
-            fa_algorithms: d.fa_algorithms,
-            firmware_version: d.firmware_version,
-            fp_algorithms: d.fp_algorithms,
-            last_seen: d.last_seen,
-            online: state.core.is_online(&d.sn),
-            sn: d.sn,
-        })
-        .collect();
-    Ok(Envelope::success(ConsoleDevices {
-        items,
-        perm_version: version,
-    }))
+    Ok(Envelope::success(DevicesData::of(&state.core, t.id).await?))
 }
 
 #[derive(Deserialize)]

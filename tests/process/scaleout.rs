@@ -163,6 +163,21 @@ async fn the_s3_blob_store_keeps_its_contract_on_garage() {
     assert!(bad.probe().await.is_err());
 }
 
+/// Starts the killed `nodes` again and waits until all three are healthy.
+async fn nodes_back(mut g: Garage, nodes: &[usize]) -> Arc<Garage> {
+    for &i in nodes {
+        g.restart(i);
+    }
+    let g = Arc::new(g);
+    tokio::task::spawn_blocking({
+        let g = g.clone();
+        move || g.wait_healthy(3)
+    })
+    .await
+    .unwrap();
+    g
+}
+
 /// Stops the next multipart upload before its `nth` part (the
 /// `blob.part` fault point, debug builds) until the returned sender says
 /// go; the receiver hears when it has stopped.
@@ -238,15 +253,7 @@ async fn bucket_nodes_lost_mid_multipart_leave_nothing_half_written() {
     assert!(took < Duration::from_secs(60), "the failure took {took:?}");
     assert_eq!(spooled("ns1"), 0, "the failed upload's spool file stayed");
 
-    g.restart(1);
-    g.restart(2);
-    let g = Arc::new(g);
-    tokio::task::spawn_blocking({
-        let g = g.clone();
-        move || g.wait_healthy(3)
-    })
-    .await
-    .unwrap();
+    let _cluster = nodes_back(g, &[1, 2]).await;
     // Nothing of the failed upload is visible, and its key takes a whole
     // upload again.
     assert!(s.open("att_midpart2").await.unwrap().is_none());
@@ -490,15 +497,7 @@ async fn the_server_on_garage_serves_sweeps_and_survives_node_loss() {
     assert!(matches!(r.status().as_u16(), 200 | 503));
 
     // Both return: facehub recovers by itself, and nothing was lost.
-    g.restart(1);
-    g.restart(2);
-    let g = Arc::new(g);
-    tokio::task::spawn_blocking({
-        let g = g.clone();
-        move || g.wait_healthy(3)
-    })
-    .await
-    .unwrap();
+    let _cluster = nodes_back(g, &[1, 2]).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let id = loop {
         let photo = crate::common::png(160, 160, 11);

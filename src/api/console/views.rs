@@ -177,26 +177,6 @@ pub struct TemplateSummary {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ConsoleDevices {
-    pub items: Vec<ConsoleDevice>,
-    pub perm_version: i64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ConsoleDevice {
-    /// Address-book versions the device has not been sent yet.
-    pub backlog: i64,
-    pub bound: bool,
-    pub fa_algorithms: Vec<String>,
-    pub firmware_version: Option<String>,
-    pub fp_algorithms: Vec<String>,
-    pub last_seen: Option<i64>,
-    /// Connected to this node.
-    pub online: bool,
-    pub sn: String,
-}
-
-#[derive(Serialize, ToSchema)]
 pub struct AuditList {
     /// The next 200 records after `after`.
     pub items: Vec<AuditRecord>,

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::api::AppState;
 use crate::api::extract::{Authed, Json, PathParam, Query, endpoint, path_param};
 use crate::api::feishu::envelope::{Envelope, Refusals};
+use crate::domain::Core;
 use crate::model::error::Result;
 
 endpoint!(Devices, "facehub.devices", &["facehub:device"]);
@@ -34,6 +35,34 @@ pub fn router() -> Router<AppState> {
 pub struct DevicesData {
     items: Vec<DeviceItem>,
     perm_version: i64,
+}
+
+impl DevicesData {
+    /// A tenant's terminals with their sync backlog and whether this node
+    /// holds their connection: the listing of this API and of the console.
+    pub(crate) async fn of(core: &Core, tenant_id: i64) -> Result<DevicesData> {
+        let version = core.perm_version(tenant_id).await?;
+        let items = core
+            .devices(tenant_id)
+            .await?
+            .into_iter()
+            .map(|d| DeviceItem {
+                backlog: (version - d.seen_version).max(0),
+                bound: d.bound,
+                fa_algorithms: d.fa_algorithms,
+                firmware_version: d.firmware_version,
+                fp_algorithms: d.fp_algorithms,
+                last_seen: d.last_seen,
+                online: core.is_online(&d.sn),
+                seen_version: d.seen_version,
+                sn: d.sn,
+            })
+            .collect();
+        Ok(DevicesData {
+            items,
+            perm_version: version,
+        })
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -122,29 +151,9 @@ async fn list(
     State(state): State<AppState>,
     auth: Authed<Devices>,
 ) -> Result<Envelope<DevicesData>> {
-    let tenant_id = auth.caller.tenant_id;
-    let version = state.core.perm_version(tenant_id).await?;
-    let items = state
-        .core
-        .devices(tenant_id)
-        .await?
-        .into_iter()
-        .map(|d| DeviceItem {
-            backlog: (version - d.seen_version).max(0),
-            bound: d.bound,
-            fa_algorithms: d.fa_algorithms,
-            firmware_version: d.firmware_version,
-            fp_algorithms: d.fp_algorithms,
-            last_seen: d.last_seen,
-            online: state.core.is_online(&d.sn),
-            seen_version: d.seen_version,
-            sn: d.sn,
-        })
-        .collect();
-    Ok(Envelope::success(DevicesData {
-        items,
-        perm_version: version,
-    }))
+    Ok(Envelope::success(
+        DevicesData::of(&state.core, auth.caller.tenant_id).await?,
+    ))
 }
 
 #[utoipa::path(
