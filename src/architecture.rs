@@ -11,6 +11,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("durable", 0),
     ("faults", 0),
     ("metrics", 0),
+    ("quiet", 0),
     // The values the store and the core share; a stored file's format is
     // an image format.
     ("model", 1),

@@ -13,6 +13,7 @@ pub mod faults;
 pub mod image;
 pub mod metrics;
 pub mod model;
+pub mod quiet;
 pub mod server;
 pub mod store;
 

@@ -51,7 +51,7 @@ struct Shared {
     /// timeout; one request a second tries Redis again.
     skip_until: AtomicU64,
     /// When the last "Redis does not answer" was logged (unix seconds).
-    last_warned: AtomicU64,
+    last_warned: crate::quiet::Quiet,
 }
 
 /// The longest a request waits for Redis before the local limits decide.
@@ -142,7 +142,7 @@ impl RateLimiter {
                 conn,
                 script,
                 skip_until: AtomicU64::new(0),
-                last_warned: AtomicU64::new(0),
+                last_warned: crate::quiet::Quiet::new(),
             }),
         ))
     }
@@ -173,14 +173,7 @@ impl RateLimiter {
                 .skip_until
                 .store(now_ms + REDIS_BACKOFF_MS, Ordering::Relaxed);
             // Logged once per 10 s, not per request.
-            let now = now_ms / 1000;
-            let last = shared.last_warned.load(Ordering::Relaxed);
-            if now >= last + 10
-                && shared
-                    .last_warned
-                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
+            if shared.last_warned.speak((now_ms / 1000) as i64, 10) {
                 tracing::warn!(
                     error = %e,
                     "redis does not answer: this node applies its own rate limits"

@@ -78,7 +78,7 @@ pub struct Core {
     /// Failed attempts at secrets and the password-check pool.
     guard: guard::Guard,
     /// When a full disk was last logged (unix seconds).
-    space_warned: std::sync::atomic::AtomicI64,
+    space_warned: crate::quiet::Quiet,
 }
 
 impl Core {
@@ -116,7 +116,7 @@ impl Core {
             metrics: crate::metrics::Metrics::default(),
             audit,
             guard: guard::Guard::new(&config.security),
-            space_warned: std::sync::atomic::AtomicI64::new(0),
+            space_warned: crate::quiet::Quiet::new(),
             config,
         })
     }

@@ -3,8 +3,6 @@
 //! commit and to record (a full disk that SQLite meets mid-transaction is
 //! what wedged it, issue 22). Reads, and writes already under way, go on.
 
-use std::sync::atomic::Ordering;
-
 use super::Core;
 use crate::model::error::{Error, Result};
 
@@ -49,13 +47,9 @@ impl Core {
 
     /// Logs at most once per [`WARN_EVERY_SECS`], however many uploads.
     fn warn_space(&self, message: &str) {
-        let now = chrono::Utc::now().timestamp();
-        let last = self.space_warned.load(Ordering::Relaxed);
-        if now >= last + WARN_EVERY_SECS
-            && self
-                .space_warned
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+        if self
+            .space_warned
+            .speak(chrono::Utc::now().timestamp(), WARN_EVERY_SECS)
         {
             tracing::warn!("{message}");
         }

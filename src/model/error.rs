@@ -3,7 +3,7 @@
 //! to its own (`api::feishu::envelope` for the Feishu surfaces, `api::wecom`
 //! for the WeCom device protocol). Internal details go to the log only.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use crate::quiet::Quiet;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -15,7 +15,7 @@ type ErrorSource = dyn std::error::Error + 'static;
 type PassingState = (
     fn(&ErrorSource) -> bool,
     fn() -> Error,
-    &'static AtomicI64,
+    &'static Quiet,
     &'static str,
 );
 
@@ -140,8 +140,8 @@ impl From<anyhow::Error> for Error {
             return Error::param("a text parameter contains a NUL character");
         }
         // The deployment's passing states: told as such, their cause logged.
-        static FULL: AtomicI64 = AtomicI64::new(0);
-        static LOST: AtomicI64 = AtomicI64::new(0);
+        static FULL: Quiet = Quiet::new();
+        static LOST: Quiet = Quiet::new();
         let states: [PassingState; 2] = [
             (
                 is_disk_full,
@@ -176,16 +176,9 @@ const DISK_FULL: &str =
 const UNAVAILABLE: &str = "the metadata store does not answer; retry shortly";
 
 /// Logs the cause of a deployment's state (a full disk, a lost database)
-/// that the client is told only in general terms, at most every 10 s
-/// (`last`, unix seconds) however many requests meet it.
-fn log_state(last: &AtomicI64, e: &anyhow::Error, what: &str) {
-    let now = chrono::Utc::now().timestamp();
-    let then = last.load(Ordering::Relaxed);
-    if now >= then + 10
-        && last
-            .compare_exchange(then, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
+/// that the client is told only in general terms, at most every 10 s.
+fn log_state(quiet: &Quiet, e: &anyhow::Error, what: &str) {
+    if quiet.speak(chrono::Utc::now().timestamp(), 10) {
         tracing::warn!(error = %format!("{e:#}"), "{what}");
     }
 }
@@ -215,11 +208,15 @@ fn is_disk_full(e: &ErrorSource) -> bool {
 fn is_unreachable(e: &ErrorSource) -> bool {
     match e.downcast_ref::<sqlx::Error>() {
         Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
-        Some(sqlx::Error::Database(d)) => d
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+        Some(sqlx::Error::Database(d)) => d.code().is_some_and(|c| cannot_serve_now(&c)),
         _ => false,
     }
+}
+
+/// An SQLSTATE with which PostgreSQL says it cannot serve at all now:
+/// class 08 (connection exceptions) or 57P0x (shutting down, starting up).
+pub fn cannot_serve_now(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08") || sqlstate.starts_with("57P0")
 }
 
 /// PostgreSQL refuses text holding U+0000 (SQLSTATE 22021), which only a

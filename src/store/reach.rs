@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use sqlx::{Connection as _, Executor as _};
 
+use crate::model::error::cannot_serve_now;
+
 /// How often a reachable database is pinged.
 const PING_EVERY: Duration = Duration::from_secs(1);
 /// How often an unreachable one is tried again: the outage ends for the
@@ -100,9 +102,7 @@ async fn ping(conn: &mut Option<sqlx::postgres::PgConnection>, url: &str) -> sql
 /// up) and an error on the socket mean it does not answer.
 fn refused_while_up(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Database(d) => !d
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+        sqlx::Error::Database(d) => !d.code().is_some_and(|c| cannot_serve_now(&c)),
         _ => false,
     }
 }
