@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::audit::AuditEvent;
 use super::auth::Caller;
-use super::files::{FileDownload, FileKind, StagedImage};
+use super::files::{FileDownload, FileKind, Filing, StagedImage};
 use super::{Core, FileId, Person, Tenant};
 use crate::image::ImageFormat;
 use crate::image::face::{self, FaceRules};
@@ -273,11 +273,8 @@ impl Core {
             let (original, enrolment) = self
                 .commit_image_with(
                     staged,
-                    caller.tenant_id,
-                    FileKind::AcsFace,
-                    file_name,
+                    Filing::new(caller.tenant_id, FileKind::AcsFace, file_name),
                     hold,
-                    None,
                     move |bytes, _| {
                         let upright = face::upright(bytes, limits).map_err(|e| {
                             Error::FaceCropFail(format!("the photo cannot be read: {e}"))
@@ -304,15 +301,8 @@ impl Core {
                         futures_util::stream::iter([Ok(crop_bytes)]),
                     )
                     .await?;
-                self.commit_image(
-                    staged,
-                    caller.tenant_id,
-                    FileKind::AcsFaceCrop,
-                    &crop_name,
-                    (),
-                    None,
-                )
-                .await
+                let filing = Filing::new(caller.tenant_id, FileKind::AcsFaceCrop, &crop_name);
+                self.commit_image(staged, filing, ()).await
             }
             .await;
             let crop = match stored {

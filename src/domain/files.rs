@@ -33,6 +33,36 @@ fn name_aad(file_id: &str) -> String {
     format!("file_name:{file_id}")
 }
 
+/// What a committed upload is recorded as: its tenant, kind and name,
+/// and the upload's record of success, committed with the file's row (its
+/// `object` set to the file id) so that no crash leaves a stored file
+/// without its record.
+pub struct Filing<'a> {
+    tenant_id: i64,
+    kind: FileKind,
+    file_name: &'a str,
+    audit: Option<AuditEvent>,
+}
+
+impl<'a> Filing<'a> {
+    /// An upload that is not audited (not biometric data).
+    pub fn new(tenant_id: i64, kind: FileKind, file_name: &'a str) -> Self {
+        Self {
+            tenant_id,
+            kind,
+            file_name,
+            audit: None,
+        }
+    }
+
+    pub fn audited(self, event: AuditEvent) -> Self {
+        Self {
+            audit: Some(event),
+            ..self
+        }
+    }
+}
+
 /// The intent of an upload to a shared store while its bytes are still
 /// spooled locally (nothing of it can be in the store yet): dropped with
 /// the upload — refused, aborted, or cut off by the client — it is
@@ -193,16 +223,11 @@ impl Core {
     pub async fn commit_image(
         self: &std::sync::Arc<Self>,
         staged: StagedImage,
-        tenant_id: i64,
-        kind: FileKind,
-        file_name: &str,
+        filing: Filing<'_>,
         hold: impl Send + 'static,
-        audit: Option<AuditEvent>,
     ) -> Result<FileRecord> {
         let (record, ()) = self
-            .commit_image_with(staged, tenant_id, kind, file_name, hold, audit, |_, _| {
-                Ok(())
-            })
+            .commit_image_with(staged, filing, hold, |_, _| Ok(()))
             .await?;
         Ok(record)
     }
@@ -211,19 +236,11 @@ impl Core {
     /// decoded file's bytes in the same blocking task (and decode budget) as
     /// the decode, before the metadata is written; its error refuses the
     /// upload like a validation failure, and its result is returned.
-    ///
-    /// `audit`, the upload's record of success, is committed with the
-    /// file's row (its `object` set to the file id): no crash leaves a
-    /// stored file without its record.
-    #[allow(clippy::too_many_arguments)]
     pub async fn commit_image_with<T, F>(
         self: &std::sync::Arc<Self>,
         staged: StagedImage,
-        tenant_id: i64,
-        kind: FileKind,
-        file_name: &str,
+        filing: Filing<'_>,
         hold: impl Send + 'static,
-        audit: Option<AuditEvent>,
         inspect: F,
     ) -> Result<(FileRecord, T)>
     where
@@ -231,6 +248,12 @@ impl Core {
         F: FnOnce(&[u8], &ImageInfo) -> Result<T> + Send + 'static,
     {
         let core = self.clone();
+        let Filing {
+            tenant_id,
+            kind,
+            file_name,
+            audit,
+        } = filing;
         let file_name = file_name.to_string();
         tokio::spawn(async move {
             let _hold = hold;
@@ -432,15 +455,12 @@ pub(crate) async fn commit_photo(
     hold: impl Send + 'static,
     audit: Option<AuditEvent>,
 ) -> Result<FileRecord> {
-    core.commit_image(
-        staged,
-        tenant_id,
-        FileKind::AttendancePhoto,
-        "a.png",
-        hold,
-        audit,
-    )
-    .await
+    let filing = Filing::new(tenant_id, FileKind::AttendancePhoto, "a.png");
+    let filing = match audit {
+        Some(a) => filing.audited(a),
+        None => filing,
+    };
+    core.commit_image(staged, filing, hold).await
 }
 
 #[cfg(test)]

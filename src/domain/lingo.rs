@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::files::{FileDownload, FileKind, StagedImage};
+use super::files::{FileDownload, FileKind, Filing, StagedImage};
 use super::{Core, FileId};
 use crate::image::{ImageFormat, ImageRules};
 use crate::model::error::{Error, Result};
@@ -102,11 +102,8 @@ impl Core {
             // (Wiki images are not biometric data: not audited.)
             .commit_image(
                 staged,
-                tenant_id,
-                FileKind::LingoImage,
-                name.as_str(),
+                Filing::new(tenant_id, FileKind::LingoImage, name.as_str()),
                 hold,
-                None,
             )
             .await?;
         Ok(file_token(&record.file_id))

@@ -7,7 +7,7 @@ use futures_util::Stream;
 
 use super::audit::AuditEvent;
 use super::auth::Caller;
-use super::files::{FileDownload, FileKind};
+use super::files::{FileDownload, FileKind, Filing};
 use super::people::EmployeeType;
 use super::{AttendanceSetting, Core, FileId, FileRecord, PhotoName};
 use crate::image::{FormatSet, ImageFormat, ImageRules};
@@ -75,15 +75,8 @@ impl Core {
                 name.extension(),
             )));
         }
-        self.commit_image(
-            staged,
-            tenant_id,
-            FileKind::AttendancePhoto,
-            name.as_str(),
-            hold,
-            Some(audit),
-        )
-        .await
+        let filing = Filing::new(tenant_id, FileKind::AttendancePhoto, name.as_str());
+        self.commit_image(staged, filing.audited(audit), hold).await
     }
 
     /// Opens an attendance photo of the tenant. Unknown ids and other

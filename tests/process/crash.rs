@@ -108,58 +108,60 @@ async fn send(
     r.json::<Value>().await.ok()
 }
 
-/// One kind of traffic until `stop`; each worker owns its people, so one
-/// request per person is in flight at a time.
-async fn attendance_worker(base: String, token: String, model: Shared, seed: u64, stop: Stop) {
-    let client = reqwest::Client::new();
-    let mut n = 0u64;
-    while !stop.is_set() {
-        n += 1;
-        let side = if n.is_multiple_of(2) { 96 } else { 200 };
-        let photo = noise_png(side, side, seed + n);
-        let url = format!("{base}/open-apis/attendance/v1/files/upload?file_name=f.png");
-        let reply = send(client.post(url), &token, multipart(&[("file", &photo)])).await;
-        let mut m = model.lock().unwrap();
-        match reply
-            .as_ref()
-            .and_then(|v| v["data"]["file"]["file_id"].as_str())
-        {
-            Some(id) => {
-                m.attendance.push((id.to_string(), photo));
-                m.acknowledged += 1;
-            }
-            None => {
-                m.attendance_unanswered += 1;
-                break;
-            }
-        }
-    }
+/// The two kinds of file upload under load.
+#[derive(Clone, Copy)]
+enum Files {
+    Attendance,
+    Lingo,
 }
 
-async fn lingo_worker(base: String, token: String, model: Shared, seed: u64, stop: Stop) {
+/// One kind of traffic until `stop`; each worker owns its people, so one
+/// request per person is in flight at a time.
+async fn upload_worker(
+    files: Files,
+    base: String,
+    token: String,
+    model: Shared,
+    seed: u64,
+    stop: Stop,
+) {
     let client = reqwest::Client::new();
     let mut n = 0u64;
     while !stop.is_set() {
         n += 1;
-        let photo = noise_png(320, 16, seed + n);
-        let url = format!("{base}/open-apis/lingo/v1/files/upload");
-        let reply = send(
-            client.post(url),
-            &token,
-            multipart(&[("name", b"img.png"), ("file", &photo)]),
-        )
-        .await;
-        let mut m = model.lock().unwrap();
-        match reply
-            .as_ref()
-            .and_then(|v| v["data"]["file_token"].as_str())
-        {
-            Some(t) => {
-                m.lingo.push((t.to_string(), photo));
+        let (photo, path, names_file) = match files {
+            Files::Attendance => {
+                let side = if n.is_multiple_of(2) { 96 } else { 200 };
+                let photo = noise_png(side, side, seed + n);
+                (
+                    photo,
+                    "attendance/v1/files/upload?file_name=f.png",
+                    "/data/file/file_id",
+                )
+            }
+            Files::Lingo => {
+                let photo = noise_png(320, 16, seed + n);
+                (photo, "lingo/v1/files/upload", "/data/file_token")
+            }
+        };
+        let body = match files {
+            Files::Attendance => multipart(&[("file", &photo)]),
+            Files::Lingo => multipart(&[("name", b"img.png"), ("file", &photo)]),
+        };
+        let url = format!("{base}/open-apis/{path}");
+        let reply = send(client.post(url), &token, body).await;
+        let m = &mut *model.lock().unwrap();
+        let (acked, unanswered) = match files {
+            Files::Attendance => (&mut m.attendance, &mut m.attendance_unanswered),
+            Files::Lingo => (&mut m.lingo, &mut m.lingo_unanswered),
+        };
+        match reply.as_ref().and_then(|v| v.pointer(names_file)?.as_str()) {
+            Some(id) => {
+                acked.push((id.to_string(), photo));
                 m.acknowledged += 1;
             }
             None => {
-                m.lingo_unanswered += 1;
+                *unanswered += 1;
                 break;
             }
         }
@@ -291,6 +293,31 @@ async fn reads_back(base: &str, path: &str, token: &str, bytes: &[u8], what: &st
     assert!(got == bytes, "{what} changed");
 }
 
+/// Judges what a restart shows of `user`'s face or template (`None`: none
+/// stored): the last acknowledged, or one sent after it without an answer.
+/// What it shows becomes the acknowledged value; returns 1 when it already
+/// was.
+fn settle<T: PartialEq>(
+    acked: &mut HashMap<String, T>,
+    pending: &mut HashMap<String, Vec<T>>,
+    user: String,
+    got: Option<T>,
+    what: &str,
+) -> u64 {
+    let sent = pending.remove(&user).unwrap_or_default();
+    let Some(got) = got else {
+        assert!(!acked.contains_key(&user), "{what} was lost");
+        return 0;
+    };
+    let was_acked = acked.get(&user) == Some(&got);
+    assert!(
+        was_acked || sent.contains(&got),
+        "{what} is neither acknowledged nor one sent"
+    );
+    acked.insert(user, got);
+    u64::from(was_acked)
+}
+
 async fn device_online(base: &str, secret: &mut Option<String>) -> Arc<Device> {
     let ws = format!("{}/", base.replacen("http", "ws", 1));
     let d = Device::connect(&ws, SN, (&["X"], &[]), None).await.unwrap();
@@ -361,24 +388,10 @@ async fn verify(
             token,
         )
         .await;
-        let mut m = model.lock().unwrap();
-        let acked = m.faces.get(&user).cloned();
-        let pending = m.face_pending.remove(&user).unwrap_or_default();
-        if status != 200 {
-            assert!(
-                acked.is_none(),
-                "round {round}: the face of {user} was lost"
-            );
-            continue;
-        }
-        assert!(
-            acked.as_ref() == Some(&got) || pending.contains(&got),
-            "round {round}: the face of {user} is neither acknowledged nor one sent"
-        );
-        if acked.as_ref() == Some(&got) {
-            checked += 1;
-        }
-        m.faces.insert(user, got);
+        let m = &mut *model.lock().unwrap();
+        let got = (status == 200).then_some(got);
+        let what = format!("round {round}: the face of {user}");
+        checked += settle(&mut m.faces, &mut m.face_pending, user, got, &what);
     }
     // Templates, the same way, read by the device.
     let items: Vec<Value> = (0..PEOPLE)
@@ -394,22 +407,9 @@ async fn verify(
     for info in b["userinfo"].as_array().unwrap() {
         let user = info["userid"].as_str().unwrap().to_string();
         let got = info["fa_list"][0]["data"].as_str().map(str::to_string);
-        let mut m = model.lock().unwrap();
-        let acked = m.templates.get(&user).cloned();
-        let pending = m.template_pending.remove(&user).unwrap_or_default();
-        match got {
-            None => assert!(acked.is_none(), "round {round}: template of {user} lost"),
-            Some(got) => {
-                assert!(
-                    acked.as_ref() == Some(&got) || pending.contains(&got),
-                    "round {round}: template of {user} is neither acknowledged nor one sent"
-                );
-                if acked.as_ref() == Some(&got) {
-                    checked += 1;
-                }
-                m.templates.insert(user, got);
-            }
-        }
+        let m = &mut *model.lock().unwrap();
+        let what = format!("round {round}: the template of {user}");
+        checked += settle(&mut m.templates, &mut m.template_pending, user, got, &what);
     }
     // The sweep left nothing behind, every blob is sound, and no more files
     // exist than were acknowledged or attempted.
@@ -534,7 +534,14 @@ async fn harness(data: &std::path::Path, kills: usize) {
                 model.clone(),
                 stop.clone(),
             );
-            tasks.push(tokio::spawn(attendance_worker(b, t, m, seed + w * 1000, s)));
+            tasks.push(tokio::spawn(upload_worker(
+                Files::Attendance,
+                b,
+                t,
+                m,
+                seed + w * 1000,
+                s,
+            )));
         }
         let (b, t, m, s) = (
             server.base.clone(),
@@ -542,7 +549,14 @@ async fn harness(data: &std::path::Path, kills: usize) {
             model.clone(),
             stop.clone(),
         );
-        tasks.push(tokio::spawn(lingo_worker(b, t, m, seed + 5000, s)));
+        tasks.push(tokio::spawn(upload_worker(
+            Files::Lingo,
+            b,
+            t,
+            m,
+            seed + 5000,
+            s,
+        )));
         let (b, t, m, s) = (
             server.base.clone(),
             token.clone(),
@@ -630,7 +644,8 @@ async fn key_rotation_under_load_loses_nothing() {
     let device = device_online(&server.base, &mut secret).await;
     // Data under the first key: photos, templates.
     let stop = Stop::default();
-    let warmup = tokio::spawn(attendance_worker(
+    let warmup = tokio::spawn(upload_worker(
+        Files::Attendance,
         server.base.clone(),
         token.clone(),
         model.clone(),

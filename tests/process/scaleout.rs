@@ -220,16 +220,21 @@ async fn bucket_nodes_lost_mid_multipart_leave_nothing_half_written() {
             w.finish().await
         })
     };
-    let stopped = |heard: std::sync::mpsc::Receiver<()>| {
-        tokio::task::spawn_blocking(move || heard.recv_timeout(Duration::from_secs(60)))
+    // Starts `key`'s upload and returns once it stopped before its third
+    // part: the upload's task, and the sender that lets it go on.
+    let stopped_upload = |key: &'static str| {
+        let (heard, go) = stop_before_part(3);
+        let task = upload(key);
+        async move {
+            tokio::task::spawn_blocking(move || heard.recv_timeout(Duration::from_secs(60)))
+                .await
+                .unwrap()
+                .expect("the upload reached its third part");
+            (task, go)
+        }
     };
 
-    let (heard, go) = stop_before_part(3);
-    let task = upload("att_midpart1");
-    stopped(heard)
-        .await
-        .unwrap()
-        .expect("the upload reached its third part");
+    let (task, go) = stopped_upload("att_midpart1").await;
     g.kill(2);
     go.send(()).unwrap();
     task.await
@@ -237,12 +242,7 @@ async fn bucket_nodes_lost_mid_multipart_leave_nothing_half_written() {
         .expect("one node of three lost mid-upload");
     assert!(read(&s, "att_midpart1").await.unwrap() == *data);
 
-    let (heard, go) = stop_before_part(3);
-    let task = upload("att_midpart2");
-    stopped(heard)
-        .await
-        .unwrap()
-        .expect("the upload reached its third part");
+    let (task, go) = stopped_upload("att_midpart2").await;
     g.kill(1);
     let started = Instant::now();
     go.send(()).unwrap();

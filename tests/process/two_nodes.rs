@@ -3,6 +3,7 @@
 //! in one Redis, each node with its own data directory (spool, lock) and
 //! the same encryption key — as behind a load balancer.
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -80,23 +81,30 @@ async fn announce_until_heard(
     false
 }
 
+/// Two nodes' data directories on one new database of `pg`, each naming
+/// its blob store itself (the test's shared one, or local blobs), and the
+/// database's URL.
+fn two_data_dirs(pg: &Postgres) -> (tempfile::TempDir, PathBuf, PathBuf, String) {
+    let database = pg.create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for d in [&a, &b] {
+        crate::common::set_database(d, Some(&database));
+        crate::common::set_blobs(d, None);
+    }
+    (dir, a, b, database)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_share_metadata_blobs_limits_and_devices() {
     let pg = Postgres::from_env_or_start();
-    let database = pg.create_database();
+    let (_dir, data_a, data_b, _) = two_data_dirs(&pg);
     let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
     let redis = Redis::start();
     let dep = Deployment {
         blobs: garage.blobs_url("two-nodes"),
         redis: redis.url(),
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
-    crate::common::set_database(&data_a, Some(&database));
-    crate::common::set_database(&data_b, Some(&database));
-    // The deployment names its blob store itself.
-    crate::common::set_blobs(&data_a, None);
-    crate::common::set_blobs(&data_b, None);
 
     // Set up through node A's directory; node B sees it through PostgreSQL.
     let creds = tenant_with_app(|| dep.command(&data_a), ATTENDANCE_SCOPES);
@@ -325,16 +333,9 @@ async fn device_changes_are_announced_to_every_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_token_is_refused_on_every_node_at_once() {
     let pg = Postgres::from_env_or_start();
-    let database = pg.create_database();
+    let (_dir, data_a, data_b, _) = two_data_dirs(&pg);
     let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
     let blobs = garage.blobs_url("revocation");
-    let dir = tempfile::tempdir().unwrap();
-    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
-    for d in [&data_a, &data_b] {
-        crate::common::set_database(d, Some(&database));
-        // The nodes name their blob store themselves.
-        crate::common::set_blobs(d, None);
-    }
     let configure = |c: &mut Command| {
         c.args(["--blobs", &blobs])
             .env("FACEHUB_ENCRYPTION_KEY", KEY);
@@ -424,14 +425,8 @@ async fn a_revoked_token_is_refused_on_every_node_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_node_without_shared_blobs_is_refused() {
     let pg = Postgres::from_env_or_start();
-    let database = pg.create_database();
-    let dir = tempfile::tempdir().unwrap();
-    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
-    crate::common::set_database(&first, Some(&database));
-    crate::common::set_database(&second, Some(&database));
     // Local blobs are what is under test.
-    crate::common::set_blobs(&first, None);
-    crate::common::set_blobs(&second, None);
+    let (_dir, first, second, _) = two_data_dirs(&pg);
     let key = |c: &mut Command| {
         c.env("FACEHUB_ENCRYPTION_KEY", KEY);
     };
@@ -560,16 +555,9 @@ async fn metadata_moves_from_sqlite_to_postgresql_and_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_key_rotates_node_by_node() {
     let pg = Postgres::from_env_or_start();
-    let database = pg.create_database();
+    let (dir, data_a, data_b, database) = two_data_dirs(&pg);
     let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
     let blobs = garage.blobs_url("rotation");
-    let dir = tempfile::tempdir().unwrap();
-    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
-    for d in [&data_a, &data_b] {
-        crate::common::set_database(d, Some(&database));
-        // The nodes name their blob store themselves.
-        crate::common::set_blobs(d, None);
-    }
     let keyed = |c: &mut Command, key: &str, readable: &[&str]| {
         c.args(["--blobs", &blobs])
             .env("FACEHUB_ENCRYPTION_KEY", key)
