@@ -11,10 +11,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use async_trait::async_trait;
+use bytes::BytesMut;
 use rand::RngCore;
-use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 pub type BlobReader = Box<dyn AsyncRead + Send + Unpin>;
+
+/// A blob's first bytes, read at its opening, and the reader of the rest.
+pub struct Ahead {
+    pub first: BytesMut,
+    pub reader: BlobReader,
+}
 
 /// Bytes buffered per blob being written.
 const WRITE_BUF: usize = 128 * 1024;
@@ -33,6 +40,20 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn create(&self, key: &str) -> anyhow::Result<Box<dyn BlobWriter>>;
     /// Opens a blob for reading; `Ok(None)` when it does not exist.
     async fn open(&self, key: &str) -> anyhow::Result<Option<BlobReader>>;
+    /// Opens a blob and reads its first `ahead` bytes: those bytes (fewer
+    /// only when the blob ends before them) and the reader of the rest.
+    async fn open_ahead(&self, key: &str, ahead: usize) -> anyhow::Result<Option<Ahead>> {
+        let Some(mut reader) = self.open(key).await? else {
+            return Ok(None);
+        };
+        let mut first = BytesMut::with_capacity(ahead);
+        while first.len() < ahead {
+            if reader.read_buf(&mut first).await? == 0 {
+                break;
+            }
+        }
+        Ok(Some(Ahead { first, reader }))
+    }
     async fn delete(&self, key: &str) -> anyhow::Result<()>;
     /// Every blob stored (for recovery and consistency checks).
     async fn list(&self) -> anyhow::Result<Vec<BlobInfo>>;
@@ -174,6 +195,34 @@ impl BlobStore for LocalBlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).context("opening blob"),
         }
+    }
+
+    /// Opens the file and reads its first bytes in one trip to the
+    /// blocking pool: a photo of a few hundred KiB is then served without
+    /// another.
+    async fn open_ahead(&self, key: &str, ahead: usize) -> anyhow::Result<Option<Ahead>> {
+        use std::io::Read;
+        check_key(key)?;
+        let path = self.path_of(key);
+        tokio::task::spawn_blocking(move || {
+            let mut file = match std::fs::File::open(path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e).context("opening blob"),
+            };
+            let mut first = Vec::with_capacity(ahead);
+            (&mut file)
+                .take(ahead as u64)
+                .read_to_end(&mut first)
+                .context("reading blob")?;
+            let reader: BlobReader = Box::new(tokio::fs::File::from_std(file));
+            Ok(Some(Ahead {
+                // Vec → Bytes → BytesMut moves the buffer, no copy.
+                first: BytesMut::from(bytes::Bytes::from(first)),
+                reader,
+            }))
+        })
+        .await?
     }
 
     async fn delete(&self, key: &str) -> anyhow::Result<()> {

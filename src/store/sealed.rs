@@ -9,8 +9,8 @@ use futures_util::Stream;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use super::blob::{BlobReader, BlobStore, BlobWriter};
-use crate::crypto::{CHUNK, HEADER_LEN, KeyRing, SealReader, SealWriter, TAG};
+use super::blob::{Ahead, BlobReader, BlobStore, BlobWriter};
+use crate::crypto::{CHUNK, HEADER_PREFIX, KeyRing, MAX_HEADER, SealReader, SealWriter, TAG};
 
 /// Bytes read from the store at once while decrypting.
 const READ_AHEAD: usize = 4 * (CHUNK + TAG);
@@ -35,7 +35,7 @@ impl SealedBlobs {
             sha: Sha256::new(),
             inner: self.store.create(key).await?,
             seal: self.keys.encryptor(key.as_bytes()),
-            out: Vec::with_capacity(CHUNK + TAG + HEADER_LEN),
+            out: Vec::with_capacity(CHUNK + TAG + MAX_HEADER),
         })
     }
 
@@ -43,49 +43,71 @@ impl SealedBlobs {
     /// out, so that a missing key or a corrupt header is an error the caller
     /// can still answer with a status, not a truncated 200.
     pub async fn open(&self, key: &str) -> anyhow::Result<Option<PlainStream>> {
-        let Some(reader) = self.store.open(key).await? else {
-            return Ok(None);
-        };
-        self.open_reader(key, reader, READ_AHEAD).await.map(Some)
+        self.open_ahead(key, READ_AHEAD).await
     }
 
     /// [`SealedBlobs::open`] for a blob of `plain_len` bytes: reads ahead
     /// no more than the blob holds, so that a thousand downloads of small
-    /// photos at once cost a thousand small buffers, not 256 KiB each.
+    /// photos at once cost a thousand small buffers, not 256 KiB each, and
+    /// a photo that fits is read whole with the opening.
     pub async fn open_sized(
         &self,
         key: &str,
         plain_len: u64,
     ) -> anyhow::Result<Option<PlainStream>> {
-        let Some(reader) = self.store.open(key).await? else {
-            return Ok(None);
-        };
         let chunks = plain_len / CHUNK as u64 + 1;
         let sealed = plain_len.saturating_add(chunks * TAG as u64);
         let ahead = usize::try_from(sealed)
             .unwrap_or(READ_AHEAD)
             .clamp(CHUNK + TAG + 1, READ_AHEAD);
-        self.open_reader(key, reader, ahead).await.map(Some)
+        self.open_ahead(key, ahead).await
     }
 
-    async fn open_reader(
+    /// Opens a blob reading `ahead` bytes of chunks at a time; the first
+    /// read takes the header too, and one byte more, which tells whether
+    /// the blob ended within it (then no read is left to find its end).
+    async fn open_ahead(&self, key: &str, ahead: usize) -> anyhow::Result<Option<PlainStream>> {
+        let want = ahead + MAX_HEADER + 1;
+        let Some(Ahead { first, reader }) = self.store.open_ahead(key, want).await? else {
+            return Ok(None);
+        };
+        let eof = first.len() < want;
+        self.open_stream(key, reader, first, eof, ahead)
+            .await
+            .map(Some)
+    }
+
+    /// Starts decrypting a blob whose first bytes are in `buf` (`eof`:
+    /// they are all of it) and the rest in `reader`.
+    async fn open_stream(
         &self,
         key: &str,
         mut reader: BlobReader,
+        mut buf: BytesMut,
+        eof: bool,
         ahead: usize,
     ) -> anyhow::Result<PlainStream> {
-        let mut header = [0u8; HEADER_LEN];
-        reader
-            .read_exact(&mut header)
-            .await
-            .context("blob shorter than its header")?;
+        let header_len = loop {
+            if let Some(len) = crate::crypto::header_len(&buf)
+                && buf.len() >= len
+            {
+                break len;
+            }
+            if buf.len() >= HEADER_PREFIX && crate::crypto::header_len(&buf).is_none() {
+                anyhow::bail!("not a sealed facehub blob");
+            }
+            if eof || reader.read_buf(&mut buf).await? == 0 {
+                anyhow::bail!("blob shorter than its header");
+            }
+        };
+        let header = buf.split_to(header_len);
         let dec = self.keys.decryptor(&header, key.as_bytes())?;
         let mut stream = PlainStream {
             reader,
             dec,
-            buf: BytesMut::with_capacity(ahead),
+            buf,
             ahead,
-            eof: false,
+            eof,
             first: None,
         };
         stream.first = stream.next_chunk().await?;
@@ -99,21 +121,26 @@ impl SealedBlobs {
     /// Re-seals a blob under the ring's current key, replacing it in place
     /// (atomically: readers see the old or the new blob, both valid).
     /// Returns the new digest of the sealed bytes and the key it is sealed
-    /// under, or `None` if the blob is gone. A blob already under the
-    /// current key (a rotation that stopped after replacing it) is only
-    /// digested.
+    /// under, or `None` if the blob is gone. A blob already sealed as new
+    /// blobs are, under the current key (a rotation that stopped after
+    /// replacing it), is only digested; one of an older format is
+    /// rewritten in the current one.
     pub async fn reseal(&self, key: &str) -> anyhow::Result<Option<(String, u32)>> {
         let Some(mut raw) = self.store.open(key).await? else {
             return Ok(None);
         };
-        let mut header = [0u8; HEADER_LEN];
-        raw.read_exact(&mut header)
+        let mut header = [0u8; MAX_HEADER];
+        raw.read_exact(&mut header[..HEADER_PREFIX])
             .await
             .context("blob shorter than its header")?;
         let current = self.keys.current().id();
-        if crate::crypto::blob_key_id(&header) == Some(current) {
+        if crate::crypto::is_current(&header, current) {
+            let len = crate::crypto::header_len(&header).expect("a current header");
+            raw.read_exact(&mut header[HEADER_PREFIX..len])
+                .await
+                .context("blob shorter than its header")?;
             let mut sha = Sha256::new();
-            sha.update(header);
+            sha.update(&header[..len]);
             let digest = super::blob::sha256_rest(sha, &mut raw, READ_AHEAD).await?;
             return Ok(Some((digest, current)));
         }
@@ -157,7 +184,9 @@ impl SealedBlobs {
             inner: Some(hashed),
             out: state.clone(),
         });
-        let opened = self.open_reader(key, reader, READ_AHEAD).await;
+        let opened = self
+            .open_stream(key, reader, BytesMut::new(), false, READ_AHEAD)
+            .await;
         let authentic = match opened {
             Ok(mut stream) => loop {
                 match stream.next_chunk().await {
@@ -376,6 +405,53 @@ mod tests {
         // Nothing on disk holds the plaintext.
         let raw = std::fs::read(dir.path().join("blobs/ip/att_roundtrip")).unwrap();
         assert!(!raw.windows(64).any(|w| w == &data[1000..1064]));
+    }
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 253) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn sized_opens_read_every_length_whole_whatever_the_hint() {
+        let (_dir, blobs) = setup().await;
+        for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 4 * CHUNK, 5 * CHUNK + 3] {
+            let key = format!("att_sized{len}");
+            let mut w = blobs.create(&key).await.unwrap();
+            w.write(&data(len)).await.unwrap();
+            w.finish().await.unwrap();
+            // The hint is the recorded size; a wrong one costs reads, not bytes.
+            for hint in [len as u64, 0, 3 * len as u64 + 1] {
+                let got = blobs.open_sized(&key, hint).await.unwrap().unwrap();
+                assert_eq!(got.read_all(0).await.unwrap(), data(len), "{len} {hint}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn v1_blobs_open_and_reseal_into_v2() {
+        let (dir, blobs) = setup().await;
+        let key = blobs.keys.current();
+        let plain = data(2 * CHUNK + 9);
+        let v1 = crate::crypto::stream::tests::seal_v1(&key, b"att_old", &plain);
+        let mut w = blobs.store().create("att_old").await.unwrap();
+        w.write(&v1).await.unwrap();
+        w.finish().await.unwrap();
+        let got = blobs.open("att_old").await.unwrap().unwrap();
+        assert_eq!(got.read_all(0).await.unwrap(), plain);
+        // Under the current key, but of the old format: rewritten.
+        let (digest, key_id) = blobs.reseal("att_old").await.unwrap().unwrap();
+        assert_eq!(key_id, key.id());
+        let raw = std::fs::read(dir.path().join("blobs/ld/att_old")).unwrap();
+        assert!(raw.starts_with(b"FHB\x02"));
+        assert_eq!(digest, hex::encode(Sha256::digest(&raw)));
+        let got = blobs.open("att_old").await.unwrap().unwrap();
+        assert_eq!(got.read_all(0).await.unwrap(), plain);
+        // Once current, a re-seal only digests it.
+        assert_eq!(blobs.reseal("att_old").await.unwrap().unwrap().0, digest);
+        assert_eq!(
+            std::fs::read(dir.path().join("blobs/ld/att_old")).unwrap(),
+            raw
+        );
     }
 
     #[tokio::test]

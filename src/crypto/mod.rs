@@ -1,17 +1,6 @@
-//! Encryption at rest.
-//!
-//! Blobs are sealed with XChaCha20-Poly1305 in the STREAM construction
-//! (`aead::stream`, big-endian 32-bit counter + last-block flag) so that a
-//! photo of any size is encrypted and decrypted chunk by chunk with constant
-//! memory, and so that truncating, reordering or swapping chunks is detected.
-//! The blob key is the associated data of every chunk, so one blob's bytes
-//! cannot be passed off as another's.
-//!
-//! Sealed blob layout (version 1):
-//! ```text
-//! "FHB" 0x01 | key_id: u32 BE | nonce prefix: 19 bytes | chunk* (each CHUNK
-//! plaintext bytes + 16-byte tag; the last chunk holds 0..=CHUNK bytes)
-//! ```
+//! Encryption at rest: data keys and their ring, key files, small sealed
+//! values (tokens, secrets, file names: XChaCha20-Poly1305 in one piece,
+//! bound to their row), and sealed blobs ([`stream`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,23 +8,24 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use chacha20poly1305::aead::stream::{DecryptorBE32, EncryptorBE32};
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-/// Plaintext bytes per sealed chunk.
-pub const CHUNK: usize = 64 * 1024;
-pub const TAG: usize = 16;
-pub const HEADER_LEN: usize = 4 + 4 + 19;
-const MAGIC: [u8; 4] = *b"FHB\x01";
+pub(crate) mod stream;
+
+pub use stream::{
+    CHUNK, HEADER_PREFIX, MAX_HEADER, SealReader, SealWriter, TAG, header_len, is_current,
+};
 
 /// A 256-bit data key and its public identifier.
 #[derive(Clone)]
 pub struct Key {
     id: u32,
     cipher: XChaCha20Poly1305,
+    /// What sealed blobs' own keys are derived from.
+    blob_prk: ring::hkdf::Prk,
     /// For keyed digests of sealed values (never for encryption).
     digest_key: [u8; 32],
 }
@@ -62,6 +52,8 @@ impl Key {
         Ok(Key {
             id: u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]),
             cipher: XChaCha20Poly1305::new_from_slice(bytes).expect("32-byte key"),
+            blob_prk: ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"facehub blob keys")
+                .extract(bytes),
             digest_key: digest_key.into(),
         })
     }
@@ -232,26 +224,6 @@ impl KeyRing {
             )
             .map_err(|_| anyhow::anyhow!("sealed value failed authentication"))
     }
-
-    pub fn encryptor(&self, aad: &[u8]) -> SealWriter {
-        SealWriter::new(&self.current(), aad)
-    }
-
-    /// Starts decrypting a sealed blob from its header.
-    pub fn decryptor(&self, header: &[u8], aad: &[u8]) -> anyhow::Result<SealReader> {
-        if header.len() < HEADER_LEN || header[..4] != MAGIC {
-            bail!("not a sealed facehub blob");
-        }
-        let id = u32::from_be_bytes(header[4..8].try_into().expect("4 bytes"));
-        let key = self
-            .get(id)
-            .with_context(|| format!("blob sealed with unknown key {id:08x}"))?;
-        let dec = DecryptorBE32::from_aead(key.cipher.clone(), header[8..HEADER_LEN].into());
-        Ok(SealReader {
-            dec: Some(dec),
-            aad: aad.to_vec(),
-        })
-    }
 }
 
 /// A fresh random key, base64, as a key file line.
@@ -264,12 +236,6 @@ pub fn new_key_line() -> String {
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);
     B64.encode(bytes)
-}
-
-/// The id of a sealed blob's key, from its header.
-pub fn blob_key_id(header: &[u8]) -> Option<u32> {
-    (header.len() >= 8 && header[..4] == MAGIC)
-        .then(|| u32::from_be_bytes(header[4..8].try_into().expect("4 bytes")))
 }
 
 /// Refuses a key file that group or others may read or write: whoever can
@@ -315,197 +281,12 @@ pub fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Incremental encryption: feed plaintext, take ciphertext out.
-pub struct SealWriter {
-    key_id: u32,
-    enc: Option<EncryptorBE32<XChaCha20Poly1305>>,
-    aad: Vec<u8>,
-    pending: Vec<u8>,
-    header: Option<Vec<u8>>,
-}
-
-impl SealWriter {
-    fn new(key: &Key, aad: &[u8]) -> SealWriter {
-        let mut prefix = [0u8; 19];
-        OsRng.fill_bytes(&mut prefix);
-        let mut header = Vec::with_capacity(HEADER_LEN);
-        header.extend_from_slice(&MAGIC);
-        header.extend_from_slice(&key.id.to_be_bytes());
-        header.extend_from_slice(&prefix);
-        SealWriter {
-            key_id: key.id,
-            enc: Some(EncryptorBE32::from_aead(
-                key.cipher.clone(),
-                (&prefix[..]).into(),
-            )),
-            aad: aad.to_vec(),
-            pending: Vec::with_capacity(CHUNK + TAG),
-            header: Some(header),
-        }
-    }
-
-    /// The key this blob is sealed under: the ring's current key when the
-    /// writer began, which a rotation may have replaced since.
-    pub fn key_id(&self) -> u32 {
-        self.key_id
-    }
-
-    /// Adds plaintext; appends any ciphertext ready to be written to `out`.
-    pub fn update(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> anyhow::Result<()> {
-        if let Some(h) = self.header.take() {
-            out.extend_from_slice(&h);
-        }
-        // A chunk is sealed only once more plaintext follows it, because the
-        // last chunk must be sealed with the "last" flag.
-        while !data.is_empty() {
-            if self.pending.len() == CHUNK {
-                self.seal_pending(out)?;
-            }
-            let take = (CHUNK - self.pending.len()).min(data.len());
-            self.pending.extend_from_slice(&data[..take]);
-            data = &data[take..];
-        }
-        Ok(())
-    }
-
-    fn seal_pending(&mut self, out: &mut Vec<u8>) -> anyhow::Result<()> {
-        let enc = self.enc.as_mut().context("encryptor already finished")?;
-        enc.encrypt_next_in_place(&self.aad, &mut self.pending)
-            .map_err(|_| anyhow::anyhow!("chunk encryption failed"))?;
-        out.extend_from_slice(&self.pending);
-        self.pending.clear();
-        Ok(())
-    }
-
-    /// Seals what is left as the last chunk.
-    pub fn finish(&mut self, out: &mut Vec<u8>) -> anyhow::Result<()> {
-        if let Some(h) = self.header.take() {
-            out.extend_from_slice(&h);
-        }
-        let enc = self.enc.take().context("encryptor already finished")?;
-        enc.encrypt_last_in_place(&self.aad[..], &mut self.pending)
-            .map_err(|_| anyhow::anyhow!("chunk encryption failed"))?;
-        out.extend_from_slice(&self.pending);
-        self.pending.clear();
-        Ok(())
-    }
-}
-
-/// Incremental decryption of the chunks that follow the header.
-pub struct SealReader {
-    dec: Option<DecryptorBE32<XChaCha20Poly1305>>,
-    aad: Vec<u8>,
-}
-
-impl SealReader {
-    /// Decrypts one chunk in place. `last` must be true exactly for the
-    /// final chunk of the blob.
-    pub fn open_chunk(
-        &mut self,
-        chunk: &mut dyn chacha20poly1305::aead::Buffer,
-        last: bool,
-    ) -> anyhow::Result<()> {
-        let failed = || anyhow::anyhow!("blob chunk failed authentication (corrupt or truncated)");
-        if last {
-            let dec = self.dec.take().context("decryptor already finished")?;
-            dec.decrypt_last_in_place(&self.aad[..], chunk)
-                .map_err(|_| failed())
-        } else {
-            let dec = self.dec.as_mut().context("decryptor already finished")?;
-            dec.decrypt_next_in_place(&self.aad, chunk)
-                .map_err(|_| failed())
-        }
-    }
-
-    pub fn is_finished(&self) -> bool {
-        self.dec.is_none()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Size of the sealed form of `plain_len` plaintext bytes.
-    fn sealed_len(plain_len: u64) -> u64 {
-        let chunk = CHUNK as u64;
-        let full = if plain_len == 0 {
-            0
-        } else {
-            (plain_len - 1) / chunk
-        };
-        HEADER_LEN as u64 + plain_len + (full + 1) * TAG as u64
-    }
-
     fn ring() -> KeyRing {
         KeyRing::new(Key::from_bytes(&[7u8; 32]).unwrap())
-    }
-
-    fn seal(r: &KeyRing, aad: &[u8], data: &[u8], piece: usize) -> Vec<u8> {
-        let mut w = r.encryptor(aad);
-        let mut out = Vec::new();
-        for p in data.chunks(piece.max(1)) {
-            w.update(p, &mut out).unwrap();
-        }
-        w.finish(&mut out).unwrap();
-        out
-    }
-
-    fn open(r: &KeyRing, aad: &[u8], sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let mut rd = r.decryptor(&sealed[..HEADER_LEN.min(sealed.len())], aad)?;
-        let mut rest = &sealed[HEADER_LEN..];
-        let mut out = Vec::new();
-        loop {
-            let last = rest.len() <= CHUNK + TAG;
-            let n = rest.len().min(CHUNK + TAG);
-            let mut c = rest[..n].to_vec();
-            rd.open_chunk(&mut c, last)?;
-            out.extend_from_slice(&c);
-            rest = &rest[n..];
-            if last {
-                return Ok(out);
-            }
-        }
-    }
-
-    #[test]
-    fn roundtrip_at_chunk_edges() {
-        let r = ring();
-        for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 5] {
-            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-            for piece in [1000, CHUNK, 7 * CHUNK] {
-                let sealed = seal(&r, b"k", &data, piece);
-                assert_eq!(sealed.len() as u64, sealed_len(len as u64), "len {len}");
-                assert_eq!(open(&r, b"k", &sealed).unwrap(), data, "len {len}");
-            }
-        }
-    }
-
-    #[test]
-    fn tampering_is_detected() {
-        let r = ring();
-        let data = vec![42u8; 2 * CHUNK + 10];
-        let sealed = seal(&r, b"k", &data, 4096);
-        // Wrong associated data (another blob's key).
-        assert!(open(&r, b"other", &sealed).is_err());
-        // A flipped bit.
-        let mut bad = sealed.clone();
-        bad[HEADER_LEN + 100] ^= 1;
-        assert!(open(&r, b"k", &bad).is_err());
-        // Truncated at a chunk boundary: the new last chunk was not sealed as last.
-        let cut = &sealed[..HEADER_LEN + 2 * (CHUNK + TAG)];
-        assert!(open(&r, b"k", cut).is_err());
-        // Unknown key.
-        let other = KeyRing::new(Key::from_bytes(&[9u8; 32]).unwrap());
-        assert!(open(&other, b"k", &sealed).is_err());
-    }
-
-    #[test]
-    fn ciphertext_does_not_contain_plaintext() {
-        let r = ring();
-        let data = b"FACE-PHOTO-MARKER-0123456789".repeat(1000);
-        let sealed = seal(&r, b"k", &data, 999);
-        assert!(!sealed.windows(18).any(|w| w == b"FACE-PHOTO-MARKER-"));
     }
 
     #[test]
