@@ -149,6 +149,7 @@ impl KeyRing {
         };
         Ok(SealReader {
             opener: Some(opener),
+            failed: false,
         })
     }
 }
@@ -244,14 +245,25 @@ enum Opener {
 
 /// Incremental decryption of the chunks that follow the header.
 pub struct SealReader {
+    /// `None` once the last chunk has opened.
     opener: Option<Opener>,
+    /// A chunk failed: every later one fails too, so that no caller can
+    /// read on past a bad chunk to a stream that looks whole.
+    failed: bool,
 }
 
 impl SealReader {
     /// Decrypts one chunk (ciphertext and tag) in place, leaving its
-    /// plaintext. `last` must be true exactly for the final chunk. A chunk
-    /// that fails leaves the reader unfinished: it never reads as the end.
+    /// plaintext. `last` must be true exactly for the final chunk. After a
+    /// chunk fails, the reader never finishes and every call fails.
     pub fn open_chunk(&mut self, chunk: &mut dyn Buffer, last: bool) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.failed, "blob chunk after one that failed");
+        let opened = self.open(chunk, last);
+        self.failed = opened.is_err();
+        opened
+    }
+
+    fn open(&mut self, chunk: &mut dyn Buffer, last: bool) -> anyhow::Result<()> {
         let failed = || anyhow::anyhow!("blob chunk failed authentication (corrupt or truncated)");
         match self.opener.as_mut().context("decryptor already finished")? {
             Opener::V1 {
@@ -423,12 +435,23 @@ pub(crate) mod tests {
     #[test]
     fn a_failed_chunk_never_reads_as_the_end() {
         let r = ring();
-        let sealed = seal(&r, b"k", &data(100), 100);
-        let mut rd = r.decryptor(&sealed[..V2_HEADER], b"k").unwrap();
-        let mut bad = sealed[V2_HEADER..].to_vec();
-        bad[0] ^= 1;
-        assert!(rd.open_chunk(&mut bad, true).is_err());
-        assert!(!rd.is_finished());
+        let key = r.current();
+        let plain = data(2 * CHUNK + 5);
+        for sealed in [seal(&r, b"k", &plain, 1000), seal_v1(&key, b"k", &plain)] {
+            let len = header_len(&sealed).unwrap();
+            let mut rd = r.decryptor(&sealed[..len], b"k").unwrap();
+            let chunk = |i: usize| {
+                let at = len + i * (CHUNK + TAG);
+                sealed[at..(at + CHUNK + TAG).min(sealed.len())].to_vec()
+            };
+            let mut bad = chunk(0);
+            bad[0] ^= 1;
+            assert!(rd.open_chunk(&mut bad, false).is_err());
+            // The chunks after it are sound, but do not open once one failed.
+            assert!(rd.open_chunk(&mut chunk(1), false).is_err());
+            assert!(rd.open_chunk(&mut chunk(2), true).is_err());
+            assert!(!rd.is_finished());
+        }
     }
 
     #[test]

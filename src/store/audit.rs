@@ -12,6 +12,9 @@ impl Db {
     /// (a statement is its own transaction: two round trips to the
     /// database fewer), else in one transaction.
     pub async fn insert_audit(&self, events: &[&AuditEvent], at_ms: i64) -> anyhow::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
         if events.len() <= ROWS_PER_STATEMENT {
             crate::faults::inject_eio!("audit.write");
             let sql = audit_sql(events.len());
