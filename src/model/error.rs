@@ -10,15 +10,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// An error in a chain, as the classifiers below look at it.
 type ErrorSource = dyn std::error::Error + 'static;
 
-/// A state of the deployment that passes by itself: how to tell it in a
-/// chain, the error it is told as, when it was last logged, and the line.
-type PassingState = (
-    fn(&ErrorSource) -> bool,
-    fn() -> Error,
-    &'static Quiet,
-    &'static str,
-);
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     // ---- authentication & authorisation (same code on every surface) ----
@@ -142,25 +133,21 @@ impl From<anyhow::Error> for Error {
         // The deployment's passing states: told as such, their cause logged.
         static FULL: Quiet = Quiet::new();
         static LOST: Quiet = Quiet::new();
-        let states: [PassingState; 2] = [
-            (
-                is_disk_full,
-                Error::disk_full,
+        if e.chain().any(is_disk_full) {
+            log_state(
                 &FULL,
+                &e,
                 "a write met a full filesystem; refusing writes as storage full until space is freed",
-            ),
-            (
-                is_unreachable,
-                Error::unavailable,
+            );
+            return Error::disk_full();
+        }
+        if e.chain().any(is_unreachable) {
+            log_state(
                 &LOST,
+                &e,
                 "the metadata store does not answer; refusing what needs it until it does",
-            ),
-        ];
-        for (met, state, last, what) in states {
-            if e.chain().any(met) {
-                log_state(last, &e, what);
-                return state();
-            }
+            );
+            return Error::unavailable();
         }
         Error::Internal(e)
     }

@@ -224,12 +224,7 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn open(&self, key: &str) -> anyhow::Result<Option<BlobReader>> {
-        check_key(key)?;
-        match tokio::fs::File::open(self.path_of(key)).await {
-            Ok(f) => Ok(Some(Box::new(f))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).context("opening blob"),
-        }
+        Ok(self.open_ahead(key, 0).await?.map(|a| a.reader))
     }
 
     /// Opens the file and reads its first bytes: at once when the page

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use sha2::{Digest, Sha256};
@@ -88,13 +87,10 @@ impl SealedBlobs {
         ahead: usize,
     ) -> anyhow::Result<PlainStream> {
         let header_len = loop {
-            if let Some(len) = crate::crypto::header_len(&buf)
-                && buf.len() >= len
-            {
-                break len;
-            }
-            if buf.len() >= HEADER_PREFIX && crate::crypto::header_len(&buf).is_none() {
-                anyhow::bail!("not a sealed facehub blob");
+            match crate::crypto::header_len(&buf) {
+                Some(len) if buf.len() >= len => break len,
+                None if buf.len() >= HEADER_PREFIX => anyhow::bail!("not a sealed facehub blob"),
+                _ => {}
             }
             if eof || reader.read_buf(&mut buf).await? == 0 {
                 anyhow::bail!("blob shorter than its header");
@@ -126,25 +122,18 @@ impl SealedBlobs {
     /// replacing it), is only digested; one of an older format is
     /// rewritten in the current one.
     pub async fn reseal(&self, key: &str) -> anyhow::Result<Option<(String, u32)>> {
-        let Some(mut raw) = self.store.open(key).await? else {
+        let Some(Ahead { first, mut reader }) = self.store.open_ahead(key, MAX_HEADER).await?
+        else {
             return Ok(None);
         };
-        let mut header = [0u8; MAX_HEADER];
-        raw.read_exact(&mut header[..HEADER_PREFIX])
-            .await
-            .context("blob shorter than its header")?;
         let current = self.keys.current().id();
-        if crate::crypto::is_current(&header, current) {
-            let len = crate::crypto::header_len(&header).expect("a current header");
-            raw.read_exact(&mut header[HEADER_PREFIX..len])
-                .await
-                .context("blob shorter than its header")?;
+        if crate::crypto::is_current(&first, current) {
             let mut sha = Sha256::new();
-            sha.update(&header[..len]);
-            let digest = super::blob::sha256_rest(sha, &mut raw, READ_AHEAD).await?;
+            sha.update(&first);
+            let digest = super::blob::sha256_rest(sha, &mut reader, READ_AHEAD).await?;
             return Ok(Some((digest, current)));
         }
-        drop(raw);
+        drop(reader);
         let Some(mut plain) = self.open(key).await? else {
             return Ok(None);
         };
