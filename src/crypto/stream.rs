@@ -63,24 +63,19 @@ fn parse_prefix(header: &[u8]) -> Option<(u8, u32)> {
     })
 }
 
-/// The length of a header of `version`.
-fn len_of(version: u8) -> usize {
-    match version {
-        V1 => HEADER_PREFIX + V1_PREFIX,
-        _ => HEADER_PREFIX + SALT,
-    }
-}
-
 /// The whole header's length, from its first [`HEADER_PREFIX`] bytes;
 /// `None` if they are not those of a sealed blob.
 pub fn header_len(prefix: &[u8]) -> Option<usize> {
-    parse_prefix(prefix).map(|(version, _)| len_of(version))
+    parse_prefix(prefix).map(|(version, _)| match version {
+        V1 => HEADER_PREFIX + V1_PREFIX,
+        _ => HEADER_PREFIX + SALT,
+    })
 }
 
 /// Whether a blob starting with `header` (whole) is sealed the way new
 /// blobs are, under the key `current`: nothing for a re-seal to do.
 pub fn is_current(header: &[u8], current: u32) -> bool {
-    parse_prefix(header) == Some((V2, current)) && header.len() >= len_of(V2)
+    parse_prefix(header) == Some((V2, current)) && header.len() >= HEADER_PREFIX + SALT
 }
 
 /// A v2 blob's own AES-256-GCM key.
@@ -102,11 +97,21 @@ fn chunk_nonce(counter: u32, last: bool) -> Nonce {
     Nonce::assume_unique_for_key(n)
 }
 
-/// The counter of the chunk after `counter`.
-fn next(counter: u32) -> anyhow::Result<u32> {
-    counter
-        .checked_add(1)
-        .context("a blob holds at most 2^32 chunks")
+/// A v2 blob's chunk sequence: its key and the next chunk's counter.
+struct Chunks {
+    key: LessSafeKey,
+    counter: u32,
+}
+
+impl Chunks {
+    fn next_nonce(&mut self, last: bool) -> anyhow::Result<Nonce> {
+        let nonce = chunk_nonce(self.counter, last);
+        self.counter = self
+            .counter
+            .checked_add(1)
+            .context("a blob holds at most 2^32 chunks")?;
+        Ok(nonce)
+    }
 }
 
 impl KeyRing {
@@ -121,7 +126,7 @@ impl KeyRing {
         let Some((version, id)) = parse_prefix(header) else {
             bail!("not a sealed facehub blob");
         };
-        let len = len_of(version);
+        let len = header_len(header).expect("a known version");
         if header.len() < len {
             bail!("sealed blob header cut short");
         }
@@ -135,12 +140,15 @@ impl KeyRing {
                     header[HEADER_PREFIX..len].into(),
                 ),
                 aad: aad.to_vec(),
+                counter: 0,
             },
-            _ => Opener::V2(blob_key(&key, &header[HEADER_PREFIX..len], aad)),
+            _ => Opener::V2(Chunks {
+                key: blob_key(&key, &header[HEADER_PREFIX..len], aad),
+                counter: 0,
+            }),
         };
         Ok(SealReader {
             opener: Some(opener),
-            counter: 0,
             failed: false,
         })
     }
@@ -149,10 +157,7 @@ impl KeyRing {
 /// Incremental encryption: feed plaintext, take ciphertext out.
 pub struct SealWriter {
     key_id: u32,
-    /// The blob's own key; `None` once the last chunk is sealed.
-    key: Option<LessSafeKey>,
-    /// The next chunk's.
-    counter: u32,
+    chunks: Option<Chunks>,
     pending: Vec<u8>,
     header: Option<Vec<u8>>,
 }
@@ -168,8 +173,10 @@ impl SealWriter {
         header.extend_from_slice(&salt);
         SealWriter {
             key_id: key.id,
-            key: Some(blob_key(key, &salt, aad)),
-            counter: 0,
+            chunks: Some(Chunks {
+                key: blob_key(key, &salt, aad),
+                counter: 0,
+            }),
             pending: Vec::with_capacity(CHUNK + TAG),
             header: Some(header),
         }
@@ -200,10 +207,10 @@ impl SealWriter {
     }
 
     fn seal_pending(&mut self, last: bool, out: &mut Vec<u8>) -> anyhow::Result<()> {
-        let key = self.key.as_ref().context("encryptor already finished")?;
-        let nonce = chunk_nonce(self.counter, last);
-        self.counter = next(self.counter)?;
-        let tag = key
+        let chunks = self.chunks.as_mut().context("encryptor already finished")?;
+        let nonce = chunks.next_nonce(last)?;
+        let tag = chunks
+            .key
             .seal_in_place_separate_tag(nonce, Aad::empty(), &mut self.pending)
             .map_err(|_| anyhow::anyhow!("chunk encryption failed"))?;
         out.extend_from_slice(&self.pending);
@@ -218,7 +225,7 @@ impl SealWriter {
             out.extend_from_slice(&h);
         }
         self.seal_pending(true, out)?;
-        self.key = None;
+        self.chunks = None;
         Ok(())
     }
 }
@@ -231,16 +238,15 @@ enum Opener {
     V1 {
         stream: StreamBE32<XChaCha20Poly1305>,
         aad: Vec<u8>,
+        counter: u32,
     },
-    V2(LessSafeKey),
+    V2(Chunks),
 }
 
 /// Incremental decryption of the chunks that follow the header.
 pub struct SealReader {
     /// `None` once the last chunk has opened.
     opener: Option<Opener>,
-    /// The next chunk's: it moves only past chunks that opened.
-    counter: u32,
     /// A chunk failed: every later one fails too, so that no caller can
     /// read on past a bad chunk to a stream that looks whole.
     failed: bool,
@@ -259,23 +265,34 @@ impl SealReader {
 
     fn open(&mut self, chunk: &mut dyn Buffer, last: bool) -> anyhow::Result<()> {
         let failed = || anyhow::anyhow!("blob chunk failed authentication (corrupt or truncated)");
-        match self.opener.as_ref().context("decryptor already finished")? {
-            Opener::V1 { stream, aad } => stream
-                .decrypt_in_place(self.counter, last, aad, chunk)
-                .map_err(|_| failed())?,
-            Opener::V2(key) => {
-                let nonce = chunk_nonce(self.counter, last);
-                let plain = key
+        match self.opener.as_mut().context("decryptor already finished")? {
+            Opener::V1 {
+                stream,
+                aad,
+                counter,
+            } => {
+                stream
+                    .decrypt_in_place(*counter, last, aad, chunk)
+                    .map_err(|_| failed())?;
+                *counter = counter
+                    .checked_add(1)
+                    .context("a blob holds at most 2^32 chunks")?;
+                if last {
+                    self.opener = None;
+                }
+            }
+            Opener::V2(chunks) => {
+                let nonce = chunks.next_nonce(last)?;
+                let plain = chunks
+                    .key
                     .open_in_place(nonce, Aad::empty(), chunk.as_mut())
                     .map_err(|_| failed())?
                     .len();
                 chunk.truncate(plain);
+                if last {
+                    self.opener = None;
+                }
             }
-        }
-        if last {
-            self.opener = None;
-        } else {
-            self.counter = next(self.counter)?;
         }
         Ok(())
     }
@@ -452,6 +469,8 @@ pub(crate) mod tests {
         let v2 = seal(&r, b"k", b"x", 1);
         assert!(is_current(&v2, key.id()));
         assert!(!is_current(&v2, key.id() ^ 1));
+        // A header cut short is not one to leave as it is.
+        assert!(!is_current(&v2[..V2_HEADER - 1], key.id()));
     }
 
     #[test]
