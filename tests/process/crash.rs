@@ -58,6 +58,14 @@ struct Model {
 
 type Shared = Arc<Mutex<Model>>;
 
+/// Notes `value` as sent for `user` and not answered yet.
+fn sent<T: Clone>(pending: &mut HashMap<String, Vec<T>>, user: &str, value: &T) {
+    pending
+        .entry(user.to_string())
+        .or_default()
+        .push(value.clone());
+}
+
 /// A PNG of `side`², unique per seed: `noisy` rows of noise (which keep
 /// it from compressing: 200 rows at side 200 span two sealed chunks),
 /// the rest flat.
@@ -108,6 +116,27 @@ async fn send(
     r.json::<Value>().await.ok()
 }
 
+/// What every worker under load shares: where to send, as whom, what the
+/// model records, and when to stop.
+#[derive(Clone)]
+struct Traffic {
+    base: String,
+    token: String,
+    model: Shared,
+    stop: Stop,
+}
+
+impl Traffic {
+    fn new(base: &str, token: &str, model: &Shared) -> Self {
+        Traffic {
+            base: base.to_string(),
+            token: token.to_string(),
+            model: model.clone(),
+            stop: Stop::default(),
+        }
+    }
+}
+
 /// The two kinds of file upload under load.
 #[derive(Clone, Copy)]
 enum Files {
@@ -117,17 +146,10 @@ enum Files {
 
 /// One kind of traffic until `stop`; each worker owns its people, so one
 /// request per person is in flight at a time.
-async fn upload_worker(
-    files: Files,
-    base: String,
-    token: String,
-    model: Shared,
-    seed: u64,
-    stop: Stop,
-) {
+async fn upload_worker(files: Files, t: Traffic, seed: u64) {
     let client = reqwest::Client::new();
     let mut n = 0u64;
-    while !stop.is_set() {
+    while !t.stop.is_set() {
         n += 1;
         let (photo, path, names_file) = match files {
             Files::Attendance => {
@@ -148,9 +170,9 @@ async fn upload_worker(
             Files::Attendance => multipart(&[("file", &photo)]),
             Files::Lingo => multipart(&[("name", b"img.png"), ("file", &photo)]),
         };
-        let url = format!("{base}/open-apis/{path}");
-        let reply = send(client.post(url), &token, body).await;
-        let m = &mut *model.lock().unwrap();
+        let url = format!("{}/open-apis/{path}", t.base);
+        let reply = send(client.post(url), &t.token, body).await;
+        let m = &mut *t.model.lock().unwrap();
         let (acked, unanswered) = match files {
             Files::Attendance => (&mut m.attendance, &mut m.attendance_unanswered),
             Files::Lingo => (&mut m.lingo, &mut m.lingo_unanswered),
@@ -168,31 +190,21 @@ async fn upload_worker(
     }
 }
 
-async fn face_worker(
-    base: String,
-    token: String,
-    model: Shared,
-    face: Arc<image::RgbImage>,
-    seed: u64,
-    stop: Stop,
-) {
+async fn face_worker(t: Traffic, face: Arc<image::RgbImage>, seed: u64) {
     let client = reqwest::Client::new();
     let mut n = 0u64;
-    while !stop.is_set() {
+    while !t.stop.is_set() {
         n += 1;
         let user = format!("acs{}", (seed + n) as usize % PEOPLE);
         let photo = face_png(&face, seed + n);
-        model
-            .lock()
-            .unwrap()
-            .face_pending
-            .entry(user.clone())
-            .or_default()
-            .push(photo.clone());
-        let url = format!("{base}/open-apis/acs/v1/users/{user}/face?user_id_type=user_id");
+        sent(&mut t.model.lock().unwrap().face_pending, &user, &photo);
+        let url = format!(
+            "{}/open-apis/acs/v1/users/{user}/face?user_id_type=user_id",
+            t.base
+        );
         let reply = send(
             client.put(url),
-            &token,
+            &t.token,
             multipart(&[
                 ("files", &photo),
                 ("file_type", b"png"),
@@ -201,7 +213,7 @@ async fn face_worker(
         )
         .await;
         let busy = {
-            let mut m = model.lock().unwrap();
+            let mut m = t.model.lock().unwrap();
             match reply.as_ref().map(|v| v["code"].as_i64()) {
                 Some(Some(0)) => {
                     m.face_pending.remove(&user);
@@ -236,13 +248,7 @@ async fn template_worker(device: Arc<Device>, model: Shared, seed: u64, stop: St
         let user = format!("tpl{}", (seed + n) as usize % PEOPLE);
         let data: Vec<u8> = (0..512).map(|_| rng.r#gen()).collect();
         let data = STANDARD.encode(data);
-        model
-            .lock()
-            .unwrap()
-            .template_pending
-            .entry(user.clone())
-            .or_default()
-            .push(data.clone());
+        sent(&mut model.lock().unwrap().template_pending, &user, &data);
         let item = json!({"userid": user, "user_type": 0, "fa_algorithm": "X",
                           "fa_list": [{"id": 0, "data": data}]});
         let reply = tokio::time::timeout(
@@ -524,53 +530,22 @@ async fn harness(data: &std::path::Path, kills: usize) {
             );
             checked += verify(&server.base, &token, &device, &model, &data, round, Some(3)).await;
         }
-        let stop = Stop::default();
+        let traffic = Traffic::new(&server.base, &token, &model);
+        let stop = traffic.stop.clone();
         let seed = round as u64 * 1_000_000;
         let mut tasks = Vec::new();
         for w in 0..2 {
-            let (b, t, m, s) = (
-                server.base.clone(),
-                token.clone(),
-                model.clone(),
-                stop.clone(),
-            );
+            let t = traffic.clone();
             tasks.push(tokio::spawn(upload_worker(
                 Files::Attendance,
-                b,
                 t,
-                m,
                 seed + w * 1000,
-                s,
             )));
         }
-        let (b, t, m, s) = (
-            server.base.clone(),
-            token.clone(),
-            model.clone(),
-            stop.clone(),
-        );
-        tasks.push(tokio::spawn(upload_worker(
-            Files::Lingo,
-            b,
-            t,
-            m,
-            seed + 5000,
-            s,
-        )));
-        let (b, t, m, s) = (
-            server.base.clone(),
-            token.clone(),
-            model.clone(),
-            stop.clone(),
-        );
-        tasks.push(tokio::spawn(face_worker(
-            b,
-            t,
-            m,
-            astronaut.clone(),
-            seed + 7000,
-            s,
-        )));
+        let t = traffic.clone();
+        tasks.push(tokio::spawn(upload_worker(Files::Lingo, t, seed + 5000)));
+        let t = traffic.clone();
+        tasks.push(tokio::spawn(face_worker(t, astronaut.clone(), seed + 7000)));
         tasks.push(tokio::spawn(template_worker(
             device.clone(),
             model.clone(),
@@ -643,15 +618,9 @@ async fn key_rotation_under_load_loses_nothing() {
     let token = tenant_token(&server.base, &creds).await;
     let device = device_online(&server.base, &mut secret).await;
     // Data under the first key: photos, templates.
-    let stop = Stop::default();
-    let warmup = tokio::spawn(upload_worker(
-        Files::Attendance,
-        server.base.clone(),
-        token.clone(),
-        model.clone(),
-        1,
-        stop.clone(),
-    ));
+    let traffic = Traffic::new(&server.base, &token, &model);
+    let stop = traffic.stop.clone();
+    let warmup = tokio::spawn(upload_worker(Files::Attendance, traffic, 1));
     let templates = tokio::spawn(template_worker(
         device.clone(),
         model.clone(),
