@@ -139,5 +139,28 @@ fn validate(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, validate);
+/// A 2 KiB face template (random features, as real ones look) checked
+/// for pictures and containers inside it, next to one pass that reads
+/// every byte.
+fn template_content(c: &mut Criterion) {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let template: Vec<u8> = (0..2048)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    assert_eq!(facehub::image::contained::file_within(&template), None);
+    let mut group = c.benchmark_group("template_2kib");
+    group.throughput(Throughput::Bytes(template.len() as u64));
+    group.bench_function("file_within", |b| {
+        b.iter(|| facehub::image::contained::file_within(black_box(&template)))
+    });
+    group.bench_function("floor_xor", |b| b.iter(|| xor_fold(black_box(&template))));
+    group.finish();
+}
+
+criterion_group!(benches, validate, template_content);
 criterion_main!(benches);

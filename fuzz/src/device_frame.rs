@@ -25,8 +25,9 @@ use std::collections::HashSet;
 use facehub::api::wecom::frames::read::{flag, int_field, read_user_item, user_items};
 use facehub::api::wecom::{Frame, device_code, error_frame, parse_frame};
 use facehub::domain::devices::sync::MAX_USERS;
-use facehub::domain::devices::upload::{MAX_TEMPLATE_BYTES, Subscribed, is_image, judge_user};
+use facehub::domain::devices::upload::{MAX_TEMPLATE_BYTES, Subscribed, judge_user};
 use facehub::domain::devices::{DeviceUser, Modality};
+use facehub::image::contained::file_within;
 use serde_json::Value;
 
 /// WeCom's "invalid JSON" and "invalid parameter".
@@ -173,7 +174,7 @@ fn upload_userinfo(body: &Value) {
                     assert!(seen.insert((*modality, *slot)), "slot {slot} written twice");
                     if let Some(d) = data {
                         assert!(d.len() <= MAX_TEMPLATE_BYTES, "template of {}", d.len());
-                        assert!(!is_image(d), "an image stored as a template");
+                        assert_eq!(file_within(d), None, "a file stored as a template");
                     }
                 }
             }

@@ -19,6 +19,7 @@
 //!
 //! [`check`] runs both over a slice (fuzzing, benchmarks, tests).
 
+pub mod contained;
 mod decode;
 pub mod face;
 mod ico;

@@ -339,3 +339,31 @@ pub fn pad_to(bytes: &[u8], target: usize) -> Vec<u8> {
         other => panic!("cannot pad {other:?}"),
     }
 }
+
+/// A minimal little-endian TIFF of `w`×`h`: the header and one IFD with
+/// the width and height tags (no strips: enough for any header parser).
+pub fn tiff_header(w: u32, h: u32) -> Vec<u8> {
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend_from_slice(&2u16.to_le_bytes());
+    for (tag, value) in [(256u16, w), (257, h)] {
+        tiff.extend_from_slice(&tag.to_le_bytes());
+        tiff.extend_from_slice(&4u16.to_le_bytes()); // LONG
+        tiff.extend_from_slice(&1u32.to_le_bytes());
+        tiff.extend_from_slice(&value.to_le_bytes());
+    }
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    tiff
+}
+
+/// The `ftyp` box an ISO-BMFF picture (HEIC: `heic`, AVIF: `avif`) opens
+/// with, followed by `rest`.
+pub fn bmff_picture(brand: &[u8; 4], rest: &[u8]) -> Vec<u8> {
+    let mut bmff = vec![0, 0, 0, 24];
+    bmff.extend_from_slice(b"ftyp");
+    bmff.extend_from_slice(brand);
+    bmff.extend_from_slice(&[0, 0, 0, 0]);
+    bmff.extend_from_slice(b"mif1");
+    bmff.extend_from_slice(brand);
+    bmff.extend_from_slice(rest);
+    bmff
+}

@@ -252,6 +252,67 @@ async fn each_user_is_judged_on_its_own() {
     assert_eq!(err_of(&r), 40058);
 }
 
+/// A template slot never stores a file: a photo behind a byte of padding,
+/// a TIFF, a HEIC, an AVIF, a PNG deep inside, a ZIP. Each user fails with
+/// the reason, and nothing of theirs is stored.
+#[tokio::test]
+async fn pictures_and_containers_are_never_templates() {
+    use facehub::image::samples;
+    let app = spawn_app().await;
+    let features: Vec<u8> = (0..900u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "jpeg-padded",
+            [&[0x01][..], &samples::jpeg(48, 48)].concat(),
+        ),
+        ("tiff", samples::tiff_header(64, 64)),
+        ("heic", samples::bmff_picture(b"heic", &features)),
+        ("avif", samples::bmff_picture(b"avif", &features)),
+        (
+            "png-inside",
+            [&features[..300], &samples::png(32, 32), &features[..50]].concat(),
+        ),
+        ("zip", [&b"PK\x03\x04"[..], &features].concat()),
+    ];
+    for (u, _) in &cases {
+        person(&app.core, &app.tenant, u, UserType::Employee).await;
+    }
+    person(&app.core, &app.tenant, "features", UserType::Employee).await;
+    let d = online(&app, "FILES-1", &["A"]).await;
+    let mut users: Vec<Value> = cases
+        .iter()
+        .map(|(u, bytes)| {
+            json!({"userid": u, "fa_algorithm": "A",
+                                 "fa_list": [{"id": 0, "data": STANDARD.encode(bytes)}]})
+        })
+        .collect();
+    users.push(json!({"userid": "features", "fa_algorithm": "A",
+                      "fa_list": [{"id": 0, "data": STANDARD.encode(&features)}]}));
+    let b = d
+        .call("upload_userinfo", json!({"userinfo": users}))
+        .await
+        .unwrap();
+    let failed: Vec<&str> = b["fail_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["userid"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = cases.iter().map(|(u, _)| *u).collect();
+    assert_eq!(failed, expected, "{b}");
+    for (u, _) in &cases {
+        let info = userinfo(&d, u, 0).await;
+        assert_eq!(info["userinfo"][0]["fa_list"], json!([]), "{u}: {info}");
+    }
+    let info = userinfo(&d, "features", 0).await;
+    assert_eq!(
+        info["userinfo"][0]["fa_list"],
+        json!([{"id": 0, "data": STANDARD.encode(&features)}])
+    );
+}
+
 #[tokio::test]
 async fn bad_frames_get_errors_and_the_server_keeps_serving() {
     let app = spawn_with(|c| {

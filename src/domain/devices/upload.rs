@@ -10,7 +10,7 @@ use super::sync::{MAX_USERS, template_digest};
 use super::{DeviceUser, Modality, PersonTemplates, Session, TemplateWrite, algorithm_name};
 use crate::domain::Core;
 use crate::domain::audit::AuditEvent;
-use crate::image::{ImageFormat, Sniffed, sniff};
+use crate::image::contained::file_within;
 use crate::model::error::{Error, Result};
 
 /// Largest template accepted, after base64 decoding. Feature vectors of
@@ -29,28 +29,12 @@ pub struct UploadOutcome {
     pub reasons: Vec<(DeviceUser, String)>,
 }
 
-/// True when the bytes are a picture rather than features: a JPEG, PNG,
-/// GIF, WebP or BMP header that describes an image. (ICO's 4-byte magic is
-/// too likely inside real templates to count.)
-pub fn is_image(data: &[u8]) -> bool {
-    match sniff(data) {
-        Sniffed::Image(ImageFormat::Ico) => false,
-        // "BM" alone is two bytes; also require the header's file size.
-        Sniffed::Image(ImageFormat::Bmp) => {
-            data.len() >= 26
-                && u32::from_le_bytes(data[2..6].try_into().expect("4 bytes")) as usize
-                    == data.len()
-        }
-        Sniffed::Image(_) => imagesize::blob_size(data).is_ok(),
-        _ => false,
-    }
-}
-
 /// A slot and its new data (`None` deletes it).
 type SlotWrite = (i64, Option<Vec<u8>>);
 
 /// One uploaded list → (slot, data or None to delete): ids in range, each
-/// named once, templates within [`MAX_TEMPLATE_BYTES`] and not pictures.
+/// named once, templates within [`MAX_TEMPLATE_BYTES`] and neither holding
+/// a picture nor being a known file ([`file_within`]).
 /// Slots without data are checked but change nothing.
 fn judge_slots(list: TemplateList, modality: Modality) -> Result<Vec<SlotWrite>, String> {
     let field = list.field;
@@ -75,9 +59,10 @@ fn judge_slots(list: TemplateList, modality: Modality) -> Result<Vec<SlotWrite>,
                         "{field} slot {id}: template is larger than {MAX_TEMPLATE_BYTES} bytes"
                     ));
                 }
-                if is_image(&bytes) {
+                if let Some(file) = file_within(&bytes) {
                     return Err(format!(
-                        "{field} slot {id}: data is an image; upload irreversible features only"
+                        "{field} slot {id}: data holds a file ({file}), not features; \
+                         upload irreversible features only"
                     ));
                 }
                 Some(bytes)
@@ -306,21 +291,6 @@ mod tests {
     use crate::domain::devices::messages::{self, SlotInput};
     use crate::domain::testing::core;
 
-    #[test]
-    fn images_are_recognised() {
-        let jpeg = crate::image::samples::jpeg(64, 64);
-        assert!(is_image(&jpeg));
-        let png = crate::image::samples::png(64, 64);
-        assert!(is_image(&png));
-        // Random-looking features, and features that merely start like a
-        // file format, are not images.
-        assert!(!is_image(&[0x3f; 512]));
-        assert!(!is_image(
-            b"BM\x00\x00\x00\x00 features that start with BM......"
-        ));
-        assert!(!is_image(&[0, 0, 1, 0, 9, 9, 9, 9]));
-    }
-
     fn list(field: &'static str, slots: Vec<(Option<i64>, SlotData)>) -> TemplateList {
         TemplateList {
             field,
@@ -384,7 +354,16 @@ mod tests {
             "fa_list slot 1: data must be a string"
         );
         let jpeg = crate::image::samples::jpeg(64, 64);
-        assert!(why(vec![(Some(1), data(&jpeg))], Modality::Face).contains("is an image"));
+        assert_eq!(
+            why(vec![(Some(1), data(&jpeg))], Modality::Face),
+            "fa_list slot 1: data holds a file (image/jpeg at byte 0), not features; \
+             upload irreversible features only"
+        );
+        // Behind a byte of padding it is still a photo.
+        let padded = [&[0x17][..], &jpeg].concat();
+        assert!(
+            why(vec![(Some(2), data(&padded))], Modality::Face).contains("image/jpeg at byte 1")
+        );
         let big = vec![7u8; MAX_TEMPLATE_BYTES + 1];
         assert!(why(vec![(Some(1), data(&big))], Modality::Face).contains("larger than"));
         let max = vec![7u8; MAX_TEMPLATE_BYTES];
