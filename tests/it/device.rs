@@ -313,6 +313,59 @@ async fn pictures_and_containers_are_never_templates() {
     );
 }
 
+/// RFC 6455: a terminal's Close is answered with a Close (its own code
+/// echoed) before the server lets go; a text frame that is not UTF-8 fails
+/// the connection with 1007. Both before and after login.
+#[tokio::test]
+async fn closes_are_answered_and_bad_utf8_is_1007() {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let app = spawn_app().await;
+    let bye = || {
+        Message::Close(Some(CloseFrame {
+            code: 4100.into(),
+            reason: "going to sleep".into(),
+        }))
+    };
+    let not_utf8 = || {
+        Message::Frame(Frame::message(
+            vec![b'{', 0xff, 0xfe, b'}'],
+            OpCode::Data(Data::Text),
+            true,
+        ))
+    };
+    let anonymous = Device::connect(&ws(&app), "CLOSE-0", (&[], &[]), None)
+        .await
+        .unwrap();
+    anonymous.send_raw(bye()).unwrap();
+    assert_eq!(
+        anonymous.closed(WAIT).await,
+        Some(Some((4100, "going to sleep".to_string())))
+    );
+    let d = online(&app, "CLOSE-1", &["A"]).await;
+    d.send_raw(bye()).unwrap();
+    assert_eq!(
+        d.closed(WAIT).await,
+        Some(Some((4100, "going to sleep".to_string())))
+    );
+
+    let anonymous = Device::connect(&ws(&app), "CLOSE-2", (&[], &[]), None)
+        .await
+        .unwrap();
+    anonymous.send_raw(not_utf8()).unwrap();
+    assert_eq!(
+        anonymous.closed(WAIT).await.flatten().map(|c| c.0),
+        Some(1007)
+    );
+    let d = online(&app, "CLOSE-3", &["A"]).await;
+    d.send_raw(not_utf8()).unwrap();
+    assert_eq!(d.closed(WAIT).await.flatten().map(|c| c.0), Some(1007));
+    // The server goes on serving.
+    let d = online(&app, "CLOSE-4", &["A"]).await;
+    assert!(d.call("get_perm_version", json!({})).await.is_ok());
+}
+
 #[tokio::test]
 async fn bad_frames_get_errors_and_the_server_keeps_serving() {
     let app = spawn_with(|c| {

@@ -41,6 +41,9 @@ pub(super) enum Outgoing {
     Binary(bytes::Bytes),
     /// Close with a code and reason, then stop writing.
     Close(u16, &'static str),
+    /// The peer closed: send the Close the library answers it with (the
+    /// peer's code, RFC 6455 §5.5.1), after what is already queued.
+    CloseReply,
     /// A frame holding part of its connection's reply budget until written.
     Held(Box<Outgoing>, tokio::sync::OwnedSemaphorePermit),
 }
@@ -229,6 +232,11 @@ async fn serve(
                     let _ = tokio::time::timeout(write_timeout(0), sink.send(close)).await;
                     break;
                 }
+                Outgoing::CloseReply => {
+                    // Closed by the peer, the library only flushes its reply.
+                    let _ = tokio::time::timeout(write_timeout(0), sink.close()).await;
+                    break;
+                }
                 Outgoing::Held(..) => continue, // never nested
             };
             let len = match &msg {
@@ -293,7 +301,11 @@ async fn serve(
                     .await;
                 break;
             }
-            Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break,
+            Ok(None) => break,
+            Ok(Some(Ok(Message::Close(_)))) => {
+                conn.send(Outgoing::CloseReply).await;
+                break;
+            }
             Ok(Some(Err(e))) => {
                 use tokio_tungstenite::tungstenite::Error as WsError;
                 use tokio_tungstenite::tungstenite::error::CapacityError;
@@ -301,6 +313,12 @@ async fn serve(
                     // Oversize frames end here: tungstenite stops reading.
                     WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
                         conn.send(Outgoing::Close(1009, "frame too large")).await;
+                    }
+                    // RFC 6455 §8.1: invalid UTF-8 in a text frame fails
+                    // the connection with 1007.
+                    WsError::Utf8(_) => {
+                        conn.send(Outgoing::Close(1007, "text frame is not UTF-8"))
+                            .await;
                     }
                     // The pre-login allowance (admission::Metered).
                     WsError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
