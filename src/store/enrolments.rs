@@ -85,16 +85,68 @@ impl Db {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Marks enrolments started before `before` and still open as timed out.
+    /// Marks enrolments started before `before` and still open as timed
+    /// out; a page that old is closed on the device by now, so an exit
+    /// still owed for it is dropped.
     pub async fn expire_enrolments(&self, before: i64, now: i64) -> anyhow::Result<u64> {
+        let pool = self.pool()?;
+        sqlx::query("UPDATE enrolments SET exit_owed = 0 WHERE exit_owed = 1 AND created_at < $1")
+            .bind(before)
+            .execute(pool)
+            .await?;
         Ok(sqlx::query(
             "UPDATE enrolments SET status = 'timed_out', finished_at = $1
              WHERE status IN ('queued', 'sent') AND created_at < $2",
         )
         .bind(now)
         .bind(before)
-        .execute(self.pool()?)
+        .execute(pool)
         .await?
         .rows_affected())
+    }
+
+    /// Cancels a sent enrolment; one with a capture page (not `photo`) then
+    /// owes its device a `push_exit_page`. `false` if it was not sent.
+    pub async fn cancel_sent_enrolment(&self, oper_id: &str, now: i64) -> anyhow::Result<bool> {
+        let r = sqlx::query(
+            "UPDATE enrolments SET status = 'cancelled', finished_at = $1,
+                    exit_owed = CASE WHEN kind = 'photo' THEN 0 ELSE 1 END
+             WHERE oper_id = $2 AND status = 'sent'",
+        )
+        .bind(now)
+        .bind(oper_id)
+        .execute(self.pool()?)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Cancelled enrolments of these devices that still owe an exit page.
+    pub async fn owed_exits(&self, sns: &[String]) -> anyhow::Result<Vec<Enrolment>> {
+        if sns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT * FROM enrolments WHERE exit_owed = 1 AND sn IN ({})",
+            placeholders(sns.len(), 1)
+        );
+        let mut q = sqlx::query_as(&sql);
+        for sn in sns {
+            q = q.bind(sn);
+        }
+        Ok(q.fetch_all(self.pool()?).await?)
+    }
+
+    /// Sets whether an enrolment owes its exit page; `false` if it already
+    /// was so (another node claimed the exit first).
+    pub async fn set_exit_owed(&self, oper_id: &str, owed: bool) -> anyhow::Result<bool> {
+        let r = sqlx::query(
+            "UPDATE enrolments SET exit_owed = $1 WHERE oper_id = $2 AND exit_owed = $3",
+        )
+        .bind(i64::from(owed))
+        .bind(oper_id)
+        .bind(i64::from(!owed))
+        .execute(self.pool()?)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 }

@@ -683,6 +683,40 @@ async fn devices_managed_from_the_cli_while_the_server_runs() {
         "succeeded",
         "{out}"
     );
+    // Cancelled from another process: the server holding the connection
+    // closes the capture page.
+    let out = run_ok(facehub(&data).args([
+        "device",
+        "enrol",
+        "--tenant",
+        "acme",
+        "--sn",
+        "CLI-1",
+        "--user-id",
+        "u1",
+        "--kind",
+        "fp",
+    ]));
+    let oper_id = serde_json::from_str::<Value>(&out).unwrap()["oper_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let page = d
+        .push_of("push_enter_page", wait)
+        .await
+        .expect("enter page");
+    assert_eq!(page["body"]["oper_id"], oper_id.as_str());
+    let out = run_ok(facehub(&data).args([
+        "device",
+        "enrolment",
+        "--tenant",
+        "acme",
+        &oper_id,
+        "--cancel",
+    ]));
+    assert!(out.contains("cancelled"), "{out}");
+    let exit = d.push_of("push_exit_page", wait).await.expect("exit page");
+    assert_eq!(exit["body"]["oper_id"], oper_id.as_str());
 
     d.call("checkin", json!({"checkin_data": [{"userid": "u1", "user_type": 0, "timestamp": 1_763_900_000, "pass_type": 1, "pass_method": 1}]}))
         .await

@@ -106,16 +106,14 @@ impl Core {
     }
 
     /// Cancels an open enrolment; a capture page open on the device is
-    /// closed ([`Push::ExitPage`]).
+    /// closed ([`Push::ExitPage`]) by the node that holds the device's
+    /// connection, whichever node (or CLI) cancels.
     pub async fn cancel_enrolment(&self, tenant_id: i64, oper_id: &str) -> Result<Enrolment> {
         let e = self.enrolment(tenant_id, oper_id).await?;
         // Two atomic moves instead of read-then-write: a dispatch between
         // them cannot make the cancel miss the page it must close.
         let now = self.now();
-        let was_sent = self
-            .db
-            .move_enrolment(oper_id, &["sent"], "cancelled", None, now)
-            .await?;
+        let was_sent = self.db.cancel_sent_enrolment(oper_id, now).await?;
         if !was_sent
             && !self
                 .db
@@ -127,20 +125,31 @@ impl Core {
                 e.status
             )));
         }
-        if was_sent
-            && e.kind != "photo"
-            && let Some(p) = self.db.person(e.person_id).await?
-        {
-            self.hub.push_logged_in(&e.sn, Push::ExitPage(page(&e, &p)));
+        if was_sent {
+            self.devices_changed().await;
         }
         self.enrolment(tenant_id, oper_id).await
     }
 
-    /// Sends queued enrolments to their devices that are online.
+    /// Sends queued enrolments to their devices that are online, and the
+    /// exit pages cancelled ones owe.
     pub(crate) async fn dispatch_enrolments(&self) -> Result<()> {
         let online = self.hub.online_sns();
         if online.is_empty() {
             return Ok(());
+        }
+        for e in self.db.owed_exits(&online).await? {
+            // Claimed before the push, so two nodes never both send it;
+            // owed again if this connection could not take it.
+            if !self.db.set_exit_owed(&e.oper_id, false).await? {
+                continue;
+            }
+            let Some(p) = self.db.person(e.person_id).await? else {
+                continue;
+            };
+            if !self.hub.push_logged_in(&e.sn, Push::ExitPage(page(&e, &p))) {
+                self.db.set_exit_owed(&e.oper_id, true).await?;
+            }
         }
         for e in self.db.queued_enrolments(&online).await? {
             if !self.hub.is_online(&e.sn) {
