@@ -138,6 +138,9 @@ pub struct DeviceConfig {
     /// Slowest link served: writing a frame may take `idle_timeout_secs`
     /// plus its size at this rate (KiB/s) before the device is cut off.
     pub min_send_rate_kib: u64,
+    /// Commands one terminal (one address before it names itself) may send
+    /// a second, with as many in a burst; more are answered 45009 unrun.
+    pub commands_per_second: u32,
 }
 
 impl Default for DeviceConfig {
@@ -147,6 +150,7 @@ impl Default for DeviceConfig {
             idle_timeout_secs: 90,
             enrol_timeout_secs: 300,
             min_send_rate_kib: 32,
+            commands_per_second: 100,
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct AppState {
     pub uploads: Arc<tokio::sync::Semaphore>,
     /// Device connections that have not yet proved who they are.
     pub device_anonymous: Arc<wecom::admission::Anonymous>,
+    /// Commands per terminal (this node's: a terminal talks to one node).
+    pub device_commands: Arc<ratelimit::RateLimiter>,
     pub readiness: Arc<ops::Readiness>,
 }
 
@@ -50,11 +52,14 @@ impl AppState {
             core.config().limits.max_concurrent_uploads.max(1),
         ));
         let device_anonymous = Arc::new(wecom::admission::Anonymous::new(&core.config().security));
+        let per_terminal = core.config().device.commands_per_second;
+        let device_commands = ratelimit::RateLimiter::new(per_terminal, per_terminal * 60);
         AppState {
             core,
             limiter,
             uploads,
             device_anonymous,
+            device_commands,
             readiness: Arc::default(),
         }
     }

@@ -366,6 +366,38 @@ async fn closes_are_answered_and_bad_utf8_is_1007() {
     assert!(d.call("get_perm_version", json!({})).await.is_ok());
 }
 
+/// Each terminal has its own command quota: past it, commands are answered
+/// 45009 without running; another terminal is unaffected, and the quota
+/// refills.
+#[tokio::test]
+async fn a_terminal_past_its_command_quota_gets_45009() {
+    let app = spawn_with(|c| c.device.commands_per_second = 10).await;
+    let busy = online(&app, "QUOTA-1", &["A"]).await;
+    let calm = online(&app, "QUOTA-2", &["A"]).await;
+    let replies = futures_util::future::join_all(
+        (0..40).map(|_| busy.request("get_perm_version", json!({}))),
+    )
+    .await;
+    let refused: Vec<&Value> = replies
+        .iter()
+        .map(|r| r.as_ref().unwrap())
+        .filter(|r| r["errcode"] != 0)
+        .collect();
+    assert!(refused.len() >= 25, "{} refused", refused.len());
+    for r in &refused {
+        assert_eq!(err_of(r), 45009, "{r}");
+        let msg = r["errmsg"].as_str().unwrap();
+        assert!(
+            msg.starts_with("api freq out of limit: 10 a second; retry in"),
+            "{msg}"
+        );
+        assert!(r.get("perm_version").is_none(), "{r}");
+    }
+    assert!(calm.call("get_perm_version", json!({})).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(busy.call("get_perm_version", json!({})).await.is_ok());
+}
+
 #[tokio::test]
 async fn bad_frames_get_errors_and_the_server_keeps_serving() {
     let app = spawn_with(|c| {

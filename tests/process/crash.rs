@@ -246,25 +246,42 @@ async fn template_worker(device: Arc<Device>, model: Shared, seed: u64, stop: St
     while !stop.is_set() {
         n += 1;
         let user = format!("tpl{}", (seed + n) as usize % PEOPLE);
-        let data: Vec<u8> = (0..512).map(|_| rng.r#gen()).collect();
+        // Features behind a fixed header, as a vendor's templates are.
+        let mut data = b"\x01FHT".to_vec();
+        data.extend((0..508).map(|_| rng.r#gen::<u8>()));
         let data = STANDARD.encode(data);
         sent(&mut model.lock().unwrap().template_pending, &user, &data);
         let item = json!({"userid": user, "user_type": 0, "fa_algorithm": "X",
                           "fa_list": [{"id": 0, "data": data}]});
         let reply = tokio::time::timeout(
             Duration::from_secs(5),
-            device.call("upload_userinfo", json!({"userinfo": [item]})),
+            device.request("upload_userinfo", json!({"userinfo": [item]})),
         )
         .await;
-        let mut m = model.lock().unwrap();
-        match reply {
-            Ok(Ok(b)) => {
-                assert_eq!(b["fail_list"], json!([]), "template refused: {b}");
-                m.template_pending.remove(&user);
-                m.templates.insert(user, data);
-                m.acknowledged += 1;
+        let busy = {
+            let mut m = model.lock().unwrap();
+            match reply {
+                Ok(Ok(b)) if b["errcode"] == 0 => {
+                    assert_eq!(b["fail_list"], json!([]), "template refused: {b}");
+                    m.template_pending.remove(&user);
+                    m.templates.insert(user, data);
+                    m.acknowledged += 1;
+                    false
+                }
+                // Past the terminal's command quota: not run, so not an
+                // acceptable outcome either. Try again, as a terminal does.
+                Ok(Ok(b)) if b["errcode"] == 45009 => {
+                    if let Some(p) = m.template_pending.get_mut(&user) {
+                        p.retain(|x| *x != data);
+                    }
+                    true
+                }
+                Ok(Ok(b)) => panic!("template upload refused: {b}"),
+                _ => break,
             }
-            _ => break,
+        };
+        if busy {
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 }

@@ -132,6 +132,7 @@ pub(super) async fn upgrade(
             )
         })?;
     let limiter = state.limiter.clone();
+    let commands = state.device_commands.clone();
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
@@ -156,6 +157,7 @@ pub(super) async fn upgrade(
             slot,
             allowance,
             limiter,
+            commands,
         };
         serve(core, socket, admitted).await
     });
@@ -174,6 +176,7 @@ struct Admitted {
     slot: AnonymousSlot,
     allowance: Allowance,
     limiter: Arc<RateLimiter>,
+    commands: Arc<RateLimiter>,
 }
 
 /// The state of one connection.
@@ -191,6 +194,8 @@ pub(super) struct Conn {
     pub(super) session: Option<Session>,
     pub(super) client: IpAddr,
     pub(super) limiter: Arc<RateLimiter>,
+    /// Commands per terminal.
+    commands: Arc<RateLimiter>,
     /// Held until the connection proves who it is.
     anonymous: Option<AnonymousSlot>,
     /// What the peer may still send before login.
@@ -272,6 +277,7 @@ async fn serve(
         session: None,
         client: admitted.client,
         limiter: admitted.limiter,
+        commands: admitted.commands,
         anonymous: Some(admitted.slot),
         allowance: admitted.allowance,
         failed_bring_ups: 0,
@@ -429,7 +435,11 @@ impl Conn {
         };
         let core = self.core.clone();
         let metrics = |errcode: i64| core.metrics().device_command(&cmd, errcode);
-        match self.dispatch(&cmd, body).await {
+        let result = match self.admit_command().await {
+            Ok(()) => self.dispatch(&cmd, body).await,
+            Err(e) => Err(e),
+        };
+        match result {
             Ok(answer) => {
                 metrics(0);
                 self.reply(&req_id, answer).await
@@ -439,6 +449,16 @@ impl Conn {
                 self.reply_error(Some(&req_id), e).await
             }
         }
+    }
+
+    /// Spends one command of this terminal's quota (its address's before
+    /// it names itself).
+    async fn admit_command(&self) -> Result<()> {
+        let key = match &self.sn {
+            Some(sn) => format!("sn:{sn}"),
+            None => format!("addr:{}", ClientKey::of(self.client)),
+        };
+        self.commands.check(&key, "device.command", false).await
     }
 
     /// The session of the device logged in on this connection, if it still is.

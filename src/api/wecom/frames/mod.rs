@@ -132,7 +132,10 @@ pub fn device_code(e: &Error) -> (i64, String) {
         Error::DeviceRefused(code, m) => (*code, m.clone()),
         Error::InvalidParam(m) => (40058, format!("invalid parameter: {m}")),
         Error::UserNotFound(_) => (40003, e.to_string()),
-        Error::RateLimited { .. } => (45009, "api freq out of limit".into()),
+        Error::RateLimited { limit, reset_secs } => (
+            45009,
+            format!("api freq out of limit: {limit} a second; retry in {reset_secs} s"),
+        ),
         Error::Throttled { msg, .. } => (45009, format!("api freq out of limit: {msg}")),
         Error::Internal(_) => (-1, "system busy".into()),
         // The deployment's state, which passes: the terminal retries later.
