@@ -1,7 +1,7 @@
 """Drives facehub's door-access (ACS) endpoints with the official Feishu
 Python SDK (lark-oapi), unchanged: list/get/patch users, upload a face
 (sync multipart: files, file_type, file_name) and read it back cropped and
-original.
+original; list the terminals.
 
 Run by tests/it/sdk_python.rs with an ACS app, people in the directory and
 scikit-image photographs, passed in the environment.
@@ -18,6 +18,7 @@ APP_ID = os.environ["FACEHUB_APP_ID"]
 APP_SECRET = os.environ["FACEHUB_APP_SECRET"]
 FACE = os.environ["FACEHUB_FACE"]
 NO_FACE = os.environ["FACEHUB_NO_FACE"]
+DEVICE_SN = os.environ["FACEHUB_DEVICE_SN"]
 
 
 def check(cond, what, resp=None):
@@ -96,6 +97,18 @@ def main():
     check(not missing.success() and missing.code == 1490101, "a user outside the directory gives 1490101", missing)
     none = get_face(c, "u3", True)
     check(not none.success() and none.code == 1490101 and none.file is None, "no face file for an unknown user", none)
+
+    devices = c.acs.v1.device.list(acs.ListDeviceRequest.builder().build())
+    check(devices.success() and len(devices.data.items) == 1, "device.list lists the terminal", devices)
+    d = devices.data.items[0]
+    check(d.device_sn == DEVICE_SN and d.device_name == DEVICE_SN, "the terminal by its sn")
+    check(d.device_id.isdigit() and 0 < int(d.device_id) < 2**63, "device_id is a 63-bit number")
+    p = d.property
+    check(
+        p.online_status == 0 and p.current_device_face_count == 0 and p.is_clock_in is True
+        and p.version == "" and p.device_name == DEVICE_SN,
+        "a terminal that never connected: offline, no faces, no firmware version",
+    )
 
     print("lark-oapi acs conformance: all checks passed")
 

@@ -23,6 +23,9 @@ const WIKI_APP_ID = env('FACEHUB_WIKI_APP_ID');
 const WIKI_APP_SECRET = env('FACEHUB_WIKI_APP_SECRET');
 const USER_TOKEN = env('FACEHUB_USER_TOKEN');
 const WIKI_IMAGE = env('FACEHUB_WIKI_IMAGE');
+const ACS_APP_ID = env('FACEHUB_ACS_APP_ID');
+const ACS_APP_SECRET = env('FACEHUB_ACS_APP_SECRET');
+const DEVICE_SN = env('FACEHUB_DEVICE_SN');
 
 function ok(what) {
   console.log(`ok: ${what}`);
@@ -190,6 +193,29 @@ async function main() {
     }
   }
   ok('a lingo image refused from its header: 100 of 100 uploads read the 400');
+
+  // The terminals, as the platform lists them.
+  const acs = new lark.Client({
+    appId: ACS_APP_ID,
+    appSecret: ACS_APP_SECRET,
+    domain: BASE,
+    loggerLevel: lark.LoggerLevel.error,
+  });
+  const devices = await acs.acs.v1.device.list();
+  assert.strictEqual(devices.code, 0, JSON.stringify(devices));
+  assert.strictEqual(devices.data.items.length, 1, JSON.stringify(devices));
+  const d = devices.data.items[0];
+  assert.strictEqual(d.device_sn, DEVICE_SN);
+  assert.strictEqual(d.device_name, DEVICE_SN);
+  assert.ok(/^[0-9]{1,19}$/.test(d.device_id), d.device_id);
+  assert.deepStrictEqual(d.property, {
+    current_device_face_count: 0,
+    device_name: DEVICE_SN,
+    is_clock_in: true,
+    online_status: 0,
+    version: '',
+  });
+  ok('acs device.list: a terminal that never connected');
 
   console.log('node-sdk conformance: all checks passed');
   // Do not wait for the SDK's idle keep-alive sockets to time out.

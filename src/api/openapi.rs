@@ -48,6 +48,7 @@ impl Modify for Security {
         super::feishu::lingo::upload,
         super::feishu::lingo::download,
         super::feishu::acs::list,
+        super::feishu::acs::devices,
         super::feishu::acs::get_user,
         super::feishu::acs::patch_user,
         super::feishu::acs::get_face,

@@ -195,6 +195,8 @@ impl Scope {
     pub const KNOWN: &'static [&'static str] = &[
         "attendance:rule",
         "attendance:rule:readonly",
+        "acs:device",
+        "acs:device:readonly",
         "acs:users",
         "baike:entity",
         "baike:entity:exempt_review",

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::changes::record_change_in;
-use super::sql::values_rows;
+use super::sql::{placeholders, values_rows};
 use super::{Db, audit};
 use crate::model::{AuditEvent, Change, Modality, PersonTemplates, StoredTemplate};
 
@@ -193,6 +193,24 @@ impl Db {
         .bind(modality.as_str())
         .fetch_all(self.pool()?)
         .await?)
+    }
+
+    /// People of the tenant holding a face template of one of these
+    /// algorithms: the faces a terminal subscribed with them receives.
+    pub async fn face_holders(&self, tenant_id: i64, algorithms: &[String]) -> anyhow::Result<i64> {
+        if algorithms.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "SELECT COUNT(DISTINCT t.person_id) FROM templates t JOIN people p ON p.id = t.person_id
+             WHERE p.tenant_id = $1 AND t.modality = 'fa' AND t.algorithm IN ({})",
+            placeholders(algorithms.len(), 2)
+        );
+        let mut q = sqlx::query_scalar(&sql).bind(tenant_id);
+        for a in algorithms {
+            q = q.bind(a);
+        }
+        Ok(q.fetch_one(self.pool()?).await?)
     }
 
     /// (modality, algorithm, slot, updated_at) of a person's templates,

@@ -218,11 +218,16 @@ impl TestApp {
     pub async fn acs_app(&self, user_ids: &[&str]) -> Creds {
         let ids: Vec<String> = user_ids.iter().map(|u| u.to_string()).collect();
         self.core.acs_grant(&self.tenant, &ids).await.unwrap();
-        make_app(&self.core, &self.tenant, &["acs:users"]).await
+        make_app(
+            &self.core,
+            &self.tenant,
+            &["acs:users", "acs:device:readonly"],
+        )
+        .await
     }
 
     /// The door-access people: u1 Ann, u2 Bob (both granted) and u3 Cy
-    /// (not); an `acs:users` app.
+    /// (not); an `acs:users` app that may also list terminals.
     pub async fn seed_acs(&self) -> Creds {
         for (uid, name) in [("u1", "Ann"), ("u2", "Bob"), ("u3", "Cy")] {
             self.add_person(uid, name).await;

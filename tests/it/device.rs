@@ -252,6 +252,82 @@ async fn each_user_is_judged_on_its_own() {
     assert_eq!(err_of(&r), 40058);
 }
 
+/// `GET /open-apis/acs/v1/devices`: the tenant's terminals as the
+/// platform lists them — a stable numeric device_id, online status, the
+/// faces each receives (people with a face template in one of its
+/// algorithms), firmware version — and not another tenant's; the scope
+/// is enforced.
+#[tokio::test]
+async fn acs_device_list_shows_the_fleet() {
+    let app = spawn_app().await;
+    for u in ["ann", "bob", "cy"] {
+        person(&app.core, &app.tenant, u, UserType::Employee).await;
+    }
+    let a = online(&app, "LIST-A", &["A"]).await;
+    let _b = online(&app, "LIST-B", &["B", "A"]).await;
+    let c = online(&app, "LIST-C", &["C"]).await;
+    c.send_raw(Message::Close(None)).unwrap();
+    assert!(c.closed(WAIT).await.is_some());
+    let upload = |u: &str, alg: &str, data: &str| json!({"userid": u, "fa_algorithm": alg, "fa_list": [{"id": 0, "data": b64(data)}]});
+    let b = a
+        .call(
+            "upload_userinfo",
+            json!({"userinfo": [upload("ann", "A", "ann-face"), upload("bob", "A", "bob-face")]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(b["fail_list"], json!([]));
+    let creds = make_app(&app.core, &app.tenant, &["acs:device:readonly"]).await;
+    let token = app.token_for(&creds.app_id, &creds.app_secret).await;
+    // C's connection is gone once the server has seen it close.
+    let mut v = Value::Null;
+    for _ in 0..50 {
+        v = app
+            .get("/open-apis/acs/v1/devices", &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if v["data"]["items"][2]["property"]["online_status"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(v["code"], 0, "{v}");
+    let items = v["data"]["items"].as_array().unwrap();
+    let sns: Vec<&str> = items
+        .iter()
+        .map(|d| d["device_sn"].as_str().unwrap())
+        .collect();
+    assert_eq!(sns, ["LIST-A", "LIST-B", "LIST-C"]);
+    for d in items {
+        let sn = d["device_sn"].as_str().unwrap();
+        assert_eq!(d["device_id"], facehub::domain::devices::device_id(sn));
+        assert_eq!(d["device_name"], sn);
+        assert_eq!(d["property"]["device_name"], sn);
+        assert_eq!(d["property"]["is_clock_in"], true);
+        assert!(d["property"]["version"].is_string(), "{d}");
+    }
+    let face_counts: Vec<&Value> = items
+        .iter()
+        .map(|d| &d["property"]["current_device_face_count"])
+        .collect();
+    assert_eq!(face_counts, [&json!(2), &json!(2), &json!(0)]);
+    let online: Vec<&Value> = items
+        .iter()
+        .map(|d| &d["property"]["online_status"])
+        .collect();
+    assert_eq!(online, [&json!(1), &json!(1), &json!(0)]);
+
+    // Without the scope: the platform's 99991672.
+    let other = make_app(&app.core, &app.tenant, &["acs:users"]).await;
+    let token = app.token_for(&other.app_id, &other.app_secret).await;
+    let r = app.get("/open-apis/acs/v1/devices", &token).await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], 99991672, "{v}");
+}
+
 /// A template slot never stores a file: a photo behind a byte of padding,
 /// a TIFF, a HEIC, an AVIF, a PNG deep inside, a ZIP. Each user fails with
 /// the reason, and nothing of theirs is stored.

@@ -37,6 +37,11 @@ async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
         facehub::image::samples::noisy(facehub::image::ImageFormat::Png, 4097, 700),
     )
     .unwrap();
+    let acs = make_app(&app.core, &app.tenant, &["acs:device"]).await;
+    app.core
+        .add_device(&app.tenant, "NODE-TERM-1", "node-secret-no-4815162342")
+        .await
+        .unwrap();
     let out = tokio::process::Command::new("node")
         .arg("check.js")
         .current_dir(dir)
@@ -51,6 +56,9 @@ async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
         .env("FACEHUB_USER_TOKEN", &user.token)
         .env("FACEHUB_WIKI_IMAGE", &wiki_image)
         .env("FACEHUB_WIDE_IMAGE", &wide_image)
+        .env("FACEHUB_ACS_APP_ID", &acs.app_id)
+        .env("FACEHUB_ACS_APP_SECRET", &acs.app_secret)
+        .env("FACEHUB_DEVICE_SN", "NODE-TERM-1")
         .output()
         .await
         .expect("run node");

@@ -70,9 +70,14 @@ async fn lark_oapi_python_sdk_drives_acs_endpoints() {
     std::fs::write(&face, skimage_file("astronaut.png")).unwrap();
     let no_face = app.dir.path().join("coffee.png");
     std::fs::write(&no_face, skimage_file("coffee.png")).unwrap();
+    app.core
+        .add_device(&app.tenant, "SDK-TERM-1", "sdk-secret-no-4815162342")
+        .await
+        .unwrap();
     run_script(
         "lark_sdk_acs.py",
         &[
+            ("FACEHUB_DEVICE_SN", "SDK-TERM-1".into()),
             ("FACEHUB_BASE_URL", app.base.clone()),
             ("FACEHUB_APP_ID", creds.app_id),
             ("FACEHUB_APP_SECRET", creds.app_secret),

@@ -1,4 +1,5 @@
-//! `/open-apis/acs/v1/users*`: door-access users and their faces.
+//! `/open-apis/acs/v1/users*`: door-access users and their faces; and
+//! `/open-apis/acs/v1/devices`: the terminals.
 
 use axum::Router;
 use axum::body::Body;
@@ -24,6 +25,11 @@ endpoint!(GetUser, "acs.users.get", &["acs:users"]);
 endpoint!(Patch, "acs.users.patch", &["acs:users"]);
 endpoint!(UpdateFace, "acs.user_face.update", &["acs:users"]);
 endpoint!(GetFace, "acs.user_face.get", &["acs:users"]);
+endpoint!(
+    Devices,
+    "acs.devices.list",
+    &["acs:device", "acs:device:readonly"]
+);
 
 pub const CODES: Codes = Codes {
     // The ACS pages list no parameter code; the platform's generic
@@ -43,7 +49,8 @@ pub fn router() -> Router<AppState> {
         .route(
             "/open-apis/acs/v1/users/{user_id}/face",
             put(update_face).get(get_face),
-        );
+        )
+        .route("/open-apis/acs/v1/devices", get(devices));
     speaking(routes, &CODES)
 }
 
@@ -103,6 +110,70 @@ fn user_id(p: PathParam) -> Result<String> {
         return Err(Error::param("user_id is required"));
     }
     Ok(id)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AcsDevicesData {
+    items: Vec<AcsDevice>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AcsDevice {
+    /// A decimal number derived from the serial number: stable, and the
+    /// same on every node.
+    device_id: String,
+    /// The serial number: WeCom terminals report no name.
+    device_name: String,
+    device_sn: String,
+    property: AcsDeviceProperty,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AcsDeviceProperty {
+    /// People whose face template the terminal receives (in a face
+    /// algorithm it subscribed with).
+    current_device_face_count: i64,
+    device_name: String,
+    /// WeCom terminals are attendance clocks: their punches are check-ins.
+    is_clock_in: bool,
+    /// 1 logged in on this node, 0 not.
+    online_status: i64,
+    /// Firmware version from `subscribe_corp` ("" before the first).
+    version: String,
+}
+
+impl From<crate::domain::devices::Terminal> for AcsDevice {
+    fn from(t: crate::domain::devices::Terminal) -> AcsDevice {
+        AcsDevice {
+            device_id: t.device_id,
+            device_name: t.device.sn.clone(),
+            property: AcsDeviceProperty {
+                current_device_face_count: t.faces,
+                device_name: t.device.sn.clone(),
+                is_clock_in: true,
+                online_status: i64::from(t.online),
+                version: t.device.firmware_version.unwrap_or_default(),
+            },
+            device_sn: t.device.sn,
+        }
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/open-apis/acs/v1/devices",
+    tag = "acs",
+    responses((status = 200, body = Envelope<AcsDevicesData>), Refusals),
+    security(("bearer" = []))
+)]
+async fn devices(
+    auth: Authed<Devices>,
+    State(state): State<AppState>,
+) -> Result<Envelope<AcsDevicesData>> {
+    let terminals = state.core.terminals(auth.caller.tenant_id).await?;
+    Ok(Envelope::success(AcsDevicesData {
+        items: terminals.into_iter().map(AcsDevice::from).collect(),
+    }))
 }
 
 #[utoipa::path(

@@ -1,9 +1,40 @@
 //! The fleet as the admin side lists it and connections leave it: a
 //! tenant's devices, and how far each has synced the tenant's change log.
 
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
 use super::DeviceRow;
 use crate::domain::Core;
 use crate::model::error::{Error, Result};
+
+/// A terminal as the platform's device list shows it.
+#[derive(Debug, Clone)]
+pub struct Terminal {
+    /// The platform's `device_id`: a decimal number, derived from the sn
+    /// ([`device_id`]).
+    pub device_id: String,
+    pub device: DeviceRow,
+    /// Logged in on this node now.
+    pub online: bool,
+    /// People whose face template this terminal receives (in one of the
+    /// face algorithms it subscribed with).
+    pub faces: i64,
+}
+
+/// The platform's numeric `device_id` for a terminal: the first 63 bits of
+/// SHA-256 over the sn, in decimal (the platform's ids are 19-digit
+/// numbers). Derived rather than stored, so every node and every store
+/// names a terminal alike, and it never changes while the sn does not.
+pub fn device_id(sn: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"facehub device id\0")
+        .chain_update(sn.as_bytes())
+        .finalize();
+    let n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")) >> 1;
+    n.to_string()
+}
 
 impl Core {
     /// The tenant's device `sn`, or a parameter error naming it.
@@ -21,6 +52,33 @@ impl Core {
         self.db.devices(tenant_id).await
     }
 
+    /// A tenant's terminals, by sn, with what the platform's device list
+    /// shows of each.
+    pub async fn terminals(&self, tenant_id: i64) -> Result<Vec<Terminal>> {
+        let mut faces: HashMap<Vec<String>, i64> = HashMap::new();
+        let mut out = Vec::new();
+        for device in self.db.devices(tenant_id).await? {
+            let count = match faces.get(&device.fa_algorithms) {
+                Some(n) => *n,
+                None => {
+                    let n = self
+                        .db
+                        .face_holders(tenant_id, &device.fa_algorithms)
+                        .await?;
+                    faces.insert(device.fa_algorithms.clone(), n);
+                    n
+                }
+            };
+            out.push(Terminal {
+                device_id: device_id(&device.sn),
+                online: self.is_online(&device.sn),
+                faces: count,
+                device,
+            });
+        }
+        Ok(out)
+    }
+
     /// The permission version device `sn` last confirmed (0 for none, or
     /// an unknown device).
     pub async fn sync_position(&self, sn: &str) -> anyhow::Result<i64> {
@@ -31,5 +89,21 @@ impl Core {
     /// and when it was last seen, so it resumes from there.
     pub async fn record_sync_position(&self, sn: &str, version: i64) -> anyhow::Result<()> {
         self.db.set_seen(sn, version, self.now()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::device_id;
+
+    #[test]
+    fn device_ids_are_stable_63_bit_numbers() {
+        let id = device_id("SN0001");
+        assert_eq!(id, device_id("SN0001"));
+        let n: u64 = id.parse().unwrap();
+        assert!(n < 1 << 63);
+        assert_ne!(id, device_id("SN0002"));
+        // Fixed: a terminal's id never changes across releases.
+        assert_eq!(device_id("SN0001"), "3323259963170896332");
     }
 }
