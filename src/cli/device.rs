@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{TenantArg, user_err};
 use crate::api::facehub::devices::Enrolment;
 use crate::domain::Core;
-use crate::domain::devices::DeviceRow;
+use crate::domain::devices::{DeviceRow, Presence};
 
 /// A terminal as `device list --json` shows it: what the store knows,
 /// without the HTTP listing's `online` (a command has no connections).
@@ -20,21 +20,23 @@ struct DeviceListed {
     firmware_version: Option<String>,
     fp_algorithms: Vec<String>,
     last_seen: Option<i64>,
+    online: bool,
     perm_version: i64,
     seen_version: i64,
     sn: String,
 }
 
 impl DeviceListed {
-    fn of(d: &DeviceRow, perm_version: i64) -> DeviceListed {
+    fn of(d: &DeviceRow, now: Presence, perm_version: i64) -> DeviceListed {
         DeviceListed {
             bound: d.bound,
             fa_algorithms: d.fa_algorithms.clone(),
             firmware_version: d.firmware_version.clone(),
             fp_algorithms: d.fp_algorithms.clone(),
-            last_seen: d.last_seen,
+            last_seen: now.last_seen,
+            online: now.online,
             perm_version,
-            seen_version: d.seen_version,
+            seen_version: now.seen_version,
             sn: d.sn.clone(),
         }
     }
@@ -152,15 +154,17 @@ pub(super) async fn run(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> an
             let tenant = tenant.resolve(core).await?;
             let version = core.perm_version(tenant.id).await.map_err(user_err)?;
             let devices = core.devices(tenant.id).await?;
-            let json_of = |d: &DeviceRow| DeviceListed::of(d, version);
+            let json_of = |d: &DeviceRow| DeviceListed::of(d, core.presence(d), version);
             let line_of = |d: &DeviceRow| {
+                let now = core.presence(d);
                 format!(
-                    "{}\t{}\tfa {}\tfp {}\tbacklog {}",
+                    "{}\t{}\t{}\tfa {}\tfp {}\tbacklog {}",
                     d.sn,
                     if d.bound { "bound" } else { "unbound" },
+                    if now.online { "online" } else { "offline" },
                     d.fa_algorithms.join(","),
                     d.fp_algorithms.join(","),
-                    (version - d.seen_version).max(0)
+                    (version - now.seen_version).max(0)
                 )
             };
             super::listing(out, json, &devices, json_of, line_of)?;

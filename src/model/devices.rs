@@ -75,6 +75,9 @@ pub struct DeviceRow {
     pub fp_algorithms: Vec<String>,
     pub seen_version: i64,
     pub last_seen: Option<i64>,
+    /// Until when the device counts as logged in on some node (a lease
+    /// that node renews while the connection lives).
+    pub online_until: Option<i64>,
     /// The timestamp of the last accepted `register` (within
     /// the register window of the server's clock): when the current
     /// active code was issued.

@@ -144,10 +144,43 @@ impl Db {
         Ok(())
     }
 
-    /// Records that the device was sent everything up to `version`.
+    /// Renews the presence lease of devices logged in on this node, with
+    /// the versions they were sent: one transaction for the lot. (A CASE,
+    /// not a two-argument MAX, which PostgreSQL lacks.)
+    pub async fn renew_presence(
+        &self,
+        devices: &[(String, i64)],
+        now: i64,
+        until: i64,
+    ) -> anyhow::Result<()> {
+        if devices.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool()?.begin().await?;
+        for (sn, version) in devices {
+            sqlx::query(
+                "UPDATE devices SET seen_version = CASE WHEN seen_version > $1 THEN seen_version ELSE $1 END, last_seen = $2,
+                        online_until = $3
+                 WHERE sn = $4",
+            )
+            .bind(version)
+            .bind(now)
+            .bind(until)
+            .bind(sn)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that the device was sent everything up to `version`, as
+    /// its connection ends: it is no longer online.
     pub async fn set_seen(&self, sn: &str, version: i64, now: i64) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE devices SET seen_version = MAX(seen_version, $1), last_seen = $2 WHERE sn = $3",
+            "UPDATE devices SET seen_version = CASE WHEN seen_version > $1 THEN seen_version ELSE $1 END, last_seen = $2,
+                    online_until = NULL
+             WHERE sn = $3",
         )
         .bind(version)
         .bind(now)

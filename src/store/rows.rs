@@ -120,6 +120,7 @@ impl FromRow<'_, AnyRow> for DeviceRow {
             fp_algorithms: json_or_default(r, "fp_algorithms")?,
             seen_version: r.try_get("seen_version")?,
             last_seen: r.try_get("last_seen")?,
+            online_until: r.try_get("online_until")?,
             register_ts: r.try_get("register_ts")?,
             created_at: r.try_get("created_at")?,
         })

@@ -252,6 +252,80 @@ async fn each_user_is_judged_on_its_own() {
     assert_eq!(err_of(&r), 40058);
 }
 
+/// The fleet as it is now: an online, synced terminal shows no backlog
+/// and a fresh last_seen (not the whole address book and its last
+/// disconnect); a terminal held by another node (its presence lease in the
+/// store) is online until the lease runs out; one that left is offline at
+/// the version it reached.
+#[tokio::test]
+async fn device_state_is_as_it_is_now() {
+    let app = spawn_app().await;
+    let creds = make_app(&app.core, &app.tenant, &["facehub:device"]).await;
+    let token = app.token_for(&creds.app_id, &creds.app_secret).await;
+    let d = online(&app, "NOW-1", &["A"]).await;
+    for u in ["a1", "a2", "a3"] {
+        person(&app.core, &app.tenant, u, UserType::Employee).await;
+        d.push_of("push_change_contact", WAIT)
+            .await
+            .expect("change pushed");
+    }
+    let version = app.core.perm_version(app.tenant.id).await.unwrap();
+    let item = |v: &Value, sn: &str| {
+        v["data"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["sn"] == sn)
+            .cloned()
+            .unwrap()
+    };
+    let v = get_json(&app, "/open-apis/facehub/v1/devices", &token).await;
+    let now = item(&v, "NOW-1");
+    assert_eq!(now["online"], true, "{v}");
+    assert_eq!(now["backlog"], 0, "{v}");
+    assert_eq!(now["seen_version"], version, "{v}");
+    assert!(
+        now["last_seen"].as_i64().unwrap() >= app.core.now() - 2,
+        "{v}"
+    );
+
+    // Held by another node: its lease decides.
+    app.core
+        .add_device(&app.tenant, "NOW-2", SECRET_NO)
+        .await
+        .unwrap();
+    app.core.bind_device(app.tenant.id, "NOW-2").await.unwrap();
+    let db = &app.core.store_for_tests().db;
+    let t = app.core.now();
+    db.renew_presence(&[("NOW-2".into(), version)], t, t + 45)
+        .await
+        .unwrap();
+    let v = get_json(&app, "/open-apis/facehub/v1/devices", &token).await;
+    assert_eq!(item(&v, "NOW-2")["online"], true, "{v}");
+    assert_eq!(item(&v, "NOW-2")["backlog"], 0, "{v}");
+    db.renew_presence(&[("NOW-2".into(), version)], t - 60, t - 1)
+        .await
+        .unwrap();
+    let v = get_json(&app, "/open-apis/facehub/v1/devices", &token).await;
+    assert_eq!(item(&v, "NOW-2")["online"], false, "{v}");
+
+    // Gone: offline, at the version it reached.
+    d.send_raw(Message::Close(None)).unwrap();
+    assert!(d.closed(WAIT).await.is_some());
+    let mut v = Value::Null;
+    for _ in 0..50 {
+        v = get_json(&app, "/open-apis/facehub/v1/devices", &token).await;
+        if item(&v, "NOW-1")["online"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gone = item(&v, "NOW-1");
+    assert_eq!(gone["online"], false, "{v}");
+    assert_eq!(gone["seen_version"], version, "{v}");
+    assert_eq!(gone["backlog"], 0, "{v}");
+}
+
 /// `GET /open-apis/acs/v1/devices`: the tenant's terminals as the
 /// platform lists them — a stable numeric device_id, online status, the
 /// faces each receives (people with a face template in one of its

@@ -741,6 +741,8 @@ async fn devices_managed_from_the_cli_while_the_server_runs() {
     assert_eq!(list[0]["sn"], "CLI-1");
     assert_eq!(list[0]["fa_algorithms"], json!(["X", "Y"]));
     assert_eq!(list[0]["bound"], true);
+    // Connected to the server, seen from another process: online.
+    assert_eq!(list[0]["online"], true, "{list}");
 
     // Unbound from another process: told, disconnected, secret dead.
     run_ok(facehub(&data).args(["device", "unbind", "--tenant", "acme", "--sn", "CLI-1"]));

@@ -38,24 +38,27 @@ pub struct DevicesData {
 }
 
 impl DevicesData {
-    /// A tenant's terminals with their sync backlog and whether this node
-    /// holds their connection: the listing of this API and of the console.
+    /// A tenant's terminals with their sync backlog and whether they are
+    /// online, as they are now: the listing of this API and of the console.
     pub(crate) async fn of(core: &Core, tenant_id: i64) -> Result<DevicesData> {
         let version = core.perm_version(tenant_id).await?;
         let items = core
             .devices(tenant_id)
             .await?
             .into_iter()
-            .map(|d| DeviceItem {
-                backlog: (version - d.seen_version).max(0),
-                bound: d.bound,
-                fa_algorithms: d.fa_algorithms,
-                firmware_version: d.firmware_version,
-                fp_algorithms: d.fp_algorithms,
-                last_seen: d.last_seen,
-                online: core.is_online(&d.sn),
-                seen_version: d.seen_version,
-                sn: d.sn,
+            .map(|d| {
+                let now = core.presence(&d);
+                DeviceItem {
+                    backlog: (version - now.seen_version).max(0),
+                    bound: d.bound,
+                    fa_algorithms: d.fa_algorithms,
+                    firmware_version: d.firmware_version,
+                    fp_algorithms: d.fp_algorithms,
+                    last_seen: now.last_seen,
+                    online: now.online,
+                    seen_version: now.seen_version,
+                    sn: d.sn,
+                }
             })
             .collect();
         Ok(DevicesData {

@@ -136,7 +136,7 @@ pub struct AcsDeviceProperty {
     device_name: String,
     /// WeCom terminals are attendance clocks: their punches are check-ins.
     is_clock_in: bool,
-    /// 1 logged in on this node, 0 not.
+    /// 1 logged in (on any node), 0 not.
     online_status: i64,
     /// Firmware version from `subscribe_corp` ("" before the first).
     version: String,
@@ -151,7 +151,7 @@ impl From<crate::domain::devices::Terminal> for AcsDevice {
                 current_device_face_count: t.faces,
                 device_name: t.device.sn.clone(),
                 is_clock_in: true,
-                online_status: i64::from(t.online),
+                online_status: i64::from(t.presence.online),
                 version: t.device.firmware_version.unwrap_or_default(),
             },
             device_sn: t.device.sn,

@@ -9,6 +9,20 @@ use super::DeviceRow;
 use crate::domain::Core;
 use crate::model::error::{Error, Result};
 
+/// How long a device counts as logged in after the node holding its
+/// connection last said so: renewed every third of it, so a node that
+/// stops (or dies) lets its devices show offline within this time.
+pub const PRESENCE_LEASE_SECS: i64 = 45;
+
+/// A device's connection state as it is now, whichever node holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Presence {
+    pub online: bool,
+    /// The newest address-book version the device was sent.
+    pub seen_version: i64,
+    pub last_seen: Option<i64>,
+}
+
 /// A terminal as the platform's device list shows it.
 #[derive(Debug, Clone)]
 pub struct Terminal {
@@ -16,8 +30,7 @@ pub struct Terminal {
     /// ([`device_id`]).
     pub device_id: String,
     pub device: DeviceRow,
-    /// Logged in on this node now.
-    pub online: bool,
+    pub presence: Presence,
     /// People whose face template this terminal receives (in one of the
     /// face algorithms it subscribed with).
     pub faces: i64,
@@ -52,6 +65,24 @@ impl Core {
         self.db.devices(tenant_id).await
     }
 
+    /// Where a device stands now: live from this node's connection if it
+    /// holds it, else from the lease the holding node renews (an unbound
+    /// device is offline whatever its lease says: unbinding closes it).
+    pub fn presence(&self, d: &DeviceRow) -> Presence {
+        match self.hub.pushed(&d.sn) {
+            Some(pushed) => Presence {
+                online: true,
+                seen_version: pushed.max(d.seen_version),
+                last_seen: Some(self.now()),
+            },
+            None => Presence {
+                online: d.bound && d.online_until.is_some_and(|t| t > self.now()),
+                seen_version: d.seen_version,
+                last_seen: d.last_seen,
+            },
+        }
+    }
+
     /// A tenant's terminals, by sn, with what the platform's device list
     /// shows of each.
     pub async fn terminals(&self, tenant_id: i64) -> Result<Vec<Terminal>> {
@@ -71,7 +102,7 @@ impl Core {
             };
             out.push(Terminal {
                 device_id: device_id(&device.sn),
-                online: self.is_online(&device.sn),
+                presence: self.presence(&device),
                 faces: count,
                 device,
             });

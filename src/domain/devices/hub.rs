@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 
-use super::Session;
 use super::messages::Push;
+use super::{PRESENCE_LEASE_SECS, Session};
 use crate::domain::Core;
 use crate::model::error::Result;
 
@@ -57,6 +57,9 @@ struct Conn {
     pushed: i64,
     /// The bind push was sent (bound while waiting to activate).
     told_bound: bool,
+    /// When this node last renewed the device's presence lease (unix
+    /// seconds; 0: not since it logged in).
+    renewed: i64,
 }
 
 #[derive(Default)]
@@ -91,6 +94,7 @@ impl Hub {
                 tenant_id: None,
                 pushed: 0,
                 told_bound: false,
+                renewed: 0,
             },
         );
         drop(conns);
@@ -107,6 +111,7 @@ impl Hub {
         {
             c.tenant_id = Some(session.tenant_id);
             c.pushed = seen;
+            c.renewed = 0;
         }
         self.wake();
     }
@@ -165,6 +170,29 @@ impl Hub {
 
     pub fn is_online(&self, sn: &str) -> bool {
         self.lock().get(sn).is_some_and(|c| c.tenant_id.is_some())
+    }
+
+    /// The version a logged-in device was sent up to, if it is logged in
+    /// here.
+    pub fn pushed(&self, sn: &str) -> Option<i64> {
+        let conns = self.lock();
+        conns
+            .get(sn)
+            .filter(|c| c.tenant_id.is_some())
+            .map(|c| c.pushed)
+    }
+
+    /// The logged-in devices whose presence lease was last renewed before
+    /// `due`, with the versions they were sent; marked renewed at `now`.
+    pub fn presence_due(&self, due: i64, now: i64) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        for (sn, c) in self.lock().iter_mut() {
+            if c.tenant_id.is_some() && c.renewed <= due {
+                c.renewed = now;
+                out.push((sn.clone(), c.pushed));
+            }
+        }
+        out
     }
 
     /// Serial numbers of the logged-in devices.
@@ -283,6 +311,13 @@ impl Core {
         }
         if let Err(e) = self.dispatch_enrolments().await {
             first_error.get_or_insert(e);
+        }
+        // Presence for every node and the CLI: renewed a third of a lease
+        // before it would run out.
+        let due = self.hub.presence_due(now - PRESENCE_LEASE_SECS / 3, now);
+        let until = now + PRESENCE_LEASE_SECS;
+        if let Err(e) = self.db.renew_presence(&due, now, until).await {
+            first_error.get_or_insert(e.into());
         }
         let timeout = i64::try_from(self.config.device.enrol_timeout_secs).unwrap_or(i64::MAX);
         self.db.expire_enrolments(now - timeout, now).await?;

@@ -8,7 +8,7 @@ pub mod bringup;
 pub mod checkin;
 pub mod enrol;
 pub mod fleet;
-pub use fleet::{Terminal, device_id};
+pub use fleet::{PRESENCE_LEASE_SECS, Presence, Terminal, device_id};
 pub mod hub;
 pub mod messages;
 pub mod sync;
