@@ -58,6 +58,17 @@ struct Model {
 
 type Shared = Arc<Mutex<Model>>;
 
+/// Takes back [`sent`]: `value` was refused unrun, so it cannot have been
+/// stored (a user with nothing pending has no entry).
+fn unsent<T: PartialEq>(pending: &mut HashMap<String, Vec<T>>, user: &str, value: &T) {
+    if let Some(p) = pending.get_mut(user) {
+        p.retain(|x| x != value);
+        if p.is_empty() {
+            pending.remove(user);
+        }
+    }
+}
+
 /// Notes `value` as sent for `user` and not answered yet.
 fn sent<T: Clone>(pending: &mut HashMap<String, Vec<T>>, user: &str, value: &T) {
     pending
@@ -225,9 +236,7 @@ async fn face_worker(t: Traffic, face: Arc<image::RgbImage>, seed: u64) {
                 // as on a crowded CI machine): definitively not stored, so
                 // no longer an acceptable outcome either. Try again.
                 Some(Some(99991400)) => {
-                    if let Some(p) = m.face_pending.get_mut(&user) {
-                        p.retain(|x| *x != photo);
-                    }
+                    unsent(&mut m.face_pending, &user, &photo);
                     true
                 }
                 Some(Some(code)) => panic!("face enrolment refused with {code}: {reply:?}"),
@@ -262,7 +271,7 @@ async fn template_worker(device: Arc<Device>, model: Shared, seed: u64, stop: St
             let mut m = model.lock().unwrap();
             match reply {
                 Ok(Ok(b)) if b["errcode"] == 0 => {
-                    assert_eq!(b["fail_list"], json!([]), "template refused: {b}");
+                    assert_eq!(b["body"]["fail_list"], json!([]), "template refused: {b}");
                     m.template_pending.remove(&user);
                     m.templates.insert(user, data);
                     m.acknowledged += 1;
@@ -271,9 +280,7 @@ async fn template_worker(device: Arc<Device>, model: Shared, seed: u64, stop: St
                 // Past the terminal's command quota: not run, so not an
                 // acceptable outcome either. Try again, as a terminal does.
                 Ok(Ok(b)) if b["errcode"] == 45009 => {
-                    if let Some(p) = m.template_pending.get_mut(&user) {
-                        p.retain(|x| *x != data);
-                    }
+                    unsent(&mut m.template_pending, &user, &data);
                     true
                 }
                 Ok(Ok(b)) => panic!("template upload refused: {b}"),
