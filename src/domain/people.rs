@@ -1,6 +1,7 @@
 //! People of a tenant: the directory that faces and settings hang off.
 
-use std::io::Read;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
 
 use serde_json::{Map, Value};
 
@@ -194,7 +195,10 @@ impl Core {
     /// Imports people from CSV with a header row naming at least `user_id`
     /// and `name` (`employee_no` and any further columns optional; further
     /// columns are kept as extra attributes). Each row stands alone: a bad
-    /// row is reported with its line number and the rest still go in.
+    /// row is reported with its line number and the rest still go in. A
+    /// user_id the file already named is reported, not applied: which of
+    /// the two rows is meant is the file's author's to say. A file that is
+    /// not text (a spreadsheet, an archive, a picture) is refused whole.
     /// `progress` is called with the number of bytes consumed so far.
     pub async fn import_people<R: Read>(
         &self,
@@ -202,6 +206,16 @@ impl Core {
         input: R,
         mut progress: impl FnMut(u64),
     ) -> Result<ImportReport> {
+        let mut input = BufReader::with_capacity(64 * 1024, input);
+        let head = input
+            .fill_buf()
+            .map_err(|e| Error::param(format!("cannot read the file: {e}")))?;
+        if let Some(file) = crate::image::contained::file_within(head).filter(|f| f.offset == 0) {
+            return Err(Error::param(format!(
+                "the file is {}, not CSV: export it as CSV (UTF-8)",
+                file.mime
+            )));
+        }
         let mut rdr = csv::ReaderBuilder::new()
             .flexible(true)
             .trim(csv::Trim::All)
@@ -220,6 +234,8 @@ impl Core {
         let type_col = col("user_type");
         let mut report = ImportReport::default();
         let mut record = csv::StringRecord::new();
+        // user_id → the line that named it first.
+        let mut named: HashMap<String, u64> = HashMap::new();
         loop {
             let line = rdr.position().line();
             match rdr.read_record(&mut record) {
@@ -237,6 +253,19 @@ impl Core {
             let line = record.position().map(|p| p.line()).unwrap_or(line);
             progress(record.position().map(|p| p.byte()).unwrap_or(0));
             let get = |i: usize| record.get(i).unwrap_or("");
+            if !get(uid_col).is_empty() {
+                if let Some(first) = named.get(get(uid_col)) {
+                    report.rejected.push((
+                        line,
+                        format!(
+                            "user_id {} is already on line {first} of this file; not applied",
+                            get(uid_col)
+                        ),
+                    ));
+                    continue;
+                }
+                named.insert(get(uid_col).to_string(), line);
+            }
             let known = [Some(uid_col), Some(name_col), no_col, type_col];
             let draft =
                 PersonDraft::new(get(uid_col), get(name_col), no_col.map(get)).and_then(|mut d| {
@@ -290,19 +319,49 @@ mod tests {
             .import_people(&t, csv.as_bytes(), |b| seen = b)
             .await
             .unwrap();
-        assert_eq!((r.created, r.updated, r.unchanged), (2, 1, 1));
-        assert_eq!(r.rejected.len(), 2, "{:?}", r.rejected);
+        assert_eq!((r.created, r.updated, r.unchanged), (2, 0, 0));
+        assert_eq!(r.rejected.len(), 4, "{:?}", r.rejected);
         assert_eq!(r.rejected[0].0, 4);
         assert_eq!(r.rejected[1].0, 5);
         assert!(r.rejected[1].1.contains("employee_no"));
+        // A user_id named again: reported with its first line, not applied.
+        assert_eq!(
+            r.rejected[2],
+            (
+                6,
+                "user_id u1 is already on line 2 of this file; not applied".into()
+            )
+        );
+        assert_eq!(r.rejected[3].0, 7);
         assert!(seen > 0);
         let ann = core.person(t.id, "u1").await.unwrap().unwrap();
-        assert_eq!(ann.name, "Ann Lee");
+        assert_eq!(ann.name, "Ann");
         assert_eq!(ann.extra.get("dept").unwrap(), "R&D");
         assert!(ann.union_id.starts_with("on_"));
         let open = core.db.open_ids_of(ann.id).await.unwrap();
         assert_eq!(open.len(), 1);
         assert!(open[0].1.starts_with("ou_"));
+    }
+
+    #[tokio::test]
+    async fn import_refuses_what_is_not_csv() {
+        let (_dir, core) = core().await;
+        let t = core.create_tenant("acme").await.unwrap();
+        let png = crate::image::samples::png(64, 64);
+        let e = core.import_people(&t, png.as_slice(), |_| {}).await;
+        let e = e.expect_err("a PNG is not CSV").to_string();
+        assert!(e.contains("the file is image/png, not CSV"), "{e}");
+        let mut zip = b"PK\x03\x04".to_vec();
+        zip.extend([0u8; 200]);
+        let e = core.import_people(&t, zip.as_slice(), |_| {}).await;
+        let e = e.expect_err("a ZIP is not CSV").to_string();
+        assert!(e.contains("application/zip, not CSV"), "{e}");
+        assert!(core.people(t.id).await.unwrap().is_empty());
+        // A CSV that starts like a script is still CSV.
+        let r = core
+            .import_people(&t, "#!user_id,name\n".as_bytes(), |_| {})
+            .await;
+        assert!(r.is_err_and(|e| e.to_string().contains("user_id and name")));
     }
 
     #[tokio::test]

@@ -170,13 +170,17 @@ fn admin_commands_and_serve_share_a_data_directory() {
     assert!(run_ok(facehub(&data).args(["app", "list"])).contains(&app_id));
 
     run_ok(person_add(&mut facehub(&data), "u1", "Ann").args(["--employee-no", "E1"]));
-    let people = "user_id,name,employee_no,department\nu2,Bob,E2,Ops\nu3,,E3,\nu1,Ann Lee,E1,\n";
+    let people = "user_id,name,employee_no,department\nu2,Bob,E2,Ops\nu3,,E3,\nu1,Ann Lee,E1,\nu2,Robert,E2,Ops\n";
     let out = import(&data, "person", &dir.path().join("people.csv"), people);
     assert!(
-        out.contains("created 1, updated 1, unchanged 0, rejected 1"),
+        out.contains("created 1, updated 1, unchanged 0, rejected 2"),
         "{out}"
     );
     assert!(out.contains("line 3: name"), "{out}");
+    assert!(
+        out.contains("line 5: user_id u2 is already on line 2 of this file; not applied"),
+        "{out}"
+    );
     let list = run_ok(facehub(&data).args(["person", "list", "--tenant", "acme"]));
     assert_eq!(list.lines().count(), 2, "{list}");
     let show: Value = serde_json::from_str(&run_ok(
