@@ -143,15 +143,7 @@ fn validate(c: &mut Criterion) {
 /// for pictures and containers inside it, next to one pass that reads
 /// every byte.
 fn template_content(c: &mut Criterion) {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let template: Vec<u8> = (0..2048)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let template = facehub::image::samples::features(2048, 1);
     assert_eq!(facehub::image::contained::file_within(&template), None);
     let mut group = c.benchmark_group("template_2kib");
     group.throughput(Throughput::Bytes(template.len() as u64));

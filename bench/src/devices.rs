@@ -38,17 +38,7 @@ pub struct DeviceArgs {
 const SECRET_NO: &str = "bench-factory-secret-no";
 
 fn features(n: usize, seed: u64) -> String {
-    // Incompressible bytes, like real feature vectors.
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let bytes: Vec<u8> = (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    STANDARD.encode(bytes)
+    STANDARD.encode(facehub::image::samples::features(n, seed))
 }
 
 fn upload_frame(users: usize, slots: usize, bytes: usize, round: u64) -> Value {

@@ -136,18 +136,7 @@ mod tests {
     use super::*;
     use crate::image::samples;
 
-    /// Bytes that look like features: a fixed pseudo-random stream.
-    fn features(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use samples::features;
 
     fn mime(data: &[u8]) -> Option<(&'static str, usize)> {
         file_within(data).map(|c| (c.mime, c.offset))

@@ -367,3 +367,17 @@ pub fn bmff_picture(brand: &[u8; 4], rest: &[u8]) -> Vec<u8> {
     bmff.extend_from_slice(rest);
     bmff
 }
+
+/// `len` bytes that look like biometric features (incompressible, with no
+/// structure): xorshift from `seed`.
+pub fn features(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

@@ -653,27 +653,32 @@ async fn devices_managed_from_the_cli_while_the_server_runs() {
         json!([{"userid": "u1", "user_type": 0}])
     );
 
-    let out = run_ok(facehub(&data).args([
-        "device",
-        "enrol",
-        "--tenant",
-        "acme",
-        "--sn",
-        "CLI-1",
-        "--user-id",
-        "u1",
-        "--kind",
-        "fa",
-    ]));
-    let oper_id = serde_json::from_str::<Value>(&out).unwrap()["oper_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let page = d
-        .push_of("push_enter_page", wait)
-        .await
-        .expect("enter page");
-    assert_eq!(page["body"]["oper_id"], oper_id.as_str());
+    // An enrolment of u1 on CLI-1 from the CLI: the capture page opens.
+    let enrol = async |kind: &str| {
+        let out = run_ok(facehub(&data).args([
+            "device",
+            "enrol",
+            "--tenant",
+            "acme",
+            "--sn",
+            "CLI-1",
+            "--user-id",
+            "u1",
+            "--kind",
+            kind,
+        ]));
+        let oper_id = serde_json::from_str::<Value>(&out).unwrap()["oper_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let page = d
+            .push_of("push_enter_page", wait)
+            .await
+            .expect("enter page");
+        assert_eq!(page["body"]["oper_id"], oper_id.as_str());
+        oper_id
+    };
+    let oper_id = enrol("fa").await;
     d.call(
         "upload_userinfo",
         json!({"oper_id": oper_id, "errcode": 0, "errmsg": "ok",
@@ -689,27 +694,7 @@ async fn devices_managed_from_the_cli_while_the_server_runs() {
     );
     // Cancelled from another process: the server holding the connection
     // closes the capture page.
-    let out = run_ok(facehub(&data).args([
-        "device",
-        "enrol",
-        "--tenant",
-        "acme",
-        "--sn",
-        "CLI-1",
-        "--user-id",
-        "u1",
-        "--kind",
-        "fp",
-    ]));
-    let oper_id = serde_json::from_str::<Value>(&out).unwrap()["oper_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let page = d
-        .push_of("push_enter_page", wait)
-        .await
-        .expect("enter page");
-    assert_eq!(page["body"]["oper_id"], oper_id.as_str());
+    let oper_id = enrol("fp").await;
     let out = run_ok(facehub(&data).args([
         "device",
         "enrolment",
