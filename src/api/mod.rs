@@ -53,7 +53,8 @@ impl AppState {
         ));
         let device_anonymous = Arc::new(wecom::admission::Anonymous::new(&core.config().security));
         let per_terminal = core.config().device.commands_per_second;
-        let device_commands = ratelimit::RateLimiter::new(per_terminal, per_terminal * 60);
+        let device_commands =
+            ratelimit::RateLimiter::new(per_terminal, per_terminal.saturating_mul(60));
         AppState {
             core,
             limiter,

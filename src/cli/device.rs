@@ -10,9 +10,9 @@ use crate::api::facehub::devices::Enrolment;
 use crate::domain::Core;
 use crate::domain::devices::{DeviceRow, Presence};
 
-/// A terminal as `device list --json` shows it: what the store knows,
-/// without the HTTP listing's `online` (a command has no connections).
-/// Fields in alphabetical order, as the output has always been.
+/// A terminal as `device list --json` shows it: what the store knows, with
+/// `online` from the presence lease of the node holding its connection.
+/// Fields in alphabetical order.
 #[derive(Serialize)]
 struct DeviceListed {
     bound: bool,

@@ -206,11 +206,11 @@ impl Core {
         input: R,
         mut progress: impl FnMut(u64),
     ) -> Result<ImportReport> {
-        let mut input = BufReader::with_capacity(64 * 1024, input);
+        let mut input = BufReader::with_capacity(4096, input);
         let head = input
             .fill_buf()
             .map_err(|e| Error::param(format!("cannot read the file: {e}")))?;
-        if let Some(file) = crate::image::contained::file_within(head).filter(|f| f.offset == 0) {
+        if let Some(file) = crate::image::contained::file_at_front(head) {
             return Err(Error::param(format!(
                 "the file is {}, not CSV: export it as CSV (UTF-8)",
                 file.mime
@@ -253,18 +253,15 @@ impl Core {
             let line = record.position().map(|p| p.line()).unwrap_or(line);
             progress(record.position().map(|p| p.byte()).unwrap_or(0));
             let get = |i: usize| record.get(i).unwrap_or("");
-            if !get(uid_col).is_empty() {
-                if let Some(first) = named.get(get(uid_col)) {
-                    report.rejected.push((
-                        line,
-                        format!(
-                            "user_id {} is already on line {first} of this file; not applied",
-                            get(uid_col)
-                        ),
-                    ));
-                    continue;
-                }
-                named.insert(get(uid_col).to_string(), line);
+            if let Some(first) = named.get(get(uid_col)) {
+                report.rejected.push((
+                    line,
+                    format!(
+                        "user_id {} is already on line {first} of this file; not applied",
+                        get(uid_col)
+                    ),
+                ));
+                continue;
             }
             let known = [Some(uid_col), Some(name_col), no_col, type_col];
             let draft =
@@ -285,6 +282,11 @@ impl Core {
                 Ok(d) => self.upsert_person(tenant, &d).await,
                 Err(e) => Err(e),
             };
+            if outcome.is_ok() {
+                // Claimed once applied: a corrected repeat of a refused row
+                // still goes in.
+                named.insert(get(uid_col).to_string(), line);
+            }
             match outcome {
                 Ok((_, Upsert::Created)) => report.created += 1,
                 Ok((_, Upsert::Updated)) => report.updated += 1,

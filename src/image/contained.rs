@@ -32,12 +32,24 @@ impl fmt::Display for Contained {
     }
 }
 
-/// Types the detector names on two bytes of magic: one random template in
-/// about 30,000 starts like one of them (measured over 16 million random
-/// prefixes; every other non-picture type matched under one in a million).
-/// Features are no less likely to start so, hence such a match at the front
-/// proves nothing.
-const CHANCE_AT_FRONT: &[&str] = &["Z", "cpio", "der", "obj", "ps", "sh"];
+/// Types the detector names on two bytes: over every three-byte prefix
+/// (with random bytes after it), each of these was named for 256 or more
+/// of the 16.8 million, i.e. one random template in 65,536 or more starts
+/// like one; HTML (its short tags) for 12. Features start so as often as
+/// random bytes do, hence such a match at the front proves nothing. Every
+/// other type was named for at most two prefixes (three bytes of magic or
+/// more). BMP and JPEG XL's bare codestream are pictures, confirmed by
+/// [`picture_at`] where it can.
+const CHANCE_AT_FRONT: &[&str] = &[
+    "Z", "aac", "bc", "bmp", "cpio", "der", "exe", "html", "jxl", "mp3", "obj", "ps", "sh",
+];
+
+/// Picture headers at offsets that do not parse before the scan gives up
+/// and calls the payload a file: random features show a three-byte magic
+/// in one template of ~2,000, so more than a handful is a payload built to
+/// hide a picture behind decoys (and to make the scan parse at every
+/// offset).
+const MAX_DECOYS: usize = 8;
 
 /// The first picture inside `data` (at any offset), else the container or
 /// document `data` is (at offset 0); `None` when neither is found.
@@ -51,17 +63,53 @@ pub fn file_within(data: &[u8]) -> Option<Contained> {
             offset: 0,
         });
     }
-    (0..data.len()).find_map(|offset| picture_at(data, offset))
+    let mut decoys = 0;
+    for offset in 0..data.len() {
+        match picture_at(data, offset) {
+            Candidate::None => {}
+            Candidate::Picture(found) => return Some(found),
+            Candidate::Unconfirmed(mime) => {
+                decoys += 1;
+                if decoys > MAX_DECOYS {
+                    return Some(Contained { mime, offset });
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The type a whole file is, judged from its first bytes only (an upload
+/// meant to be text, such as a CSV import): `None` for text and for the
+/// types two chance bytes name.
+pub fn file_at_front(head: &[u8]) -> Option<Contained> {
+    infer::get(head)
+        .filter(|k| k.matcher_type() != MatcherType::Text)
+        .filter(|k| !CHANCE_AT_FRONT.contains(&k.extension()))
+        .map(|k| Contained {
+            mime: k.mime_type(),
+            offset: 0,
+        })
+}
+
+/// What one offset holds.
+enum Candidate {
+    None,
+    Picture(Contained),
+    /// A picture's magic whose header does not parse (its MIME type).
+    Unconfirmed(&'static str),
 }
 
 /// A picture starting at `offset`, if the detector names one there and its
 /// header bears it out.
-fn picture_at(data: &[u8], offset: usize) -> Option<Contained> {
+fn picture_at(data: &[u8], offset: usize) -> Candidate {
     let rest = &data[offset..];
     if !may_start_picture(rest) {
-        return None;
+        return Candidate::None;
     }
-    let kind = infer::get(rest).filter(|k| k.matcher_type() == MatcherType::Image)?;
+    let Some(kind) = infer::get(rest).filter(|k| k.matcher_type() == MatcherType::Image) else {
+        return Candidate::None;
+    };
     let confirmed = match kind.extension() {
         // Four bytes (`00 00 01 00`) that little-endian integers inside
         // real templates spell often; an icon is at most a thumbnail.
@@ -69,10 +117,15 @@ fn picture_at(data: &[u8], offset: usize) -> Option<Contained> {
         // Two bytes of magic: the header's file size must also be the
         // size of what follows.
         "bmp" => {
-            rest.len() >= 26
+            let sized = rest.len() >= 26
                 && u32::from_le_bytes(rest[2..6].try_into().expect("4 bytes")) as usize
-                    == rest.len()
-                && decoder_reads_header(rest)
+                    == rest.len();
+            if !sized {
+                // One template in eight holds a "BM": cheap to rule out,
+                // so not a decoy.
+                return Candidate::None;
+            }
+            decoder_reads_header(rest)
         }
         "jpg" | "png" | "gif" | "webp" => decoder_reads_header(rest),
         // Four bytes of magic, and a header `imagesize` parses.
@@ -89,10 +142,15 @@ fn picture_at(data: &[u8], offset: usize) -> Option<Contained> {
         // JPEG XR's three bytes: only at the front.
         _ => offset == 0,
     };
-    confirmed.then_some(Contained {
-        mime: kind.mime_type(),
-        offset,
-    })
+    match (confirmed, kind.extension()) {
+        (true, _) => Candidate::Picture(Contained {
+            mime: kind.mime_type(),
+            offset,
+        }),
+        // Parsed and refused by design, not decoys.
+        (false, "ico" | "jxl" | "jxr") => Candidate::None,
+        (false, _) => Candidate::Unconfirmed(kind.mime_type()),
+    }
 }
 
 /// `infer`'s picture matchers called directly, which the compiler inlines
@@ -184,6 +242,39 @@ mod tests {
     }
 
     #[test]
+    fn a_picture_behind_decoys_is_still_refused() {
+        // Nine JPEG starts that do not parse, then a real PNG: the scan
+        // stops at the ninth decoy and calls it a file.
+        let mut t = Vec::new();
+        for i in 0..9 {
+            t.extend_from_slice(b"\xff\xd8\xff\xe0");
+            t.extend_from_slice(&features(40, i));
+        }
+        t.extend_from_slice(&samples::png(16, 16));
+        let found = file_within(&t).expect("a file");
+        assert_eq!(found.mime, "image/jpeg");
+        // Eight are tolerated (the PNG behind them is found).
+        let eight = &t[44..];
+        assert_eq!(mime(eight).map(|m| m.0), Some("image/png"));
+    }
+
+    #[test]
+    fn the_front_of_an_upload_names_its_type() {
+        assert_eq!(
+            file_at_front(&samples::png(16, 16)).map(|c| c.mime),
+            Some("image/png")
+        );
+        assert_eq!(
+            file_at_front(b"PK\x03\x04rest").map(|c| c.mime),
+            Some("application/zip")
+        );
+        // Text, and what two chance bytes name, are not files.
+        assert_eq!(file_at_front(b"user_id,name\nu1,Ann\n"), None);
+        assert_eq!(file_at_front(b"BMI,user_id,name\n"), None);
+        assert_eq!(file_at_front(b"<html><body>"), None);
+    }
+
+    #[test]
     fn features_are_not_files() {
         // Ten thousand random templates of a realistic size: none is
         // taken for a file (a chance magic number does not parse).
@@ -194,6 +285,19 @@ mod tests {
         assert_eq!(mime(&[0x3f; 512]), None);
         assert_eq!(mime(b"BM\0\0\0\0 features that start with BM......"), None);
         assert_eq!(mime(&[0, 0, 1, 0, 9, 9, 9, 9]), None);
+        // Two-byte magics at the front are chance, not files.
+        for magic in [
+            &b"MZ"[..],
+            b"BC",
+            b"#!",
+            b"%!",
+            &[0xFF, 0xFB],
+            &[0xFF, 0xF1],
+            &[0xFF, 0xF9],
+        ] {
+            let t = [magic, &features(600, 11)].concat();
+            assert_eq!(mime(&t), None, "{magic:?}");
+        }
         // A JPEG's first bytes followed by features are not a picture.
         let mut fake = b"\xff\xd8\xff\xe0".to_vec();
         fake.extend_from_slice(&features(1000, 9));

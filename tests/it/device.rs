@@ -500,6 +500,18 @@ async fn closes_are_answered_and_bad_utf8_is_1007() {
         Some(Some((4100, "going to sleep".to_string())))
     );
 
+    // With replies still queued: the Close is answered all the same.
+    let d = online(&app, "CLOSE-5", &["A"]).await;
+    for i in 0..50 {
+        let ping = format!(r#"{{"cmd":"ping","headers":{{"req_id":"p{i}"}},"body":{{}}}}"#);
+        d.send_raw(Message::Text(ping.into())).unwrap();
+    }
+    d.send_raw(bye()).unwrap();
+    assert_eq!(
+        d.closed(WAIT).await,
+        Some(Some((4100, "going to sleep".to_string())))
+    );
+
     let anonymous = Device::connect(&ws(&app), "CLOSE-2", (&[], &[]), None)
         .await
         .unwrap();

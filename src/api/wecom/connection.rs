@@ -42,7 +42,8 @@ pub(super) enum Outgoing {
     /// Close with a code and reason, then stop writing.
     Close(u16, &'static str),
     /// The peer closed: send the Close the library answers it with (the
-    /// peer's code, RFC 6455 §5.5.1), after what is already queued.
+    /// peer's code, RFC 6455 §5.5.1). Frames queued ahead of it are not
+    /// sent: a peer that closed reads no more.
     CloseReply,
     /// A frame holding part of its connection's reply budget until written.
     Held(Box<Outgoing>, tokio::sync::OwnedSemaphorePermit),
@@ -251,7 +252,15 @@ async fn serve(
             };
             match tokio::time::timeout(write_timeout(len), sink.send(msg)).await {
                 Ok(Ok(())) => {}
-                _ => break,
+                // After the peer's Close the library refuses data frames;
+                // the Close it owes the peer still goes out. (A link that
+                // is gone fails this at once; one that does not drain
+                // holds it a second at most.)
+                Ok(Err(_)) => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+                    break;
+                }
+                Err(_) => break,
             }
         }
     });
@@ -451,14 +460,16 @@ impl Conn {
         }
     }
 
-    /// Spends one command of this terminal's quota (its address's before
-    /// it names itself).
+    /// Spends one command of this terminal's quota once the connection
+    /// has named its terminal. Before that the pre-login byte allowance,
+    /// the cap on anonymous connections and the `register` limit bound
+    /// it; a per-address quota would refuse a site whose terminals all
+    /// come back at once from behind one NAT address.
     async fn admit_command(&self) -> Result<()> {
-        let key = match &self.sn {
-            Some(sn) => format!("sn:{sn}"),
-            None => format!("addr:{}", ClientKey::of(self.client)),
-        };
-        self.commands.check(&key, "device.command", false).await
+        match &self.sn {
+            Some(sn) => self.commands.check(sn, "device.command", false).await,
+            None => Ok(()),
+        }
     }
 
     /// The session of the device logged in on this connection, if it still is.
