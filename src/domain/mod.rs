@@ -9,6 +9,7 @@ pub mod deployment;
 pub mod devices;
 pub mod erasure;
 pub mod files;
+pub mod flows;
 pub mod guard;
 pub mod integrity;
 pub mod keys;
@@ -160,8 +161,9 @@ impl Core {
     }
 
     /// Closes this node's device connections (at shutdown), with the
-    /// address-book version each had reached, for `record_sync_position`.
-    pub fn close_device_connections(&self) -> Vec<(String, i64)> {
+    /// address-book version each had reached and its connection number,
+    /// for `record_sync_position`.
+    pub fn close_device_connections(&self) -> Vec<(String, i64, u64)> {
         self.hub.close_all()
     }
 

@@ -235,8 +235,12 @@ impl Application {
         let _ = sync.await;
         // Upgraded WebSocket connections are no longer hyper's to drain;
         // their sync positions are kept for when they come back.
-        for (sn, version) in self.core.close_device_connections() {
-            if let Err(e) = self.core.record_sync_position(&sn, version).await {
+        for (sn, version, connection) in self.core.close_device_connections() {
+            if let Err(e) = self
+                .core
+                .record_sync_position(&sn, version, connection)
+                .await
+            {
                 tracing::warn!(error = %e, "could not record a device's sync position");
             }
         }

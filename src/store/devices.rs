@@ -1,7 +1,7 @@
 //! Terminals: registration, binding, and what each has subscribed to and
 //! been sent. Their templates, change log, enrolments and punch records
 //! have files of their own (`templates`, `changes`, `enrolments`,
-//! `checkins`).
+//! `flows`).
 
 use super::Db;
 use crate::model::{DeviceKey, DeviceRow};
@@ -149,7 +149,7 @@ impl Db {
     /// not a two-argument MAX, which PostgreSQL lacks.)
     pub async fn renew_presence(
         &self,
-        devices: &[(String, i64)],
+        devices: &[(String, i64, String)],
         now: i64,
         until: i64,
     ) -> anyhow::Result<()> {
@@ -157,15 +157,16 @@ impl Db {
             return Ok(());
         }
         let mut tx = self.pool()?.begin().await?;
-        for (sn, version) in devices {
+        for (sn, version, owner) in devices {
             sqlx::query(
                 "UPDATE devices SET seen_version = CASE WHEN seen_version > $1 THEN seen_version ELSE $1 END, last_seen = $2,
-                        online_until = $3
-                 WHERE sn = $4",
+                        online_until = $3, online_owner = $4
+                 WHERE sn = $5",
             )
             .bind(version)
             .bind(now)
             .bind(until)
+            .bind(owner)
             .bind(sn)
             .execute(&mut *tx)
             .await?;
@@ -175,15 +176,25 @@ impl Db {
     }
 
     /// Records that the device was sent everything up to `version`, as
-    /// its connection ends: it is no longer online.
-    pub async fn set_seen(&self, sn: &str, version: i64, now: i64) -> anyhow::Result<()> {
+    /// connection `owner` ends: the lease it held (and only that one) ends
+    /// with it.
+    pub async fn set_seen(
+        &self,
+        sn: &str,
+        version: i64,
+        now: i64,
+        owner: &str,
+    ) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE devices SET seen_version = CASE WHEN seen_version > $1 THEN seen_version ELSE $1 END, last_seen = $2,
-                    online_until = NULL
-             WHERE sn = $3",
+            "UPDATE devices SET seen_version = CASE WHEN seen_version > $1 THEN seen_version ELSE $1 END,
+                    last_seen = $2,
+                    online_until = CASE WHEN online_owner = $3 THEN NULL ELSE online_until END,
+                    online_owner = CASE WHEN online_owner = $3 THEN NULL ELSE online_owner END
+             WHERE sn = $4",
         )
         .bind(version)
         .bind(now)
+        .bind(owner)
         .bind(sn)
         .execute(self.pool()?)
         .await?;

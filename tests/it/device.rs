@@ -297,15 +297,32 @@ async fn device_state_is_as_it_is_now() {
     app.core.bind_device(app.tenant.id, "NOW-2").await.unwrap();
     let db = &app.core.store_for_tests().db;
     let t = app.core.now();
-    db.renew_presence(&[("NOW-2".into(), version)], t, t + 45)
+    let lease = |until: i64, owner: &str| {
+        (
+            vec![("NOW-2".to_string(), version, owner.to_string())],
+            until,
+        )
+    };
+    let (l, until) = lease(t + 45, "other-node.7");
+    db.renew_presence(&l, t, until).await.unwrap();
+    let v = get_json(&app, "/open-apis/facehub/v1/devices", &token).await;
+    assert_eq!(item(&v, "NOW-2")["online"], true, "{v}");
+    assert_eq!(item(&v, "NOW-2")["backlog"], 0, "{v}");
+    // An older connection that ends late leaves the newer one's lease.
+    db.set_seen("NOW-2", version, t, "old-node.3")
         .await
         .unwrap();
     let v = get_json(&app, "/open-apis/facehub/v1/devices", &token).await;
     assert_eq!(item(&v, "NOW-2")["online"], true, "{v}");
-    assert_eq!(item(&v, "NOW-2")["backlog"], 0, "{v}");
-    db.renew_presence(&[("NOW-2".into(), version)], t - 60, t - 1)
+    // Its own end clears it.
+    db.set_seen("NOW-2", version, t, "other-node.7")
         .await
         .unwrap();
+    let v = get_json(&app, "/open-apis/facehub/v1/devices", &token).await;
+    assert_eq!(item(&v, "NOW-2")["online"], false, "{v}");
+    // A lease that ran out (its node died) is offline.
+    let (l, until) = lease(t - 1, "dead-node.1");
+    db.renew_presence(&l, t - 60, until).await.unwrap();
     let v = get_json(&app, "/open-apis/facehub/v1/devices", &token).await;
     assert_eq!(item(&v, "NOW-2")["online"], false, "{v}");
 

@@ -369,7 +369,7 @@ async fn serve(
     }
     if let Some(sn) = &conn.sn
         && let Some(version) = conn.core.hub().detach(sn, conn.id)
-        && let Err(e) = conn.core.record_sync_position(sn, version).await
+        && let Err(e) = conn.core.record_sync_position(sn, version, conn.id).await
     {
         tracing::warn!(error = %e, "could not record a device's sync position");
     }

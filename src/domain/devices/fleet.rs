@@ -118,8 +118,14 @@ impl Core {
 
     /// Records, as a device goes, the permission version it has confirmed
     /// and when it was last seen, so it resumes from there.
-    pub async fn record_sync_position(&self, sn: &str, version: i64) -> anyhow::Result<()> {
-        self.db.set_seen(sn, version, self.now()).await
+    pub async fn record_sync_position(
+        &self,
+        sn: &str,
+        version: i64,
+        connection: u64,
+    ) -> anyhow::Result<()> {
+        let owner = self.hub.owner(connection);
+        self.db.set_seen(sn, version, self.now(), &owner).await
     }
 }
 

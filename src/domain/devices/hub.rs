@@ -62,14 +62,31 @@ struct Conn {
     renewed: i64,
 }
 
-#[derive(Default)]
 pub struct Hub {
     conns: Mutex<HashMap<String, Conn>>,
     next_id: AtomicU64,
     wake: Arc<Notify>,
+    /// This process among the nodes, for presence lease owners.
+    node: u64,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            conns: Mutex::default(),
+            next_id: AtomicU64::default(),
+            wake: Arc::default(),
+            node: u64::from_le_bytes(crate::model::ids::random_bytes::<8>()),
+        }
+    }
 }
 
 impl Hub {
+    /// The presence lease owner of connection `id`: unique among nodes.
+    pub fn owner(&self, id: u64) -> String {
+        format!("{:016x}.{id}", self.node)
+    }
+
     pub fn new_connection_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -153,11 +170,11 @@ impl Hub {
 
     /// Closes every connection (the server is stopping); returns the sync
     /// positions of the logged-in ones, to be saved.
-    pub fn close_all(&self) -> Vec<(String, i64)> {
+    pub fn close_all(&self) -> Vec<(String, i64, u64)> {
         let mut positions = Vec::new();
         for (sn, c) in self.lock().drain() {
             if c.tenant_id.is_some() {
-                positions.push((sn, c.pushed));
+                positions.push((sn, c.pushed, c.peer.id()));
             }
             c.peer.close(Closing::Stopping);
         }
@@ -183,16 +200,30 @@ impl Hub {
     }
 
     /// The logged-in devices whose presence lease was last renewed before
-    /// `due`, with the versions they were sent; marked renewed at `now`.
-    pub fn presence_due(&self, due: i64, now: i64) -> Vec<(String, i64)> {
+    /// `due`: (sn, version sent, lease owner, connection); marked renewed
+    /// at `now` ([`Hub::presence_failed`] takes that back).
+    pub fn presence_due(&self, due: i64, now: i64) -> Vec<(String, i64, String, u64)> {
         let mut out = Vec::new();
         for (sn, c) in self.lock().iter_mut() {
             if c.tenant_id.is_some() && c.renewed <= due {
                 c.renewed = now;
-                out.push((sn.clone(), c.pushed));
+                let id = c.peer.id();
+                out.push((sn.clone(), c.pushed, self.owner(id), id));
             }
         }
         out
+    }
+
+    /// The renewal of these leases did not commit: due again next pass.
+    pub fn presence_failed(&self, due: &[(String, i64, String, u64)]) {
+        let mut conns = self.lock();
+        for (sn, _, _, id) in due {
+            if let Some(c) = conns.get_mut(sn)
+                && c.peer.id() == *id
+            {
+                c.renewed = 0;
+            }
+        }
     }
 
     /// Serial numbers of the logged-in devices.
@@ -316,8 +347,24 @@ impl Core {
         // before it would run out.
         let due = self.hub.presence_due(now - PRESENCE_LEASE_SECS / 3, now);
         let until = now + PRESENCE_LEASE_SECS;
-        if let Err(e) = self.db.renew_presence(&due, now, until).await {
-            first_error.get_or_insert(e.into());
+        let leases: Vec<(String, i64, String)> = due
+            .iter()
+            .map(|(sn, v, owner, _)| (sn.clone(), *v, owner.clone()))
+            .collect();
+        match self.db.renew_presence(&leases, now, until).await {
+            Ok(()) => {
+                // A connection that ended while its lease was being renewed
+                // may have cleared it first: clear it again.
+                for (sn, v, owner, id) in &due {
+                    if !self.hub.is_current(sn, *id) {
+                        self.db.set_seen(sn, *v, now, owner).await?;
+                    }
+                }
+            }
+            Err(e) => {
+                self.hub.presence_failed(&due);
+                first_error.get_or_insert(e.into());
+            }
         }
         let timeout = i64::try_from(self.config.device.enrol_timeout_secs).unwrap_or(i64::MAX);
         self.db.expire_enrolments(now - timeout, now).await?;
