@@ -26,6 +26,8 @@ const WIKI_IMAGE = env('FACEHUB_WIKI_IMAGE');
 const ACS_APP_ID = env('FACEHUB_ACS_APP_ID');
 const ACS_APP_SECRET = env('FACEHUB_ACS_APP_SECRET');
 const DEVICE_SN = env('FACEHUB_DEVICE_SN');
+const FLOWS_APP_ID = env('FACEHUB_FLOWS_APP_ID');
+const FLOWS_APP_SECRET = env('FACEHUB_FLOWS_APP_SECRET');
 
 function ok(what) {
   console.log(`ok: ${what}`);
@@ -216,6 +218,48 @@ async function main() {
     version: '',
   });
   ok('acs device.list: a terminal that never connected');
+
+  // Punch records from another system: created once, read, deleted.
+  const flows = new lark.Client({
+    appId: FLOWS_APP_ID,
+    appSecret: FLOWS_APP_SECRET,
+    domain: BASE,
+    loggerLevel: lark.LoggerLevel.error,
+  });
+  const record = {
+    user_id: USER_ID,
+    creator_id: 'hr-system',
+    location_name: 'Gate 3',
+    check_time: '1763900000',
+    comment: 'from node',
+    idempotent_id: 'node-1',
+    check_result: 'Normal',
+  };
+  const create = () => flows.attendance.v1.userFlow.batchCreate({
+    params: { employee_type: 'employee_id' },
+    data: { flow_records: [record] },
+  });
+  const made = await create();
+  assert.strictEqual(made.code, 0, JSON.stringify(made));
+  const id = made.data.flow_records[0].record_id;
+  assert.ok(/^[0-9]+$/.test(id), id);
+  const again = await create();
+  assert.strictEqual(again.data.flow_records[0].record_id, id, 'idempotent_id');
+  const found = await flows.attendance.v1.userFlow.query({
+    params: { employee_type: 'employee_id' },
+    data: { user_ids: [USER_ID], check_time_from: '1763899000', check_time_to: '1763901000' },
+  });
+  assert.strictEqual(found.code, 0, JSON.stringify(found));
+  assert.deepStrictEqual(found.data.user_flow_results.map((r) => r.record_id), [id]);
+  const one = await flows.attendance.v1.userFlow.get({
+    path: { user_flow_id: id },
+    params: { employee_type: 'employee_id' },
+  });
+  assert.strictEqual(one.data.comment, 'from node', JSON.stringify(one));
+  assert.strictEqual(one.data.check_result, 'Normal');
+  const del = await flows.attendance.v1.userFlow.batchDel({ data: { record_ids: [id] } });
+  assert.deepStrictEqual(del.data, { fail_record_ids: [], success_record_ids: [id] });
+  ok('attendance user_flow: batchCreate (idempotent), query, get, batchDel');
 
   console.log('node-sdk conformance: all checks passed');
   // Do not wait for the SDK's idle keep-alive sockets to time out.

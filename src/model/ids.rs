@@ -195,6 +195,8 @@ impl Scope {
     pub const KNOWN: &'static [&'static str] = &[
         "attendance:rule",
         "attendance:rule:readonly",
+        "attendance:task",
+        "attendance:task:readonly",
         "acs:device",
         "acs:device:readonly",
         "acs:users",

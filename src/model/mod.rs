@@ -7,6 +7,7 @@ pub mod audit;
 pub mod devices;
 pub mod error;
 pub mod files;
+pub mod flows;
 pub mod ids;
 pub mod people;
 pub mod tenancy;
@@ -18,6 +19,7 @@ pub use devices::{
 };
 pub use error::{Error, Result};
 pub use files::{FileKind, FileRecord};
+pub use flows::{FlowExtras, UserFlow};
 pub use ids::{FileId, PhotoName, Scope, UserId, UserType};
 pub use people::{AttendanceSetting, Person, PersonDraft, PersonKey};
 pub use tenancy::{App, Tenant, TokenKind, TokenRecord};

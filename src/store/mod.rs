@@ -8,7 +8,7 @@
 //! transactions, notices between nodes; `reach` watches PostgreSQL), `meta`, `tenants` (tenants, apps,
 //! tokens), `people`, `acs` (door-access users), `files` (files and upload
 //! intents), `erasure`, `devices`, `templates`, `changes` (the change
-//! log), `enrolments`, `checkins`, `admin` and `audit`; row mappers are in
+//! log), `enrolments`, `flows` (punch records), `admin` and `audit`; row mappers are in
 //! `rows`, SQL helpers in `sql`.
 
 mod acs;
@@ -16,11 +16,11 @@ pub mod admin;
 pub mod audit;
 pub mod blob;
 mod changes;
-mod checkins;
 pub mod devices;
 mod enrolments;
 mod erasure;
 mod files;
+pub mod flows;
 mod meta;
 mod people;
 mod pool;

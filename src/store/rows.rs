@@ -9,7 +9,7 @@ use sqlx::{FromRow, Row};
 
 use super::AcsRow;
 use crate::image::ImageFormat;
-use crate::model::{App, DeviceRow, Enrolment, FileKind, FileRecord, Person, UserType};
+use crate::model::{App, DeviceRow, Enrolment, FileKind, FileRecord, Person, UserFlow, UserType};
 
 /// A stored name that no variant of the field's type knows.
 fn unknown(column: &str, value: &str) -> sqlx::Error {
@@ -122,6 +122,26 @@ impl FromRow<'_, AnyRow> for DeviceRow {
             last_seen: r.try_get("last_seen")?,
             online_until: r.try_get("online_until")?,
             register_ts: r.try_get("register_ts")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+}
+
+impl FromRow<'_, AnyRow> for UserFlow {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(UserFlow {
+            record_id: r.try_get("record_id")?,
+            tenant_id: r.try_get("tenant_id")?,
+            person_id: r.try_get("person_id")?,
+            check_time: r.try_get("check_time")?,
+            creator_id: r.try_get("creator_id")?,
+            location_name: r.try_get("location_name")?,
+            comment: r.try_get("comment")?,
+            idempotent_id: r.try_get("idempotent_id")?,
+            sn: r.try_get("sn")?,
+            pass_type: r.try_get("pass_type")?,
+            pass_method: r.try_get("pass_method")?,
+            extras: json_or_default(r, "extras")?,
             created_at: r.try_get("created_at")?,
         })
     }

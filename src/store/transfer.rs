@@ -31,7 +31,7 @@ pub const TABLES: &[&str] = &[
     "devices",
     "templates",
     "enrolments",
-    "checkins",
+    "user_flows",
     "audit_log",
     "admin_sessions",
     "blob_intents",

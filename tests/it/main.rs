@@ -23,3 +23,4 @@ mod pass_stores;
 mod privacy;
 mod sdk_node;
 mod sdk_python;
+mod user_flows;

@@ -38,6 +38,7 @@ async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
     )
     .unwrap();
     let acs = make_app(&app.core, &app.tenant, &["acs:device"]).await;
+    let flows = make_app(&app.core, &app.tenant, &["attendance:task"]).await;
     app.core
         .add_device(&app.tenant, "NODE-TERM-1", "node-secret-no-4815162342")
         .await
@@ -59,6 +60,8 @@ async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
         .env("FACEHUB_ACS_APP_ID", &acs.app_id)
         .env("FACEHUB_ACS_APP_SECRET", &acs.app_secret)
         .env("FACEHUB_DEVICE_SN", "NODE-TERM-1")
+        .env("FACEHUB_FLOWS_APP_ID", &flows.app_id)
+        .env("FACEHUB_FLOWS_APP_SECRET", &flows.app_secret)
         .output()
         .await
         .expect("run node");

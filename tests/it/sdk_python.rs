@@ -112,3 +112,40 @@ async fn lark_oapi_python_sdk_drives_attendance_endpoints() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn lark_oapi_python_sdk_drives_user_flows() {
+    let app = spawn_app().await;
+    app.add_person("abd754f7", "Ann").await;
+    let creds = make_app(&app.core, &app.tenant, &["attendance:task"]).await;
+    // A terminal the person punched at.
+    let sn = "SDK-CLOCK-1";
+    let secret_no = "sdk-flows-secret-4815162342";
+    app.core
+        .add_device(&app.tenant, sn, secret_no)
+        .await
+        .unwrap();
+    app.core.bind_device(app.tenant.id, sn).await.unwrap();
+    let url = format!("{}/", app.base.replacen("http", "ws", 1));
+    let d = facehub_devsim::Device::connect(&url, sn, (&[], &[]), None)
+        .await
+        .unwrap();
+    d.bring_up(secret_no, app.core.now()).await.unwrap();
+    let t = 1_763_900_000i64;
+    let punch = serde_json::json!({"checkin_data": [
+        {"userid": "abd754f7", "user_type": 0, "timestamp": t, "pass_type": 1, "pass_method": 1}]});
+    d.call("checkin", punch).await.unwrap();
+    run_script(
+        "lark_sdk_flows.py",
+        &[
+            ("FACEHUB_BASE_URL", app.base.clone()),
+            ("FACEHUB_APP_ID", creds.app_id),
+            ("FACEHUB_APP_SECRET", creds.app_secret),
+            ("FACEHUB_USER_ID", "abd754f7".into()),
+            ("FACEHUB_SN", sn.into()),
+            ("FACEHUB_DEVICE_ID", facehub::domain::devices::device_id(sn)),
+            ("FACEHUB_PUNCH_TIME", t.to_string()),
+        ],
+    )
+    .await;
+}

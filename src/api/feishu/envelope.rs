@@ -29,7 +29,7 @@ pub struct Envelope<T> {
     code: i64,
     data: T,
     #[schema(value_type = String)]
-    msg: &'static str,
+    msg: std::borrow::Cow<'static, str>,
 }
 
 impl<T> Envelope<T> {
@@ -37,7 +37,17 @@ impl<T> Envelope<T> {
         Envelope {
             code: 0,
             data,
-            msg: "success",
+            msg: "success".into(),
+        }
+    }
+
+    /// A success whose `msg` says more (the platform reports partial
+    /// failures there).
+    pub fn success_saying(data: T, msg: String) -> Envelope<T> {
+        Envelope {
+            code: 0,
+            data,
+            msg: msg.into(),
         }
     }
 }

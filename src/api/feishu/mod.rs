@@ -9,6 +9,7 @@ pub mod download;
 pub mod envelope;
 pub mod lingo;
 pub mod multipart;
+pub mod user_flows;
 
 use axum::Router;
 
@@ -20,4 +21,5 @@ pub fn router() -> Router<AppState> {
         .merge(attendance::router())
         .merge(lingo::router())
         .merge(acs::router())
+        .merge(user_flows::router())
 }

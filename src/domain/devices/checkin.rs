@@ -5,6 +5,7 @@ use super::sync::MAX_USERS;
 use super::{CheckinRecord, DeviceUser, Session};
 use crate::domain::Core;
 use crate::model::error::{Error, Result};
+use crate::store::flows::Punch;
 
 /// Records before 2018-01-01 are dropped without failing, as the platform
 /// does (a device with an unset clock).
@@ -80,7 +81,11 @@ impl Core {
         let mut keep = Vec::new();
         for (i, user, record) in valid {
             match people.get(&user) {
-                Some(p) => keep.push((p.id, record)),
+                Some(p) => keep.push(Punch {
+                    person_id: p.id,
+                    user_id: p.user_id.clone(),
+                    record,
+                }),
                 None => fail.push((
                     i,
                     PunchRef {
