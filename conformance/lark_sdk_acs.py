@@ -8,25 +8,15 @@ scikit-image photographs, passed in the environment.
 """
 
 import os
-import sys
 
 import lark_oapi as lark
 import lark_oapi.api.acs.v1 as acs
 
-BASE = os.environ["FACEHUB_BASE_URL"]
-APP_ID = os.environ["FACEHUB_APP_ID"]
-APP_SECRET = os.environ["FACEHUB_APP_SECRET"]
+from sdk_common import APP_ID, APP_SECRET, BASE, check
+
 FACE = os.environ["FACEHUB_FACE"]
 NO_FACE = os.environ["FACEHUB_NO_FACE"]
 DEVICE_SN = os.environ["FACEHUB_DEVICE_SN"]
-
-
-def check(cond, what, resp=None):
-    if not cond:
-        extra = f" (code={resp.code} msg={resp.msg})" if resp is not None else ""
-        print(f"FAIL: {what}{extra}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}")
 
 
 def update(c, user_id, path, file_type="png", id_type="user_id"):

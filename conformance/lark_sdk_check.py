@@ -7,7 +7,6 @@ on the first mismatch.
 
 import asyncio
 import os
-import sys
 
 import lark_oapi as lark
 from lark_oapi.api.attendance.v1 import (
@@ -21,9 +20,8 @@ from lark_oapi.api.attendance.v1 import (
     UserSetting,
 )
 
-BASE = os.environ["FACEHUB_BASE_URL"]
-APP_ID = os.environ["FACEHUB_APP_ID"]
-APP_SECRET = os.environ["FACEHUB_APP_SECRET"]
+from sdk_common import APP_ID, APP_SECRET, BASE, check
+
 USER_ID = os.environ["FACEHUB_USER_ID"]
 EMPLOYEE_NO = os.environ["FACEHUB_EMPLOYEE_NO"]
 PHOTO = os.environ["FACEHUB_PHOTO"]
@@ -39,14 +37,6 @@ def client(secret=APP_SECRET):
         .log_level(lark.LogLevel.ERROR)
         .build()
     )
-
-
-def check(cond, what, resp=None):
-    if not cond:
-        extra = f" (code={resp.code} msg={resp.msg})" if resp is not None else ""
-        print(f"FAIL: {what}{extra}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}")
 
 
 def upload(c, name, path):

@@ -8,26 +8,16 @@ terminal, passed in the environment.
 """
 
 import os
-import sys
 
 import lark_oapi as lark
 import lark_oapi.api.attendance.v1 as att
 
-BASE = os.environ["FACEHUB_BASE_URL"]
-APP_ID = os.environ["FACEHUB_APP_ID"]
-APP_SECRET = os.environ["FACEHUB_APP_SECRET"]
+from sdk_common import APP_ID, APP_SECRET, BASE, check
+
 USER_ID = os.environ["FACEHUB_USER_ID"]
 DEVICE_ID = os.environ["FACEHUB_DEVICE_ID"]
 SN = os.environ["FACEHUB_SN"]
 PUNCH_TIME = os.environ["FACEHUB_PUNCH_TIME"]
-
-
-def check(cond, what, resp=None):
-    if not cond:
-        extra = f" (code={resp.code} msg={resp.msg})" if resp is not None else ""
-        print(f"FAIL: {what}{extra}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}")
 
 
 def query(c, start, end):

@@ -9,26 +9,16 @@ with a user token, and sample images, passed in the environment.
 import asyncio
 import io
 import os
-import sys
 
 import lark_oapi as lark
 import lark_oapi.api.lingo.v1 as lingo
 
-BASE = os.environ["FACEHUB_BASE_URL"]
-APP_ID = os.environ["FACEHUB_APP_ID"]
-APP_SECRET = os.environ["FACEHUB_APP_SECRET"]
+from sdk_common import APP_ID, APP_SECRET, BASE, check
+
 USER_TOKEN = os.environ["FACEHUB_USER_TOKEN"]
 IMAGES = os.environ["FACEHUB_IMAGES"].split(os.pathsep)
 BAD = os.environ["FACEHUB_BAD_IMAGE"]
 PNG = next(p for p in IMAGES if p.endswith(".png"))
-
-
-def check(cond, what, resp=None):
-    if not cond:
-        extra = f" (code={resp.code} msg={resp.msg})" if resp is not None else ""
-        print(f"FAIL: {what}{extra}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}")
 
 
 def client(set_token=False):
