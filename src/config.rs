@@ -141,6 +141,10 @@ pub struct DeviceConfig {
     /// Commands one terminal (one address before it names itself) may send
     /// a second, with as many in a burst; more are answered 45009 unrun.
     pub commands_per_second: u32,
+    /// Punch and door records (terminals' and the API's) whose time is
+    /// older than this many days are deleted with their capture photos,
+    /// the deletion audited; 0 keeps them.
+    pub record_retention_days: u32,
 }
 
 impl Default for DeviceConfig {
@@ -151,6 +155,7 @@ impl Default for DeviceConfig {
             enrol_timeout_secs: 300,
             min_send_rate_kib: 32,
             commands_per_second: 100,
+            record_retention_days: 0,
         }
     }
 }

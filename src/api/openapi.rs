@@ -57,6 +57,8 @@ impl Modify for Security {
         super::feishu::acs::patch_user,
         super::feishu::acs::get_face,
         super::feishu::acs::update_face,
+        super::feishu::access_records::list,
+        super::feishu::access_records::photo,
         super::facehub::devices::list,
         super::facehub::devices::bind,
         super::facehub::devices::unbind,

@@ -79,10 +79,22 @@ impl Core {
     }
 
     fn external_id(&self, caller: &Caller, id_type: IdType, p: &Person) -> String {
+        self.external_user_id(caller, id_type, &p.user_id, &p.union_id)
+    }
+
+    /// A person's id in the request's id type, from their user and union
+    /// ids.
+    pub(crate) fn external_user_id(
+        &self,
+        caller: &Caller,
+        id_type: IdType,
+        user_id: &str,
+        union_id: &str,
+    ) -> String {
         match id_type {
-            IdType::OpenId => self.open_id(&caller.app_id, &p.user_id),
-            IdType::UnionId => p.union_id.clone(),
-            IdType::UserId => p.user_id.clone(),
+            IdType::OpenId => self.open_id(&caller.app_id, user_id),
+            IdType::UnionId => union_id.to_string(),
+            IdType::UserId => user_id.to_string(),
         }
     }
 

@@ -190,6 +190,7 @@ impl Core {
                 sn: None,
                 pass_type: None,
                 pass_method: None,
+                photo_file_id: None,
                 extras: d.extras,
                 created_at: now,
             })

@@ -1,6 +1,7 @@
 //! The core: tenants and apps, tokens, people, stored photos. Knows nothing
 //! of HTTP; the API modules translate wire requests into calls on [`Core`].
 
+pub mod access_records;
 pub mod acs;
 pub mod admin;
 pub mod audit;

@@ -9,14 +9,17 @@ pub enum FileKind {
     LingoImage,
     AcsFace,
     AcsFaceCrop,
+    /// A terminal's capture photo of a door pass.
+    AccessPhoto,
 }
 
 impl FileKind {
-    pub const ALL: [FileKind; 4] = [
+    pub const ALL: [FileKind; 5] = [
         FileKind::AttendancePhoto,
         FileKind::LingoImage,
         FileKind::AcsFace,
         FileKind::AcsFaceCrop,
+        FileKind::AccessPhoto,
     ];
 
     /// The name stored in the `kind` column.
@@ -26,6 +29,7 @@ impl FileKind {
             FileKind::LingoImage => "lingo_image",
             FileKind::AcsFace => "acs_face",
             FileKind::AcsFaceCrop => "acs_face_crop",
+            FileKind::AccessPhoto => "access_photo",
         }
     }
 

@@ -38,6 +38,9 @@ pub struct UserFlow {
     /// (1 face, 2 QR, 3 remote, 4 fingerprint, 5 and 6 QR variants).
     pub pass_type: Option<i64>,
     pub pass_method: Option<i64>,
+    /// The terminal's capture photo of the pass (a file of kind
+    /// `access_photo`).
+    pub photo_file_id: Option<String>,
     pub extras: FlowExtras,
     /// Unix seconds.
     pub created_at: i64,

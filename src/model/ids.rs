@@ -197,6 +197,8 @@ impl Scope {
         "attendance:rule:readonly",
         "attendance:task",
         "attendance:task:readonly",
+        "acs:access_record",
+        "acs:access_record:readonly",
         "acs:device",
         "acs:device:readonly",
         "acs:users",

@@ -132,6 +132,27 @@ impl Application {
                 }
             }
         });
+        // Records past their retention, and capture photos a crash left
+        // without their record, go at start and hourly after.
+        let retention = tokio::spawn({
+            let core = self.core.clone();
+            async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+                loop {
+                    tick.tick().await;
+                    match core.expire_records().await {
+                        Ok(pass) if pass != Default::default() => tracing::info!(
+                            records = pass.records,
+                            photos = pass.photos,
+                            unlinked_photos = pass.unlinked_photos,
+                            "deleted records past their retention"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "expiring records"),
+                    }
+                }
+            }
+        });
         let (sync_stop, sync_stopped) = tokio::sync::oneshot::channel::<()>();
         let sync = tokio::spawn(self.core.clone().run_device_sync(async move {
             let _ = sync_stopped.await;
@@ -232,6 +253,7 @@ impl Application {
         drop(self.listener);
         let _ = sync_stop.send(());
         key_watch.abort();
+        retention.abort();
         let _ = sync.await;
         // Upgraded WebSocket connections are no longer hyper's to drain;
         // their sync positions are kept for when they come back.

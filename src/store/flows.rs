@@ -1,9 +1,12 @@
 //! Punch records ("user flows"): what terminals report and what other
 //! systems create over the API, one table.
 
+use std::collections::HashSet;
+
 use super::Db;
-use super::sql::placeholders;
-use crate::model::{CheckinRecord, UserFlow};
+use super::audit::insert_audit_in;
+use super::sql::{delete_files_in, placeholders};
+use crate::model::{AuditEvent, CheckinRecord, UserFlow};
 
 /// A record id: a random 63-bit number in decimal (the platform's ids are
 /// numbers of up to 19 digits).
@@ -16,12 +19,39 @@ pub struct Punch {
     pub person_id: i64,
     pub user_id: String,
     pub record: CheckinRecord,
+    /// Its capture photo, already stored (a file of kind `access_photo`).
+    pub photo_file_id: Option<String>,
+}
+
+impl Punch {
+    /// What makes a re-sent punch the same record: the terminal, the
+    /// second and the person.
+    pub fn idempotent_id(sn: &str, timestamp: i64, user_id: &str) -> String {
+        format!("terminal:{sn}:{timestamp}:{user_id}")
+    }
+}
+
+/// A door record as `acs/v1/access_records` lists it: the record and its
+/// person's ids.
+pub struct DoorRecord {
+    pub flow: UserFlow,
+    pub user_id: String,
+    pub union_id: String,
+}
+
+/// What one expiry pass deleted in a tenant.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Expired {
+    pub records: u64,
+    /// The capture photos' file ids (their blobs are the caller's to
+    /// delete).
+    pub photos: Vec<String>,
 }
 
 const INSERT: &str = "INSERT INTO user_flows(record_id, tenant_id, person_id, check_time,
         creator_id, location_name, comment, idempotent_id, sn, pass_type, pass_method,
-        extras, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING";
+        photo_file_id, extras, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING";
 
 fn insert(f: &UserFlow) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
     sqlx::query(INSERT)
@@ -36,21 +66,48 @@ fn insert(f: &UserFlow) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArgum
         .bind(&f.sn)
         .bind(f.pass_type)
         .bind(f.pass_method)
+        .bind(&f.photo_file_id)
         .bind(serde_json::to_string(&f.extras).expect("plain fields serialise"))
         .bind(f.created_at)
 }
 
 impl Db {
+    /// Which of these idempotent ids the tenant's records already hold.
+    pub async fn idempotent_ids_taken(
+        &self,
+        tenant_id: i64,
+        keys: &[String],
+    ) -> anyhow::Result<HashSet<String>> {
+        let mut taken = HashSet::new();
+        for chunk in keys.chunks(200) {
+            let sql = format!(
+                "SELECT idempotent_id FROM user_flows WHERE tenant_id = $1 AND idempotent_id IN ({})",
+                placeholders(chunk.len(), 2)
+            );
+            let mut q = sqlx::query_scalar(&sql).bind(tenant_id);
+            for k in chunk {
+                q = q.bind(k);
+            }
+            let found: Vec<String> = q.fetch_all(self.pool()?).await?;
+            taken.extend(found);
+        }
+        Ok(taken)
+    }
+
     /// Stores the punches a terminal reported; one already stored (the
     /// same terminal, person and second: a re-sent frame) is left alone.
-    /// The person is the record's creator; the terminal is its place.
+    /// The person is the record's creator; the terminal is its place. A
+    /// capture photo becomes its person's (erased with them) in the same
+    /// transaction; the photos of punches that were already stored are
+    /// returned, linked to nothing, for the caller to delete.
     pub async fn insert_checkins(
         &self,
         tenant_id: i64,
         sn: &str,
         punches: &[Punch],
         now: i64,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Vec<String>> {
+        let mut unlinked = Vec::new();
         let mut tx = self.pool()?.begin().await?;
         for p in punches {
             let flow = UserFlow {
@@ -61,20 +118,133 @@ impl Db {
                 creator_id: p.user_id.clone(),
                 location_name: sn.to_string(),
                 comment: String::new(),
-                idempotent_id: Some(format!(
-                    "terminal:{sn}:{}:{}",
-                    p.record.timestamp, p.user_id
-                )),
+                idempotent_id: Some(Punch::idempotent_id(sn, p.record.timestamp, &p.user_id)),
                 sn: Some(sn.to_string()),
                 pass_type: p.record.pass_type,
                 pass_method: p.record.pass_method,
+                photo_file_id: p.photo_file_id.clone(),
                 extras: Default::default(),
                 created_at: now,
             };
-            insert(&flow).execute(&mut *tx).await?;
+            let stored = insert(&flow).execute(&mut *tx).await?.rows_affected() == 1;
+            match (&p.photo_file_id, stored) {
+                (Some(id), true) => {
+                    sqlx::query("UPDATE files SET person_id = $1 WHERE file_id = $2")
+                        .bind(p.person_id)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                (Some(id), false) => unlinked.push(id.clone()),
+                (None, _) => {}
+            }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(unlinked)
+    }
+
+    /// The tenant's door records (terminal punches with a pass type) with
+    /// `from <= check_time <= to`, newest first, after the keyset position
+    /// `after` (check_time, record_id), at most `limit`; of one terminal
+    /// when `sn` is given.
+    pub async fn door_records(
+        &self,
+        tenant_id: i64,
+        (from, to): (i64, i64),
+        sn: Option<&str>,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<DoorRecord>> {
+        use sqlx::Row;
+        // The keyset bound in a form both engines read: (t < $a) OR
+        // (t = $a AND id < $b); a first page binds a bound past every row.
+        let (after_time, after_id) = after.unwrap_or((i64::MAX, ""));
+        let first = after.is_none();
+        let rows = sqlx::query(
+            "SELECT f.*, p.user_id AS p_user_id, p.union_id AS p_union_id
+             FROM user_flows f JOIN people p ON p.id = f.person_id
+             WHERE f.tenant_id = $1 AND f.sn IS NOT NULL AND f.pass_type IS NOT NULL
+               AND f.check_time >= $2 AND f.check_time <= $3
+               AND ($4 = '' OR f.sn = $4)
+               AND ($5 = 1 OR f.check_time < $6 OR (f.check_time = $6 AND f.record_id < $7))
+             ORDER BY f.check_time DESC, f.record_id DESC
+             LIMIT $8",
+        )
+        .bind(tenant_id)
+        .bind(from)
+        .bind(to)
+        .bind(sn.unwrap_or(""))
+        .bind(i64::from(first))
+        .bind(after_time)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(self.pool()?)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DoorRecord {
+                    flow: sqlx::FromRow::from_row(r)?,
+                    user_id: r.try_get("p_user_id")?,
+                    union_id: r.try_get("p_union_id")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes every record with `check_time < before` and the capture
+    /// photos' rows, auditing per tenant what went (`audit(tenant_id,
+    /// expired)`), in one transaction; returns what went by tenant.
+    pub async fn expire_flows(
+        &self,
+        before: i64,
+        audit: impl Fn(i64, &Expired) -> AuditEvent,
+        now: i64,
+    ) -> anyhow::Result<Vec<(i64, Expired)>> {
+        let mut tx = self.begin_write().await?;
+        let rows: Vec<(i64, Option<String>)> =
+            sqlx::query_as("SELECT tenant_id, photo_file_id FROM user_flows WHERE check_time < $1")
+                .bind(before)
+                .fetch_all(&mut *tx)
+                .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut by_tenant: std::collections::BTreeMap<i64, Expired> = Default::default();
+        for (tenant_id, photo) in rows {
+            let e = by_tenant.entry(tenant_id).or_default();
+            e.records += 1;
+            e.photos.extend(photo);
+        }
+        sqlx::query("DELETE FROM user_flows WHERE check_time < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        for e in by_tenant.values() {
+            delete_files_in(&mut tx, e.photos.iter().map(String::as_str)).await?;
+        }
+        let events: Vec<AuditEvent> = by_tenant.iter().map(|(t, e)| audit(*t, e)).collect();
+        insert_audit_in(&mut tx, &events.iter().collect::<Vec<_>>(), now * 1000).await?;
+        tx.commit().await?;
+        Ok(by_tenant.into_iter().collect())
+    }
+
+    /// Capture photos created before `before` that no record names (a
+    /// crash came between storing the photo and its record): their rows
+    /// are deleted and their ids returned, for the caller to delete the
+    /// blobs.
+    pub async fn delete_unlinked_access_photos(&self, before: i64) -> anyhow::Result<Vec<String>> {
+        let mut tx = self.begin_write().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT file_id FROM files
+             WHERE kind = 'access_photo' AND created_at < $1
+               AND NOT EXISTS (SELECT 1 FROM user_flows WHERE photo_file_id = files.file_id)",
+        )
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await?;
+        delete_files_in(&mut tx, ids.iter().map(String::as_str)).await?;
+        tx.commit().await?;
+        Ok(ids)
     }
 
     /// A person's terminal punches in `[from, to)`, oldest first:

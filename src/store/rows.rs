@@ -141,6 +141,7 @@ impl FromRow<'_, AnyRow> for UserFlow {
             sn: r.try_get("sn")?,
             pass_type: r.try_get("pass_type")?,
             pass_method: r.try_get("pass_method")?,
+            photo_file_id: r.try_get("photo_file_id")?,
             extras: json_or_default(r, "extras")?,
             created_at: r.try_get("created_at")?,
         })

@@ -6,6 +6,7 @@ mod app;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod access_records;
 mod acs;
 mod attendance;
 mod auth;

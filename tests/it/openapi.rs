@@ -108,7 +108,7 @@ async fn the_description_covers_every_route_and_holds_under_schemathesis() {
             "{route} is not described"
         );
     }
-    assert_eq!(described.len(), 45, "{described:?}");
+    assert_eq!(described.len(), 47, "{described:?}");
 
     let examples = std::env::var("SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "25".into());
     let python = std::env::var("LARK_OAPI_PYTHON")

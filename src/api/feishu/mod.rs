@@ -2,6 +2,7 @@
 //! owning its routes, its wire types and its error codes, and what they
 //! share (the envelope, streamed multipart uploads, file downloads).
 
+pub mod access_records;
 pub mod acs;
 pub mod attendance;
 pub mod auth;
@@ -21,5 +22,6 @@ pub fn router() -> Router<AppState> {
         .merge(attendance::router())
         .merge(lingo::router())
         .merge(acs::router())
+        .merge(access_records::router())
         .merge(user_flows::router())
 }

@@ -125,7 +125,8 @@ impl Conn {
             }
             "checkin" => {
                 let s = self.session()?;
-                let punches = read::checkin(&body)?;
+                // Capture photos make a frame megabytes of base64.
+                let punches = blocking(move || read::checkin(&body)).await??;
                 frames::checkin_reply(&core.checkin(s, punches).await?)
             }
             "download_photo" => {

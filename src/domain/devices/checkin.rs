@@ -1,9 +1,16 @@
-//! Punch records: stored per person, listed per day.
+//! Punch records: stored per person, listed per day; a door pass's
+//! capture photo goes through the validation core first.
 
-use super::messages::{PunchInput, PunchRef};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::messages::{CapturePhoto, PunchInput, PunchRef};
 use super::sync::MAX_USERS;
 use super::{CheckinRecord, DeviceUser, Session};
 use crate::domain::Core;
+use crate::domain::audit::AuditEvent;
+use crate::domain::files::{FileKind, Filing};
 use crate::model::error::{Error, Result};
 use crate::store::flows::Punch;
 
@@ -11,16 +18,28 @@ use crate::store::flows::Punch;
 /// does (a device with an unset clock).
 pub const EARLIEST: i64 = 1_514_764_800;
 
+/// What a `checkin` frame came to.
+#[derive(Debug, Default)]
+pub struct CheckinOutcome {
+    /// Records not stored, in the order sent: the terminal sends them again.
+    pub fail_list: Vec<PunchRef>,
+    /// Records stored without the capture photo they carried, with why:
+    /// sending the photo again would not change the answer.
+    pub photo_fail_list: Vec<(PunchRef, String)>,
+}
+
 impl Core {
     /// Stores the punches of known people; returns the failed ones, in the
     /// order sent. A punch fails when it is unreadable, its `user_type` is
     /// not 0–2, its pass type not 1–3 or pass method not 1–6, or (unless it
     /// is too old to keep) its userid is not 1–128 bytes of a known person.
+    /// A capture photo is stored (sealed, audited) only with a new record;
+    /// one the validation core refuses leaves the record without it.
     pub async fn checkin(
-        &self,
+        self: &Arc<Self>,
         session: &Session,
         punches: Vec<PunchInput>,
-    ) -> Result<Vec<PunchRef>> {
+    ) -> Result<CheckinOutcome> {
         if punches.len() > MAX_USERS {
             return Err(Error::param(format!(
                 "checkin_data holds {} records, at most {MAX_USERS}",
@@ -29,7 +48,7 @@ impl Core {
         }
         // Judge each record first, then look the people up in one query.
         let mut fail = Vec::new();
-        let mut valid: Vec<(usize, DeviceUser, CheckinRecord)> = Vec::new();
+        let mut valid: Vec<(usize, DeviceUser, CheckinRecord, Option<CapturePhoto>)> = Vec::new();
         for (i, punch) in punches.into_iter().enumerate() {
             let p = match punch {
                 PunchInput::Read(p) => p,
@@ -71,6 +90,7 @@ impl Core {
                     pass_type: p.pass_type,
                     pass_method: p.pass_method,
                 },
+                p.photo,
             ));
         }
         let wanted: Vec<DeviceUser> = valid.iter().map(|v| v.1.clone()).collect();
@@ -79,13 +99,23 @@ impl Core {
             .people_by_device_ids(session.tenant_id, &wanted)
             .await?;
         let mut keep = Vec::new();
-        for (i, user, record) in valid {
+        let mut photos = Vec::new();
+        for (i, user, record, photo) in valid {
             match people.get(&user) {
-                Some(p) => keep.push(Punch {
-                    person_id: p.id,
-                    user_id: p.user_id.clone(),
-                    record,
-                }),
+                Some(p) => {
+                    let named = PunchRef {
+                        userid: user.userid.clone(),
+                        user_type: user.user_type,
+                        timestamp: record.timestamp,
+                    };
+                    keep.push(Punch {
+                        person_id: p.id,
+                        user_id: p.user_id.clone(),
+                        record,
+                        photo_file_id: None,
+                    });
+                    photos.push((named, photo));
+                }
                 None => fail.push((
                     i,
                     PunchRef {
@@ -98,11 +128,94 @@ impl Core {
         }
         // Failures in request order.
         fail.sort_by_key(|f| f.0);
-        let fail: Vec<PunchRef> = fail.into_iter().map(|f| f.1).collect();
-        self.db
+        let fail_list: Vec<PunchRef> = fail.into_iter().map(|f| f.1).collect();
+        let photo_fail_list = self.store_captures(session, &mut keep, photos).await?;
+        let unlinked = self
+            .db
             .insert_checkins(session.tenant_id, &session.sn, &keep, self.now())
             .await?;
-        Ok(fail)
+        // Another frame stored the same records meanwhile: their photos
+        // stay theirs.
+        for id in unlinked {
+            self.db.delete_file(&id).await?;
+            self.drop_blob(&id).await?;
+        }
+        Ok(CheckinOutcome {
+            fail_list,
+            photo_fail_list,
+        })
+    }
+
+    /// Stores the capture photos of the punches that are new (a re-sent
+    /// frame's records already have theirs) and names them in `keep`;
+    /// returns the punches whose photo was refused, with why.
+    async fn store_captures(
+        self: &Arc<Self>,
+        session: &Session,
+        keep: &mut [Punch],
+        photos: Vec<(PunchRef, Option<CapturePhoto>)>,
+    ) -> Result<Vec<(PunchRef, String)>> {
+        if photos.iter().all(|p| p.1.is_none()) {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = keep
+            .iter()
+            .map(|p| Punch::idempotent_id(&session.sn, p.record.timestamp, &p.user_id))
+            .collect();
+        let taken = self
+            .db
+            .idempotent_ids_taken(session.tenant_id, &keys)
+            .await?;
+        let mut refused = Vec::new();
+        for ((punch, (named, photo)), key) in keep.iter_mut().zip(photos).zip(&keys) {
+            let Some(photo) = photo else { continue };
+            if taken.contains(key) {
+                continue;
+            }
+            let bytes = match photo {
+                CapturePhoto::Bytes(b) => b,
+                CapturePhoto::Unreadable(why) => {
+                    refused.push((named, why));
+                    continue;
+                }
+            };
+            match self.store_capture(session, &punch.user_id, bytes).await {
+                Ok(id) => punch.photo_file_id = Some(id),
+                Err(Error::InvalidParam(why)) => refused.push((named, why)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(refused)
+    }
+
+    /// One capture photo through the validation core (the attendance
+    /// photos' rules), sealed; its upload, or its refusal, is audited.
+    async fn store_capture(
+        self: &Arc<Self>,
+        session: &Session,
+        user_id: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String> {
+        let event = |result: String| {
+            let mut e =
+                AuditEvent::by_device(session.tenant_id, &session.sn, "access_photo.upload")
+                    .subject(Some(user_id));
+            e.result = result;
+            e
+        };
+        let stored = event("ok".into());
+        let outcome = async {
+            let body = futures_util::stream::once(async move { Ok(Bytes::from(bytes)) });
+            let staged = self.receive_image(self.attendance_rules(), body).await?;
+            let name = format!("capture.{}", staged.format().extensions()[0]);
+            let filing =
+                Filing::new(session.tenant_id, FileKind::AccessPhoto, &name).audited(stored);
+            self.commit_image(staged, filing, ()).await
+        }
+        .await;
+        let refused = event(crate::domain::audit::result_of(&outcome));
+        let record = self.audited_if_failed(refused, outcome).await?;
+        Ok(record.file_id)
     }
 
     /// A person's punch records on a UTC day (`YYYY-MM-DD`): (sn, record).

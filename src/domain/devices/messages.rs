@@ -143,6 +143,16 @@ pub struct Punch {
     pub timestamp: i64,
     pub pass_type: Option<i64>,
     pub pass_method: Option<i64>,
+    /// The capture photo the terminal attached, if any.
+    pub photo: Option<CapturePhoto>,
+}
+
+/// A punch's capture photo as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CapturePhoto {
+    Bytes(Vec<u8>),
+    /// Not decodable; why.
+    Unreadable(String),
 }
 
 /// A punch as it is named in a failure list.

@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 use crate::domain::devices::DeviceUser;
+use crate::domain::devices::checkin::CheckinOutcome;
 use crate::domain::devices::codes;
 use crate::domain::devices::messages::{
     EnrolPage, PunchRef, Push, TemplateSet, UserCheck, UserInfo, UserPage,
@@ -285,13 +286,27 @@ pub fn upload_reply(fail_list: &[DeviceUser]) -> Value {
     json!({"fail_list": fail_list})
 }
 
-/// `checkin` → `{fail_list[{userid, user_type, timestamp}]}`.
-pub fn checkin_reply(fail_list: &[PunchRef]) -> Value {
-    let items: Vec<Value> = fail_list
-        .iter()
-        .map(|p| json!({"userid": p.userid, "user_type": p.user_type, "timestamp": p.timestamp}))
-        .collect();
-    json!({"fail_list": items})
+/// `checkin` → `{fail_list[{userid, user_type, timestamp}]}`, and when a
+/// capture photo was refused, `photo_fail_list[{userid, user_type,
+/// timestamp, errmsg}]` (facehub's: those records are stored, without the
+/// photo).
+pub fn checkin_reply(outcome: &CheckinOutcome) -> Value {
+    let named = |p: &PunchRef| json!({"userid": p.userid, "user_type": p.user_type, "timestamp": p.timestamp});
+    let items: Vec<Value> = outcome.fail_list.iter().map(named).collect();
+    let mut reply = json!({"fail_list": items});
+    if !outcome.photo_fail_list.is_empty() {
+        let photos: Vec<Value> = outcome
+            .photo_fail_list
+            .iter()
+            .map(|(p, why)| {
+                let mut item = named(p);
+                item["errmsg"] = Value::from(why.as_str());
+                item
+            })
+            .collect();
+        reply["photo_fail_list"] = Value::from(photos);
+    }
+    reply
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use serde_json::Value;
 
 use crate::domain::devices::messages::{
-    EnrolmentAnswer, Punch, PunchInput, PunchRef, SlotData, SlotInput, TemplateList, Upload,
-    UserFault, UserUpload, Wanted,
+    CapturePhoto, EnrolmentAnswer, Punch, PunchInput, PunchRef, SlotData, SlotInput, TemplateList,
+    Upload, UserFault, UserUpload, Wanted,
 };
 use crate::domain::devices::sync::{DEFAULT_PAGE, Page, check_pull_size};
 use crate::domain::devices::upload::MAX_TEMPLATE_BYTES;
@@ -263,8 +263,10 @@ fn slot_data(data: &Value) -> SlotData {
 }
 
 /// `checkin {checkin_data[{userid, user_type, timestamp, pass_type?,
-/// pass_method?}]}`: a record whose numbers cannot be read is named as
-/// well as it can be (missing numbers as 0).
+/// pass_method?, capture_photo?}]}`: a record whose numbers cannot be read
+/// is named as well as it can be (missing numbers as 0). `capture_photo`
+/// (facehub's, docs/device-protocol.md) is the pass's photo in base64; one
+/// that does not decode fails the photo, not the record.
 pub fn checkin(body: &Value) -> Result<Vec<PunchInput>> {
     Ok(array_field(body, "checkin_data")?
         .iter()
@@ -293,6 +295,7 @@ pub fn checkin(body: &Value) -> Result<Vec<PunchInput>> {
                         timestamp,
                         pass_type,
                         pass_method,
+                        photo: capture_photo(item.get("capture_photo")),
                     })
                 }
                 _ => PunchInput::Unreadable(PunchRef {
@@ -303,6 +306,21 @@ pub fn checkin(body: &Value) -> Result<Vec<PunchInput>> {
             }
         })
         .collect())
+}
+
+/// A punch's `capture_photo`: absent, null and "" are no photo.
+fn capture_photo(v: Option<&Value>) -> Option<CapturePhoto> {
+    match v? {
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        Value::String(s) => Some(match LENIENT.decode(s) {
+            Ok(bytes) => CapturePhoto::Bytes(bytes),
+            Err(_) => CapturePhoto::Unreadable("capture_photo is not valid base64".into()),
+        }),
+        _ => Some(CapturePhoto::Unreadable(
+            "capture_photo must be a base64 string".into(),
+        )),
+    }
 }
 
 /// `(userid, user_type)` of a user item, as well as it can be read; used

@@ -246,15 +246,51 @@ fn pulls_name_their_users() {
 #[test]
 fn replies_keep_their_bytes() {
     // Keys sorted, as serde_json writes a Value.
-    let fail = [crate::domain::devices::messages::PunchRef {
+    let named = |t| crate::domain::devices::messages::PunchRef {
         userid: "u1".into(),
         user_type: 0,
-        timestamp: 7,
-    }];
+        timestamp: t,
+    };
+    let mut outcome = crate::domain::devices::checkin::CheckinOutcome {
+        fail_list: vec![named(7)],
+        photo_fail_list: Vec::new(),
+    };
     assert_eq!(
-        reply_frame("r", checkin_reply(&fail)),
+        reply_frame("r", checkin_reply(&outcome)),
         r#"{"body":{"fail_list":[{"timestamp":7,"user_type":0,"userid":"u1"}]},"errcode":0,"errmsg":"ok","headers":{"req_id":"r"}}"#
     );
+    // A refused capture photo is named with why, beside the failed records.
+    outcome.fail_list.clear();
+    outcome.photo_fail_list.push((named(8), "too small".into()));
+    assert_eq!(
+        reply_frame("r", checkin_reply(&outcome)),
+        r#"{"body":{"fail_list":[],"photo_fail_list":[{"errmsg":"too small","timestamp":8,"user_type":0,"userid":"u1"}]},"errcode":0,"errmsg":"ok","headers":{"req_id":"r"}}"#
+    );
+}
+
+#[test]
+fn capture_photos_are_read_as_base64_and_a_bad_one_is_named() {
+    use crate::domain::devices::messages::{CapturePhoto, PunchInput};
+    let body = json!({"checkin_data": [
+        {"userid": "a", "timestamp": 1_763_900_000, "capture_photo": "AAEC"},
+        {"userid": "a", "timestamp": 1_763_900_001, "capture_photo": "not base64"},
+        {"userid": "a", "timestamp": 1_763_900_002, "capture_photo": 5},
+        {"userid": "a", "timestamp": 1_763_900_003, "capture_photo": ""},
+        {"userid": "a", "timestamp": 1_763_900_004, "capture_photo": null},
+        {"userid": "a", "timestamp": 1_763_900_005},
+    ]});
+    let photos: Vec<Option<CapturePhoto>> = read::checkin(&body)
+        .unwrap()
+        .into_iter()
+        .map(|p| match p {
+            PunchInput::Read(p) => p.photo,
+            PunchInput::Unreadable(r) => panic!("{r:?}"),
+        })
+        .collect();
+    assert_eq!(photos[0], Some(CapturePhoto::Bytes(vec![0, 1, 2])));
+    assert!(matches!(&photos[1], Some(CapturePhoto::Unreadable(w)) if w.contains("base64")));
+    assert!(matches!(&photos[2], Some(CapturePhoto::Unreadable(w)) if w.contains("string")));
+    assert_eq!(photos[3..], [None, None, None]);
 }
 
 #[test]
