@@ -631,6 +631,17 @@ fn device_frame() -> Seeds {
         ),
     );
     add(
+        "checkin-photo",
+        frame(
+            "checkin",
+            id(),
+            json!({"checkin_data": [
+                {"userid": "u1", "user_type": 0, "timestamp": 1_763_859_600, "pass_type": 1,
+                 "pass_method": 1, "capture_photo": "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAA=="},
+                {"userid": "u2", "timestamp": 1_763_859_601, "capture_photo": "not base64"}]}),
+        ),
+    );
+    add(
         "download_photo",
         frame(
             "download_photo",

@@ -16,7 +16,10 @@
 //!   at most `MAX_TEMPLATE_BYTES` that are not images; a refused one is
 //!   named with at most 128 bytes and a bounded reason;
 //! - a pull's user list is valid and at most `MAX_USERS` long, and its
-//!   errors are 40058.
+//!   errors are 40058;
+//! - `checkin` reads one punch per record sent (none lost, none invented),
+//!   a capture photo that does not decode is named with a bounded reason,
+//!   and its errors are 40058.
 //!
 //! This file is also compiled into tests/it/fuzz_regressions.rs (by `#[path]`).
 
@@ -24,6 +27,7 @@ use std::collections::HashSet;
 
 use facehub::api::wecom::frames::read::{flag, int_field, read_user_item, user_items};
 use facehub::api::wecom::{Frame, device_code, error_frame, parse_frame};
+use facehub::domain::devices::messages::{CapturePhoto, PunchInput};
 use facehub::domain::devices::sync::MAX_USERS;
 use facehub::domain::devices::upload::{MAX_TEMPLATE_BYTES, Subscribed, judge_user};
 use facehub::domain::devices::{DeviceUser, Modality};
@@ -110,6 +114,7 @@ pub fn check_text(text: &str) {
     assert!(body.is_object(), "body {body}");
     match cmd.as_str() {
         "upload_userinfo" => upload_userinfo(&body),
+        "checkin" => checkin(&body),
         "get_userinfo_by_ids" => pull(&body, "user_item", "userids"),
         "check_userid" => pull(&body, "userid_item", "userid"),
         "get_userinfo_by_page" => {
@@ -119,6 +124,23 @@ pub fn check_text(text: &str) {
             pull_flags(&body);
         }
         _ => {}
+    }
+}
+
+fn checkin(body: &Value) {
+    match facehub::api::wecom::frames::read::checkin(body) {
+        Ok(punches) => {
+            let sent = body["checkin_data"].as_array().map_or(0, Vec::len);
+            assert_eq!(punches.len(), sent, "a record lost or invented");
+            for p in punches {
+                if let PunchInput::Read(p) = p
+                    && let Some(CapturePhoto::Unreadable(why)) = &p.photo
+                {
+                    assert!(!why.is_empty() && why.len() <= 1024, "reason {why:?}");
+                }
+            }
+        }
+        Err(e) => assert_eq!(device_code(&e).0, BAD_PARAM, "{e}"),
     }
 }
 

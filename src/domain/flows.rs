@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use super::audit::AuditEvent;
+use super::auth::Caller;
 use super::people::EmployeeType;
 use super::{Core, Person};
 use crate::model::error::{Error, Result};
@@ -249,13 +251,25 @@ impl Core {
 
     /// Deletes the tenant's records among `record_ids`: (deleted, the ids
     /// that are not the tenant's records), each in the order given.
+    /// A door record's capture photo goes with it, the deletion audited.
     pub async fn delete_user_flows(
         &self,
-        tenant_id: i64,
+        caller: &Caller,
         record_ids: &[String],
     ) -> Result<(Vec<String>, Vec<String>)> {
         batch_size("record_ids", record_ids.len())?;
-        let deleted = self.db.delete_flows(tenant_id, record_ids).await?;
+        let audit = |user_id: &str, record_id: &str| {
+            AuditEvent::by(caller, "access_photo.delete", &Ok(()))
+                .subject(Some(user_id))
+                .object(record_id)
+        };
+        let (deleted, photos) = self
+            .db
+            .delete_flows(caller.tenant_id, record_ids, audit, self.now())
+            .await?;
+        for id in &photos {
+            self.drop_blob(id).await?;
+        }
         let failed = record_ids
             .iter()
             .filter(|id| !deleted.contains(id))

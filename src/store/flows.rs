@@ -344,29 +344,43 @@ impl Db {
         )
     }
 
-    /// Deletes the tenant's records among `record_ids`; returns the ids it
-    /// deleted.
+    /// Deletes the tenant's records among `record_ids` with their capture
+    /// photos' rows, each photo's deletion audited (`audit(user_id,
+    /// record_id)`) in the same transaction; returns the ids it deleted and
+    /// the photos' file ids (their blobs are the caller's to delete).
     pub async fn delete_flows(
         &self,
         tenant_id: i64,
         record_ids: &[String],
-    ) -> anyhow::Result<Vec<String>> {
+        audit: impl Fn(&str, &str) -> AuditEvent,
+        now: i64,
+    ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
         if record_ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         }
-        let mut tx = self.pool()?.begin().await?;
-        let mut deleted = Vec::new();
+        let mut tx = self.begin_write().await?;
+        let (mut deleted, mut photos, mut events) = (Vec::new(), Vec::new(), Vec::new());
         for id in record_ids {
-            let r = sqlx::query("DELETE FROM user_flows WHERE tenant_id = $1 AND record_id = $2")
-                .bind(tenant_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            if r.rows_affected() == 1 {
-                deleted.push(id.clone());
+            let gone: Option<(Option<String>, String)> = sqlx::query_as(
+                "DELETE FROM user_flows WHERE tenant_id = $1 AND record_id = $2
+                 RETURNING photo_file_id, creator_id",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((photo, user_id)) = gone else {
+                continue;
+            };
+            if let Some(photo) = photo {
+                events.push(audit(&user_id, id));
+                photos.push(photo);
             }
+            deleted.push(id.clone());
         }
+        delete_files_in(&mut tx, photos.iter().map(String::as_str)).await?;
+        insert_audit_in(&mut tx, &events.iter().collect::<Vec<_>>(), now * 1000).await?;
         tx.commit().await?;
-        Ok(deleted)
+        Ok((deleted, photos))
     }
 }

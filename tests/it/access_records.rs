@@ -263,7 +263,31 @@ async fn door_passes_are_access_records_with_their_capture_photos() {
     let r = app.get(&format!("{base}page_size=1"), &plain).await;
     expect_error(r, 400, 99991672).await;
 
-    // Erasing ann takes her records and her capture photo with her.
+    // Deleting the record as a user flow takes its capture photo along.
+    let hr = make_app(&app.core, &app.tenant, &["attendance:task"]).await;
+    let hr = app.token_for(&hr.app_id, &hr.app_secret).await;
+    let v = app
+        .post_json(
+            "/open-apis/attendance/v1/user_flows/batch_del",
+            &hr,
+            &json!({"record_ids": [id]}),
+        )
+        .await;
+    assert_eq!(v["data"]["success_record_ids"], json!([id]), "{v}");
+    assert_eq!(app.blob_keys().await.len(), blobs_before);
+    assert_eq!(
+        actions(&app, "access_photo.delete").await,
+        [("app".to_string(), "ok".to_string(), Some("ann".to_string()))]
+    );
+    let r = app
+        .get(
+            &format!("/open-apis/acs/v1/access_records/{id}/access_photo"),
+            &token,
+        )
+        .await;
+    expect_error(r, 400, 99992402).await;
+
+    // Erasing ann takes her other records with her.
     app.core
         .erase_person(
             app.tenant.id,

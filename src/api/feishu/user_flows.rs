@@ -371,7 +371,7 @@ async fn batch_del(
 ) -> Result<Envelope<DeleteData>> {
     let (deleted, failed) = state
         .core
-        .delete_user_flows(auth.caller.tenant_id, &body.record_ids)
+        .delete_user_flows(&auth.caller, &body.record_ids)
         .await?;
     let data = DeleteData {
         fail_record_ids: failed,
