@@ -28,6 +28,12 @@ const ACS_APP_SECRET = env('FACEHUB_ACS_APP_SECRET');
 const DEVICE_SN = env('FACEHUB_DEVICE_SN');
 const FLOWS_APP_ID = env('FACEHUB_FLOWS_APP_ID');
 const FLOWS_APP_SECRET = env('FACEHUB_FLOWS_APP_SECRET');
+const DOORS_APP_ID = env('FACEHUB_DOORS_APP_ID');
+const DOORS_APP_SECRET = env('FACEHUB_DOORS_APP_SECRET');
+const DOOR_DEVICE_ID = env('FACEHUB_DOOR_DEVICE_ID');
+const PUNCH_TIME = env('FACEHUB_PUNCH_TIME');
+const QR_PUNCH_TIME = env('FACEHUB_QR_PUNCH_TIME');
+const CAPTURE_PHOTO = env('FACEHUB_CAPTURE_PHOTO');
 
 function ok(what) {
   console.log(`ok: ${what}`);
@@ -260,6 +266,84 @@ async function main() {
   const del = await flows.attendance.v1.userFlow.batchDel({ data: { record_ids: [id] } });
   assert.deepStrictEqual(del.data, { fail_record_ids: [], success_record_ids: [id] });
   ok('attendance user_flow: batchCreate (idempotent), query, get, batchDel');
+
+  // Door records of a terminal (another tenant's): a face pass with its
+  // capture photo, and an hour before a QR-code pass without one.
+  const doors = new lark.Client({
+    appId: DOORS_APP_ID,
+    appSecret: DOORS_APP_SECRET,
+    domain: BASE,
+    loggerLevel: lark.LoggerLevel.error,
+  });
+  const capture = fs.readFileSync(CAPTURE_PHOTO);
+  const from = Number(QR_PUNCH_TIME) - 60;
+  const to = Number(PUNCH_TIME) + 60;
+  const list = (params) => doors.acs.v1.accessRecord.list({ params: { from, to, user_id_type: 'user_id', ...params } });
+  const all = await list({});
+  assert.strictEqual(all.code, 0, JSON.stringify(all));
+  assert.strictEqual(all.data.items.length, 2, JSON.stringify(all));
+  const [face, qr] = all.data.items;
+  assert.ok(/^[0-9]+$/.test(face.access_record_id), face.access_record_id);
+  assert.ok(/^[0-9]+$/.test(qr.access_record_id) && qr.access_record_id !== face.access_record_id, qr.access_record_id);
+  // Every field, and no other, newest first.
+  assert.deepStrictEqual(all.data, {
+    has_more: false,
+    items: [
+      {
+        access_record_id: face.access_record_id,
+        access_time: PUNCH_TIME,
+        access_type: 'FA',
+        device_id: DOOR_DEVICE_ID,
+        is_clock_in: true,
+        is_door_open: true,
+        user_id: USER_ID,
+      },
+      {
+        access_record_id: qr.access_record_id,
+        access_time: QR_PUNCH_TIME,
+        access_type: 'QRCode',
+        device_id: DOOR_DEVICE_ID,
+        is_clock_in: true,
+        is_door_open: true,
+        user_id: USER_ID,
+      },
+    ],
+  });
+  ok('acs accessRecord.list: both passes, field by field, newest first');
+  const p1 = await list({ page_size: 1 });
+  assert.strictEqual(p1.data.has_more, true, JSON.stringify(p1));
+  assert.ok(p1.data.page_token, JSON.stringify(p1));
+  assert.deepStrictEqual(p1.data.items, [all.data.items[0]]);
+  const p2 = await list({ page_size: 1, page_token: p1.data.page_token });
+  assert.deepStrictEqual(p2.data, { has_more: false, items: [all.data.items[1]] });
+  ok('acs accessRecord.list page by page (page_size 1): the same records, then no more');
+  const edge = await list({ from: Number(PUNCH_TIME), to: Number(PUNCH_TIME), device_id: DOOR_DEVICE_ID });
+  assert.deepStrictEqual(edge.data, { has_more: false, items: [all.data.items[0]] });
+  const byOpenId = await doors.acs.v1.accessRecord.list({ params: { from: Number(PUNCH_TIME), to } });
+  assert.strictEqual(byOpenId.data.items.length, 1, JSON.stringify(byOpenId));
+  assert.ok(/^ou_/.test(byOpenId.data.items[0].user_id), JSON.stringify(byOpenId));
+  ok('acs accessRecord.list: one terminal, the window\'s ends count; open_id by default');
+  const shot = await doors.acs.v1.accessRecordAccessPhoto.get({ path: { access_record_id: face.access_record_id } });
+  assert.strictEqual(shot.headers['content-type'], 'image/jpeg');
+  const got = await streamToBuffer(shot.getReadableStream());
+  assert.ok(capture.equals(got), `capture photo: ${got.length} bytes, uploaded ${capture.length}`);
+  ok('acs accessRecordAccessPhoto.get returns the capture photo byte for byte');
+  // A refusal of a download arrives as a stream too: its body is the
+  // platform's envelope.
+  try {
+    await doors.acs.v1.accessRecordAccessPhoto.get({ path: { access_record_id: qr.access_record_id } });
+    throw new Error('the photo of a pass without one was served');
+  } catch (e) {
+    if (!e.response) throw e;
+    assert.strictEqual(e.response.status, 400);
+    const body = JSON.parse((await streamToBuffer(e.response.data)).toString('utf8'));
+    assert.strictEqual(body.code, 99992402, JSON.stringify(body));
+    assert.ok(/has no capture photo/.test(body.msg), JSON.stringify(body));
+  }
+  ok('a pass without a capture photo throws with 400/99992402');
+  await expectStatus(
+    flows.acs.v1.accessRecord.list({ params: { from, to } }),
+    400, 99991672, 'an app without an access_record scope throws with 400/99991672');
 
   console.log('node-sdk conformance: all checks passed');
   // Do not wait for the SDK's idle keep-alive sockets to time out.

@@ -4,6 +4,8 @@
 
 use crate::app::*;
 use crate::common::*;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
 #[tokio::test]
 async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
@@ -43,6 +45,48 @@ async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
         .add_device(&app.tenant, "NODE-TERM-1", "node-secret-no-4815162342")
         .await
         .unwrap();
+
+    // Door records, in a tenant of their own (the first one's only terminal
+    // stays the one that never connected): Ann passes a door by QR code, and
+    // an hour later by face with a capture photo.
+    let doors = app.core.create_tenant("Doors").await.unwrap();
+    let ann = facehub::domain::PersonDraft::new("abd754f7", "Ann", None).unwrap();
+    app.core.upsert_person(&doors, &ann).await.unwrap();
+    let door_app = make_app(&app.core, &doors, &["acs:access_record"]).await;
+    let (door_sn, door_secret_no) = ("NODE-DOOR-1", "node-door-secret-4815162342");
+    app.core
+        .add_device(&doors, door_sn, door_secret_no)
+        .await
+        .unwrap();
+    app.core.bind_device(doors.id, door_sn).await.unwrap();
+    let url = format!("{}/", app.base.replacen("http", "ws", 1));
+    let door = facehub_devsim::Device::connect(&url, door_sn, (&[], &[]), None)
+        .await
+        .unwrap();
+    door.bring_up(door_secret_no, app.core.now()).await.unwrap();
+    let t = 1_763_900_000i64;
+    let qr_time = t - 3600;
+    let capture = jpeg(320, 240, 23);
+    let capture_path = app.dir.path().join("capture.jpg");
+    std::fs::write(&capture_path, &capture).unwrap();
+    let reply = door
+        .call(
+            "checkin",
+            serde_json::json!({"checkin_data": [
+                {"userid": "abd754f7", "user_type": 0, "timestamp": qr_time, "pass_type": 1,
+                 "pass_method": 2},
+                {"userid": "abd754f7", "user_type": 0, "timestamp": t, "pass_type": 1,
+                 "pass_method": 1, "capture_photo": STANDARD.encode(&capture)}]}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        reply
+            .get("fail_list")
+            .is_none_or(|f| f == &serde_json::json!([]))
+            && reply.get("photo_fail_list").is_none(),
+        "{reply}"
+    );
     let out = tokio::process::Command::new("node")
         .arg("check.js")
         .current_dir(dir)
@@ -62,6 +106,15 @@ async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
         .env("FACEHUB_DEVICE_SN", "NODE-TERM-1")
         .env("FACEHUB_FLOWS_APP_ID", &flows.app_id)
         .env("FACEHUB_FLOWS_APP_SECRET", &flows.app_secret)
+        .env("FACEHUB_DOORS_APP_ID", &door_app.app_id)
+        .env("FACEHUB_DOORS_APP_SECRET", &door_app.app_secret)
+        .env(
+            "FACEHUB_DOOR_DEVICE_ID",
+            facehub::domain::devices::device_id(door_sn),
+        )
+        .env("FACEHUB_PUNCH_TIME", t.to_string())
+        .env("FACEHUB_QR_PUNCH_TIME", qr_time.to_string())
+        .env("FACEHUB_CAPTURE_PHOTO", &capture_path)
         .output()
         .await
         .expect("run node");

@@ -5,6 +5,8 @@
 use crate::app::*;
 use crate::common::*;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use facehub::image::ImageFormat;
 use facehub::image::samples;
 
@@ -117,8 +119,15 @@ async fn lark_oapi_python_sdk_drives_attendance_endpoints() {
 async fn lark_oapi_python_sdk_drives_user_flows() {
     let app = spawn_app().await;
     app.add_person("abd754f7", "Ann").await;
-    let creds = make_app(&app.core, &app.tenant, &["attendance:task"]).await;
-    // A terminal the person punched at.
+    let creds = make_app(
+        &app.core,
+        &app.tenant,
+        &["attendance:task", "acs:access_record:readonly"],
+    )
+    .await;
+    // A terminal the person punched at: by face with a capture photo (a
+    // door record too), and an hour before by QR code, without one (a door
+    // record outside the punch queries' windows).
     let sn = "SDK-CLOCK-1";
     let secret_no = "sdk-flows-secret-4815162342";
     app.core
@@ -132,9 +141,22 @@ async fn lark_oapi_python_sdk_drives_user_flows() {
         .unwrap();
     d.bring_up(secret_no, app.core.now()).await.unwrap();
     let t = 1_763_900_000i64;
+    let qr_time = t - 3600;
+    let capture = jpeg(320, 240, 31);
+    let capture_path = app.dir.path().join("capture.jpg");
+    std::fs::write(&capture_path, &capture).unwrap();
     let punch = serde_json::json!({"checkin_data": [
-        {"userid": "abd754f7", "user_type": 0, "timestamp": t, "pass_type": 1, "pass_method": 1}]});
-    d.call("checkin", punch).await.unwrap();
+        {"userid": "abd754f7", "user_type": 0, "timestamp": t, "pass_type": 1, "pass_method": 1,
+         "capture_photo": STANDARD.encode(&capture)},
+        {"userid": "abd754f7", "user_type": 0, "timestamp": qr_time, "pass_type": 1, "pass_method": 2}]});
+    let reply = d.call("checkin", punch).await.unwrap();
+    assert!(
+        reply
+            .get("fail_list")
+            .is_none_or(|f| f == &serde_json::json!([]))
+            && reply.get("photo_fail_list").is_none(),
+        "{reply}"
+    );
     run_script(
         "lark_sdk_flows.py",
         &[
@@ -145,6 +167,8 @@ async fn lark_oapi_python_sdk_drives_user_flows() {
             ("FACEHUB_SN", sn.into()),
             ("FACEHUB_DEVICE_ID", facehub::domain::devices::device_id(sn)),
             ("FACEHUB_PUNCH_TIME", t.to_string()),
+            ("FACEHUB_QR_PUNCH_TIME", qr_time.to_string()),
+            ("FACEHUB_CAPTURE_PHOTO", capture_path.display().to_string()),
         ],
     )
     .await;

@@ -7,6 +7,10 @@
 //! - an upload that was not acknowledged is either absent or whole (it may
 //!   have committed just before the kill), never anything else, and no
 //!   more files exist than were acknowledged plus attempted;
+//! - a terminal's punches (checkin frames, half of them with a capture
+//!   photo, unanswered ones sent again as terminals do) are each stored
+//!   once: every acknowledged one is a user flow, none is there twice,
+//!   none is there that was not sent, and their photos read back;
 //! - the start-up sweep has left no temporary file and no orphan blob, and
 //!   `facehub check` finds every blob sound against its digest.
 //!
@@ -17,7 +21,7 @@
 //! (`CRASH_HARNESS_KILLS_S3`, 12 by default): an object PUT whose row never
 //! committed is then the leftover the sweep must remove.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,7 +57,21 @@ struct Model {
     face_pending: HashMap<String, Vec<Vec<u8>>>,
     templates: HashMap<String, String>,
     template_pending: HashMap<String, Vec<String>>,
+    /// Punches (user, time) the terminal had acknowledged, and those sent
+    /// without an answer: each may be stored, and goes again.
+    punches: HashSet<(String, i64)>,
+    punch_pending: Vec<(String, i64)>,
+    /// The capture photo a punch carries, if it has one.
+    captures: HashMap<(String, i64), Vec<u8>>,
+    /// The first punch's time, and the next new punch's.
+    punch_from: i64,
+    next_punch: i64,
     acknowledged: u64,
+}
+
+/// Punch times start here (within the 30 days one user_flows query spans).
+fn punch_base() -> i64 {
+    chrono::Utc::now().timestamp() - 20 * 86_400
 }
 
 type Shared = Arc<Mutex<Model>>;
@@ -293,6 +311,67 @@ async fn template_worker(device: Arc<Device>, model: Shared, seed: u64, stop: St
     }
 }
 
+/// Checkin frames of up to five punches of the `tpl` people, unanswered
+/// ones first; every second new punch carries a capture photo.
+async fn punch_worker(device: Arc<Device>, model: Shared, seed: u64, stop: Stop) {
+    let mut n = 0u64;
+    while !stop.is_set() {
+        let batch: Vec<(String, i64)> = {
+            let m = &mut *model.lock().unwrap();
+            let mut batch: Vec<_> = m.punch_pending.iter().take(5).cloned().collect();
+            while batch.len() < 5 {
+                n += 1;
+                let punch = (format!("tpl{}", (seed + n) as usize % PEOPLE), m.next_punch);
+                m.next_punch += 1;
+                if n.is_multiple_of(2) {
+                    let photo = noise_png(64, 8, seed + n);
+                    m.captures.insert(punch.clone(), photo);
+                }
+                m.punch_pending.push(punch.clone());
+                batch.push(punch);
+            }
+            batch
+        };
+        let frame = {
+            let m = model.lock().unwrap();
+            let items: Vec<Value> = batch
+                .iter()
+                .map(|p| {
+                    let mut item = json!({"userid": p.0, "user_type": 0, "timestamp": p.1,
+                                          "pass_type": 1, "pass_method": 1});
+                    if let Some(photo) = m.captures.get(p) {
+                        item["capture_photo"] = STANDARD.encode(photo).into();
+                    }
+                    item
+                })
+                .collect();
+            json!({"checkin_data": items})
+        };
+        let reply =
+            tokio::time::timeout(Duration::from_secs(5), device.request("checkin", frame)).await;
+        let busy = {
+            let m = &mut *model.lock().unwrap();
+            match reply {
+                Ok(Ok(b)) if b["errcode"] == 0 => {
+                    assert_eq!(b["body"], json!({"fail_list": []}), "punches refused: {b}");
+                    m.punch_pending.retain(|p| !batch.contains(p));
+                    m.punches.extend(batch);
+                    m.acknowledged += 1;
+                    false
+                }
+                // Not run: the punches stay pending and go again.
+                Ok(Ok(b)) if b["errcode"] == 45009 => true,
+                Ok(Ok(b)) => panic!("punches refused: {b}"),
+                _ => break,
+            }
+        };
+        // A frame every 100 ms at most: every restart's `check` reads each
+        // photo stored so far, so the rounds' cost grows with their count.
+        let pause = if busy { 200 } else { 100 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+}
+
 #[derive(Clone, Default)]
 struct Stop(Arc<std::sync::atomic::AtomicBool>);
 
@@ -441,6 +520,8 @@ async fn verify(
         let what = format!("round {round}: the template of {user}");
         checked += settle(&mut m.templates, &mut m.template_pending, user, got, &what);
     }
+    let (punches, with_photos) = verify_punches(base, token, model, round, sample).await;
+    checked += punches;
     // The sweep left nothing behind, every blob is sound, and no more files
     // exist than were acknowledged or attempted.
     assert_eq!(
@@ -473,7 +554,96 @@ async fn verify(
     let faces = m.faces.len() as u64;
     assert_eq!(files("acs_face"), faces, "round {round}: {report}");
     assert_eq!(files("acs_face_crop"), faces, "round {round}: {report}");
+    // A photo whose record a kill cut off stays (unreachable) until the
+    // hourly pass: at least one per stored punch that carried one.
+    assert!(
+        files("access_photo") >= with_photos,
+        "round {round}: {with_photos} punches with photos, {report}"
+    );
     checked
+}
+
+/// Each stored punch is there once, every acknowledged one is, none that
+/// was not sent is; a pending one that is there counts as acknowledged
+/// from now on (the rest go again). Capture photos read back (`sample`
+/// limits how many). Returns (checks made, stored punches with a photo).
+async fn verify_punches(
+    base: &str,
+    token: &str,
+    model: &Shared,
+    round: usize,
+    sample: Option<usize>,
+) -> (u64, u64) {
+    let from = model.lock().unwrap().punch_from;
+    let users: Vec<String> = (0..PEOPLE).map(|u| format!("tpl{u}")).collect();
+    let v: Value = reqwest::Client::new()
+        .post(format!(
+            "{base}/open-apis/attendance/v1/user_flows/query?employee_type=employee_id"
+        ))
+        .bearer_auth(token)
+        .json(
+            &json!({"user_ids": users, "check_time_from": from.to_string(),
+                      "check_time_to": (from + 29 * 86_400).to_string()}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["code"], 0, "round {round}: {v}");
+    let mut stored: HashMap<(String, i64), String> = HashMap::new();
+    for f in v["data"]["user_flow_results"].as_array().unwrap() {
+        let user = f["user_id"].as_str().unwrap().to_string();
+        let time: i64 = f["check_time"].as_str().unwrap().parse().unwrap();
+        let id = f["record_id"].as_str().unwrap().to_string();
+        let twice = stored.insert((user, time), id).is_some();
+        assert!(!twice, "round {round}: a punch at {time} is stored twice");
+    }
+    let mut checked = 0;
+    let mut photos: Vec<(i64, String, Vec<u8>)> = {
+        let m = &mut *model.lock().unwrap();
+        for p in &m.punches {
+            assert!(
+                stored.contains_key(p),
+                "round {round}: acknowledged punch {p:?} lost"
+            );
+            checked += 1;
+        }
+        for p in stored.keys() {
+            assert!(
+                m.punches.contains(p) || m.punch_pending.contains(p),
+                "round {round}: punch {p:?} was never sent"
+            );
+        }
+        let landed: Vec<_> = m
+            .punch_pending
+            .iter()
+            .filter(|p| stored.contains_key(*p))
+            .cloned()
+            .collect();
+        m.punch_pending.retain(|p| !stored.contains_key(p));
+        m.punches.extend(landed);
+        stored
+            .iter()
+            .filter_map(|(p, id)| m.captures.get(p).map(|b| (p.1, id.clone(), b.clone())))
+            .collect()
+    };
+    let with_photos = photos.len() as u64;
+    photos.sort_by_key(|p| p.0);
+    if let Some(k) = sample {
+        // The newest (sent just before the kill) and a spread of the rest.
+        let step = (photos.len() / k.max(1)).max(1);
+        let newest = photos.split_off(photos.len().saturating_sub(k));
+        photos = photos.into_iter().step_by(step).chain(newest).collect();
+    }
+    for (_, id, bytes) in &photos {
+        let path = format!("/open-apis/acs/v1/access_records/{id}/access_photo");
+        let what = format!("round {round}: the capture photo of punch {id}");
+        reads_back(base, &path, token, bytes, &what).await;
+        checked += 1;
+    }
+    (checked, with_photos)
 }
 
 /// A tenant with an app holding every upload scope, people for faces and
@@ -484,6 +654,8 @@ fn setup(data: &std::path::Path) -> Value {
         "attendance:rule:readonly",
         "baike:entity",
         "acs:users",
+        "attendance:task:readonly",
+        "acs:access_record:readonly",
     ];
     let creds = tenant_with_app(|| facehub(data), &scopes);
     for u in 0..PEOPLE {
@@ -534,6 +706,11 @@ async fn harness(data: &std::path::Path, kills: usize) {
     };
 
     let model: Shared = Arc::default();
+    {
+        let m = &mut *model.lock().unwrap();
+        m.punch_from = punch_base();
+        m.next_punch = m.punch_from;
+    }
     let mut secret = None;
     let mut checked = 0u64;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xc4a5);
@@ -576,6 +753,12 @@ async fn harness(data: &std::path::Path, kills: usize) {
             seed + 9000,
             stop.clone(),
         )));
+        tasks.push(tokio::spawn(punch_worker(
+            device.clone(),
+            model.clone(),
+            seed + 11_000,
+            stop.clone(),
+        )));
         // Kill at a random moment of the traffic.
         tokio::time::sleep(Duration::from_millis(rng.gen_range(50..2500))).await;
         server.kill();
@@ -594,7 +777,8 @@ async fn harness(data: &std::path::Path, kills: usize) {
     // The figures CI prints (run with --nocapture, or read from the log).
     println!(
         "crash harness{}: {kills} kills survived, {} uploads acknowledged ({} attendance, {} lingo, \
-         faces of {} people, templates of {} people), {checked} read-backs checked, {:.0} s",
+         faces of {} people, templates of {} people, {} punches), {checked} read-backs checked, \
+         {:.0} s",
         if crate::common::blobs_for(&data).is_some() {
             " (blobs on garage)"
         } else {
@@ -605,6 +789,7 @@ async fn harness(data: &std::path::Path, kills: usize) {
         m.lingo.len(),
         m.faces.len(),
         m.templates.len(),
+        m.punches.len(),
         started.elapsed().as_secs_f64()
     );
     assert!(
@@ -613,6 +798,7 @@ async fn harness(data: &std::path::Path, kills: usize) {
         m.acknowledged
     );
     assert!(!m.faces.is_empty() && !m.templates.is_empty() && !m.lingo.is_empty());
+    assert!(!m.punches.is_empty() && !m.captures.is_empty());
     server.kill();
 }
 
