@@ -33,6 +33,36 @@ pub struct DeviceArgs {
     /// Repetitions of the upload and fan-out measurements
     #[arg(long, default_value_t = 10)]
     repeat: usize,
+    /// The measurements to make (all by default)
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Step::ALL)]
+    steps: Vec<Step>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum Step {
+    /// A 200-user x 12-template upload
+    Upload,
+    /// One change reaching every connected device
+    Fanout,
+    /// A new device's full pull
+    Pull,
+    /// Every device sending a 200-record checkin frame at once
+    Checkin,
+}
+
+impl Step {
+    const ALL: [Step; 4] = [Step::Upload, Step::Fanout, Step::Pull, Step::Checkin];
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum;
+        f.write_str(
+            self.to_possible_value()
+                .expect("no skipped variants")
+                .get_name(),
+        )
+    }
 }
 
 const SECRET_NO: &str = "bench-factory-secret-no";
@@ -161,8 +191,116 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
         }
     };
 
-    // 1. A 200-user x 12-template upload, acknowledged.
     let uploader = connect("BENCH-00000".into()).await?;
+    let canned: Arc<str> = Arc::from(
+        r#"{"headers":{"req_id":"__REQ_ID__"},"body":{"fail_list":[]},"errcode":0,"errmsg":"ok"}"#,
+    );
+    let reference = reference_server(canned, Arc::new(HashMap::new())).await?;
+    let echo = Device::connect(&reference, "REF-1", (&["X"], &[]), None).await?;
+    if args.steps.contains(&Step::Upload) {
+        upload(&uploader, &echo, &args).await?;
+    }
+    if args.steps.contains(&Step::Fanout) {
+        let devices = connect_all(1..=args.devices, |n| connect(format!("BENCH-{n:05}"))).await?;
+        fanout(&devices, &uploader, &echo, &reference, &args).await?;
+    }
+    if args.steps.contains(&Step::Pull) {
+        pull(
+            &core,
+            &tenant,
+            connect(format!("BENCH-{:05}", args.devices + 1)).await?,
+            &args,
+        )
+        .await?;
+    }
+    if args.steps.contains(&Step::Checkin) {
+        let devices = connect_all(1..=args.devices, |n| connect(format!("BENCH-{n:05}"))).await?;
+        let ref_devices = connect_all(1..=args.devices, |n| {
+            let (url, sn) = (reference.clone(), format!("REF-{n:05}"));
+            async move { Device::connect(&url, &sn, (&[], &[]), None).await }
+        })
+        .await?;
+        let frame = |n: usize| checkin_frame(n, args.users, now);
+        let (took, acks) = checkins(&devices, &frame).await?;
+        let (took_ref, acks_ref) = checkins(&ref_devices, &frame).await?;
+        let records = (devices.len() * 200) as f64;
+        println!(
+            "checkin: {} devices x 200 records at once: {:.0} records/s, ack {}; reference {:.0} records/s, ack {}; throughput ratio {:.2}x",
+            devices.len(),
+            records / took.as_secs_f64(),
+            summary(&acks),
+            records / took_ref.as_secs_f64(),
+            summary(&acks_ref),
+            took_ref.as_secs_f64() / took.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Devices `ns`, logged in 100 at a time.
+async fn connect_all<F, Fut>(
+    ns: std::ops::RangeInclusive<usize>,
+    connect: F,
+) -> anyhow::Result<Vec<Arc<Device>>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Arc<Device>>>,
+{
+    let started = Instant::now();
+    let mut devices = Vec::new();
+    for chunk in ns.collect::<Vec<_>>().chunks(100) {
+        devices
+            .extend(futures_util::future::try_join_all(chunk.iter().map(|n| connect(*n))).await?);
+    }
+    eprintln!(
+        "{} devices logged in in {:.1?}",
+        devices.len(),
+        started.elapsed()
+    );
+    Ok(devices)
+}
+
+/// Device `n`'s 200 punches: people of the tenant in turn, a second apart
+/// per device, yesterday.
+fn checkin_frame(n: usize, users: usize, now: i64) -> Value {
+    let items: Vec<Value> = (0..200)
+        .map(|i| {
+            json!({"userid": format!("user{:05}", (n * 200 + i) % users), "user_type": 0,
+                   "timestamp": now - 86_400 + n as i64, "pass_type": 1, "pass_method": 1})
+        })
+        .collect();
+    json!({"checkin_data": items})
+}
+
+/// Every device sends its frame at once: the time until the last is
+/// acknowledged, and the acknowledgements' latencies.
+async fn checkins(
+    devices: &[Arc<Device>],
+    frame: &dyn Fn(usize) -> Value,
+) -> anyhow::Result<(Duration, Histogram<u64>)> {
+    let frames: Vec<Value> = (0..devices.len()).map(frame).collect();
+    let t0 = Instant::now();
+    let sends: Vec<_> = devices
+        .iter()
+        .zip(frames)
+        .map(|(d, f)| {
+            let d = d.clone();
+            tokio::spawn(async move {
+                let b = d.call("checkin", f).await?;
+                anyhow::ensure!(b["fail_list"] == json!([]), "punches refused: {b}");
+                anyhow::Ok(t0.elapsed())
+            })
+        })
+        .collect();
+    let mut h = Histogram::<u64>::new(3)?;
+    for s in sends {
+        h.record(s.await??.as_micros() as u64)?;
+    }
+    Ok((t0.elapsed(), h))
+}
+
+/// Step 1: a 200-user x 12-template upload, acknowledged.
+async fn upload(uploader: &Device, echo: &Device, args: &DeviceArgs) -> anyhow::Result<()> {
     let mut up = Histogram::<u64>::new(3)?;
     let frame_bytes = upload_frame(200, 12, args.template_bytes, 0)
         .to_string()
@@ -178,11 +316,6 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
         );
     }
     // Reference: the same frame to a server that only parses the req_id.
-    let canned: Arc<str> = Arc::from(
-        r#"{"headers":{"req_id":"__REQ_ID__"},"body":{"fail_list":[]},"errcode":0,"errmsg":"ok"}"#,
-    );
-    let reference = reference_server(canned, Arc::new(HashMap::new())).await?;
-    let echo = Device::connect(&reference, "REF-1", (&["X"], &[]), None).await?;
     let mut up_ref = Histogram::<u64>::new(3)?;
     for round in 0..args.repeat as u64 {
         let frame = upload_frame(200, 12, args.template_bytes, round + 1);
@@ -197,29 +330,24 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
         summary(&up_ref),
         up.value_at_quantile(0.5) as f64 / up_ref.value_at_quantile(0.5).max(1) as f64
     );
+    Ok(())
+}
 
-    // 2. One change reaching every connected device.
-    let started = Instant::now();
-    let mut devices = Vec::with_capacity(args.devices);
-    for chunk in (1..=args.devices).collect::<Vec<_>>().chunks(100) {
-        let batch = futures_util::future::try_join_all(
-            chunk.iter().map(|n| connect(format!("BENCH-{n:05}"))),
-        )
-        .await?;
-        devices.extend(batch);
-    }
-    eprintln!(
-        "{} devices logged in in {:.1?}",
-        devices.len(),
-        started.elapsed()
-    );
+/// Step 2: one change reaching every connected device.
+async fn fanout(
+    devices: &[Arc<Device>],
+    uploader: &Arc<Device>,
+    echo: &Arc<Device>,
+    reference: &str,
+    args: &DeviceArgs,
+) -> anyhow::Result<()> {
     // Let the login catch-up pushes settle, then drain them.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    for d in &devices {
+    for d in devices {
         while d.next_push(Duration::from_millis(1)).await.is_some() {}
     }
     let template_bytes = args.template_bytes;
-    let fan = fan_out(&devices, args.repeat, |round| {
+    let fan = fan_out(devices, args.repeat, |round| {
         let up = uploader.clone();
         async move {
             let f = json!({"userinfo": [{"userid": "user00001", "fa": features(template_bytes, 9_000_000 + round), "fa_algorithm": "X"}]});
@@ -227,15 +355,11 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
         }
     })
     .await?;
-    let mut ref_devices = Vec::with_capacity(args.devices);
-    for chunk in (1..=args.devices).collect::<Vec<_>>().chunks(100) {
-        let batch = futures_util::future::try_join_all(chunk.iter().map(|n| {
-            let (url, sn) = (reference.clone(), format!("REF-{n:05}"));
-            async move { Device::connect(&url, &sn, (&[], &[]), None).await }
-        }))
-        .await?;
-        ref_devices.extend(batch);
-    }
+    let ref_devices = connect_all(1..=args.devices, |n| {
+        let (url, sn) = (reference.to_string(), format!("REF-{n:05}"));
+        async move { Device::connect(&url, &sn, (&[], &[]), None).await }
+    })
+    .await?;
     let fan_ref = fan_out(&ref_devices, args.repeat, |_| {
         let e = echo.clone();
         async move { e.call("broadcast", json!({})).await.map(|_| ()) }
@@ -248,12 +372,17 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
         summary(&fan_ref),
         fan.value_at_quantile(0.5) as f64 / fan_ref.value_at_quantile(0.5).max(1) as f64
     );
-    drop(ref_devices);
-    drop(devices);
+    Ok(())
+}
 
-    // 3. A new device's full pull of every user (one face template each
-    // for 200 of them, from step 1).
-    let fresh = connect(format!("BENCH-{:05}", args.devices + 1)).await?;
+/// Step 3: a new device's full pull of every user (with one face template each
+/// for 200 of them when step 1 ran).
+async fn pull(
+    core: &Core,
+    tenant: &Tenant,
+    fresh: Arc<Device>,
+    args: &DeviceArgs,
+) -> anyhow::Result<()> {
     let t0 = Instant::now();
     fresh.full_pull(200).await?;
     let pull = t0.elapsed();
@@ -263,7 +392,7 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
     // Reference: the same pages, prepared in advance, sent by the do-nothing server.
     let mut texts = HashMap::new();
     for p in 0..pages as i64 {
-        texts.insert(p * 200, core_page_text(&core, &tenant, p * 200, 200).await?);
+        texts.insert(p * 200, core_page_text(core, tenant, p * 200, 200).await?);
     }
     let pages_ref = reference_server(Arc::from("{}"), Arc::new(texts)).await?;
     let puller = Device::connect(&pages_ref, "REF-PULL", (&[], &[]), None).await?;

@@ -6,11 +6,10 @@
 //! record is durable (so a photo is never handed out unaudited), and
 //! concurrent callers share one transaction and one fsync.
 
-use tokio::sync::{mpsc, oneshot};
-
 use super::Core;
 use super::auth::Caller;
-use crate::model::error::{Error, Result};
+use super::group_commit::GroupCommit;
+use crate::model::error::Result;
 use crate::store::Db;
 
 pub use crate::model::audit::{ActorKind, AuditEvent, AuditFilter, AuditRecord, result_of};
@@ -41,62 +40,29 @@ impl AuditEvent {
     }
 }
 
-struct Batch {
-    events: Vec<AuditEvent>,
-    done: oneshot::Sender<std::result::Result<(), Unwritten>>,
-}
-
-/// Why a batch was not written, shared by every caller in it: the
-/// deployment's state it met, if any (a full disk, a database that does
-/// not answer: told to the client as such), and the cause for the log.
-#[derive(Clone)]
-struct Unwritten {
-    state: Option<fn() -> Error>,
-    cause: String,
-}
-
-/// The group-commit writer's handle.
+/// The group-commit writer of audit records.
 pub struct AuditLog {
-    tx: mpsc::Sender<Batch>,
+    writer: GroupCommit<Vec<AuditEvent>, ()>,
 }
 
 impl AuditLog {
     /// Starts the writer on the current runtime.
     pub fn start(db: Db) -> AuditLog {
-        let (tx, mut rx) = mpsc::channel::<Batch>(4096);
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batches = vec![first];
-                let mut n = batches[0].events.len();
-                while n < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(b) => {
-                            n += b.events.len();
-                            batches.push(b);
-                        }
-                        Err(_) => break,
-                    }
+        let writer = GroupCommit::start(
+            "audit log",
+            Vec::len,
+            MAX_BATCH,
+            move |batches: Vec<Vec<AuditEvent>>| {
+                let db = db.clone();
+                async move {
+                    let at_ms = chrono::Utc::now().timestamp_millis();
+                    let events: Vec<&AuditEvent> = batches.iter().flatten().collect();
+                    db.insert_audit(&events, at_ms).await?;
+                    Ok(vec![(); batches.len()])
                 }
-                let at_ms = chrono::Utc::now().timestamp_millis();
-                let events: Vec<&AuditEvent> = batches.iter().flat_map(|b| &b.events).collect();
-                let outcome = db.insert_audit(&events, at_ms).await.map_err(|e| {
-                    let cause = format!("{e:#}");
-                    let state: Option<fn() -> Error> = match Error::from(e) {
-                        Error::StorageFull(_) => Some(Error::disk_full),
-                        Error::Unavailable(_) => Some(Error::unavailable),
-                        _ => None,
-                    };
-                    Unwritten { state, cause }
-                });
-                if let Err(e) = &outcome {
-                    tracing::error!(error = %e.cause, records = events.len(), "the audit log could not be written");
-                }
-                for b in batches {
-                    let _ = b.done.send(outcome.clone());
-                }
-            }
-        });
-        AuditLog { tx }
+            },
+        );
+        AuditLog { writer }
     }
 
     /// Returns once the events are durable.
@@ -104,19 +70,7 @@ impl AuditLog {
         if events.is_empty() {
             return Ok(());
         }
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Batch { events, done })
-            .await
-            .map_err(|_| Error::internal("the audit log writer has stopped"))?;
-        wait.await
-            .map_err(|_| Error::internal("the audit log writer has stopped"))?
-            .map_err(|e| {
-                e.state.map_or_else(
-                    || Error::internal(format!("audit log: {}", e.cause)),
-                    |state| state(),
-                )
-            })
+        self.writer.submit(events).await
     }
 }
 

@@ -11,6 +11,7 @@ pub mod devices;
 pub mod erasure;
 pub mod files;
 pub mod flows;
+pub mod group_commit;
 pub mod guard;
 pub mod integrity;
 pub mod keys;
@@ -77,6 +78,8 @@ pub struct Core {
     hub: devices::hub::Hub,
     metrics: crate::metrics::Metrics,
     audit: audit::AuditLog,
+    /// Terminals' punches, written with group commit.
+    punch_writer: group_commit::GroupCommit<crate::store::flows::PunchFrame, Vec<String>>,
     /// Failed attempts at secrets and the password-check pool.
     guard: guard::Guard,
     /// When a full disk was last logged (unix seconds).
@@ -101,6 +104,7 @@ impl Core {
         })
         .await?;
         let audit = audit::AuditLog::start(db.clone());
+        let punch_writer = devices::checkin::punch_writer(db.clone());
         Ok(Core {
             db,
             blobs,
@@ -117,6 +121,7 @@ impl Core {
             hub: devices::hub::Hub::default(),
             metrics: crate::metrics::Metrics::default(),
             audit,
+            punch_writer,
             guard: guard::Guard::new(&config.security),
             space_warned: crate::quiet::Quiet::new(),
             config,

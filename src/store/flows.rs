@@ -23,6 +23,39 @@ pub struct Punch {
     pub photo_file_id: Option<String>,
 }
 
+/// The punches of one checkin frame.
+pub struct PunchFrame {
+    pub tenant_id: i64,
+    pub sn: String,
+    pub punches: Vec<Punch>,
+    pub now: i64,
+}
+
+impl PunchFrame {
+    fn flows(&self) -> Vec<UserFlow> {
+        let sn = &self.sn;
+        self.punches
+            .iter()
+            .map(|p| UserFlow {
+                record_id: new_record_id(),
+                tenant_id: self.tenant_id,
+                person_id: p.person_id,
+                check_time: p.record.timestamp,
+                creator_id: p.user_id.clone(),
+                location_name: sn.clone(),
+                comment: String::new(),
+                idempotent_id: Some(Punch::idempotent_id(sn, p.record.timestamp, &p.user_id)),
+                sn: Some(sn.clone()),
+                pass_type: p.record.pass_type,
+                pass_method: p.record.pass_method,
+                photo_file_id: p.photo_file_id.clone(),
+                extras: Default::default(),
+                created_at: self.now,
+            })
+            .collect()
+    }
+}
+
 impl Punch {
     /// What makes a re-sent punch the same record: the terminal, the
     /// second and the person.
@@ -48,14 +81,15 @@ pub struct Expired {
     pub photos: Vec<String>,
 }
 
-const INSERT: &str = "INSERT INTO user_flows(record_id, tenant_id, person_id, check_time,
-        creator_id, location_name, comment, idempotent_id, sn, pass_type, pass_method,
-        photo_file_id, extras, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING";
+const COLUMNS: &str = "record_id, tenant_id, person_id, check_time, creator_id, location_name,
+    comment, idempotent_id, sn, pass_type, pass_method, photo_file_id, extras, created_at";
+/// Values a record binds, in `COLUMNS` order.
+const PER_ROW: usize = 14;
 
-fn insert(f: &UserFlow) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
-    sqlx::query(INSERT)
-        .bind(&f.record_id)
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+fn bind<'q>(q: AnyQuery<'q>, f: &'q UserFlow) -> AnyQuery<'q> {
+    q.bind(&f.record_id)
         .bind(f.tenant_id)
         .bind(f.person_id)
         .bind(f.check_time)
@@ -71,7 +105,80 @@ fn insert(f: &UserFlow) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArgum
         .bind(f.created_at)
 }
 
+/// `INSERT … VALUES (…), … ON CONFLICT DO NOTHING` for `rows` records.
+fn insert_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| format!("({})", placeholders(PER_ROW, 1 + r * PER_ROW)))
+        .collect();
+    format!(
+        "INSERT INTO user_flows({COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
+        values.join(", ")
+    )
+}
+
+/// Terminals' records per INSERT when they travel as one JSON parameter.
+const ROWS_PER_JSON_INSERT: usize = 5000;
+
+/// The records as a JSON array of objects with `COLUMNS` as keys: one
+/// bound value for any number of records, so a frame's 200 records are
+/// one statement and one round trip to the database, not 200.
+fn rows_json(flows: &[&UserFlow]) -> String {
+    let rows: Vec<serde_json::Value> = flows
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "record_id": f.record_id, "tenant_id": f.tenant_id, "person_id": f.person_id,
+                "check_time": f.check_time, "creator_id": f.creator_id,
+                "location_name": f.location_name, "comment": f.comment,
+                "idempotent_id": f.idempotent_id, "sn": f.sn, "pass_type": f.pass_type,
+                "pass_method": f.pass_method, "photo_file_id": f.photo_file_id,
+                "extras": serde_json::to_string(&f.extras).expect("plain fields serialise"),
+                "created_at": f.created_at,
+            })
+        })
+        .collect();
+    serde_json::Value::from(rows).to_string()
+}
+
+/// Each engine's way of reading the rows of [`rows_json`] (SQLite's
+/// json_each, PostgreSQL's jsonb_to_recordset); both skip the records
+/// already stored and name those they stored.
+const INSERT_JSON_SQLITE: &str = "INSERT INTO user_flows(record_id, tenant_id, person_id,
+        check_time, creator_id, location_name, comment, idempotent_id, sn, pass_type,
+        pass_method, photo_file_id, extras, created_at)
+    SELECT j.value ->> 'record_id', j.value ->> 'tenant_id', j.value ->> 'person_id',
+        j.value ->> 'check_time', j.value ->> 'creator_id', j.value ->> 'location_name',
+        j.value ->> 'comment', j.value ->> 'idempotent_id', j.value ->> 'sn',
+        j.value ->> 'pass_type', j.value ->> 'pass_method', j.value ->> 'photo_file_id',
+        j.value ->> 'extras', j.value ->> 'created_at'
+    FROM json_each($1) AS j WHERE true
+    ON CONFLICT DO NOTHING RETURNING tenant_id, idempotent_id";
+const INSERT_JSON_POSTGRES: &str = "INSERT INTO user_flows(record_id, tenant_id, person_id,
+        check_time, creator_id, location_name, comment, idempotent_id, sn, pass_type,
+        pass_method, photo_file_id, extras, created_at)
+    SELECT r.record_id, r.tenant_id, r.person_id, r.check_time, r.creator_id, r.location_name,
+        r.comment, r.idempotent_id, r.sn, r.pass_type, r.pass_method, r.photo_file_id,
+        r.extras, r.created_at
+    FROM jsonb_to_recordset($1::text::jsonb) AS r(record_id TEXT, tenant_id BIGINT,
+        person_id BIGINT, check_time BIGINT, creator_id TEXT, location_name TEXT, comment TEXT,
+        idempotent_id TEXT, sn TEXT, pass_type BIGINT, pass_method BIGINT, photo_file_id TEXT,
+        extras TEXT, created_at BIGINT)
+    ON CONFLICT DO NOTHING RETURNING tenant_id, idempotent_id";
+
+static INSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_sql(1));
+
+fn insert(f: &UserFlow) -> AnyQuery<'_> {
+    bind(sqlx::query(&INSERT_ONE), f)
+}
+
 impl Db {
+    fn insert_json_sql(&self) -> &'static str {
+        match self.backend {
+            super::Backend::Sqlite => INSERT_JSON_SQLITE,
+            super::Backend::Postgres => INSERT_JSON_POSTGRES,
+        }
+    }
+
     /// Which of these idempotent ids the tenant's records already hold.
     pub async fn idempotent_ids_taken(
         &self,
@@ -94,50 +201,49 @@ impl Db {
         Ok(taken)
     }
 
-    /// Stores the punches a terminal reported; one already stored (the
-    /// same terminal, person and second: a re-sent frame) is left alone.
-    /// The person is the record's creator; the terminal is its place. A
-    /// capture photo becomes its person's (erased with them) in the same
-    /// transaction; the photos of punches that were already stored are
+    /// Stores the punches terminals reported, every frame's in one
+    /// transaction (group commit); one already stored (the same terminal,
+    /// person and second: a re-sent frame) is left alone. The person is
+    /// the record's creator; the terminal is its place. A capture photo
+    /// becomes its person's (erased with them) in the same transaction;
+    /// for each frame, the photos of punches that were already stored are
     /// returned, linked to nothing, for the caller to delete.
-    pub async fn insert_checkins(
-        &self,
-        tenant_id: i64,
-        sn: &str,
-        punches: &[Punch],
-        now: i64,
-    ) -> anyhow::Result<Vec<String>> {
-        let mut unlinked = Vec::new();
-        let mut tx = self.pool()?.begin().await?;
-        for p in punches {
-            let flow = UserFlow {
-                record_id: new_record_id(),
-                tenant_id,
-                person_id: p.person_id,
-                check_time: p.record.timestamp,
-                creator_id: p.user_id.clone(),
-                location_name: sn.to_string(),
-                comment: String::new(),
-                idempotent_id: Some(Punch::idempotent_id(sn, p.record.timestamp, &p.user_id)),
-                sn: Some(sn.to_string()),
-                pass_type: p.record.pass_type,
-                pass_method: p.record.pass_method,
-                photo_file_id: p.photo_file_id.clone(),
-                extras: Default::default(),
-                created_at: now,
-            };
-            let stored = insert(&flow).execute(&mut *tx).await?.rows_affected() == 1;
-            match (&p.photo_file_id, stored) {
-                (Some(id), true) => {
+    pub async fn insert_checkins(&self, frames: &[PunchFrame]) -> anyhow::Result<Vec<Vec<String>>> {
+        let flows: Vec<Vec<UserFlow>> = frames.iter().map(PunchFrame::flows).collect();
+        let mut tx = self.begin_write().await?;
+        // The records stored now (a re-sent one is already there).
+        let mut stored = HashSet::new();
+        let all: Vec<&UserFlow> = flows.iter().flatten().collect();
+        for chunk in all.chunks(ROWS_PER_JSON_INSERT) {
+            let rows = sqlx::query(self.insert_json_sql())
+                .bind(rows_json(chunk))
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in rows {
+                let tenant: i64 = sqlx::Row::try_get(&row, 0)?;
+                let key: String = sqlx::Row::try_get(&row, 1)?;
+                stored.insert((tenant, key));
+            }
+        }
+        let mut unlinked = Vec::with_capacity(frames.len());
+        for frame in &flows {
+            let mut mine = Vec::new();
+            for f in frame {
+                let Some(photo) = &f.photo_file_id else {
+                    continue;
+                };
+                let key = (f.tenant_id, f.idempotent_id.clone().unwrap_or_default());
+                if stored.remove(&key) {
                     sqlx::query("UPDATE files SET person_id = $1 WHERE file_id = $2")
-                        .bind(p.person_id)
-                        .bind(id)
+                        .bind(f.person_id)
+                        .bind(photo)
                         .execute(&mut *tx)
                         .await?;
+                } else {
+                    mine.push(photo.clone());
                 }
-                (Some(id), false) => unlinked.push(id.clone()),
-                (None, _) => {}
             }
+            unlinked.push(mine);
         }
         tx.commit().await?;
         Ok(unlinked)

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::sql::{Tx, audit_in, record_change, values_rows};
+use super::sql::{Tx, audit_in, record_change};
 use super::{Db, Upsert};
 use crate::model::{
     AttendanceSetting, AuditEvent, Change, DeviceUser, Person, PersonDraft, PersonKey,
@@ -271,22 +271,32 @@ impl Db {
         if users.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut people = Vec::new();
-        // Pairs as a VALUES table (its columns are column1, column2 in both
-        // engines), 400 pairs a statement.
-        for chunk in users.chunks(400) {
-            let sql = format!(
-                "SELECT p.* FROM people p
-                 JOIN (VALUES {}) w ON p.user_id = w.column1 AND p.user_type = w.column2
-                 WHERE p.tenant_id = $1",
-                values_rows(chunk.len(), 2, 2)
-            );
-            let mut q = sqlx::query_as::<_, Person>(&sql).bind(tenant_id);
-            for u in chunk {
-                q = q.bind(u.userid.as_str()).bind(u.user_type);
+        // The pairs travel as one JSON parameter (one bound value, however
+        // many users: a frame's 200 are one lookup), read as a table by
+        // each engine's JSON functions.
+        let sql = match self.backend {
+            super::Backend::Sqlite => {
+                // CROSS JOIN keeps the pairs the outer loop (SQLite's
+                // planner takes it as an order): one index lookup a pair,
+                // not a scan of the tenant a pair.
+                "SELECT p.* FROM json_each($2) w
+                 CROSS JOIN people p ON p.tenant_id = $1 AND p.user_id = w.value ->> 'u'
+                    AND p.user_type = w.value ->> 't'"
             }
-            people.extend(q.fetch_all(self.pool()?).await?);
-        }
+            super::Backend::Postgres => {
+                "SELECT p.* FROM jsonb_to_recordset($2::text::jsonb) AS w(u TEXT, t BIGINT)
+                 JOIN people p ON p.tenant_id = $1 AND p.user_id = w.u AND p.user_type = w.t"
+            }
+        };
+        let pairs: Vec<serde_json::Value> = users
+            .iter()
+            .map(|u| serde_json::json!({"u": u.userid, "t": u.user_type}))
+            .collect();
+        let people: Vec<Person> = sqlx::query_as(sql)
+            .bind(tenant_id)
+            .bind(serde_json::Value::from(pairs).to_string())
+            .fetch_all(self.pool()?)
+            .await?;
         Ok(people
             .into_iter()
             .map(|p| {

@@ -11,12 +11,32 @@ use super::{CheckinRecord, DeviceUser, Session};
 use crate::domain::Core;
 use crate::domain::audit::AuditEvent;
 use crate::domain::files::{FileKind, Filing};
+use crate::domain::group_commit::GroupCommit;
 use crate::model::error::{Error, Result};
-use crate::store::flows::Punch;
+use crate::store::Db;
+use crate::store::flows::{Punch, PunchFrame};
 
 /// Records before 2018-01-01 are dropped without failing, as the platform
 /// does (a device with an unset clock).
 pub const EARLIEST: i64 = 1_514_764_800;
+
+/// Punches in one transaction at most.
+const MAX_GROUP: usize = 10_000;
+
+/// The writer of terminals' punches: frames that arrive while one
+/// transaction commits share the next (one fsync for all of them, not one
+/// each).
+pub(crate) fn punch_writer(db: Db) -> GroupCommit<PunchFrame, Vec<String>> {
+    GroupCommit::start(
+        "punch records",
+        |f: &PunchFrame| f.punches.len(),
+        MAX_GROUP,
+        move |frames: Vec<PunchFrame>| {
+            let db = db.clone();
+            async move { db.insert_checkins(&frames).await }
+        },
+    )
+}
 
 /// What a `checkin` frame came to.
 #[derive(Debug, Default)]
@@ -130,10 +150,17 @@ impl Core {
         fail.sort_by_key(|f| f.0);
         let fail_list: Vec<PunchRef> = fail.into_iter().map(|f| f.1).collect();
         let photo_fail_list = self.store_captures(session, &mut keep, photos).await?;
-        let unlinked = self
-            .db
-            .insert_checkins(session.tenant_id, &session.sn, &keep, self.now())
-            .await?;
+        let frame = PunchFrame {
+            tenant_id: session.tenant_id,
+            sn: session.sn.clone(),
+            punches: keep,
+            now: self.now(),
+        };
+        let unlinked = if frame.punches.is_empty() {
+            Vec::new()
+        } else {
+            self.punch_writer.submit(frame).await?
+        };
         // Another frame stored the same records meanwhile: their photos
         // stay theirs.
         for id in unlinked {
