@@ -29,7 +29,6 @@ pub struct AccessRecord {
     pub is_clock_in: bool,
     /// WeCom terminals report passes, not refusals: the door opened.
     pub is_door_open: bool,
-    pub has_photo: bool,
 }
 
 pub struct AccessPage {
@@ -49,8 +48,25 @@ pub struct RetentionPass {
 
 /// How long a capture photo may wait for its record before a retention
 /// pass takes it for a crash's leftover (storing the two takes
-/// milliseconds).
+/// milliseconds, a frame of photos seconds).
 const UNLINKED_GRACE_SECS: i64 = 3600;
+/// Records deleted per transaction: a first pass over years of records
+/// holds the write lock in short turns.
+const EXPIRE_BATCH: i64 = 5000;
+
+/// The actor of what the retention pass does.
+fn retention(tenant_id: i64, action: &'static str, object: String) -> AuditEvent {
+    AuditEvent {
+        tenant_id,
+        actor_kind: ActorKind::Admin,
+        actor: "retention".into(),
+        action,
+        subject: None,
+        object: Some(object),
+        result: "ok".into(),
+        log_id: None,
+    }
+}
 
 /// The platform's access type for a WeCom `pass_method` (1 face, 2 QR,
 /// 3 remote, 4 fingerprint, 5 the WeCom app scans the terminal's QR code,
@@ -136,7 +152,6 @@ impl Core {
                 access_type: access_type(r.flow.pass_method),
                 is_clock_in: true,
                 is_door_open: true,
-                has_photo: r.flow.photo_file_id.is_some(),
                 access_record_id: r.flow.record_id,
             })
             .collect();
@@ -191,31 +206,38 @@ impl Core {
         let days = self.config.device.record_retention_days;
         if days > 0 {
             let before = now - i64::from(days) * 86_400;
-            let event = |tenant_id: i64, e: &Expired| AuditEvent {
-                tenant_id,
-                actor_kind: ActorKind::Admin,
-                actor: "retention".into(),
-                action: "records.expire",
-                subject: None,
-                object: Some(format!(
+            let event = |tenant_id: i64, e: &Expired| {
+                let what = format!(
                     "{} records, {} capture photos older than {days} days",
                     e.records,
                     e.photos.len()
-                )),
-                result: "ok".into(),
-                log_id: None,
+                );
+                retention(tenant_id, "records.expire", what)
             };
-            for (_, expired) in self.db.expire_flows(before, event, now).await? {
-                pass.records += expired.records;
-                pass.photos += expired.photos.len();
-                for id in &expired.photos {
-                    self.drop_blob(id).await?;
+            loop {
+                let batch = self
+                    .db
+                    .expire_flows(before, EXPIRE_BATCH, event, now)
+                    .await?;
+                if batch.is_empty() {
+                    break;
+                }
+                for (_, expired) in batch {
+                    pass.records += expired.records;
+                    pass.photos += expired.photos.len();
+                    for id in &expired.photos {
+                        self.drop_blob(id).await?;
+                    }
                 }
             }
         }
+        let event = |tenant_id: i64, n: usize| {
+            let what = format!("{n} capture photos without a record");
+            retention(tenant_id, "access_photo.delete", what)
+        };
         let unlinked = self
             .db
-            .delete_unlinked_access_photos(now - UNLINKED_GRACE_SECS)
+            .delete_unlinked_access_photos(now - UNLINKED_GRACE_SECS, event, now)
             .await?;
         for id in &unlinked {
             self.drop_blob(id).await?;

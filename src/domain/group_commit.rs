@@ -61,7 +61,7 @@ impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
     ) -> Self
     where
         W: Fn(Vec<J>) -> F + Send + 'static,
-        F: Future<Output = anyhow::Result<Vec<R>>> + Send,
+        F: Future<Output = anyhow::Result<Vec<R>>> + Send + 'static,
     {
         let (tx, mut rx) = mpsc::channel::<Job<J, R>>(4096);
         tokio::spawn(async move {
@@ -79,9 +79,18 @@ impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
                 }
                 let (jobs, answers): (Vec<J>, Vec<_>) = group.into_iter().unzip();
                 let n = jobs.len();
-                match write(jobs).await {
+                // Its own task: a panic fails this group, not the writer.
+                let written = match tokio::spawn(write(jobs)).await {
+                    Ok(Ok(results)) if results.len() == n => Ok(results),
+                    Ok(Ok(results)) => Err(anyhow::anyhow!(
+                        "{n} jobs written, {} results",
+                        results.len()
+                    )),
+                    Ok(Err(e)) => Err(e),
+                    Err(e) => Err(anyhow::Error::new(e).context("the write panicked")),
+                };
+                match written {
                     Ok(results) => {
-                        debug_assert_eq!(results.len(), n, "{what}: one result per job");
                         for (done, r) in answers.into_iter().zip(results) {
                             let _ = done.send(Ok(r));
                         }
@@ -148,6 +157,21 @@ mod tests {
         let groups = groups.load(Ordering::Relaxed);
         // At most 64 a group: at least 4; sharing: far fewer than 200.
         assert!((4..50).contains(&groups), "{groups} groups");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_its_group_and_the_writer_goes_on() {
+        let writer = GroupCommit::start(
+            "test",
+            |_: &u32| 1,
+            1,
+            |jobs: Vec<u32>| async move {
+                assert!(jobs[0] != 1, "a bug");
+                Ok(jobs)
+            },
+        );
+        assert!(matches!(writer.submit(1).await, Err(Error::Internal(_))));
+        assert_eq!(writer.submit(2).await.unwrap(), 2);
     }
 
     #[tokio::test]

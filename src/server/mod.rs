@@ -133,11 +133,14 @@ impl Application {
             }
         });
         // Records past their retention, and capture photos a crash left
-        // without their record, go at start and hourly after.
+        // without their record, go a minute after start and hourly after.
         let retention = tokio::spawn({
             let core = self.core.clone();
             async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+                let hour = std::time::Duration::from_secs(3600);
+                let first = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+                let mut tick = tokio::time::interval_at(first, hour);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
                     match core.expire_records().await {

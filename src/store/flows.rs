@@ -111,7 +111,7 @@ fn insert_sql(rows: usize) -> String {
         .map(|r| format!("({})", placeholders(PER_ROW, 1 + r * PER_ROW)))
         .collect();
     format!(
-        "INSERT INTO user_flows({COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
+        "INSERT INTO user_flows({COLUMNS}) VALUES {} ON CONFLICT (tenant_id, idempotent_id) DO NOTHING",
         values.join(", ")
     )
 }
@@ -142,7 +142,9 @@ fn rows_json(flows: &[&UserFlow]) -> String {
 
 /// Each engine's way of reading the rows of [`rows_json`] (SQLite's
 /// json_each, PostgreSQL's jsonb_to_recordset); both skip the records
-/// already stored and name those they stored.
+/// already stored and those of people erased since they were looked up
+/// (whose rows would break the whole group on the foreign key), and name
+/// the photos of the records they stored.
 const INSERT_JSON_SQLITE: &str = "INSERT INTO user_flows(record_id, tenant_id, person_id,
         check_time, creator_id, location_name, comment, idempotent_id, sn, pass_type,
         pass_method, photo_file_id, extras, created_at)
@@ -151,8 +153,9 @@ const INSERT_JSON_SQLITE: &str = "INSERT INTO user_flows(record_id, tenant_id, p
         j.value ->> 'comment', j.value ->> 'idempotent_id', j.value ->> 'sn',
         j.value ->> 'pass_type', j.value ->> 'pass_method', j.value ->> 'photo_file_id',
         j.value ->> 'extras', j.value ->> 'created_at'
-    FROM json_each($1) AS j WHERE true
-    ON CONFLICT DO NOTHING RETURNING tenant_id, idempotent_id";
+    FROM json_each($1) AS j
+    WHERE EXISTS (SELECT 1 FROM people p WHERE p.id = j.value ->> 'person_id')
+    ON CONFLICT (tenant_id, idempotent_id) DO NOTHING RETURNING photo_file_id";
 const INSERT_JSON_POSTGRES: &str = "INSERT INTO user_flows(record_id, tenant_id, person_id,
         check_time, creator_id, location_name, comment, idempotent_id, sn, pass_type,
         pass_method, photo_file_id, extras, created_at)
@@ -163,7 +166,8 @@ const INSERT_JSON_POSTGRES: &str = "INSERT INTO user_flows(record_id, tenant_id,
         person_id BIGINT, check_time BIGINT, creator_id TEXT, location_name TEXT, comment TEXT,
         idempotent_id TEXT, sn TEXT, pass_type BIGINT, pass_method BIGINT, photo_file_id TEXT,
         extras TEXT, created_at BIGINT)
-    ON CONFLICT DO NOTHING RETURNING tenant_id, idempotent_id";
+    WHERE EXISTS (SELECT 1 FROM people p WHERE p.id = r.person_id)
+    ON CONFLICT (tenant_id, idempotent_id) DO NOTHING RETURNING photo_file_id";
 
 static INSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_sql(1));
 
@@ -211,8 +215,9 @@ impl Db {
     pub async fn insert_checkins(&self, frames: &[PunchFrame]) -> anyhow::Result<Vec<Vec<String>>> {
         let flows: Vec<Vec<UserFlow>> = frames.iter().map(PunchFrame::flows).collect();
         let mut tx = self.begin_write().await?;
-        // The records stored now (a re-sent one is already there).
-        let mut stored = HashSet::new();
+        // The photos of the records stored now: a re-sent record is
+        // already there, a vanished person's is not stored.
+        let mut linked = HashSet::new();
         let all: Vec<&UserFlow> = flows.iter().flatten().collect();
         for chunk in all.chunks(ROWS_PER_JSON_INSERT) {
             let rows = sqlx::query(self.insert_json_sql())
@@ -220,9 +225,9 @@ impl Db {
                 .fetch_all(&mut *tx)
                 .await?;
             for row in rows {
-                let tenant: i64 = sqlx::Row::try_get(&row, 0)?;
-                let key: String = sqlx::Row::try_get(&row, 1)?;
-                stored.insert((tenant, key));
+                if let Some(photo) = sqlx::Row::try_get::<Option<String>, _>(&row, 0)? {
+                    linked.insert(photo);
+                }
             }
         }
         let mut unlinked = Vec::with_capacity(frames.len());
@@ -232,8 +237,7 @@ impl Db {
                 let Some(photo) = &f.photo_file_id else {
                     continue;
                 };
-                let key = (f.tenant_id, f.idempotent_id.clone().unwrap_or_default());
-                if stored.remove(&key) {
+                if linked.contains(photo) {
                     sqlx::query("UPDATE files SET person_id = $1 WHERE file_id = $2")
                         .bind(f.person_id)
                         .bind(photo)
@@ -262,10 +266,11 @@ impl Db {
         limit: i64,
     ) -> anyhow::Result<Vec<DoorRecord>> {
         use sqlx::Row;
-        // The keyset bound in a form both engines read: (t < $a) OR
-        // (t = $a AND id < $b); a first page binds a bound past every row.
+        // After (t, id): the window ends at t (the index's range), and at t
+        // itself only smaller ids are left.
         let (after_time, after_id) = after.unwrap_or((i64::MAX, ""));
         let first = after.is_none();
+        let to = to.min(after_time);
         let rows = sqlx::query(
             "SELECT f.*, p.user_id AS p_user_id, p.union_id AS p_union_id
              FROM user_flows f JOIN people p ON p.id = f.person_id
@@ -297,21 +302,28 @@ impl Db {
             .collect()
     }
 
-    /// Deletes every record with `check_time < before` and the capture
-    /// photos' rows, auditing per tenant what went (`audit(tenant_id,
-    /// expired)`), in one transaction; returns what went by tenant.
+    /// Deletes up to `batch` records with `check_time < before` and their
+    /// capture photos' rows, auditing per tenant what went (`audit(tenant_id,
+    /// expired)`), in one transaction; returns what went by tenant (empty
+    /// when nothing is left to expire). Each row is deleted and counted by
+    /// one statement, so passes on several nodes count each record once.
     pub async fn expire_flows(
         &self,
         before: i64,
+        batch: i64,
         audit: impl Fn(i64, &Expired) -> AuditEvent,
         now: i64,
     ) -> anyhow::Result<Vec<(i64, Expired)>> {
         let mut tx = self.begin_write().await?;
-        let rows: Vec<(i64, Option<String>)> =
-            sqlx::query_as("SELECT tenant_id, photo_file_id FROM user_flows WHERE check_time < $1")
-                .bind(before)
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+            "DELETE FROM user_flows WHERE record_id IN
+                 (SELECT record_id FROM user_flows WHERE check_time < $1 LIMIT $2)
+             RETURNING tenant_id, photo_file_id",
+        )
+        .bind(before)
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -321,10 +333,6 @@ impl Db {
             e.records += 1;
             e.photos.extend(photo);
         }
-        sqlx::query("DELETE FROM user_flows WHERE check_time < $1")
-            .bind(before)
-            .execute(&mut *tx)
-            .await?;
         for e in by_tenant.values() {
             delete_files_in(&mut tx, e.photos.iter().map(String::as_str)).await?;
         }
@@ -336,21 +344,32 @@ impl Db {
 
     /// Capture photos created before `before` that no record names (a
     /// crash came between storing the photo and its record): their rows
-    /// are deleted and their ids returned, for the caller to delete the
-    /// blobs.
-    pub async fn delete_unlinked_access_photos(&self, before: i64) -> anyhow::Result<Vec<String>> {
+    /// are deleted, the deletion audited per tenant (`audit(tenant_id,
+    /// count)`), and their ids returned for the caller to delete the blobs.
+    pub async fn delete_unlinked_access_photos(
+        &self,
+        before: i64,
+        audit: impl Fn(i64, usize) -> AuditEvent,
+        now: i64,
+    ) -> anyhow::Result<Vec<String>> {
         let mut tx = self.begin_write().await?;
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT file_id FROM files
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "DELETE FROM files
              WHERE kind = 'access_photo' AND created_at < $1
-               AND NOT EXISTS (SELECT 1 FROM user_flows WHERE photo_file_id = files.file_id)",
+               AND NOT EXISTS (SELECT 1 FROM user_flows WHERE photo_file_id = files.file_id)
+             RETURNING tenant_id, file_id",
         )
         .bind(before)
         .fetch_all(&mut *tx)
         .await?;
-        delete_files_in(&mut tx, ids.iter().map(String::as_str)).await?;
+        let mut by_tenant: std::collections::BTreeMap<i64, usize> = Default::default();
+        for (tenant_id, _) in &rows {
+            *by_tenant.entry(*tenant_id).or_default() += 1;
+        }
+        let events: Vec<AuditEvent> = by_tenant.iter().map(|(t, n)| audit(*t, *n)).collect();
+        insert_audit_in(&mut tx, &events.iter().collect::<Vec<_>>(), now * 1000).await?;
         tx.commit().await?;
-        Ok(ids)
+        Ok(rows.into_iter().map(|(_, id)| id).collect())
     }
 
     /// A person's terminal punches in `[from, to)`, oldest first:

@@ -17,8 +17,8 @@ use crate::api::middleware::speaking;
 use crate::domain::acs::IdType;
 use crate::model::error::{Error, Result};
 
-// The platform's read scope for door records, and the write one, which
-// includes reading.
+// The platform's write scope for door records, which includes reading,
+// and its read scope.
 const SCOPES: &[&str] = &["acs:access_record", "acs:access_record:readonly"];
 endpoint!(List, "acs.access_records.list", SCOPES);
 endpoint!(Photo, "acs.access_records.access_photo", SCOPES);

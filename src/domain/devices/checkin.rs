@@ -156,17 +156,26 @@ impl Core {
             punches: keep,
             now: self.now(),
         };
+        let photos: Vec<String> = frame
+            .punches
+            .iter()
+            .filter_map(|p| p.photo_file_id.clone())
+            .collect();
         let unlinked = if frame.punches.is_empty() {
             Vec::new()
         } else {
-            self.punch_writer.submit(frame).await?
+            match self.punch_writer.submit(frame).await {
+                Ok(unlinked) => unlinked,
+                Err(e) => {
+                    // The terminal sends the frame again, photos and all.
+                    self.discard_captures(session, &photos).await;
+                    return Err(e);
+                }
+            }
         };
-        // Another frame stored the same records meanwhile: their photos
-        // stay theirs.
-        for id in unlinked {
-            self.db.delete_file(&id).await?;
-            self.drop_blob(&id).await?;
-        }
+        // Another frame stored the same records meanwhile (their photos
+        // stay theirs), or their person was erased since.
+        self.discard_captures(session, &unlinked).await;
         Ok(CheckinOutcome {
             fail_list,
             photo_fail_list,
@@ -194,9 +203,15 @@ impl Core {
             .idempotent_ids_taken(session.tenant_id, &keys)
             .await?;
         let mut refused = Vec::new();
-        for ((punch, (named, photo)), key) in keep.iter_mut().zip(photos).zip(&keys) {
+        for ((i, (named, photo)), key) in photos.into_iter().enumerate().zip(&keys) {
             let Some(photo) = photo else { continue };
             if taken.contains(key) {
+                continue;
+            }
+            if keep[i].record.pass_type.is_none() {
+                // Only door records have photos to read (access_records).
+                let why = "capture_photo is kept only with a door record (pass_type 1 to 3)";
+                refused.push((named, why.to_string()));
                 continue;
             }
             let bytes = match photo {
@@ -206,13 +221,44 @@ impl Core {
                     continue;
                 }
             };
-            match self.store_capture(session, &punch.user_id, bytes).await {
-                Ok(id) => punch.photo_file_id = Some(id),
+            match self.store_capture(session, &keep[i].user_id, bytes).await {
+                Ok(id) => keep[i].photo_file_id = Some(id),
                 Err(Error::InvalidParam(why)) => refused.push((named, why)),
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // Not acknowledged: the frame comes again, photos and
+                    // all; those stored so far go.
+                    let stored: Vec<String> = keep
+                        .iter_mut()
+                        .filter_map(|p| p.photo_file_id.take())
+                        .collect();
+                    self.discard_captures(session, &stored).await;
+                    return Err(e);
+                }
             }
         }
         Ok(refused)
+    }
+
+    /// Deletes capture photos no record will name, each deletion audited;
+    /// a failure is logged and leaves the photo to the retention pass.
+    async fn discard_captures(&self, session: &Session, ids: &[String]) {
+        for id in ids {
+            let outcome = async {
+                self.db.delete_file(id).await?;
+                self.drop_blob(id).await
+            }
+            .await;
+            let mut event =
+                AuditEvent::by_device(session.tenant_id, &session.sn, "access_photo.delete")
+                    .object(id.as_str());
+            if let Err(e) = &outcome {
+                tracing::warn!(error = %e, "deleting a capture photo without its record");
+                event.result = "internal".into();
+            }
+            if let Err(e) = self.audit.record(vec![event]).await {
+                tracing::warn!(error = %e, "auditing a capture photo's deletion");
+            }
+        }
     }
 
     /// One capture photo through the validation core (the attendance
