@@ -81,15 +81,16 @@ pub struct Expired {
     pub photos: Vec<String>,
 }
 
-const COLUMNS: &str = "record_id, tenant_id, person_id, check_time, creator_id, location_name,
-    comment, idempotent_id, sn, pass_type, pass_method, photo_file_id, extras, created_at";
-/// Values a record binds, in `COLUMNS` order.
-const PER_ROW: usize = 14;
+/// One record, as the API creates them (terminals' go as JSON, below).
+const INSERT: &str = "INSERT INTO user_flows(record_id, tenant_id, person_id, check_time,
+        creator_id, location_name, comment, idempotent_id, sn, pass_type, pass_method,
+        photo_file_id, extras, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    ON CONFLICT (tenant_id, idempotent_id) DO NOTHING";
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
-
-fn bind<'q>(q: AnyQuery<'q>, f: &'q UserFlow) -> AnyQuery<'q> {
-    q.bind(&f.record_id)
+fn insert(f: &UserFlow) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    sqlx::query(INSERT)
+        .bind(&f.record_id)
         .bind(f.tenant_id)
         .bind(f.person_id)
         .bind(f.check_time)
@@ -105,21 +106,10 @@ fn bind<'q>(q: AnyQuery<'q>, f: &'q UserFlow) -> AnyQuery<'q> {
         .bind(f.created_at)
 }
 
-/// `INSERT … VALUES (…), … ON CONFLICT DO NOTHING` for `rows` records.
-fn insert_sql(rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|r| format!("({})", placeholders(PER_ROW, 1 + r * PER_ROW)))
-        .collect();
-    format!(
-        "INSERT INTO user_flows({COLUMNS}) VALUES {} ON CONFLICT (tenant_id, idempotent_id) DO NOTHING",
-        values.join(", ")
-    )
-}
-
 /// Terminals' records per INSERT when they travel as one JSON parameter.
 const ROWS_PER_JSON_INSERT: usize = 5000;
 
-/// The records as a JSON array of objects with `COLUMNS` as keys: one
+/// The records as a JSON array of objects keyed by column: one
 /// bound value for any number of records, so a frame's 200 records are
 /// one statement and one round trip to the database, not 200.
 fn rows_json(flows: &[&UserFlow]) -> String {
@@ -168,12 +158,6 @@ const INSERT_JSON_POSTGRES: &str = "INSERT INTO user_flows(record_id, tenant_id,
         extras TEXT, created_at BIGINT)
     WHERE EXISTS (SELECT 1 FROM people p WHERE p.id = r.person_id)
     ON CONFLICT (tenant_id, idempotent_id) DO NOTHING RETURNING photo_file_id";
-
-static INSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_sql(1));
-
-fn insert(f: &UserFlow) -> AnyQuery<'_> {
-    bind(sqlx::query(&INSERT_ONE), f)
-}
 
 impl Db {
     fn insert_json_sql(&self) -> &'static str {

@@ -14,24 +14,10 @@ use serde_json::{Value, json};
 const SECRET_NO: &str = "doors-factory-secret-0815";
 const T0: i64 = 1_763_900_000;
 
-async fn get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
-    let r = app.get(path, token).await;
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 /// A terminal of the app's tenant, logged in.
 async fn terminal(app: &TestApp, sn: &str) -> std::sync::Arc<Device> {
-    app.core
-        .add_device(&app.tenant, sn, SECRET_NO)
+    app.terminal(&app.tenant, sn, SECRET_NO, (&["A"], &[]))
         .await
-        .unwrap();
-    app.core.bind_device(app.tenant.id, sn).await.unwrap();
-    let url = format!("{}/", app.base.replacen("http", "ws", 1));
-    let d = Device::connect(&url, sn, (&["A"], &[]), None)
-        .await
-        .unwrap();
-    d.bring_up(SECRET_NO, app.core.now()).await.unwrap();
-    d
 }
 
 async fn person(app: &TestApp, user_id: &str) {
@@ -59,12 +45,12 @@ async fn all_pages(app: &TestApp, token: &str, query: &str, page_size: u32) -> V
     let mut items = Vec::new();
     let mut page_token = String::new();
     loop {
-        let (status, v) = get(
-            app,
-            &format!("{query}page_size={page_size}&page_token={page_token}"),
-            token,
-        )
-        .await;
+        let (status, v) = app
+            .get_json(
+                &format!("{query}page_size={page_size}&page_token={page_token}"),
+                token,
+            )
+            .await;
         assert_eq!((status, &v["code"]), (200, &json!(0)), "{v}");
         items.extend(v["data"]["items"].as_array().unwrap().iter().cloned());
         if v["data"]["has_more"] != true {

@@ -193,6 +193,31 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    /// `GET path` with `token`: the status and the JSON body.
+    pub async fn get_json(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self.get(path, token).await;
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// A terminal of `tenant`, added, bound and logged in over the WeCom
+    /// protocol, subscribed with these (face, fingerprint) algorithms.
+    pub async fn terminal(
+        &self,
+        tenant: &Tenant,
+        sn: &str,
+        secret_no: &str,
+        algorithms: (&[&str], &[&str]),
+    ) -> Arc<facehub_devsim::Device> {
+        self.core.add_device(tenant, sn, secret_no).await.unwrap();
+        self.core.bind_device(tenant.id, sn).await.unwrap();
+        let url = format!("{}/", self.base.replacen("http", "ws", 1));
+        let d = facehub_devsim::Device::connect(&url, sn, algorithms, None)
+            .await
+            .unwrap();
+        d.bring_up(secret_no, self.core.now()).await.unwrap();
+        d
+    }
+
     /// `DELETE path` with `token`: the reply, whatever its status.
     pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
         let req = self.client.delete(self.url(path)).bearer_auth(token);

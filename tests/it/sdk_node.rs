@@ -54,16 +54,9 @@ async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
     app.core.upsert_person(&doors, &ann).await.unwrap();
     let door_app = make_app(&app.core, &doors, &["acs:access_record"]).await;
     let (door_sn, door_secret_no) = ("NODE-DOOR-1", "node-door-secret-4815162342");
-    app.core
-        .add_device(&doors, door_sn, door_secret_no)
-        .await
-        .unwrap();
-    app.core.bind_device(doors.id, door_sn).await.unwrap();
-    let url = format!("{}/", app.base.replacen("http", "ws", 1));
-    let door = facehub_devsim::Device::connect(&url, door_sn, (&[], &[]), None)
-        .await
-        .unwrap();
-    door.bring_up(door_secret_no, app.core.now()).await.unwrap();
+    let door = app
+        .terminal(&doors, door_sn, door_secret_no, (&[], &[]))
+        .await;
     let t = 1_763_900_000i64;
     let qr_time = t - 3600;
     let capture = jpeg(320, 240, 23);

@@ -130,16 +130,7 @@ async fn lark_oapi_python_sdk_drives_user_flows() {
     // record outside the punch queries' windows).
     let sn = "SDK-CLOCK-1";
     let secret_no = "sdk-flows-secret-4815162342";
-    app.core
-        .add_device(&app.tenant, sn, secret_no)
-        .await
-        .unwrap();
-    app.core.bind_device(app.tenant.id, sn).await.unwrap();
-    let url = format!("{}/", app.base.replacen("http", "ws", 1));
-    let d = facehub_devsim::Device::connect(&url, sn, (&[], &[]), None)
-        .await
-        .unwrap();
-    d.bring_up(secret_no, app.core.now()).await.unwrap();
+    let d = app.terminal(&app.tenant, sn, secret_no, (&[], &[])).await;
     let t = 1_763_900_000i64;
     let qr_time = t - 3600;
     let capture = jpeg(320, 240, 31);

@@ -22,24 +22,10 @@ async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> (u16, Valu
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
-async fn get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
-    let r = app.get(path, token).await;
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 /// A terminal of the app's tenant, logged in.
 async fn terminal(app: &TestApp, sn: &str) -> std::sync::Arc<Device> {
-    app.core
-        .add_device(&app.tenant, sn, SECRET_NO)
+    app.terminal(&app.tenant, sn, SECRET_NO, (&["A"], &[]))
         .await
-        .unwrap();
-    app.core.bind_device(app.tenant.id, sn).await.unwrap();
-    let url = format!("{}/", app.base.replacen("http", "ws", 1));
-    let d = Device::connect(&url, sn, (&["A"], &[]), None)
-        .await
-        .unwrap();
-    d.bring_up(SECRET_NO, app.core.now()).await.unwrap();
-    d
 }
 
 #[tokio::test]
@@ -99,24 +85,24 @@ async fn terminal_punches_are_user_flows() {
     .await;
     assert_eq!(v["data"]["user_flow_results"][0]["user_id"], "E-1", "{v}");
     let id = first["record_id"].as_str().unwrap();
-    let (status, one) = get(
-        &app,
-        &format!("/open-apis/attendance/v1/user_flows/{id}?employee_type=employee_id"),
-        &token,
-    )
-    .await;
+    let (status, one) = app
+        .get_json(
+            &format!("/open-apis/attendance/v1/user_flows/{id}?employee_type=employee_id"),
+            &token,
+        )
+        .await;
     assert_eq!(status, 200, "{one}");
     assert_eq!(one["data"], *first);
 
     // The facehub listing reads the same records.
     let fh = make_app(&app.core, &app.tenant, &["facehub:device"]).await;
     let fh = app.token_for(&fh.app_id, &fh.app_secret).await;
-    let (_, v) = get(
-        &app,
-        "/open-apis/facehub/v1/checkins?user_id=ann&day=2025-11-23",
-        &fh,
-    )
-    .await;
+    let (_, v) = app
+        .get_json(
+            "/open-apis/facehub/v1/checkins?user_id=ann&day=2025-11-23",
+            &fh,
+        )
+        .await;
     assert_eq!(v["data"]["items"].as_array().unwrap().len(), 2, "{v}");
 
     // Read-only: creating and deleting are refused.
@@ -207,12 +193,12 @@ async fn records_from_other_systems_are_created_once_read_and_deleted() {
         del["msg"], r#"{"123":"no such record of this tenant"}"#,
         "{del}"
     );
-    let (status, gone) = get(
-        &app,
-        &format!("/open-apis/attendance/v1/user_flows/{ida}?employee_type=employee_id"),
-        &token,
-    )
-    .await;
+    let (status, gone) = app
+        .get_json(
+            &format!("/open-apis/attendance/v1/user_flows/{ida}?employee_type=employee_id"),
+            &token,
+        )
+        .await;
     assert_eq!((status, &gone["code"]), (400, &json!(1220001)), "{gone}");
 
     // Another tenant sees none of it.
@@ -220,12 +206,12 @@ async fn records_from_other_systems_are_created_once_read_and_deleted() {
     let oc = make_app(&app.core, &other, &["attendance:task"]).await;
     let ot = app.token_for(&oc.app_id, &oc.app_secret).await;
     let idb = made[1]["record_id"].as_str().unwrap();
-    let (status, v) = get(
-        &app,
-        &format!("/open-apis/attendance/v1/user_flows/{idb}?employee_type=employee_id"),
-        &ot,
-    )
-    .await;
+    let (status, v) = app
+        .get_json(
+            &format!("/open-apis/attendance/v1/user_flows/{idb}?employee_type=employee_id"),
+            &ot,
+        )
+        .await;
     assert_eq!((status, &v["code"]), (400, &json!(1220001)), "{v}");
     let (_, del) = post(
         &app,
