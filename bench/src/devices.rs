@@ -65,7 +65,7 @@ impl std::fmt::Display for Step {
     }
 }
 
-const SECRET_NO: &str = "bench-factory-secret-no";
+pub(crate) const SECRET_NO: &str = "bench-factory-secret-no";
 
 fn features(n: usize, seed: u64) -> String {
     STANDARD.encode(facehub::image::samples::features(n, seed))
@@ -164,22 +164,32 @@ async fn setup(core: &Core, args: &DeviceArgs) -> anyhow::Result<Tenant> {
     Ok(t)
 }
 
-pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
+/// facehub serving in the background on a fresh data directory `dir`, at
+/// an address of its own: (that address, its core).
+pub(crate) async fn start_facehub(
+    dir: &std::path::Path,
+) -> anyhow::Result<(std::net::SocketAddr, Arc<Core>)> {
     let mut config = facehub::Config {
-        data_dir: dir.path().to_path_buf(),
+        data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".parse()?,
         ..facehub::Config::default()
     };
     // The whole simulated fleet comes from one address, which the limits
-    // on what one address may try before login are not meant for.
+    // on what one address may try before login are not meant for; nor is
+    // the per-app rate limit meant for a load generator.
     config.security.prelogin_connections = 1 << 20;
     config.security.prelogin_connections_per_address = 1 << 20;
     config.rate_limit_per_second = 1 << 30;
     let app = facehub::Application::build(config).await?;
-    let url = format!("ws://{}/", app.local_addr());
-    let core = app.core();
+    let (addr, core) = (app.local_addr(), app.core());
     tokio::spawn(app.run_until_stopped());
+    Ok((addr, core))
+}
+
+pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (addr, core) = start_facehub(dir.path()).await?;
+    let url = format!("ws://{addr}/");
     let tenant = setup(&core, &args).await?;
     let now = core.now();
     let connect = |sn: String| {
@@ -238,7 +248,7 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
 }
 
 /// Devices `ns`, logged in 100 at a time.
-async fn connect_all<F, Fut>(
+pub(crate) async fn connect_all<F, Fut>(
     ns: std::ops::RangeInclusive<usize>,
     connect: F,
 ) -> anyhow::Result<Vec<Arc<Device>>>

@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
 mod devices;
+mod records;
 
 #[derive(Parser)]
 #[command(name = "facehub-bench", about = "Load generator for facehub")]
@@ -36,6 +37,10 @@ enum Cmd {
     /// The device protocol: a 200 x 12 template upload, one change reaching
     /// N connected devices, a new device's full pull (in-process server)
     Devices(devices::DeviceArgs),
+    /// Reading punch records out of a large store: user_flows/query and
+    /// access_records against SQLite answering the same statements
+    /// (in-process server)
+    Records(records::RecordArgs),
     /// Write a noise JPEG of about SIZE bytes (incompressible, like a photo)
     GenPhoto {
         out: std::path::PathBuf,
@@ -102,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Detect { files, repeat } => detect(&files, repeat),
         Cmd::Run(args) => run(args).await,
         Cmd::Devices(args) => devices::run(args).await,
+        Cmd::Records(args) => records::run(args).await,
     }
 }
 
