@@ -31,6 +31,7 @@ const FLOWS_APP_SECRET = env('FACEHUB_FLOWS_APP_SECRET');
 const DOORS_APP_ID = env('FACEHUB_DOORS_APP_ID');
 const DOORS_APP_SECRET = env('FACEHUB_DOORS_APP_SECRET');
 const DOOR_DEVICE_ID = env('FACEHUB_DOOR_DEVICE_ID');
+const DOOR_SN = env('FACEHUB_DOOR_SN');
 const PUNCH_TIME = env('FACEHUB_PUNCH_TIME');
 const QR_PUNCH_TIME = env('FACEHUB_QR_PUNCH_TIME');
 const CAPTURE_PHOTO = env('FACEHUB_CAPTURE_PHOTO');
@@ -344,6 +345,50 @@ async function main() {
   await expectStatus(
     flows.acs.v1.accessRecord.list({ params: { from, to } }),
     400, 99991672, 'an app without an access_record scope throws with 400/99991672');
+
+  // Access rules of the same terminal: Ann on workdays, then no rule.
+  const rule = {
+    name: 'front door',
+    users: [{ user_type: 1, user_id: USER_ID }],
+    devices: [{ id: DOOR_DEVICE_ID }],
+    opening_time: { weekdays: [1, 2, 3, 4, 5], day_times: [{ start_hhmm: 830, end_hhmm: 1800 }] },
+  };
+  const created = await doors.acs.v1.ruleExternal.create({ data: { rule }, params: { user_id_type: 'user_id' } });
+  assert.strictEqual(created.code, 0, JSON.stringify(created));
+  const ruleId = created.data.rule_id;
+  assert.ok(/^[0-9]+$/.test(ruleId), JSON.stringify(created));
+  ok('acs ruleExternal.create');
+  const rulesOf = (params) => doors.acs.v1.ruleExternal.get({ params: { user_id_type: 'user_id', ...params } });
+  const listed = await rulesOf({ device_id: DOOR_DEVICE_ID });
+  assert.deepStrictEqual(listed.data, {
+    rules: [
+      {
+        devices: [{ id: DOOR_DEVICE_ID, name: DOOR_SN }],
+        id: ruleId,
+        is_temp: false,
+        name: 'front door',
+        opening_time: { day_times: [{ end_hhmm: 1800, start_hhmm: 830 }], weekdays: [1, 2, 3, 4, 5] },
+        remind_face: false,
+        user_count: '1',
+        users: [{ user_id: USER_ID, user_name: 'Ann', user_type: 1 }],
+        visitor_count: '0',
+        visitors: [],
+      },
+    ],
+  });
+  ok('acs ruleExternal.get by device_id: the rule, field by field');
+  const unbound = await doors.acs.v1.ruleExternal.deviceBind({ data: { device_id: DOOR_DEVICE_ID, rule_ids: [] } });
+  assert.strictEqual(unbound.code, 0, JSON.stringify(unbound));
+  assert.deepStrictEqual((await rulesOf({ device_id: DOOR_DEVICE_ID })).data, { rules: [] });
+  assert.strictEqual((await rulesOf({})).data.rules.length, 1);
+  ok('acs ruleExternal.deviceBind with no rule leaves the terminal bound to none');
+  const deleted = await doors.acs.v1.ruleExternal.delete({ params: { rule_id: ruleId } });
+  assert.strictEqual(deleted.code, 0, JSON.stringify(deleted));
+  assert.deepStrictEqual((await rulesOf({})).data, { rules: [] });
+  ok('acs ruleExternal.delete');
+  await expectStatus(
+    doors.acs.v1.ruleExternal.delete({ params: { rule_id: ruleId } }),
+    400, 99992402, 'deleting a rule that is gone throws with 400/99992402');
 
   console.log('node-sdk conformance: all checks passed');
   // Do not wait for the SDK's idle keep-alive sockets to time out.

@@ -38,6 +38,8 @@ pub struct LocalUser {
     pub name: String,
     pub fa: Slots,
     pub fp: Slots,
+    /// `pass_rule_list[].rule`, in the order sent.
+    pub pass_rules: Vec<String>,
 }
 
 /// The device's local copy of the address book.
@@ -375,6 +377,12 @@ impl Device {
                     name: u["name"].as_str().unwrap_or_default().to_string(),
                     fa: slots("fa_list", "fa_algorithm"),
                     fp: slots("fp", "fp_algorithm"),
+                    pass_rules: u["pass_rule_list"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|r| r["rule"].as_str().unwrap_or_default().to_string())
+                        .collect(),
                 },
             );
         }

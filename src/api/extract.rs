@@ -118,12 +118,21 @@ pub trait Endpoint: Send + Sync + 'static {
 
 /// Declares an endpoint: its rate-limit bucket and the scopes, any one of
 /// which it takes; tenant tokens, no per-minute cap (the defaults).
+/// A fourth argument names the tokens it takes instead.
 macro_rules! endpoint {
     ($name:ident, $label:literal, $scopes:expr) => {
         pub struct $name;
         impl $crate::api::extract::Endpoint for $name {
             const NAME: &'static str = $label;
             const SCOPES: &'static [&'static str] = $scopes;
+        }
+    };
+    ($name:ident, $label:literal, $scopes:expr, $tokens:expr) => {
+        pub struct $name;
+        impl $crate::api::extract::Endpoint for $name {
+            const NAME: &'static str = $label;
+            const SCOPES: &'static [&'static str] = $scopes;
+            const TOKENS: $crate::domain::auth::TokenTypes = $tokens;
         }
     };
 }

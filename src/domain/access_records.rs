@@ -115,17 +115,7 @@ impl Core {
         };
         let sn = match device.filter(|d| !d.is_empty()) {
             None => None,
-            Some(id) => Some(
-                self.db
-                    .devices(caller.tenant_id)
-                    .await?
-                    .into_iter()
-                    .map(|d| d.sn)
-                    .find(|sn| device_id(sn) == id)
-                    .ok_or_else(|| {
-                        Error::param(format!("device_id {id:?} is not a terminal of this tenant"))
-                    })?,
-            ),
+            Some(id) => Some(self.terminal_sn(caller.tenant_id, id).await?),
         };
         let mut rows = self
             .db

@@ -2,6 +2,7 @@
 //! of HTTP; the API modules translate wire requests into calls on [`Core`].
 
 pub mod access_records;
+pub mod access_rules;
 pub mod acs;
 pub mod admin;
 pub mod audit;

@@ -60,6 +60,11 @@ pub struct Change {
     pub update_user: Vec<DeviceUser>,
     #[serde(default)]
     pub delete_user: Vec<DeviceUser>,
+    /// An access change: what each group of terminals gains and loses
+    /// (the lists above are then empty; a terminal in no group is sent
+    /// the version alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<super::AccessDelta>,
 }
 
 /// A stored device.
@@ -83,6 +88,8 @@ pub struct DeviceRow {
     /// active code was issued.
     pub register_ts: Option<i64>,
     pub created_at: i64,
+    /// What its address book is made of (see [`super::BookKey`]).
+    pub book: super::BookKey,
 }
 
 /// Which hashed credential a device is looked up by.

@@ -201,6 +201,8 @@ impl Scope {
         "acs:access_record:readonly",
         "acs:device",
         "acs:device:readonly",
+        "acs:rule_external",
+        "acs:rule_external:readonly",
         "acs:users",
         "baike:entity",
         "baike:entity:exempt_review",

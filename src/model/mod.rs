@@ -3,6 +3,7 @@
 //! It imports nothing else of facehub except `image` (leaf), so every
 //! other layer can use it without a cycle.
 
+pub mod access;
 pub mod audit;
 pub mod devices;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod ids;
 pub mod people;
 pub mod tenancy;
 
+pub use access::{AccessDelta, Book, BookKey, DayTime, RuleRow, RuleSpec, RuleView};
 pub use audit::{ActorKind, AuditEvent, AuditFilter, AuditRecord};
 pub use devices::{
     Change, CheckinRecord, DeviceKey, DeviceRow, DeviceUser, Enrolment, Modality, PersonTemplates,

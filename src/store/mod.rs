@@ -6,11 +6,13 @@
 //!
 //! Each aggregate has its own file, an `impl Db` block: `pool` (opening,
 //! transactions, notices between nodes; `reach` watches PostgreSQL), `meta`, `tenants` (tenants, apps,
-//! tokens), `people`, `acs` (door-access users), `files` (files and upload
+//! tokens), `people`, `acs` (door-access users), `access` (access rules
+//! and the terminals' address books), `files` (files and upload
 //! intents), `erasure`, `devices`, `templates`, `changes` (the change
 //! log), `enrolments`, `flows` (punch records), `admin` and `audit`; row mappers are in
 //! `rows`, SQL helpers in `sql`.
 
+mod access;
 mod acs;
 pub mod admin;
 pub mod audit;
@@ -35,6 +37,7 @@ mod templates;
 mod tenants;
 pub mod transfer;
 
+pub use access::{AccessOutcome, AccessWrite};
 pub use acs::AcsRow;
 pub use files::IntentLost;
 pub use private::{lock_data_dir, server_running};

@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use super::sql::{Tx, audit_in, record_change};
+use super::sql::{Tx, audit_in, placeholders, record_change};
 use super::{Db, Upsert};
 use crate::model::{
-    AttendanceSetting, AuditEvent, Change, DeviceUser, Person, PersonDraft, PersonKey,
+    AttendanceSetting, AuditEvent, BookKey, Change, DeviceUser, Person, PersonDraft, PersonKey,
 };
 
 /// Gives a person the id an app knows them by.
@@ -238,6 +238,7 @@ impl Db {
     pub async fn people_page(
         &self,
         tenant_id: i64,
+        book: &BookKey,
         offset: i64,
         limit: i64,
     ) -> anyhow::Result<(Vec<Person>, i64, i64)> {
@@ -246,18 +247,38 @@ impl Db {
             .bind(tenant_id)
             .fetch_one(&mut *tx)
             .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM people WHERE tenant_id = $1")
+        // The terminal's book: the whole tenant, or the people of its rules
+        // in force.
+        let within = |first: usize| match book {
+            None => String::new(),
+            Some(numbers) if numbers.is_empty() => " AND 1 = 0".to_string(),
+            Some(numbers) => format!(
+                " AND id IN (SELECT person_id FROM access_rule_people WHERE rule_number IN ({}))",
+                placeholders(numbers.len(), first)
+            ),
+        };
+        let numbers = book.as_deref().unwrap_or_default();
+        let count = format!(
+            "SELECT COUNT(*) FROM people WHERE tenant_id = $1{}",
+            within(2)
+        );
+        let mut q = sqlx::query_scalar(&count).bind(tenant_id);
+        for n in numbers {
+            q = q.bind(n);
+        }
+        let total: i64 = q.fetch_one(&mut *tx).await?;
+        let page = format!(
+            "SELECT * FROM people WHERE tenant_id = $1{} ORDER BY id LIMIT $2 OFFSET $3",
+            within(4)
+        );
+        let mut q = sqlx::query_as(&page)
             .bind(tenant_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let people = sqlx::query_as(
-            "SELECT * FROM people WHERE tenant_id = $1 ORDER BY id LIMIT $2 OFFSET $3",
-        )
-        .bind(tenant_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&mut *tx)
-        .await?;
+            .bind(limit)
+            .bind(offset);
+        for n in numbers {
+            q = q.bind(n);
+        }
+        let people = q.fetch_all(&mut *tx).await?;
         tx.commit().await?;
         Ok((people, total, version))
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use super::changes::record_change_in;
 use super::sql::{placeholders, values_rows};
 use super::{Db, audit};
-use crate::model::{AuditEvent, Change, Modality, PersonTemplates, StoredTemplate};
+use crate::model::{AuditEvent, BookKey, Change, Modality, PersonTemplates, StoredTemplate};
 
 impl Db {
     /// Applies the template writes of one upload in one transaction: sets
@@ -195,20 +195,38 @@ impl Db {
         .await?)
     }
 
-    /// People of the tenant holding a face template of one of these
-    /// algorithms: the faces a terminal subscribed with them receives.
-    pub async fn face_holders(&self, tenant_id: i64, algorithms: &[String]) -> anyhow::Result<i64> {
-        if algorithms.is_empty() {
+    /// People of the tenant in `book` holding a face template of one of
+    /// these algorithms: the faces a terminal holding that book and
+    /// subscribed with them receives.
+    pub async fn face_holders(
+        &self,
+        tenant_id: i64,
+        book: &BookKey,
+        algorithms: &[String],
+    ) -> anyhow::Result<i64> {
+        if algorithms.is_empty() || book.as_ref().is_some_and(Vec::is_empty) {
             return Ok(0);
         }
+        let numbers = book.as_deref().unwrap_or_default();
+        let within = if numbers.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND t.person_id IN (SELECT person_id FROM access_rule_people WHERE rule_number IN ({}))",
+                placeholders(numbers.len(), 2 + algorithms.len())
+            )
+        };
         let sql = format!(
             "SELECT COUNT(DISTINCT t.person_id) FROM templates t JOIN people p ON p.id = t.person_id
-             WHERE p.tenant_id = $1 AND t.modality = 'fa' AND t.algorithm IN ({})",
+             WHERE p.tenant_id = $1 AND t.modality = 'fa' AND t.algorithm IN ({}){within}",
             placeholders(algorithms.len(), 2)
         );
         let mut q = sqlx::query_scalar(&sql).bind(tenant_id);
         for a in algorithms {
             q = q.bind(a);
+        }
+        for n in numbers {
+            q = q.bind(n);
         }
         Ok(q.fetch_one(self.pool()?).await?)
     }

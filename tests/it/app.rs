@@ -495,3 +495,28 @@ pub fn expect_checks_pass(out: &std::process::Output, what: &str) {
     assert!(out.status.success(), "{what} failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all checks passed"));
 }
+
+/// A server on `dir` that a test stops (and starts again on the same
+/// directory): (core, its WebSocket URL, the stop, the task).
+pub async fn start_at(
+    dir: &std::path::Path,
+) -> (
+    Arc<Core>,
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let config = config_for(dir);
+    let app = Application::build(config).await.unwrap();
+    let url = format!("ws://{}/", app.local_addr());
+    let core = app.core();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run_with_shutdown(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (core, url, stop, task)
+}

@@ -772,29 +772,6 @@ async fn bring_up_refusals_and_binding() {
     );
 }
 
-async fn start_at(
-    dir: &std::path::Path,
-) -> (
-    Arc<Core>,
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-) {
-    let config = crate::app::config_for(dir);
-    let app = Application::build(config).await.unwrap();
-    let url = format!("ws://{}/", app.local_addr());
-    let core = app.core();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app.run_with_shutdown(async move {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    (core, url, stop, task)
-}
-
 fn face_of(book: &facehub_devsim::Book, user: &str) -> (Option<String>, Vec<String>) {
     let u = &book.users[&(user.to_string(), 0)];
     (

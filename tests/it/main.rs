@@ -7,6 +7,7 @@ mod app;
 mod common;
 
 mod access_records;
+mod access_rules;
 mod acs;
 mod attendance;
 mod auth;

@@ -52,7 +52,12 @@ async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
     let doors = app.core.create_tenant("Doors").await.unwrap();
     let ann = facehub::domain::PersonDraft::new("abd754f7", "Ann", None).unwrap();
     app.core.upsert_person(&doors, &ann).await.unwrap();
-    let door_app = make_app(&app.core, &doors, &["acs:access_record"]).await;
+    let door_app = make_app(
+        &app.core,
+        &doors,
+        &["acs:access_record", "acs:rule_external"],
+    )
+    .await;
     let (door_sn, door_secret_no) = ("NODE-DOOR-1", "node-door-secret-4815162342");
     let door = app
         .terminal(&doors, door_sn, door_secret_no, (&[], &[]))
@@ -105,6 +110,7 @@ async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
             "FACEHUB_DOOR_DEVICE_ID",
             facehub::domain::devices::device_id(door_sn),
         )
+        .env("FACEHUB_DOOR_SN", door_sn)
         .env("FACEHUB_PUNCH_TIME", t.to_string())
         .env("FACEHUB_QR_PUNCH_TIME", qr_time.to_string())
         .env("FACEHUB_CAPTURE_PHOTO", &capture_path)

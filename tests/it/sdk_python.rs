@@ -164,3 +164,56 @@ async fn lark_oapi_python_sdk_drives_user_flows() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn lark_oapi_python_sdk_drives_access_rules() {
+    let app = spawn_app().await;
+    for (u, name) in [("ann", "Ann"), ("bob", "Bob"), ("cy", "Cy")] {
+        app.add_person(u, name).await;
+    }
+    let creds = make_app(&app.core, &app.tenant, &["acs:rule_external"]).await;
+    let user = app.user_token(&creds.app_id, "ann").await;
+    let sn = "SDK-DOOR-1";
+    let d = app
+        .terminal(&app.tenant, sn, "sdk-rules-secret-4815162342", (&[], &[]))
+        .await;
+    d.catch_up().await.unwrap();
+    assert_eq!(d.book.lock().await.users.len(), 3);
+    run_script(
+        "lark_sdk_rules.py",
+        &[
+            ("FACEHUB_BASE_URL", app.base.clone()),
+            ("FACEHUB_APP_ID", creds.app_id),
+            ("FACEHUB_APP_SECRET", creds.app_secret),
+            ("FACEHUB_USER_TOKEN", user.token),
+            ("FACEHUB_SN", sn.into()),
+            ("FACEHUB_DEVICE_ID", facehub::domain::devices::device_id(sn)),
+        ],
+    )
+    .await;
+    // The terminal the SDK bound holds the rule's people, with its window,
+    // by its pushes and by a full pull alike.
+    let version = app.core.perm_version(app.tenant.id).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while d.book.lock().await.perm_version < version && tokio::time::Instant::now() < deadline {
+        d.drain_pushes(std::time::Duration::from_millis(200))
+            .await
+            .unwrap();
+    }
+    let held = |book: &facehub_devsim::Book| {
+        let mut users: Vec<(String, Vec<String>)> = book
+            .users
+            .iter()
+            .map(|((u, _), l)| (u.clone(), l.pass_rules.clone()))
+            .collect();
+        users.sort();
+        users
+    };
+    let want = vec![
+        ("ann".to_string(), vec!["9:00-12:00 * * 0,6 *".to_string()]),
+        ("bob".to_string(), vec!["9:00-12:00 * * 0,6 *".to_string()]),
+    ];
+    assert_eq!(held(&*d.book.lock().await), want);
+    d.full_pull(200).await.unwrap();
+    assert_eq!(held(&*d.book.lock().await), want);
+}

@@ -3,6 +3,7 @@
 //! share (the envelope, streamed multipart uploads, file downloads).
 
 pub mod access_records;
+pub mod access_rules;
 pub mod acs;
 pub mod attendance;
 pub mod auth;
@@ -23,5 +24,6 @@ pub fn router() -> Router<AppState> {
         .merge(lingo::router())
         .merge(acs::router())
         .merge(access_records::router())
+        .merge(access_rules::router())
         .merge(user_flows::router())
 }

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::DeviceRow;
 use crate::domain::Core;
+use crate::model::BookKey;
 use crate::model::error::{Error, Result};
 
 /// How long a device counts as logged in after the node holding its
@@ -86,17 +87,17 @@ impl Core {
     /// A tenant's terminals, by sn, with what the platform's device list
     /// shows of each.
     pub async fn terminals(&self, tenant_id: i64) -> Result<Vec<Terminal>> {
-        let mut faces: HashMap<Vec<String>, i64> = HashMap::new();
+        // Terminals holding the same book with the same algorithms share
+        // a count.
+        let mut faces: HashMap<(BookKey, Vec<String>), i64> = HashMap::new();
         let mut out = Vec::new();
         for device in self.db.devices(tenant_id).await? {
-            let count = match faces.get(&device.fa_algorithms) {
+            let key = (device.book.clone(), device.fa_algorithms.clone());
+            let count = match faces.get(&key) {
                 Some(n) => *n,
                 None => {
-                    let n = self
-                        .db
-                        .face_holders(tenant_id, &device.fa_algorithms)
-                        .await?;
-                    faces.insert(device.fa_algorithms.clone(), n);
+                    let n = self.db.face_holders(tenant_id, &key.0, &key.1).await?;
+                    faces.insert(key, n);
                     n
                 }
             };

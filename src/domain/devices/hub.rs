@@ -19,8 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
 
 use super::messages::Push;
-use super::{PRESENCE_LEASE_SECS, Session};
+use super::{Change, DeviceUser, PRESENCE_LEASE_SECS, Session};
 use crate::domain::Core;
+use crate::model::BookKey;
 use crate::model::error::Result;
 
 /// At most this many versions are replayed to a device one by one; a
@@ -340,6 +341,10 @@ impl Core {
                 first_error.get_or_insert(e);
             }
         }
+        // Rules whose valid days started or ended change books.
+        if let Err(e) = self.recheck_access().await {
+            first_error.get_or_insert(e);
+        }
         if let Err(e) = self.dispatch_enrolments().await {
             first_error.get_or_insert(e);
         }
@@ -388,33 +393,123 @@ impl Core {
         };
         let from = oldest.max(version - MAX_REPLAY);
         // Versions recorded after `version` was read wait for the next pass.
-        let pushes: Vec<(i64, Arc<Push>)> = self
+        let changes: Vec<(i64, Change)> = self
             .db
             .changes_after(tenant_id, from, MAX_REPLAY)
             .await?
             .into_iter()
             .filter(|(v, _)| *v <= version)
-            .map(|(v, change)| {
-                let push = Push::Change {
-                    version: v,
-                    change,
-                    at: now,
-                };
-                (v, Arc::new(push))
-            })
             .collect();
+        let books = self.db.book_keys(tenant_id).await?;
+        // Every version goes to every terminal (a gap would make it pull
+        // everything), each seeing what its book holds of it; terminals
+        // seeing the same share one push.
+        let mut views = Views::default();
         for (sn, id, pushed) in behind {
-            let due: Vec<Arc<Push>> = if version - pushed > MAX_REPLAY {
-                pushes.last().map(|f| f.1.clone()).into_iter().collect()
+            let book = books.get(&sn).cloned().flatten();
+            let due: Vec<&(i64, Change)> = if version - pushed > MAX_REPLAY {
+                changes.last().into_iter().collect()
             } else {
-                pushes
-                    .iter()
-                    .filter(|f| f.0 > pushed)
-                    .map(|f| f.1.clone())
-                    .collect()
+                changes.iter().filter(|c| c.0 > pushed).collect()
             };
-            self.hub.deliver(&sn, id, pushed, &due, version);
+            let mut pushes = Vec::with_capacity(due.len());
+            for (v, change) in due {
+                pushes.push(views.push(self, *v, change, &sn, &book, now).await?);
+            }
+            self.hub.deliver(&sn, id, pushed, &pushes, version);
         }
         Ok(())
+    }
+}
+
+/// How one version looks to one terminal: which access group it is in,
+/// or, for other changes, what its book holds.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum View {
+    /// An access change: the group the terminal is in, if any.
+    Group(Option<usize>),
+    /// The whole tenant: the change as it is.
+    Whole,
+    /// The people of these rules.
+    Book(Vec<i64>),
+}
+
+/// The pushes of one sync pass, shared by the terminals that see a
+/// version alike, and the books read for them.
+#[derive(Default)]
+struct Views {
+    pushes: HashMap<(i64, View), Arc<Push>>,
+    books: HashMap<Vec<i64>, std::collections::HashSet<DeviceUser>>,
+}
+
+impl Views {
+    async fn push(
+        &mut self,
+        core: &Core,
+        version: i64,
+        change: &Change,
+        sn: &str,
+        book: &BookKey,
+        at: i64,
+    ) -> Result<Arc<Push>> {
+        let view = if !change.access.is_empty() {
+            View::Group(
+                change
+                    .access
+                    .iter()
+                    .position(|d| d.sns.iter().any(|s| s == sn)),
+            )
+        } else {
+            match book {
+                None => View::Whole,
+                Some(numbers) => View::Book(numbers.clone()),
+            }
+        };
+        if let Some(p) = self.pushes.get(&(version, view.clone())) {
+            return Ok(p.clone());
+        }
+        let seen = match &view {
+            View::Group(None) => Change::default(),
+            View::Group(Some(i)) => {
+                let d = &change.access[*i];
+                Change {
+                    create_user: d.create_user.clone(),
+                    update_user: d.update_user.clone(),
+                    delete_user: d.delete_user.clone(),
+                    access: Vec::new(),
+                }
+            }
+            View::Whole => change.clone(),
+            View::Book(numbers) => {
+                if !self.books.contains_key(numbers) {
+                    let users = core.db.rules_users(numbers).await?;
+                    self.books.insert(numbers.clone(), users);
+                }
+                let held = &self.books[numbers];
+                let keep = |users: &[DeviceUser]| {
+                    users
+                        .iter()
+                        .filter(|u| held.contains(*u))
+                        .cloned()
+                        .collect()
+                };
+                // Deletions go out as they are: the person is gone from
+                // every book by now, and deleting a user a terminal does
+                // not hold does nothing there.
+                Change {
+                    create_user: keep(&change.create_user),
+                    update_user: keep(&change.update_user),
+                    delete_user: change.delete_user.clone(),
+                    access: Vec::new(),
+                }
+            }
+        };
+        let push = Arc::new(Push::Change {
+            version,
+            change: seen,
+            at,
+        });
+        self.pushes.insert((version, view), push.clone());
+        Ok(push)
     }
 }

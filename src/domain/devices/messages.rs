@@ -26,6 +26,21 @@ pub struct UserInfo {
     /// `None` when the pull did not ask for faces.
     pub faces: Option<TemplateSet>,
     pub fingerprints: Option<TemplateSet>,
+    /// When the person may pass at this terminal: `None` on a terminal
+    /// bound to no rule (the whole tenant, at all hours).
+    pub pass_rules: Option<Vec<PassRule>>,
+}
+
+/// One weekly window of a rule, as a terminal enforces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassRule {
+    /// The rule's number.
+    pub id: i64,
+    /// `"9:00-18:00 * * 1,2,3,4,5 *"`: times, then day of month, month,
+    /// weekday (0 Sunday) and year as in cron.
+    pub rule: String,
+    /// When the rule starts (Unix seconds; 0 when it always held).
+    pub effect_time: i64,
 }
 
 /// A person's templates of one modality, as a device may receive them.

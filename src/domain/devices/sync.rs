@@ -8,11 +8,12 @@ use std::collections::{HashMap, HashSet};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::messages::{TemplateSet, UserCheck, UserInfo, UserPage, Wanted};
+use super::messages::{PassRule, TemplateSet, UserCheck, UserInfo, UserPage, Wanted};
 use super::{DeviceUser, Modality, Session, StoredTemplate};
 use crate::domain::audit::AuditEvent;
 use crate::domain::{Core, Person};
 use crate::model::error::{Error, Result};
+use crate::model::{BookKey, RuleSpec};
 
 /// Users per frame, for uploads and pulls alike.
 pub const MAX_USERS: usize = 200;
@@ -73,7 +74,9 @@ impl Core {
         wanted: Wanted,
     ) -> Result<Vec<UserInfo>> {
         let (people, _) = self.people_by_device_ids(session.tenant_id, users).await?;
-        self.userinfo(session, &people, wanted).await
+        let book = self.book(session).await?;
+        let people = self.within(&book, people).await?;
+        self.userinfo(session, &book, &people, wanted).await
     }
 
     /// One page of the full pull; the people and the version are read
@@ -84,8 +87,15 @@ impl Core {
         page: Page,
         wanted: Wanted,
     ) -> Result<UserPage> {
-        let (people, is_last, perm_version) = self.people_page(session.tenant_id, page).await?;
-        let users = self.userinfo(session, &people, wanted).await?;
+        let book = self.book(session).await?;
+        let (people, is_last, perm_version) =
+            self.people_page(session.tenant_id, &book, page).await?;
+        let people = people
+            .into_iter()
+            .map(|p| (p, Vec::new()))
+            .collect::<Vec<_>>();
+        let people = self.admit(&book, people).await?;
+        let users = self.userinfo(session, &book, &people, wanted).await?;
         Ok(UserPage {
             is_last,
             perm_version,
@@ -95,14 +105,21 @@ impl Core {
 
     /// Which of `users` are people of the device's tenant.
     pub async fn check_users(&self, session: &Session, users: &[DeviceUser]) -> Result<UserCheck> {
-        let (people, illegal) = self.people_by_device_ids(session.tenant_id, users).await?;
-        let legal = people
+        let (people, mut illegal) = self.people_by_device_ids(session.tenant_id, users).await?;
+        let book = self.book(session).await?;
+        let named = |p: &Person| DeviceUser {
+            userid: p.user_id.clone(),
+            user_type: p.user_type.as_i64(),
+        };
+        let all: Vec<DeviceUser> = people.iter().map(named).collect();
+        let legal: Vec<DeviceUser> = self
+            .within(&book, people)
+            .await?
             .iter()
-            .map(|p| DeviceUser {
-                userid: p.user_id.clone(),
-                user_type: p.user_type.as_i64(),
-            })
+            .map(|(p, _)| named(p))
             .collect();
+        // People outside the terminal's book are not in its scope.
+        illegal.extend(all.into_iter().filter(|u| !legal.contains(u)));
         Ok(UserCheck { legal, illegal })
     }
 
@@ -112,9 +129,25 @@ impl Core {
     async fn userinfo(
         &self,
         session: &Session,
-        people: &[Person],
+        book: &BookKey,
+        admitted: &[(Person, Vec<i64>)],
         wanted: Wanted,
     ) -> Result<Vec<UserInfo>> {
+        let rules: HashMap<i64, RuleSpec> = match book {
+            Some(numbers) => self
+                .db
+                .rules_by_numbers(numbers)
+                .await?
+                .into_iter()
+                .map(|r| (r.number, r.spec))
+                .collect(),
+            None => HashMap::new(),
+        };
+        let people: Vec<Person> = admitted.iter().map(|(p, _)| p.clone()).collect();
+        let pass_rules: Vec<Option<Vec<PassRule>>> = admitted
+            .iter()
+            .map(|(_, numbers)| book.as_ref().map(|_| pass_rules(&rules, numbers)))
+            .collect();
         let ids: Vec<i64> = people.iter().map(|p| p.id).collect();
         let mut stored = Vec::new();
         for (want, modality, prefs) in [
@@ -138,7 +171,8 @@ impl Core {
             let mut sent: std::collections::BTreeMap<String, Vec<String>> = Default::default();
             let mut items: Vec<UserInfo> = people
                 .iter()
-                .map(|p| UserInfo {
+                .zip(pass_rules)
+                .map(|(p, pass_rules)| UserInfo {
                     user: DeviceUser {
                         userid: p.user_id.clone(),
                         user_type: p.user_type.as_i64(),
@@ -148,6 +182,7 @@ impl Core {
                     fp_ver: p.fp_ver,
                     faces: None,
                     fingerprints: None,
+                    pass_rules,
                 })
                 .collect();
             for (modality, prefs, stored) in &stored {
@@ -230,15 +265,74 @@ impl Core {
         Ok((found, missing))
     }
 
-    /// One page of the full pull: (people, is_last, perm_version).
+    /// What the terminal of `session` holds.
+    async fn book(&self, session: &Session) -> Result<BookKey> {
+        Ok(self.db.device(&session.sn).await?.and_then(|d| d.book))
+    }
+
+    /// Those of `people` the book holds, each with the rules that admit
+    /// them there (none for the whole tenant).
+    async fn within(&self, book: &BookKey, people: Vec<Person>) -> Result<Vec<(Person, Vec<i64>)>> {
+        let people = people.into_iter().map(|p| (p, Vec::new())).collect();
+        self.admit(book, people).await
+    }
+
+    /// Keeps those of `people` the book holds, with the rules that admit
+    /// them.
+    async fn admit(
+        &self,
+        book: &BookKey,
+        people: Vec<(Person, Vec<i64>)>,
+    ) -> Result<Vec<(Person, Vec<i64>)>> {
+        let Some(numbers) = book else {
+            return Ok(people);
+        };
+        let ids: Vec<i64> = people.iter().map(|(p, _)| p.id).collect();
+        let mut admitted = self.db.admitted(numbers, &ids).await?;
+        Ok(people
+            .into_iter()
+            .filter_map(|(p, _)| admitted.remove(&p.id).map(|rules| (p, rules)))
+            .collect())
+    }
+
+    /// One page of the full pull of a terminal holding `book`: (people,
+    /// is_last, perm_version).
     pub async fn people_page(
         &self,
         tenant_id: i64,
+        book: &BookKey,
         page: Page,
     ) -> Result<(Vec<Person>, bool, i64)> {
         let Page { offset, limit } = page;
-        let (people, total, version) = self.db.people_page(tenant_id, offset, limit).await?;
+        let (people, total, version) = self.db.people_page(tenant_id, book, offset, limit).await?;
         let is_last = offset + people.len() as i64 >= total;
         Ok((people, is_last, version))
     }
 }
+
+/// A person's pass rules on a terminal, from the rules that admit them
+/// there: each rule's windows, or all day when one of them has none (it
+/// opens at all hours, whatever the others say).
+fn pass_rules(rules: &HashMap<i64, RuleSpec>, admitting: &[i64]) -> Vec<PassRule> {
+    let mut out = Vec::new();
+    for n in admitting {
+        let Some(spec) = rules.get(n) else { continue };
+        let lines = spec.pass_rules();
+        if lines.is_empty() {
+            return vec![PassRule {
+                id: *n,
+                rule: ALL_DAY.to_string(),
+                effect_time: spec.valid_from.unwrap_or(0),
+            }];
+        }
+        out.extend(lines.into_iter().map(|rule| PassRule {
+            id: *n,
+            rule,
+            effect_time: spec.valid_from.unwrap_or(0),
+        }));
+    }
+    out
+}
+
+/// The pass rule of a person no window limits.
+const ALL_DAY: &str = "0:00-23:59 * * * *";

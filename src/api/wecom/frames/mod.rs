@@ -236,10 +236,11 @@ pub fn page_reply(page: &UserPage) -> Value {
            "userinfo": userinfo(&page.users)})
 }
 
-/// `userinfo[]` items: `userid, user_type, name, fa_ver, fp_ver`, and per
+/// `userinfo[]` items: `userid, user_type, name, fa_ver, fp_ver`, per
 /// modality asked for `fa_list`/`fp` (`[{id, data}]`, base64) with
 /// `fa_algorithm`/`fp_algorithm` when the person has templates of one of
-/// the device's algorithms.
+/// the device's algorithms, and on a terminal bound to access rules
+/// `pass_rule_list[{id, rule, effect_time}]`.
 fn userinfo(users: &[UserInfo]) -> Vec<Value> {
     users
         .iter()
@@ -264,6 +265,13 @@ fn userinfo(users: &[UserInfo]) -> Vec<Value> {
             };
             templates(&u.faces, "fa_list", "fa_algorithm");
             templates(&u.fingerprints, "fp", "fp_algorithm");
+            if let Some(rules) = &u.pass_rules {
+                let rules = rules
+                    .iter()
+                    .map(|r| json!({"id": r.id, "rule": r.rule, "effect_time": r.effect_time}))
+                    .collect();
+                m.insert("pass_rule_list".into(), Value::Array(rules));
+            }
             Value::Object(m)
         })
         .collect()

@@ -1,0 +1,417 @@
+//! Access rules (`acs/v1/rule_external`): who may open which terminal,
+//! and when. A terminal bound to rules holds exactly the people of its
+//! rules in force (their valid days); their weekdays and day windows
+//! travel to it as each person's pass rules. A terminal bound to none
+//! holds the whole tenant. Every write logs what each terminal gains and
+//! loses as one version of the tenant's address book (see `store::access`).
+
+use std::collections::HashSet;
+
+use super::audit::AuditEvent;
+use super::auth::Caller;
+use super::devices::device_id;
+use super::{Core, Person};
+use crate::domain::acs::IdType;
+use crate::model::error::{Error, Result};
+use crate::model::{DayTime, RuleRow, RuleSpec, UserType};
+use crate::store::AccessWrite;
+
+/// People in one rule, at most.
+pub const MAX_RULE_PEOPLE: usize = 50_000;
+/// Terminals bound to one rule, or rules bound to one terminal, at most.
+pub const MAX_BINDINGS: usize = 10_000;
+/// Day windows of one rule, at most.
+pub const MAX_DAY_TIMES: usize = 24;
+
+/// A rule as a caller writes it; lists left `None` stay as they are on
+/// an update.
+#[derive(Debug, Clone, Default)]
+pub struct RuleDraft {
+    pub name: Option<String>,
+    pub remind_face: bool,
+    pub is_temp: bool,
+    pub valid_from: Option<i64>,
+    pub valid_to: Option<i64>,
+    pub weekdays: Vec<i64>,
+    pub day_times: Vec<DayTime>,
+    /// Staff, in the request's `user_id_type`.
+    pub users: Option<Vec<String>>,
+    /// Visitors, by visitor id.
+    pub visitors: Option<Vec<String>>,
+    /// Terminals, by `device_id`.
+    pub devices: Option<Vec<String>>,
+}
+
+/// A rule as the API lists it.
+#[derive(Debug, Clone)]
+pub struct RuleOut {
+    pub row: RuleRow,
+    /// (id in the request's id type, person).
+    pub users: Vec<(String, Person)>,
+    pub visitors: Vec<Person>,
+    /// (device_id, sn).
+    pub devices: Vec<(String, String)>,
+}
+
+impl RuleDraft {
+    /// The rule's name and times, checked.
+    fn spec(&self, old: Option<&RuleSpec>) -> Result<RuleSpec> {
+        let name = match (&self.name, old) {
+            (Some(n), _) if !n.trim().is_empty() => n.clone(),
+            (_, Some(old)) if self.name.is_none() => old.name.clone(),
+            _ => return Err(Error::param("rule.name is required")),
+        };
+        if name.chars().count() > 255 || name.chars().any(char::is_control) {
+            return Err(Error::param(
+                "rule.name must be at most 255 characters without control characters",
+            ));
+        }
+        for (field, v) in [("start_day", self.valid_from), ("end_day", self.valid_to)] {
+            if v.is_some_and(|v| v < 0) {
+                return Err(Error::param(format!(
+                    "opening_time.valid_day.{field} must be Unix seconds"
+                )));
+            }
+        }
+        if let (Some(from), Some(to)) = (self.valid_from, self.valid_to)
+            && from > to
+        {
+            return Err(Error::param(format!(
+                "opening_time.valid_day: start_day {from} is after end_day {to}"
+            )));
+        }
+        let mut weekdays = Vec::new();
+        for d in &self.weekdays {
+            if !(0..=7).contains(d) {
+                return Err(Error::param(format!(
+                    "opening_time.weekdays: {d} is not a weekday (1 Monday to 7 Sunday)"
+                )));
+            }
+            if !weekdays.contains(d) {
+                weekdays.push(*d);
+            }
+        }
+        if self.day_times.len() > MAX_DAY_TIMES {
+            return Err(Error::param(format!(
+                "opening_time.day_times: at most {MAX_DAY_TIMES} windows"
+            )));
+        }
+        for w in &self.day_times {
+            let ok = |t: i64| (0..=2359).contains(&t) && t % 100 < 60;
+            if !ok(w.start_hhmm) || !ok(w.end_hhmm) || w.start_hhmm >= w.end_hhmm {
+                return Err(Error::param(format!(
+                    "opening_time.day_times: {}-{} is not a window of one day (hhmm, start before end)",
+                    w.start_hhmm, w.end_hhmm
+                )));
+            }
+        }
+        Ok(RuleSpec {
+            name,
+            remind_face: self.remind_face,
+            is_temp: self.is_temp,
+            valid_from: self.valid_from,
+            valid_to: self.valid_to,
+            weekdays,
+            day_times: self.day_times.clone(),
+        })
+    }
+}
+
+/// A new rule's id: 63 random bits in decimal, the shape of the
+/// platform's ids.
+fn new_rule_id() -> String {
+    let n = u64::from_le_bytes(crate::model::ids::random_bytes::<8>()) >> 1;
+    n.to_string()
+}
+
+impl Core {
+    /// The tenant's terminal with this `device_id`, by sn.
+    pub async fn terminal_sn(&self, tenant_id: i64, id: &str) -> Result<String> {
+        self.db
+            .devices(tenant_id)
+            .await?
+            .into_iter()
+            .map(|d| d.sn)
+            .find(|sn| device_id(sn) == id)
+            .ok_or_else(|| {
+                Error::param(format!("device_id {id:?} is not a terminal of this tenant"))
+            })
+    }
+
+    /// The tenant's rule `rule_id`, or a parameter error naming it.
+    async fn tenant_rule(&self, tenant_id: i64, rule_id: &str) -> Result<RuleRow> {
+        self.db.rule(tenant_id, rule_id).await?.ok_or_else(|| {
+            Error::param(format!("rule_id {rule_id:?} is not a rule of this tenant"))
+        })
+    }
+
+    /// Creates a rule (`rule_id` `None`) or replaces rule `rule_id`;
+    /// returns its id.
+    pub async fn put_rule(
+        &self,
+        caller: &Caller,
+        id_type: IdType,
+        rule_id: Option<&str>,
+        draft: RuleDraft,
+    ) -> Result<String> {
+        let old = match rule_id.filter(|r| !r.is_empty()) {
+            Some(id) => Some(self.tenant_rule(caller.tenant_id, id).await?),
+            None => None,
+        };
+        let spec = draft.spec(old.as_ref().map(|r| &r.spec))?;
+        let people = self.rule_people(caller, id_type, &draft).await?;
+        let devices = match &draft.devices {
+            None => None,
+            Some(ids) => Some(self.terminals_named(caller.tenant_id, ids).await?),
+        };
+        let rule_id = old.as_ref().map_or_else(new_rule_id, |r| r.rule_id.clone());
+        let write = AccessWrite::Put {
+            number: old.as_ref().map(|r| r.number),
+            rule_id: rule_id.clone(),
+            spec,
+            people,
+            devices,
+        };
+        let event = AuditEvent::by(caller, "access_rule.put", &Ok(())).object(rule_id.clone());
+        self.write_access(caller.tenant_id, &write, Some(&event))
+            .await?;
+        Ok(rule_id)
+    }
+
+    /// Deletes rule `rule_id`: its people leave the terminals it bound.
+    pub async fn delete_rule(&self, caller: &Caller, rule_id: &str) -> Result<()> {
+        if rule_id.is_empty() {
+            return Err(Error::param("rule_id is required"));
+        }
+        let rule = self.tenant_rule(caller.tenant_id, rule_id).await?;
+        let write = AccessWrite::Delete {
+            number: rule.number,
+        };
+        let event = AuditEvent::by(caller, "access_rule.delete", &Ok(())).object(rule_id);
+        self.write_access(caller.tenant_id, &write, Some(&event))
+            .await
+    }
+
+    /// Binds terminal `device_id` to exactly `rule_ids` (none: back to the
+    /// whole tenant).
+    pub async fn bind_rules(
+        &self,
+        caller: &Caller,
+        device: &str,
+        rule_ids: &[String],
+    ) -> Result<()> {
+        if device.is_empty() {
+            return Err(Error::param("device_id is required"));
+        }
+        if rule_ids.len() > MAX_BINDINGS {
+            return Err(Error::param(format!(
+                "rule_ids: at most {MAX_BINDINGS} rules"
+            )));
+        }
+        let sn = self.terminal_sn(caller.tenant_id, device).await?;
+        let mut numbers = Vec::new();
+        for id in rule_ids {
+            let n = self.tenant_rule(caller.tenant_id, id).await?.number;
+            if !numbers.contains(&n) {
+                numbers.push(n);
+            }
+        }
+        let write = AccessWrite::Bind { sn, numbers };
+        let event = AuditEvent::by(caller, "access_rule.bind", &Ok(()))
+            .object(format!("{device}:{}", rule_ids.join(",")));
+        self.write_access(caller.tenant_id, &write, Some(&event))
+            .await
+    }
+
+    /// The tenant's rules, or those bound to terminal `device_id`.
+    pub async fn rules(
+        &self,
+        caller: &Caller,
+        id_type: IdType,
+        device: Option<&str>,
+    ) -> Result<Vec<RuleOut>> {
+        let mut rows = self.db.rules(caller.tenant_id).await?;
+        if let Some(device) = device.filter(|d| !d.is_empty()) {
+            let sn = self.terminal_sn(caller.tenant_id, device).await?;
+            let bound: HashSet<i64> = self.db.device_rules(&sn).await?.into_iter().collect();
+            rows.retain(|r| bound.contains(&r.number));
+        }
+        let numbers: Vec<i64> = rows.iter().map(|r| r.number).collect();
+        let people = self.db.rule_people(&numbers).await?;
+        let devices = self.db.rule_devices(&numbers).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let (mut users, mut visitors) = (Vec::new(), Vec::new());
+                for (_, p) in people.iter().filter(|(n, _)| *n == row.number) {
+                    if p.user_type == UserType::Visitor {
+                        visitors.push(p.clone());
+                    } else {
+                        let id = self.external_user_id(caller, id_type, &p.user_id, &p.union_id);
+                        users.push((id, p.clone()));
+                    }
+                }
+                let devices = devices
+                    .iter()
+                    .filter(|(n, _)| *n == row.number)
+                    .map(|(_, sn)| (device_id(sn), sn.clone()))
+                    .collect();
+                RuleOut {
+                    row,
+                    users,
+                    visitors,
+                    devices,
+                }
+            })
+            .collect())
+    }
+
+    /// Works out again the books of the tenants whose rules started or
+    /// ended since they were last worked out.
+    pub async fn recheck_access(&self) -> Result<()> {
+        for tenant_id in self.db.access_due(self.now()).await? {
+            self.write_access(tenant_id, &AccessWrite::Recheck, None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn write_access(
+        &self,
+        tenant_id: i64,
+        write: &AccessWrite,
+        event: Option<&AuditEvent>,
+    ) -> Result<()> {
+        let outcome = self
+            .db
+            .write_access(tenant_id, write, self.now(), event)
+            .await?;
+        if outcome.version.is_some() {
+            self.devices_changed().await;
+        }
+        Ok(())
+    }
+
+    /// The people of a draft (staff then visitors), by person id; `None`
+    /// when it names neither list.
+    async fn rule_people(
+        &self,
+        caller: &Caller,
+        id_type: IdType,
+        draft: &RuleDraft,
+    ) -> Result<Option<Vec<i64>>> {
+        if draft.users.is_none() && draft.visitors.is_none() {
+            return Ok(None);
+        }
+        let users = draft.users.as_deref().unwrap_or_default();
+        let visitors = draft.visitors.as_deref().unwrap_or_default();
+        if users.len() + visitors.len() > MAX_RULE_PEOPLE {
+            return Err(Error::param(format!(
+                "a rule holds at most {MAX_RULE_PEOPLE} users and visitors"
+            )));
+        }
+        let mut ids = Vec::with_capacity(users.len() + visitors.len());
+        for u in users {
+            let person = self
+                .resolve(caller, id_type, u)
+                .await?
+                .filter(|p| p.user_type != UserType::Visitor)
+                .ok_or_else(|| Error::UserNotFound(u.clone()))?;
+            ids.push(person.id);
+        }
+        for v in visitors {
+            let person = self
+                .person(caller.tenant_id, v)
+                .await?
+                .filter(|p| p.user_type == UserType::Visitor)
+                .ok_or_else(|| {
+                    Error::param(format!("visitor {v:?} is not a visitor of this tenant"))
+                })?;
+            ids.push(person.id);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(Some(ids))
+    }
+
+    /// The terminals `ids` name, by sn.
+    async fn terminals_named(&self, tenant_id: i64, ids: &[String]) -> Result<Vec<String>> {
+        if ids.len() > MAX_BINDINGS {
+            return Err(Error::param(format!(
+                "rule.devices: at most {MAX_BINDINGS} terminals"
+            )));
+        }
+        let devices = self.db.devices(tenant_id).await?;
+        let mut sns = Vec::with_capacity(ids.len());
+        for id in ids {
+            let sn = devices
+                .iter()
+                .find(|d| device_id(&d.sn) == *id)
+                .map(|d| d.sn.clone())
+                .ok_or_else(|| {
+                    Error::param(format!("device_id {id:?} is not a terminal of this tenant"))
+                })?;
+            if !sns.contains(&sn) {
+                sns.push(sn);
+            }
+        }
+        Ok(sns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(start_hhmm: i64, end_hhmm: i64) -> DayTime {
+        DayTime {
+            start_hhmm,
+            end_hhmm,
+        }
+    }
+
+    #[test]
+    fn a_draft_is_checked_field_by_field() {
+        let good = RuleDraft {
+            name: Some("front door".into()),
+            weekdays: vec![1, 2, 2, 7],
+            day_times: vec![window(830, 1800)],
+            valid_from: Some(10),
+            valid_to: Some(20),
+            ..RuleDraft::default()
+        };
+        let spec = good.spec(None).unwrap();
+        assert_eq!(spec.weekdays, [1, 2, 7]);
+        assert_eq!(spec.name, "front door");
+        let refused = |d: RuleDraft| d.spec(None).unwrap_err().to_string();
+        assert!(refused(RuleDraft::default()).contains("name is required"));
+        for bad in [
+            window(830, 830),
+            window(1800, 830),
+            window(860, 900),
+            window(0, 2400),
+        ] {
+            let d = RuleDraft {
+                day_times: vec![bad],
+                ..good.clone()
+            };
+            assert!(refused(d).contains("day_times"));
+        }
+        let d = RuleDraft {
+            weekdays: vec![8],
+            ..good.clone()
+        };
+        assert!(refused(d).contains("weekday"));
+        let d = RuleDraft {
+            valid_from: Some(30),
+            ..good.clone()
+        };
+        assert!(refused(d).contains("after end_day"));
+        // An update may leave the name out; it keeps the old one.
+        let unnamed = RuleDraft {
+            name: None,
+            ..good.clone()
+        };
+        assert_eq!(unnamed.spec(Some(&spec)).unwrap().name, "front door");
+    }
+}

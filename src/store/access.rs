@@ -1,0 +1,581 @@
+//! Access rules, and the terminals' address books they make.
+//!
+//! Every access write (a rule put or deleted, a terminal bound, a rule's
+//! valid days starting or ending) runs in one transaction that works out
+//! each terminal's book before and after it, and logs the difference as
+//! the tenant's next version: what each group of terminals gains, must
+//! re-read and loses. A terminal's book is remembered as the rules in
+//! force when it was last worked out (`devices.access_rules`), so time
+//! passing is a write like any other.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::sql::{Tx, audit_in, placeholders};
+use super::{Backend, Db};
+use crate::model::access::book_diff;
+use crate::model::{AccessDelta, AuditEvent, Book, BookKey, Change, DeviceUser, Person, RuleRow};
+
+/// One access write.
+#[derive(Debug, Clone)]
+pub enum AccessWrite {
+    /// Creates (`number` `None`) or replaces a rule. `people` and
+    /// `devices` (serial numbers) replace the rule's when given.
+    Put {
+        number: Option<i64>,
+        rule_id: String,
+        spec: crate::model::RuleSpec,
+        people: Option<Vec<i64>>,
+        devices: Option<Vec<String>>,
+    },
+    Delete {
+        number: i64,
+    },
+    /// Binds terminal `sn` to exactly these rules.
+    Bind {
+        sn: String,
+        numbers: Vec<i64>,
+    },
+    /// Nothing but the clock: rules whose valid days started or ended.
+    Recheck,
+}
+
+/// What an access write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessOutcome {
+    /// The rule put.
+    pub number: Option<i64>,
+    /// The version logged, if any terminal's book changed.
+    pub version: Option<i64>,
+}
+
+type RuleTuple = (i64, i64, String, String, i64, i64);
+
+fn rule_row(t: RuleTuple) -> anyhow::Result<RuleRow> {
+    let (number, tenant_id, rule_id, spec, created_at, updated_at) = t;
+    Ok(RuleRow {
+        number,
+        tenant_id,
+        rule_id,
+        spec: serde_json::from_str(&spec)?,
+        created_at,
+        updated_at,
+    })
+}
+
+const RULE_COLS: &str = "number, tenant_id, rule_id, spec, created_at, updated_at";
+
+impl Db {
+    /// The tenant's rules, oldest first.
+    pub async fn rules(&self, tenant_id: i64) -> anyhow::Result<Vec<RuleRow>> {
+        let sql =
+            format!("SELECT {RULE_COLS} FROM access_rules WHERE tenant_id = $1 ORDER BY number");
+        let rows: Vec<RuleTuple> = self.rows_by(&sql, tenant_id).await?;
+        rows.into_iter().map(rule_row).collect()
+    }
+
+    /// The tenant's rule `rule_id`.
+    pub async fn rule(&self, tenant_id: i64, rule_id: &str) -> anyhow::Result<Option<RuleRow>> {
+        let sql =
+            format!("SELECT {RULE_COLS} FROM access_rules WHERE tenant_id = $1 AND rule_id = $2");
+        let row: Option<RuleTuple> = sqlx::query_as(&sql)
+            .bind(tenant_id)
+            .bind(rule_id)
+            .fetch_optional(self.pool()?)
+            .await?;
+        row.map(rule_row).transpose()
+    }
+
+    /// Rules by number (those that exist).
+    pub async fn rules_by_numbers(&self, numbers: &[i64]) -> anyhow::Result<Vec<RuleRow>> {
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {RULE_COLS} FROM access_rules WHERE number IN ({}) ORDER BY number",
+            placeholders(numbers.len(), 1)
+        );
+        let mut q = sqlx::query_as::<_, RuleTuple>(&sql);
+        for n in numbers {
+            q = q.bind(n);
+        }
+        q.fetch_all(self.pool()?)
+            .await?
+            .into_iter()
+            .map(rule_row)
+            .collect()
+    }
+
+    /// The people of these rules: (rule number, person).
+    pub async fn rule_people(&self, numbers: &[i64]) -> anyhow::Result<Vec<(i64, Person)>> {
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT m.rule_number, p.* FROM access_rule_people m JOIN people p ON p.id = m.person_id
+             WHERE m.rule_number IN ({}) ORDER BY m.rule_number, p.id",
+            placeholders(numbers.len(), 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for n in numbers {
+            q = q.bind(n);
+        }
+        let rows = q.fetch_all(self.pool()?).await?;
+        rows.iter()
+            .map(|r| {
+                use sqlx::{FromRow, Row};
+                Ok((r.try_get("rule_number")?, Person::from_row(r)?))
+            })
+            .collect()
+    }
+
+    /// The terminals bound to these rules: (rule number, sn).
+    pub async fn rule_devices(&self, numbers: &[i64]) -> anyhow::Result<Vec<(i64, String)>> {
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT rule_number, sn FROM access_rule_devices WHERE rule_number IN ({}) ORDER BY rule_number, sn",
+            placeholders(numbers.len(), 1)
+        );
+        let mut q = sqlx::query_as(&sql);
+        for n in numbers {
+            q = q.bind(n);
+        }
+        Ok(q.fetch_all(self.pool()?).await?)
+    }
+
+    /// The rules terminal `sn` is bound to.
+    pub async fn device_rules(&self, sn: &str) -> anyhow::Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT rule_number FROM access_rule_devices WHERE sn = $1 ORDER BY rule_number",
+        )
+        .bind(sn)
+        .fetch_all(self.pool()?)
+        .await?)
+    }
+
+    /// What each of the tenant's terminals holds, by sn.
+    pub async fn book_keys(&self, tenant_id: i64) -> anyhow::Result<HashMap<String, BookKey>> {
+        let rows: Vec<(String, Option<String>)> = self
+            .rows_by(
+                "SELECT sn, access_rules FROM devices WHERE tenant_id = $1",
+                tenant_id,
+            )
+            .await?;
+        rows.into_iter()
+            .map(|(sn, key)| Ok((sn, parse_key(key)?)))
+            .collect()
+    }
+
+    /// The device users of these rules (a book's people as terminals name
+    /// them).
+    pub async fn rules_users(&self, numbers: &[i64]) -> anyhow::Result<HashSet<DeviceUser>> {
+        Ok(self
+            .rule_people(numbers)
+            .await?
+            .into_iter()
+            .map(|(_, p)| DeviceUser {
+                userid: p.user_id,
+                user_type: p.user_type.as_i64(),
+            })
+            .collect())
+    }
+
+    /// Which of `people` these rules admit: person id → rule numbers.
+    pub async fn admitted(&self, numbers: &[i64], people: &[i64]) -> anyhow::Result<Book> {
+        let mut book = Book::new();
+        if numbers.is_empty() || people.is_empty() {
+            return Ok(book);
+        }
+        let sql = format!(
+            "SELECT person_id, rule_number FROM access_rule_people
+             WHERE rule_number IN ({}) AND person_id IN ({})",
+            placeholders(numbers.len(), 1),
+            placeholders(people.len(), numbers.len() + 1)
+        );
+        let mut q = sqlx::query_as::<_, (i64, i64)>(&sql);
+        for n in numbers.iter().chain(people) {
+            q = q.bind(n);
+        }
+        for (person, rule) in q.fetch_all(self.pool()?).await? {
+            book.entry(person).or_default().push(rule);
+        }
+        for rules in book.values_mut() {
+            rules.sort_unstable();
+        }
+        Ok(book)
+    }
+
+    /// Tenants with a rule whose valid days start or end by `now`.
+    pub async fn access_due(&self, now: i64) -> anyhow::Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM tenants WHERE access_due IS NOT NULL AND access_due <= $1",
+        )
+        .bind(now)
+        .fetch_all(self.pool()?)
+        .await?)
+    }
+
+    /// Carries out `write` and logs what it changes for the terminals, in
+    /// one transaction with `audit`.
+    pub async fn write_access(
+        &self,
+        tenant_id: i64,
+        write: &AccessWrite,
+        now: i64,
+        audit: Option<&AuditEvent>,
+    ) -> anyhow::Result<AccessOutcome> {
+        let mut tx = self.begin_write().await?;
+        // Writes first: one access write of a tenant at a time (a row lock
+        // on PostgreSQL; SQLite has one writer), so each works out its
+        // "before" from the one that committed last.
+        sqlx::query("UPDATE tenants SET access_due = access_due WHERE id = $1")
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        let keys_before = keys_in(&mut tx, tenant_id).await?;
+        let mut books_before = BookCache::default();
+        for key in keys_before.values() {
+            books_before.load(&mut tx, tenant_id, key).await?;
+        }
+        let (number, retimed) = apply(self.backend, &mut tx, tenant_id, write, now).await?;
+        let keys_after = keys_now(&mut tx, tenant_id, now).await?;
+        let mut books_after = BookCache::default();
+        // Terminals grouped by (before, after): each group shares a delta.
+        let mut groups: BTreeMap<(BookKey, BookKey), Vec<String>> = BTreeMap::new();
+        for (sn, before) in &keys_before {
+            let after = keys_after.get(sn).cloned().unwrap_or(None);
+            groups
+                .entry((before.clone(), after))
+                .or_default()
+                .push(sn.clone());
+        }
+        let mut deltas = Vec::new();
+        let mut names: Option<HashMap<i64, DeviceUser>> = None;
+        for ((before, after), sns) in groups {
+            // The whole tenant stays the whole tenant: people come and go
+            // through their own changes.
+            if before.is_none() && after.is_none() {
+                continue;
+            }
+            books_after.load(&mut tx, tenant_id, &after).await?;
+            let (gained, changed, lost) =
+                book_diff(books_before.get(&before), books_after.get(&after), &retimed);
+            if gained.is_empty() && changed.is_empty() && lost.is_empty() {
+                continue;
+            }
+            if names.is_none() {
+                names = Some(device_users(&mut tx, tenant_id).await?);
+            }
+            let names = names.as_ref().expect("loaded above");
+            let named = |ids: Vec<i64>| ids.iter().filter_map(|p| names.get(p).cloned()).collect();
+            deltas.push(AccessDelta {
+                sns,
+                create_user: named(gained),
+                update_user: named(changed),
+                delete_user: named(lost),
+            });
+        }
+        for (sn, before) in &keys_before {
+            let after = keys_after.get(sn).cloned().unwrap_or(None);
+            if *before != after {
+                let json = after.map(|k| serde_json::to_string(&k)).transpose()?;
+                sqlx::query("UPDATE devices SET access_rules = $1 WHERE sn = $2")
+                    .bind(json)
+                    .bind(sn)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let due = next_due(&mut tx, tenant_id, now).await?;
+        sqlx::query("UPDATE tenants SET access_due = $1 WHERE id = $2")
+            .bind(due)
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        let version = if deltas.is_empty() {
+            None
+        } else {
+            let change = Change {
+                access: deltas,
+                ..Change::default()
+            };
+            Some(super::changes::record_change_in(&mut tx, tenant_id, &change, now).await?)
+        };
+        audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(AccessOutcome { number, version })
+    }
+}
+
+fn parse_key(key: Option<String>) -> anyhow::Result<BookKey> {
+    key.map(|k| serde_json::from_str(&k))
+        .transpose()
+        .map_err(Into::into)
+}
+
+/// What each terminal held when its book was last worked out.
+async fn keys_in(tx: &mut Tx<'_>, tenant_id: i64) -> anyhow::Result<BTreeMap<String, BookKey>> {
+    let rows: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT sn, access_rules FROM devices WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_all(&mut **tx)
+            .await?;
+    rows.into_iter()
+        .map(|(sn, key)| Ok((sn, parse_key(key)?)))
+        .collect()
+}
+
+/// The tenant's rules: number → spec.
+async fn specs_in(
+    tx: &mut Tx<'_>,
+    tenant_id: i64,
+) -> anyhow::Result<HashMap<i64, crate::model::RuleSpec>> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT number, spec FROM access_rules WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_all(&mut **tx)
+            .await?;
+    rows.into_iter()
+        .map(|(n, spec)| Ok((n, serde_json::from_str(&spec)?)))
+        .collect()
+}
+
+/// The terminals bound to rules: sn → rule numbers.
+async fn bindings_in(
+    tx: &mut Tx<'_>,
+    tenant_id: i64,
+) -> anyhow::Result<BTreeMap<String, Vec<i64>>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT b.sn, b.rule_number FROM access_rule_devices b
+         JOIN access_rules r ON r.number = b.rule_number WHERE r.tenant_id = $1",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut out: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for (sn, n) in rows {
+        out.entry(sn).or_default().push(n);
+    }
+    Ok(out)
+}
+
+/// What each bound terminal holds at `now`: the rules in force of those
+/// it is bound to. Terminals bound to none are left out (the whole
+/// tenant).
+async fn keys_now(
+    tx: &mut Tx<'_>,
+    tenant_id: i64,
+    now: i64,
+) -> anyhow::Result<BTreeMap<String, BookKey>> {
+    let specs = specs_in(tx, tenant_id).await?;
+    let bound = bindings_in(tx, tenant_id).await?;
+    Ok(bound
+        .into_iter()
+        .map(|(sn, numbers)| {
+            let mut key: Vec<i64> = numbers
+                .into_iter()
+                .filter(|n| specs.get(n).is_some_and(|s| s.in_force(now)))
+                .collect();
+            key.sort_unstable();
+            (sn, Some(key))
+        })
+        .collect())
+}
+
+/// When the next bound rule starts or ends.
+async fn next_due(tx: &mut Tx<'_>, tenant_id: i64, now: i64) -> anyhow::Result<Option<i64>> {
+    let specs = specs_in(tx, tenant_id).await?;
+    let bound: HashSet<i64> = bindings_in(tx, tenant_id)
+        .await?
+        .into_values()
+        .flatten()
+        .collect();
+    Ok(specs
+        .iter()
+        .filter(|(n, _)| bound.contains(n))
+        .filter_map(|(_, s)| s.next_turn(now))
+        .min())
+}
+
+/// The tenant's people as terminals name them, by person id.
+async fn device_users(tx: &mut Tx<'_>, tenant_id: i64) -> anyhow::Result<HashMap<i64, DeviceUser>> {
+    let rows: Vec<(i64, String, i64)> =
+        sqlx::query_as("SELECT id, user_id, user_type FROM people WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_all(&mut **tx)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, userid, user_type)| (id, DeviceUser { userid, user_type }))
+        .collect())
+}
+
+/// Books read in a transaction, once each.
+#[derive(Default)]
+struct BookCache {
+    books: HashMap<BookKey, Book>,
+    empty: Book,
+}
+
+impl BookCache {
+    async fn load(&mut self, tx: &mut Tx<'_>, tenant_id: i64, key: &BookKey) -> anyhow::Result<()> {
+        if self.books.contains_key(key) {
+            return Ok(());
+        }
+        let mut book = Book::new();
+        match key {
+            None => {
+                let ids: Vec<i64> =
+                    sqlx::query_scalar("SELECT id FROM people WHERE tenant_id = $1")
+                        .bind(tenant_id)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                book.extend(ids.into_iter().map(|id| (id, Vec::new())));
+            }
+            Some(numbers) if numbers.is_empty() => {}
+            Some(numbers) => {
+                let sql = format!(
+                    "SELECT person_id, rule_number FROM access_rule_people WHERE rule_number IN ({})",
+                    placeholders(numbers.len(), 1)
+                );
+                let mut q = sqlx::query_as::<_, (i64, i64)>(&sql);
+                for n in numbers {
+                    q = q.bind(n);
+                }
+                for (person, rule) in q.fetch_all(&mut **tx).await? {
+                    book.entry(person).or_default().push(rule);
+                }
+                for rules in book.values_mut() {
+                    rules.sort_unstable();
+                }
+            }
+        }
+        self.books.insert(key.clone(), book);
+        Ok(())
+    }
+
+    fn get(&self, key: &BookKey) -> &Book {
+        self.books.get(key).unwrap_or(&self.empty)
+    }
+}
+
+/// Carries out the write itself: (the rule put, the rules whose windows
+/// changed).
+async fn apply(
+    backend: Backend,
+    tx: &mut Tx<'_>,
+    tenant_id: i64,
+    write: &AccessWrite,
+    now: i64,
+) -> anyhow::Result<(Option<i64>, HashSet<i64>)> {
+    let mut retimed = HashSet::new();
+    match write {
+        AccessWrite::Put {
+            number,
+            rule_id,
+            spec,
+            people,
+            devices,
+        } => {
+            let json = serde_json::to_string(spec)?;
+            let number =
+                match number {
+                    Some(n) => {
+                        let old: String =
+                            sqlx::query_scalar("SELECT spec FROM access_rules WHERE number = $1")
+                                .bind(n)
+                                .fetch_one(&mut **tx)
+                                .await?;
+                        let old: crate::model::RuleSpec = serde_json::from_str(&old)?;
+                        if old.pass_rules() != spec.pass_rules() {
+                            retimed.insert(*n);
+                        }
+                        sqlx::query(
+                            "UPDATE access_rules SET spec = $1, updated_at = $2 WHERE number = $3",
+                        )
+                        .bind(&json)
+                        .bind(now)
+                        .bind(n)
+                        .execute(&mut **tx)
+                        .await?;
+                        *n
+                    }
+                    None => sqlx::query_scalar(
+                        "INSERT INTO access_rules(tenant_id, rule_id, spec, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $4) RETURNING number",
+                    )
+                    .bind(tenant_id)
+                    .bind(rule_id)
+                    .bind(&json)
+                    .bind(now)
+                    .fetch_one(&mut **tx)
+                    .await?,
+                };
+            if let Some(people) = people {
+                sqlx::query("DELETE FROM access_rule_people WHERE rule_number = $1")
+                    .bind(number)
+                    .execute(&mut **tx)
+                    .await?;
+                // The ids travel as one JSON parameter, however many.
+                let sql = match backend {
+                    // `WHERE true` tells SQLite's parser the ON CONFLICT
+                    // is the insert's, not a join's.
+                    Backend::Sqlite => {
+                        "INSERT INTO access_rule_people(rule_number, person_id)
+                         SELECT $1, value FROM json_each($2) WHERE true ON CONFLICT DO NOTHING"
+                    }
+                    Backend::Postgres => {
+                        "INSERT INTO access_rule_people(rule_number, person_id)
+                         SELECT $1, value::bigint FROM jsonb_array_elements_text($2::text::jsonb)
+                         ON CONFLICT DO NOTHING"
+                    }
+                };
+                sqlx::query(sql)
+                    .bind(number)
+                    .bind(serde_json::to_string(people)?)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            if let Some(devices) = devices {
+                sqlx::query("DELETE FROM access_rule_devices WHERE rule_number = $1")
+                    .bind(number)
+                    .execute(&mut **tx)
+                    .await?;
+                for sn in devices {
+                    bind_in(tx, number, sn).await?;
+                }
+            }
+            Ok((Some(number), retimed))
+        }
+        AccessWrite::Delete { number } => {
+            sqlx::query("DELETE FROM access_rules WHERE number = $1")
+                .bind(number)
+                .execute(&mut **tx)
+                .await?;
+            Ok((None, retimed))
+        }
+        AccessWrite::Bind { sn, numbers } => {
+            sqlx::query("DELETE FROM access_rule_devices WHERE sn = $1")
+                .bind(sn)
+                .execute(&mut **tx)
+                .await?;
+            for n in numbers {
+                bind_in(tx, *n, sn).await?;
+            }
+            Ok((None, retimed))
+        }
+        AccessWrite::Recheck => Ok((None, retimed)),
+    }
+}
+
+async fn bind_in(tx: &mut Tx<'_>, number: i64, sn: &str) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO access_rule_devices(rule_number, sn) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(number)
+    .bind(sn)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
