@@ -1,8 +1,8 @@
-"""Drives facehub's access rules (acs rule_external) with the official
-Feishu Python SDK (lark-oapi), unchanged: a rule is created for a terminal
-with weekday windows, read back whole and by terminal, replaced, bound
-with device_bind and deleted; a rule that is not one is refused in the
-platform's envelope. The SDK sends these calls with a user access token
+"""Drives facehub's access rules (acs rule_external) and visitors with the
+official Feishu Python SDK (lark-oapi), unchanged: a rule is created for a
+terminal with weekday windows, read back whole and by terminal, replaced,
+given a visitor (created and deleted), bound with device_bind and deleted;
+a rule or visitor that is not one is refused in the platform's envelope. The SDK sends these calls with a user access token
 and types their ids as integers.
 
 Run by tests/it/sdk_python.rs, which then checks what the terminal holds.
@@ -22,7 +22,7 @@ SN = os.environ["FACEHUB_SN"]
 OPT = lark.RequestOption.builder().user_access_token(USER_TOKEN).build()
 
 
-def rule(users, weekdays, window):
+def rule(users, weekdays, window, visitors=()):
     opening = (
         acs.OpeningTimeExternal.builder()
         .weekdays(weekdays)
@@ -34,6 +34,7 @@ def rule(users, weekdays, window):
         acs.Rule.builder()
         .name("front door")
         .users([acs.UserExternal.builder().user_type(1).user_id(u).build() for u in users])
+        .visitors([acs.UserExternal.builder().user_type(2).user_id(v).build() for v in visitors])
         .devices([acs.DeviceExternal.builder().id(DEVICE_ID).build()])
         .remind_face(True)
         .opening_time(opening)
@@ -111,6 +112,36 @@ def main():
         "the replaced rule: both people, the weekend",
         listed,
     )
+
+    # A visitor, named by a rule, listed with it, then deleted.
+    made_visitor = c.acs.v1.visitor.create(
+        acs.CreateVisitorRequest.builder()
+        .user_id_type("user_id")
+        .request_body(
+            acs.CreateVisitorRequestBody.builder()
+            .user(acs.UserExternal.builder().user_type(2).user_name("Vic").phone_num("13800000000").build())
+            .build()
+        )
+        .build(),
+        OPT,
+    )
+    check(made_visitor.success() and str(made_visitor.data.visitor_id).isdigit(), "visitor.create", made_visitor)
+    visitor_id = made_visitor.data.visitor_id
+    with_visitor = put(c, rule(["ann", "bob"], [6, 7], (900, 1200), visitors=[int(visitor_id)]), rule_id=int(rule_id))
+    check(with_visitor.success(), "a rule naming the visitor (its id as an integer)", with_visitor)
+    r = get(c).data.rules[0]
+    check(
+        r.visitor_count == "1" and [str(v.user_id) for v in r.visitors] == [str(visitor_id)] and r.visitors[0].user_name == "Vic",
+        "the rule lists the visitor",
+    )
+    gone_visitor = c.acs.v1.visitor.delete(
+        acs.DeleteVisitorRequest.builder().visitor_id(int(visitor_id)).user_id_type("user_id").build(), OPT
+    )
+    check(gone_visitor.success(), "visitor.delete", gone_visitor)
+    r = get(c).data.rules[0]
+    check(r.visitor_count == "0" and not r.visitors, "a deleted visitor leaves the rule")
+    missing_visitor = c.acs.v1.visitor.delete(acs.DeleteVisitorRequest.builder().visitor_id(42).build(), OPT)
+    check(missing_visitor.code == 99992402, "deleting a visitor that is not one: 99992402", missing_visitor)
 
     bind = c.acs.v1.rule_external.device_bind(
         acs.DeviceBindRuleExternalRequest.builder()

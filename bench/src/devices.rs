@@ -48,10 +48,18 @@ pub enum Step {
     Pull,
     /// Every device sending a 200-record checkin frame at once
     Checkin,
+    /// A change of an access rule reaching every terminal bound to it
+    Rules,
 }
 
 impl Step {
-    const ALL: [Step; 4] = [Step::Upload, Step::Fanout, Step::Pull, Step::Checkin];
+    const ALL: [Step; 5] = [
+        Step::Upload,
+        Step::Fanout,
+        Step::Pull,
+        Step::Checkin,
+        Step::Rules,
+    ];
 }
 
 impl std::fmt::Display for Step {
@@ -223,6 +231,10 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
         )
         .await?;
     }
+    if args.steps.contains(&Step::Rules) {
+        let devices = connect_all(1..=args.devices, |n| connect(format!("BENCH-{n:05}"))).await?;
+        rules(&core, &tenant, &devices, (&echo, &reference), &args).await?;
+    }
     if args.steps.contains(&Step::Checkin) {
         let devices = connect_all(1..=args.devices, |n| connect(format!("BENCH-{n:05}"))).await?;
         let ref_devices = connect_all(1..=args.devices, |n| {
@@ -365,18 +377,98 @@ async fn fanout(
         }
     })
     .await?;
+    let fan_ref = broadcast_reference(echo, reference, args).await?;
+    println!(
+        "change reaching {} devices (last one): {}; reference broadcast {}; p50 ratio {:.1}x",
+        devices.len(),
+        summary(&fan),
+        summary(&fan_ref),
+        fan.value_at_quantile(0.5) as f64 / fan_ref.value_at_quantile(0.5).max(1) as f64
+    );
+    Ok(())
+}
+
+/// The reference of a fan-out: a do-nothing WebSocket server sending a
+/// frame to as many connections.
+async fn broadcast_reference(
+    echo: &Arc<Device>,
+    reference: &str,
+    args: &DeviceArgs,
+) -> anyhow::Result<Histogram<u64>> {
     let ref_devices = connect_all(1..=args.devices, |n| {
         let (url, sn) = (reference.to_string(), format!("REF-{n:05}"));
         async move { Device::connect(&url, &sn, (&[], &[]), None).await }
     })
     .await?;
-    let fan_ref = fan_out(&ref_devices, args.repeat, |_| {
+    fan_out(&ref_devices, args.repeat, |_| {
         let e = echo.clone();
         async move { e.call("broadcast", json!({})).await.map(|_| ()) }
     })
+    .await
+}
+
+/// Step 5: an access rule over every user bound to every terminal; each
+/// round puts one person more into it, through the rules API's own code,
+/// until every terminal is told.
+async fn rules(
+    core: &Arc<Core>,
+    tenant: &Tenant,
+    devices: &[Arc<Device>],
+    (echo, reference): (&Arc<Device>, &str),
+    args: &DeviceArgs,
+) -> anyhow::Result<()> {
+    use facehub::domain::access_rules::RuleDraft;
+    use facehub::domain::acs::IdType;
+    let caller = facehub::domain::auth::Caller {
+        tenant_id: tenant.id,
+        app_id: "facehub-bench".into(),
+        scopes: Vec::new(),
+        person_id: None,
+        log_id: None,
+    };
+    let rounds = args.repeat.min(args.users);
+    let users: Vec<String> = (0..args.users).map(|u| format!("user{u:05}")).collect();
+    let draft = |first: usize| RuleDraft {
+        name: Some("bench".into()),
+        users: Some(users[first..].to_vec()),
+        devices: Some(
+            devices
+                .iter()
+                .map(|d| facehub::domain::devices::device_id(&d.sn))
+                .collect(),
+        ),
+        ..RuleDraft::default()
+    };
+    // Bound once, outside the measurement: every user but the rounds'.
+    let t0 = Instant::now();
+    let rule_id = core
+        .put_rule(&caller, IdType::UserId, None, draft(rounds))
+        .await?;
+    eprintln!(
+        "rules: a rule of {} users bound to {} terminals in {:.1?}",
+        args.users - rounds,
+        devices.len(),
+        t0.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for d in devices {
+        while d.next_push(Duration::from_millis(1)).await.is_some() {}
+    }
+    let fan = fan_out(devices, rounds, |round| {
+        let (core, caller, rule_id) = (core.clone(), caller.clone(), rule_id.clone());
+        let next = draft(rounds - 1 - round as usize);
+        async move {
+            core.put_rule(&caller, IdType::UserId, Some(&rule_id), next)
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
+        }
+    })
     .await?;
+    let fan_ref = broadcast_reference(echo, reference, args).await?;
     println!(
-        "change reaching {} devices (last one): {}; reference broadcast {}; p50 ratio {:.1}x",
+        "rule change (one person more, rule of ~{} users) reaching {} terminals (last one): {}; reference broadcast {}; p50 ratio {:.1}x",
+        args.users,
         devices.len(),
         summary(&fan),
         summary(&fan_ref),
@@ -444,7 +536,7 @@ async fn core_page_text(
         fingerprints: true,
     };
     let page = core
-        .users_page(&session, page, wanted)
+        .users_page(&session, facehub::model::Stream::People, page, wanted)
         .await
         .context("page")?;
     let body = facehub::api::wecom::frames::page_reply(&page);

@@ -377,6 +377,31 @@ async function main() {
     ],
   });
   ok('acs ruleExternal.get by device_id: the rule, field by field');
+  const visitor = await doors.acs.v1.visitor.create({
+    data: { user: { user_type: 2, user_name: 'Vic', department_id: 'od-42' } },
+    params: { user_id_type: 'user_id' },
+  });
+  assert.strictEqual(visitor.code, 0, JSON.stringify(visitor));
+  const visitorId = visitor.data.visitor_id;
+  assert.ok(/^[0-9]+$/.test(visitorId), JSON.stringify(visitor));
+  const withVisitor = await doors.acs.v1.ruleExternal.create({
+    data: { rule: { visitors: [{ user_type: 2, user_id: visitorId }] } },
+    params: { rule_id: ruleId, user_id_type: 'user_id' },
+  });
+  assert.strictEqual(withVisitor.code, 0, JSON.stringify(withVisitor));
+  const seen = (await rulesOf({ device_id: DOOR_DEVICE_ID })).data.rules[0];
+  assert.strictEqual(seen.name, 'front door');
+  assert.strictEqual(seen.visitor_count, '1');
+  assert.deepStrictEqual(seen.visitors, [{ department_id: 'od-42', user_id: visitorId, user_name: 'Vic', user_type: 2 }]);
+  assert.strictEqual(seen.user_count, '1');
+  ok('acs visitor.create, named by a rule (the rest of the rule kept)');
+  const removed = await doors.acs.v1.visitor.delete({ path: { visitor_id: visitorId } });
+  assert.strictEqual(removed.code, 0, JSON.stringify(removed));
+  assert.deepStrictEqual((await rulesOf({})).data.rules[0].visitors, []);
+  await expectStatus(
+    doors.acs.v1.visitor.delete({ path: { visitor_id: visitorId } }),
+    400, 99992402, 'deleting a visitor that is gone throws with 400/99992402');
+  ok('acs visitor.delete');
   const unbound = await doors.acs.v1.ruleExternal.deviceBind({ data: { device_id: DOOR_DEVICE_ID, rule_ids: [] } });
   assert.strictEqual(unbound.code, 0, JSON.stringify(unbound));
   assert.deepStrictEqual((await rulesOf({ device_id: DOOR_DEVICE_ID })).data, { rules: [] });

@@ -47,8 +47,56 @@ pub struct LocalUser {
 pub struct Book {
     pub perm_version: i64,
     pub users: HashMap<(String, i64), LocalUser>,
+    /// The visitor list, kept apart with its own version.
+    pub visitor_version: i64,
+    pub visitors: HashMap<(String, i64), LocalUser>,
     pub full_pulls: u64,
     pub incremental: u64,
+}
+
+/// The two lists a terminal keeps, each with its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    Staff,
+    Visitors,
+}
+
+impl List {
+    fn pull_cmd(self) -> &'static str {
+        match self {
+            List::Staff => "get_userinfo_by_page",
+            List::Visitors => "get_visitor_list",
+        }
+    }
+
+    fn version_field(self) -> &'static str {
+        match self {
+            List::Staff => "perm_version",
+            List::Visitors => "visitor_version",
+        }
+    }
+
+    /// The push's create, update and delete lists.
+    fn change_fields(self) -> [&'static str; 3] {
+        match self {
+            List::Staff => ["create_user", "update_user", "delete_user"],
+            List::Visitors => ["create_visitor", "update_visitor", "delete_visitor"],
+        }
+    }
+
+    fn users(self, book: &mut Book) -> &mut HashMap<(String, i64), LocalUser> {
+        match self {
+            List::Staff => &mut book.users,
+            List::Visitors => &mut book.visitors,
+        }
+    }
+
+    fn version(self, book: &mut Book) -> &mut i64 {
+        match self {
+            List::Staff => &mut book.perm_version,
+            List::Visitors => &mut book.visitor_version,
+        }
+    }
 }
 
 /// One simulated terminal on one connection.
@@ -351,7 +399,7 @@ impl Device {
         }
     }
 
-    fn absorb(book: &mut Book, info: &Value) {
+    fn absorb(book: &mut HashMap<(String, i64), LocalUser>, info: &Value) {
         for u in info.as_array().into_iter().flatten() {
             let key = (
                 u["userid"].as_str().unwrap_or_default().to_string(),
@@ -371,7 +419,7 @@ impl Device {
                     })
                     .collect(),
             };
-            book.users.insert(
+            book.insert(
                 key,
                 LocalUser {
                     name: u["name"].as_str().unwrap_or_default().to_string(),
@@ -388,21 +436,25 @@ impl Device {
         }
     }
 
-    /// The full pull, `page` users at a time; restarts from offset 0 if
-    /// the version moves under it, as the platform asks.
+    /// The full pull of the staff list, `page` users at a time.
     pub async fn full_pull(&self, page: i64) -> anyhow::Result<()> {
+        self.pull(List::Staff, page).await
+    }
+
+    /// The full pull of a list, `page` users at a time; restarts from
+    /// offset 0 if the version moves under it, as the platform asks.
+    pub async fn pull(&self, list: List, page: i64) -> anyhow::Result<()> {
         'again: loop {
-            let mut fresh = Book::default();
+            let mut fresh = HashMap::new();
             let mut offset = 0;
             let mut version = None;
             loop {
                 let b = self
-                    .call(
-                        "get_userinfo_by_page",
-                        json!({"offset": offset, "limit": page}),
-                    )
+                    .call(list.pull_cmd(), json!({"offset": offset, "limit": page}))
                     .await?;
-                let v = b["perm_version"].as_i64().context("no perm_version")?;
+                let v = b[list.version_field()]
+                    .as_i64()
+                    .with_context(|| format!("no {}", list.version_field()))?;
                 if version.is_some_and(|old| old != v) {
                     continue 'again;
                 }
@@ -415,35 +467,44 @@ impl Device {
                 }
             }
             let mut book = self.book.lock().await;
-            fresh.perm_version = version.unwrap_or(0);
-            fresh.full_pulls = book.full_pulls + 1;
-            fresh.incremental = book.incremental;
-            *book = fresh;
+            *list.users(&mut book) = fresh;
+            *list.version(&mut book) = version.unwrap_or(0);
+            if let List::Staff = list {
+                book.full_pulls += 1;
+            }
             return Ok(());
         }
     }
 
-    /// Acts on a `push_change_contact`: the named users on a +1 version,
-    /// a full pull on a gap.
+    /// Acts on a `push_change_contact` or `push_visitor_list_change`: the
+    /// named users on a +1 version, a full pull of the list on a gap.
     pub async fn apply_change(&self, push: &Value) -> anyhow::Result<()> {
+        let list = if push["cmd"] == "push_visitor_list_change" {
+            List::Visitors
+        } else {
+            List::Staff
+        };
         let body = &push["body"];
-        let v = body["perm_version"].as_i64().context("no perm_version")?;
-        let local = self.book.lock().await.perm_version;
+        let [create, update, delete] = list.change_fields();
+        let v = body[list.version_field()]
+            .as_i64()
+            .with_context(|| format!("no {}", list.version_field()))?;
+        let local = *list.version(&mut *self.book.lock().await);
         if v <= local {
             return Ok(());
         }
         if v != local + 1 {
-            return self.full_pull(200).await;
+            return self.pull(list, 200).await;
         }
         let mut ask = Vec::new();
-        for list in ["create_user", "update_user"] {
-            for u in body[list].as_array().into_iter().flatten() {
+        for field in [create, update] {
+            for u in body[field].as_array().into_iter().flatten() {
                 ask.push(u.clone());
             }
         }
         let mut book = self.book.lock().await;
-        for u in body["delete_user"].as_array().into_iter().flatten() {
-            book.users.remove(&(
+        for u in body[delete].as_array().into_iter().flatten() {
+            list.users(&mut book).remove(&(
                 u["userid"].as_str().unwrap_or_default().to_string(),
                 u["user_type"].as_i64().unwrap_or(0),
             ));
@@ -453,21 +514,33 @@ impl Device {
             let b = self
                 .call("get_userinfo_by_ids", json!({"user_item": chunk}))
                 .await?;
-            Self::absorb(&mut *self.book.lock().await, &b["userinfo"]);
+            Self::absorb(list.users(&mut *self.book.lock().await), &b["userinfo"]);
         }
         let mut book = self.book.lock().await;
-        book.perm_version = v;
-        book.incremental += 1;
+        *list.version(&mut book) = v;
+        if let List::Staff = list {
+            book.incremental += 1;
+        }
         Ok(())
     }
 
-    /// After login: compare versions and pull everything if they differ.
+    /// After login: compare each list's version and pull the list if they
+    /// differ (the visitor list's version comes with its first page).
     pub async fn catch_up(&self) -> anyhow::Result<()> {
         let v = self.call("get_perm_version", json!({})).await?["perm_version"]
             .as_i64()
             .context("no perm_version")?;
         if v != self.book.lock().await.perm_version {
             self.full_pull(200).await?;
+        }
+        let first = self
+            .call("get_visitor_list", json!({"offset": 0, "limit": 1}))
+            .await?;
+        let v = first["visitor_version"]
+            .as_i64()
+            .context("no visitor_version")?;
+        if v != self.book.lock().await.visitor_version {
+            self.pull(List::Visitors, 200).await?;
         }
         Ok(())
     }
@@ -550,7 +623,7 @@ impl Device {
     pub async fn drain_pushes(&self, quiet: Duration) -> anyhow::Result<Vec<Value>> {
         let mut other = Vec::new();
         while let Some(p) = self.next_push(quiet).await {
-            if p["cmd"] == "push_change_contact" {
+            if p["cmd"] == "push_change_contact" || p["cmd"] == "push_visitor_list_change" {
                 self.apply_change(&p).await?;
             } else {
                 other.push(p);

@@ -4,7 +4,7 @@
 CREATE TABLE access_rules (
     -- The rule's number on the device protocol (`pass_rule_list[].id`,
     -- an int there); `rule_id` is its id on the API.
-    number     INTEGER PRIMARY KEY,
+    number     INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused
     tenant_id  INTEGER NOT NULL REFERENCES tenants(id),
     rule_id    TEXT NOT NULL UNIQUE,
     spec       TEXT NOT NULL,            -- JSON: name, flags, valid days, windows

@@ -63,6 +63,8 @@ impl Modify for Security {
         super::feishu::access_rules::get_rules,
         super::feishu::access_rules::delete_rule,
         super::feishu::access_rules::device_bind,
+        super::feishu::visitors::create,
+        super::feishu::visitors::remove,
         super::facehub::devices::list,
         super::facehub::devices::bind,
         super::facehub::devices::unbind,

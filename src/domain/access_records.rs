@@ -44,6 +44,8 @@ pub struct RetentionPass {
     pub photos: usize,
     /// Capture photos a crash left without their record.
     pub unlinked_photos: usize,
+    /// Visitors whose every rule has ended, erased.
+    pub visitors: usize,
 }
 
 /// How long a capture photo may wait for its record before a retention
@@ -233,6 +235,7 @@ impl Core {
             self.drop_blob(id).await?;
         }
         pass.unlinked_photos = unlinked.len();
+        pass.visitors = self.expire_visitors().await?;
         Ok(pass)
     }
 }

@@ -5,7 +5,7 @@
 //! holds the whole tenant. Every write logs what each terminal gains and
 //! loses as one version of the tenant's address book (see `store::access`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::audit::AuditEvent;
 use super::auth::Caller;
@@ -20,16 +20,22 @@ use crate::store::AccessWrite;
 pub const MAX_RULE_PEOPLE: usize = 50_000;
 /// Terminals bound to one rule, or rules bound to one terminal, at most.
 pub const MAX_BINDINGS: usize = 10_000;
+/// Rules of one tenant, at most (so that a terminal's rules stay well
+/// within the engines' bound parameters).
+pub const MAX_RULES: usize = 10_000;
 /// Day windows of one rule, at most.
 pub const MAX_DAY_TIMES: usize = 24;
 
-/// A rule as a caller writes it; lists left `None` stay as they are on
-/// an update.
+/// A rule as a caller writes it; what it leaves out (`None`, or no
+/// opening time) stays as it is on an update.
 #[derive(Debug, Clone, Default)]
 pub struct RuleDraft {
     pub name: Option<String>,
-    pub remind_face: bool,
-    pub is_temp: bool,
+    pub remind_face: Option<bool>,
+    pub is_temp: Option<bool>,
+    /// Whether the request sets the opening time (the fields below); an
+    /// update without one keeps the rule's.
+    pub opening: bool,
     pub valid_from: Option<i64>,
     pub valid_to: Option<i64>,
     pub weekdays: Vec<i64>,
@@ -56,6 +62,17 @@ pub struct RuleOut {
 impl RuleDraft {
     /// The rule's name and times, checked.
     fn spec(&self, old: Option<&RuleSpec>) -> Result<RuleSpec> {
+        if let Some(old) = old.filter(|_| !self.opening) {
+            let kept = RuleDraft {
+                opening: true,
+                valid_from: old.valid_from,
+                valid_to: old.valid_to,
+                weekdays: old.weekdays.clone(),
+                day_times: old.day_times.clone(),
+                ..self.clone()
+            };
+            return kept.spec(Some(old));
+        }
         let name = match (&self.name, old) {
             (Some(n), _) if !n.trim().is_empty() => n.clone(),
             (_, Some(old)) if self.name.is_none() => old.name.clone(),
@@ -107,8 +124,11 @@ impl RuleDraft {
         }
         Ok(RuleSpec {
             name,
-            remind_face: self.remind_face,
-            is_temp: self.is_temp,
+            remind_face: self
+                .remind_face
+                .or(old.map(|o| o.remind_face))
+                .unwrap_or(false),
+            is_temp: self.is_temp.or(old.map(|o| o.is_temp)).unwrap_or(false),
             valid_from: self.valid_from,
             valid_to: self.valid_to,
             weekdays,
@@ -127,15 +147,29 @@ fn new_rule_id() -> String {
 impl Core {
     /// The tenant's terminal with this `device_id`, by sn.
     pub async fn terminal_sn(&self, tenant_id: i64, id: &str) -> Result<String> {
-        self.db
+        let mut sns = self.terminals_named(tenant_id, &[id.to_string()]).await?;
+        Ok(sns.remove(0))
+    }
+
+    /// The tenant's terminals `ids` name, by sn, each once.
+    async fn terminals_named(&self, tenant_id: i64, ids: &[String]) -> Result<Vec<String>> {
+        let by_id: HashMap<String, String> = self
+            .db
             .devices(tenant_id)
             .await?
             .into_iter()
-            .map(|d| d.sn)
-            .find(|sn| device_id(sn) == id)
-            .ok_or_else(|| {
+            .map(|d| (device_id(&d.sn), d.sn))
+            .collect();
+        let mut sns: Vec<String> = Vec::with_capacity(ids.len());
+        for id in ids {
+            let sn = by_id.get(id).ok_or_else(|| {
                 Error::param(format!("device_id {id:?} is not a terminal of this tenant"))
-            })
+            })?;
+            if !sns.contains(sn) {
+                sns.push(sn.clone());
+            }
+        }
+        Ok(sns)
     }
 
     /// The tenant's rule `rule_id`, or a parameter error naming it.
@@ -159,11 +193,23 @@ impl Core {
             None => None,
         };
         let spec = draft.spec(old.as_ref().map(|r| &r.spec))?;
-        let people = self.rule_people(caller, id_type, &draft).await?;
+        let people = self
+            .rule_people(caller, id_type, &draft, old.as_ref().map(|r| r.number))
+            .await?;
         let devices = match &draft.devices {
-            None => None,
+            Some(ids) if ids.len() > MAX_BINDINGS => {
+                return Err(Error::param(format!(
+                    "rule.devices: at most {MAX_BINDINGS} terminals"
+                )));
+            }
             Some(ids) => Some(self.terminals_named(caller.tenant_id, ids).await?),
+            None => None,
         };
+        if old.is_none() && self.db.rules(caller.tenant_id).await?.len() >= MAX_RULES {
+            return Err(Error::param(format!(
+                "a tenant has at most {MAX_RULES} rules"
+            )));
+        }
         let rule_id = old.as_ref().map_or_else(new_rule_id, |r| r.rule_id.clone());
         let write = AccessWrite::Put {
             number: old.as_ref().map(|r| r.number),
@@ -237,30 +283,31 @@ impl Core {
             rows.retain(|r| bound.contains(&r.number));
         }
         let numbers: Vec<i64> = rows.iter().map(|r| r.number).collect();
-        let people = self.db.rule_people(&numbers).await?;
-        let devices = self.db.rule_devices(&numbers).await?;
+        let mut people: HashMap<i64, Vec<Person>> = HashMap::new();
+        for (n, p) in self.db.rule_people(&numbers).await? {
+            people.entry(n).or_default().push(p);
+        }
+        let mut devices: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+        for (n, sn) in self.db.rule_devices(&numbers).await? {
+            devices.entry(n).or_default().push((device_id(&sn), sn));
+        }
         Ok(rows
             .into_iter()
             .map(|row| {
                 let (mut users, mut visitors) = (Vec::new(), Vec::new());
-                for (_, p) in people.iter().filter(|(n, _)| *n == row.number) {
+                for p in people.remove(&row.number).unwrap_or_default() {
                     if p.user_type == UserType::Visitor {
-                        visitors.push(p.clone());
+                        visitors.push(p);
                     } else {
                         let id = self.external_user_id(caller, id_type, &p.user_id, &p.union_id);
-                        users.push((id, p.clone()));
+                        users.push((id, p));
                     }
                 }
-                let devices = devices
-                    .iter()
-                    .filter(|(n, _)| *n == row.number)
-                    .map(|(_, sn)| (device_id(sn), sn.clone()))
-                    .collect();
                 RuleOut {
+                    devices: devices.remove(&row.number).unwrap_or_default(),
                     row,
                     users,
                     visitors,
-                    devices,
                 }
             })
             .collect())
@@ -269,11 +316,17 @@ impl Core {
     /// Works out again the books of the tenants whose rules started or
     /// ended since they were last worked out.
     pub async fn recheck_access(&self) -> Result<()> {
+        let mut first_error = None;
+        // One tenant's failure does not hold up the others.
         for tenant_id in self.db.access_due(self.now()).await? {
-            self.write_access(tenant_id, &AccessWrite::Recheck, None)
-                .await?;
+            if let Err(e) = self
+                .write_access(tenant_id, &AccessWrite::Recheck, None)
+                .await
+            {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     async fn write_access(
@@ -286,19 +339,24 @@ impl Core {
             .db
             .write_access(tenant_id, write, self.now(), event)
             .await?;
+        if outcome.missing {
+            return Err(Error::param("the rule was deleted meanwhile"));
+        }
         if outcome.version.is_some() {
             self.devices_changed().await;
         }
         Ok(())
     }
 
-    /// The people of a draft (staff then visitors), by person id; `None`
-    /// when it names neither list.
+    /// The people of a draft (staff and visitors), by person id; `None`
+    /// when it names neither list. A list it leaves out keeps the people
+    /// rule `old` has of that kind.
     async fn rule_people(
         &self,
         caller: &Caller,
         id_type: IdType,
         draft: &RuleDraft,
+        old: Option<i64>,
     ) -> Result<Option<Vec<i64>>> {
         if draft.users.is_none() && draft.visitors.is_none() {
             return Ok(None);
@@ -311,6 +369,17 @@ impl Core {
             )));
         }
         let mut ids = Vec::with_capacity(users.len() + visitors.len());
+        if let Some(number) = old {
+            let kept = |p: &Person| match p.user_type {
+                UserType::Visitor => draft.visitors.is_none(),
+                _ => draft.users.is_none(),
+            };
+            for (_, p) in self.db.rule_people(&[number]).await? {
+                if kept(&p) {
+                    ids.push(p.id);
+                }
+            }
+        }
         for u in users {
             let person = self
                 .resolve(caller, id_type, u)
@@ -333,30 +402,6 @@ impl Core {
         ids.dedup();
         Ok(Some(ids))
     }
-
-    /// The terminals `ids` name, by sn.
-    async fn terminals_named(&self, tenant_id: i64, ids: &[String]) -> Result<Vec<String>> {
-        if ids.len() > MAX_BINDINGS {
-            return Err(Error::param(format!(
-                "rule.devices: at most {MAX_BINDINGS} terminals"
-            )));
-        }
-        let devices = self.db.devices(tenant_id).await?;
-        let mut sns = Vec::with_capacity(ids.len());
-        for id in ids {
-            let sn = devices
-                .iter()
-                .find(|d| device_id(&d.sn) == *id)
-                .map(|d| d.sn.clone())
-                .ok_or_else(|| {
-                    Error::param(format!("device_id {id:?} is not a terminal of this tenant"))
-                })?;
-            if !sns.contains(&sn) {
-                sns.push(sn);
-            }
-        }
-        Ok(sns)
-    }
 }
 
 #[cfg(test)]
@@ -374,6 +419,7 @@ mod tests {
     fn a_draft_is_checked_field_by_field() {
         let good = RuleDraft {
             name: Some("front door".into()),
+            opening: true,
             weekdays: vec![1, 2, 2, 7],
             day_times: vec![window(830, 1800)],
             valid_from: Some(10),
@@ -407,11 +453,28 @@ mod tests {
             ..good.clone()
         };
         assert!(refused(d).contains("after end_day"));
-        // An update may leave the name out; it keeps the old one.
-        let unnamed = RuleDraft {
+        // An update may leave the name, the flags and the opening time out;
+        // it keeps the old ones.
+        let old = RuleSpec {
+            remind_face: true,
+            ..spec.clone()
+        };
+        let bare = RuleDraft {
             name: None,
+            opening: false,
+            weekdays: Vec::new(),
+            day_times: Vec::new(),
+            valid_from: None,
+            valid_to: None,
             ..good.clone()
         };
-        assert_eq!(unnamed.spec(Some(&spec)).unwrap().name, "front door");
+        assert_eq!(bare.spec(Some(&old)).unwrap(), old);
+        // A new opening time replaces the whole old one.
+        let daily = RuleDraft {
+            opening: true,
+            ..bare.clone()
+        };
+        let replaced = daily.spec(Some(&old)).unwrap();
+        assert_eq!((replaced.valid_to, replaced.weekdays.len()), (None, 0));
     }
 }

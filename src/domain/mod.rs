@@ -22,6 +22,7 @@ pub mod people;
 pub mod photos;
 pub mod recovery;
 pub mod space;
+pub mod visitors;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -170,7 +171,7 @@ impl Core {
     /// Closes this node's device connections (at shutdown), with the
     /// address-book version each had reached and its connection number,
     /// for `record_sync_position`.
-    pub fn close_device_connections(&self) -> Vec<(String, i64, u64)> {
+    pub fn close_device_connections(&self) -> Vec<(String, crate::model::Seen, u64)> {
         self.hub.close_all()
     }
 

@@ -303,6 +303,7 @@ impl Core {
 mod tests {
     use super::*;
     use crate::domain::testing::core;
+    use crate::model::Stream;
 
     #[tokio::test]
     async fn import_reports_each_row() {
@@ -395,8 +396,14 @@ mod tests {
         let mut d = PersonDraft::new("v1", "Vera", None).unwrap();
         d.user_type = Some(UserType::Visitor);
         core.upsert_person(&t, &d).await.unwrap();
-        assert_eq!(core.perm_version(t.id).await.unwrap(), 1);
-        let changes = core.db.changes_after(t.id, 0, 10).await.unwrap();
+        // A visitor is a change of the visitor list, not of the staff's.
+        let versions = core.db.versions(t.id).await.unwrap();
+        assert_eq!((versions.people, versions.visitors), (0, 1));
+        let changes = core
+            .db
+            .changes_after(t.id, Stream::Visitors, 0, 10)
+            .await
+            .unwrap();
         assert_eq!(changes.len(), 1);
         assert_eq!(
             changes[0].1.create_user,
@@ -409,7 +416,7 @@ mod tests {
         d.name = "Vera Lee".into();
         core.upsert_person(&t, &d).await.unwrap();
         core.upsert_person(&t, &d).await.unwrap();
-        assert_eq!(core.perm_version(t.id).await.unwrap(), 1);
+        assert_eq!(core.db.versions(t.id).await.unwrap(), versions);
         // A CSV user_type column is read; a bad one rejects its row.
         let csv = "user_id,name,user_type\ns1,Sam,student\nbad,Bo,7\n";
         let r = core
@@ -432,7 +439,11 @@ mod tests {
         let mut e = PersonDraft::new("s1", "Sam", None).unwrap();
         e.user_type = Some(UserType::Employee);
         core.upsert_person(&t, &e).await.unwrap();
-        let last = core.db.changes_after(t.id, before, 10).await.unwrap();
+        let last = core
+            .db
+            .changes_after(t.id, Stream::People, before, 10)
+            .await
+            .unwrap();
         assert_eq!(last.len(), 1);
         let dev = |t| crate::domain::devices::DeviceUser {
             userid: "s1".into(),

@@ -97,15 +97,6 @@ pub struct RuleRow {
     pub updated_at: i64,
 }
 
-/// A rule with its members and terminals, as the API lists it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RuleView {
-    pub row: RuleRow,
-    pub people: Vec<super::Person>,
-    /// Serial numbers of the terminals bound to it.
-    pub devices: Vec<String>,
-}
-
 /// What a terminal's address book is made of: `None` the whole tenant
 /// (no rule bound), else the numbers of the bound rules in force, sorted
 /// (empty: nobody).

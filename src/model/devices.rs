@@ -51,7 +51,89 @@ impl DeviceUser {
     }
 }
 
-/// One version of a tenant's address book.
+impl Change {
+    /// Nothing to tell.
+    pub fn is_empty(&self) -> bool {
+        self.create_user.is_empty()
+            && self.update_user.is_empty()
+            && self.delete_user.is_empty()
+            && self.access.iter().all(super::AccessDelta::is_empty)
+    }
+
+    /// The part of the change about visitors (user_type 1), or about
+    /// everyone else: each travels in its own list.
+    pub fn part(&self, visitors: bool) -> Change {
+        let keep = |users: &[DeviceUser]| -> Vec<DeviceUser> {
+            users
+                .iter()
+                .filter(|u| (u.user_type == 1) == visitors)
+                .cloned()
+                .collect()
+        };
+        let access: Vec<super::AccessDelta> = self
+            .access
+            .iter()
+            .map(|d| super::AccessDelta {
+                sns: d.sns.clone(),
+                create_user: keep(&d.create_user),
+                update_user: keep(&d.update_user),
+                delete_user: keep(&d.delete_user),
+            })
+            .filter(|d| !d.is_empty())
+            .collect();
+        Change {
+            create_user: keep(&self.create_user),
+            update_user: keep(&self.update_user),
+            delete_user: keep(&self.delete_user),
+            access,
+        }
+    }
+}
+
+/// The two lists a terminal is sent, each with its own version: staff
+/// (`perm_version`) and visitors (`visitor_version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    People,
+    Visitors,
+}
+
+impl Stream {
+    pub const ALL: [Stream; 2] = [Stream::People, Stream::Visitors];
+}
+
+/// How far a terminal was sent each list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seen {
+    pub people: i64,
+    pub visitors: i64,
+}
+
+impl Seen {
+    pub fn get(&self, stream: Stream) -> i64 {
+        match stream {
+            Stream::People => self.people,
+            Stream::Visitors => self.visitors,
+        }
+    }
+
+    pub fn set(&mut self, stream: Stream, version: i64) {
+        match stream {
+            Stream::People => self.people = version,
+            Stream::Visitors => self.visitors = version,
+        }
+    }
+
+    /// The later of each.
+    pub fn max(self, other: Seen) -> Seen {
+        Seen {
+            people: self.people.max(other.people),
+            visitors: self.visitors.max(other.visitors),
+        }
+    }
+}
+
+/// One version of a tenant's address book (or of its visitor list).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     #[serde(default)]
@@ -79,6 +161,7 @@ pub struct DeviceRow {
     pub fa_algorithms: Vec<String>,
     pub fp_algorithms: Vec<String>,
     pub seen_version: i64,
+    pub seen_visitor_version: i64,
     pub last_seen: Option<i64>,
     /// Until when the device counts as logged in on some node (a lease
     /// that node renews while the connection lives).

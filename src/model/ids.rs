@@ -204,6 +204,7 @@ impl Scope {
         "acs:rule_external",
         "acs:rule_external:readonly",
         "acs:users",
+        "acs:visitor",
         "baike:entity",
         "baike:entity:exempt_review",
         "baike:entity:readonly",

@@ -13,11 +13,11 @@ pub mod ids;
 pub mod people;
 pub mod tenancy;
 
-pub use access::{AccessDelta, Book, BookKey, DayTime, RuleRow, RuleSpec, RuleView};
+pub use access::{AccessDelta, Book, BookKey, DayTime, RuleRow, RuleSpec};
 pub use audit::{ActorKind, AuditEvent, AuditFilter, AuditRecord};
 pub use devices::{
     Change, CheckinRecord, DeviceKey, DeviceRow, DeviceUser, Enrolment, Modality, PersonTemplates,
-    StoredTemplate, TemplateWrite,
+    Seen, StoredTemplate, Stream, TemplateWrite,
 };
 pub use error::{Error, Result};
 pub use files::{FileKind, FileRecord};

@@ -132,8 +132,9 @@ impl Application {
                 }
             }
         });
-        // Records past their retention, and capture photos a crash left
-        // without their record, go a minute after start and hourly after.
+        // Records past their retention, capture photos a crash left
+        // without their record, and visitors whose rules all ended go a
+        // minute after start and hourly after.
         let retention = tokio::spawn({
             let core = self.core.clone();
             async move {
@@ -148,7 +149,8 @@ impl Application {
                             records = pass.records,
                             photos = pass.photos,
                             unlinked_photos = pass.unlinked_photos,
-                            "deleted records past their retention"
+                            visitors = pass.visitors,
+                            "deleted records past their retention, and visitors whose visits ended"
                         ),
                         Ok(_) => {}
                         Err(e) => tracing::error!(error = %e, "expiring records"),

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::books::{BookCache, device_users, keys_in, keys_now, next_due, parse_key};
 use super::sql::{Tx, audit_in, placeholders};
 use super::{Backend, Db};
 use crate::model::access::book_diff;
@@ -39,6 +40,18 @@ pub enum AccessWrite {
     Recheck,
 }
 
+impl AccessWrite {
+    /// The existing rules the write names.
+    fn rules(&self) -> Vec<i64> {
+        match self {
+            AccessWrite::Put { number, .. } => number.iter().copied().collect(),
+            AccessWrite::Delete { number } => vec![*number],
+            AccessWrite::Bind { numbers, .. } => numbers.clone(),
+            AccessWrite::Recheck => Vec::new(),
+        }
+    }
+}
+
 /// What an access write did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccessOutcome {
@@ -46,6 +59,9 @@ pub struct AccessOutcome {
     pub number: Option<i64>,
     /// The version logged, if any terminal's book changed.
     pub version: Option<i64>,
+    /// A rule the write names is not (or no longer) the tenant's: nothing
+    /// was written.
+    pub missing: bool,
 }
 
 type RuleTuple = (i64, i64, String, String, i64, i64);
@@ -167,20 +183,6 @@ impl Db {
             .collect()
     }
 
-    /// The device users of these rules (a book's people as terminals name
-    /// them).
-    pub async fn rules_users(&self, numbers: &[i64]) -> anyhow::Result<HashSet<DeviceUser>> {
-        Ok(self
-            .rule_people(numbers)
-            .await?
-            .into_iter()
-            .map(|(_, p)| DeviceUser {
-                userid: p.user_id,
-                user_type: p.user_type.as_i64(),
-            })
-            .collect())
-    }
-
     /// Which of `people` these rules admit: person id → rule numbers.
     pub async fn admitted(&self, numbers: &[i64], people: &[i64]) -> anyhow::Result<Book> {
         let mut book = Book::new();
@@ -204,6 +206,30 @@ impl Db {
             rules.sort_unstable();
         }
         Ok(book)
+    }
+
+    /// Visitors (tenant, user id) named by rules every one of which ended
+    /// before `now`.
+    pub async fn visitors_past(&self, now: i64) -> anyhow::Result<Vec<(i64, String)>> {
+        let rows: Vec<(i64, String, String)> = self
+            .rows(
+                "SELECT p.tenant_id, p.user_id, r.spec FROM people p
+                 JOIN access_rule_people m ON m.person_id = p.id
+                 JOIN access_rules r ON r.number = m.rule_number
+                 WHERE p.user_type = 1",
+            )
+            .await?;
+        let mut ended: BTreeMap<(i64, String), bool> = BTreeMap::new();
+        for (tenant_id, user_id, spec) in rows {
+            let spec: crate::model::RuleSpec = serde_json::from_str(&spec)?;
+            let over = spec.valid_to.is_some_and(|t| t < now);
+            *ended.entry((tenant_id, user_id)).or_insert(true) &= over;
+        }
+        Ok(ended
+            .into_iter()
+            .filter(|(_, over)| *over)
+            .map(|(k, _)| k)
+            .collect())
     }
 
     /// Tenants with a rule whose valid days start or end by `now`.
@@ -233,6 +259,21 @@ impl Db {
             .bind(tenant_id)
             .execute(&mut *tx)
             .await?;
+        // The rules named were looked up before this transaction: one may
+        // have been deleted since.
+        let mine: HashSet<i64> =
+            sqlx::query_scalar("SELECT number FROM access_rules WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        if !write.rules().iter().all(|n| mine.contains(n)) {
+            return Ok(AccessOutcome {
+                missing: true,
+                ..AccessOutcome::default()
+            });
+        }
         let keys_before = keys_in(&mut tx, tenant_id).await?;
         let mut books_before = BookCache::default();
         for key in keys_before.values() {
@@ -293,170 +334,18 @@ impl Db {
             .bind(tenant_id)
             .execute(&mut *tx)
             .await?;
-        let version = if deltas.is_empty() {
-            None
-        } else {
-            let change = Change {
-                access: deltas,
-                ..Change::default()
-            };
-            Some(super::changes::record_change_in(&mut tx, tenant_id, &change, now).await?)
+        let change = Change {
+            access: deltas,
+            ..Change::default()
         };
+        let version = super::changes::record_change_in(&mut tx, tenant_id, &change, now).await?;
         audit_in(&mut tx, audit).await?;
         tx.commit().await?;
-        Ok(AccessOutcome { number, version })
-    }
-}
-
-fn parse_key(key: Option<String>) -> anyhow::Result<BookKey> {
-    key.map(|k| serde_json::from_str(&k))
-        .transpose()
-        .map_err(Into::into)
-}
-
-/// What each terminal held when its book was last worked out.
-async fn keys_in(tx: &mut Tx<'_>, tenant_id: i64) -> anyhow::Result<BTreeMap<String, BookKey>> {
-    let rows: Vec<(String, Option<String>)> =
-        sqlx::query_as("SELECT sn, access_rules FROM devices WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .fetch_all(&mut **tx)
-            .await?;
-    rows.into_iter()
-        .map(|(sn, key)| Ok((sn, parse_key(key)?)))
-        .collect()
-}
-
-/// The tenant's rules: number → spec.
-async fn specs_in(
-    tx: &mut Tx<'_>,
-    tenant_id: i64,
-) -> anyhow::Result<HashMap<i64, crate::model::RuleSpec>> {
-    let rows: Vec<(i64, String)> =
-        sqlx::query_as("SELECT number, spec FROM access_rules WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .fetch_all(&mut **tx)
-            .await?;
-    rows.into_iter()
-        .map(|(n, spec)| Ok((n, serde_json::from_str(&spec)?)))
-        .collect()
-}
-
-/// The terminals bound to rules: sn → rule numbers.
-async fn bindings_in(
-    tx: &mut Tx<'_>,
-    tenant_id: i64,
-) -> anyhow::Result<BTreeMap<String, Vec<i64>>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT b.sn, b.rule_number FROM access_rule_devices b
-         JOIN access_rules r ON r.number = b.rule_number WHERE r.tenant_id = $1",
-    )
-    .bind(tenant_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut out: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for (sn, n) in rows {
-        out.entry(sn).or_default().push(n);
-    }
-    Ok(out)
-}
-
-/// What each bound terminal holds at `now`: the rules in force of those
-/// it is bound to. Terminals bound to none are left out (the whole
-/// tenant).
-async fn keys_now(
-    tx: &mut Tx<'_>,
-    tenant_id: i64,
-    now: i64,
-) -> anyhow::Result<BTreeMap<String, BookKey>> {
-    let specs = specs_in(tx, tenant_id).await?;
-    let bound = bindings_in(tx, tenant_id).await?;
-    Ok(bound
-        .into_iter()
-        .map(|(sn, numbers)| {
-            let mut key: Vec<i64> = numbers
-                .into_iter()
-                .filter(|n| specs.get(n).is_some_and(|s| s.in_force(now)))
-                .collect();
-            key.sort_unstable();
-            (sn, Some(key))
+        Ok(AccessOutcome {
+            number,
+            version,
+            missing: false,
         })
-        .collect())
-}
-
-/// When the next bound rule starts or ends.
-async fn next_due(tx: &mut Tx<'_>, tenant_id: i64, now: i64) -> anyhow::Result<Option<i64>> {
-    let specs = specs_in(tx, tenant_id).await?;
-    let bound: HashSet<i64> = bindings_in(tx, tenant_id)
-        .await?
-        .into_values()
-        .flatten()
-        .collect();
-    Ok(specs
-        .iter()
-        .filter(|(n, _)| bound.contains(n))
-        .filter_map(|(_, s)| s.next_turn(now))
-        .min())
-}
-
-/// The tenant's people as terminals name them, by person id.
-async fn device_users(tx: &mut Tx<'_>, tenant_id: i64) -> anyhow::Result<HashMap<i64, DeviceUser>> {
-    let rows: Vec<(i64, String, i64)> =
-        sqlx::query_as("SELECT id, user_id, user_type FROM people WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .fetch_all(&mut **tx)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, userid, user_type)| (id, DeviceUser { userid, user_type }))
-        .collect())
-}
-
-/// Books read in a transaction, once each.
-#[derive(Default)]
-struct BookCache {
-    books: HashMap<BookKey, Book>,
-    empty: Book,
-}
-
-impl BookCache {
-    async fn load(&mut self, tx: &mut Tx<'_>, tenant_id: i64, key: &BookKey) -> anyhow::Result<()> {
-        if self.books.contains_key(key) {
-            return Ok(());
-        }
-        let mut book = Book::new();
-        match key {
-            None => {
-                let ids: Vec<i64> =
-                    sqlx::query_scalar("SELECT id FROM people WHERE tenant_id = $1")
-                        .bind(tenant_id)
-                        .fetch_all(&mut **tx)
-                        .await?;
-                book.extend(ids.into_iter().map(|id| (id, Vec::new())));
-            }
-            Some(numbers) if numbers.is_empty() => {}
-            Some(numbers) => {
-                let sql = format!(
-                    "SELECT person_id, rule_number FROM access_rule_people WHERE rule_number IN ({})",
-                    placeholders(numbers.len(), 1)
-                );
-                let mut q = sqlx::query_as::<_, (i64, i64)>(&sql);
-                for n in numbers {
-                    q = q.bind(n);
-                }
-                for (person, rule) in q.fetch_all(&mut **tx).await? {
-                    book.entry(person).or_default().push(rule);
-                }
-                for rules in book.values_mut() {
-                    rules.sort_unstable();
-                }
-            }
-        }
-        self.books.insert(key.clone(), book);
-        Ok(())
-    }
-
-    fn get(&self, key: &BookKey) -> &Book {
-        self.books.get(key).unwrap_or(&self.empty)
     }
 }
 
@@ -549,8 +438,9 @@ async fn apply(
             Ok((Some(number), retimed))
         }
         AccessWrite::Delete { number } => {
-            sqlx::query("DELETE FROM access_rules WHERE number = $1")
+            sqlx::query("DELETE FROM access_rules WHERE number = $1 AND tenant_id = $2")
                 .bind(number)
+                .bind(tenant_id)
                 .execute(&mut **tx)
                 .await?;
             Ok((None, retimed))

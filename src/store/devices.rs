@@ -4,7 +4,7 @@
 //! `flows`).
 
 use super::Db;
-use crate::model::{DeviceKey, DeviceRow};
+use crate::model::{DeviceKey, DeviceRow, Seen};
 
 impl Db {
     pub async fn insert_device(
@@ -101,7 +101,8 @@ impl Db {
             None => {
                 sqlx::query(
                     "UPDATE devices SET bound = 0, secret = NULL, secret_hash = NULL,
-                            active_code_hash = NULL, seen_version = 0
+                            active_code_hash = NULL, seen_version = 0,
+                            seen_visitor_version = 0
                      WHERE sn = $1 AND tenant_id = $2 AND bound = 1",
                 )
                 .bind(sn)
@@ -149,7 +150,7 @@ impl Db {
     /// not a two-argument MAX, which PostgreSQL lacks.)
     pub async fn renew_presence(
         &self,
-        devices: &[(String, i64, String)],
+        devices: &[(String, Seen, String)],
         now: i64,
         until: i64,
     ) -> anyhow::Result<()> {
@@ -157,13 +158,13 @@ impl Db {
             return Ok(());
         }
         let mut tx = self.pool()?.begin().await?;
-        for (sn, version, owner) in devices {
-            sqlx::query(
-                "UPDATE devices SET seen_version = CASE WHEN seen_version > $1 THEN seen_version ELSE $1 END, last_seen = $2,
-                        online_until = $3, online_owner = $4
-                 WHERE sn = $5",
-            )
-            .bind(version)
+        for (sn, seen, owner) in devices {
+            sqlx::query(&format!(
+                "UPDATE devices SET {SEEN}, last_seen = $3, online_until = $4, online_owner = $5
+                 WHERE sn = $6"
+            ))
+            .bind(seen.people)
+            .bind(seen.visitors)
             .bind(now)
             .bind(until)
             .bind(owner)
@@ -175,24 +176,24 @@ impl Db {
         Ok(())
     }
 
-    /// Records that the device was sent everything up to `version`, as
+    /// Records that the device was sent everything up to `seen`, as
     /// connection `owner` ends: the lease it held (and only that one) ends
     /// with it.
     pub async fn set_seen(
         &self,
         sn: &str,
-        version: i64,
+        seen: Seen,
         now: i64,
         owner: &str,
     ) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE devices SET seen_version = CASE WHEN seen_version > $1 THEN seen_version ELSE $1 END,
-                    last_seen = $2,
-                    online_until = CASE WHEN online_owner = $3 THEN NULL ELSE online_until END,
-                    online_owner = CASE WHEN online_owner = $3 THEN NULL ELSE online_owner END
-             WHERE sn = $4",
-        )
-        .bind(version)
+        sqlx::query(&format!(
+            "UPDATE devices SET {SEEN}, last_seen = $3,
+                    online_until = CASE WHEN online_owner = $4 THEN NULL ELSE online_until END,
+                    online_owner = CASE WHEN online_owner = $4 THEN NULL ELSE online_owner END
+             WHERE sn = $5"
+        ))
+        .bind(seen.people)
+        .bind(seen.visitors)
         .bind(now)
         .bind(owner)
         .bind(sn)
@@ -201,3 +202,8 @@ impl Db {
         Ok(())
     }
 }
+
+/// Moves both positions forward to `$1` (staff) and `$2` (visitors), never
+/// back.
+const SEEN: &str = "seen_version = CASE WHEN seen_version > $1 THEN seen_version ELSE $1 END,
+    seen_visitor_version = CASE WHEN seen_visitor_version > $2 THEN seen_visitor_version ELSE $2 END";

@@ -26,7 +26,13 @@ impl Db {
     ) -> anyhow::Result<(Vec<String>, u64)> {
         let mut tx = self.pool()?.begin().await?;
         // Write first (see the module comment in mod.rs): take the write lock
-        // before reading.
+        // before reading. The tenant's row first, as access writes take it
+        // (store::access): the person's row after it, never the other way
+        // round, or the two deadlock on PostgreSQL.
+        sqlx::query("UPDATE tenants SET access_due = access_due WHERE id = $1")
+            .bind(person.tenant_id)
+            .execute(&mut *tx)
+            .await?;
         let gone = sqlx::query("UPDATE people SET updated_at = $1 WHERE id = $2")
             .bind(now)
             .bind(person.id)

@@ -7,7 +7,7 @@
 //! Each aggregate has its own file, an `impl Db` block: `pool` (opening,
 //! transactions, notices between nodes; `reach` watches PostgreSQL), `meta`, `tenants` (tenants, apps,
 //! tokens), `people`, `acs` (door-access users), `access` (access rules
-//! and the terminals' address books), `files` (files and upload
+//! and the terminals' address books, worked out in `books`), `files` (files and upload
 //! intents), `erasure`, `devices`, `templates`, `changes` (the change
 //! log), `enrolments`, `flows` (punch records), `admin` and `audit`; row mappers are in
 //! `rows`, SQL helpers in `sql`.
@@ -17,6 +17,7 @@ mod acs;
 pub mod admin;
 pub mod audit;
 pub mod blob;
+mod books;
 mod changes;
 pub mod devices;
 mod enrolments;

@@ -7,6 +7,7 @@ use super::sql::{Tx, audit_in, placeholders, record_change};
 use super::{Db, Upsert};
 use crate::model::{
     AttendanceSetting, AuditEvent, BookKey, Change, DeviceUser, Person, PersonDraft, PersonKey,
+    Stream,
 };
 
 /// Gives a person the id an app knows them by.
@@ -232,24 +233,49 @@ impl Db {
 
     // --------------------------------------------------------- device sync
 
-    /// One page of the tenant's people in a stable order, with the total
-    /// and the version they were read at (one read transaction, so the page
-    /// and the version agree).
+    /// One page of a list terminal `sn` pulls (through its book), in a stable
+    /// order, with the total, the list's version and the book they were
+    /// read at (one read snapshot, so all agree). The staff
+    /// list is everyone but visitors; the visitor list holds visitors only,
+    /// and only through rules (none on a terminal bound to none).
     pub async fn people_page(
         &self,
         tenant_id: i64,
-        book: &BookKey,
+        (list, sn): (Stream, &str),
         offset: i64,
         limit: i64,
-    ) -> anyhow::Result<(Vec<Person>, i64, i64)> {
+    ) -> anyhow::Result<(Vec<Person>, i64, i64, BookKey)> {
         let mut tx = self.pool()?.begin().await?;
-        let version: i64 = sqlx::query_scalar("SELECT perm_version FROM tenants WHERE id = $1")
-            .bind(tenant_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        // The terminal's book: the whole tenant, or the people of its rules
-        // in force.
+        if self.backend == super::Backend::Postgres {
+            // One snapshot for the version, the book and the page (SQLite's
+            // read transaction is one already).
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let version: i64 = sqlx::query_scalar(match list {
+            Stream::People => "SELECT perm_version FROM tenants WHERE id = $1",
+            Stream::Visitors => "SELECT visitor_version FROM tenants WHERE id = $1",
+        })
+        .bind(tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        // The book as of that version: a rule change committed between
+        // the two reads would otherwise page an old book under a new
+        // version, which the terminal then never corrects.
+        let book: Option<Option<String>> =
+            sqlx::query_scalar("SELECT access_rules FROM devices WHERE sn = $1")
+                .bind(sn)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let book: BookKey = super::books::parse_key(book.flatten())?;
+        let book = &book;
+        let kind = match list {
+            Stream::People => " AND user_type <> 1",
+            Stream::Visitors => " AND user_type = 1",
+        };
         let within = |first: usize| match book {
+            None if list == Stream::Visitors => " AND 1 = 0".to_string(),
             None => String::new(),
             Some(numbers) if numbers.is_empty() => " AND 1 = 0".to_string(),
             Some(numbers) => format!(
@@ -259,7 +285,7 @@ impl Db {
         };
         let numbers = book.as_deref().unwrap_or_default();
         let count = format!(
-            "SELECT COUNT(*) FROM people WHERE tenant_id = $1{}",
+            "SELECT COUNT(*) FROM people WHERE tenant_id = $1{kind}{}",
             within(2)
         );
         let mut q = sqlx::query_scalar(&count).bind(tenant_id);
@@ -268,7 +294,7 @@ impl Db {
         }
         let total: i64 = q.fetch_one(&mut *tx).await?;
         let page = format!(
-            "SELECT * FROM people WHERE tenant_id = $1{} ORDER BY id LIMIT $2 OFFSET $3",
+            "SELECT * FROM people WHERE tenant_id = $1{kind}{} ORDER BY id LIMIT $2 OFFSET $3",
             within(4)
         );
         let mut q = sqlx::query_as(&page)
@@ -280,7 +306,7 @@ impl Db {
         }
         let people = q.fetch_all(&mut *tx).await?;
         tx.commit().await?;
-        Ok((people, total, version))
+        Ok((people, total, version, book.clone()))
     }
 
     /// The tenant's people among `users`, in one query.

@@ -119,6 +119,7 @@ impl FromRow<'_, AnyRow> for DeviceRow {
             fa_algorithms: json_or_default(r, "fa_algorithms")?,
             fp_algorithms: json_or_default(r, "fp_algorithms")?,
             seen_version: r.try_get("seen_version")?,
+            seen_visitor_version: r.try_get("seen_visitor_version")?,
             last_seen: r.try_get("last_seen")?,
             online_until: r.try_get("online_until")?,
             register_ts: r.try_get("register_ts")?,

@@ -72,7 +72,7 @@ pub(super) async fn record_change(
     tenant_id: i64,
     change: &Change,
     now: i64,
-) -> Result<i64, sqlx::Error> {
+) -> Result<Option<i64>, sqlx::Error> {
     changes::record_change_in(tx, tenant_id, change, now)
         .await
         .map_err(|e| match e.downcast::<sqlx::Error>() {

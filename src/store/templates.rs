@@ -152,18 +152,14 @@ impl Db {
                 .await?;
             }
         }
-        let version = if changed_people.is_empty() {
-            None
-        } else {
-            let change = Change {
-                update_user: changed_people
-                    .iter()
-                    .map(|&i| people[i].user.clone())
-                    .collect(),
-                ..Change::default()
-            };
-            Some(record_change_in(&mut tx, tenant_id, &change, now).await?)
+        let change = Change {
+            update_user: changed_people
+                .iter()
+                .map(|&i| people[i].user.clone())
+                .collect(),
+            ..Change::default()
         };
+        let version = record_change_in(&mut tx, tenant_id, &change, now).await?;
         let audit: Vec<&AuditEvent> = audit.iter().collect();
         audit::insert_audit_in(&mut tx, &audit, chrono::Utc::now().timestamp_millis()).await?;
         tx.commit().await?;
@@ -208,8 +204,9 @@ impl Db {
             return Ok(0);
         }
         let numbers = book.as_deref().unwrap_or_default();
+        // The whole tenant holds no visitors.
         let within = if numbers.is_empty() {
-            String::new()
+            " AND p.user_type <> 1".to_string()
         } else {
             format!(
                 " AND t.person_id IN (SELECT person_id FROM access_rule_people WHERE rule_number IN ({}))",

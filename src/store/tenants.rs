@@ -32,6 +32,10 @@ impl Db {
         })
     }
 
+    pub async fn tenant_by_id(&self, id: i64) -> anyhow::Result<Option<Tenant>> {
+        self.row_by("SELECT * FROM tenants WHERE id = $1", id).await
+    }
+
     pub async fn tenant_by_name(&self, name: &str) -> anyhow::Result<Option<Tenant>> {
         self.row_by("SELECT * FROM tenants WHERE name = $1", name)
             .await

@@ -556,3 +556,186 @@ async fn rule_writes_refuse_what_is_not_the_tenants_or_not_a_rule() {
             .is_empty()
     );
 }
+
+/// The visitors a terminal holds, once its pushes are applied, at the
+/// tenant's visitor version; a full pull of its visitor list reads the
+/// same.
+async fn expect_visitors(core: &Core, t: &Tenant, d: &Device, want: &[&str]) {
+    let versions = core.store_for_tests().db.versions(t.id).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        d.drain_pushes(Duration::from_millis(150)).await.unwrap();
+        let book = d.book.lock().await;
+        let at = (book.perm_version, book.visitor_version);
+        drop(book);
+        if at == (versions.people, versions.visitors) || tokio::time::Instant::now() > deadline {
+            break;
+        }
+    }
+    let held = |book: &facehub_devsim::Book| {
+        let mut v: Vec<(String, i64)> = book.visitors.keys().cloned().collect();
+        v.sort();
+        v
+    };
+    let want: Vec<(String, i64)> = want.iter().map(|v| (v.to_string(), 1)).collect();
+    {
+        let book = d.book.lock().await;
+        assert_eq!(book.visitor_version, versions.visitors, "{}", d.sn);
+        assert_eq!(held(&book), want, "{} by its pushes", d.sn);
+        // Visitors never travel in the staff list.
+        assert!(book.users.keys().all(|(_, t)| *t != 1), "{}", d.sn);
+    }
+    d.pull(facehub_devsim::List::Visitors, 1).await.unwrap();
+    assert_eq!(held(&*d.book.lock().await), want, "{} by a full pull", d.sn);
+}
+
+#[tokio::test]
+async fn visitors_travel_in_their_own_list_and_go_when_their_visit_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path()).await;
+    let t = site.core.create_tenant("visits").await.unwrap();
+    person(&site.core, &t, "ann").await;
+    let creds = make_app(
+        &site.core,
+        &t,
+        &["acs:rule_external", "acs:visitor", "acs:device:readonly"],
+    )
+    .await;
+    let body = json!({"app_id": creds.app_id, "app_secret": creds.app_secret});
+    let token = crate::common::tenant_token(&site.http, &body).await;
+    let a = site.terminal(&t, "VISIT-A").await;
+    let b = site.terminal(&t, "VISIT-B").await;
+    let ids = site.device_ids(&token).await;
+
+    let visitor = |name: &str| {
+        let body = json!({"user": {"user_type": 2, "user_name": name, "phone_num": "13800000000"}});
+        let (site, token) = (&site, token.clone());
+        async move {
+            let v = site
+                .send(
+                    reqwest::Method::POST,
+                    "/open-apis/acs/v1/visitors",
+                    &token,
+                    Some(body),
+                )
+                .await;
+            v["data"]["visitor_id"].as_str().unwrap().to_string()
+        }
+    };
+    let vic = visitor("Vic").await;
+    assert!(vic.bytes().all(|b| b.is_ascii_digit()), "{vic}");
+    let now = site.core.now();
+    let visit = site
+        .put_rule(
+            &token,
+            None,
+            json!({"name": "visit", "users": [{"user_id": "ann"}], "visitors": [{"user_id": vic}],
+                   "devices": [{"id": ids["VISIT-A"]}],
+                   "opening_time": {"valid_day": {"start_day": now - 10, "end_day": now + 100}}}),
+        )
+        .await;
+    // A holds the visitor in its visitor list; B, bound to no rule, holds
+    // the staff and no visitor.
+    expect_visitors(&site.core, &t, &a, &[&vic]).await;
+    expect_visitors(&site.core, &t, &b, &[]).await;
+    expect(
+        &site.core,
+        &t,
+        &[(&a, &[("ann", &[ALL_DAY])]), (&b, &[("ann", &[])])],
+    )
+    .await;
+    let v = site
+        .send(
+            reqwest::Method::GET,
+            "/open-apis/acs/v1/rule_external",
+            &token,
+            None,
+        )
+        .await;
+    let listed = &v["data"]["rules"][0];
+    assert_eq!(listed["visitor_count"], "1", "{v}");
+    assert_eq!(
+        listed["visitors"],
+        json!([{"user_id": vic, "user_name": "Vic", "user_type": 2, "phone_num": "13800000000"}])
+    );
+
+    // A template of the visitor, enrolled at A, is an update of the
+    // visitor list; B, which does not hold them, is refused it.
+    let face = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b"vic-face");
+    let up = a.call(
+        "upload_userinfo",
+        json!({"userinfo": [{"userid": vic, "user_type": 1, "fa_list": [{"id": 0, "data": face}],
+                            "fa_algorithm": "A"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(up["fail_list"], json!([]), "{up}");
+    expect_visitors(&site.core, &t, &a, &[&vic]).await;
+    let held = a.book.lock().await.visitors[&(vic.clone(), 1)]
+        .fa
+        .slots
+        .len();
+    assert_eq!(held, 1);
+    let info = crate::common::userinfo(&b, &vic, 1).await;
+    assert_eq!(info["userinfo"], json!([]), "{info}");
+
+    // A second visitor; A is away while they are added, and comes back.
+    let wes = visitor("Wes").await;
+    let a_book = a.book.lock().await.clone();
+    drop(a);
+    site.put_rule(
+        &token,
+        Some(&visit),
+        json!({"visitors": [{"user_id": vic}, {"user_id": wes}]}),
+    )
+    .await;
+    let a = Device::connect(&site.ws, "VISIT-A", (&["A"], &[]), None)
+        .await
+        .unwrap();
+    *a.book.lock().await = a_book;
+    a.bring_up(SECRET_NO, site.core.now()).await.unwrap();
+    a.catch_up().await.unwrap();
+    let mut both = [vic.as_str(), wes.as_str()];
+    both.sort();
+    expect_visitors(&site.core, &t, &a, &both).await;
+
+    // Deleting a visitor erases them and takes them off the terminals.
+    site.send(
+        reqwest::Method::DELETE,
+        &format!("/open-apis/acs/v1/visitors/{vic}"),
+        &token,
+        None,
+    )
+    .await;
+    expect_visitors(&site.core, &t, &a, &[&wes]).await;
+    assert!(site.core.person(t.id, &vic).await.unwrap().is_none());
+    // Staff cannot be deleted as visitors.
+    let r = reqwest::Client::new()
+        .delete(format!("{}/open-apis/acs/v1/visitors/ann", site.http))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(site.core.person(t.id, "ann").await.unwrap().is_some());
+
+    // The visit ends: the terminal drops the visitor, and the retention
+    // pass erases them.
+    site.core.advance_clock(150);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !a.book.lock().await.visitors.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the visit never ended"
+        );
+        a.drain_pushes(Duration::from_millis(150)).await.unwrap();
+    }
+    expect_visitors(&site.core, &t, &a, &[]).await;
+    assert!(site.core.person(t.id, &wes).await.unwrap().is_some());
+    let pass = site.core.expire_records().await.unwrap();
+    assert_eq!(pass.visitors, 1);
+    assert!(site.core.person(t.id, &wes).await.unwrap().is_none());
+    assert!(site.core.person(t.id, "ann").await.unwrap().is_some());
+    drop((a, b));
+    site.stop().await;
+}

@@ -138,7 +138,21 @@ async fn seed_example_frame_and_reply() {
             "errmsg": "ok"
         })
     );
-    // x2's two face slots are stored under its algorithm and served back.
+    // x2's two face slots are stored under its algorithm and served back
+    // to a terminal holding the visitor: through a rule.
+    let creds = make_app(&app.core, &app.tenant, &["acs:rule_external"]).await;
+    let token = app.token_for(&creds.app_id, &creds.app_secret).await;
+    let rule = json!({"rule": {"name": "seed", "visitors": [{"user_id": "x2"}],
+                               "devices": [{"id": facehub::domain::devices::device_id("SEED-1")}]}});
+    let r = app
+        .client
+        .post(app.url("/open-apis/acs/v1/rule_external"))
+        .bearer_auth(&token)
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let b = userinfo(&d, "x2", 1).await;
     let u = &b["userinfo"][0];
     assert_eq!(u["userid"], "x2");
@@ -297,27 +311,23 @@ async fn device_state_is_as_it_is_now() {
     app.core.bind_device(app.tenant.id, "NOW-2").await.unwrap();
     let db = &app.core.store_for_tests().db;
     let t = app.core.now();
-    let lease = |until: i64, owner: &str| {
-        (
-            vec![("NOW-2".to_string(), version, owner.to_string())],
-            until,
-        )
+    let seen = facehub::model::Seen {
+        people: version,
+        visitors: 0,
     };
+    let lease =
+        |until: i64, owner: &str| (vec![("NOW-2".to_string(), seen, owner.to_string())], until);
     let (l, until) = lease(t + 45, "other-node.7");
     db.renew_presence(&l, t, until).await.unwrap();
     let v = get_json(&app, "/open-apis/facehub/v1/devices", &token).await;
     assert_eq!(item(&v, "NOW-2")["online"], true, "{v}");
     assert_eq!(item(&v, "NOW-2")["backlog"], 0, "{v}");
     // An older connection that ends late leaves the newer one's lease.
-    db.set_seen("NOW-2", version, t, "old-node.3")
-        .await
-        .unwrap();
+    db.set_seen("NOW-2", seen, t, "old-node.3").await.unwrap();
     let v = get_json(&app, "/open-apis/facehub/v1/devices", &token).await;
     assert_eq!(item(&v, "NOW-2")["online"], true, "{v}");
     // Its own end clears it.
-    db.set_seen("NOW-2", version, t, "other-node.7")
-        .await
-        .unwrap();
+    db.set_seen("NOW-2", seen, t, "other-node.7").await.unwrap();
     let v = get_json(&app, "/open-apis/facehub/v1/devices", &token).await;
     assert_eq!(item(&v, "NOW-2")["online"], false, "{v}");
     // A lease that ran out (its node died) is offline.

@@ -33,6 +33,8 @@ const ALL_SCOPES: &[&str] = &[
     "attendance:rule:readonly",
     "baike:entity",
     "acs:users",
+    "acs:rule_external",
+    "acs:visitor",
     "facehub:device",
 ];
 /// Placeholders in the templates of the matrix.
@@ -70,6 +72,10 @@ enum Kind {
     OperId,
     /// `(userid, user_type)` on the device protocol.
     DeviceUser,
+    /// A terminal's `device_id` on the ACS API.
+    DeviceId,
+    /// An access rule's `rule_id`.
+    RuleId,
 }
 
 impl Kind {
@@ -84,6 +90,9 @@ impl Kind {
             Kind::OpenId => format!("ou_{h}"),
             Kind::UnionId => format!("on_{h}"),
             Kind::Sn => format!("B-DEV-{}", h[..6].to_ascii_uppercase()),
+            Kind::DeviceId | Kind::RuleId => {
+                (u64::from_str_radix(&h[..16], 16).unwrap() >> 1).to_string()
+            }
         }
     }
 }
@@ -189,6 +198,9 @@ fn endpoints(a_face_key: &str) -> Vec<Endpoint> {
     const LINGO_DL: &str = "/open-apis/lingo/v1/files/@ID@/download";
     const ENROL: &str = "/open-apis/facehub/v1/device_enrolments";
     const ENROLMENT: &str = "/open-apis/facehub/v1/device_enrolments/@ID@";
+    const ACS_PARAM: Expect = Error(400, 99992402);
+    const RULE: &str = "/open-apis/acs/v1/rule_external";
+    const BIND: &str = "/open-apis/acs/v1/rule_external/device_bind";
     let setting = |user: &str, key: &str| json_body(json!({"user_setting": {"user_id": user, "face_key": key, "face_key_update_time": "1700000000"}}));
     let ids = || json_body(json!({"user_ids": [ID]}));
     let card = || json_body(json!({"feature": {"card": 1}}));
@@ -212,6 +224,14 @@ fn endpoints(a_face_key: &str) -> Vec<Endpoint> {
         row("GET facehub/v1/device_enrolments/:oper_id", OperId, Method::GET, ENROLMENT, Body::None, Tenant, ATT_PARAM),
         row("DELETE facehub/v1/device_enrolments/:oper_id", OperId, Method::DELETE, ENROLMENT, Body::None, Tenant, ATT_PARAM),
         row("GET facehub/v1/checkins?user_id=", UserId, Method::GET, &checkins, Body::None, Tenant, ATT_USER),
+        row("GET acs/v1/rule_external?device_id=", DeviceId, Method::GET, "/open-apis/acs/v1/rule_external?device_id=@ID@", Body::None, Tenant, ACS_PARAM),
+        row("POST acs/v1/rule_external/device_bind (B's device_id)", DeviceId, Method::POST, BIND, json_body(json!({"device_id": ID, "rule_ids": []})), Tenant, ACS_PARAM),
+        row("POST acs/v1/rule_external (B's device_id in devices)", DeviceId, Method::POST, RULE, json_body(json!({"rule": {"name": "x", "devices": [{"id": ID}]}})), Tenant, ACS_PARAM),
+        row("POST acs/v1/rule_external?rule_id=", RuleId, Method::POST, "/open-apis/acs/v1/rule_external?rule_id=@ID@", json_body(json!({"rule": {"name": "x"}})), Tenant, ACS_PARAM),
+        row("DELETE acs/v1/rule_external?rule_id=", RuleId, Method::DELETE, "/open-apis/acs/v1/rule_external?rule_id=@ID@", Body::None, Tenant, ACS_PARAM),
+        row("POST acs/v1/rule_external/device_bind (A's device, B's rule)", RuleId, Method::POST, BIND, json_body(json!({"device_id": facehub::domain::devices::device_id("A-DEV-1"), "rule_ids": [ID]})), Tenant, ACS_PARAM),
+        row("POST acs/v1/rule_external (B's visitor in visitors)", UserId, Method::POST, RULE, json_body(json!({"rule": {"name": "x", "visitors": [{"user_id": ID}]}})), Tenant, ACS_PARAM),
+        row("DELETE acs/v1/visitors/:visitor_id", UserId, Method::DELETE, "/open-apis/acs/v1/visitors/@ID@", Body::None, Tenant, ACS_PARAM),
     ];
     // ACS: every route in every id type (no user_id_type means open_id).
     for (kind, q) in [(UserId, "?user_id_type=user_id"), (OpenId, "?user_id_type=open_id"), (OpenId, ""), (UnionId, "?user_id_type=union_id")] {
@@ -224,6 +244,7 @@ fn endpoints(a_face_key: &str) -> Vec<Endpoint> {
             row("PUT acs/v1/users/:user_id/face", kind, Method::PUT, &face, Body::Face, Tenant, ACS),
             row("GET acs/v1/users/:user_id/face?is_cropped=true", kind, Method::GET, &format!("{face}{and}is_cropped=true"), Body::None, Tenant, ACS),
             row("GET acs/v1/users/:user_id/face?is_cropped=false", kind, Method::GET, &format!("{face}{and}is_cropped=false"), Body::None, Tenant, ACS),
+            row("POST acs/v1/rule_external (B's user in users)", kind, Method::POST, &format!("{RULE}{q}"), json_body(json!({"rule": {"name": "x", "users": [{"user_id": ID}]}})), Tenant, ACS),
         ]);
     }
     rows
@@ -742,6 +763,24 @@ async fn tenant_a_cannot_reach_tenant_b() {
         .unwrap();
     let (b_face_id, b_crop_id) = (b_acs.face_file_id.unwrap(), b_acs.crop_file_id.unwrap());
     let b_dev = online(&app, &tb, "B-DEV-1").await;
+    // B's terminal holds its staff and, through a rule, its visitor.
+    let b_rule = {
+        let rule = json!({"rule": {"name": "B's door",
+            "users": [{"user_id": "b-cat"}, {"user_id": "b-eve"}, {"user_id": "shared"}],
+            "visitors": [{"user_id": "b-dan"}],
+            "devices": [{"id": facehub::domain::devices::device_id("B-DEV-1")}]}});
+        let r = app
+            .client
+            .post(app.url("/open-apis/acs/v1/rule_external?user_id_type=user_id"))
+            .bearer_auth(&b_tok)
+            .json(&rule)
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["code"], 0, "{v}");
+        v["data"]["rule_id"].as_str().unwrap().to_string()
+    };
     b_dev
         .call("upload_userinfo", json!({"userinfo": [
             {"userid": "b-cat", "fa_list": [{"id": 0, "data": b64("b-cat-face")}], "fa_algorithm": "X",
@@ -837,6 +876,9 @@ async fn tenant_a_cannot_reach_tenant_b() {
         bid(Kind::Sn, "B's unbound terminal", "B-DEV-2"),
         bid(Kind::OperId, "B's photo enrolment", &oper_ids[0]),
         bid(Kind::OperId, "B's capture enrolment", &oper_ids[1]),
+        bid(Kind::DeviceId, "B's bound terminal's device_id", &facehub::domain::devices::device_id("B-DEV-1")),
+        bid(Kind::DeviceId, "B's unbound terminal's device_id", &facehub::domain::devices::device_id("B-DEV-2")),
+        bid(Kind::RuleId, "B's access rule", &b_rule),
     ];
     for (p, name) in [
         (&cat, "b-cat"),

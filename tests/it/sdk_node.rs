@@ -55,7 +55,7 @@ async fn larksuite_node_sdk_drives_attendance_and_lingo_endpoints() {
     let door_app = make_app(
         &app.core,
         &doors,
-        &["acs:access_record", "acs:rule_external"],
+        &["acs:access_record", "acs:rule_external", "acs:visitor"],
     )
     .await;
     let (door_sn, door_secret_no) = ("NODE-DOOR-1", "node-door-secret-4815162342");

@@ -171,7 +171,12 @@ async fn lark_oapi_python_sdk_drives_access_rules() {
     for (u, name) in [("ann", "Ann"), ("bob", "Bob"), ("cy", "Cy")] {
         app.add_person(u, name).await;
     }
-    let creds = make_app(&app.core, &app.tenant, &["acs:rule_external"]).await;
+    let creds = make_app(
+        &app.core,
+        &app.tenant,
+        &["acs:rule_external", "acs:visitor"],
+    )
+    .await;
     let user = app.user_token(&creds.app_id, "ann").await;
     let sn = "SDK-DOOR-1";
     let d = app

@@ -51,7 +51,7 @@ pub enum Id {
 }
 
 impl Id {
-    fn text(self) -> String {
+    pub(super) fn text(self) -> String {
         match self {
             Id::Text(s) => s,
             Id::Int(n) => n.to_string(),
@@ -165,8 +165,9 @@ impl RuleIn {
             .transpose()?;
         let mut draft = RuleDraft {
             name: self.name,
-            remind_face: self.remind_face.unwrap_or(false),
-            is_temp: self.is_temp.unwrap_or(false),
+            remind_face: self.remind_face,
+            is_temp: self.is_temp,
+            opening: self.opening_time.is_some(),
             users: ids(self.users, "users")?,
             visitors: ids(self.visitors, "visitors")?,
             devices,
@@ -274,6 +275,11 @@ pub struct DeviceOut {
 
 #[derive(Serialize, ToSchema)]
 pub struct UserOut {
+    /// A visitor's, as given when it was created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    department_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone_num: Option<String>,
     user_id: String,
     user_name: String,
     /// 1 staff, 2 visitor.
@@ -337,6 +343,8 @@ impl From<RuleOut> for RuleOutWire {
                 .users
                 .into_iter()
                 .map(|(user_id, p)| UserOut {
+                    department_id: None,
+                    phone_num: None,
                     user_id,
                     user_name: p.name,
                     user_type: 1,
@@ -346,10 +354,16 @@ impl From<RuleOut> for RuleOutWire {
             visitors: r
                 .visitors
                 .into_iter()
-                .map(|p| UserOut {
-                    user_id: p.user_id,
-                    user_name: p.name,
-                    user_type: 2,
+                .map(|p| {
+                    let detail =
+                        |k: &str| p.extra.get(k).and_then(|v| v.as_str()).map(String::from);
+                    UserOut {
+                        department_id: detail("department_id"),
+                        phone_num: detail("phone_num"),
+                        user_id: p.user_id.clone(),
+                        user_name: p.name.clone(),
+                        user_type: 2,
+                    }
                 })
                 .collect(),
         }

@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod lingo;
 pub mod multipart;
 pub mod user_flows;
+pub mod visitors;
 
 use axum::Router;
 
@@ -25,5 +26,6 @@ pub fn router() -> Router<AppState> {
         .merge(acs::router())
         .merge(access_records::router())
         .merge(access_rules::router())
+        .merge(visitors::router())
         .merge(user_flows::router())
 }

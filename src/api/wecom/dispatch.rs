@@ -10,6 +10,7 @@ use super::connection::Conn;
 use super::frames::{self, read};
 use crate::domain::devices::{clip, codes};
 use crate::domain::guard::ClientKey;
+use crate::model::Stream;
 use crate::model::error::{Error, Result};
 
 /// What a request is answered with.
@@ -106,11 +107,16 @@ impl Conn {
                 let info = core.users_by_ids(s, &users, wanted).await?;
                 blocking(move || frames::userinfo_reply(&info)).await?
             }
-            "get_userinfo_by_page" => {
+            cmd @ ("get_userinfo_by_page" | "get_visitor_list") => {
                 let s = self.session()?;
+                let list = if cmd == "get_visitor_list" {
+                    Stream::Visitors
+                } else {
+                    Stream::People
+                };
                 let page = read::page(&body)?;
                 let wanted = read::wanted(&body)?;
-                let page = core.users_page(s, page, wanted).await?;
+                let page = core.users_page(s, list, page, wanted).await?;
                 blocking(move || frames::page_reply(&page)).await?
             }
             "check_userid" => {

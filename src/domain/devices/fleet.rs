@@ -7,8 +7,8 @@ use sha2::{Digest, Sha256};
 
 use super::DeviceRow;
 use crate::domain::Core;
-use crate::model::BookKey;
 use crate::model::error::{Error, Result};
+use crate::model::{BookKey, Seen};
 
 /// How long a device counts as logged in after the node holding its
 /// connection last said so: renewed every third of it, so a node that
@@ -73,7 +73,7 @@ impl Core {
         match self.hub.pushed(&d.sn) {
             Some(pushed) => Presence {
                 online: true,
-                seen_version: pushed.max(d.seen_version),
+                seen_version: pushed.people.max(d.seen_version),
                 last_seen: Some(self.now()),
             },
             None => Presence {
@@ -111,22 +111,25 @@ impl Core {
         Ok(out)
     }
 
-    /// The permission version device `sn` last confirmed (0 for none, or
-    /// an unknown device).
-    pub async fn sync_position(&self, sn: &str) -> anyhow::Result<i64> {
-        Ok(self.db.device(sn).await?.map_or(0, |d| d.seen_version))
+    /// The versions device `sn` was last sent (0 for none, or an unknown
+    /// device).
+    pub async fn sync_position(&self, sn: &str) -> anyhow::Result<Seen> {
+        Ok(self.db.device(sn).await?.map_or(Seen::default(), |d| Seen {
+            people: d.seen_version,
+            visitors: d.seen_visitor_version,
+        }))
     }
 
-    /// Records, as a device goes, the permission version it has confirmed
-    /// and when it was last seen, so it resumes from there.
+    /// Records, as a device goes, the versions it was sent and when it was
+    /// last seen, so it resumes from there.
     pub async fn record_sync_position(
         &self,
         sn: &str,
-        version: i64,
+        seen: Seen,
         connection: u64,
     ) -> anyhow::Result<()> {
         let owner = self.hub.owner(connection);
-        self.db.set_seen(sn, version, self.now(), &owner).await
+        self.db.set_seen(sn, seen, self.now(), &owner).await
     }
 }
 

@@ -11,7 +11,7 @@
 //! The hub speaks no protocol: it hands typed [`Push`]es to a connection's
 //! [`Peer`], which the protocol surface implements and encodes for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +23,7 @@ use super::{Change, DeviceUser, PRESENCE_LEASE_SECS, Session};
 use crate::domain::Core;
 use crate::model::BookKey;
 use crate::model::error::Result;
+use crate::model::{Seen, Stream};
 
 /// At most this many versions are replayed to a device one by one; a
 /// device further behind gets only the newest push, whose version gap
@@ -55,7 +56,7 @@ struct Conn {
     peer: Arc<dyn Peer>,
     /// Set once the device has logged in.
     tenant_id: Option<i64>,
-    pushed: i64,
+    pushed: Seen,
     /// The bind push was sent (bound while waiting to activate).
     told_bound: bool,
     /// When this node last renewed the device's presence lease (unix
@@ -110,7 +111,7 @@ impl Hub {
             Conn {
                 peer: peer.clone(),
                 tenant_id: None,
-                pushed: 0,
+                pushed: Seen::default(),
                 told_bound: false,
                 renewed: 0,
             },
@@ -121,8 +122,8 @@ impl Hub {
         }
     }
 
-    /// Marks the connection logged in; pushes start from `seen_version`.
-    pub fn login(&self, session: &Session, peer: &Arc<dyn Peer>, seen: i64) {
+    /// Marks the connection logged in; pushes start from `seen`.
+    pub fn login(&self, session: &Session, peer: &Arc<dyn Peer>, seen: Seen) {
         self.attach(&session.sn, peer);
         if let Some(c) = self.lock().get_mut(&session.sn)
             && c.peer.id() == peer.id()
@@ -141,9 +142,9 @@ impl Hub {
             .is_some_and(|c| c.peer.id() == id && c.tenant_id.is_some())
     }
 
-    /// Forgets connection `id` of `sn`; returns the version it was sent up
-    /// to, if it was the device's current, logged-in connection.
-    pub fn detach(&self, sn: &str, id: u64) -> Option<i64> {
+    /// Forgets connection `id` of `sn`; returns the versions it was sent
+    /// up to, if it was the device's current, logged-in connection.
+    pub fn detach(&self, sn: &str, id: u64) -> Option<Seen> {
         let mut conns = self.lock();
         match conns.get(sn) {
             Some(c) if c.peer.id() == id => {
@@ -171,7 +172,7 @@ impl Hub {
 
     /// Closes every connection (the server is stopping); returns the sync
     /// positions of the logged-in ones, to be saved.
-    pub fn close_all(&self) -> Vec<(String, i64, u64)> {
+    pub fn close_all(&self) -> Vec<(String, Seen, u64)> {
         let mut positions = Vec::new();
         for (sn, c) in self.lock().drain() {
             if c.tenant_id.is_some() {
@@ -190,9 +191,9 @@ impl Hub {
         self.lock().get(sn).is_some_and(|c| c.tenant_id.is_some())
     }
 
-    /// The version a logged-in device was sent up to, if it is logged in
+    /// The versions a logged-in device was sent up to, if it is logged in
     /// here.
-    pub fn pushed(&self, sn: &str) -> Option<i64> {
+    pub fn pushed(&self, sn: &str) -> Option<Seen> {
         let conns = self.lock();
         conns
             .get(sn)
@@ -203,7 +204,7 @@ impl Hub {
     /// The logged-in devices whose presence lease was last renewed before
     /// `due`: (sn, version sent, lease owner, connection); marked renewed
     /// at `now` ([`Hub::presence_failed`] takes that back).
-    pub fn presence_due(&self, due: i64, now: i64) -> Vec<(String, i64, String, u64)> {
+    pub fn presence_due(&self, due: i64, now: i64) -> Vec<(String, Seen, String, u64)> {
         let mut out = Vec::new();
         for (sn, c) in self.lock().iter_mut() {
             if c.tenant_id.is_some() && c.renewed <= due {
@@ -216,7 +217,7 @@ impl Hub {
     }
 
     /// The renewal of these leases did not commit: due again next pass.
-    pub fn presence_failed(&self, due: &[(String, i64, String, u64)]) {
+    pub fn presence_failed(&self, due: &[(String, Seen, String, u64)]) {
         let mut conns = self.lock();
         for (sn, _, _, id) in due {
             if let Some(c) = conns.get_mut(sn)
@@ -262,9 +263,9 @@ impl Hub {
         }
     }
 
-    /// Logged-in devices by tenant: (sn, connection id, pushed version).
-    fn by_tenant(&self) -> HashMap<i64, Vec<(String, u64, i64)>> {
-        let mut out: HashMap<i64, Vec<(String, u64, i64)>> = HashMap::new();
+    /// Logged-in devices by tenant: (sn, connection id, pushed versions).
+    fn by_tenant(&self) -> HashMap<i64, Vec<(String, u64, Seen)>> {
+        let mut out: HashMap<i64, Vec<(String, u64, Seen)>> = HashMap::new();
         for (sn, c) in self.lock().iter() {
             if let Some(t) = c.tenant_id {
                 out.entry(t)
@@ -275,22 +276,29 @@ impl Hub {
         out
     }
 
-    /// Sends `pushes` to connection `id` of `sn` if it is still the one
-    /// the pass looked at, and moves its position from `from` to
-    /// `version`; `false` (nothing recorded) if anything changed meanwhile
-    /// or the queue is full — a later pass tries again.
-    fn deliver(&self, sn: &str, id: u64, from: i64, pushes: &[Arc<Push>], version: i64) -> bool {
+    /// Sends `pushes` of `list` to connection `id` of `sn` if it is still
+    /// the one the pass looked at, and moves its position in that list
+    /// from `from` to `version`; `false` (nothing recorded) if anything
+    /// changed meanwhile or the queue is full — a later pass tries again.
+    fn deliver(
+        &self,
+        sn: &str,
+        id: u64,
+        list: Stream,
+        (from, version): (i64, i64),
+        pushes: &[Arc<Push>],
+    ) -> bool {
         let mut conns = self.lock();
         let Some(c) = conns
             .get_mut(sn)
-            .filter(|c| c.peer.id() == id && c.pushed == from && c.tenant_id.is_some())
+            .filter(|c| c.peer.id() == id && c.pushed.get(list) == from && c.tenant_id.is_some())
         else {
             return false;
         };
         if !c.peer.push(pushes) {
             return false;
         }
-        c.pushed = version;
+        c.pushed.set(list, version);
         true
     }
 }
@@ -352,7 +360,7 @@ impl Core {
         // before it would run out.
         let due = self.hub.presence_due(now - PRESENCE_LEASE_SECS / 3, now);
         let until = now + PRESENCE_LEASE_SECS;
-        let leases: Vec<(String, i64, String)> = due
+        let leases: Vec<(String, Seen, String)> = due
             .iter()
             .map(|(sn, v, owner, _)| (sn.clone(), *v, owner.clone()))
             .collect();
@@ -379,15 +387,48 @@ impl Core {
     async fn sync_tenant(
         &self,
         tenant_id: i64,
-        devices: Vec<(String, u64, i64)>,
+        devices: Vec<(String, u64, Seen)>,
         now: i64,
     ) -> Result<()> {
         let unbound = self.db.unbound_devices(tenant_id).await?;
         for (sn, ..) in devices.iter().filter(|d| unbound.contains(&d.0)) {
             self.hub.unbind(sn);
         }
-        let version = self.db.perm_version(tenant_id).await?;
-        let behind: Vec<_> = devices.into_iter().filter(|d| d.2 < version).collect();
+        let versions = self.db.versions(tenant_id).await?;
+        let behind = |list: Stream| -> Vec<(String, u64, i64)> {
+            devices
+                .iter()
+                .filter(|d| d.2.get(list) < versions.get(list))
+                .map(|d| (d.0.clone(), d.1, d.2.get(list)))
+                .collect()
+        };
+        let mut books = None;
+        for list in Stream::ALL {
+            let behind = behind(list);
+            if behind.is_empty() {
+                continue;
+            }
+            if books.is_none() {
+                books = Some(self.db.book_keys(tenant_id).await?);
+            }
+            let books = books.as_ref().expect("read above");
+            self.sync_list(tenant_id, list, versions.get(list), behind, books, now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the terminals `behind` in `list` the versions up to `version`
+    /// they lack.
+    async fn sync_list(
+        &self,
+        tenant_id: i64,
+        list: Stream,
+        version: i64,
+        behind: Vec<(String, u64, i64)>,
+        books: &HashMap<String, BookKey>,
+        now: i64,
+    ) -> Result<()> {
         let Some(oldest) = behind.iter().map(|d| d.2).min() else {
             return Ok(());
         };
@@ -395,12 +436,11 @@ impl Core {
         // Versions recorded after `version` was read wait for the next pass.
         let changes: Vec<(i64, Change)> = self
             .db
-            .changes_after(tenant_id, from, MAX_REPLAY)
+            .changes_after(tenant_id, list, from, MAX_REPLAY)
             .await?
             .into_iter()
             .filter(|(v, _)| *v <= version)
             .collect();
-        let books = self.db.book_keys(tenant_id).await?;
         // Every version goes to every terminal (a gap would make it pull
         // everything), each seeing what its book holds of it; terminals
         // seeing the same share one push.
@@ -414,9 +454,11 @@ impl Core {
             };
             let mut pushes = Vec::with_capacity(due.len());
             for (v, change) in due {
-                pushes.push(views.push(self, *v, change, &sn, &book, now).await?);
+                let at = (list, *v, now);
+                let terminal = (tenant_id, sn.as_str(), &book);
+                pushes.push(views.push(self, at, change, terminal).await?);
             }
-            self.hub.deliver(&sn, id, pushed, &pushes, version);
+            self.hub.deliver(&sn, id, list, (pushed, version), &pushes);
         }
         Ok(())
     }
@@ -435,22 +477,20 @@ enum View {
 }
 
 /// The pushes of one sync pass, shared by the terminals that see a
-/// version alike, and the books read for them.
+/// version alike.
 #[derive(Default)]
 struct Views {
-    pushes: HashMap<(i64, View), Arc<Push>>,
-    books: HashMap<Vec<i64>, std::collections::HashSet<DeviceUser>>,
+    pushes: HashMap<(Stream, i64, View), Arc<Push>>,
 }
 
 impl Views {
+    /// Version `version` of `list`, as terminal `sn` holding `book` sees it.
     async fn push(
         &mut self,
         core: &Core,
-        version: i64,
+        (list, version, at): (Stream, i64, i64),
         change: &Change,
-        sn: &str,
-        book: &BookKey,
-        at: i64,
+        (tenant_id, sn, book): (i64, &str, &BookKey),
     ) -> Result<Arc<Push>> {
         let view = if !change.access.is_empty() {
             View::Group(
@@ -465,7 +505,7 @@ impl Views {
                 Some(numbers) => View::Book(numbers.clone()),
             }
         };
-        if let Some(p) = self.pushes.get(&(version, view.clone())) {
+        if let Some(p) = self.pushes.get(&(list, version, view.clone())) {
             return Ok(p.clone());
         }
         let seen = match &view {
@@ -479,19 +519,27 @@ impl Views {
                     access: Vec::new(),
                 }
             }
+            // The whole tenant holds every staff member and no visitor.
+            View::Whole if list == Stream::Visitors => Change::default(),
             View::Whole => change.clone(),
             View::Book(numbers) => {
-                if !self.books.contains_key(numbers) {
-                    let users = core.db.rules_users(numbers).await?;
-                    self.books.insert(numbers.clone(), users);
-                }
-                let held = &self.books[numbers];
+                // Only the people the change names are looked up.
+                let named: Vec<DeviceUser> = change
+                    .create_user
+                    .iter()
+                    .chain(&change.update_user)
+                    .cloned()
+                    .collect();
+                let people = core.db.people_by_device_ids(tenant_id, &named).await?;
+                let ids: Vec<i64> = people.values().map(|p| p.id).collect();
+                let admitted = core.db.admitted(numbers, &ids).await?;
+                let held: HashSet<&DeviceUser> = people
+                    .iter()
+                    .filter(|(_, p)| admitted.contains_key(&p.id))
+                    .map(|(u, _)| u)
+                    .collect();
                 let keep = |users: &[DeviceUser]| {
-                    users
-                        .iter()
-                        .filter(|u| held.contains(*u))
-                        .cloned()
-                        .collect()
+                    users.iter().filter(|u| held.contains(u)).cloned().collect()
                 };
                 // Deletions go out as they are: the person is gone from
                 // every book by now, and deleting a user a terminal does
@@ -505,11 +553,12 @@ impl Views {
             }
         };
         let push = Arc::new(Push::Change {
+            list,
             version,
             change: seen,
             at,
         });
-        self.pushes.insert((version, view), push.clone());
+        self.pushes.insert((list, version, view), push.clone());
         Ok(push)
     }
 }

@@ -8,6 +8,7 @@
 //! and reports the first, whichever layer found it.
 
 use super::{Change, DeviceUser};
+use crate::model::Stream;
 
 /// Which modalities a pull asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +58,9 @@ pub struct TemplateSet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserPage {
     pub is_last: bool,
-    pub perm_version: i64,
+    /// Which list, and its version when the page was read.
+    pub list: Stream,
+    pub version: i64,
     pub users: Vec<UserInfo>,
 }
 
@@ -185,8 +188,10 @@ pub enum Push {
     Bound,
     /// An admin unbound the device; its connection closes next.
     Unbound,
-    /// The tenant's address book reached `version` by `change`.
+    /// The tenant's address book (or visitor list) reached `version` by
+    /// `change`.
     Change {
+        list: Stream,
         version: i64,
         change: Change,
         at: i64,

@@ -13,7 +13,7 @@ use super::{DeviceUser, Modality, Session, StoredTemplate};
 use crate::domain::audit::AuditEvent;
 use crate::domain::{Core, Person};
 use crate::model::error::{Error, Result};
-use crate::model::{BookKey, RuleSpec};
+use crate::model::{BookKey, RuleSpec, Stream, UserType};
 
 /// Users per frame, for uploads and pulls alike.
 pub const MAX_USERS: usize = 200;
@@ -79,17 +79,17 @@ impl Core {
         self.userinfo(session, &book, &people, wanted).await
     }
 
-    /// One page of the full pull; the people and the version are read
-    /// together.
+    /// One page of the full pull of a list (`get_userinfo_by_page` for
+    /// staff, `get_visitor_list` for visitors); the people and the list's
+    /// version are read together.
     pub async fn users_page(
         &self,
         session: &Session,
+        list: Stream,
         page: Page,
         wanted: Wanted,
     ) -> Result<UserPage> {
-        let book = self.book(session).await?;
-        let (people, is_last, perm_version) =
-            self.people_page(session.tenant_id, &book, page).await?;
+        let (people, is_last, version, book) = self.people_page(session, list, page).await?;
         let people = people
             .into_iter()
             .map(|p| (p, Vec::new()))
@@ -98,7 +98,8 @@ impl Core {
         let users = self.userinfo(session, &book, &people, wanted).await?;
         Ok(UserPage {
             is_last,
-            perm_version,
+            list,
+            version,
             users,
         })
     }
@@ -271,9 +272,13 @@ impl Core {
     }
 
     /// Those of `people` the book holds, each with the rules that admit
-    /// them there (none for the whole tenant).
+    /// them there (none for the whole tenant, which holds no visitors).
     async fn within(&self, book: &BookKey, people: Vec<Person>) -> Result<Vec<(Person, Vec<i64>)>> {
-        let people = people.into_iter().map(|p| (p, Vec::new())).collect();
+        let people = people
+            .into_iter()
+            .filter(|p| book.is_some() || p.user_type != UserType::Visitor)
+            .map(|p| (p, Vec::new()))
+            .collect();
         self.admit(book, people).await
     }
 
@@ -295,18 +300,22 @@ impl Core {
             .collect())
     }
 
-    /// One page of the full pull of a terminal holding `book`: (people,
-    /// is_last, perm_version).
-    pub async fn people_page(
+    /// One page of a list (staff or visitors) the terminal of `session`
+    /// pulls: (people, is_last, the list's version, the terminal's book
+    /// read with them).
+    async fn people_page(
         &self,
-        tenant_id: i64,
-        book: &BookKey,
+        session: &Session,
+        list: Stream,
         page: Page,
-    ) -> Result<(Vec<Person>, bool, i64)> {
+    ) -> Result<(Vec<Person>, bool, i64, BookKey)> {
         let Page { offset, limit } = page;
-        let (people, total, version) = self.db.people_page(tenant_id, book, offset, limit).await?;
+        let (people, total, version, book) = self
+            .db
+            .people_page(session.tenant_id, (list, &session.sn), offset, limit)
+            .await?;
         let is_last = offset + people.len() as i64 >= total;
-        Ok((people, is_last, version))
+        Ok((people, is_last, version, book))
     }
 }
 

@@ -19,6 +19,7 @@ use crate::domain::devices::codes;
 use crate::domain::devices::messages::{
     EnrolPage, PunchRef, Push, TemplateSet, UserCheck, UserInfo, UserPage,
 };
+use crate::model::Stream;
 use crate::model::error::Error;
 
 /// A text frame read as far as the connection needs it.
@@ -153,6 +154,7 @@ pub fn push_frame(push: &Push) -> String {
         Push::Bound => ("push_bind_corp", json!({})),
         Push::Unbound => ("push_unbind_corp", json!({})),
         Push::Change {
+            list: Stream::People,
             version,
             change,
             at,
@@ -164,6 +166,21 @@ pub fn push_frame(push: &Push) -> String {
                 "create_user": change.create_user,
                 "update_user": change.update_user,
                 "delete_user": change.delete_user,
+            }),
+        ),
+        Push::Change {
+            list: Stream::Visitors,
+            version,
+            change,
+            at,
+        } => (
+            "push_visitor_list_change",
+            json!({
+                "timestamp": at,
+                "visitor_version": version,
+                "create_visitor": change.create_user,
+                "update_visitor": change.update_user,
+                "delete_visitor": change.delete_user,
             }),
         ),
         Push::EnterPage(page) => ("push_enter_page", page_body(page)),
@@ -229,10 +246,15 @@ pub fn userinfo_reply(users: &[UserInfo]) -> Value {
     json!({"userinfo": userinfo(users)})
 }
 
-/// `get_userinfo_by_page` → `{is_last, perm_version, userinfo[]}`, as
+/// `get_userinfo_by_page` → `{is_last, perm_version, userinfo[]}`, and
+/// `get_visitor_list` → `{is_last, visitor_version, userinfo[]}`, as
 /// [`userinfo_reply`].
 pub fn page_reply(page: &UserPage) -> Value {
-    json!({"is_last": page.is_last, "perm_version": page.perm_version,
+    let version = match page.list {
+        Stream::People => "perm_version",
+        Stream::Visitors => "visitor_version",
+    };
+    json!({"is_last": page.is_last, version: page.version,
            "userinfo": userinfo(&page.users)})
 }
 
