@@ -145,6 +145,11 @@ pub struct DeviceConfig {
     /// older than this many days are deleted with their capture photos,
     /// the deletion audited; 0 keeps them.
     pub record_retention_days: u32,
+    /// Capture photo bytes one `checkin` frame may store (at least one
+    /// photo's worth, whatever is set): the records beyond are failed, so
+    /// the terminal sends them again in its next frame. Bounds how long a
+    /// frame holds the validation core.
+    pub capture_mib_per_frame: usize,
 }
 
 impl Default for DeviceConfig {
@@ -156,6 +161,7 @@ impl Default for DeviceConfig {
             min_send_rate_kib: 32,
             commands_per_second: 100,
             record_retention_days: 0,
+            capture_mib_per_frame: 16,
         }
     }
 }

@@ -159,9 +159,15 @@ impl Core {
     pub async fn access_photo(&self, caller: &Caller, record_id: &str) -> Result<FileDownload> {
         let outcome = self.open_access_photo(caller.tenant_id, record_id).await;
         let owner = outcome.as_ref().ok().map(|(owner, _)| owner.as_str());
+        // The photo by its file id, as its upload and deletion name it.
+        let record = super::devices::clip(record_id, 128);
+        let object = match &outcome {
+            Ok((_, file)) => format!("{} of record {record}", file.record.file_id),
+            Err(_) => format!("record {record}"),
+        };
         let event = AuditEvent::by(caller, "access_photo.download", &outcome)
             .subject(owner)
-            .object(super::devices::clip(record_id, 128));
+            .object(object);
         self.audited(event, outcome.map(|(_, file)| file)).await
     }
 

@@ -258,10 +258,10 @@ impl Core {
         record_ids: &[String],
     ) -> Result<(Vec<String>, Vec<String>)> {
         batch_size("record_ids", record_ids.len())?;
-        let audit = |user_id: &str, record_id: &str| {
+        let audit = |user_id: &str, record_id: &str, photo: &str| {
             AuditEvent::by(caller, "access_photo.delete", &Ok(()))
                 .subject(Some(user_id))
-                .object(record_id)
+                .object(format!("{photo} of record {record_id}"))
         };
         let (deleted, photos) = self
             .db

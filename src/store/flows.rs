@@ -461,7 +461,7 @@ impl Db {
         &self,
         tenant_id: i64,
         record_ids: &[String],
-        audit: impl Fn(&str, &str) -> AuditEvent,
+        audit: impl Fn(&str, &str, &str) -> AuditEvent,
         now: i64,
     ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
         if record_ids.is_empty() {
@@ -482,7 +482,7 @@ impl Db {
                 continue;
             };
             if let Some(photo) = photo {
-                events.push(audit(&user_id, id));
+                events.push(audit(&user_id, id, &photo));
                 photos.push(photo);
             }
             deleted.push(id.clone());

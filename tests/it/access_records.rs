@@ -222,6 +222,33 @@ async fn door_passes_are_access_records_with_their_capture_photos() {
         reads[0],
         ("app".to_string(), "ok".to_string(), Some("ann".to_string()))
     );
+    // Upload and download name the photo alike: by its file id.
+    let objects = |action: &'static str| {
+        let filter = AuditFilter {
+            action: Some(action.into()),
+            ..Default::default()
+        };
+        let core = app.core.clone();
+        async move {
+            let page = core
+                .audit_page(app.tenant.id, &filter, 0, 100)
+                .await
+                .unwrap();
+            page.into_iter()
+                .filter(|r| r.result == "ok")
+                .map(|r| r.object.unwrap_or_default())
+                .collect::<Vec<_>>()
+        }
+    };
+    let uploaded = objects("access_photo.upload").await;
+    let downloaded = objects("access_photo.download").await;
+    assert_eq!(uploaded.len(), 1, "{uploaded:?}");
+    assert!(
+        downloaded
+            .iter()
+            .any(|o| o.starts_with(&format!("{} of record ", uploaded[0]))),
+        "{uploaded:?} {downloaded:?}"
+    );
 
     // Bad requests, in the platform's envelope.
     for (query, why) in [
@@ -441,4 +468,55 @@ async fn a_group_of_frames_skips_what_it_must_and_names_unlinked_photos() {
         .await
         .unwrap();
     assert_eq!(again, [vec!["p-b2".to_string()], vec!["p-a2".to_string()]]);
+}
+
+#[tokio::test]
+async fn a_frame_stores_its_budget_of_photos_and_fails_the_rest_for_its_next_frame() {
+    // One photo's worth a frame: the budget never falls below the photo
+    // limit.
+    let capture = jpeg(320, 240, 11);
+    let limit = capture.len() as u64 + 16;
+    let app = spawn_with(|c| {
+        c.device.capture_mib_per_frame = 0;
+        c.limits.photo_max_bytes = limit;
+    })
+    .await;
+    person(&app, "ann").await;
+    let door = terminal(&app, "DOOR-B").await;
+    let item = |t: i64| {
+        json!({"userid": "ann", "user_type": 0, "timestamp": T0 + t, "pass_type": 1,
+               "pass_method": 1, "capture_photo": STANDARD.encode(&capture)})
+    };
+    let frame = json!({"checkin_data": [item(0), item(60), item(120),
+        {"userid": "ann", "user_type": 0, "timestamp": T0 + 180, "pass_type": 1, "pass_method": 2}]});
+    let reply = door.call("checkin", frame.clone()).await.unwrap();
+    // The first photo fits; the two records after it wait for the next
+    // frame; a record without a photo is stored.
+    let named = |t: i64| json!({"userid": "ann", "user_type": 0, "timestamp": T0 + t});
+    assert_eq!(
+        reply["fail_list"],
+        json!([named(60), named(120)]),
+        "{reply}"
+    );
+    assert!(reply.get("photo_fail_list").is_none(), "{reply}");
+    // The terminal sends the same frame again: one more each time.
+    let reply = door.call("checkin", frame.clone()).await.unwrap();
+    assert_eq!(reply["fail_list"], json!([named(120)]), "{reply}");
+    let reply = door.call("checkin", frame).await.unwrap();
+    assert_eq!(reply["fail_list"], json!([]), "{reply}");
+    let creds = make_app(&app.core, &app.tenant, &["acs:access_record:readonly"]).await;
+    let token = app.token_for(&creds.app_id, &creds.app_secret).await;
+    let query = format!(
+        "/open-apis/acs/v1/access_records?from={T0}&to={}&",
+        T0 + 600
+    );
+    let records = all_pages(&app, &token, &query, 100).await;
+    assert_eq!(records.len(), 4);
+    for r in records.iter().filter(|r| r["access_type"] == "FA") {
+        let id = r["access_record_id"].as_str().unwrap();
+        let path = format!("/open-apis/acs/v1/access_records/{id}/access_photo");
+        let got = app.get(&path, &token).await;
+        assert_eq!(got.status(), 200);
+        assert_eq!(got.bytes().await.unwrap().as_ref(), capture.as_slice());
+    }
 }

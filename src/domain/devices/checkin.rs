@@ -48,6 +48,11 @@ pub struct CheckinOutcome {
     pub photo_fail_list: Vec<(PunchRef, String)>,
 }
 
+/// What storing a frame's capture photos did: (the punches whose photo
+/// was refused, with why; the punches left for the terminal's next frame,
+/// by their place in this one).
+type CaptureOutcome = (Vec<(PunchRef, String)>, Vec<(usize, PunchRef)>);
+
 impl Core {
     /// Stores the punches of known people; returns the failed ones, in the
     /// order sent. A punch fails when it is unreadable, its `user_type` is
@@ -134,7 +139,7 @@ impl Core {
                         record,
                         photo_file_id: None,
                     });
-                    photos.push((named, photo));
+                    photos.push((i, named, photo));
                 }
                 None => fail.push((
                     i,
@@ -146,10 +151,11 @@ impl Core {
                 )),
             }
         }
+        let (photo_fail_list, deferred) = self.store_captures(session, &mut keep, photos).await?;
+        fail.extend(deferred);
         // Failures in request order.
         fail.sort_by_key(|f| f.0);
         let fail_list: Vec<PunchRef> = fail.into_iter().map(|f| f.1).collect();
-        let photo_fail_list = self.store_captures(session, &mut keep, photos).await?;
         let frame = PunchFrame {
             tenant_id: session.tenant_id,
             sn: session.sn.clone(),
@@ -183,17 +189,24 @@ impl Core {
     }
 
     /// Stores the capture photos of the punches that are new (a re-sent
-    /// frame's records already have theirs) and names them in `keep`;
-    /// returns the punches whose photo was refused, with why.
+    /// frame's records already have theirs) and names them in `keep`, up
+    /// to the frame's budget of photo bytes; returns the punches whose
+    /// photo was refused, with why, and those (by their place in the frame)
+    /// taken out of `keep` because the budget was spent: they fail, and
+    /// come again with the terminal's next frame.
     async fn store_captures(
         self: &Arc<Self>,
         session: &Session,
-        keep: &mut [Punch],
-        photos: Vec<(PunchRef, Option<CapturePhoto>)>,
-    ) -> Result<Vec<(PunchRef, String)>> {
-        if photos.iter().all(|p| p.1.is_none()) {
-            return Ok(Vec::new());
+        keep: &mut Vec<Punch>,
+        photos: Vec<(usize, PunchRef, Option<CapturePhoto>)>,
+    ) -> Result<CaptureOutcome> {
+        if photos.iter().all(|p| p.2.is_none()) {
+            return Ok(Default::default());
         }
+        let rules = self.attendance_rules();
+        let budget = (self.config.device.capture_mib_per_frame << 20).max(rules.max_bytes as usize);
+        let mut spent = 0;
+        let mut deferred = Vec::new();
         let keys: Vec<String> = keep
             .iter()
             .map(|p| Punch::idempotent_id(&session.sn, p.record.timestamp, &p.user_id))
@@ -203,10 +216,17 @@ impl Core {
             .idempotent_ids_taken(session.tenant_id, &keys)
             .await?;
         let mut refused = Vec::new();
-        for ((i, (named, photo)), key) in photos.into_iter().enumerate().zip(&keys) {
+        for ((i, (at, named, photo)), key) in photos.into_iter().enumerate().zip(&keys) {
             let Some(photo) = photo else { continue };
             if taken.contains(key) {
                 continue;
+            }
+            if let CapturePhoto::Bytes(b) = &photo {
+                if spent + b.len() > budget {
+                    deferred.push((i, (at, named)));
+                    continue;
+                }
+                spent += b.len();
             }
             if keep[i].record.pass_type.is_none() {
                 // Only door records have photos to read (access_records).
@@ -236,7 +256,13 @@ impl Core {
                 }
             }
         }
-        Ok(refused)
+        // Last first, so the places of the others hold.
+        let mut later = Vec::with_capacity(deferred.len());
+        for (i, failed) in deferred.into_iter().rev() {
+            keep.remove(i);
+            later.push(failed);
+        }
+        Ok((refused, later))
     }
 
     /// Deletes capture photos no record will name, each deletion audited;
