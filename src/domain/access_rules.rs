@@ -380,10 +380,25 @@ impl Core {
                 }
             }
         }
-        for u in users {
-            let person = self
-                .resolve(caller, id_type, u)
+        // By user_id, the usual way to name staff here, in one query; the
+        // ids of an app (open_id) or of the platform one by one.
+        let found: HashMap<String, Person> = match id_type {
+            IdType::UserId => self
+                .db
+                .people_by(caller.tenant_id, crate::model::PersonKey::UserId, users)
                 .await?
+                .into_iter()
+                .map(|p| (p.user_id.clone(), p))
+                .collect(),
+            _ => HashMap::new(),
+        };
+        for u in users {
+            let person = match found.get(u) {
+                Some(p) => Some(p.clone()),
+                None if id_type == IdType::UserId => None,
+                None => self.resolve(caller, id_type, u).await?,
+            };
+            let person = person
                 .filter(|p| p.user_type != UserType::Visitor)
                 .ok_or_else(|| Error::UserNotFound(u.clone()))?;
             ids.push(person.id);

@@ -137,6 +137,34 @@ impl Db {
     }
 
     /// The person with this row id, whichever tenant's.
+    /// The tenant's people among `values` of `key` (user_id, union_id or
+    /// employee_no), in one query: the values travel as one JSON parameter.
+    pub async fn people_by(
+        &self,
+        tenant_id: i64,
+        key: PersonKey,
+        values: &[String],
+    ) -> anyhow::Result<Vec<Person>> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let column = match key {
+            PersonKey::UserId => "user_id",
+            PersonKey::EmployeeNo => "employee_no",
+            PersonKey::UnionId => "union_id",
+        };
+        let list = match self.backend {
+            super::Backend::Sqlite => "SELECT value FROM json_each($2)",
+            super::Backend::Postgres => "SELECT jsonb_array_elements_text($2::text::jsonb)",
+        };
+        let sql = format!("SELECT * FROM people WHERE tenant_id = $1 AND {column} IN ({list})");
+        Ok(sqlx::query_as(&sql)
+            .bind(tenant_id)
+            .bind(serde_json::to_string(values)?)
+            .fetch_all(self.pool()?)
+            .await?)
+    }
+
     pub async fn person(&self, person_id: i64) -> anyhow::Result<Option<Person>> {
         self.row_by("SELECT * FROM people WHERE id = $1", person_id)
             .await
