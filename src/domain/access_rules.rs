@@ -137,13 +137,6 @@ impl RuleDraft {
     }
 }
 
-/// A new rule's id: 63 random bits in decimal, the shape of the
-/// platform's ids.
-fn new_rule_id() -> String {
-    let n = u64::from_le_bytes(crate::model::ids::random_bytes::<8>()) >> 1;
-    n.to_string()
-}
-
 impl Core {
     /// The tenant's terminal with this `device_id`, by sn.
     pub async fn terminal_sn(&self, tenant_id: i64, id: &str) -> Result<String> {
@@ -210,7 +203,9 @@ impl Core {
                 "a tenant has at most {MAX_RULES} rules"
             )));
         }
-        let rule_id = old.as_ref().map_or_else(new_rule_id, |r| r.rule_id.clone());
+        let rule_id = old
+            .as_ref()
+            .map_or_else(crate::model::ids::platform_id, |r| r.rule_id.clone());
         let write = AccessWrite::Put {
             number: old.as_ref().map(|r| r.number),
             rule_id: rule_id.clone(),

@@ -11,7 +11,6 @@ use super::{Core, Person};
 use crate::model::error::{Error, Result};
 use crate::model::flows::CHECK_RESULTS;
 use crate::model::{FlowExtras, UserFlow};
-use crate::store::flows::new_record_id;
 
 /// Records one call may create or delete, and people one query may name.
 pub const MAX_BATCH: usize = 50;
@@ -181,7 +180,7 @@ impl Core {
         let flows: Vec<UserFlow> = drafts
             .into_iter()
             .map(|d| UserFlow {
-                record_id: new_record_id(),
+                record_id: crate::model::ids::platform_id(),
                 tenant_id,
                 person_id: people[&d.user_id].id,
                 check_time: d.check_time,

@@ -22,13 +22,6 @@ pub struct VisitorDraft {
     pub details: Map<String, Value>,
 }
 
-/// A new visitor's id: 63 random bits in decimal, the shape of the
-/// platform's ids.
-fn new_visitor_id() -> String {
-    let n = u64::from_le_bytes(crate::model::ids::random_bytes::<8>()) >> 1;
-    n.to_string()
-}
-
 impl Core {
     /// Creates a visitor; returns their `visitor_id` (their user id on the
     /// device protocol, with user_type 1).
@@ -38,7 +31,7 @@ impl Core {
             .tenant_by_id(caller.tenant_id)
             .await?
             .ok_or_else(|| Error::internal("the caller's tenant is gone"))?;
-        let id = new_visitor_id();
+        let id = crate::model::ids::platform_id();
         let mut person = PersonDraft::new(&id, &draft.name, None)
             .map_err(|_| Error::param("user.user_name must be 1 to 128 printable characters"))?;
         person.user_type = Some(UserType::Visitor);

@@ -15,6 +15,13 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
+/// A new id of the platform's shape for what facehub creates (punch
+/// records, access rules, visitors): a random 63-bit number in decimal, up
+/// to 19 digits.
+pub fn platform_id() -> String {
+    (u64::from_le_bytes(random_bytes::<8>()) >> 1).to_string()
+}
+
 /// HMAC-SHA256 of `parts` joined by NUL, hex, cut to `len` characters.
 pub fn derive_hex(secret: &[u8], parts: &[&str], len: usize) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::books::{BookCache, device_users, keys_in, keys_now, next_due, parse_key};
+use super::books::{BookCache, KEYS, device_users, keyed, keys_in, keys_now};
 use super::sql::{Tx, audit_in, placeholders};
 use super::{Backend, Db};
 use crate::model::access::book_diff;
@@ -172,15 +172,7 @@ impl Db {
 
     /// What each of the tenant's terminals holds, by sn.
     pub async fn book_keys(&self, tenant_id: i64) -> anyhow::Result<HashMap<String, BookKey>> {
-        let rows: Vec<(String, Option<String>)> = self
-            .rows_by(
-                "SELECT sn, access_rules FROM devices WHERE tenant_id = $1",
-                tenant_id,
-            )
-            .await?;
-        rows.into_iter()
-            .map(|(sn, key)| Ok((sn, parse_key(key)?)))
-            .collect()
+        keyed(self.rows_by(KEYS, tenant_id).await?)
     }
 
     /// Which of `people` these rules admit: person id → rule numbers.
@@ -280,7 +272,7 @@ impl Db {
             books_before.load(&mut tx, tenant_id, key).await?;
         }
         let (number, retimed) = apply(self.backend, &mut tx, tenant_id, write, now).await?;
-        let keys_after = keys_now(&mut tx, tenant_id, now).await?;
+        let (keys_after, due) = keys_now(&mut tx, tenant_id, now).await?;
         let mut books_after = BookCache::default();
         // Terminals grouped by (before, after): each group shares a delta.
         let mut groups: BTreeMap<(BookKey, BookKey), Vec<String>> = BTreeMap::new();
@@ -328,7 +320,6 @@ impl Db {
                     .await?;
             }
         }
-        let due = next_due(&mut tx, tenant_id, now).await?;
         sqlx::query("UPDATE tenants SET access_due = $1 WHERE id = $2")
             .bind(due)
             .bind(tenant_id)

@@ -18,18 +18,27 @@ pub(super) async fn keys_in(
     tx: &mut Tx<'_>,
     tenant_id: i64,
 ) -> anyhow::Result<BTreeMap<String, BookKey>> {
-    let rows: Vec<(String, Option<String>)> =
-        sqlx::query_as("SELECT sn, access_rules FROM devices WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .fetch_all(&mut **tx)
-            .await?;
+    let rows = sqlx::query_as(KEYS)
+        .bind(tenant_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    keyed(rows)
+}
+
+/// The tenant's terminals with the column their book is remembered in.
+pub(super) const KEYS: &str = "SELECT sn, access_rules FROM devices WHERE tenant_id = $1";
+
+/// [`KEYS`]' rows, by sn.
+pub(super) fn keyed<C: FromIterator<(String, BookKey)>>(
+    rows: Vec<(String, Option<String>)>,
+) -> anyhow::Result<C> {
     rows.into_iter()
         .map(|(sn, key)| Ok((sn, parse_key(key)?)))
         .collect()
 }
 
 /// The tenant's rules: number → spec.
-pub(super) async fn specs_in(
+async fn specs_in(
     tx: &mut Tx<'_>,
     tenant_id: i64,
 ) -> anyhow::Result<HashMap<i64, crate::model::RuleSpec>> {
@@ -44,7 +53,7 @@ pub(super) async fn specs_in(
 }
 
 /// The terminals bound to rules: sn → rule numbers.
-pub(super) async fn bindings_in(
+async fn bindings_in(
     tx: &mut Tx<'_>,
     tenant_id: i64,
 ) -> anyhow::Result<BTreeMap<String, Vec<i64>>> {
@@ -62,17 +71,24 @@ pub(super) async fn bindings_in(
     Ok(out)
 }
 
-/// What each bound terminal holds at `now`: the rules in force of those
-/// it is bound to. Terminals bound to none are left out (the whole
-/// tenant).
+/// What each bound terminal holds at `now` (the rules in force of those
+/// it is bound to; terminals bound to none are left out: the whole
+/// tenant), and when the next bound rule starts or ends.
 pub(super) async fn keys_now(
     tx: &mut Tx<'_>,
     tenant_id: i64,
     now: i64,
-) -> anyhow::Result<BTreeMap<String, BookKey>> {
+) -> anyhow::Result<(BTreeMap<String, BookKey>, Option<i64>)> {
     let specs = specs_in(tx, tenant_id).await?;
     let bound = bindings_in(tx, tenant_id).await?;
-    Ok(bound
+    let due = bound
+        .values()
+        .flatten()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .filter_map(|n| specs.get(n)?.next_turn(now))
+        .min();
+    let keys = bound
         .into_iter()
         .map(|(sn, numbers)| {
             let mut key: Vec<i64> = numbers
@@ -82,26 +98,8 @@ pub(super) async fn keys_now(
             key.sort_unstable();
             (sn, Some(key))
         })
-        .collect())
-}
-
-/// When the next bound rule starts or ends.
-pub(super) async fn next_due(
-    tx: &mut Tx<'_>,
-    tenant_id: i64,
-    now: i64,
-) -> anyhow::Result<Option<i64>> {
-    let specs = specs_in(tx, tenant_id).await?;
-    let bound: HashSet<i64> = bindings_in(tx, tenant_id)
-        .await?
-        .into_values()
-        .flatten()
         .collect();
-    Ok(specs
-        .iter()
-        .filter(|(n, _)| bound.contains(n))
-        .filter_map(|(_, s)| s.next_turn(now))
-        .min())
+    Ok((keys, due))
 }
 
 /// The tenant's people as terminals name them, by person id.

@@ -8,12 +8,6 @@ use super::audit::insert_audit_in;
 use super::sql::{delete_files_in, placeholders};
 use crate::model::{AuditEvent, CheckinRecord, UserFlow};
 
-/// A record id: a random 63-bit number in decimal (the platform's ids are
-/// numbers of up to 19 digits).
-pub fn new_record_id() -> String {
-    (u64::from_le_bytes(crate::model::ids::random_bytes::<8>()) >> 1).to_string()
-}
-
 /// One punch a terminal reported, of a known person.
 pub struct Punch {
     pub person_id: i64,
@@ -37,7 +31,7 @@ impl PunchFrame {
         self.punches
             .iter()
             .map(|p| UserFlow {
-                record_id: new_record_id(),
+                record_id: crate::model::ids::platform_id(),
                 tenant_id: self.tenant_id,
                 person_id: p.person_id,
                 check_time: p.record.timestamp,

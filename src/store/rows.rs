@@ -124,10 +124,7 @@ impl FromRow<'_, AnyRow> for DeviceRow {
             online_until: r.try_get("online_until")?,
             register_ts: r.try_get("register_ts")?,
             created_at: r.try_get("created_at")?,
-            book: r
-                .try_get::<Option<String>, _>("access_rules")?
-                .map(|k| serde_json::from_str(&k))
-                .transpose()
+            book: super::books::parse_key(r.try_get("access_rules")?)
                 .map_err(|e| sqlx::Error::Decode(e.into()))?,
         })
     }

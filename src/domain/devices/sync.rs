@@ -90,11 +90,7 @@ impl Core {
         wanted: Wanted,
     ) -> Result<UserPage> {
         let (people, is_last, version, book) = self.people_page(session, list, page).await?;
-        let people = people
-            .into_iter()
-            .map(|p| (p, Vec::new()))
-            .collect::<Vec<_>>();
-        let people = self.admit(&book, people).await?;
+        let people = self.within(&book, people).await?;
         let users = self.userinfo(session, &book, &people, wanted).await?;
         Ok(UserPage {
             is_last,
@@ -274,29 +270,18 @@ impl Core {
     /// Those of `people` the book holds, each with the rules that admit
     /// them there (none for the whole tenant, which holds no visitors).
     async fn within(&self, book: &BookKey, people: Vec<Person>) -> Result<Vec<(Person, Vec<i64>)>> {
-        let people = people
-            .into_iter()
-            .filter(|p| book.is_some() || p.user_type != UserType::Visitor)
-            .map(|p| (p, Vec::new()))
-            .collect();
-        self.admit(book, people).await
-    }
-
-    /// Keeps those of `people` the book holds, with the rules that admit
-    /// them.
-    async fn admit(
-        &self,
-        book: &BookKey,
-        people: Vec<(Person, Vec<i64>)>,
-    ) -> Result<Vec<(Person, Vec<i64>)>> {
         let Some(numbers) = book else {
-            return Ok(people);
+            return Ok(people
+                .into_iter()
+                .filter(|p| p.user_type != UserType::Visitor)
+                .map(|p| (p, Vec::new()))
+                .collect());
         };
-        let ids: Vec<i64> = people.iter().map(|(p, _)| p.id).collect();
+        let ids: Vec<i64> = people.iter().map(|p| p.id).collect();
         let mut admitted = self.db.admitted(numbers, &ids).await?;
         Ok(people
             .into_iter()
-            .filter_map(|(p, _)| admitted.remove(&p.id).map(|rules| (p, rules)))
+            .filter_map(|p| admitted.remove(&p.id).map(|rules| (p, rules)))
             .collect())
     }
 
