@@ -9,7 +9,9 @@
 //!   for door access when scikit-image's data is in `.venv`), odd but valid
 //!   shapes, broken framing, and cut variants;
 //! - `device_frame`: device-protocol frames as firmware and the simulator
-//!   send them, and malformed ones.
+//!   send them, and malformed ones;
+//! - `push_text`: ZKTeco PUSH-protocol bodies in the forms the protocol
+//!   notes record, and cut variants.
 //!
 //! Deterministic, so the corpora need not be committed: run
 //!
@@ -24,6 +26,9 @@ use std::path::{Path, PathBuf};
 use facehub::image::samples::{self, IcoEntry};
 use facehub::image::{ImageFormat, ImageRules, check};
 // The fuzz crate's harness, by path (as tests/it/fuzz_regressions.rs does).
+#[allow(dead_code)]
+#[path = "src/push_text.rs"]
+mod push_text;
 #[allow(dead_code)]
 #[path = "src/upload.rs"]
 mod upload;
@@ -40,10 +45,11 @@ type Generator = fn() -> Seeds;
 fn main() -> std::io::Result<()> {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    let targets: [(&str, Generator); 3] = [
+    let targets: [(&str, Generator); 4] = [
         ("validate", validate),
         ("upload", upload),
         ("device_frame", device_frame),
+        ("push_text", push_text),
     ];
     for (name, make) in targets {
         if wanted.is_empty() || wanted.iter().any(|w| w == name) {
@@ -540,6 +546,15 @@ fn frame(cmd: &str, req_id: Value, body: Value) -> Vec<u8> {
     json!({"cmd": cmd, "headers": {"req_id": req_id}, "body": body})
         .to_string()
         .into_bytes()
+}
+
+fn push_text() -> Seeds {
+    let mut seeds: Seeds = push_text::seeds()
+        .into_iter()
+        .map(|(name, bytes)| (name.to_string(), bytes))
+        .collect();
+    with_cuts(&mut seeds);
+    seeds
 }
 
 fn device_frame() -> Seeds {

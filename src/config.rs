@@ -150,6 +150,14 @@ pub struct DeviceConfig {
     /// the terminal sends them again in its next frame. Bounds how long a
     /// frame holds the validation core.
     pub capture_mib_per_frame: usize,
+    /// Serial numbers noted as pending at most (ZKTeco terminals that call
+    /// before an admin adds them); beyond, calls are refused unnoted.
+    pub pending_max: usize,
+    /// Largest body a ZKTeco terminal may post to `/iclock/*`.
+    pub push_body_mib: usize,
+    /// How often a ZKTeco terminal is told to poll `getrequest` (its init's
+    /// `Delay`), in seconds.
+    pub push_poll_secs: u64,
 }
 
 impl Default for DeviceConfig {
@@ -162,6 +170,9 @@ impl Default for DeviceConfig {
             commands_per_second: 100,
             record_retention_days: 0,
             capture_mib_per_frame: 16,
+            pending_max: 1000,
+            push_body_mib: 16,
+            push_poll_secs: 10,
         }
     }
 }

@@ -4,6 +4,8 @@
 //! `download_photo` reply, and a local address book kept in sync the way
 //! the platform describes (incremental on a +1 version, full pull on a gap).
 
+pub mod zk;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,4 +3,5 @@
 //! kept in tests/fixtures/fuzz/ under plain `cargo test`.
 
 pub mod device_frame;
+pub mod push_text;
 pub mod upload;

@@ -1,6 +1,6 @@
 //! The HTTP surfaces: the Feishu open-apis ([`feishu`]), facehub's own
-//! endpoints beside them ([`facehub`]), the WeCom device protocol
-//! ([`wecom`]), the admin console and the operating endpoints. Each owns
+//! endpoints beside them ([`facehub`]), the WeCom and ZKTeco device
+//! protocols ([`wecom`], [`zkteco`]), the admin console and the operating endpoints. Each owns
 //! its routes, wire types and error codes; [`router`] merges them under one
 //! middleware that sets `X-Tt-Logid`, renders errors in the platform
 //! envelope and turns handler panics into 500 envelopes.
@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod ops;
 pub mod ratelimit;
 pub mod wecom;
+pub mod zkteco;
 
 use std::sync::Arc;
 
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .merge(feishu::router())
         .merge(facehub::router())
         .merge(wecom::router())
+        .merge(zkteco::router())
         .merge(openapi::router())
         .merge(console::router())
         .merge(ops::router())

@@ -9,6 +9,7 @@ use super::{TenantArg, user_err};
 use crate::api::facehub::devices::Enrolment;
 use crate::domain::Core;
 use crate::domain::devices::{DeviceRow, Presence};
+use crate::model::{PendingDevice, ZkSettings};
 
 /// A terminal as `device list --json` shows it: what the store knows, with
 /// `online` from the presence lease of the node holding its connection.
@@ -22,6 +23,7 @@ struct DeviceListed {
     last_seen: Option<i64>,
     online: bool,
     perm_version: i64,
+    protocol: &'static str,
     seen_version: i64,
     sn: String,
 }
@@ -36,27 +38,74 @@ impl DeviceListed {
             last_seen: now.last_seen,
             online: now.online,
             perm_version,
+            protocol: d.protocol.as_str(),
             seen_version: now.seen_version,
             sn: d.sn.clone(),
         }
     }
 }
 
+/// A pending serial number as `device pending --json` shows it.
+#[derive(Serialize)]
+struct PendingListed {
+    address: String,
+    first_seen: i64,
+    last_seen: i64,
+    protocol: &'static str,
+    sn: String,
+}
+
+/// `+08:00`, `-03:30`, `+8`, `0` as minutes east of UTC.
+fn utc_offset_min(s: &str) -> anyhow::Result<i64> {
+    let bad = || anyhow::anyhow!("--utc-offset {s:?}: expected ±hh:mm, e.g. +08:00");
+    let (sign, rest) = match s.as_bytes().first() {
+        Some(b'-') => (-1, &s[1..]),
+        Some(b'+') => (1, &s[1..]),
+        _ => (1, s),
+    };
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+    let h: i64 = h.parse().map_err(|_| bad())?;
+    let m: i64 = m.parse().map_err(|_| bad())?;
+    if !(0..60).contains(&m) || !(0..=14).contains(&h) {
+        return Err(bad());
+    }
+    Ok(sign * (h * 60 + m))
+}
+
 #[derive(Subcommand, Debug)]
 pub enum DeviceCmd {
-    /// Add a terminal by its serial number and factory SecretNo
+    /// Add a terminal by its serial number (and, for WeCom, its factory
+    /// SecretNo)
     Add {
         #[command(flatten)]
         tenant: TenantArg,
         /// The device's serial number
         #[arg(long)]
         sn: String,
-        /// The SecretNo burned into the device, which signs its `register`
+        /// The device protocol it speaks: wecom (WebSocket) or zkteco
+        /// (PUSH/ADMS, `/iclock/*`)
+        #[arg(long, default_value = "wecom", value_parser = ["wecom", "zkteco"])]
+        protocol: String,
+        /// WeCom: the SecretNo burned into the device, which signs its
+        /// `register`
         #[arg(long)]
-        secret_no: String,
+        secret_no: Option<String>,
+        /// ZKTeco: the UTC offset its clock is set to, e.g. +08:00
+        #[arg(long, default_value = "+00:00", allow_hyphen_values = true)]
+        utc_offset: String,
+        /// ZKTeco: a network (CIDR) or address it may call from; repeat for
+        /// more (none: any)
+        #[arg(long)]
+        allow_from: Vec<String>,
         /// Bind it at once
         #[arg(long)]
         bind: bool,
+    },
+    /// Serial numbers of ZKTeco terminals that called before they were
+    /// added, newest first
+    Pending {
+        #[arg(long)]
+        json: bool,
     },
     /// Bind a terminal to its tenant: its `active` then returns a secret
     Bind {
@@ -114,13 +163,32 @@ pub(super) async fn run(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> an
         DeviceCmd::Add {
             tenant,
             sn,
+            protocol,
             secret_no,
+            utc_offset,
+            allow_from,
             bind,
         } => {
             let tenant = tenant.resolve(core).await?;
-            core.add_device(&tenant, &sn, &secret_no)
-                .await
-                .map_err(user_err)?;
+            let added = if protocol == "zkteco" {
+                if secret_no.is_some() {
+                    anyhow::bail!("a ZKTeco terminal has no SecretNo: leave out --secret-no");
+                }
+                let zk = ZkSettings {
+                    utc_offset_min: utc_offset_min(&utc_offset)?,
+                    allow_from,
+                };
+                core.add_zk_device(&tenant, &sn, &zk).await
+            } else {
+                let Some(secret_no) = secret_no else {
+                    anyhow::bail!("a WeCom terminal needs --secret-no, its factory SecretNo");
+                };
+                if !allow_from.is_empty() || utc_offset != "+00:00" {
+                    anyhow::bail!("--utc-offset and --allow-from are for ZKTeco terminals");
+                }
+                core.add_device(&tenant, &sn, &secret_no).await
+            };
+            added.map_err(user_err)?;
             if bind {
                 core.bind_device(tenant.id, &sn).await.map_err(user_err)?;
             }
@@ -129,6 +197,26 @@ pub(super) async fn run(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> an
                 "added device {sn}{}",
                 if bind { " (bound)" } else { "" }
             )?;
+        }
+        DeviceCmd::Pending { json } => {
+            let pending = core.pending_devices().await?;
+            let json_of = |p: &PendingDevice| PendingListed {
+                address: p.address.clone(),
+                first_seen: p.first_seen,
+                last_seen: p.last_seen,
+                protocol: p.protocol.as_str(),
+                sn: p.sn.clone(),
+            };
+            let line_of = |p: &PendingDevice| {
+                format!(
+                    "{}\t{}\tfrom {}\tlast seen {}",
+                    p.sn,
+                    p.protocol.as_str(),
+                    p.address,
+                    p.last_seen
+                )
+            };
+            super::listing(out, json, &pending, json_of, line_of)?;
         }
         DeviceCmd::Bind { tenant, sn } => {
             let tenant = tenant.resolve(core).await?;
@@ -198,4 +286,27 @@ pub(super) async fn run(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> an
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_offset_min;
+
+    #[test]
+    fn utc_offsets() {
+        for (given, min) in [
+            ("+08:00", 480),
+            ("-03:30", -210),
+            ("+05:45", 345),
+            ("8", 480),
+            ("0", 0),
+            ("+14:00", 840),
+            ("-12:00", -720),
+        ] {
+            assert_eq!(utc_offset_min(given).unwrap(), min, "{given}");
+        }
+        for bad in ["", "+8:60", "+15:00", "UTC", "+08:00:00", "--1"] {
+            assert!(utc_offset_min(bad).is_err(), "{bad}");
+        }
+    }
 }

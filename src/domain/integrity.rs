@@ -344,7 +344,7 @@ mod tests {
         let tenant_id = core.db.device("SN1").await.unwrap().unwrap().tenant_id;
         let sealed = core.keys.seal_small(b"device:OLD-1:secret_no", b"1234");
         core.db
-            .insert_device("OLD-1", tenant_id, &sealed, core.now())
+            .insert_device("OLD-1", tenant_id, &sealed, None, core.now())
             .await
             .unwrap();
         let r = core.check(Duration::ZERO).await.unwrap();

@@ -173,6 +173,89 @@ pub struct DeviceRow {
     pub created_at: i64,
     /// What its address book is made of (see [`super::BookKey`]).
     pub book: super::BookKey,
+    pub protocol: Protocol,
+    /// ZKTeco: the UTC offset its clock is set to, in minutes.
+    pub utc_offset_min: i64,
+    /// ZKTeco: the client networks it may call from (CIDRs; empty: any).
+    pub allow_from: Vec<String>,
+    /// ZKTeco: what it last said of itself (`INFO`, the init's options).
+    pub push_info: Option<PushInfo>,
+}
+
+/// The device protocol a terminal speaks. A terminal is added for one and
+/// is refused on the other's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// WeCom's device protocol (one WebSocket per terminal).
+    WeCom,
+    /// ZKTeco's PUSH/ADMS protocol (`/iclock/*`, the terminal polls).
+    ZkTeco,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::WeCom => "wecom",
+            Protocol::ZkTeco => "zkteco",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Protocol> {
+        match s {
+            "wecom" => Some(Protocol::WeCom),
+            "zkteco" => Some(Protocol::ZkTeco),
+            _ => None,
+        }
+    }
+}
+
+/// What a ZKTeco terminal reports of itself: its `getrequest` `INFO`
+/// (firmware, counts, address, algorithm versions) and its init's
+/// `pushver`/`language`. Every field is as sent, bounded in length.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprints: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub punches: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faces: Option<i64>,
+    /// The `Stamp` of its last punch upload, sent back in its next init.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attlog_stamp: Option<String>,
+}
+
+/// How a ZKTeco terminal is added.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZkSettings {
+    /// The UTC offset its clock is set to, in minutes (−720 to 840).
+    pub utc_offset_min: i64,
+    /// The client networks it may call from (CIDRs; empty: any).
+    pub allow_from: Vec<String>,
+}
+
+/// A serial number that called a device endpoint before it was added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDevice {
+    pub sn: String,
+    pub protocol: Protocol,
+    pub address: String,
+    pub first_seen: i64,
+    /// Written at most once a minute per serial number.
+    pub last_seen: i64,
 }
 
 /// Which hashed credential a device is looked up by.

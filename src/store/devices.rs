@@ -4,23 +4,113 @@
 //! `flows`).
 
 use super::Db;
-use crate::model::{DeviceKey, DeviceRow, Seen};
+use crate::model::{DeviceKey, DeviceRow, PendingDevice, Protocol, PushInfo, Seen, ZkSettings};
 
 impl Db {
+    /// Adds a terminal; a ZKTeco one with its settings. Its serial number
+    /// leaves the pending list in the same transaction.
     pub async fn insert_device(
         &self,
         sn: &str,
         tenant_id: i64,
         sealed_secret_no: &[u8],
+        zk: Option<&ZkSettings>,
         now: i64,
     ) -> Result<(), sqlx::Error> {
+        let (protocol, offset, allow) = match zk {
+            None => (Protocol::WeCom, 0, "[]".to_string()),
+            Some(z) => (
+                Protocol::ZkTeco,
+                z.utc_offset_min,
+                serde_json::to_string(&z.allow_from).expect("strings serialise"),
+            ),
+        };
+        let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO devices(sn, tenant_id, secret_no, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO devices(sn, tenant_id, secret_no, created_at, protocol, utc_offset_min,
+                                 allow_from)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(sn)
         .bind(tenant_id)
         .bind(sealed_secret_no)
         .bind(now)
+        .bind(protocol.as_str())
+        .bind(offset)
+        .bind(allow)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM pending_devices WHERE sn = $1")
+            .bind(sn)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// Notes a call from a serial number no terminal has: a new one while
+    /// fewer than `max` are pending, a known one's address and time at
+    /// most once a minute.
+    pub async fn note_pending(
+        &self,
+        sn: &str,
+        protocol: Protocol,
+        address: &str,
+        now: i64,
+        max: i64,
+    ) -> anyhow::Result<()> {
+        let r = sqlx::query(
+            "UPDATE pending_devices SET address = $1, last_seen = $2
+             WHERE sn = $3 AND last_seen < $4",
+        )
+        .bind(address)
+        .bind(now)
+        .bind(sn)
+        .bind(now - 60)
+        .execute(self.pool()?)
+        .await?;
+        if r.rows_affected() == 0 {
+            sqlx::query(
+                "INSERT INTO pending_devices(sn, protocol, address, first_seen, last_seen)
+                 SELECT $1, $2, $3, $4, $5
+                 WHERE (SELECT COUNT(*) FROM pending_devices) < $6
+                 ON CONFLICT (sn) DO NOTHING",
+            )
+            .bind(sn)
+            .bind(protocol.as_str())
+            .bind(address)
+            .bind(now)
+            .bind(now)
+            .bind(max)
+            .execute(self.pool()?)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Serial numbers that called before they were added, newest first.
+    pub async fn pending_devices(&self) -> anyhow::Result<Vec<PendingDevice>> {
+        self.rows("SELECT * FROM pending_devices ORDER BY last_seen DESC, sn")
+            .await
+    }
+
+    /// A ZKTeco terminal's report of itself, and that it called now.
+    pub async fn set_push_info(
+        &self,
+        sn: &str,
+        info: &PushInfo,
+        now: i64,
+        online_until: i64,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE devices SET push_info = $1, last_seen = $2, online_until = $3,
+                    firmware_version = COALESCE($4, firmware_version)
+             WHERE sn = $5",
+        )
+        .bind(serde_json::to_string(info)?)
+        .bind(now)
+        .bind(online_until)
+        .bind(info.firmware.as_deref())
+        .bind(sn)
         .execute(self.pool()?)
         .await?;
         Ok(())

@@ -9,7 +9,10 @@ use sqlx::{FromRow, Row};
 
 use super::AcsRow;
 use crate::image::ImageFormat;
-use crate::model::{App, DeviceRow, Enrolment, FileKind, FileRecord, Person, UserFlow, UserType};
+use crate::model::{
+    App, DeviceRow, Enrolment, FileKind, FileRecord, PendingDevice, Person, Protocol, UserFlow,
+    UserType,
+};
 
 /// A stored name that no variant of the field's type knows.
 fn unknown(column: &str, value: &str) -> sqlx::Error {
@@ -126,6 +129,28 @@ impl FromRow<'_, AnyRow> for DeviceRow {
             created_at: r.try_get("created_at")?,
             book: super::books::parse_key(r.try_get("access_rules")?)
                 .map_err(|e| sqlx::Error::Decode(e.into()))?,
+            protocol: protocol(r.try_get("protocol")?)?,
+            utc_offset_min: r.try_get("utc_offset_min")?,
+            allow_from: json_or_default(r, "allow_from")?,
+            push_info: r
+                .try_get::<Option<&str>, _>("push_info")?
+                .and_then(|j| serde_json::from_str(j).ok()),
+        })
+    }
+}
+
+fn protocol(name: &str) -> Result<Protocol, sqlx::Error> {
+    Protocol::parse(name).ok_or_else(|| unknown("protocol", name))
+}
+
+impl FromRow<'_, AnyRow> for PendingDevice {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(PendingDevice {
+            sn: r.try_get("sn")?,
+            protocol: protocol(r.try_get("protocol")?)?,
+            address: r.try_get("address")?,
+            first_seen: r.try_get("first_seen")?,
+            last_seen: r.try_get("last_seen")?,
         })
     }
 }

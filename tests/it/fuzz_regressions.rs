@@ -9,6 +9,9 @@
 #[path = "../../fuzz/src/device_frame.rs"]
 mod device_frame;
 #[allow(dead_code)]
+#[path = "../../fuzz/src/push_text.rs"]
+mod push_text;
+#[allow(dead_code)]
 #[path = "../../fuzz/src/upload.rs"]
 mod upload;
 
@@ -46,5 +49,20 @@ fn upload_inputs_keep_their_properties() {
     for (name, bytes) in inputs("upload") {
         eprintln!("upload/{name}");
         upload::check(&bytes);
+    }
+}
+
+#[test]
+fn push_text_seeds_keep_their_properties() {
+    for (name, bytes) in push_text::seeds() {
+        eprintln!("push_text/{name}");
+        push_text::check(&bytes);
+        for cut in [bytes.len() / 2, bytes.len() - 1] {
+            push_text::check(&bytes[..cut]);
+        }
+    }
+    for (name, bytes) in inputs("push_text") {
+        eprintln!("push_text/{name}");
+        push_text::check(&bytes);
     }
 }

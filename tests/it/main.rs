@@ -26,3 +26,4 @@ mod privacy;
 mod sdk_node;
 mod sdk_python;
 mod user_flows;
+mod zkteco;

@@ -750,6 +750,77 @@ async fn devices_managed_from_the_cli_while_the_server_runs() {
     assert!(bad.contains("not a device of this tenant"));
 }
 
+/// A ZKTeco terminal admitted from the CLI while the server runs: pending
+/// until added, then served in the zone it was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zkteco_terminal_added_from_the_cli() {
+    use facehub_devsim::zk::ZkTerminal;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    run_ok(facehub(&data).args(["tenant", "create", "acme"]));
+    run_ok(person_add(&mut facehub(&data), "1001", "Ann"));
+    let (_server, base) = serve(&data);
+    let mut t = ZkTerminal::new(&base, "CQZ7224460123");
+    assert!(t.init().await.is_err());
+    let out = run_ok(facehub(&data).args(["device", "pending", "--json"]));
+    let pending: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(pending[0]["sn"], "CQZ7224460123", "{pending}");
+    assert_eq!(pending[0]["protocol"], "zkteco");
+
+    let add = |extra: &[&str]| {
+        let mut cmd = facehub(&data);
+        cmd.args(["device", "add", "--tenant", "acme", "--sn", "CQZ7224460123"])
+            .args(extra);
+        cmd
+    };
+    let e = run_err(&mut add(&["--protocol", "zkteco", "--secret-no", "x"]));
+    assert!(e.contains("no SecretNo"), "{e}");
+    let e = run_err(&mut add(&[
+        "--protocol",
+        "zkteco",
+        "--utc-offset",
+        "+25:00",
+    ]));
+    assert!(e.contains("expected ±hh:mm"), "{e}");
+    let e = run_err(&mut add(&["--utc-offset", "+08:00"]));
+    assert!(e.contains("--secret-no"), "{e}");
+    let out = run_ok(&mut add(&[
+        "--protocol",
+        "zkteco",
+        "--utc-offset",
+        "-03:30",
+        "--allow-from",
+        "127.0.0.0/8",
+        "--bind",
+    ]));
+    assert!(out.contains("added device CQZ7224460123 (bound)"), "{out}");
+    let out = run_ok(facehub(&data).args(["device", "pending"]));
+    assert!(out.trim().is_empty() || !out.contains("CQZ"), "{out}");
+
+    t.init().await.unwrap();
+    assert_eq!(t.options["TimeZone"], "-210");
+    t.punch("1001", 1_763_900_000, 0, 15);
+    assert_eq!(t.upload().await.unwrap(), (200, "OK: 1".to_string()));
+    let out = run_ok(facehub(&data).args([
+        "checkin",
+        "list",
+        "--tenant",
+        "acme",
+        "--user-id",
+        "1001",
+        "--day",
+        "2025-11-23",
+    ]));
+    assert!(
+        out.contains("2025-11-23T12:13:20+00:00\tCQZ7224460123"),
+        "{out}"
+    );
+    let out = run_ok(facehub(&data).args(["device", "list", "--tenant", "acme", "--json"]));
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[0]["protocol"], "zkteco", "{list}");
+    assert_eq!(list[0]["online"], true, "{list}");
+}
+
 /// `person erase` and `audit list|export`, as an operator runs them.
 #[test]
 fn erase_and_audit_from_the_command_line() {

@@ -13,8 +13,10 @@ pub mod hub;
 pub mod messages;
 pub mod sync;
 pub mod upload;
+pub mod zk;
 
 use super::{Core, Tenant};
+use crate::model::ZkSettings;
 use crate::model::error::{Error, Result};
 
 pub use crate::model::devices::{
@@ -133,9 +135,19 @@ impl Core {
             format!("device:{sn}:secret_no").as_bytes(),
             secret_no.as_bytes(),
         );
+        self.insert_device(sn, tenant, &sealed, None).await
+    }
+
+    async fn insert_device(
+        &self,
+        sn: &str,
+        tenant: &Tenant,
+        sealed_secret_no: &[u8],
+        zk: Option<&ZkSettings>,
+    ) -> Result<()> {
         match self
             .db
-            .insert_device(sn, tenant.id, &sealed, self.now())
+            .insert_device(sn, tenant.id, sealed_secret_no, zk, self.now())
             .await
         {
             Ok(()) => {

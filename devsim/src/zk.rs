@@ -1,0 +1,212 @@
+//! A simulated ZKTeco terminal speaking the PUSH protocol (`/iclock/*`)
+//! as firmware does: the init that fetches its options (and sets its clock
+//! zone from `TimeZone`, hours when small and minutes otherwise, as ZKTeco
+//! firmware reads it), a punch log kept until the server answers `OK`
+//! (anything else and the punches are sent again, with the next upload),
+//! the `ATTLOGStamp` it resumes from, heartbeats with `INFO`, and batched
+//! `devicecmd` results.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+
+/// One punch in the terminal's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPunch {
+    pub pin: String,
+    /// Unix time of the punch; written as the terminal's wall clock.
+    pub at: i64,
+    pub state: i64,
+    pub verify: i64,
+}
+
+/// A terminal: its serial number, options, clock zone and punch log.
+pub struct ZkTerminal {
+    base: String,
+    pub sn: String,
+    http: reqwest::Client,
+    /// The options of its last init, by name.
+    pub options: BTreeMap<String, String>,
+    /// Minutes east of UTC its clock is set to (from `TimeZone`).
+    pub utc_offset_min: i64,
+    /// Punches not yet acknowledged.
+    pub unsent: Vec<LogPunch>,
+    /// How many uploads it has made (its `Stamp` counts them).
+    uploads: u64,
+}
+
+impl ZkTerminal {
+    /// A terminal pointed at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: &str, sn: &str) -> ZkTerminal {
+        let http = reqwest::Client::builder()
+            .user_agent("iClock Proxy/1.09")
+            .build()
+            .expect("an HTTP client");
+        ZkTerminal {
+            base: base.trim_end_matches('/').to_string(),
+            sn: sn.to_string(),
+            http,
+            options: BTreeMap::new(),
+            utc_offset_min: 0,
+            unsent: Vec::new(),
+            uploads: 0,
+        }
+    }
+
+    /// `GET path?query` as the terminal sends it: status and body.
+    pub async fn get(&self, path_query: &str) -> anyhow::Result<(u16, String)> {
+        let r = self
+            .http
+            .get(format!("{}{path_query}", self.base))
+            .send()
+            .await?;
+        Ok((r.status().as_u16(), r.text().await?))
+    }
+
+    /// `POST path?query` with a text body: status and body.
+    pub async fn post(&self, path_query: &str, body: Vec<u8>) -> anyhow::Result<(u16, String)> {
+        let r = self
+            .http
+            .post(format!("{}{path_query}", self.base))
+            .header("content-type", "text/plain")
+            .body(body)
+            .send()
+            .await?;
+        Ok((r.status().as_u16(), r.text().await?))
+    }
+
+    /// The init: fetches the options and sets the clock zone. Fails unless
+    /// the answer starts with `GET OPTION FROM: <its SN>`.
+    pub async fn init(&mut self) -> anyhow::Result<()> {
+        let (status, body) = self
+            .get(&format!(
+                "/iclock/cdata?SN={}&options=all&pushver=2.4.1&language=69",
+                self.sn
+            ))
+            .await?;
+        let mut lines = body.lines();
+        let first = lines.next().unwrap_or_default();
+        if status != 200 || first != format!("GET OPTION FROM: {}", self.sn) {
+            bail!("init refused: {status} {body:?}");
+        }
+        self.options = lines
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let tz: i64 = self
+            .options
+            .get("TimeZone")
+            .context("no TimeZone")?
+            .parse()
+            .context("TimeZone is not a number")?;
+        self.utc_offset_min = if tz.abs() <= 14 { tz * 60 } else { tz };
+        Ok(())
+    }
+
+    /// Logs a punch at Unix time `at`.
+    pub fn punch(&mut self, pin: &str, at: i64, state: i64, verify: i64) {
+        self.unsent.push(LogPunch {
+            pin: pin.to_string(),
+            at,
+            state,
+            verify,
+        });
+    }
+
+    /// The wall-clock text of Unix time `at` on this terminal's clock.
+    pub fn wall_clock(&self, at: i64) -> String {
+        let local = at + self.utc_offset_min * 60;
+        let days = local.div_euclid(86_400);
+        let secs = local.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+            secs / 3600,
+            secs % 3600 / 60,
+            secs % 60
+        )
+    }
+
+    /// Sends its unsent punches (`ATTLOG`), as one upload; they are
+    /// dropped from the log only on an `OK`. The server's answer.
+    pub async fn upload(&mut self) -> anyhow::Result<(u16, String)> {
+        let mut body = String::new();
+        for p in &self.unsent {
+            body.push_str(&format!(
+                "{}\t{}\t{}\t{}\t0\t0\t0\n",
+                p.pin,
+                self.wall_clock(p.at),
+                p.state,
+                p.verify
+            ));
+        }
+        self.uploads += 1;
+        let (status, answer) = self
+            .post(
+                &format!(
+                    "/iclock/cdata?SN={}&table=ATTLOG&Stamp={}",
+                    self.sn, self.uploads
+                ),
+                body.into_bytes(),
+            )
+            .await?;
+        if status == 200 && answer.starts_with("OK") {
+            self.unsent.clear();
+        }
+        Ok((status, answer))
+    }
+
+    /// A heartbeat; with `info`, the report the first one after an init
+    /// carries. The server's answer.
+    pub async fn poll(&self, info: Option<&str>) -> anyhow::Result<(u16, String)> {
+        let info = info.map_or(String::new(), |i| {
+            format!("&INFO={}", i.replace(' ', "%20").replace(',', "%2C"))
+        });
+        self.get(&format!("/iclock/getrequest?SN={}{info}", self.sn))
+            .await
+    }
+
+    /// Reports command results, batched one a line as firmware does.
+    pub async fn results(&self, results: &[(i64, i64, &str)]) -> anyhow::Result<(u16, String)> {
+        let body: Vec<String> = results
+            .iter()
+            .map(|(id, code, cmd)| format!("ID={id}&Return={code}&CMD={cmd}"))
+            .collect();
+        self.post(
+            &format!("/iclock/devicecmd?SN={}", self.sn),
+            body.join("\n").into_bytes(),
+        )
+        .await
+    }
+}
+
+/// (year, month, day) of days since 1970-01-01 (Howard Hinnant's
+/// algorithm), so the simulator needs no date crate.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wall_clock_follows_the_zone() {
+        let mut t = ZkTerminal::new("http://x", "SN");
+        assert_eq!(t.wall_clock(1_704_164_645), "2024-01-02 03:04:05");
+        t.utc_offset_min = 480;
+        assert_eq!(t.wall_clock(1_704_164_645), "2024-01-02 11:04:05");
+        t.utc_offset_min = -300;
+        assert_eq!(t.wall_clock(1_704_164_645), "2024-01-01 22:04:05");
+        assert_eq!(t.wall_clock(951_782_400 - 300 * -60), "2000-02-29 00:00:00");
+    }
+}

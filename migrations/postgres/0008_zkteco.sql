@@ -1,0 +1,18 @@
+-- ZKTeco terminals (PUSH/ADMS, `/iclock/*`) in the same fleet as the WeCom
+-- ones: which protocol a terminal speaks, the UTC offset its clock is set
+-- to (its punches carry local wall-clock times), the client addresses it
+-- may call from (JSON list of CIDRs; empty: any), and what it last said of
+-- itself (JSON: firmware, counts, algorithm versions).
+ALTER TABLE devices ADD COLUMN protocol TEXT NOT NULL DEFAULT 'wecom';
+ALTER TABLE devices ADD COLUMN utc_offset_min BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN allow_from TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE devices ADD COLUMN push_info TEXT;
+-- Serial numbers that called `/iclock/*` before an admin added them: what
+-- an admin reads to add them. Bounded by the server (device.pending_max).
+CREATE TABLE pending_devices (
+    sn          TEXT PRIMARY KEY,
+    protocol    TEXT NOT NULL,
+    address     TEXT NOT NULL,       -- the client address of the last call
+    first_seen  BIGINT NOT NULL,
+    last_seen   BIGINT NOT NULL
+);

@@ -1,0 +1,299 @@
+//! ZKTeco's PUSH protocol ("ADMS", `/iclock/*`): the terminal is the HTTP
+//! client, polls for work, and posts its records as text. See
+//! docs/zkteco-protocol.md for the wire and every choice the protocol
+//! leaves open.
+//!
+//! - `GET /iclock/cdata?SN=&options=all` (init) → the options it runs with;
+//! - `GET /iclock/cdata?SN=&type=time` → the time on its clock;
+//! - `POST /iclock/cdata?SN=&table=ATTLOG&Stamp=` → its punches;
+//! - `GET /iclock/getrequest?SN=[&INFO=]` → its heartbeat (and, later,
+//!   its commands);
+//! - `POST /iclock/devicecmd?SN=` → the results of its commands;
+//! - `GET|POST /iclock/ping?SN=` → PUSH 3.x's keep-alive.
+//!
+//! Every answer is `text/plain`. `OK` (HTTP 200) is the one answer a
+//! terminal takes as done; anything else (`FAIL: …` with a 4xx or 5xx
+//! status) makes it keep what it sent and try again after `ErrorDelay`.
+
+pub mod text;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::BodyExt;
+use serde::Deserialize;
+
+use super::AppState;
+use super::client::ClientIp;
+use crate::domain::Core;
+use crate::domain::devices::zk::{Refusal, ZkTerminal};
+use crate::model::PushInfo;
+
+pub fn router() -> Router<AppState> {
+    // Older firmware calls the same endpoints with `.aspx`.
+    let mut r = Router::new();
+    for suffix in ["", ".aspx"] {
+        r = r
+            .route(
+                &format!("/iclock/cdata{suffix}"),
+                get(cdata_get).post(cdata_post),
+            )
+            .route(&format!("/iclock/getrequest{suffix}"), get(getrequest))
+            .route(&format!("/iclock/devicecmd{suffix}"), post(devicecmd));
+    }
+    r.route("/iclock/ping", get(ping).post(ping))
+}
+
+/// A text answer.
+struct Answer(StatusCode, String);
+
+impl Answer {
+    fn ok(body: impl Into<String>) -> Answer {
+        Answer(StatusCode::OK, body.into())
+    }
+
+    fn fail(status: StatusCode, why: impl std::fmt::Display) -> Answer {
+        Answer(status, format!("FAIL: {why}"))
+    }
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            self.1,
+        )
+            .into_response()
+    }
+}
+
+impl From<Refusal> for Answer {
+    fn from(r: Refusal) -> Answer {
+        match r {
+            Refusal::BadSn => Answer::fail(
+                StatusCode::BAD_REQUEST,
+                "SN must be 1 to 64 printable ASCII characters",
+            ),
+            Refusal::Unknown => Answer::fail(
+                StatusCode::FORBIDDEN,
+                "this terminal is not added; an administrator adds it by its SN",
+            ),
+            Refusal::NotBound => Answer::fail(
+                StatusCode::FORBIDDEN,
+                "this terminal is not bound to a company",
+            ),
+            Refusal::Address => Answer::fail(
+                StatusCode::FORBIDDEN,
+                "this terminal may not call from this address",
+            ),
+            Refusal::Failed(e) => failed(&e),
+        }
+    }
+}
+
+/// A fault of the server's (or a full disk): the terminal tries again.
+fn failed(e: &crate::model::Error) -> Answer {
+    match e {
+        crate::model::Error::Internal(detail) => {
+            tracing::error!(error = format!("{detail:#}"), "push protocol call failed");
+            Answer::fail(StatusCode::SERVICE_UNAVAILABLE, "server error; try again")
+        }
+        other => {
+            tracing::info!(error = %other, "push protocol call refused");
+            Answer::fail(StatusCode::SERVICE_UNAVAILABLE, other)
+        }
+    }
+}
+
+/// The query parameters terminals send (others are ignored).
+#[derive(Debug, Default, Deserialize)]
+struct Params {
+    #[serde(rename = "SN", alias = "sn")]
+    sn: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    table: Option<String>,
+    #[serde(rename = "Stamp")]
+    stamp: Option<String>,
+    pushver: Option<String>,
+    #[serde(rename = "INFO")]
+    info: Option<String>,
+}
+
+/// The query read, the caller's rate checked and the terminal admitted.
+async fn admit(
+    state: &AppState,
+    client: ClientIp,
+    query: Option<String>,
+) -> Result<(Params, ZkTerminal), Answer> {
+    let params: Params = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| Answer::fail(StatusCode::BAD_REQUEST, format!("query: {e}")))?;
+    // One limit per client address, taken before any lookup: an unknown
+    // caller costs at most this many store reads a second.
+    state
+        .device_commands
+        .check(&format!("iclock:{}", client.0), "device.push", false)
+        .await
+        .map_err(|_| Answer::fail(StatusCode::SERVICE_UNAVAILABLE, "too many requests"))?;
+    let sn = params.sn.clone().unwrap_or_default();
+    let terminal = state.core.zk_terminal(&sn, client.0).await?;
+    Ok((params, terminal))
+}
+
+/// A handler's body, its refusals answered as they are.
+fn answered(r: Result<Answer, Answer>) -> Answer {
+    r.unwrap_or_else(|refused| refused)
+}
+
+/// Records a call (presence, and what the terminal reported).
+async fn called(core: &Core, t: &ZkTerminal, report: Option<PushInfo>) -> Result<(), Answer> {
+    core.zk_called(t, report).await.map_err(|e| failed(&e))
+}
+
+async fn cdata_get(
+    State(state): State<AppState>,
+    client: ClientIp,
+    RawQuery(query): RawQuery,
+) -> Answer {
+    answered(
+        async {
+            let (params, t) = admit(&state, client, query).await?;
+            let core = &state.core;
+            if params.kind.as_deref() == Some("time") {
+                called(core, &t, None).await?;
+                return Ok(Answer::ok(text::time(core.now(), t.row.utc_offset_min)));
+            }
+            let report = PushInfo {
+                push_version: params.pushver.as_deref().and_then(text::stamp),
+                ..PushInfo::default()
+            };
+            called(core, &t, Some(report)).await?;
+            let stamp = t
+                .row
+                .push_info
+                .as_ref()
+                .and_then(|i| i.attlog_stamp.clone())
+                .unwrap_or_else(|| "0".into());
+            Ok(Answer::ok(text::options(
+                t.sn(),
+                t.row.utc_offset_min,
+                core.config().device.push_poll_secs,
+                &stamp,
+            )))
+        }
+        .await,
+    )
+}
+
+async fn cdata_post(
+    State(state): State<AppState>,
+    client: ClientIp,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Answer {
+    answered(
+        async {
+            let (params, t) = admit(&state, client, query).await?;
+            let body = read(&state, body).await?;
+            let core: &Arc<Core> = &state.core;
+            let table = params.table.as_deref().unwrap_or("");
+            if !table.eq_ignore_ascii_case("ATTLOG") {
+                // Tables the init does not ask for (operation logs, photos,
+                // templates): acknowledged unread, as other servers do, since a
+                // refusal would make the terminal send them forever.
+                called(core, &t, None).await?;
+                return Ok(Answer::ok("OK"));
+            }
+            let punches =
+                text::attlog(&body).map_err(|m| Answer::fail(StatusCode::BAD_REQUEST, m))?;
+            let count = punches.len();
+            core.zk_punches(&t, punches).await.map_err(|e| failed(&e))?;
+            let report = PushInfo {
+                attlog_stamp: params.stamp.as_deref().and_then(text::stamp),
+                ..PushInfo::default()
+            };
+            called(core, &t, Some(report)).await?;
+            Ok(Answer::ok(format!("OK: {count}")))
+        }
+        .await,
+    )
+}
+
+async fn getrequest(
+    State(state): State<AppState>,
+    client: ClientIp,
+    RawQuery(query): RawQuery,
+) -> Answer {
+    answered(
+        async {
+            let (params, t) = admit(&state, client, query).await?;
+            let report = params.info.as_deref().map(text::info);
+            called(&state.core, &t, report).await?;
+            Ok(Answer::ok("OK"))
+        }
+        .await,
+    )
+}
+
+async fn devicecmd(
+    State(state): State<AppState>,
+    client: ClientIp,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Answer {
+    answered(
+        async {
+            let (_, t) = admit(&state, client, query).await?;
+            let body = read(&state, body).await?;
+            let results = text::command_results(&body)
+                .map_err(|m| Answer::fail(StatusCode::BAD_REQUEST, m))?;
+            // No command is sent to ZKTeco terminals yet, so no result names
+            // one of ours; they are read (a malformed body is refused) and
+            // acknowledged.
+            tracing::info!(sn = t.sn(), results = results.len(), "command results");
+            called(&state.core, &t, None).await?;
+            Ok(Answer::ok("OK"))
+        }
+        .await,
+    )
+}
+
+async fn ping(
+    State(state): State<AppState>,
+    client: ClientIp,
+    RawQuery(query): RawQuery,
+) -> Answer {
+    answered(
+        async {
+            let (_, t) = admit(&state, client, query).await?;
+            called(&state.core, &t, None).await?;
+            Ok(Answer::ok("OK"))
+        }
+        .await,
+    )
+}
+
+/// A posted body, at most `device.push_body_mib`.
+async fn read(state: &AppState, body: Body) -> Result<bytes::Bytes, Answer> {
+    let limit = state.core.config().device.push_body_mib.max(1) << 20;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Answer::fail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than {} MiB (device.push_body_mib)",
+                limit >> 20
+            ),
+        )),
+        Err(_) => Err(Answer::fail(
+            StatusCode::BAD_REQUEST,
+            "the body was cut off",
+        )),
+    }
+}

@@ -1,0 +1,428 @@
+//! The PUSH protocol's text: what terminals post (lines of TAB-separated
+//! fields, `key=value` pairs) read into the core's typed values, and the
+//! server's answers written. Hand-written because the format is a few
+//! line-and-field rules no crate implements, and every rule here is
+//! bounded: line count, field length, numbers' ranges.
+
+use chrono::NaiveDateTime;
+
+use crate::domain::devices::zk::AttPunch;
+use crate::model::PushInfo;
+
+/// Lines one upload may carry at most.
+pub const MAX_LINES: usize = 20_000;
+/// Bytes one line may hold at most (an `ATTLOG` line is well under 200).
+const MAX_LINE: usize = 4096;
+/// Bytes an `INFO` field or a reported value may hold.
+const MAX_VALUE: usize = 64;
+
+/// Why an upload is refused: nothing of it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    /// 1-based; 0 for the upload as a whole.
+    pub line: usize,
+    pub why: String,
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.why)
+        } else {
+            write!(f, "line {}: {}", self.line, self.why)
+        }
+    }
+}
+
+fn bad(line: usize, why: impl Into<String>) -> Malformed {
+    Malformed {
+        line,
+        why: why.into(),
+    }
+}
+
+/// The non-empty lines of a body, numbered from 1, without their `\r`.
+fn lines(body: &[u8]) -> Result<Vec<(usize, &str)>, Malformed> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        let line = body[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1;
+        bad(line, "not UTF-8 text")
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.len() > MAX_LINE {
+            return Err(bad(i + 1, format!("longer than {MAX_LINE} bytes")));
+        }
+        if out.len() == MAX_LINES {
+            return Err(bad(0, format!("more than {MAX_LINES} records")));
+        }
+        out.push((i + 1, line));
+    }
+    Ok(out)
+}
+
+/// A PIN: 1 to 128 bytes of printable ASCII (a person's user_id).
+fn pin(n: usize, s: &str) -> Result<String, Malformed> {
+    let s = s.trim();
+    if s.is_empty() || s.len() > 128 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad(n, "PIN must be 1 to 128 printable ASCII characters"));
+    }
+    Ok(s.to_string())
+}
+
+/// A small number field (state, verify mode): 0 to 255.
+fn small(n: usize, name: &str, s: &str) -> Result<i64, Malformed> {
+    match s.trim().parse::<i64>() {
+        Ok(v) if (0..=255).contains(&v) => Ok(v),
+        _ => Err(bad(n, format!("{name} must be a number from 0 to 255"))),
+    }
+}
+
+/// `YYYY-MM-DD hh:mm:ss`, the terminal's wall clock, as seconds read as UTC.
+fn wall_clock(n: usize, s: &str) -> Result<i64, Malformed> {
+    let s = s.trim();
+    // Four-digit years only (chrono's `%Y` also takes signed, longer ones).
+    if s.len() != 19 || !s.as_bytes()[..4].iter().all(u8::is_ascii_digit) {
+        return Err(bad(n, "time must be YYYY-MM-DD hh:mm:ss"));
+    }
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .map(|t| t.and_utc().timestamp())
+        .map_err(|_| bad(n, "time must be YYYY-MM-DD hh:mm:ss"))
+}
+
+/// An `ATTLOG` upload: one punch a line, either positional
+/// (`PIN\ttime\tstate\tverify[\tworkcode…]`, the PUSH manual's) or as
+/// `key=value` fields (`time=…\tpin=…\tinoutstatus=…\tverifytype=…`, which
+/// some firmware sends for this table too). Any malformed line refuses
+/// the whole upload.
+pub fn attlog(body: &[u8]) -> Result<Vec<AttPunch>, Malformed> {
+    lines(body)?
+        .into_iter()
+        .map(|(n, line)| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            if fields[0].contains('=') {
+                let get = |key: &str| {
+                    fields.iter().find_map(|f| {
+                        let (k, v) = f.split_once('=')?;
+                        k.trim().eq_ignore_ascii_case(key).then_some(v)
+                    })
+                };
+                let need = |key: &str| get(key).ok_or_else(|| bad(n, format!("no {key}=")));
+                return Ok(AttPunch {
+                    pin: pin(n, need("pin")?)?,
+                    wall_clock: wall_clock(n, need("time")?)?,
+                    status: get("inoutstatus").map_or(Ok(0), |v| small(n, "inoutstatus", v))?,
+                    verify: get("verifytype").map_or(Ok(0), |v| small(n, "verifytype", v))?,
+                });
+            }
+            if fields.len() < 4 {
+                return Err(bad(n, "expected PIN, time, state and verify mode"));
+            }
+            Ok(AttPunch {
+                pin: pin(n, fields[0])?,
+                wall_clock: wall_clock(n, fields[1])?,
+                status: small(n, "state", fields[2])?,
+                verify: small(n, "verify mode", fields[3])?,
+            })
+        })
+        .collect()
+}
+
+/// One `devicecmd` result: `ID=…&Return=…&CMD=…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandResult {
+    pub id: i64,
+    pub code: i64,
+    pub cmd: String,
+}
+
+/// A `devicecmd` body: results one a line (real terminals batch several),
+/// or one result's fields one a line (`ID=…\nReturn=…\nCMD=…`, with more
+/// `key=value` lines after, as `INFO` and `Shell` results come). A new
+/// result starts at each `ID=`.
+pub fn command_results(body: &[u8]) -> Result<Vec<CommandResult>, Malformed> {
+    /// A result being read: the line its `ID=` was on, and its fields.
+    struct Open {
+        line: usize,
+        id: i64,
+        code: Option<i64>,
+        cmd: String,
+    }
+    let close = |r: Open| match r.code {
+        Some(code) => Ok(CommandResult {
+            id: r.id,
+            code,
+            cmd: r.cmd,
+        }),
+        None => Err(bad(r.line, "a result needs ID= and Return=")),
+    };
+    let mut out: Vec<CommandResult> = Vec::new();
+    let mut open: Option<Open> = None;
+    for (n, line) in lines(body)? {
+        for pair in line.split('&') {
+            let Some((k, v)) = pair.split_once('=') else {
+                if open.is_some() {
+                    continue; // free text inside a result (a Shell's output)
+                }
+                return Err(bad(n, "expected ID=…&Return=…&CMD=…"));
+            };
+            match (k.trim(), open.as_mut()) {
+                ("ID", _) => {
+                    if let Some(r) = open.take() {
+                        out.push(close(r)?);
+                    }
+                    let id = v
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad(n, "ID must be a number"))?;
+                    open = Some(Open {
+                        line: n,
+                        id,
+                        code: None,
+                        cmd: String::new(),
+                    });
+                }
+                ("Return", Some(r)) => {
+                    let code = v.trim().parse();
+                    r.code = Some(code.map_err(|_| bad(n, "Return must be a number"))?);
+                }
+                ("CMD", Some(r)) => {
+                    r.cmd = crate::domain::devices::clip(v.trim(), MAX_VALUE).to_string();
+                }
+                (_, Some(_)) => {} // a result's own fields (INFO, SN=…)
+                (_, None) => return Err(bad(n, "expected ID=…&Return=…&CMD=…")),
+            }
+        }
+    }
+    if let Some(r) = open.take() {
+        out.push(close(r)?);
+    }
+    if out.is_empty() {
+        return Err(bad(0, "no result"));
+    }
+    Ok(out)
+}
+
+/// A reported value: trimmed, bounded, printable.
+fn value(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty() && !s.chars().any(char::is_control))
+        .then(|| crate::domain::devices::clip(s, MAX_VALUE).to_string())
+}
+
+/// `getrequest`'s `INFO`: firmware, users, fingerprints, punches, address,
+/// fingerprint algorithm version, face algorithm version, face templates
+/// (and flags, unused), comma-separated. Unreadable fields are left out:
+/// the report is informative, never a reason to refuse a poll.
+pub fn info(s: &str) -> PushInfo {
+    let f: Vec<&str> = s.split(',').collect();
+    let at = |i: usize| f.get(i).and_then(|v| value(v));
+    let count = |i: usize| {
+        at(i)
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|n| *n >= 0)
+    };
+    // A version of -1 or below means "none" on these terminals.
+    let version = |i: usize| at(i).filter(|v| !v.starts_with('-'));
+    PushInfo {
+        firmware: at(0),
+        users: count(1),
+        fingerprints: count(2),
+        punches: count(3),
+        address: at(4),
+        fp_version: version(5),
+        face_version: version(6),
+        faces: count(7),
+        ..PushInfo::default()
+    }
+}
+
+/// A `Stamp` a terminal posts with an upload, kept to be sent back in its
+/// next init: digits, letters and `-:.T`, at most 32 bytes.
+pub fn stamp(s: &str) -> Option<String> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b':' | b'.'));
+    ok.then(|| s.to_string())
+}
+
+/// `TimeZone` as terminals read it: whole hours as hours (`8`, `-5`),
+/// other offsets as minutes (`330` for +05:30), as ZKTeco's own server
+/// sends it.
+pub fn time_zone(offset_min: i64) -> String {
+    if offset_min % 60 == 0 {
+        (offset_min / 60).to_string()
+    } else {
+        offset_min.to_string()
+    }
+}
+
+/// What the init (`GET /iclock/cdata?options=all`) answers: the options
+/// the terminal runs with. Lines end in `\n`, the last one too.
+pub fn options(sn: &str, utc_offset_min: i64, poll_secs: u64, attlog_stamp: &str) -> String {
+    let lines = [
+        format!("GET OPTION FROM: {sn}"),
+        format!("ATTLOGStamp={attlog_stamp}"),
+        // Operation logs, photos and templates are not taken yet: the
+        // terminal is told to send its punches only.
+        "OPERLOGStamp=9999".into(),
+        "ATTPHOTOStamp=9999".into(),
+        "ErrorDelay=60".into(),
+        format!("Delay={poll_secs}"),
+        "TransTimes=00:00;14:05".into(),
+        "TransInterval=1".into(),
+        "TransFlag=TransData AttLog".into(),
+        format!("TimeZone={}", time_zone(utc_offset_min)),
+        "Realtime=1".into(),
+        "Encrypt=0".into(),
+        "ServerVer=2.4.1".into(),
+        "PushProtVer=2.4.1".into(),
+    ];
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
+}
+
+/// `type=time`'s answer: `Time=` the terminal's wall clock with its offset.
+pub fn time(now: i64, utc_offset_min: i64) -> String {
+    let offset = chrono::FixedOffset::east_opt((utc_offset_min * 60) as i32)
+        .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
+    let t = chrono::DateTime::from_timestamp(now, 0)
+        .unwrap_or_default()
+        .with_timezone(&offset);
+    format!("Time={}", t.format("%Y-%m-%dT%H:%M:%S%:z"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attlog_lines() {
+        let body = b"982\t2008-02-25 12:08:21\t1\t0\t9001\r\n\n7\t2024-01-02 03:04:05\t0\t15\n";
+        let got = attlog(body).unwrap();
+        assert_eq!(
+            got,
+            [
+                AttPunch {
+                    pin: "982".into(),
+                    wall_clock: 1_203_941_301,
+                    status: 1,
+                    verify: 0
+                },
+                AttPunch {
+                    pin: "7".into(),
+                    wall_clock: 1_704_164_645,
+                    status: 0,
+                    verify: 15
+                }
+            ]
+        );
+        let kv = b"time=2026-08-14 15:28:03\tpin=123456\tcardno=0\teventaddr=1\tevent=0\tinoutstatus=1\tverifytype=15\tindex=0\n";
+        let got = attlog(kv).unwrap();
+        assert_eq!(
+            (got[0].pin.as_str(), got[0].status, got[0].verify),
+            ("123456", 1, 15)
+        );
+    }
+
+    #[test]
+    fn attlog_refusals_name_the_line() {
+        let cases: [(&[u8], usize, &str); 8] = [
+            (b"1\t2024-01-02 03:04:05\t0\n", 1, "expected"),
+            (
+                b"1\t2024-01-02 03:04:05\t0\t1\n1\t2024-13-02 03:04:05\t0\t1",
+                2,
+                "time",
+            ),
+            (b"1\t+12024-01-02 03:04:05\t0\t1", 1, "time"),
+            (b"1\t2024-01-02 03:04:05\t256\t1", 1, "state"),
+            (b"1\t2024-01-02 03:04:05\t0\t-1", 1, "verify"),
+            (b"\t2024-01-02 03:04:05\t0\t1", 1, "PIN"),
+            (b"ok\n\xff\xfe", 2, "UTF-8"),
+            (b"time=2024-01-02 03:04:05\tverifytype=1", 1, "pin="),
+        ];
+        for (body, line, says) in cases {
+            let e = attlog(body).unwrap_err();
+            assert_eq!(e.line, line, "{e}");
+            assert!(e.why.contains(says), "{e}");
+        }
+        let long = format!("1\t{}\t0\t1", "x".repeat(MAX_LINE));
+        assert!(attlog(long.as_bytes()).is_err());
+        let many = "1\t2024-01-02 03:04:05\t0\t1\n".repeat(MAX_LINES + 1);
+        assert_eq!(attlog(many.as_bytes()).unwrap_err().line, 0);
+        assert!(attlog(b"\n\r\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn command_results_batched_and_one_field_a_line() {
+        let r = |id, code, cmd: &str| CommandResult {
+            id,
+            code,
+            cmd: cmd.into(),
+        };
+        assert_eq!(
+            command_results(b"ID=1&Return=0&CMD=DATA\nID=2&Return=-1004&CMD=DATA\r\n").unwrap(),
+            [r(1, 0, "DATA"), r(2, -1004, "DATA")]
+        );
+        assert_eq!(
+            command_results(b"ID=32\nReturn=0\nCMD=Shell\nContent=Tue Mar 24\nfree text").unwrap(),
+            [r(32, 0, "Shell")]
+        );
+        assert_eq!(
+            command_results(b"ID=1&Return=0&CMD=INFO\n~DeviceName=SpeedFace\nMAC=00:17").unwrap(),
+            [r(1, 0, "INFO")]
+        );
+        for bad in [
+            &b""[..],
+            b"Return=0",
+            b"ID=x&Return=0",
+            b"ID=1&CMD=DATA",
+            b"hello",
+        ] {
+            assert!(command_results(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn info_reads_what_it_can() {
+        let i = info(" Ver 6.8.0(build640), 2, 0, 0, 192.168.1.201, 10, -1, -12, 101");
+        assert_eq!(i.firmware.as_deref(), Some("Ver 6.8.0(build640)"));
+        assert_eq!(
+            (i.users, i.fingerprints, i.punches),
+            (Some(2), Some(0), Some(0))
+        );
+        assert_eq!(i.address.as_deref(), Some("192.168.1.201"));
+        assert_eq!(i.fp_version.as_deref(), Some("10"));
+        assert_eq!((i.face_version, i.faces), (None, None));
+        assert_eq!(info(""), PushInfo::default());
+    }
+
+    #[test]
+    fn time_zones_and_clock() {
+        assert_eq!(time_zone(480), "8");
+        assert_eq!(time_zone(-300), "-5");
+        assert_eq!(time_zone(330), "330");
+        assert_eq!(time_zone(0), "0");
+        assert_eq!(time(1_704_164_645, 480), "Time=2024-01-02T11:04:05+08:00");
+        assert_eq!(time(1_704_164_645, -210), "Time=2024-01-01T23:34:05-03:30");
+        let o = options("SN1", 330, 10, "0");
+        assert!(o.starts_with("GET OPTION FROM: SN1\nATTLOGStamp=0\n"));
+        assert!(o.contains("\nTimeZone=330\n") && o.contains("\nDelay=10\n") && o.ends_with('\n'));
+        assert_eq!(
+            stamp("2024-01-02T03:04:05").as_deref(),
+            Some("2024-01-02T03:04:05")
+        );
+        assert_eq!(stamp("9999"), Some("9999".into()));
+        assert_eq!(stamp("a b"), None);
+        assert_eq!(stamp(""), None);
+    }
+}
