@@ -21,7 +21,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -130,9 +131,9 @@ struct Params {
 async fn admit(
     state: &AppState,
     client: ClientIp,
-    query: Option<String>,
+    query: Option<&str>,
 ) -> Result<(Params, ZkTerminal), Answer> {
-    let params: Params = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+    let params: Params = serde_urlencoded::from_str(query.unwrap_or(""))
         .map_err(|e| Answer::fail(StatusCode::BAD_REQUEST, format!("query: {e}")))?;
     // One limit per client address, taken before any lookup: an unknown
     // caller costs at most this many store reads a second.
@@ -146,137 +147,104 @@ async fn admit(
     Ok((params, terminal))
 }
 
-/// A handler's body, its refusals answered as they are.
-fn answered(r: Result<Answer, Answer>) -> Answer {
-    r.unwrap_or_else(|refused| refused)
+/// A call from an admitted terminal: its query and its row. Extracting it
+/// reads the query, checks the caller's rate and admits the terminal.
+struct Admitted {
+    params: Params,
+    terminal: ZkTerminal,
 }
+
+impl FromRequestParts<AppState> for Admitted {
+    type Rejection = Answer;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Answer> {
+        let client = ClientIp::from_request_parts(parts, state)
+            .await
+            .map_err(|e| failed(&e))?;
+        let (params, terminal) = admit(state, client, parts.uri.query()).await?;
+        Ok(Admitted { params, terminal })
+    }
+}
+
+/// What a handler answers: its refusals are answers too.
+type Answered = Result<Answer, Answer>;
 
 /// Records a call (presence, and what the terminal reported).
 async fn called(core: &Core, t: &ZkTerminal, report: Option<PushInfo>) -> Result<(), Answer> {
     core.zk_called(t, report).await.map_err(|e| failed(&e))
 }
 
-async fn cdata_get(
-    State(state): State<AppState>,
-    client: ClientIp,
-    RawQuery(query): RawQuery,
-) -> Answer {
-    answered(
-        async {
-            let (params, t) = admit(&state, client, query).await?;
-            let core = &state.core;
-            if params.kind.as_deref() == Some("time") {
-                called(core, &t, None).await?;
-                return Ok(Answer::ok(text::time(core.now(), t.row.utc_offset_min)));
-            }
-            let report = PushInfo {
-                push_version: params.pushver.as_deref().and_then(text::stamp),
-                ..PushInfo::default()
-            };
-            called(core, &t, Some(report)).await?;
-            let stamp = t
-                .row
-                .push_info
-                .as_ref()
-                .and_then(|i| i.attlog_stamp.clone())
-                .unwrap_or_else(|| "0".into());
-            Ok(Answer::ok(text::options(
-                t.sn(),
-                t.row.utc_offset_min,
-                core.config().device.push_poll_secs,
-                &stamp,
-            )))
-        }
-        .await,
-    )
+async fn cdata_get(State(state): State<AppState>, call: Admitted) -> Answered {
+    let (core, t) = (&state.core, &call.terminal);
+    if call.params.kind.as_deref() == Some("time") {
+        called(core, t, None).await?;
+        return Ok(Answer::ok(text::time(core.now(), t.row.utc_offset_min)));
+    }
+    let report = PushInfo {
+        push_version: call.params.pushver.as_deref().and_then(text::stamp),
+        ..PushInfo::default()
+    };
+    called(core, t, Some(report)).await?;
+    let stamp = t
+        .row
+        .push_info
+        .as_ref()
+        .and_then(|i| i.attlog_stamp.clone())
+        .unwrap_or_else(|| "0".into());
+    Ok(Answer::ok(text::options(
+        t.sn(),
+        t.row.utc_offset_min,
+        core.config().device.push_poll_secs,
+        &stamp,
+    )))
 }
 
-async fn cdata_post(
-    State(state): State<AppState>,
-    client: ClientIp,
-    RawQuery(query): RawQuery,
-    body: Body,
-) -> Answer {
-    answered(
-        async {
-            let (params, t) = admit(&state, client, query).await?;
-            let body = read(&state, body).await?;
-            let core: &Arc<Core> = &state.core;
-            let table = params.table.as_deref().unwrap_or("");
-            if !table.eq_ignore_ascii_case("ATTLOG") {
-                // Tables the init does not ask for (operation logs, photos,
-                // templates): acknowledged unread, as other servers do, since a
-                // refusal would make the terminal send them forever.
-                called(core, &t, None).await?;
-                return Ok(Answer::ok("OK"));
-            }
-            let punches =
-                text::attlog(&body).map_err(|m| Answer::fail(StatusCode::BAD_REQUEST, m))?;
-            let count = punches.len();
-            core.zk_punches(&t, punches).await.map_err(|e| failed(&e))?;
-            let report = PushInfo {
-                attlog_stamp: params.stamp.as_deref().and_then(text::stamp),
-                ..PushInfo::default()
-            };
-            called(core, &t, Some(report)).await?;
-            Ok(Answer::ok(format!("OK: {count}")))
-        }
-        .await,
-    )
+async fn cdata_post(State(state): State<AppState>, call: Admitted, body: Body) -> Answered {
+    let body = read(&state, body).await?;
+    let (core, t): (&Arc<Core>, _) = (&state.core, &call.terminal);
+    let table = call.params.table.as_deref().unwrap_or("");
+    if !table.eq_ignore_ascii_case("ATTLOG") {
+        // Tables the init does not ask for (operation logs, photos,
+        // templates): acknowledged unread, as other servers do, since a
+        // refusal would make the terminal send them forever.
+        called(core, t, None).await?;
+        return Ok(Answer::ok("OK"));
+    }
+    let punches = text::attlog(&body).map_err(|m| Answer::fail(StatusCode::BAD_REQUEST, m))?;
+    let count = punches.len();
+    core.zk_punches(t, punches).await.map_err(|e| failed(&e))?;
+    let report = PushInfo {
+        attlog_stamp: call.params.stamp.as_deref().and_then(text::stamp),
+        ..PushInfo::default()
+    };
+    called(core, t, Some(report)).await?;
+    Ok(Answer::ok(format!("OK: {count}")))
 }
 
-async fn getrequest(
-    State(state): State<AppState>,
-    client: ClientIp,
-    RawQuery(query): RawQuery,
-) -> Answer {
-    answered(
-        async {
-            let (params, t) = admit(&state, client, query).await?;
-            let report = params.info.as_deref().map(text::info);
-            called(&state.core, &t, report).await?;
-            Ok(Answer::ok("OK"))
-        }
-        .await,
-    )
+async fn getrequest(State(state): State<AppState>, call: Admitted) -> Answered {
+    let report = call.params.info.as_deref().map(text::info);
+    called(&state.core, &call.terminal, report).await?;
+    Ok(Answer::ok("OK"))
 }
 
-async fn devicecmd(
-    State(state): State<AppState>,
-    client: ClientIp,
-    RawQuery(query): RawQuery,
-    body: Body,
-) -> Answer {
-    answered(
-        async {
-            let (_, t) = admit(&state, client, query).await?;
-            let body = read(&state, body).await?;
-            let results = text::command_results(&body)
-                .map_err(|m| Answer::fail(StatusCode::BAD_REQUEST, m))?;
-            // No command is sent to ZKTeco terminals yet, so no result names
-            // one of ours; they are read (a malformed body is refused) and
-            // acknowledged.
-            tracing::info!(sn = t.sn(), results = results.len(), "command results");
-            called(&state.core, &t, None).await?;
-            Ok(Answer::ok("OK"))
-        }
-        .await,
-    )
+async fn devicecmd(State(state): State<AppState>, call: Admitted, body: Body) -> Answered {
+    let body = read(&state, body).await?;
+    let results =
+        text::command_results(&body).map_err(|m| Answer::fail(StatusCode::BAD_REQUEST, m))?;
+    // No command is sent to ZKTeco terminals yet, so no result names one of
+    // ours; they are read (a malformed body is refused) and acknowledged.
+    tracing::info!(
+        sn = call.terminal.sn(),
+        results = results.len(),
+        "command results"
+    );
+    called(&state.core, &call.terminal, None).await?;
+    Ok(Answer::ok("OK"))
 }
 
-async fn ping(
-    State(state): State<AppState>,
-    client: ClientIp,
-    RawQuery(query): RawQuery,
-) -> Answer {
-    answered(
-        async {
-            let (_, t) = admit(&state, client, query).await?;
-            called(&state.core, &t, None).await?;
-            Ok(Answer::ok("OK"))
-        }
-        .await,
-    )
+async fn ping(State(state): State<AppState>, call: Admitted) -> Answered {
+    called(&state.core, &call.terminal, None).await?;
+    Ok(Answer::ok("OK"))
 }
 
 /// A posted body, at most `device.push_body_mib`.
