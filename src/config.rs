@@ -158,6 +158,9 @@ pub struct DeviceConfig {
     /// How often a ZKTeco terminal is told to poll `getrequest` (its init's
     /// `Delay`), in seconds.
     pub push_poll_secs: u64,
+    /// A ZKTeco terminal's batch of commands not all confirmed after this
+    /// long is sent again.
+    pub push_resend_secs: u64,
 }
 
 impl Default for DeviceConfig {
@@ -173,6 +176,7 @@ impl Default for DeviceConfig {
             pending_max: 1000,
             push_body_mib: 16,
             push_poll_secs: 10,
+            push_resend_secs: 60,
         }
     }
 }

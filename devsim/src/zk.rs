@@ -3,8 +3,9 @@
 //! zone from `TimeZone`, hours when small and minutes otherwise, as ZKTeco
 //! firmware reads it), a punch log kept until the server answers `OK`
 //! (anything else and the punches are sent again, with the next upload),
-//! the `ATTLOGStamp` it resumes from, heartbeats with `INFO`, and batched
-//! `devicecmd` results.
+//! the `ATTLOGStamp` it resumes from, heartbeats with `INFO`, a user table
+//! kept by the `DATA UPDATE|DELETE USERINFO` commands its polls bring, and
+//! their results batched in one `devicecmd`.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +34,13 @@ pub struct ZkTerminal {
     pub unsent: Vec<LogPunch>,
     /// How many uploads it has made (its `Stamp` counts them).
     uploads: u64,
+    /// Its users, by PIN: their names.
+    pub users: BTreeMap<String, String>,
+    /// Result codes to answer for commands naming these PINs (the command
+    /// is then not carried out), as a full or failing terminal would.
+    pub refuse: BTreeMap<String, i64>,
+    /// Every command line it was sent, in order.
+    pub received: Vec<String>,
 }
 
 impl ZkTerminal {
@@ -50,6 +58,9 @@ impl ZkTerminal {
             utc_offset_min: 0,
             unsent: Vec::new(),
             uploads: 0,
+            users: BTreeMap::new(),
+            refuse: BTreeMap::new(),
+            received: Vec::new(),
         }
     }
 
@@ -177,6 +188,85 @@ impl ZkTerminal {
             body.join("\n").into_bytes(),
         )
         .await
+    }
+}
+
+impl ZkTerminal {
+    /// One poll: carries out the commands it is sent (`DATA UPDATE
+    /// USERINFO`, `DATA DELETE USERINFO`) on its users and reports their
+    /// results in one batched `devicecmd`. The number of commands.
+    pub async fn sync(&mut self) -> anyhow::Result<usize> {
+        let (status, body) = self.poll(None).await?;
+        if status != 200 {
+            bail!("poll refused: {status} {body:?}");
+        }
+        if body == "OK" {
+            return Ok(0);
+        }
+        let mut results = Vec::new();
+        for line in body.lines() {
+            let (id, cmd) = line
+                .strip_prefix("C:")
+                .and_then(|l| l.split_once(':'))
+                .with_context(|| format!("not a command line: {line:?}"))?;
+            let id: i64 = id.parse()?;
+            self.received.push(cmd.to_string());
+            let code = self.carry_out(cmd)?;
+            let kind = cmd.split(' ').next().unwrap_or_default().to_string();
+            results.push((id, code, kind));
+        }
+        let batch: Vec<(i64, i64, &str)> = results
+            .iter()
+            .map(|(id, code, kind)| (*id, *code, kind.as_str()))
+            .collect();
+        let (status, answer) = self.results(&batch).await?;
+        if status != 200 {
+            bail!("results refused: {status} {answer:?}");
+        }
+        Ok(results.len())
+    }
+
+    /// Polls until a poll brings nothing; the commands carried out.
+    pub async fn sync_all(&mut self) -> anyhow::Result<usize> {
+        let mut total = 0;
+        for _ in 0..1000 {
+            match self.sync().await? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+        bail!("still being sent commands after 1000 polls")
+    }
+
+    /// One command on its users; its result code (-1002 for one it cannot
+    /// read, as real firmware answers).
+    fn carry_out(&mut self, cmd: &str) -> anyhow::Result<i64> {
+        let fields = |rest: &str| -> BTreeMap<String, String> {
+            rest.split('\t')
+                .filter_map(|f| f.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let (verb, f) = if let Some(rest) = cmd.strip_prefix("DATA UPDATE USERINFO ") {
+            ("put", fields(rest))
+        } else if let Some(rest) = cmd.strip_prefix("DATA DELETE USERINFO ") {
+            ("delete", fields(rest))
+        } else {
+            return Ok(-1002);
+        };
+        let Some(pin) = f.get("PIN") else {
+            return Ok(-1002);
+        };
+        if let Some(code) = self.refuse.get(pin) {
+            return Ok(*code);
+        }
+        if verb == "put" {
+            let name = f.get("Name").cloned().unwrap_or_default();
+            self.users.insert(pin.clone(), name);
+        } else {
+            self.users.remove(pin);
+        }
+        Ok(0)
     }
 }
 

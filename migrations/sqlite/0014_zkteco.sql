@@ -7,6 +7,9 @@ ALTER TABLE devices ADD COLUMN protocol TEXT NOT NULL DEFAULT 'wecom';
 ALTER TABLE devices ADD COLUMN utc_offset_min INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN allow_from TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE devices ADD COLUMN push_info TEXT;
+-- The commands a ZKTeco terminal was last sent and has not yet confirmed,
+-- and how far its address book has come (JSON, the core's `ZkQueue`).
+ALTER TABLE devices ADD COLUMN zk_queue TEXT;
 -- Serial numbers that called `/iclock/*` before an admin added them: what
 -- an admin reads to add them. Bounded by the server (device.pending_max).
 CREATE TABLE pending_devices (

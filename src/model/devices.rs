@@ -180,6 +180,8 @@ pub struct DeviceRow {
     pub allow_from: Vec<String>,
     /// ZKTeco: what it last said of itself (`INFO`, the init's options).
     pub push_info: Option<PushInfo>,
+    /// ZKTeco: its address book's commands in flight.
+    pub zk_queue: ZkQueue,
 }
 
 /// The device protocol a terminal speaks. A terminal is added for one and
@@ -236,6 +238,43 @@ pub struct PushInfo {
     /// The `Stamp` of its last punch upload, sent back in its next init.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attlog_stamp: Option<String>,
+}
+
+/// Where a ZKTeco terminal's address book stands: the batch of commands
+/// it was last sent and has not all confirmed, and a full sync's place.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZkQueue {
+    /// Ids of the last batch's commands not yet confirmed.
+    #[serde(default)]
+    pub outstanding: Vec<i64>,
+    /// When that batch was sent.
+    #[serde(default)]
+    pub sent_at: i64,
+    /// A command of the batch failed in a way a retry may mend: the batch
+    /// is made and sent again.
+    #[serde(default)]
+    pub retry: bool,
+    /// The version the terminal holds once the batch is confirmed.
+    #[serde(default)]
+    pub upto: i64,
+    /// A full sync in progress: the offset of the batch's page, and of the
+    /// next one (`None` once the last page was sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full: Option<FullSync>,
+    /// The next command id.
+    #[serde(default)]
+    pub next_id: i64,
+}
+
+/// A full sync: a new terminal, or one too far behind to replay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FullSync {
+    /// The tenant's version when it began: the terminal holds it at the end.
+    pub from_version: i64,
+    /// The offset of the page the batch carries.
+    pub offset: i64,
+    /// Whether that page is the last.
+    pub last: bool,
 }
 
 /// How a ZKTeco terminal is added.

@@ -16,8 +16,9 @@ pub mod tenancy;
 pub use access::{AccessDelta, Book, BookKey, DayTime, RuleRow, RuleSpec};
 pub use audit::{ActorKind, AuditEvent, AuditFilter, AuditRecord};
 pub use devices::{
-    Change, CheckinRecord, DeviceKey, DeviceRow, DeviceUser, Enrolment, Modality, PendingDevice,
-    PersonTemplates, Protocol, PushInfo, Seen, StoredTemplate, Stream, TemplateWrite, ZkSettings,
+    Change, CheckinRecord, DeviceKey, DeviceRow, DeviceUser, Enrolment, FullSync, Modality,
+    PendingDevice, PersonTemplates, Protocol, PushInfo, Seen, StoredTemplate, Stream,
+    TemplateWrite, ZkQueue, ZkSettings,
 };
 pub use error::{Error, Result};
 pub use files::{FileKind, FileRecord};

@@ -4,7 +4,9 @@
 //! `flows`).
 
 use super::Db;
-use crate::model::{DeviceKey, DeviceRow, PendingDevice, Protocol, PushInfo, Seen, ZkSettings};
+use crate::model::{
+    DeviceKey, DeviceRow, PendingDevice, Protocol, PushInfo, Seen, ZkQueue, ZkSettings,
+};
 
 impl Db {
     /// Adds a terminal; a ZKTeco one with its settings. Its serial number
@@ -91,6 +93,31 @@ impl Db {
     pub async fn pending_devices(&self) -> anyhow::Result<Vec<PendingDevice>> {
         self.rows("SELECT * FROM pending_devices ORDER BY last_seen DESC, sn")
             .await
+    }
+
+    /// A ZKTeco terminal's commands in flight, and the version it holds;
+    /// `false` (nothing written) unless its queue is still `expected`, as
+    /// read (two polls of one terminal cannot both send a batch).
+    pub async fn set_zk_queue(
+        &self,
+        sn: &str,
+        expected: &ZkQueue,
+        queue: &ZkQueue,
+        seen_version: i64,
+    ) -> anyhow::Result<bool> {
+        let was = serde_json::to_string(expected)?;
+        let r = sqlx::query(
+            "UPDATE devices SET zk_queue = $1, seen_version = $2
+             WHERE sn = $3 AND bound = 1 AND COALESCE(zk_queue, $4) = $5",
+        )
+        .bind(serde_json::to_string(queue)?)
+        .bind(seen_version)
+        .bind(sn)
+        .bind(serde_json::to_string(&ZkQueue::default())?)
+        .bind(was)
+        .execute(self.pool()?)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// A ZKTeco terminal's report of itself, and that it called now.
@@ -192,7 +219,7 @@ impl Db {
                 sqlx::query(
                     "UPDATE devices SET bound = 0, secret = NULL, secret_hash = NULL,
                             active_code_hash = NULL, seen_version = 0,
-                            seen_visitor_version = 0
+                            seen_visitor_version = 0, zk_queue = NULL
                      WHERE sn = $1 AND tenant_id = $2 AND bound = 1",
                 )
                 .bind(sn)

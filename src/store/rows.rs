@@ -135,6 +135,10 @@ impl FromRow<'_, AnyRow> for DeviceRow {
             push_info: r
                 .try_get::<Option<&str>, _>("push_info")?
                 .and_then(|j| serde_json::from_str(j).ok()),
+            zk_queue: r
+                .try_get::<Option<&str>, _>("zk_queue")?
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default(),
         })
     }
 }

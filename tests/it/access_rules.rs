@@ -739,3 +739,51 @@ async fn visitors_travel_in_their_own_list_and_go_when_their_visit_ends() {
     drop((a, b));
     site.stop().await;
 }
+
+/// A ZKTeco terminal's address book follows its rules as a WeCom
+/// terminal's does: the people its rules hold, gained and lost by
+/// `DATA UPDATE|DELETE USERINFO` commands on its polls.
+#[tokio::test]
+async fn a_zkteco_terminal_holds_the_people_of_its_rules() {
+    use facehub_devsim::zk::ZkTerminal;
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path()).await;
+    let t = site.core.create_tenant("zk-rules").await.unwrap();
+    for u in ["ann", "bob", "cy"] {
+        person(&site.core, &t, u).await;
+    }
+    let zk = facehub::model::ZkSettings::default();
+    site.core.add_zk_device(&t, "ZK-RULE", &zk).await.unwrap();
+    site.core.bind_device(t.id, "ZK-RULE").await.unwrap();
+    let mut z = ZkTerminal::new(&site.http, "ZK-RULE");
+    z.sync_all().await.unwrap();
+    let held = |z: &ZkTerminal| z.users.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(held(&z), ["ann", "bob", "cy"]);
+
+    let token = site.token(&t).await;
+    let rule = site
+        .put_rule(
+            &token,
+            None,
+            json!({"name": "front door", "users": [{"user_type": 1, "user_id": "ann"}]}),
+        )
+        .await;
+    let ids = site.device_ids(&token).await;
+    site.bind(&token, &ids["ZK-RULE"], &[&rule]).await;
+    z.sync_all().await.unwrap();
+    assert_eq!(held(&z), ["ann"]);
+
+    site.put_rule(
+        &token,
+        Some(&rule),
+        json!({"name": "front door", "users": [{"user_id": "ann"}, {"user_id": "cy"}]}),
+    )
+    .await;
+    z.sync_all().await.unwrap();
+    assert_eq!(held(&z), ["ann", "cy"]);
+    // A person the rule does not hold never reaches it.
+    person(&site.core, &t, "dan").await;
+    assert_eq!(z.sync().await.unwrap(), 0);
+    assert_eq!(held(&z), ["ann", "cy"]);
+    site.stop().await;
+}

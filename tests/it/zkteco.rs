@@ -1,12 +1,14 @@
 //! ZKTeco terminals on `/iclock/*`, driven by the PUSH-protocol simulator:
 //! admission (pending until added, served once bound, refused when
-//! unbound or calling from elsewhere), the init's options and clock, and
+//! unbound or calling from elsewhere), the init's options and clock,
 //! punches stored as the tenant's punch records, in the terminal's zone,
-//! idempotently, with a malformed upload refused whole.
+//! idempotently, with a malformed upload refused whole, and the address
+//! book kept by confirmed, resent-until-confirmed commands.
 
 use crate::app::*;
 use facehub::domain::devices::CheckinRecord;
 use facehub::domain::{PersonDraft, Tenant, UserType};
+use facehub::model::ActorKind;
 use facehub::model::ZkSettings;
 use facehub_devsim::zk::ZkTerminal;
 use serde_json::json;
@@ -15,7 +17,11 @@ use serde_json::json;
 const T0: i64 = 1_763_888_400;
 
 async fn person(app: &TestApp, tenant: &Tenant, user_id: &str) {
-    let mut p = PersonDraft::new(user_id, user_id, None).unwrap();
+    named(app, tenant, user_id, user_id).await;
+}
+
+async fn named(app: &TestApp, tenant: &Tenant, user_id: &str, name: &str) {
+    let mut p = PersonDraft::new(user_id, name, None).unwrap();
     p.user_type = Some(UserType::Employee);
     app.core.upsert_person(tenant, &p).await.unwrap();
 }
@@ -326,4 +332,143 @@ async fn a_terminal_may_call_only_from_its_networks_and_for_its_tenant() {
                 .is_err()
         );
     }
+}
+
+fn book(t: &ZkTerminal) -> Vec<(&str, &str)> {
+    t.users
+        .iter()
+        .map(|(pin, name)| (pin.as_str(), name.as_str()))
+        .collect()
+}
+
+async fn seen(app: &TestApp, sn: &str) -> (i64, i64) {
+    let row = app.core.tenant_device(app.tenant.id, sn).await.unwrap();
+    let version = app.core.perm_version(app.tenant.id).await.unwrap();
+    (row.seen_version, version)
+}
+
+#[tokio::test]
+async fn the_address_book_reaches_a_terminal_and_follows_each_change() {
+    let app = spawn_app().await;
+    named(&app, &app.tenant, "1001", "Ann").await;
+    named(&app, &app.tenant, "1002", "Bob").await;
+    let mut t = bound(&app, "ZK-S", 0, &[]).await;
+    t.init().await.unwrap();
+    assert_eq!(t.sync_all().await.unwrap(), 2);
+    assert_eq!(book(&t), [("1001", "Ann"), ("1002", "Bob")]);
+    let (s, v) = seen(&app, "ZK-S").await;
+    assert_eq!(s, v, "confirmed: the terminal holds the version");
+    assert_eq!(t.poll(None).await.unwrap(), (200, "OK".to_string()));
+
+    // A new person and an erased one: one batch. (A rename is not a
+    // change of the address book: the change log names who, not names.)
+    named(&app, &app.tenant, "1003", "Cy").await;
+    app.core
+        .erase_person(app.tenant.id, "1002", ActorKind::Admin, "test", None)
+        .await
+        .unwrap();
+    let n = t.sync().await.unwrap();
+    assert_eq!(n, 2, "{:?}", t.received);
+    assert_eq!(book(&t), [("1001", "Ann"), ("1003", "Cy")]);
+    assert_eq!(t.sync().await.unwrap(), 0);
+    let (s, v) = seen(&app, "ZK-S").await;
+    assert_eq!(s, v);
+
+    // Unbound and bound again, it starts over with the whole book.
+    app.core.unbind_device(app.tenant.id, "ZK-S").await.unwrap();
+    assert_eq!(seen(&app, "ZK-S").await.0, 0);
+    app.core.bind_device(app.tenant.id, "ZK-S").await.unwrap();
+    t.users.clear();
+    named(&app, &app.tenant, "1001", "Ann Lee").await;
+    assert_eq!(t.sync_all().await.unwrap(), 2);
+    assert_eq!(book(&t), [("1001", "Ann Lee"), ("1003", "Cy")]);
+    // Another tenant's people never reach it.
+    let other = app.core.create_tenant("other-co").await.unwrap();
+    person(&app, &other, "2001").await;
+    assert_eq!(t.sync().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_batch_is_sent_again_until_confirmed_and_a_lasting_failure_is_given_up() {
+    let app = spawn_app().await;
+    person(&app, &app.tenant, "1001").await;
+    let mut t = bound(&app, "ZK-R", 0, &[]).await;
+    t.init().await.unwrap();
+    let (status, first) = t.poll(None).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        first.starts_with("C:1:DATA UPDATE USERINFO PIN=1001\tName=1001"),
+        "{first}"
+    );
+    // Unanswered, the batch waits for its results (device.push_resend_secs).
+    assert_eq!(t.poll(None).await.unwrap().1, "OK");
+    // A failure a retry may mend (no space): sent again at once.
+    t.refuse.insert("1001".into(), -5);
+    t.results(&[(1, -5, "DATA")]).await.unwrap();
+    assert_eq!(seen(&app, "ZK-R").await.0, 0);
+    assert_eq!(t.sync().await.unwrap(), 1, "sent again, refused again");
+    t.refuse.clear();
+    assert_eq!(t.sync().await.unwrap(), 1);
+    assert_eq!(book(&t), [("1001", "1001")]);
+    assert_eq!(t.sync().await.unwrap(), 0);
+    let (s, v) = seen(&app, "ZK-R").await;
+    assert_eq!(s, v);
+
+    // A failure a retry cannot mend (PIN refused) is given up: the
+    // terminal moves on. Results of an older batch change nothing.
+    person(&app, &app.tenant, "1002").await;
+    t.refuse.insert("1002".into(), -10);
+    assert_eq!(t.sync().await.unwrap(), 1);
+    assert_eq!(t.sync().await.unwrap(), 0);
+    let (s, v) = seen(&app, "ZK-R").await;
+    assert_eq!(s, v);
+    assert_eq!(t.results(&[(1, 0, "DATA")]).await.unwrap().0, 200);
+    assert_eq!(seen(&app, "ZK-R").await.0, v);
+}
+
+#[tokio::test]
+async fn a_batch_unconfirmed_past_the_resend_time_is_sent_again() {
+    let app = spawn_with(|c| c.device.push_resend_secs = 0).await;
+    person(&app, &app.tenant, "1001").await;
+    let t = bound(&app, "ZK-T", 0, &[]).await;
+    let (_, first) = t.poll(None).await.unwrap();
+    let (_, again) = t.poll(None).await.unwrap();
+    assert!(
+        first.starts_with("C:1:DATA UPDATE USERINFO PIN=1001"),
+        "{first}"
+    );
+    assert!(
+        again.starts_with("C:2:DATA UPDATE USERINFO PIN=1001"),
+        "{again}"
+    );
+    // The first batch's result is no longer awaited; the second's is.
+    t.results(&[(1, 0, "DATA")]).await.unwrap();
+    assert_eq!(seen(&app, "ZK-T").await.0, 0);
+    t.results(&[(2, 0, "DATA")]).await.unwrap();
+    let (s, v) = seen(&app, "ZK-T").await;
+    assert_eq!(s, v);
+}
+
+#[tokio::test]
+async fn a_new_terminal_gets_its_whole_book_in_batches_of_200() {
+    let app = spawn_app().await;
+    for i in 0..450 {
+        person(&app, &app.tenant, &format!("{}", 10_000 + i)).await;
+    }
+    let mut t = bound(&app, "ZK-F", 0, &[]).await;
+    let mut batches = Vec::new();
+    loop {
+        match t.sync().await.unwrap() {
+            0 => break,
+            n => batches.push(n),
+        }
+    }
+    assert_eq!(batches, [200, 200, 50]);
+    assert_eq!(t.users.len(), 450);
+    let (s, v) = seen(&app, "ZK-F").await;
+    assert_eq!(s, v);
+    // Then one change is one command.
+    person(&app, &app.tenant, "99999").await;
+    assert_eq!(t.sync().await.unwrap(), 1);
+    assert_eq!(t.users.len(), 451);
 }

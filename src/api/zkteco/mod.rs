@@ -6,8 +6,8 @@
 //! - `GET /iclock/cdata?SN=&options=all` (init) → the options it runs with;
 //! - `GET /iclock/cdata?SN=&type=time` → the time on its clock;
 //! - `POST /iclock/cdata?SN=&table=ATTLOG&Stamp=` → its punches;
-//! - `GET /iclock/getrequest?SN=[&INFO=]` → its heartbeat (and, later,
-//!   its commands);
+//! - `GET /iclock/getrequest?SN=[&INFO=]` → its heartbeat, answered with
+//!   the commands that keep its address book (`C:<id>:DATA …` lines);
 //! - `POST /iclock/devicecmd?SN=` → the results of its commands;
 //! - `GET|POST /iclock/ping?SN=` → PUSH 3.x's keep-alive.
 //!
@@ -224,20 +224,24 @@ async fn cdata_post(State(state): State<AppState>, call: Admitted, body: Body) -
 async fn getrequest(State(state): State<AppState>, call: Admitted) -> Answered {
     let report = call.params.info.as_deref().map(text::info);
     called(&state.core, &call.terminal, report).await?;
-    Ok(Answer::ok("OK"))
+    let commands = state
+        .core
+        .zk_poll(&call.terminal)
+        .await
+        .map_err(|e| failed(&e))?;
+    Ok(Answer::ok(text::commands(&commands)))
 }
 
 async fn devicecmd(State(state): State<AppState>, call: Admitted, body: Body) -> Answered {
     let body = read(&state, body).await?;
     let results =
         text::command_results(&body).map_err(|m| Answer::fail(StatusCode::BAD_REQUEST, m))?;
-    // No command is sent to ZKTeco terminals yet, so no result names one of
-    // ours; they are read (a malformed body is refused) and acknowledged.
-    tracing::info!(
-        sn = call.terminal.sn(),
-        results = results.len(),
-        "command results"
-    );
+    let results: Vec<(i64, i64)> = results.iter().map(|r| (r.id, r.code)).collect();
+    state
+        .core
+        .zk_results(call.terminal.sn(), &results)
+        .await
+        .map_err(|e| failed(&e))?;
     called(&state.core, &call.terminal, None).await?;
     Ok(Answer::ok("OK"))
 }

@@ -7,6 +7,7 @@
 use chrono::NaiveDateTime;
 
 use crate::domain::devices::zk::AttPunch;
+use crate::domain::devices::zk_sync::ZkCommand;
 use crate::model::PushInfo;
 
 /// Lines one upload may carry at most.
@@ -254,6 +255,38 @@ pub fn stamp(s: &str) -> Option<String> {
     ok.then(|| s.to_string())
 }
 
+/// A name as a command line carries it: control characters (TAB would
+/// end the field) as spaces, at most 64 bytes (firmware keeps 24 or so).
+fn field(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    crate::domain::devices::clip(clean.trim(), MAX_VALUE).to_string()
+}
+
+/// A poll's answer: `OK` with nothing to do, else one `C:<id>:<command>`
+/// line a command (`DATA UPDATE USERINFO` puts a person, `DATA DELETE
+/// USERINFO` takes them and their templates off), each ending in `\n`.
+pub fn commands(commands: &[ZkCommand]) -> String {
+    if commands.is_empty() {
+        return "OK".into();
+    }
+    let mut out = String::new();
+    for c in commands {
+        match c {
+            ZkCommand::User { id, pin, name } => out.push_str(&format!(
+                "C:{id}:DATA UPDATE USERINFO PIN={pin}\tName={}\tPri=0\n",
+                field(name)
+            )),
+            ZkCommand::Delete { id, pin } => {
+                out.push_str(&format!("C:{id}:DATA DELETE USERINFO PIN={pin}\n"))
+            }
+        }
+    }
+    out
+}
+
 /// `TimeZone` as terminals read it: whole hours as hours (`8`, `-5`),
 /// other offsets as minutes (`330` for +05:30), as ZKTeco's own server
 /// sends it.
@@ -404,6 +437,44 @@ mod tests {
         assert_eq!(i.fp_version.as_deref(), Some("10"));
         assert_eq!((i.face_version, i.faces), (None, None));
         assert_eq!(info(""), PushInfo::default());
+    }
+
+    #[test]
+    fn command_lines() {
+        assert_eq!(commands(&[]), "OK");
+        let c = [
+            ZkCommand::User {
+                id: 7,
+                pin: "1001".into(),
+                name: "Ann\tLee\n".into(),
+            },
+            ZkCommand::Delete {
+                id: 8,
+                pin: "1002".into(),
+            },
+        ];
+        assert_eq!(
+            commands(&c),
+            "C:7:DATA UPDATE USERINFO PIN=1001\tName=Ann Lee\tPri=0\nC:8:DATA DELETE USERINFO PIN=1002\n"
+        );
+        let long = ZkCommand::User {
+            id: 1,
+            pin: "1".into(),
+            name: "张".repeat(40),
+        };
+        let line = commands(&[long]);
+        let name = line
+            .split("Name=")
+            .nth(1)
+            .unwrap()
+            .split('\t')
+            .next()
+            .unwrap();
+        assert_eq!(
+            name,
+            "张".repeat(21),
+            "64 bytes at most, on a character boundary"
+        );
     }
 
     #[test]

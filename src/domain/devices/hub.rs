@@ -479,13 +479,13 @@ enum View {
 /// The pushes of one sync pass, shared by the terminals that see a
 /// version alike.
 #[derive(Default)]
-struct Views {
+pub(super) struct Views {
     pushes: HashMap<(Stream, i64, View), Arc<Push>>,
 }
 
 impl Views {
     /// Version `version` of `list`, as terminal `sn` holding `book` sees it.
-    async fn push(
+    pub(super) async fn push(
         &mut self,
         core: &Core,
         (list, version, at): (Stream, i64, i64),

@@ -10,8 +10,8 @@
 use super::{Change, DeviceUser};
 use crate::model::Stream;
 
-/// Which modalities a pull asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which modalities a pull asks for (by default, none: the people alone).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Wanted {
     pub faces: bool,
     pub fingerprints: bool,

@@ -14,6 +14,7 @@ pub mod messages;
 pub mod sync;
 pub mod upload;
 pub mod zk;
+pub mod zk_sync;
 
 use super::{Core, Tenant};
 use crate::model::ZkSettings;

@@ -67,7 +67,7 @@ impl ZkTerminal {
         wall_clock - self.row.utc_offset_min * 60
     }
 
-    fn session(&self) -> Session {
+    pub(super) fn session(&self) -> Session {
         Session {
             sn: self.row.sn.clone(),
             tenant_id: self.row.tenant_id,

@@ -1,0 +1,395 @@
+//! A ZKTeco terminal's address book, kept by commands: each poll
+//! (`getrequest`) may carry one batch of at most [`MAX_COMMANDS`], made
+//! from the tenant's change log since the version the terminal holds (as
+//! its book sees each version, like a WeCom terminal's pushes), or, for a
+//! new terminal or one too far behind, from its whole book page by page.
+//! The terminal holds a version only once every command of the batch that
+//! brings it there is confirmed (`devicecmd`); a batch not all confirmed
+//! within `device.push_resend_secs`, or with a failure a retry may mend,
+//! is made and sent again. The queue lives in the terminal's row, so it
+//! survives restarts and serves whichever node the terminal reaches.
+
+use std::collections::BTreeMap;
+
+use super::hub::{MAX_REPLAY, Views};
+use super::messages::{Push, Wanted};
+use super::sync::Page;
+use super::zk::ZkTerminal;
+use super::{Change, DeviceUser};
+use crate::domain::Core;
+use crate::model::error::Result;
+use crate::model::{FullSync, Stream, ZkQueue};
+
+/// Commands per reply: the protocol's limit (manual §2.4.5).
+pub const MAX_COMMANDS: usize = 200;
+
+/// What a ZKTeco terminal is told to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZkCommand {
+    /// Put the person on the terminal (added, or replaced).
+    User { id: i64, pin: String, name: String },
+    /// Take the person, and whatever the terminal holds of them, off it.
+    Delete { id: i64, pin: String },
+}
+
+impl ZkCommand {
+    pub fn id(&self) -> i64 {
+        match self {
+            ZkCommand::User { id, .. } | ZkCommand::Delete { id, .. } => *id,
+        }
+    }
+}
+
+/// Result codes a retry may mend (parameter or storage error, flash I/O,
+/// no space); any other failure is given up and logged, since sending the
+/// same command again would fail the same way.
+fn retryable(code: i64) -> bool {
+    matches!(code, -1 | -3 | -5)
+}
+
+/// A PIN a command line can carry: printable ASCII, no spaces (fields are
+/// TAB-separated and firmware trims).
+fn expressible(pin: &str) -> bool {
+    !pin.is_empty() && pin.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// What happens to each person, in PIN order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Put,
+    Remove,
+}
+
+impl Core {
+    /// The commands for the terminal's next poll: a new batch, the last one
+    /// again (unconfirmed too long, or failed in a way a retry may mend),
+    /// or none (nothing to do, or a batch is waiting for its results).
+    pub async fn zk_poll(&self, t: &ZkTerminal) -> Result<Vec<ZkCommand>> {
+        let now = self.now();
+        let old = &t.row.zk_queue;
+        let resend = self.config().device.push_resend_secs as i64;
+        let waiting = !old.outstanding.is_empty() && !old.retry;
+        if waiting && now - old.sent_at < resend {
+            return Ok(Vec::new());
+        }
+        let again = !old.outstanding.is_empty();
+        let version = self.db.perm_version(t.row.tenant_id).await?;
+        let seen = t.row.seen_version;
+        // A full sync in progress: its page again, or the next one.
+        let full = match old.full {
+            Some(f) if again => Some(f),
+            Some(f) if !f.last => Some(FullSync {
+                offset: f.offset + MAX_COMMANDS as i64,
+                ..f
+            }),
+            _ if seen == version => return Ok(Vec::new()),
+            _ if seen == 0 || version - seen > MAX_REPLAY => Some(FullSync {
+                from_version: version,
+                offset: 0,
+                last: false,
+            }),
+            _ => None,
+        };
+        let (actions, upto, full) = match full {
+            Some(f) => self.zk_page(t, f).await?,
+            None => match self.zk_changes(t, seen, version).await? {
+                Some((actions, upto)) => (actions, upto, None),
+                // One version alone is more than a batch: the whole book.
+                None => {
+                    let f = FullSync {
+                        from_version: version,
+                        offset: 0,
+                        last: false,
+                    };
+                    self.zk_page(t, f).await?
+                }
+            },
+        };
+        // Ids start at 1 and never repeat for the terminal.
+        let first = old.next_id.max(1);
+        let commands = self.zk_commands(t, actions, first).await?;
+        let queue = ZkQueue {
+            outstanding: commands.iter().map(ZkCommand::id).collect(),
+            sent_at: now,
+            retry: false,
+            upto,
+            full,
+            next_id: first + commands.len() as i64,
+        };
+        // A page or a range with nothing for this terminal is done at once.
+        let (queue, seen) = if commands.is_empty() {
+            settled(queue, seen)
+        } else {
+            (queue, seen)
+        };
+        if !self.db.set_zk_queue(t.sn(), old, &queue, seen).await? {
+            // Another poll of the same terminal got there first.
+            return Ok(Vec::new());
+        }
+        Ok(commands)
+    }
+
+    /// Takes the results of the terminal's commands: once the batch is all
+    /// confirmed, the terminal holds the version it brings.
+    pub async fn zk_results(&self, sn: &str, results: &[(i64, i64)]) -> Result<()> {
+        // Re-read on a lost race with a poll of the same terminal.
+        for _ in 0..3 {
+            let Some(row) = self.db.device(sn).await? else {
+                return Ok(());
+            };
+            let old = row.zk_queue.clone();
+            let mut queue = old.clone();
+            for &(id, code) in results {
+                if !queue.outstanding.contains(&id) {
+                    continue; // of an earlier batch, or not ours
+                }
+                queue.outstanding.retain(|o| *o != id);
+                // -4 (nothing matched): what was to be removed is not there.
+                if code != 0 && code != -4 {
+                    tracing::warn!(sn, id, code, "terminal refused a command");
+                    queue.retry |= retryable(code);
+                }
+            }
+            if queue == old {
+                return Ok(());
+            }
+            let (queue, seen) = if queue.outstanding.is_empty() && !queue.retry {
+                settled(queue, row.seen_version)
+            } else {
+                (queue, row.seen_version)
+            };
+            if self.db.set_zk_queue(sn, &old, &queue, seen).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// One page of the terminal's whole book, every person on it put.
+    async fn zk_page(
+        &self,
+        t: &ZkTerminal,
+        f: FullSync,
+    ) -> Result<(BTreeMap<String, Action>, i64, Option<FullSync>)> {
+        let page = Page::new(f.offset, MAX_COMMANDS as i64)?;
+        let page = self
+            .users_page(&t.session(), Stream::People, page, Wanted::default())
+            .await?;
+        let actions = page
+            .users
+            .into_iter()
+            .map(|u| (u.user.userid, Action::Put))
+            .collect();
+        let full = FullSync {
+            last: page.is_last,
+            ..f
+        };
+        Ok((actions, f.from_version, Some(full)))
+    }
+
+    /// What the versions after `seen` (up to `version`) ask of the
+    /// terminal, as its book sees each, folded per person, as many
+    /// versions as fit one batch; and the version they bring it to. `None`
+    /// when the first version alone does not fit.
+    async fn zk_changes(
+        &self,
+        t: &ZkTerminal,
+        seen: i64,
+        version: i64,
+    ) -> Result<Option<(BTreeMap<String, Action>, i64)>> {
+        let tenant_id = t.row.tenant_id;
+        let changes = self
+            .db
+            .changes_after(tenant_id, Stream::People, seen, MAX_REPLAY)
+            .await?;
+        let mut views = Views::default();
+        let mut actions: BTreeMap<String, Action> = BTreeMap::new();
+        let mut upto = seen;
+        for (v, change) in changes.into_iter().filter(|c| c.0 <= version) {
+            let at = (Stream::People, v, self.now());
+            let push = views
+                .push(self, at, &change, (tenant_id, t.sn(), &t.row.book))
+                .await?;
+            let Push::Change { change: seen, .. } = &*push else {
+                continue;
+            };
+            let mut next = actions.clone();
+            fold(&mut next, seen);
+            if next.len() > MAX_COMMANDS {
+                if upto == t.row.seen_version {
+                    return Ok(None);
+                }
+                break;
+            }
+            actions = next;
+            upto = v;
+        }
+        Ok(Some((actions, upto)))
+    }
+
+    /// The commands for `actions`, numbered from `next_id`: a person to put
+    /// who is no longer in the book (erased, or gone from its rules since)
+    /// is removed instead; a PIN no command line can carry is left out.
+    async fn zk_commands(
+        &self,
+        t: &ZkTerminal,
+        actions: BTreeMap<String, Action>,
+        next_id: i64,
+    ) -> Result<Vec<ZkCommand>> {
+        let put: Vec<DeviceUser> = actions
+            .iter()
+            .filter(|(_, a)| **a == Action::Put)
+            .map(|(pin, _)| DeviceUser {
+                userid: pin.clone(),
+                user_type: 0,
+            })
+            .collect();
+        // A terminal holds no visitors, so the staff lookup is by user id.
+        let names: BTreeMap<String, String> = self.zk_people(t, &put).await?.into_iter().collect();
+        let mut out = Vec::with_capacity(actions.len());
+        let mut skipped = 0;
+        for (pin, action) in actions {
+            if !expressible(&pin) {
+                skipped += 1;
+                continue;
+            }
+            let id = next_id + out.len() as i64;
+            match (action, names.get(&pin)) {
+                (Action::Put, Some(name)) => out.push(ZkCommand::User {
+                    id,
+                    pin,
+                    name: name.clone(),
+                }),
+                _ => out.push(ZkCommand::Delete { id, pin }),
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                sn = t.sn(),
+                skipped,
+                "people whose user_id a ZKTeco PIN cannot carry were not sent"
+            );
+        }
+        Ok(out)
+    }
+
+    /// The names of those of `users` the terminal's book holds, by user id
+    /// (whatever their user type: a ZKTeco PIN has none).
+    async fn zk_people(
+        &self,
+        t: &ZkTerminal,
+        users: &[DeviceUser],
+    ) -> Result<Vec<(String, String)>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = users.iter().map(|u| u.userid.clone()).collect();
+        let people = self
+            .db
+            .people_by(t.row.tenant_id, crate::model::PersonKey::UserId, &ids)
+            .await?;
+        let named: Vec<DeviceUser> = people
+            .iter()
+            .map(|p| DeviceUser {
+                userid: p.user_id.clone(),
+                user_type: p.user_type.as_i64(),
+            })
+            .collect();
+        let held = self
+            .users_by_ids(&t.session(), &named, Wanted::default())
+            .await?;
+        Ok(held.into_iter().map(|u| (u.user.userid, u.name)).collect())
+    }
+}
+
+/// `change` folded into `actions`: the last word on each person counts.
+fn fold(actions: &mut BTreeMap<String, Action>, change: &Change) {
+    for u in change.create_user.iter().chain(&change.update_user) {
+        actions.insert(u.userid.clone(), Action::Put);
+    }
+    for u in &change.delete_user {
+        actions.insert(u.userid.clone(), Action::Remove);
+    }
+}
+
+/// A batch all confirmed: the version the terminal now holds, and the
+/// queue with nothing in flight.
+fn settled(mut queue: ZkQueue, seen: i64) -> (ZkQueue, i64) {
+    queue.outstanding.clear();
+    queue.retry = false;
+    match queue.full {
+        Some(f) if f.last => {
+            queue.full = None;
+            (queue, f.from_version)
+        }
+        Some(_) => (queue, seen),
+        None => {
+            let upto = queue.upto.max(seen);
+            (queue, upto)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str) -> DeviceUser {
+        DeviceUser {
+            userid: id.into(),
+            user_type: 0,
+        }
+    }
+
+    #[test]
+    fn the_last_word_on_each_person_counts() {
+        let mut a = BTreeMap::new();
+        fold(
+            &mut a,
+            &Change {
+                create_user: vec![user("1"), user("2")],
+                ..Change::default()
+            },
+        );
+        fold(
+            &mut a,
+            &Change {
+                delete_user: vec![user("1")],
+                update_user: vec![user("3")],
+                ..Change::default()
+            },
+        );
+        assert_eq!(
+            a.into_iter().collect::<Vec<_>>(),
+            [
+                ("1".to_string(), Action::Remove),
+                ("2".to_string(), Action::Put),
+                ("3".to_string(), Action::Put)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_settled_batch_moves_the_terminal_on() {
+        let q = ZkQueue {
+            outstanding: vec![4],
+            upto: 9,
+            ..ZkQueue::default()
+        };
+        assert_eq!(settled(q.clone(), 5).1, 9);
+        let page = |last| ZkQueue {
+            full: Some(FullSync {
+                from_version: 7,
+                offset: 200,
+                last,
+            }),
+            ..q.clone()
+        };
+        let (after, seen) = settled(page(false), 0);
+        assert_eq!((seen, after.full.is_some()), (0, true));
+        let (after, seen) = settled(page(true), 0);
+        assert_eq!((seen, after.full, after.outstanding.len()), (7, None, 0));
+        assert!(retryable(-5) && !retryable(-10) && !retryable(-1004));
+        assert!(expressible("1001") && !expressible("a b") && !expressible(""));
+    }
+}
