@@ -174,7 +174,8 @@ pub fn command_results(body: &[u8]) -> Result<Vec<CommandResult>, Malformed> {
                 }
                 return Err(bad(n, "expected ID=…&Return=…&CMD=…"));
             };
-            match (k.trim(), open.as_mut()) {
+            // Keys exactly as sent: ` ID` is not `ID`.
+            match (k, open.as_mut()) {
                 ("ID", _) => {
                     if let Some(r) = open.take() {
                         out.push(close(r)?);
@@ -420,6 +421,8 @@ mod tests {
             b"ID=x&Return=0",
             b"ID=1&CMD=DATA",
             b"hello",
+            b"ID\r\r=1&Return=0",
+            b" ID=1&Return=0",
         ] {
             assert!(command_results(bad).is_err(), "{bad:?}");
         }
