@@ -373,6 +373,19 @@ async fn the_address_book_reaches_a_terminal_and_follows_each_change() {
     assert_eq!(t.sync().await.unwrap(), 0);
     let (s, v) = seen(&app, "ZK-S").await;
     assert_eq!(s, v);
+    // The device list says what it speaks and that it is in step.
+    let admin = make_app(&app.core, &app.tenant, &["facehub:device"]).await;
+    let token = app.token_for(&admin.app_id, &admin.app_secret).await;
+    let (status, list) = app.get_json("/open-apis/facehub/v1/devices", &token).await;
+    assert_eq!(status, 200, "{list}");
+    let item = &list["data"]["items"][0];
+    assert_eq!(item["sn"], "ZK-S");
+    assert_eq!(item["protocol"], "zkteco");
+    assert_eq!(
+        (&item["backlog"], &item["online"]),
+        (&json!(0), &json!(true)),
+        "{item}"
+    );
 
     // Unbound and bound again, it starts over with the whole book.
     app.core.unbind_device(app.tenant.id, "ZK-S").await.unwrap();

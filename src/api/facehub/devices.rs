@@ -56,6 +56,7 @@ impl DevicesData {
                     fp_algorithms: d.fp_algorithms,
                     last_seen: now.last_seen,
                     online: now.online,
+                    protocol: d.protocol.as_str(),
                     seen_version: now.seen_version,
                     sn: d.sn,
                 }
@@ -78,6 +79,8 @@ pub struct DeviceItem {
     fp_algorithms: Vec<String>,
     last_seen: Option<i64>,
     online: bool,
+    /// The device protocol it speaks: `wecom` or `zkteco`.
+    protocol: &'static str,
     seen_version: i64,
     sn: String,
 }
