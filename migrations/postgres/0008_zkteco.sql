@@ -10,6 +10,11 @@ ALTER TABLE devices ADD COLUMN push_info TEXT;
 -- The commands a ZKTeco terminal was last sent and has not yet confirmed,
 -- and how far its address book has come (JSON, the core's `ZkQueue`).
 ALTER TABLE devices ADD COLUMN zk_queue TEXT;
+-- +1 at every write of the queue: a poll writes only over what it read.
+ALTER TABLE devices ADD COLUMN zk_queue_rev BIGINT NOT NULL DEFAULT 0;
+-- The next command id: never reset (not even by unbinding), so a late
+-- result can never confirm a command it was not the answer to.
+ALTER TABLE devices ADD COLUMN zk_next_id BIGINT NOT NULL DEFAULT 1;
 -- Serial numbers that called `/iclock/*` before an admin added them: what
 -- an admin reads to add them. Bounded by the server (device.pending_max).
 CREATE TABLE pending_devices (

@@ -94,9 +94,14 @@ pub enum DeviceCmd {
         #[arg(long, default_value = "+00:00", allow_hyphen_values = true)]
         utc_offset: String,
         /// ZKTeco: a network (CIDR) or address it may call from; repeat for
-        /// more (none: any)
+        /// more. A ZKTeco terminal proves nothing but its serial number, so
+        /// one of --allow-from and --allow-any is required
         #[arg(long)]
         allow_from: Vec<String>,
+        /// ZKTeco: let it call from any address (anyone who reads its
+        /// serial number off its label can then act as it)
+        #[arg(long, conflicts_with = "allow_from")]
+        allow_any: bool,
         /// Bind it at once
         #[arg(long)]
         bind: bool,
@@ -167,12 +172,19 @@ pub(super) async fn run(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> an
             secret_no,
             utc_offset,
             allow_from,
+            allow_any,
             bind,
         } => {
             let tenant = tenant.resolve(core).await?;
             let added = if protocol == "zkteco" {
                 if secret_no.is_some() {
                     anyhow::bail!("a ZKTeco terminal has no SecretNo: leave out --secret-no");
+                }
+                if allow_from.is_empty() && !allow_any {
+                    anyhow::bail!(
+                        "a ZKTeco terminal names itself by serial number alone: give the \
+                         networks it calls from (--allow-from CIDR), or --allow-any"
+                    );
                 }
                 let zk = ZkSettings {
                     utc_offset_min: utc_offset_min(&utc_offset)?,
@@ -183,8 +195,10 @@ pub(super) async fn run(core: &Core, cmd: DeviceCmd, out: &mut impl Write) -> an
                 let Some(secret_no) = secret_no else {
                     anyhow::bail!("a WeCom terminal needs --secret-no, its factory SecretNo");
                 };
-                if !allow_from.is_empty() || utc_offset != "+00:00" {
-                    anyhow::bail!("--utc-offset and --allow-from are for ZKTeco terminals");
+                if !allow_from.is_empty() || allow_any || utc_offset != "+00:00" {
+                    anyhow::bail!(
+                        "--utc-offset, --allow-from and --allow-any are for ZKTeco terminals"
+                    );
                 }
                 core.add_device(&tenant, &sn, &secret_no).await
             };

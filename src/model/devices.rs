@@ -182,6 +182,10 @@ pub struct DeviceRow {
     pub push_info: Option<PushInfo>,
     /// ZKTeco: its address book's commands in flight.
     pub zk_queue: ZkQueue,
+    /// ZKTeco: +1 at every write of `zk_queue`.
+    pub zk_queue_rev: i64,
+    /// ZKTeco: the next command id (never reused).
+    pub zk_next_id: i64,
 }
 
 /// The device protocol a terminal speaks. A terminal is added for one and
@@ -213,8 +217,8 @@ impl Protocol {
 }
 
 /// What a ZKTeco terminal reports of itself: its `getrequest` `INFO`
-/// (firmware, counts, address, algorithm versions) and its init's
-/// `pushver`/`language`. Every field is as sent, bounded in length.
+/// (firmware, counts, address, algorithm versions), its init's `pushver`
+/// and its last upload's `Stamp`. Every field is as sent, bounded in length.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -241,7 +245,8 @@ pub struct PushInfo {
 }
 
 /// Where a ZKTeco terminal's address book stands: the batch of commands
-/// it was last sent and has not all confirmed, and a full sync's place.
+/// it was last sent and has not all confirmed, and where the next batch
+/// starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZkQueue {
     /// Ids of the last batch's commands not yet confirmed.
@@ -254,25 +259,30 @@ pub struct ZkQueue {
     /// is made and sent again.
     #[serde(default)]
     pub retry: bool,
+    /// How often this batch has been sent; given up after a few.
+    #[serde(default)]
+    pub tries: u32,
     /// The version the terminal holds once the batch is confirmed.
     #[serde(default)]
     pub upto: i64,
-    /// A full sync in progress: the offset of the batch's page, and of the
-    /// next one (`None` once the last page was sent).
+    /// A version too large for one batch, sent in parts: the last PIN
+    /// (in order) of the version after `seen_version` sent so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<String>,
+    /// A full sync in progress (a new or re-bound terminal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full: Option<FullSync>,
-    /// The next command id.
-    #[serde(default)]
-    pub next_id: i64,
 }
 
-/// A full sync: a new terminal, or one too far behind to replay.
+/// A full sync: the whole book, page by page in person-id order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FullSync {
     /// The tenant's version when it began: the terminal holds it at the end.
     pub from_version: i64,
-    /// The offset of the page the batch carries.
-    pub offset: i64,
+    /// The person id the batch's page starts after.
+    pub after: i64,
+    /// The id of the last person the page read: where the next starts.
+    pub end: i64,
     /// Whether that page is the last.
     pub last: bool,
 }

@@ -49,9 +49,9 @@ impl Db {
         tx.commit().await
     }
 
-    /// Notes a call from a serial number no terminal has: a new one while
-    /// fewer than `max` are pending, a known one's address and time at
-    /// most once a minute.
+    /// Notes a call from a serial number no terminal has: a new one (the
+    /// stalest dropped when `max` are pending), a known one's address and
+    /// time at most once a minute.
     pub async fn note_pending(
         &self,
         sn: &str,
@@ -70,22 +70,43 @@ impl Db {
         .bind(now - 60)
         .execute(self.pool()?)
         .await?;
-        if r.rows_affected() == 0 {
-            sqlx::query(
-                "INSERT INTO pending_devices(sn, protocol, address, first_seen, last_seen)
-                 SELECT $1, $2, $3, $4, $5
-                 WHERE (SELECT COUNT(*) FROM pending_devices) < $6
-                 ON CONFLICT (sn) DO NOTHING",
-            )
+        if r.rows_affected() == 1 {
+            return Ok(());
+        }
+        let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM pending_devices WHERE sn = $1")
             .bind(sn)
-            .bind(protocol.as_str())
-            .bind(address)
-            .bind(now)
-            .bind(now)
-            .bind(max)
-            .execute(self.pool()?)
+            .fetch_optional(self.pool()?)
+            .await?;
+        if known.is_some() {
+            return Ok(()); // noted within the minute
+        }
+        // A full list makes room by its stalest entries: a flood of made-up
+        // serial numbers cannot keep a real terminal off it for good.
+        let mut tx = self.begin_write().await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pending_devices")
+            .fetch_one(&mut *tx)
+            .await?;
+        if count >= max {
+            sqlx::query(
+                "DELETE FROM pending_devices WHERE sn IN
+                   (SELECT sn FROM pending_devices ORDER BY last_seen, sn LIMIT $1)",
+            )
+            .bind(count - max + 1)
+            .execute(&mut *tx)
             .await?;
         }
+        sqlx::query(
+            "INSERT INTO pending_devices(sn, protocol, address, first_seen, last_seen)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sn) DO NOTHING",
+        )
+        .bind(sn)
+        .bind(protocol.as_str())
+        .bind(address)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -95,26 +116,27 @@ impl Db {
             .await
     }
 
-    /// A ZKTeco terminal's commands in flight, and the version it holds;
-    /// `false` (nothing written) unless its queue is still `expected`, as
-    /// read (two polls of one terminal cannot both send a batch).
+    /// A ZKTeco terminal's commands in flight, the version it holds and
+    /// its next command id; `false` (nothing written) unless the queue is
+    /// still at revision `rev`, as read (two polls of one terminal cannot
+    /// both send a batch).
     pub async fn set_zk_queue(
         &self,
         sn: &str,
-        expected: &ZkQueue,
+        rev: i64,
         queue: &ZkQueue,
-        seen_version: i64,
+        (seen_version, next_id): (i64, i64),
     ) -> anyhow::Result<bool> {
-        let was = serde_json::to_string(expected)?;
         let r = sqlx::query(
-            "UPDATE devices SET zk_queue = $1, seen_version = $2
-             WHERE sn = $3 AND bound = 1 AND COALESCE(zk_queue, $4) = $5",
+            "UPDATE devices SET zk_queue = $1, seen_version = $2, zk_next_id = $3,
+                    zk_queue_rev = zk_queue_rev + 1
+             WHERE sn = $4 AND bound = 1 AND zk_queue_rev = $5",
         )
         .bind(serde_json::to_string(queue)?)
         .bind(seen_version)
+        .bind(next_id)
         .bind(sn)
-        .bind(serde_json::to_string(&ZkQueue::default())?)
-        .bind(was)
+        .bind(rev)
         .execute(self.pool()?)
         .await?;
         Ok(r.rows_affected() == 1)
@@ -187,9 +209,14 @@ impl Db {
         column: DeviceKey,
         hash: &str,
     ) -> anyhow::Result<Option<DeviceRow>> {
+        // WeCom credentials name WeCom terminals only.
         let sql = match column {
-            DeviceKey::ActiveCode => "SELECT * FROM devices WHERE active_code_hash = $1",
-            DeviceKey::Secret => "SELECT * FROM devices WHERE secret_hash = $1",
+            DeviceKey::ActiveCode => {
+                "SELECT * FROM devices WHERE active_code_hash = $1 AND protocol = 'wecom'"
+            }
+            DeviceKey::Secret => {
+                "SELECT * FROM devices WHERE secret_hash = $1 AND protocol = 'wecom'"
+            }
         };
         self.row_by(sql, hash).await
     }
@@ -219,7 +246,8 @@ impl Db {
                 sqlx::query(
                     "UPDATE devices SET bound = 0, secret = NULL, secret_hash = NULL,
                             active_code_hash = NULL, seen_version = 0,
-                            seen_visitor_version = 0, zk_queue = NULL
+                            seen_visitor_version = 0, zk_queue = NULL,
+                            zk_queue_rev = zk_queue_rev + 1
                      WHERE sn = $1 AND tenant_id = $2 AND bound = 1",
                 )
                 .bind(sn)

@@ -270,8 +270,7 @@ impl Db {
         &self,
         tenant_id: i64,
         (list, sn): (Stream, &str),
-        offset: i64,
-        limit: i64,
+        (after, offset, limit): (i64, i64, i64),
     ) -> anyhow::Result<(Vec<Person>, i64, i64, BookKey)> {
         let mut tx = self.pool()?.begin().await?;
         if self.backend == super::Backend::Postgres {
@@ -312,23 +311,27 @@ impl Db {
             ),
         };
         let numbers = book.as_deref().unwrap_or_default();
+        // People after id `after` only (0: from the first), so that a
+        // reader paging by id misses no one when earlier people go.
         let count = format!(
-            "SELECT COUNT(*) FROM people WHERE tenant_id = $1{kind}{}",
-            within(2)
+            "SELECT COUNT(*) FROM people WHERE tenant_id = $1 AND id > $2{kind}{}",
+            within(3)
         );
-        let mut q = sqlx::query_scalar(&count).bind(tenant_id);
+        let mut q = sqlx::query_scalar(&count).bind(tenant_id).bind(after);
         for n in numbers {
             q = q.bind(n);
         }
         let total: i64 = q.fetch_one(&mut *tx).await?;
         let page = format!(
-            "SELECT * FROM people WHERE tenant_id = $1{kind}{} ORDER BY id LIMIT $2 OFFSET $3",
-            within(4)
+            "SELECT * FROM people WHERE tenant_id = $1 AND id > $4{kind}{} ORDER BY id
+             LIMIT $2 OFFSET $3",
+            within(5)
         );
         let mut q = sqlx::query_as(&page)
             .bind(tenant_id)
             .bind(limit)
-            .bind(offset);
+            .bind(offset)
+            .bind(after);
         for n in numbers {
             q = q.bind(n);
         }

@@ -130,8 +130,13 @@ impl FromRow<'_, AnyRow> for DeviceRow {
             book: super::books::parse_key(r.try_get("access_rules")?)
                 .map_err(|e| sqlx::Error::Decode(e.into()))?,
             protocol: protocol(r.try_get("protocol")?)?,
-            utc_offset_min: r.try_get("utc_offset_min")?,
-            allow_from: json_or_default(r, "allow_from")?,
+            utc_offset_min: match r.try_get("utc_offset_min")? {
+                m @ -720..=840 => m,
+                m => return Err(unknown("utc_offset_min", &m.to_string())),
+            },
+            // Strict: an unreadable list must not read as "any address".
+            allow_from: serde_json::from_str(r.try_get("allow_from")?)
+                .map_err(|e| sqlx::Error::Decode(e.into()))?,
             push_info: r
                 .try_get::<Option<&str>, _>("push_info")?
                 .and_then(|j| serde_json::from_str(j).ok()),
@@ -139,6 +144,8 @@ impl FromRow<'_, AnyRow> for DeviceRow {
                 .try_get::<Option<&str>, _>("zk_queue")?
                 .and_then(|j| serde_json::from_str(j).ok())
                 .unwrap_or_default(),
+            zk_queue_rev: r.try_get("zk_queue_rev")?,
+            zk_next_id: r.try_get("zk_next_id")?,
         })
     }
 }

@@ -6,7 +6,7 @@
 //! book kept by confirmed, resent-until-confirmed commands.
 
 use crate::app::*;
-use facehub::domain::devices::CheckinRecord;
+use facehub::domain::devices::{Change, CheckinRecord, DeviceUser};
 use facehub::domain::{PersonDraft, Tenant, UserType};
 use facehub::model::ActorKind;
 use facehub::model::ZkSettings;
@@ -50,7 +50,7 @@ async fn a_terminal_is_pending_until_added_and_served_once_bound() {
     let mut t = ZkTerminal::new(&app.base, "ZK-NEW-1");
     let e = t.init().await.unwrap_err().to_string();
     assert!(
-        e.contains("403") && e.contains("FAIL: this terminal is not added"),
+        e.contains("403") && e.contains("FAIL: this terminal is not admitted"),
         "{e}"
     );
     assert_eq!(t.poll(None).await.unwrap().0, 403);
@@ -72,7 +72,10 @@ async fn a_terminal_is_pending_until_added_and_served_once_bound() {
         .unwrap();
     assert!(app.core.pending_devices().await.unwrap().is_empty());
     let e = t.init().await.unwrap_err().to_string();
-    assert!(e.contains("not bound"), "{e}");
+    assert!(
+        e.contains("403") && e.contains("not admitted"),
+        "unbound: the same answer: {e}"
+    );
 
     assert!(
         app.core
@@ -299,7 +302,7 @@ async fn a_terminal_may_call_only_from_its_networks_and_for_its_tenant() {
     person(&app, &app.tenant, "1001").await;
     let mut far = bound(&app, "ZK-FAR", 0, &["10.9.0.0/16"]).await;
     let e = far.init().await.unwrap_err().to_string();
-    assert!(e.contains("may not call from this address"), "{e}");
+    assert!(e.contains("403") && e.contains("not admitted"), "{e}");
     far.punch("1001", T0, 0, 1);
     assert_eq!(far.upload().await.unwrap().0, 403);
 
@@ -484,4 +487,94 @@ async fn a_new_terminal_gets_its_whole_book_in_batches_of_200() {
     person(&app, &app.tenant, "99999").await;
     assert_eq!(t.sync().await.unwrap(), 1);
     assert_eq!(t.users.len(), 451);
+}
+
+#[tokio::test]
+async fn a_zkteco_serial_number_is_no_way_into_wecom_bring_up() {
+    let app = spawn_app().await;
+    let _ = bound(&app, "ZK-W", 0, &[]).await;
+    let url = format!("ws://{}/", app.addr);
+    let d = facehub_devsim::Device::connect(&url, "ZK-W", (&[], &[]), None)
+        .await
+        .unwrap();
+    // Neither the empty SecretNo nor a guess signs a register for it.
+    for secret_no in ["", "zk-test-factory-secret-77"] {
+        let e = d.register(secret_no, app.core.now()).await.unwrap_err();
+        assert!(e.to_string().contains("600014"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_page_of_a_full_sync_is_sent_again_before_the_next() {
+    let app = spawn_app().await;
+    for i in 0..250 {
+        person(&app, &app.tenant, &format!("{}", 10_000 + i)).await;
+    }
+    let mut t = bound(&app, "ZK-P", 0, &[]).await;
+    t.refuse.insert("10005".into(), -5);
+    assert_eq!(t.sync().await.unwrap(), 200);
+    t.refuse.clear();
+    // The same page again (all of it), then the rest.
+    assert_eq!(t.sync().await.unwrap(), 200);
+    assert_eq!(t.sync().await.unwrap(), 50);
+    assert_eq!(t.sync().await.unwrap(), 0);
+    assert_eq!(t.users.len(), 250);
+    let (s, v) = seen(&app, "ZK-P").await;
+    assert_eq!(s, v);
+}
+
+#[tokio::test]
+async fn a_terminal_far_behind_replays_every_change_and_a_large_one_in_parts() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for i in 0..250 {
+        let id = format!("{}", 10_000 + i);
+        person(&app, &app.tenant, &id).await;
+        ids.push(id);
+    }
+    let mut t = bound(&app, "ZK-B", 0, &[]).await;
+    t.sync_all().await.unwrap();
+    assert_eq!(t.users.len(), 250);
+
+    // Twenty versions while it was away, one of them an erasure: replayed,
+    // not replaced by a full sync that would leave the erased person on it.
+    for i in 0..19 {
+        person(&app, &app.tenant, &format!("{}", 20_000 + i)).await;
+    }
+    app.core
+        .erase_person(app.tenant.id, "10007", ActorKind::Admin, "test", None)
+        .await
+        .unwrap();
+    t.sync_all().await.unwrap();
+    assert_eq!(t.users.len(), 250 + 19 - 1);
+    assert!(!t.users.contains_key("10007"));
+    let (s, v) = seen(&app, "ZK-B").await;
+    assert_eq!(s, v);
+
+    // One version naming more people than a batch holds: in parts, in PIN
+    // order, and the terminal holds the version only after the last part.
+    t.users.clear();
+    let everyone: Vec<DeviceUser> = ids
+        .iter()
+        .filter(|id| *id != "10007")
+        .map(|id| DeviceUser {
+            userid: id.clone(),
+            user_type: 0,
+        })
+        .collect();
+    let change = Change {
+        update_user: everyone,
+        ..Change::default()
+    };
+    let version = app
+        .core
+        .record_change(app.tenant.id, &change)
+        .await
+        .unwrap();
+    assert_eq!(t.sync().await.unwrap(), 200);
+    assert!(seen(&app, "ZK-B").await.0 < version);
+    assert_eq!(t.sync().await.unwrap(), 49);
+    assert_eq!(t.sync().await.unwrap(), 0);
+    assert_eq!(t.users.len(), 249);
+    assert_eq!(seen(&app, "ZK-B").await.0, version);
 }

@@ -76,25 +76,27 @@ impl IntoResponse for Answer {
 
 impl From<Refusal> for Answer {
     fn from(r: Refusal) -> Answer {
-        match r {
-            Refusal::BadSn => Answer::fail(
-                StatusCode::BAD_REQUEST,
-                "SN must be 1 to 64 printable ASCII characters",
-            ),
-            Refusal::Unknown => Answer::fail(
-                StatusCode::FORBIDDEN,
-                "this terminal is not added; an administrator adds it by its SN",
-            ),
-            Refusal::NotBound => Answer::fail(
-                StatusCode::FORBIDDEN,
-                "this terminal is not bound to a company",
-            ),
-            Refusal::Address => Answer::fail(
-                StatusCode::FORBIDDEN,
-                "this terminal may not call from this address",
-            ),
-            Refusal::Failed(e) => failed(&e),
-        }
+        // One answer whether the serial number is unknown, unbound or
+        // calling from elsewhere, so that a caller learns neither which
+        // serial numbers exist nor which are bound or fenced; the reason
+        // goes to the log, for the administrator.
+        let why = match r {
+            Refusal::BadSn => {
+                return Answer::fail(
+                    StatusCode::BAD_REQUEST,
+                    "SN must be 1 to 64 printable ASCII characters",
+                );
+            }
+            Refusal::Failed(e) => return failed(&e),
+            Refusal::Unknown => "not added (see facehub device pending)",
+            Refusal::NotBound => "not bound",
+            Refusal::Address => "calling from outside its --allow-from networks",
+        };
+        tracing::info!(why, "terminal refused");
+        Answer::fail(
+            StatusCode::FORBIDDEN,
+            "this terminal is not admitted; an administrator adds and binds it by its SN",
+        )
     }
 }
 

@@ -16,6 +16,9 @@ pub const MAX_LINES: usize = 20_000;
 const MAX_LINE: usize = 4096;
 /// Bytes an `INFO` field or a reported value may hold.
 const MAX_VALUE: usize = 64;
+/// Command results one `devicecmd` may carry: a batch is at most 200
+/// commands, and a few more (a terminal's own) leave room.
+pub const MAX_RESULTS: usize = 1000;
 
 /// Why an upload is refused: nothing of it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +182,9 @@ pub fn command_results(body: &[u8]) -> Result<Vec<CommandResult>, Malformed> {
                 ("ID", _) => {
                     if let Some(r) = open.take() {
                         out.push(close(r)?);
+                    }
+                    if out.len() == MAX_RESULTS {
+                        return Err(bad(n, format!("more than {MAX_RESULTS} results")));
                     }
                     let id = v
                         .trim()
@@ -426,6 +432,10 @@ mod tests {
         ] {
             assert!(command_results(bad).is_err(), "{bad:?}");
         }
+        let many = "ID=1&Return=0&CMD=DATA\n".repeat(MAX_RESULTS);
+        assert_eq!(command_results(many.as_bytes()).unwrap().len(), MAX_RESULTS);
+        let more = many + "ID=2&Return=0";
+        assert!(command_results(more.as_bytes()).is_err());
     }
 
     #[test]

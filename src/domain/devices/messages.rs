@@ -62,6 +62,9 @@ pub struct UserPage {
     pub list: Stream,
     pub version: i64,
     pub users: Vec<UserInfo>,
+    /// The id of the last person the page read (before the book's
+    /// filtering): where a page by id continues.
+    pub last_id: Option<i64>,
 }
 
 /// Which of the users a device asked about are people of its tenant.

@@ -24,6 +24,8 @@ pub const DEFAULT_PAGE: i64 = 100;
 /// [`MAX_USERS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
+    /// Of the people with ids above this (0: all).
+    after: i64,
     offset: i64,
     limit: i64,
 }
@@ -36,7 +38,20 @@ impl Page {
         if !(1..=MAX_USERS as i64).contains(&limit) {
             return Err(Error::param(format!("limit must be 1 to {MAX_USERS}")));
         }
-        Ok(Page { offset, limit })
+        Ok(Page {
+            after: 0,
+            offset,
+            limit,
+        })
+    }
+
+    /// The first `limit` people with ids above `after`: pages that stay
+    /// exact while people before them go.
+    pub fn after(after: i64, limit: i64) -> Result<Page> {
+        Ok(Page {
+            after,
+            ..Page::new(0, limit)?
+        })
     }
 }
 
@@ -90,6 +105,7 @@ impl Core {
         wanted: Wanted,
     ) -> Result<UserPage> {
         let (people, is_last, version, book) = self.people_page(session, list, page).await?;
+        let last_id = people.last().map(|p| p.id);
         let people = self.within(&book, people).await?;
         let users = self.userinfo(session, &book, &people, wanted).await?;
         Ok(UserPage {
@@ -97,6 +113,7 @@ impl Core {
             list,
             version,
             users,
+            last_id,
         })
     }
 
@@ -294,10 +311,18 @@ impl Core {
         list: Stream,
         page: Page,
     ) -> Result<(Vec<Person>, bool, i64, BookKey)> {
-        let Page { offset, limit } = page;
+        let Page {
+            after,
+            offset,
+            limit,
+        } = page;
         let (people, total, version, book) = self
             .db
-            .people_page(session.tenant_id, (list, &session.sn), offset, limit)
+            .people_page(
+                session.tenant_id,
+                (list, &session.sn),
+                (after, offset, limit),
+            )
             .await?;
         let is_last = offset + people.len() as i64 >= total;
         Ok((people, is_last, version, book))

@@ -16,8 +16,9 @@ use crate::model::{PersonKey, Protocol, PushInfo, ZkSettings};
 /// Records per `checkin` call: the WeCom frame's limit, which the punch
 /// writer's transactions are sized for.
 const PUNCHES_PER_CALL: usize = 200;
-/// How long a terminal counts as online after a call: a few of the poll
-/// intervals the init tells it ([`crate::config::DeviceConfig::push_poll_secs`]).
+/// How long a terminal counts as online after its presence was written:
+/// a few of the poll intervals the init tells it
+/// ([`crate::config::DeviceConfig::push_poll_secs`]).
 const ONLINE_POLLS: i64 = 3;
 /// A terminal's presence is written at most this often (it polls every few
 /// seconds; its last-seen time needs no finer grain).
@@ -150,12 +151,15 @@ impl Core {
             ));
         }
         parse_networks(&zk.allow_from)?;
-        // A ZKTeco terminal has no factory SecretNo; the column holds an
-        // empty sealed value, and WeCom bring-up refuses the row by its
-        // protocol.
-        let sealed = self
-            .keys
-            .seal_small(format!("device:{sn}:secret_no").as_bytes(), b"");
+        // A ZKTeco terminal has no factory SecretNo. The column holds a
+        // random one nobody knows (so `register` could not be signed even
+        // if the protocol check there were lost), and WeCom bring-up
+        // refuses the row by its protocol.
+        let unknowable = hex::encode(crate::model::ids::random_bytes::<24>());
+        let sealed = self.keys.seal_small(
+            format!("device:{sn}:secret_no").as_bytes(),
+            unknowable.as_bytes(),
+        );
         self.insert_device(sn, tenant, &sealed, Some(zk)).await
     }
 
@@ -210,10 +214,13 @@ impl Core {
         if fresh && info == old {
             return Ok(());
         }
-        let lease = ONLINE_POLLS * self.config().device.push_poll_secs as i64;
+        // Presence is written every PRESENCE_EVERY_SECS at most, so the
+        // lease outlasts that by a few polls.
+        let poll = i64::try_from(self.config().device.push_poll_secs).unwrap_or(3600);
+        let lease = PRESENCE_EVERY_SECS + ONLINE_POLLS * poll.min(3600);
         Ok(self
             .db
-            .set_push_info(&t.row.sn, &info, now, now + lease.max(PRESENCE_EVERY_SECS))
+            .set_push_info(&t.row.sn, &info, now, now + lease)
             .await?)
     }
 
@@ -234,6 +241,11 @@ impl Core {
                 .await?;
             let mut input = Vec::with_capacity(chunk.len());
             for p in chunk {
+                // Too old to keep (as for WeCom): dropped, and counted so.
+                if t.unix_time(p.wall_clock) < super::checkin::EARLIEST {
+                    outcome.dropped += 1;
+                    continue;
+                }
                 match people.iter().find(|person| person.user_id == p.pin) {
                     Some(person) => input.push(PunchInput::Read(Punch {
                         userid: p.pin.clone(),
@@ -257,7 +269,7 @@ impl Core {
             tracing::info!(
                 sn = t.sn(),
                 dropped = outcome.dropped,
-                "punches of no person of the tenant dropped"
+                "punches of no person of the tenant, or from before 2018, dropped"
             );
         }
         Ok(outcome)

@@ -1,8 +1,9 @@
 //! A ZKTeco terminal's address book, kept by commands: each poll
 //! (`getrequest`) may carry one batch of at most [`MAX_COMMANDS`], made
 //! from the tenant's change log since the version the terminal holds (as
-//! its book sees each version, like a WeCom terminal's pushes), or, for a
-//! new terminal or one too far behind, from its whole book page by page.
+//! its book sees each version, like a WeCom terminal's pushes; a version
+//! too large for one batch in parts), or, for a new or re-bound terminal,
+//! from its whole book page by page.
 //! The terminal holds a version only once every command of the batch that
 //! brings it there is confirmed (`devicecmd`); a batch not all confirmed
 //! within `device.push_resend_secs`, or with a failure a retry may mend,
@@ -22,6 +23,8 @@ use crate::model::{FullSync, Stream, ZkQueue};
 
 /// Commands per reply: the protocol's limit (manual §2.4.5).
 pub const MAX_COMMANDS: usize = 200;
+// A full sync's page is one pull page.
+const _: () = assert!(MAX_COMMANDS <= super::sync::MAX_USERS);
 
 /// What a ZKTeco terminal is told to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,73 +63,98 @@ enum Action {
     Remove,
 }
 
+/// Sends of one batch before it is given up (a failure a retry may mend
+/// that does not mend).
+const MAX_TRIES: u32 = 5;
+
 impl Core {
     /// The commands for the terminal's next poll: a new batch, the last one
     /// again (unconfirmed too long, or failed in a way a retry may mend),
     /// or none (nothing to do, or a batch is waiting for its results).
     pub async fn zk_poll(&self, t: &ZkTerminal) -> Result<Vec<ZkCommand>> {
         let now = self.now();
-        let old = &t.row.zk_queue;
+        let mut old = t.row.zk_queue.clone();
         let resend = self.config().device.push_resend_secs as i64;
-        let waiting = !old.outstanding.is_empty() && !old.retry;
-        if waiting && now - old.sent_at < resend {
+        let mut seen = t.row.seen_version;
+        if !old.outstanding.is_empty() && !old.retry && now - old.sent_at < resend {
             return Ok(Vec::new());
         }
-        let again = !old.outstanding.is_empty();
+        let mut again = !old.outstanding.is_empty() || old.retry;
+        if again && old.tries >= MAX_TRIES {
+            tracing::warn!(
+                sn = t.sn(),
+                tries = old.tries,
+                "a batch of commands never confirmed is given up"
+            );
+            (old, seen) = settled(old, seen);
+            again = false;
+        }
         let version = self.db.perm_version(t.row.tenant_id).await?;
-        let seen = t.row.seen_version;
         // A full sync in progress: its page again, or the next one.
         let full = match old.full {
             Some(f) if again => Some(f),
-            Some(f) if !f.last => Some(FullSync {
-                offset: f.offset + MAX_COMMANDS as i64,
-                ..f
-            }),
-            _ if seen == version => return Ok(Vec::new()),
-            _ if seen == 0 || version - seen > MAX_REPLAY => Some(FullSync {
+            Some(f) if !f.last => Some(FullSync { after: f.end, ..f }),
+            _ if again => None,
+            _ if seen >= version && old.within.is_none() => {
+                return self.zk_write(t, old, seen, Vec::new()).await;
+            }
+            _ if seen == 0 => Some(FullSync {
                 from_version: version,
-                offset: 0,
-                last: false,
+                ..FullSync::default()
             }),
             _ => None,
         };
-        let (actions, upto, full) = match full {
-            Some(f) => self.zk_page(t, f).await?,
-            None => match self.zk_changes(t, seen, version).await? {
-                Some((actions, upto)) => (actions, upto, None),
-                // One version alone is more than a batch: the whole book.
-                None => {
-                    let f = FullSync {
-                        from_version: version,
-                        offset: 0,
-                        last: false,
-                    };
-                    self.zk_page(t, f).await?
-                }
-            },
+        let (actions, upto, within, full) = match full {
+            Some(f) => {
+                let (actions, f) = self.zk_page(t, f).await?;
+                (actions, f.from_version, None, Some(f))
+            }
+            None => {
+                let (actions, upto, within) = self
+                    .zk_changes(t, seen, version, old.within.as_deref())
+                    .await?;
+                (actions, upto, within, None)
+            }
         };
-        // Ids start at 1 and never repeat for the terminal.
-        let first = old.next_id.max(1);
-        let commands = self.zk_commands(t, actions, first).await?;
+        let commands = self
+            .zk_commands(t, actions, t.row.zk_next_id.max(1))
+            .await?;
         let queue = ZkQueue {
             outstanding: commands.iter().map(ZkCommand::id).collect(),
             sent_at: now,
             retry: false,
+            tries: if again { old.tries + 1 } else { 1 },
             upto,
+            within,
             full,
-            next_id: first + commands.len() as i64,
         };
-        // A page or a range with nothing for this terminal is done at once.
+        // A batch with nothing for this terminal is done at once.
         let (queue, seen) = if commands.is_empty() {
             settled(queue, seen)
         } else {
             (queue, seen)
         };
-        if !self.db.set_zk_queue(t.sn(), old, &queue, seen).await? {
-            // Another poll of the same terminal got there first.
-            return Ok(Vec::new());
+        self.zk_write(t, queue, seen, commands).await
+    }
+
+    /// Stores the queue (over the revision the terminal was read at) and
+    /// hands out `commands`; none when another poll wrote first.
+    async fn zk_write(
+        &self,
+        t: &ZkTerminal,
+        queue: ZkQueue,
+        seen: i64,
+        commands: Vec<ZkCommand>,
+    ) -> Result<Vec<ZkCommand>> {
+        if queue == t.row.zk_queue && seen == t.row.seen_version {
+            return Ok(commands);
         }
-        Ok(commands)
+        let next_id = t.row.zk_next_id.max(1) + commands.len() as i64;
+        let written = self
+            .db
+            .set_zk_queue(t.sn(), t.row.zk_queue_rev, &queue, (seen, next_id))
+            .await?;
+        Ok(if written { commands } else { Vec::new() })
     }
 
     /// Takes the results of the terminal's commands: once the batch is all
@@ -158,20 +186,26 @@ impl Core {
             } else {
                 (queue, row.seen_version)
             };
-            if self.db.set_zk_queue(sn, &old, &queue, seen).await? {
+            let ids = (seen, row.zk_next_id);
+            if self
+                .db
+                .set_zk_queue(sn, row.zk_queue_rev, &queue, ids)
+                .await?
+            {
                 return Ok(());
             }
         }
         Ok(())
     }
 
-    /// One page of the terminal's whole book, every person on it put.
+    /// One page of the terminal's whole book (people after `f.after`, by
+    /// id), every person on it put.
     async fn zk_page(
         &self,
         t: &ZkTerminal,
         f: FullSync,
-    ) -> Result<(BTreeMap<String, Action>, i64, Option<FullSync>)> {
-        let page = Page::new(f.offset, MAX_COMMANDS as i64)?;
+    ) -> Result<(BTreeMap<String, Action>, FullSync)> {
+        let page = Page::after(f.after, MAX_COMMANDS as i64)?;
         let page = self
             .users_page(&t.session(), Stream::People, page, Wanted::default())
             .await?;
@@ -181,22 +215,26 @@ impl Core {
             .map(|u| (u.user.userid, Action::Put))
             .collect();
         let full = FullSync {
+            end: page.last_id.unwrap_or(f.after),
             last: page.is_last,
             ..f
         };
-        Ok((actions, f.from_version, Some(full)))
+        Ok((actions, full))
     }
 
     /// What the versions after `seen` (up to `version`) ask of the
     /// terminal, as its book sees each, folded per person, as many
-    /// versions as fit one batch; and the version they bring it to. `None`
-    /// when the first version alone does not fit.
+    /// versions as fit one batch; the version they bring it to; and, when
+    /// the first version alone is more than a batch, the part of it that
+    /// fits (its people after `within`, in order) and where the next part
+    /// starts.
     async fn zk_changes(
         &self,
         t: &ZkTerminal,
         seen: i64,
         version: i64,
-    ) -> Result<Option<(BTreeMap<String, Action>, i64)>> {
+        within: Option<&str>,
+    ) -> Result<(BTreeMap<String, Action>, i64, Option<String>)> {
         let tenant_id = t.row.tenant_id;
         let changes = self
             .db
@@ -210,21 +248,32 @@ impl Core {
             let push = views
                 .push(self, at, &change, (tenant_id, t.sn(), &t.row.book))
                 .await?;
-            let Push::Change { change: seen, .. } = &*push else {
-                continue;
+            let Push::Change {
+                change: visible, ..
+            } = &*push
+            else {
+                unreachable!("Views::push makes changes")
             };
             let mut next = actions.clone();
-            fold(&mut next, seen);
-            if next.len() > MAX_COMMANDS {
-                if upto == t.row.seen_version {
-                    return Ok(None);
+            fold(&mut next, visible);
+            if upto == seen {
+                // The first version: in parts when it is too large.
+                if let Some(w) = within {
+                    next.retain(|pin, _| pin.as_str() > w);
                 }
+                if next.len() > MAX_COMMANDS {
+                    let part: BTreeMap<String, Action> =
+                        next.into_iter().take(MAX_COMMANDS).collect();
+                    let last = part.keys().next_back().cloned();
+                    return Ok((part, seen, last));
+                }
+            } else if next.len() > MAX_COMMANDS {
                 break;
             }
             actions = next;
             upto = v;
         }
-        Ok(Some((actions, upto)))
+        Ok((actions, upto, None))
     }
 
     /// The commands for `actions`, numbered from `next_id`: a person to put
@@ -380,7 +429,8 @@ mod tests {
         let page = |last| ZkQueue {
             full: Some(FullSync {
                 from_version: 7,
-                offset: 200,
+                after: 0,
+                end: 200,
                 last,
             }),
             ..q.clone()
