@@ -398,6 +398,13 @@ async fn the_address_book_reaches_a_terminal_and_follows_each_change() {
     named(&app, &app.tenant, "1001", "Ann Lee").await;
     assert_eq!(t.sync_all().await.unwrap(), 2);
     assert_eq!(book(&t), [("1001", "Ann Lee"), ("1003", "Cy")]);
+    // Enrolments from facehub are WeCom's: refused, not left to time out.
+    let e = app
+        .core
+        .start_enrolment(app.tenant.id, "ZK-S", "1001", "fa")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("ZKTeco terminal"), "{e}");
     // Another tenant's people never reach it.
     let other = app.core.create_tenant("other-co").await.unwrap();
     person(&app, &other, "2001").await;

@@ -255,7 +255,13 @@ async fn ping(State(state): State<AppState>, call: Admitted) -> Answered {
 
 /// A posted body, at most `device.push_body_mib`.
 async fn read(state: &AppState, body: Body) -> Result<bytes::Bytes, Answer> {
-    let limit = state.core.config().device.push_body_mib.max(1) << 20;
+    let limit = state
+        .core
+        .config()
+        .device
+        .push_body_mib
+        .clamp(1, 1024)
+        .saturating_mul(1 << 20);
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(b) => Ok(b.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Answer::fail(

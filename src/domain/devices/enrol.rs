@@ -37,6 +37,12 @@ impl Core {
         if !device.bound {
             return Err(Error::param(format!("device {sn} is not bound")));
         }
+        if device.protocol != crate::model::Protocol::WeCom {
+            return Err(Error::param(format!(
+                "device {sn} is a ZKTeco terminal: enrolments from facehub reach WeCom \
+                 terminals only (enrol on the terminal itself)"
+            )));
+        }
         let file_ids = match kind {
             "fa" | "fp" => Vec::new(),
             "photo" => {
