@@ -265,10 +265,16 @@ pub struct ZkQueue {
     /// The version the terminal holds once the batch is confirmed.
     #[serde(default)]
     pub upto: i64,
-    /// A version too large for one batch, sent in parts: the last PIN
-    /// (in order) of the version after `seen_version` sent so far.
+    /// A version too large for one batch, sent in parts (its people in
+    /// PIN order): the PIN the batch's part starts after (`None`: from the
+    /// first), kept while the part is in flight so that it can be sent
+    /// again as it was…
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub within: Option<String>,
+    pub part_after: Option<String>,
+    /// …and the last PIN of that part: where the next part starts once
+    /// this one is confirmed (`None`: the batch is no part).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_end: Option<String>,
     /// A full sync in progress (a new or re-bound terminal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full: Option<FullSync>,

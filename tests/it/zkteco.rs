@@ -580,6 +580,12 @@ async fn a_terminal_far_behind_replays_every_change_and_a_large_one_in_parts() {
         .unwrap();
     assert_eq!(t.sync().await.unwrap(), 200);
     assert!(seen(&app, "ZK-B").await.0 < version);
+    // The second part fails in a way a retry mends: the same part again.
+    t.refuse.insert("10240".into(), -3);
+    assert_eq!(t.sync().await.unwrap(), 49);
+    t.refuse.clear();
+    assert!(!t.users.contains_key("10240"));
+    assert!(seen(&app, "ZK-B").await.0 < version);
     assert_eq!(t.sync().await.unwrap(), 49);
     assert_eq!(t.sync().await.unwrap(), 0);
     assert_eq!(t.users.len(), 249);

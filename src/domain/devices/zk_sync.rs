@@ -95,7 +95,7 @@ impl Core {
             Some(f) if again => Some(f),
             Some(f) if !f.last => Some(FullSync { after: f.end, ..f }),
             _ if again => None,
-            _ if seen >= version && old.within.is_none() => {
+            _ if seen >= version && old.part_after.is_none() => {
                 return self.zk_write(t, old, seen, Vec::new()).await;
             }
             _ if seen == 0 => Some(FullSync {
@@ -104,16 +104,18 @@ impl Core {
             }),
             _ => None,
         };
-        let (actions, upto, within, full) = match full {
+        // A part of a version starts where the last confirmed part ended
+        // (`settled` moves it on), so a part sent again is the same part.
+        let start = old.part_after.clone();
+        let (actions, upto, part_end, full) = match full {
             Some(f) => {
                 let (actions, f) = self.zk_page(t, f).await?;
                 (actions, f.from_version, None, Some(f))
             }
             None => {
-                let (actions, upto, within) = self
-                    .zk_changes(t, seen, version, old.within.as_deref())
-                    .await?;
-                (actions, upto, within, None)
+                let (actions, upto, end) =
+                    self.zk_changes(t, seen, version, start.as_deref()).await?;
+                (actions, upto, end, None)
             }
         };
         let commands = self
@@ -125,7 +127,8 @@ impl Core {
             retry: false,
             tries: if again { old.tries + 1 } else { 1 },
             upto,
-            within,
+            part_after: if full.is_some() { None } else { start },
+            part_end,
             full,
         };
         // A batch with nothing for this terminal is done at once.
@@ -226,14 +229,14 @@ impl Core {
     /// terminal, as its book sees each, folded per person, as many
     /// versions as fit one batch; the version they bring it to; and, when
     /// the first version alone is more than a batch, the part of it that
-    /// fits (its people after `within`, in order) and where the next part
+    /// fits (its people after `start`, in order) and where the next part
     /// starts.
     async fn zk_changes(
         &self,
         t: &ZkTerminal,
         seen: i64,
         version: i64,
-        within: Option<&str>,
+        start: Option<&str>,
     ) -> Result<(BTreeMap<String, Action>, i64, Option<String>)> {
         let tenant_id = t.row.tenant_id;
         let changes = self
@@ -258,7 +261,7 @@ impl Core {
             fold(&mut next, visible);
             if upto == seen {
                 // The first version: in parts when it is too large.
-                if let Some(w) = within {
+                if let Some(w) = start {
                     next.retain(|pin, _| pin.as_str() > w);
                 }
                 if next.len() > MAX_COMMANDS {
@@ -366,6 +369,8 @@ fn fold(actions: &mut BTreeMap<String, Action>, change: &Change) {
 fn settled(mut queue: ZkQueue, seen: i64) -> (ZkQueue, i64) {
     queue.outstanding.clear();
     queue.retry = false;
+    // A confirmed part: the next starts after it (none after the last).
+    queue.part_after = queue.part_end.take();
     match queue.full {
         Some(f) if f.last => {
             queue.full = None;
