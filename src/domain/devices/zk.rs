@@ -13,9 +13,6 @@ use crate::domain::{Core, Tenant};
 use crate::model::error::{Error, Result};
 use crate::model::{PersonKey, Protocol, PushInfo, ZkSettings};
 
-/// Records per `checkin` call: the WeCom frame's limit, which the punch
-/// writer's transactions are sized for.
-const PUNCHES_PER_CALL: usize = 200;
 /// How long a terminal counts as online after its presence was written:
 /// a few of the poll intervals the init tells it
 /// ([`crate::config::DeviceConfig::push_poll_secs`]).
@@ -233,7 +230,8 @@ impl Core {
     ) -> Result<PunchOutcome> {
         let mut outcome = PunchOutcome::default();
         let session = t.session();
-        for chunk in punches.chunks(PUNCHES_PER_CALL) {
+        // The WeCom frame's limit, which `checkin` and the punch writer take.
+        for chunk in punches.chunks(super::sync::MAX_USERS) {
             let pins: Vec<String> = chunk.iter().map(|p| p.pin.clone()).collect();
             let people = self
                 .db

@@ -57,9 +57,13 @@ fn expressible(pin: &str) -> bool {
 }
 
 /// What happens to each person, in PIN order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
-    Put,
+    /// Put them, their name still to be read (as the change log names
+    /// them, with their type).
+    Put(DeviceUser),
+    /// Put them with this name (a full sync's page read it already).
+    Named(String),
     Remove,
 }
 
@@ -215,7 +219,7 @@ impl Core {
         let actions = page
             .users
             .into_iter()
-            .map(|u| (u.user.userid, Action::Put))
+            .map(|u| (u.user.userid, Action::Named(u.name)))
             .collect();
         let full = FullSync {
             end: page.last_id.unwrap_or(f.after),
@@ -289,15 +293,22 @@ impl Core {
         next_id: i64,
     ) -> Result<Vec<ZkCommand>> {
         let put: Vec<DeviceUser> = actions
-            .iter()
-            .filter(|(_, a)| **a == Action::Put)
-            .map(|(pin, _)| DeviceUser {
-                userid: pin.clone(),
-                user_type: 0,
+            .values()
+            .filter_map(|a| match a {
+                Action::Put(u) => Some(u.clone()),
+                _ => None,
             })
             .collect();
-        // A terminal holds no visitors, so the staff lookup is by user id.
-        let names: BTreeMap<String, String> = self.zk_people(t, &put).await?.into_iter().collect();
+        // Those the book holds, in one lookup (none when nothing is put).
+        let held: BTreeMap<String, String> = if put.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.users_by_ids(&t.session(), &put, Wanted::default())
+                .await?
+                .into_iter()
+                .map(|u| (u.user.userid, u.name))
+                .collect()
+        };
         let mut out = Vec::with_capacity(actions.len());
         let mut skipped = 0;
         for (pin, action) in actions {
@@ -306,14 +317,15 @@ impl Core {
                 continue;
             }
             let id = next_id + out.len() as i64;
-            match (action, names.get(&pin)) {
-                (Action::Put, Some(name)) => out.push(ZkCommand::User {
-                    id,
-                    pin,
-                    name: name.clone(),
-                }),
-                _ => out.push(ZkCommand::Delete { id, pin }),
-            }
+            let name = match action {
+                Action::Named(name) => Some(name),
+                Action::Put(_) => held.get(&pin).cloned(),
+                Action::Remove => None,
+            };
+            out.push(match name {
+                Some(name) => ZkCommand::User { id, pin, name },
+                None => ZkCommand::Delete { id, pin },
+            });
         }
         if skipped > 0 {
             tracing::warn!(
@@ -324,40 +336,12 @@ impl Core {
         }
         Ok(out)
     }
-
-    /// The names of those of `users` the terminal's book holds, by user id
-    /// (whatever their user type: a ZKTeco PIN has none).
-    async fn zk_people(
-        &self,
-        t: &ZkTerminal,
-        users: &[DeviceUser],
-    ) -> Result<Vec<(String, String)>> {
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = users.iter().map(|u| u.userid.clone()).collect();
-        let people = self
-            .db
-            .people_by(t.row.tenant_id, crate::model::PersonKey::UserId, &ids)
-            .await?;
-        let named: Vec<DeviceUser> = people
-            .iter()
-            .map(|p| DeviceUser {
-                userid: p.user_id.clone(),
-                user_type: p.user_type.as_i64(),
-            })
-            .collect();
-        let held = self
-            .users_by_ids(&t.session(), &named, Wanted::default())
-            .await?;
-        Ok(held.into_iter().map(|u| (u.user.userid, u.name)).collect())
-    }
 }
 
 /// `change` folded into `actions`: the last word on each person counts.
 fn fold(actions: &mut BTreeMap<String, Action>, change: &Change) {
     for u in change.create_user.iter().chain(&change.update_user) {
-        actions.insert(u.userid.clone(), Action::Put);
+        actions.insert(u.userid.clone(), Action::Put(u.clone()));
     }
     for u in &change.delete_user {
         actions.insert(u.userid.clone(), Action::Remove);
@@ -417,8 +401,8 @@ mod tests {
             a.into_iter().collect::<Vec<_>>(),
             [
                 ("1".to_string(), Action::Remove),
-                ("2".to_string(), Action::Put),
-                ("3".to_string(), Action::Put)
+                ("2".to_string(), Action::Put(user("2"))),
+                ("3".to_string(), Action::Put(user("3")))
             ]
         );
     }
