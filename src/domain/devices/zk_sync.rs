@@ -339,12 +339,15 @@ impl Core {
 }
 
 /// `change` folded into `actions`: the last word on each person counts.
+/// Within one change, a user both deleted and created is a person whose
+/// type changed (the old identity goes, the new one comes): a PIN has no
+/// type, so they are put.
 fn fold(actions: &mut BTreeMap<String, Action>, change: &Change) {
-    for u in change.create_user.iter().chain(&change.update_user) {
-        actions.insert(u.userid.clone(), Action::Put(u.clone()));
-    }
     for u in &change.delete_user {
         actions.insert(u.userid.clone(), Action::Remove);
+    }
+    for u in change.create_user.iter().chain(&change.update_user) {
+        actions.insert(u.userid.clone(), Action::Put(u.clone()));
     }
 }
 
@@ -405,6 +408,24 @@ mod tests {
                 ("3".to_string(), Action::Put(user("3")))
             ]
         );
+    }
+
+    #[test]
+    fn a_type_change_puts_the_person() {
+        let mut a = BTreeMap::new();
+        let visitor = DeviceUser {
+            userid: "1".into(),
+            user_type: 1,
+        };
+        fold(
+            &mut a,
+            &Change {
+                create_user: vec![visitor.clone()],
+                delete_user: vec![user("1")],
+                ..Change::default()
+            },
+        );
+        assert_eq!(a["1"], Action::Put(visitor));
     }
 
     #[test]
