@@ -11,7 +11,9 @@
 //! - `device_frame`: device-protocol frames as firmware and the simulator
 //!   send them, and malformed ones;
 //! - `push_text`: ZKTeco PUSH-protocol bodies in the forms the protocol
-//!   notes record, and cut variants.
+//!   notes record, and cut variants;
+//! - `push_templates`: ZKTeco template uploads and options reports, and
+//!   cut variants.
 //!
 //! Deterministic, so the corpora need not be committed: run
 //!
@@ -26,6 +28,9 @@ use std::path::{Path, PathBuf};
 use facehub::image::samples::{self, IcoEntry};
 use facehub::image::{ImageFormat, ImageRules, check};
 // The fuzz crate's harness, by path (as tests/it/fuzz_regressions.rs does).
+#[allow(dead_code)]
+#[path = "src/push_templates.rs"]
+mod push_templates;
 #[allow(dead_code)]
 #[path = "src/push_text.rs"]
 mod push_text;
@@ -45,11 +50,12 @@ type Generator = fn() -> Seeds;
 fn main() -> std::io::Result<()> {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    let targets: [(&str, Generator); 4] = [
+    let targets: [(&str, Generator); 5] = [
         ("validate", validate),
         ("upload", upload),
         ("device_frame", device_frame),
         ("push_text", push_text),
+        ("push_templates", push_templates),
     ];
     for (name, make) in targets {
         if wanted.is_empty() || wanted.iter().any(|w| w == name) {
@@ -546,6 +552,15 @@ fn frame(cmd: &str, req_id: Value, body: Value) -> Vec<u8> {
     json!({"cmd": cmd, "headers": {"req_id": req_id}, "body": body})
         .to_string()
         .into_bytes()
+}
+
+fn push_templates() -> Seeds {
+    let mut seeds: Seeds = push_templates::seeds()
+        .into_iter()
+        .map(|(name, bytes)| (name.to_string(), bytes))
+        .collect();
+    with_cuts(&mut seeds);
+    seeds
 }
 
 fn push_text() -> Seeds {

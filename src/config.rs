@@ -161,6 +161,10 @@ pub struct DeviceConfig {
     /// A ZKTeco terminal's batch of commands not all confirmed after this
     /// long is sent again.
     pub push_resend_secs: u64,
+    /// Text one `getrequest` answer may carry, in KiB (the V3.2.0 manual's
+    /// 40; attendance firmware of PUSH 2.4 takes up to 900): templates are
+    /// the bulk of it.
+    pub push_reply_kib: usize,
 }
 
 impl Default for DeviceConfig {
@@ -177,6 +181,7 @@ impl Default for DeviceConfig {
             push_body_mib: 16,
             push_poll_secs: 10,
             push_resend_secs: 60,
+            push_reply_kib: 40,
         }
     }
 }

@@ -5,11 +5,35 @@
 //! (anything else and the punches are sent again, with the next upload),
 //! the `ATTLOGStamp` it resumes from, heartbeats with `INFO`, a user table
 //! kept by the `DATA UPDATE|DELETE USERINFO` commands its polls bring, and
-//! their results batched in one `devicecmd`.
+//! their results batched in one `devicecmd`. Its templates: enrolled on
+//! it and uploaded (`FP`/`FACE` in `OPERLOG`, or `BIODATA` for a terminal
+//! of the unified table), and kept by `DATA UPDATE|DELETE FINGERTMP|FACE|
+//! BIODATA`; like firmware it refuses a template whose `Size` is not its
+//! base64 length (-9), of a PIN it does not hold (-10), or, as `BIODATA`,
+//! of an algorithm version other than its own (-30).
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+/// What a terminal's algorithms are: its fingerprint and face versions
+/// (`INFO`), and whether it takes the unified template table, with the
+/// version of each biometric type it reports (`table=options`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Algorithms {
+    /// `FPVersion`, e.g. `10`.
+    pub fp: Option<String>,
+    /// `FaceVersion`, e.g. `7`.
+    pub face: Option<String>,
+    /// `MultiBioVersion` by type (1 fingerprint, 2 face, 9 visible-light
+    /// face), e.g. `[(9, "39.3")]`: a terminal of the unified table.
+    pub multi: Vec<(i64, String)>,
+}
+
+/// A template the terminal holds: (PIN, type, slot).
+pub type TemplateKey = (String, i64, i64);
 
 /// One punch in the terminal's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +65,10 @@ pub struct ZkTerminal {
     pub refuse: BTreeMap<String, i64>,
     /// Every command line it was sent, in order.
     pub received: Vec<String>,
+    /// Its algorithms.
+    pub algorithms: Algorithms,
+    /// Its templates: their version and bytes.
+    pub templates: BTreeMap<TemplateKey, (String, Vec<u8>)>,
 }
 
 impl ZkTerminal {
@@ -61,7 +89,134 @@ impl ZkTerminal {
             users: BTreeMap::new(),
             refuse: BTreeMap::new(),
             received: Vec::new(),
+            algorithms: Algorithms::default(),
+            templates: BTreeMap::new(),
         }
+    }
+
+    /// Whether it takes the unified template table (`BIODATA`).
+    pub fn biodata(&self) -> bool {
+        !self.algorithms.multi.is_empty()
+    }
+
+    /// The version it holds templates of `bio_type` in.
+    pub fn version_of(&self, bio_type: i64) -> Option<String> {
+        if self.biodata() {
+            return self
+                .algorithms
+                .multi
+                .iter()
+                .find(|(t, _)| *t == bio_type)
+                .map(|(_, v)| v.clone());
+        }
+        let v = match bio_type {
+            1 => self.algorithms.fp.clone(),
+            2 => self.algorithms.face.clone(),
+            _ => None,
+        }?;
+        Some(if v.contains('.') { v } else { format!("{v}.0") })
+    }
+
+    /// Its `INFO` report: firmware, users, fingerprints, punches, address,
+    /// fingerprint and face versions, faces an enrolment takes, faces,
+    /// feature flags.
+    pub fn info(&self) -> String {
+        let count = |t: i64| self.templates.keys().filter(|k| k.1 == t).count();
+        format!(
+            "Ver 2.0.12-20250101,{},{},0,192.168.1.20,{},{},15,{},111",
+            self.users.len(),
+            count(1),
+            self.algorithms.fp.as_deref().unwrap_or("0"),
+            self.algorithms.face.as_deref().unwrap_or("0"),
+            count(2) + count(9)
+        )
+    }
+
+    /// Posts its options report (`table=options`): its versions and, for
+    /// a terminal of the unified table, `MultiBioDataSupport` and
+    /// `MultiBioVersion`.
+    pub async fn report_options(&self) -> anyhow::Result<(u16, String)> {
+        let mut pairs = vec!["~DeviceName=SimFace".to_string()];
+        if let Some(v) = &self.algorithms.fp {
+            pairs.push(format!("FPVersion={v}"));
+        }
+        if let Some(v) = &self.algorithms.face {
+            pairs.push(format!("FaceVersion={v}"));
+        }
+        if self.biodata() {
+            let mut support = ["0"; 11];
+            let mut versions = vec!["0".to_string(); 11];
+            for (t, v) in &self.algorithms.multi {
+                support[*t as usize] = "1";
+                versions[*t as usize] = v.clone();
+            }
+            pairs.push(format!("MultiBioDataSupport={}", support.join(":")));
+            pairs.push(format!("MultiBioVersion={}", versions.join(":")));
+        }
+        self.post(
+            &format!("/iclock/cdata?SN={}&table=options", self.sn),
+            pairs.join(",").into_bytes(),
+        )
+        .await
+    }
+
+    /// Enrols a template on the terminal (its own version of the type) and
+    /// uploads it as firmware does: `BIODATA` on a terminal of the unified
+    /// table, else an `FP` or `FACE` line of `OPERLOG`. The answer.
+    pub async fn enrol(
+        &mut self,
+        pin: &str,
+        bio_type: i64,
+        slot: i64,
+        data: &[u8],
+    ) -> anyhow::Result<(u16, String)> {
+        let version = self
+            .version_of(bio_type)
+            .context("the terminal has no algorithm of that type")?;
+        self.templates.insert(
+            (pin.to_string(), bio_type, slot),
+            (version.clone(), data.to_vec()),
+        );
+        let tmp = STANDARD.encode(data);
+        self.uploads += 1;
+        let (table, line) = if self.biodata() {
+            let (major, minor) = version.split_once('.').unwrap_or((&version, "0"));
+            let (no, index) = if bio_type == 1 { (slot, 0) } else { (0, slot) };
+            (
+                "BIODATA",
+                format!(
+                    "BIODATA Pin={pin}\tNo={no}\tIndex={index}\tValid=1\tDuress=0\tType={bio_type}\t\
+                     MajorVer={major}\tMinorVer={minor}\tFormat=0\tTmp={tmp}\n"
+                ),
+            )
+        } else {
+            let tag = if bio_type == 1 { "FP" } else { "FACE" };
+            let size = tmp.len();
+            (
+                "OPERLOG",
+                format!(
+                    "OPLOG 6\t0\t2025-11-23 09:00:00\t{pin}\t{slot}\t{size}\n\
+                     {tag} PIN={pin}\tFID={slot}\tSize={size}\tValid=1\tTMP={tmp}\n"
+                ),
+            )
+        };
+        self.post(
+            &format!(
+                "/iclock/cdata?SN={}&table={table}&Stamp={}",
+                self.sn, self.uploads
+            ),
+            line.into_bytes(),
+        )
+        .await
+    }
+
+    /// Its templates of `pin`: (type, slot, version, bytes).
+    pub fn templates_of(&self, pin: &str) -> Vec<(i64, i64, String, Vec<u8>)> {
+        self.templates
+            .iter()
+            .filter(|(k, _)| k.0 == pin)
+            .map(|(k, (v, d))| (k.1, k.2, v.clone(), d.clone()))
+            .collect()
     }
 
     /// `GET path?query` as the terminal sends it: status and body.
@@ -192,11 +347,11 @@ impl ZkTerminal {
 }
 
 impl ZkTerminal {
-    /// One poll: carries out the commands it is sent (`DATA UPDATE
-    /// USERINFO`, `DATA DELETE USERINFO`) on its users and reports their
-    /// results in one batched `devicecmd`. The number of commands.
+    /// One poll (with its `INFO`): carries out the commands it is sent on
+    /// its users and templates and reports their results in one batched
+    /// `devicecmd`. The number of commands.
     pub async fn sync(&mut self) -> anyhow::Result<usize> {
-        let (status, body) = self.poll(None).await?;
+        let (status, body) = self.poll(Some(&self.info())).await?;
         if status != 200 {
             bail!("poll refused: {status} {body:?}");
         }
@@ -238,33 +393,96 @@ impl ZkTerminal {
         bail!("still being sent commands after 1000 polls")
     }
 
-    /// One command on its users; its result code (-1002 for one it cannot
-    /// read, as real firmware answers).
+    /// One command on its users and templates; its result code (-1002 for
+    /// one it cannot read, as real firmware answers).
     fn carry_out(&mut self, cmd: &str) -> anyhow::Result<i64> {
-        let fields = |rest: &str| -> BTreeMap<String, String> {
-            rest.split('\t')
-                .filter_map(|f| f.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        let (verb, f) = if let Some(rest) = cmd.strip_prefix("DATA UPDATE USERINFO ") {
-            ("put", fields(rest))
-        } else if let Some(rest) = cmd.strip_prefix("DATA DELETE USERINFO ") {
-            ("delete", fields(rest))
-        } else {
+        let Some((verb, table, rest)) = cmd
+            .strip_prefix("DATA ")
+            .and_then(|c| c.split_once(' '))
+            .map(|(verb, c)| {
+                let (table, rest) = c.split_once(' ').unwrap_or((c, ""));
+                (verb, table, rest)
+            })
+        else {
             return Ok(-1002);
         };
-        let Some(pin) = f.get("PIN") else {
+        let f: BTreeMap<String, String> = rest
+            .split('\t')
+            .filter_map(|f| f.split_once('='))
+            .map(|(k, v)| (k.to_ascii_uppercase(), v.to_string()))
+            .collect();
+        let Some(pin) = f.get("PIN").cloned() else {
             return Ok(-1002);
         };
-        if let Some(code) = self.refuse.get(pin) {
+        if let Some(code) = self.refuse.get(&pin) {
             return Ok(*code);
         }
-        if verb == "put" {
-            let name = f.get("Name").cloned().unwrap_or_default();
-            self.users.insert(pin.clone(), name);
-        } else {
-            self.users.remove(pin);
+        let number = |k: &str| f.get(k).and_then(|v| v.parse::<i64>().ok());
+        match (verb, table) {
+            ("UPDATE", "USERINFO") => {
+                let name = f.get("NAME").cloned().unwrap_or_default();
+                self.users.insert(pin, name);
+            }
+            ("DELETE", "USERINFO") => {
+                if self.users.remove(&pin).is_none() {
+                    return Ok(-4);
+                }
+                self.templates.retain(|k, _| k.0 != pin);
+            }
+            ("UPDATE", "FINGERTMP" | "FACE" | "BIODATA") => {
+                if !self.users.contains_key(&pin) {
+                    return Ok(-10);
+                }
+                let tmp = f.get("TMP").cloned().unwrap_or_default();
+                let Ok(data) = STANDARD.decode(&tmp) else {
+                    return Ok(-11);
+                };
+                let (bio_type, slot, version) = if table == "BIODATA" {
+                    let t = number("TYPE").unwrap_or(-1);
+                    let slot = if t == 1 {
+                        number("NO")
+                    } else {
+                        number("INDEX")
+                    };
+                    let v = format!(
+                        "{}.{}",
+                        number("MAJORVER").unwrap_or(0),
+                        number("MINORVER").unwrap_or(0)
+                    );
+                    if self.version_of(t) != Some(v.clone()) {
+                        return Ok(-30);
+                    }
+                    (t, slot, v)
+                } else {
+                    if number("SIZE") != Some(tmp.len() as i64) {
+                        return Ok(-9);
+                    }
+                    let t = if table == "FINGERTMP" { 1 } else { 2 };
+                    match self.version_of(t) {
+                        Some(v) => (t, number("FID"), v),
+                        None => return Ok(-1002),
+                    }
+                };
+                let Some(slot) = slot else {
+                    return Ok(-1);
+                };
+                self.templates
+                    .insert((pin, bio_type, slot), (version, data));
+            }
+            ("DELETE", "FINGERTMP" | "FACE" | "BIODATA") => {
+                let types: Vec<i64> = match table {
+                    "FINGERTMP" => vec![1],
+                    "FACE" => vec![2],
+                    _ => number("TYPE").map_or(vec![1, 2, 9], |t| vec![t]),
+                };
+                let before = self.templates.len();
+                self.templates
+                    .retain(|k, _| !(k.0 == pin && types.contains(&k.1)));
+                if self.templates.len() == before {
+                    return Ok(-4);
+                }
+            }
+            _ => return Ok(-1002),
         }
         Ok(0)
     }

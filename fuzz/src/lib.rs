@@ -3,5 +3,6 @@
 //! kept in tests/fixtures/fuzz/ under plain `cargo test`.
 
 pub mod device_frame;
+pub mod push_templates;
 pub mod push_text;
 pub mod upload;

@@ -242,6 +242,22 @@ pub struct PushInfo {
     /// The `Stamp` of its last punch upload, sent back in its next init.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attlog_stamp: Option<String>,
+    /// The `Stamp` of its last operation-log (templates) upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operlog_stamp: Option<String>,
+    /// The `Stamp` of its last unified-template (`BIODATA`) upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub biodata_stamp: Option<String>,
+    /// `MultiBioDataSupport` (its `table=options` report): which biometric
+    /// types it keeps templates of, a flag per type, colon-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_bio_data: Option<String>,
+    /// `MultiBioVersion`: the algorithm version of each type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_bio_version: Option<String>,
+    /// The algorithms of the templates it uploaded (it reads what it writes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub written: Vec<String>,
 }
 
 /// Where a ZKTeco terminal's address book stands: the batch of commands
@@ -265,8 +281,8 @@ pub struct ZkQueue {
     /// The version the terminal holds once the batch is confirmed.
     #[serde(default)]
     pub upto: i64,
-    /// A version too large for one batch, sent in parts (its people in
-    /// PIN order): the PIN the batch's part starts after (`None`: from the
+    /// Versions too large for one batch (too many people, or templates
+    /// over the reply's size), sent in parts (their people in PIN order): the PIN the batch's part starts after (`None`: from the
     /// first), kept while the part is in flight so that it can be sent
     /// again as it was…
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -275,6 +291,10 @@ pub struct ZkQueue {
     /// this one is confirmed (`None`: the batch is no part).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_end: Option<String>,
+    /// The version the parts bring the terminal to: every part is of the
+    /// same versions, so a part cannot skip what an earlier one left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_upto: Option<i64>,
     /// A full sync in progress (a new or re-bound terminal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full: Option<FullSync>,

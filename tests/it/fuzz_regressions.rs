@@ -9,6 +9,9 @@
 #[path = "../../fuzz/src/device_frame.rs"]
 mod device_frame;
 #[allow(dead_code)]
+#[path = "../../fuzz/src/push_templates.rs"]
+mod push_templates;
+#[allow(dead_code)]
 #[path = "../../fuzz/src/push_text.rs"]
 mod push_text;
 #[allow(dead_code)]
@@ -64,5 +67,20 @@ fn push_text_seeds_keep_their_properties() {
     for (name, bytes) in inputs("push_text") {
         eprintln!("push_text/{name}");
         push_text::check(&bytes);
+    }
+}
+
+#[test]
+fn push_templates_seeds_keep_their_properties() {
+    for (name, bytes) in push_templates::seeds() {
+        eprintln!("push_templates/{name}");
+        push_templates::check(&bytes);
+        for cut in [bytes.len() / 2, bytes.len() - 1] {
+            push_templates::check(&bytes[..cut]);
+        }
+    }
+    for (name, bytes) in inputs("push_templates") {
+        eprintln!("push_templates/{name}");
+        push_templates::check(&bytes);
     }
 }

@@ -26,4 +26,5 @@ mod privacy;
 mod sdk_node;
 mod sdk_python;
 mod user_flows;
+mod zk_templates;
 mod zkteco;

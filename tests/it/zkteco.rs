@@ -88,7 +88,12 @@ async fn a_terminal_is_pending_until_added_and_served_once_bound() {
     assert_eq!(t.options["TimeZone"], "8");
     assert_eq!(t.options["Delay"], "10");
     assert_eq!(t.options["ATTLOGStamp"], "0");
-    assert_eq!(t.options["TransFlag"], "TransData AttLog");
+    assert_eq!(
+        t.options["TransFlag"],
+        "TransData AttLog\tOpLog\tEnrollFP\tChgFP\tFACE\tEnrollFACE\tChgFACE"
+    );
+    assert_eq!(t.options["OPERLOGStamp"], "0");
+    assert_eq!(t.options["MultiBioDataSupport"], "0:1:1:0:0:0:0:0:0:1:0");
     let (status, body) = t.get("/iclock/cdata?SN=ZK-NEW-1&type=time").await.unwrap();
     assert_eq!(status, 200);
     assert!(
@@ -253,11 +258,20 @@ async fn bad_uploads_are_refused_whole_and_kept_by_the_terminal() {
     );
     assert!(punches(&app, "1001", "2025-11-23").await.is_empty());
 
-    // Tables it was not asked for are acknowledged unread.
+    // Tables facehub does not take are acknowledged unread; so are the
+    // lines of the operation log that are no templates.
     let (status, answer) = t
         .post(
             "/iclock/cdata?SN=ZK-2&table=OPERLOG",
             b"USER PIN=1\tName=x".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((status, answer.as_str()), (200, "OK: 0"));
+    let (status, answer) = t
+        .post(
+            "/iclock/cdata?SN=ZK-2&table=ERRORLOG",
+            b"ERRORLOG x".to_vec(),
         )
         .await
         .unwrap();

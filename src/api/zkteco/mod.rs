@@ -15,6 +15,7 @@
 //! terminal takes as done; anything else (`FAIL: …` with a 4xx or 5xx
 //! status) makes it keep what it sent and try again after `ErrorDelay`.
 
+pub mod bio;
 pub mod text;
 
 use std::sync::Arc;
@@ -172,12 +173,12 @@ impl FromRequestParts<AppState> for Admitted {
 type Answered = Result<Answer, Answer>;
 
 /// Records a call (presence, and what the terminal reported).
-async fn called(core: &Core, t: &ZkTerminal, report: Option<PushInfo>) -> Result<(), Answer> {
+async fn called(core: &Core, t: &mut ZkTerminal, report: Option<PushInfo>) -> Result<(), Answer> {
     core.zk_called(t, report).await.map_err(|e| failed(&e))
 }
 
-async fn cdata_get(State(state): State<AppState>, call: Admitted) -> Answered {
-    let (core, t) = (&state.core, &call.terminal);
+async fn cdata_get(State(state): State<AppState>, mut call: Admitted) -> Answered {
+    let (core, t) = (&state.core, &mut call.terminal);
     if call.params.kind.as_deref() == Some("time") {
         called(core, t, None).await?;
         return Ok(Answer::ok(text::time(core.now(), t.row.utc_offset_min)));
@@ -187,45 +188,86 @@ async fn cdata_get(State(state): State<AppState>, call: Admitted) -> Answered {
         ..PushInfo::default()
     };
     called(core, t, Some(report)).await?;
-    let stamp = t
-        .row
-        .push_info
-        .as_ref()
-        .and_then(|i| i.attlog_stamp.clone())
-        .unwrap_or_else(|| "0".into());
     Ok(Answer::ok(text::options(
         t.sn(),
         t.row.utc_offset_min,
         core.config().device.push_poll_secs,
-        &stamp,
+        &t.row.push_info.clone().unwrap_or_default(),
     )))
 }
 
-async fn cdata_post(State(state): State<AppState>, call: Admitted, body: Body) -> Answered {
+async fn cdata_post(State(state): State<AppState>, mut call: Admitted, body: Body) -> Answered {
     let body = read(&state, body).await?;
-    let (core, t): (&Arc<Core>, _) = (&state.core, &call.terminal);
-    let table = call.params.table.as_deref().unwrap_or("");
-    if !table.eq_ignore_ascii_case("ATTLOG") {
-        // Tables the init does not ask for (operation logs, photos,
-        // templates): acknowledged unread, as other servers do, since a
-        // refusal would make the terminal send them forever.
-        called(core, t, None).await?;
-        return Ok(Answer::ok("OK"));
-    }
-    let punches = text::attlog(&body).map_err(|m| Answer::fail(StatusCode::BAD_REQUEST, m))?;
-    let count = punches.len();
-    core.zk_punches(t, punches).await.map_err(|e| failed(&e))?;
-    let report = PushInfo {
-        attlog_stamp: call.params.stamp.as_deref().and_then(text::stamp),
-        ..PushInfo::default()
+    let (core, t): (&Arc<Core>, _) = (&state.core, &mut call.terminal);
+    let table = call
+        .params
+        .table
+        .as_deref()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    let stamp = call.params.stamp.as_deref().and_then(text::stamp);
+    let malformed = |m: text::Malformed| Answer::fail(StatusCode::BAD_REQUEST, m);
+    let (count, report) = match table.as_str() {
+        "ATTLOG" => {
+            let punches = text::attlog(&body).map_err(malformed)?;
+            let count = punches.len();
+            core.zk_punches(t, punches).await.map_err(|e| failed(&e))?;
+            let report = PushInfo {
+                attlog_stamp: stamp,
+                ..PushInfo::default()
+            };
+            (count, report)
+        }
+        "OPERLOG" | "BIODATA" => {
+            let lines = match table.as_str() {
+                "OPERLOG" => bio::operlog(&body),
+                _ => bio::biodata(&body),
+            }
+            .map_err(malformed)?;
+            let count = lines.len();
+            let (numbers, templates): (Vec<usize>, Vec<_>) = lines.into_iter().unzip();
+            let written = match core.zk_templates(t, templates).await {
+                Ok(Ok(outcome)) => outcome.written,
+                Ok(Err(fault)) => {
+                    let line = numbers[fault.index];
+                    return Err(malformed(text::Malformed {
+                        line,
+                        why: fault.why,
+                    }));
+                }
+                Err(e) => return Err(failed(&e)),
+            };
+            // A terminal that posted BIODATA takes it: it has a stamp.
+            let report = match table.as_str() {
+                "OPERLOG" => PushInfo {
+                    operlog_stamp: stamp,
+                    written,
+                    ..PushInfo::default()
+                },
+                _ => PushInfo {
+                    biodata_stamp: stamp.or_else(|| Some("0".into())),
+                    written,
+                    ..PushInfo::default()
+                },
+            };
+            (count, report)
+        }
+        "OPTIONS" => (0, bio::options_report(&body)),
+        // Tables facehub does not take (capture photos, error logs, …):
+        // acknowledged unread, as other servers do, since a refusal would
+        // make the terminal send them forever.
+        _ => (0, PushInfo::default()),
     };
     called(core, t, Some(report)).await?;
-    Ok(Answer::ok(format!("OK: {count}")))
+    Ok(Answer::ok(match table.as_str() {
+        "ATTLOG" | "OPERLOG" | "BIODATA" => format!("OK: {count}"),
+        _ => "OK".into(),
+    }))
 }
 
-async fn getrequest(State(state): State<AppState>, call: Admitted) -> Answered {
+async fn getrequest(State(state): State<AppState>, mut call: Admitted) -> Answered {
     let report = call.params.info.as_deref().map(text::info);
-    called(&state.core, &call.terminal, report).await?;
+    called(&state.core, &mut call.terminal, report).await?;
     let commands = state
         .core
         .zk_poll(&call.terminal)
@@ -234,7 +276,7 @@ async fn getrequest(State(state): State<AppState>, call: Admitted) -> Answered {
     Ok(Answer::ok(text::commands(&commands)))
 }
 
-async fn devicecmd(State(state): State<AppState>, call: Admitted, body: Body) -> Answered {
+async fn devicecmd(State(state): State<AppState>, mut call: Admitted, body: Body) -> Answered {
     let body = read(&state, body).await?;
     let results =
         text::command_results(&body).map_err(|m| Answer::fail(StatusCode::BAD_REQUEST, m))?;
@@ -244,12 +286,12 @@ async fn devicecmd(State(state): State<AppState>, call: Admitted, body: Body) ->
         .zk_results(call.terminal.sn(), &results)
         .await
         .map_err(|e| failed(&e))?;
-    called(&state.core, &call.terminal, None).await?;
+    called(&state.core, &mut call.terminal, None).await?;
     Ok(Answer::ok("OK"))
 }
 
-async fn ping(State(state): State<AppState>, call: Admitted) -> Answered {
-    called(&state.core, &call.terminal, None).await?;
+async fn ping(State(state): State<AppState>, mut call: Admitted) -> Answered {
+    called(&state.core, &mut call.terminal, None).await?;
     Ok(Answer::ok("OK"))
 }
 

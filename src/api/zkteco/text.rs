@@ -7,7 +7,7 @@
 use chrono::NaiveDateTime;
 
 use crate::domain::devices::zk::AttPunch;
-use crate::domain::devices::zk_sync::ZkCommand;
+use crate::domain::devices::zk_commands::ZkCommand;
 use crate::model::PushInfo;
 
 /// Lines one upload may carry at most.
@@ -38,7 +38,7 @@ impl std::fmt::Display for Malformed {
     }
 }
 
-fn bad(line: usize, why: impl Into<String>) -> Malformed {
+pub(super) fn bad(line: usize, why: impl Into<String>) -> Malformed {
     Malformed {
         line,
         why: why.into(),
@@ -47,6 +47,11 @@ fn bad(line: usize, why: impl Into<String>) -> Malformed {
 
 /// The non-empty lines of a body, numbered from 1, without their `\r`.
 fn lines(body: &[u8]) -> Result<Vec<(usize, &str)>, Malformed> {
+    lines_within(body, MAX_LINE)
+}
+
+/// [`lines`], each at most `max_line` bytes.
+pub(super) fn lines_within(body: &[u8], max_line: usize) -> Result<Vec<(usize, &str)>, Malformed> {
     let text = std::str::from_utf8(body).map_err(|e| {
         let line = body[..e.valid_up_to()]
             .iter()
@@ -61,8 +66,8 @@ fn lines(body: &[u8]) -> Result<Vec<(usize, &str)>, Malformed> {
         if line.trim().is_empty() {
             continue;
         }
-        if line.len() > MAX_LINE {
-            return Err(bad(i + 1, format!("longer than {MAX_LINE} bytes")));
+        if line.len() > max_line {
+            return Err(bad(i + 1, format!("longer than {max_line} bytes")));
         }
         if out.len() == MAX_LINES {
             return Err(bad(0, format!("more than {MAX_LINES} records")));
@@ -73,7 +78,7 @@ fn lines(body: &[u8]) -> Result<Vec<(usize, &str)>, Malformed> {
 }
 
 /// A PIN: 1 to 128 bytes of printable ASCII (a person's user_id).
-fn pin(n: usize, s: &str) -> Result<String, Malformed> {
+pub(super) fn pin(n: usize, s: &str) -> Result<String, Malformed> {
     let s = s.trim();
     if s.is_empty() || s.len() > 128 || !s.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(bad(n, "PIN must be 1 to 128 printable ASCII characters"));
@@ -219,7 +224,7 @@ pub fn command_results(body: &[u8]) -> Result<Vec<CommandResult>, Malformed> {
 }
 
 /// A reported value: trimmed, bounded, printable.
-fn value(s: &str) -> Option<String> {
+pub(super) fn value(s: &str) -> Option<String> {
     let s = s.trim();
     (!s.is_empty() && !s.chars().any(char::is_control))
         .then(|| crate::domain::devices::clip(s, MAX_VALUE).to_string())
@@ -289,6 +294,10 @@ pub fn commands(commands: &[ZkCommand]) -> String {
             ZkCommand::Delete { id, pin } => {
                 out.push_str(&format!("C:{id}:DATA DELETE USERINFO PIN={pin}\n"))
             }
+            other => {
+                out.extend(super::bio::command(other));
+                out.push('\n');
+            }
         }
     }
     out
@@ -307,24 +316,33 @@ pub fn time_zone(offset_min: i64) -> String {
 
 /// What the init (`GET /iclock/cdata?options=all`) answers: the options
 /// the terminal runs with. Lines end in `\n`, the last one too.
-pub fn options(sn: &str, utc_offset_min: i64, poll_secs: u64, attlog_stamp: &str) -> String {
+pub fn options(sn: &str, utc_offset_min: i64, poll_secs: u64, stamps: &PushInfo) -> String {
+    let stamp = |s: &Option<String>| s.clone().unwrap_or_else(|| "0".into());
     let lines = [
         format!("GET OPTION FROM: {sn}"),
-        format!("ATTLOGStamp={attlog_stamp}"),
-        // Operation logs, photos and templates are not taken yet: the
-        // terminal is told to send its punches only.
-        "OPERLOGStamp=9999".into(),
+        format!("ATTLOGStamp={}", stamp(&stamps.attlog_stamp)),
+        format!("OPERLOGStamp={}", stamp(&stamps.operlog_stamp)),
+        format!("BIODATAStamp={}", stamp(&stamps.biodata_stamp)),
+        // Capture photos are not taken yet.
         "ATTPHOTOStamp=9999".into(),
         "ErrorDelay=60".into(),
         format!("Delay={poll_secs}"),
         "TransTimes=00:00;14:05".into(),
         "TransInterval=1".into(),
-        "TransFlag=TransData AttLog".into(),
+        // Punches, and the templates enrolled or changed on it (in the
+        // operation log); not its own user edits.
+        "TransFlag=TransData AttLog\tOpLog\tEnrollFP\tChgFP\tFACE\tEnrollFACE\tChgFACE".into(),
         format!("TimeZone={}", time_zone(utc_offset_min)),
         "Realtime=1".into(),
         "Encrypt=0".into(),
         "ServerVer=2.4.1".into(),
         "PushProtVer=2.4.1".into(),
+        // Its algorithm versions, posted as `table=options`.
+        "PushOptionsFlag=1".into(),
+        "PushOptions=FPVersion,FaceVersion,MultiBioDataSupport,MultiBioVersion".into(),
+        // Template types facehub keeps: fingerprint, face, visible-light face.
+        "MultiBioDataSupport=0:1:1:0:0:0:0:0:0:1:0".into(),
+        "MultiBioPhotoSupport=0:0:0:0:0:0:0:0:0:0:0".into(),
     ];
     let mut out = lines.join("\n");
     out.push('\n');
@@ -498,7 +516,7 @@ mod tests {
         assert_eq!(time_zone(0), "0");
         assert_eq!(time(1_704_164_645, 480), "Time=2024-01-02T11:04:05+08:00");
         assert_eq!(time(1_704_164_645, -210), "Time=2024-01-01T23:34:05-03:30");
-        let o = options("SN1", 330, 10, "0");
+        let o = options("SN1", 330, 10, &PushInfo::default());
         assert!(o.starts_with("GET OPTION FROM: SN1\nATTLOGStamp=0\n"));
         assert!(o.contains("\nTimeZone=330\n") && o.contains("\nDelay=10\n") && o.ends_with('\n'));
         assert_eq!(

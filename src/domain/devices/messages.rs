@@ -20,6 +20,8 @@ pub struct Wanted {
 /// One person as a device receives them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInfo {
+    /// facehub's id of the person (not on any wire).
+    pub person_id: i64,
     pub user: DeviceUser,
     pub name: String,
     pub fa_ver: i64,

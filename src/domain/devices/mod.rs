@@ -14,6 +14,8 @@ pub mod messages;
 pub mod sync;
 pub mod upload;
 pub mod zk;
+pub mod zk_bio;
+pub mod zk_commands;
 pub mod zk_sync;
 
 use super::{Core, Tenant};

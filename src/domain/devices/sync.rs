@@ -187,6 +187,7 @@ impl Core {
                 .iter()
                 .zip(pass_rules)
                 .map(|(p, pass_rules)| UserInfo {
+                    person_id: p.id,
                     user: DeviceUser {
                         userid: p.user_id.clone(),
                         user_type: p.user_type.as_i64(),

@@ -54,16 +54,8 @@ fn judge_slots(list: TemplateList, modality: Modality) -> Result<Vec<SlotWrite>,
             SlotData::Delete => None,
             SlotData::Unreadable(why) => return Err(format!("{field} slot {id}: {why}")),
             SlotData::Template(bytes) => {
-                if bytes.len() > MAX_TEMPLATE_BYTES {
-                    return Err(format!(
-                        "{field} slot {id}: template is larger than {MAX_TEMPLATE_BYTES} bytes"
-                    ));
-                }
-                if let Some(file) = file_within(&bytes) {
-                    return Err(format!(
-                        "{field} slot {id}: data holds a file ({file}), not features; \
-                         upload irreversible features only"
-                    ));
+                if let Some(why) = template_fault(&bytes) {
+                    return Err(format!("{field} slot {id}: {why}"));
                 }
                 Some(bytes)
             }
@@ -71,6 +63,20 @@ fn judge_slots(list: TemplateList, modality: Modality) -> Result<Vec<SlotWrite>,
         out.push((id, data));
     }
     Ok(out)
+}
+
+/// What is wrong with a template, whatever the protocol that brought it:
+/// larger than [`MAX_TEMPLATE_BYTES`], or a picture or other known file
+/// ([`file_within`]) rather than features.
+pub fn template_fault(bytes: &[u8]) -> Option<String> {
+    if bytes.len() > MAX_TEMPLATE_BYTES {
+        return Some(format!(
+            "template is larger than {MAX_TEMPLATE_BYTES} bytes"
+        ));
+    }
+    file_within(bytes).map(|file| {
+        format!("data holds a file ({file}), not features; upload irreversible features only")
+    })
 }
 
 /// A user item's template writes, before sealing:
@@ -219,6 +225,21 @@ impl Core {
                 }
             }
         }
+        outcome.version = self
+            .write_templates(session.tenant_id, &session.sn, known)
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Seals and stores the template writes of people of the tenant, with
+    /// a `template.upload` audit record each (committed with them); one new
+    /// version if anything changed, which it returns.
+    pub(super) async fn write_templates(
+        &self,
+        tenant_id: i64,
+        sn: &str,
+        known: Vec<(i64, DeviceUser, Plain)>,
+    ) -> Result<Option<i64>> {
         let keys = self.keys.clone();
         let digest_key = *self.keys.current().digest_key();
         let people: Vec<PersonTemplates> = tokio::task::spawn_blocking(move || {
@@ -267,20 +288,19 @@ impl Core {
                         format!("{}/{}:{}{gone}", w.modality.as_str(), w.algorithm, w.slot)
                     })
                     .collect();
-                AuditEvent::by_device(session.tenant_id, &session.sn, "template.upload")
+                AuditEvent::by_device(tenant_id, sn, "template.upload")
                     .subject(Some(&p.user.userid))
                     .object(slots.join(" "))
             })
             .collect();
         let (_, version) = self
             .db
-            .apply_templates(session.tenant_id, &people, self.now(), &events)
+            .apply_templates(tenant_id, &people, self.now(), &events)
             .await?;
         if version.is_some() {
             self.devices_changed().await;
         }
-        outcome.version = version;
-        Ok(outcome)
+        Ok(version)
     }
 }
 

@@ -7,11 +7,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::messages::{Punch, PunchInput};
-use super::{DeviceRow, Session, validate_sn};
+use super::messages::{Punch, PunchInput, Wanted};
+use super::zk_bio::{self, ZkAlgorithm};
+use super::{DeviceRow, Modality, Session, validate_sn};
 use crate::domain::{Core, Tenant};
 use crate::model::error::{Error, Result};
-use crate::model::{PersonKey, Protocol, PushInfo, ZkSettings};
+use crate::model::{PersonKey, Protocol, PushInfo, ZkQueue, ZkSettings};
 
 /// How long a terminal counts as online after its presence was written:
 /// a few of the poll intervals the init tells it
@@ -65,13 +66,56 @@ impl ZkTerminal {
         wall_clock - self.row.utc_offset_min * 60
     }
 
+    /// The terminal as the fleet's pulls see it: its algorithms are the
+    /// ZKTeco ones it reads (`["default"]`, never sent to it, when it
+    /// reads none of a modality; [`ZkTerminal::wanted`] says which).
     pub(super) fn session(&self) -> Session {
+        let readable = self.readable();
+        let names = |m: Modality| {
+            let n: Vec<String> = readable
+                .iter()
+                .filter(|a| a.bio_type.modality() == m)
+                .map(|a| a.name())
+                .collect();
+            if n.is_empty() {
+                vec!["default".into()]
+            } else {
+                n
+            }
+        };
         Session {
             sn: self.row.sn.clone(),
             tenant_id: self.row.tenant_id,
-            fa_algorithms: vec!["default".into()],
-            fp_algorithms: vec!["default".into()],
+            fa_algorithms: names(Modality::Face),
+            fp_algorithms: names(Modality::Fingerprint),
         }
+    }
+
+    /// The template algorithms it reads.
+    pub fn readable(&self) -> Vec<ZkAlgorithm> {
+        self.row
+            .push_info
+            .as_ref()
+            .map(zk_bio::readable)
+            .unwrap_or_default()
+    }
+
+    /// Which modalities it is sent templates of: those it reads any of.
+    pub(super) fn wanted(&self) -> Wanted {
+        let readable = self.readable();
+        let reads = |m: Modality| readable.iter().any(|a| a.bio_type.modality() == m);
+        Wanted {
+            faces: reads(Modality::Face),
+            fingerprints: reads(Modality::Fingerprint),
+        }
+    }
+
+    /// Whether it takes templates as `BIODATA` ([`zk_bio::takes_biodata`]).
+    pub fn takes_biodata(&self) -> bool {
+        self.row
+            .push_info
+            .as_ref()
+            .is_some_and(zk_bio::takes_biodata)
     }
 }
 
@@ -197,7 +241,10 @@ impl Core {
 
     /// Records that the terminal called (at most every half minute unless
     /// it reports something new of itself): last seen, online, its report.
-    pub async fn zk_called(&self, t: &ZkTerminal, report: Option<PushInfo>) -> Result<()> {
+    /// When what it reads changes (a new `FPVersion`, say) while it holds
+    /// a book, its book is sent anew (a full sync) so that the templates
+    /// it can now read reach it; `t` is brought up to date.
+    pub async fn zk_called(&self, t: &mut ZkTerminal, report: Option<PushInfo>) -> Result<()> {
         let now = self.now();
         let old = t.row.push_info.clone().unwrap_or_default();
         let info = match report {
@@ -215,10 +262,23 @@ impl Core {
         // lease outlasts that by a few polls.
         let poll = i64::try_from(self.config().device.push_poll_secs).unwrap_or(3600);
         let lease = PRESENCE_EVERY_SECS + ONLINE_POLLS * poll.min(3600);
-        Ok(self
-            .db
+        self.db
             .set_push_info(&t.row.sn, &info, now, now + lease)
-            .await?)
+            .await?;
+        let reads_anew = zk_bio::readable(&old) != zk_bio::readable(&info);
+        if reads_anew && (t.row.seen_version > 0 || t.row.zk_queue != ZkQueue::default()) {
+            // Over the revision read: a lost race leaves it to the next call.
+            let ids = (0, t.row.zk_next_id);
+            let sn = &t.row.sn;
+            self.db
+                .set_zk_queue(sn, t.row.zk_queue_rev, &ZkQueue::default(), ids)
+                .await?;
+            if let Some(row) = self.db.device(sn).await? {
+                t.row = row;
+            }
+        }
+        t.row.push_info = Some(info);
+        Ok(())
     }
 
     /// Stores an `ATTLOG` upload's punches as the tenant's punch records
@@ -287,6 +347,15 @@ fn merge(old: PushInfo, new: PushInfo) -> PushInfo {
         face_version: new.face_version.or(old.face_version),
         faces: new.faces.or(old.faces),
         attlog_stamp: new.attlog_stamp.or(old.attlog_stamp),
+        operlog_stamp: new.operlog_stamp.or(old.operlog_stamp),
+        biodata_stamp: new.biodata_stamp.or(old.biodata_stamp),
+        multi_bio_data: new.multi_bio_data.or(old.multi_bio_data),
+        multi_bio_version: new.multi_bio_version.or(old.multi_bio_version),
+        written: if new.written.is_empty() {
+            old.written
+        } else {
+            new.written
+        },
     }
 }
 

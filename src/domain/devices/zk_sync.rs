@@ -12,36 +12,15 @@
 
 use std::collections::BTreeMap;
 
+use super::Change;
 use super::hub::{MAX_REPLAY, Views};
-use super::messages::{Push, Wanted};
+use super::messages::Push;
 use super::sync::Page;
 use super::zk::ZkTerminal;
-use super::{Change, DeviceUser};
+use super::zk_commands::{Action, Group, MAX_COMMANDS, ZkCommand, numbered, within_budget};
 use crate::domain::Core;
 use crate::model::error::Result;
 use crate::model::{FullSync, Stream, ZkQueue};
-
-/// Commands per reply: the protocol's limit (manual §2.4.5).
-pub const MAX_COMMANDS: usize = 200;
-// A full sync's page is one pull page.
-const _: () = assert!(MAX_COMMANDS <= super::sync::MAX_USERS);
-
-/// What a ZKTeco terminal is told to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ZkCommand {
-    /// Put the person on the terminal (added, or replaced).
-    User { id: i64, pin: String, name: String },
-    /// Take the person, and whatever the terminal holds of them, off it.
-    Delete { id: i64, pin: String },
-}
-
-impl ZkCommand {
-    pub fn id(&self) -> i64 {
-        match self {
-            ZkCommand::User { id, .. } | ZkCommand::Delete { id, .. } => *id,
-        }
-    }
-}
 
 /// Result codes a retry may mend (parameter or storage error, flash I/O,
 /// no space); any other failure is given up and logged, since sending the
@@ -50,26 +29,12 @@ fn retryable(code: i64) -> bool {
     matches!(code, -1 | -3 | -5)
 }
 
-/// A PIN a command line can carry: printable ASCII, no spaces (fields are
-/// TAB-separated and firmware trims).
-fn expressible(pin: &str) -> bool {
-    !pin.is_empty() && pin.bytes().all(|b| b.is_ascii_graphic())
-}
-
-/// What happens to each person, in PIN order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Action {
-    /// Put them, their name still to be read (as the change log names
-    /// them, with their type).
-    Put(DeviceUser),
-    /// Put them with this name (a full sync's page read it already).
-    Named(String),
-    Remove,
-}
-
 /// Sends of one batch before it is given up (a failure a retry may mend
 /// that does not mend).
 const MAX_TRIES: u32 = 5;
+
+/// People a full sync's page reads when templates go with them.
+const TEMPLATE_PAGE: usize = 20;
 
 impl Core {
     /// The commands for the terminal's next poll: a new batch, the last one
@@ -111,20 +76,30 @@ impl Core {
         // A part of a version starts where the last confirmed part ended
         // (`settled` moves it on), so a part sent again is the same part.
         let start = old.part_after.clone();
-        let (actions, upto, part_end, full) = match full {
+        let max_bytes = self.config().device.push_reply_kib.clamp(1, 1 << 20) << 10;
+        let (groups, upto, part_end, part_upto, full) = match full {
             Some(f) => {
-                let (actions, f) = self.zk_page(t, f).await?;
-                (actions, f.from_version, None, Some(f))
+                let (groups, f) = self.zk_page(t, f, max_bytes).await?;
+                (groups, f.from_version, None, None, Some(f))
             }
             None => {
-                let (actions, upto, end) =
-                    self.zk_changes(t, seen, version, start.as_deref()).await?;
-                (actions, upto, end, None)
+                let (actions, end, truncated) = self
+                    .zk_changes(t, seen, version, start.as_deref(), old.part_upto)
+                    .await?;
+                let groups = self.zk_groups(t, actions).await?;
+                let (groups, cut) = within_budget(groups, max_bytes);
+                if cut || truncated {
+                    // A part: the terminal holds `seen` until the last.
+                    let last = groups.last().map(|g| g.0.clone());
+                    (groups, seen, last, Some(end), None)
+                } else {
+                    // The last part (or no part) brings it to `end`.
+                    let part_upto = start.as_ref().map(|_| end);
+                    (groups, end, None, part_upto, None)
+                }
             }
         };
-        let commands = self
-            .zk_commands(t, actions, t.row.zk_next_id.max(1))
-            .await?;
+        let commands = numbered(groups, t.row.zk_next_id.max(1));
         let queue = ZkQueue {
             outstanding: commands.iter().map(ZkCommand::id).collect(),
             sent_at: now,
@@ -133,6 +108,7 @@ impl Core {
             upto,
             part_after: if full.is_some() { None } else { start },
             part_end,
+            part_upto,
             full,
         };
         // A batch with nothing for this terminal is done at once.
@@ -206,51 +182,73 @@ impl Core {
     }
 
     /// One page of the terminal's whole book (people after `f.after`, by
-    /// id), every person on it put.
+    /// id), every person on it put, as many as fit one reply: the page
+    /// ends at the last of them.
     async fn zk_page(
         &self,
         t: &ZkTerminal,
         f: FullSync,
-    ) -> Result<(BTreeMap<String, Action>, FullSync)> {
-        let page = Page::after(f.after, MAX_COMMANDS as i64)?;
-        let page = self
-            .users_page(&t.session(), Stream::People, page, Wanted::default())
-            .await?;
-        let actions = page
-            .users
-            .into_iter()
-            .map(|u| (u.user.userid, Action::Named(u.name)))
-            .collect();
-        let full = FullSync {
-            end: page.last_id.unwrap_or(f.after),
-            last: page.is_last,
-            ..f
+        max_bytes: usize,
+    ) -> Result<(Vec<Group>, FullSync)> {
+        let wanted = t.wanted();
+        // People with templates rarely fit a reply by the hundred: a page
+        // of them reads only what a batch can carry.
+        let limit = if wanted.faces || wanted.fingerprints {
+            TEMPLATE_PAGE
+        } else {
+            MAX_COMMANDS
         };
-        Ok((actions, full))
+        let page = Page::after(f.after, limit as i64)?;
+        let page = self
+            .users_page(&t.session(), Stream::People, page, wanted)
+            .await?;
+        let groups = self.zk_page_groups(t, page.users);
+        let ids: Vec<i64> = groups.iter().map(|(id, _)| *id).collect();
+        let (groups, cut) = within_budget(groups.into_iter().map(|(_, g)| g).collect(), max_bytes);
+        let full = if cut {
+            FullSync {
+                end: ids[groups.len() - 1],
+                last: false,
+                ..f
+            }
+        } else {
+            FullSync {
+                end: page.last_id.unwrap_or(f.after),
+                last: page.is_last,
+                ..f
+            }
+        };
+        Ok((groups, full))
     }
 
-    /// What the versions after `seen` (up to `version`) ask of the
-    /// terminal, as its book sees each, folded per person, as many
-    /// versions as fit one batch; the version they bring it to; and, when
-    /// the first version alone is more than a batch, the part of it that
-    /// fits (its people after `start`, in order) and where the next part
-    /// starts.
+    /// What the versions after `seen` ask of the terminal, as its book
+    /// sees each, folded per person: as many versions as fit one batch
+    /// (the first whatever its size), or, for parts, exactly the versions
+    /// to `bound` and of them the people after `start`; the version they
+    /// bring it to; and whether people were left for a later part (at
+    /// most [`MAX_COMMANDS`] are taken, in PIN order).
     async fn zk_changes(
         &self,
         t: &ZkTerminal,
         seen: i64,
         version: i64,
         start: Option<&str>,
-    ) -> Result<(BTreeMap<String, Action>, i64, Option<String>)> {
+        bound: Option<i64>,
+    ) -> Result<(BTreeMap<String, Action>, i64, bool)> {
         let tenant_id = t.row.tenant_id;
         let changes = self
             .db
             .changes_after(tenant_id, Stream::People, seen, MAX_REPLAY)
             .await?;
+        // A part recorded without its bound is of the first version.
+        let first_only = start.is_some() && bound.is_none();
         let mut views = Views::default();
         let mut actions: BTreeMap<String, Action> = BTreeMap::new();
         let mut upto = seen;
-        for (v, change) in changes.into_iter().filter(|c| c.0 <= version) {
+        for (v, change) in changes
+            .into_iter()
+            .filter(|c| c.0 <= bound.unwrap_or(version))
+        {
             let at = (Stream::People, v, self.now());
             let push = views
                 .push(self, at, &change, (tenant_id, t.sn(), &t.row.book))
@@ -263,78 +261,23 @@ impl Core {
             };
             let mut next = actions.clone();
             fold(&mut next, visible);
-            if upto == seen {
-                // The first version: in parts when it is too large.
-                if let Some(w) = start {
-                    next.retain(|pin, _| pin.as_str() > w);
-                }
-                if next.len() > MAX_COMMANDS {
-                    let part: BTreeMap<String, Action> =
-                        next.into_iter().take(MAX_COMMANDS).collect();
-                    let last = part.keys().next_back().cloned();
-                    return Ok((part, seen, last));
-                }
-            } else if next.len() > MAX_COMMANDS {
+            if let Some(w) = start {
+                next.retain(|pin, _| pin.as_str() > w);
+            }
+            if bound.is_none() && upto != seen && next.len() > MAX_COMMANDS {
                 break;
             }
             actions = next;
             upto = v;
-        }
-        Ok((actions, upto, None))
-    }
-
-    /// The commands for `actions`, numbered from `next_id`: a person to put
-    /// who is no longer in the book (erased, or gone from its rules since)
-    /// is removed instead; a PIN no command line can carry is left out.
-    async fn zk_commands(
-        &self,
-        t: &ZkTerminal,
-        actions: BTreeMap<String, Action>,
-        next_id: i64,
-    ) -> Result<Vec<ZkCommand>> {
-        let put: Vec<DeviceUser> = actions
-            .values()
-            .filter_map(|a| match a {
-                Action::Put(u) => Some(u.clone()),
-                _ => None,
-            })
-            .collect();
-        // Those the book holds, in one lookup (none when nothing is put).
-        let held: BTreeMap<String, String> = if put.is_empty() {
-            BTreeMap::new()
-        } else {
-            self.users_by_ids(&t.session(), &put, Wanted::default())
-                .await?
-                .into_iter()
-                .map(|u| (u.user.userid, u.name))
-                .collect()
-        };
-        let mut out = Vec::with_capacity(actions.len());
-        let mut skipped = 0;
-        for (pin, action) in actions {
-            if !expressible(&pin) {
-                skipped += 1;
-                continue;
+            if first_only {
+                break;
             }
-            let id = next_id + out.len() as i64;
-            let name = match action {
-                Action::Named(name) => Some(name),
-                Action::Put(_) => held.get(&pin).cloned(),
-                Action::Remove => None,
-            };
-            out.push(match name {
-                Some(name) => ZkCommand::User { id, pin, name },
-                None => ZkCommand::Delete { id, pin },
-            });
         }
-        if skipped > 0 {
-            tracing::warn!(
-                sn = t.sn(),
-                skipped,
-                "people whose user_id a ZKTeco PIN cannot carry were not sent"
-            );
+        let truncated = actions.len() > MAX_COMMANDS;
+        if truncated {
+            actions = actions.into_iter().take(MAX_COMMANDS).collect();
         }
-        Ok(out)
+        Ok((actions, upto, truncated))
     }
 }
 
@@ -358,6 +301,9 @@ fn settled(mut queue: ZkQueue, seen: i64) -> (ZkQueue, i64) {
     queue.retry = false;
     // A confirmed part: the next starts after it (none after the last).
     queue.part_after = queue.part_end.take();
+    if queue.part_after.is_none() {
+        queue.part_upto = None;
+    }
     match queue.full {
         Some(f) if f.last => {
             queue.full = None;
@@ -374,6 +320,7 @@ fn settled(mut queue: ZkQueue, seen: i64) -> (ZkQueue, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::devices::DeviceUser;
 
     fn user(id: &str) -> DeviceUser {
         DeviceUser {
@@ -450,6 +397,5 @@ mod tests {
         let (after, seen) = settled(page(true), 0);
         assert_eq!((seen, after.full, after.outstanding.len()), (7, None, 0));
         assert!(retryable(-5) && !retryable(-10) && !retryable(-1004));
-        assert!(expressible("1001") && !expressible("a b") && !expressible(""));
     }
 }

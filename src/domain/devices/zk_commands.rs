@@ -1,0 +1,355 @@
+//! The commands a ZKTeco terminal is sent. Each person is a group: put
+//! them and their templates of the algorithms the terminal reads, or take
+//! them off. Groups go out whole, in batches within the protocol's limits
+//! per reply: at most [`MAX_COMMANDS`] commands and
+//! `device.push_reply_kib` of text (a batch holds at least one group).
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::DeviceUser;
+use super::messages::{TemplateSet, UserInfo};
+use super::zk::ZkTerminal;
+use super::zk_bio::{BioType, ZkAlgorithm};
+use crate::domain::Core;
+use crate::model::error::Result;
+
+/// Commands per reply: the protocol's limit (manual §2.4.5).
+pub const MAX_COMMANDS: usize = 200;
+// A full sync's page is one pull page.
+const _: () = assert!(MAX_COMMANDS <= super::sync::MAX_USERS);
+
+/// How a terminal takes templates of one algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZkKind {
+    pub algorithm: ZkAlgorithm,
+    /// As `BIODATA` (type and version on each line), else as `FINGERTMP` /
+    /// `FACE` (no version: sent only of the version it reads).
+    pub biodata: bool,
+}
+
+/// What a ZKTeco terminal is told to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZkCommand {
+    /// Put the person on the terminal (added, or replaced).
+    User { id: i64, pin: String, name: String },
+    /// Take the person, and whatever the terminal holds of them, off it.
+    Delete { id: i64, pin: String },
+    /// Take the person's templates of one type off it (before those of
+    /// now are put: what was removed here goes there too).
+    Clear { id: i64, pin: String, kind: ZkKind },
+    /// Put one of the person's templates.
+    Template {
+        id: i64,
+        pin: String,
+        kind: ZkKind,
+        slot: i64,
+        data: Vec<u8>,
+    },
+}
+
+impl ZkCommand {
+    pub fn id(&self) -> i64 {
+        match self {
+            ZkCommand::User { id, .. }
+            | ZkCommand::Delete { id, .. }
+            | ZkCommand::Clear { id, .. }
+            | ZkCommand::Template { id, .. } => *id,
+        }
+    }
+
+    fn numbered(mut self, n: i64) -> ZkCommand {
+        match &mut self {
+            ZkCommand::User { id, .. }
+            | ZkCommand::Delete { id, .. }
+            | ZkCommand::Clear { id, .. }
+            | ZkCommand::Template { id, .. } => *id = n,
+        }
+        self
+    }
+
+    /// The bytes of its line, from above: the fixed words and fields, the
+    /// name, and the template in base64.
+    fn size(&self) -> usize {
+        const LINE: usize = 160;
+        match self {
+            ZkCommand::User { pin, name, .. } => LINE + pin.len() + name.len(),
+            ZkCommand::Delete { pin, .. } | ZkCommand::Clear { pin, .. } => LINE + pin.len(),
+            ZkCommand::Template { pin, data, .. } => LINE + pin.len() + data.len().div_ceil(3) * 4,
+        }
+    }
+}
+
+/// A PIN a command line can carry: printable ASCII, no spaces (fields are
+/// TAB-separated and firmware trims).
+pub(super) fn expressible(pin: &str) -> bool {
+    !pin.is_empty() && pin.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// What happens to each person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Action {
+    /// Put them (as the change log names them, with their type).
+    Put(DeviceUser),
+    Remove,
+}
+
+/// One person's commands (ids still to be given), and their PIN.
+pub(super) type Group = (String, Vec<ZkCommand>);
+
+/// The person's commands: put them as `held` (the book's view, with the
+/// templates the terminal reads) or, when the book no longer holds them,
+/// take them off. `clear` first takes off their templates of every type
+/// the terminal reads, so that a template removed in facehub goes from the
+/// terminal too (a new terminal's full sync has none to take off).
+fn group(pin: &str, held: Option<&UserInfo>, kinds: &[ZkKind], clear: bool) -> Vec<ZkCommand> {
+    let pin = pin.to_string();
+    let Some(user) = held else {
+        return vec![ZkCommand::Delete { id: 0, pin }];
+    };
+    let mut out = vec![ZkCommand::User {
+        id: 0,
+        pin: pin.clone(),
+        name: user.name.clone(),
+    }];
+    if clear {
+        let mut cleared: Vec<(BioType, bool)> = Vec::new();
+        for kind in kinds {
+            let what = (kind.algorithm.bio_type, kind.biodata);
+            if !cleared.contains(&what) {
+                cleared.push(what);
+                out.push(ZkCommand::Clear {
+                    id: 0,
+                    pin: pin.clone(),
+                    kind: *kind,
+                });
+            }
+        }
+    }
+    for set in [&user.fingerprints, &user.faces].into_iter().flatten() {
+        let TemplateSet {
+            algorithm: Some(name),
+            slots,
+        } = set
+        else {
+            continue;
+        };
+        let Some(kind) = kinds.iter().find(|k| &k.algorithm.name() == name) else {
+            continue;
+        };
+        out.extend(slots.iter().map(|(slot, data)| ZkCommand::Template {
+            id: 0,
+            pin: pin.clone(),
+            kind: *kind,
+            slot: *slot,
+            data: data.clone(),
+        }));
+    }
+    out
+}
+
+/// The groups that fit one reply, in order (at least the first), and
+/// whether any were left out.
+pub(super) fn within_budget(groups: Vec<Group>, max_bytes: usize) -> (Vec<Group>, bool) {
+    let (mut count, mut bytes) = (0, 0);
+    let mut out = Vec::new();
+    for g in groups {
+        let (c, b) = (g.1.len(), g.1.iter().map(ZkCommand::size).sum::<usize>());
+        if !out.is_empty() && (count + c > MAX_COMMANDS || bytes + b > max_bytes) {
+            return (out, true);
+        }
+        (count, bytes) = (count + c, bytes + b);
+        out.push(g);
+    }
+    (out, false)
+}
+
+/// The groups' commands, numbered from `next_id`.
+pub(super) fn numbered(groups: Vec<Group>, next_id: i64) -> Vec<ZkCommand> {
+    groups
+        .into_iter()
+        .flat_map(|g| g.1)
+        .enumerate()
+        .map(|(i, c)| c.numbered(next_id + i as i64))
+        .collect()
+}
+
+impl ZkTerminal {
+    /// How it takes each algorithm it reads: visible-light faces only as
+    /// `BIODATA`.
+    pub fn kinds(&self) -> Vec<ZkKind> {
+        let biodata = self.takes_biodata();
+        self.readable()
+            .into_iter()
+            .map(|algorithm| ZkKind {
+                algorithm,
+                biodata: biodata || algorithm.bio_type == BioType::VisibleFace,
+            })
+            .collect()
+    }
+}
+
+impl Core {
+    /// The groups for `actions`, in PIN order: a person to put who is no
+    /// longer in the book (erased, or gone from its rules since) is
+    /// removed instead; a PIN no command line can carry is left out.
+    pub(super) async fn zk_groups(
+        &self,
+        t: &ZkTerminal,
+        actions: BTreeMap<String, Action>,
+    ) -> Result<Vec<Group>> {
+        let put: Vec<DeviceUser> = actions
+            .values()
+            .filter_map(|a| match a {
+                Action::Put(u) => Some(u.clone()),
+                Action::Remove => None,
+            })
+            .collect();
+        // Those the book holds, in one lookup (none when nothing is put).
+        let held: HashMap<String, UserInfo> = if put.is_empty() {
+            HashMap::new()
+        } else {
+            self.users_by_ids(&t.session(), &put, t.wanted())
+                .await?
+                .into_iter()
+                .map(|u| (u.user.userid.clone(), u))
+                .collect()
+        };
+        let kinds = t.kinds();
+        let mut skipped = 0;
+        let mut out = Vec::with_capacity(actions.len());
+        for (pin, action) in actions {
+            if !expressible(&pin) {
+                skipped += 1;
+                continue;
+            }
+            let held = match action {
+                Action::Put(_) => held.get(&pin),
+                Action::Remove => None,
+            };
+            let commands = group(&pin, held, &kinds, true);
+            out.push((pin, commands));
+        }
+        skipped_pins(t, skipped);
+        Ok(out)
+    }
+
+    /// The groups of a full sync's page, in its order (by person id), with
+    /// the id of each group's person.
+    pub(super) fn zk_page_groups(&self, t: &ZkTerminal, users: Vec<UserInfo>) -> Vec<(i64, Group)> {
+        let kinds = t.kinds();
+        let mut skipped = 0;
+        let mut out = Vec::with_capacity(users.len());
+        for u in users {
+            if !expressible(&u.user.userid) {
+                skipped += 1;
+                continue;
+            }
+            let commands = group(&u.user.userid, Some(&u), &kinds, false);
+            out.push((u.person_id, (u.user.userid.clone(), commands)));
+        }
+        skipped_pins(t, skipped);
+        out
+    }
+}
+
+fn skipped_pins(t: &ZkTerminal, skipped: usize) {
+    if skipped > 0 {
+        tracing::warn!(
+            sn = t.sn(),
+            skipped,
+            "people whose user_id a ZKTeco PIN cannot carry were not sent"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Slots = Vec<(i64, Vec<u8>)>;
+
+    fn kind(t: BioType, v: &str, biodata: bool) -> ZkKind {
+        ZkKind {
+            algorithm: ZkAlgorithm::of(t, v).unwrap(),
+            biodata,
+        }
+    }
+
+    fn info(faces: Option<(&str, Slots)>) -> UserInfo {
+        UserInfo {
+            person_id: 1,
+            user: DeviceUser {
+                userid: "7".into(),
+                user_type: 0,
+            },
+            name: "Ann".into(),
+            fa_ver: 0,
+            fp_ver: 0,
+            faces: faces.map(|(a, slots)| TemplateSet {
+                algorithm: Some(a.into()),
+                slots,
+            }),
+            fingerprints: None,
+            pass_rules: None,
+        }
+    }
+
+    #[test]
+    fn a_person_is_put_with_the_templates_the_terminal_reads() {
+        let kinds = [
+            kind(BioType::Fingerprint, "10", false),
+            kind(BioType::Face, "7", false),
+        ];
+        let u = info(Some((
+            "zkteco-face-7.0",
+            vec![(0, b"a".to_vec()), (1, b"b".to_vec())],
+        )));
+        let g = group("7", Some(&u), &kinds, true);
+        let shape: Vec<&str> = g
+            .iter()
+            .map(|c| match c {
+                ZkCommand::User { .. } => "user",
+                ZkCommand::Delete { .. } => "delete",
+                ZkCommand::Clear { .. } => "clear",
+                ZkCommand::Template { .. } => "template",
+            })
+            .collect();
+        // Every type it reads is cleared before any template is put.
+        assert_eq!(shape, ["user", "clear", "clear", "template", "template"]);
+        assert_eq!(group("7", Some(&u), &kinds, false).len(), 3);
+        // Templates of an algorithm it does not read are not sent.
+        let other = info(Some(("zkteco-face-8.0", vec![(0, b"a".to_vec())])));
+        assert_eq!(group("7", Some(&other), &kinds, false).len(), 1);
+        assert!(matches!(
+            group("7", None, &kinds, true)[..],
+            [ZkCommand::Delete { .. }]
+        ));
+    }
+
+    #[test]
+    fn batches_keep_within_the_reply_limits() {
+        let g = |pin: &str, n: usize, size: usize| -> Group {
+            let kind = kind(BioType::Face, "7", false);
+            let c = (0..n)
+                .map(|slot| ZkCommand::Template {
+                    id: 0,
+                    pin: pin.into(),
+                    kind,
+                    slot: slot as i64,
+                    data: vec![0; size],
+                })
+                .collect();
+            (pin.to_string(), c)
+        };
+        // By count: 150 + 60 is more than 200.
+        let (out, cut) = within_budget(vec![g("1", 150, 1), g("2", 60, 1)], 1 << 30);
+        assert_eq!((out.len(), cut), (1, true));
+        // By size; a group larger than the budget still goes, alone.
+        let (out, cut) = within_budget(vec![g("1", 3, 30_000), g("2", 1, 10)], 40 << 10);
+        assert_eq!((out.len(), cut), (1, true));
+        let (out, cut) = within_budget(vec![g("1", 1, 10), g("2", 1, 10)], 40 << 10);
+        assert_eq!((out.len(), cut), (2, false));
+        let ids: Vec<i64> = numbered(out, 41).iter().map(ZkCommand::id).collect();
+        assert_eq!(ids, [41, 42]);
+    }
+}

@@ -1,0 +1,257 @@
+//! Templates across a mixed fleet: ZKTeco terminals of different template
+//! versions and forms (`FP`/`FACE` lines, the unified `BIODATA` table) and
+//! a WeCom terminal, in one tenant. A template enrolled on one terminal
+//! reaches exactly the terminals that read its algorithm, in the form
+//! each takes; an erasure takes the person off all of them.
+
+use crate::app::*;
+use facehub::model::{ActorKind, ZkSettings};
+use facehub_devsim::zk::{Algorithms, ZkTerminal};
+use serde_json::json;
+
+async fn zk(app: &TestApp, sn: &str, algorithms: Algorithms) -> ZkTerminal {
+    let zk = ZkSettings {
+        utc_offset_min: 0,
+        allow_from: vec![],
+    };
+    app.core.add_zk_device(&app.tenant, sn, &zk).await.unwrap();
+    assert!(app.core.bind_device(app.tenant.id, sn).await.unwrap());
+    let mut t = ZkTerminal::new(&app.base, sn);
+    t.algorithms = algorithms;
+    t.init().await.unwrap();
+    if !t.algorithms.multi.is_empty() {
+        let (status, body) = t.report_options().await.unwrap();
+        assert_eq!((status, body.as_str()), (200, "OK"));
+    }
+    t.sync_all().await.unwrap();
+    t
+}
+
+fn face_lines(t: &ZkTerminal, pin: &str) -> Vec<String> {
+    t.received
+        .iter()
+        .filter(|l| l.contains(&format!("PIN={pin}\t")) || l.contains(&format!("Pin={pin}\t")))
+        .filter(|l| {
+            l.starts_with("DATA UPDATE FACE")
+                || (l.starts_with("DATA UPDATE BIODATA") && !l.contains("\tType=1\t"))
+        })
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn templates_reach_exactly_the_terminals_that_read_them() {
+    let app = spawn_app().await;
+    app.add_person("1001", "Ann").await;
+    app.add_person("1002", "Bob").await;
+    // A: infrared face 7 and fingerprint 10, in the old tables. C: the
+    // same versions, in the unified table. B: visible-light face 39.3 and
+    // fingerprint 12.0. W: a WeCom terminal subscribed with face 7.
+    let mut a = zk(
+        &app,
+        "ZK-A",
+        Algorithms {
+            fp: Some("10".into()),
+            face: Some("7".into()),
+            ..Algorithms::default()
+        },
+    )
+    .await;
+    let mut b = zk(
+        &app,
+        "ZK-B",
+        Algorithms {
+            face: Some("39".into()),
+            multi: vec![(1, "12.0".into()), (9, "39.3".into())],
+            ..Algorithms::default()
+        },
+    )
+    .await;
+    let mut c = zk(
+        &app,
+        "ZK-C",
+        Algorithms {
+            multi: vec![(1, "10.0".into()), (2, "7.0".into())],
+            ..Algorithms::default()
+        },
+    )
+    .await;
+    let w = app
+        .terminal(
+            &app.tenant,
+            "WECOM-W",
+            "Secret-Number-0001",
+            (&["zkteco-face-7.0"], &[]),
+        )
+        .await;
+    w.full_pull(100).await.unwrap();
+    for t in [&a, &b, &c] {
+        assert_eq!(t.users.len(), 2, "{}: {:?}", t.sn, t.users);
+    }
+
+    // Ann's face (three templates) and a finger, enrolled on A.
+    for slot in 0..3 {
+        let (status, answer) = a
+            .enrol("1001", 2, slot, format!("ann-face-{slot}").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!((status, answer.as_str()), (200, "OK: 1"));
+    }
+    assert_eq!(a.enrol("1001", 1, 6, b"ann-finger-6").await.unwrap().0, 200);
+    for t in [&mut a, &mut b, &mut c] {
+        t.sync_all().await.unwrap();
+    }
+    // C takes them as BIODATA of the same versions; B, of other versions,
+    // gets none of them (only its own types cleared before).
+    let held = |t: &ZkTerminal| {
+        t.templates_of("1001")
+            .into_iter()
+            .map(|(ty, slot, v, d)| (ty, slot, v, String::from_utf8(d).unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let expected = vec![
+        (1, 6, "10.0".to_string(), "ann-finger-6".to_string()),
+        (2, 0, "7.0".to_string(), "ann-face-0".to_string()),
+        (2, 1, "7.0".to_string(), "ann-face-1".to_string()),
+        (2, 2, "7.0".to_string(), "ann-face-2".to_string()),
+    ];
+    assert_eq!(held(&c), expected);
+    assert_eq!(held(&a), expected, "A holds what it enrolled");
+    assert_eq!(held(&b), vec![]);
+    assert!(face_lines(&b, "1001").is_empty(), "{:?}", b.received);
+    assert!(
+        face_lines(&c, "1001")
+            .iter()
+            .all(|l| l.contains("\tType=2\tMajorVer=7\tMinorVer=0\t")),
+        "{:?}",
+        c.received
+    );
+    // The WeCom terminal of that algorithm has Ann's face.
+    w.catch_up().await.unwrap();
+    let book = w.book.lock().await.clone();
+    let ann = &book.users[&("1001".to_string(), 0)];
+    assert_eq!(ann.fa.algorithm.as_deref(), Some("zkteco-face-7.0"));
+    assert_eq!(ann.fa.slots.len(), 3);
+
+    // Bob's visible-light face, enrolled on B, stays on B's kind alone.
+    assert_eq!(b.enrol("1002", 9, 0, b"bob-vl").await.unwrap().0, 200);
+    // A face the WeCom terminal enrols for Bob in face 7 reaches A and C.
+    let face = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b"bob-face-0");
+    let up = w
+        .call(
+            "upload_userinfo",
+            json!({"userinfo": [{"userid": "1002", "user_type": 0, "fa_algorithm": "zkteco-face-7.0",
+                                  "fa_list": [{"id": 0, "data": face}]}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(up["fail_list"], json!([]), "{up}");
+    for t in [&mut a, &mut b, &mut c] {
+        t.sync_all().await.unwrap();
+    }
+    let bob = |t: &ZkTerminal| {
+        t.templates_of("1002")
+            .into_iter()
+            .map(|(ty, _, v, _)| (ty, v))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bob(&a), vec![(2, "7.0".to_string())]);
+    assert_eq!(bob(&c), vec![(2, "7.0".to_string())]);
+    assert_eq!(bob(&b), vec![(9, "39.3".to_string())]);
+    assert!(
+        face_lines(&a, "1002")
+            .iter()
+            .all(|l| l.starts_with("DATA UPDATE FACE PIN=1002\tFID=0\t"))
+    );
+
+    // A finger removed in facehub goes from the terminals too: A re-sends
+    // Ann's finger as invalid, and C loses it.
+    let (status, _) = a
+        .post(
+            "/iclock/cdata?SN=ZK-A&table=OPERLOG&Stamp=99",
+            b"FP PIN=1001\tFID=6\tValid=0\n".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    c.sync_all().await.unwrap();
+    assert!(
+        c.templates_of("1001").iter().all(|t| t.0 != 1),
+        "{:?}",
+        c.templates_of("1001")
+    );
+    assert_eq!(c.templates_of("1001").len(), 3);
+
+    // Erasure takes Ann off every terminal, templates and all.
+    app.core
+        .erase_person(app.tenant.id, "1001", ActorKind::Admin, "test", None)
+        .await
+        .unwrap();
+    for t in [&mut a, &mut b, &mut c] {
+        t.sync_all().await.unwrap();
+        assert!(!t.users.contains_key("1001"), "{}", t.sn);
+        assert!(t.templates_of("1001").is_empty(), "{}", t.sn);
+    }
+    w.catch_up().await.unwrap();
+    assert!(
+        !w.book
+            .lock()
+            .await
+            .users
+            .contains_key(&("1001".to_string(), 0))
+    );
+}
+
+#[tokio::test]
+async fn template_uploads_are_refused_whole_and_bounded() {
+    let app = spawn_app().await;
+    app.add_person("1001", "Ann").await;
+    let a = zk(
+        &app,
+        "ZK-A",
+        Algorithms {
+            fp: Some("10".into()),
+            ..Algorithms::default()
+        },
+    )
+    .await;
+    let post = |body: &[u8]| a.post("/iclock/cdata?SN=ZK-A&table=OPERLOG&Stamp=5", body.to_vec());
+    // One bad line refuses the upload: the good line before it is not stored.
+    let (status, answer) = post(b"FP PIN=1001\tFID=1\tTMP=AAEC\nFP PIN=1001\tFID=12\tTMP=AAEC\n")
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.starts_with("FAIL: line 2: template number 12"),
+        "{answer}"
+    );
+    // A picture is no template.
+    let jpeg = format!(
+        "FP PIN=1001\tFID=1\tTMP={}\n",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, jpeg(64, 64, 1))
+    );
+    let (status, answer) = post(jpeg.as_bytes()).await.unwrap();
+    assert!(answer.contains("holds a file"), "{answer}");
+    assert_eq!(status, 400, "{answer}");
+    // A face before the terminal has said its face version: taken later.
+    let (status, answer) = post(b"FACE PIN=1001\tFID=0\tTMP=AAEC\n").await.unwrap();
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("version"), "{answer}");
+    // Unknown PINs and unknown kinds of line are acknowledged, dropped.
+    let (status, answer) =
+        post(b"FP PIN=9999\tFID=1\tTMP=AAEC\nUSER PIN=1\tName=X\nFVEIN Pin=1\tFID=1\n")
+            .await
+            .unwrap();
+    assert_eq!((status, answer.as_str()), (200, "OK: 1"));
+    // Nothing of the refused uploads was stored: a terminal of the same
+    // version gets no template.
+    let d = zk(&app, "ZK-D", a.algorithms.clone()).await;
+    assert!(d.users.contains_key("1001"));
+    assert_eq!(d.templates_of("1001"), vec![]);
+    // The init resumes the operation log where it was.
+    let (_, options) = a
+        .get("/iclock/cdata?SN=ZK-A&options=all&pushver=2.4.1")
+        .await
+        .unwrap();
+    assert!(options.contains("\nOPERLOGStamp=5\n"), "{options}");
+}
