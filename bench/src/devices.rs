@@ -188,6 +188,7 @@ pub(crate) async fn start_facehub(
     config.security.prelogin_connections = 1 << 20;
     config.security.prelogin_connections_per_address = 1 << 20;
     config.rate_limit_per_second = 1 << 30;
+    config.device.commands_per_second = 1 << 30;
     let app = facehub::Application::build(config).await?;
     let (addr, core) = (app.local_addr(), app.core());
     tokio::spawn(app.run_until_stopped());

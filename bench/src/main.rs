@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 mod devices;
 mod records;
+mod zk;
 
 #[derive(Parser)]
 #[command(name = "facehub-bench", about = "Load generator for facehub")]
@@ -41,6 +42,9 @@ enum Cmd {
     /// access_records against SQLite answering the same statements
     /// (in-process server)
     Records(records::RecordArgs),
+    /// ZKTeco terminals: N polling `getrequest` (CPU, p99, one change
+    /// reaching all), a new terminal's download (in-process server)
+    Zk(zk::ZkArgs),
     /// Write a noise JPEG of about SIZE bytes (incompressible, like a photo)
     GenPhoto {
         out: std::path::PathBuf,
@@ -108,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Run(args) => run(args).await,
         Cmd::Devices(args) => devices::run(args).await,
         Cmd::Records(args) => records::run(args).await,
+        Cmd::Zk(args) => zk::run(args).await,
     }
 }
 

@@ -65,6 +65,8 @@ pub struct ZkTerminal {
     pub refuse: BTreeMap<String, i64>,
     /// Every command line it was sent, in order.
     pub received: Vec<String>,
+    /// The length of each answer to a poll that carried commands.
+    pub replies: Vec<usize>,
     /// Its algorithms.
     pub algorithms: Algorithms,
     /// Its templates: their version and bytes.
@@ -89,9 +91,16 @@ impl ZkTerminal {
             users: BTreeMap::new(),
             refuse: BTreeMap::new(),
             received: Vec::new(),
+            replies: Vec::new(),
             algorithms: Algorithms::default(),
             templates: BTreeMap::new(),
         }
+    }
+
+    /// Points it at another address (the server moved, or restarted on
+    /// another port), keeping all it holds.
+    pub fn point_at(&mut self, base: &str) {
+        self.base = base.trim_end_matches('/').to_string();
     }
 
     /// Whether it takes the unified template table (`BIODATA`).
@@ -358,6 +367,7 @@ impl ZkTerminal {
         if body == "OK" {
             return Ok(0);
         }
+        self.replies.push(body.len());
         let mut results = Vec::new();
         for line in body.lines() {
             let (id, cmd) = line

@@ -295,9 +295,14 @@ pub struct ZkQueue {
     /// same versions, so a part cannot skip what an earlier one left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_upto: Option<i64>,
-    /// A full sync in progress (a new or re-bound terminal).
+    /// A full sync in progress (a new or re-bound terminal, or one whose
+    /// template algorithms changed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full: Option<FullSync>,
+    /// The template algorithms the terminal read when its book was sent:
+    /// when they change, the book is sent anew.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reads: Vec<String>,
 }
 
 /// A full sync: the whole book, page by page in person-id order.
@@ -311,6 +316,10 @@ pub struct FullSync {
     pub end: i64,
     /// Whether that page is the last.
     pub last: bool,
+    /// Whether each person's templates are cleared before theirs are put
+    /// (a terminal that held a book before: what it holds may be stale).
+    #[serde(default)]
+    pub clear: bool,
 }
 
 /// How a ZKTeco terminal is added.

@@ -142,27 +142,32 @@ impl Db {
         Ok(r.rows_affected() == 1)
     }
 
-    /// A ZKTeco terminal's report of itself, and that it called now.
+    /// A ZKTeco terminal's report of itself, and that it called now,
+    /// written only over the report `old` that it merges (a terminal's
+    /// calls overlap: a poll must not undo what an upload just reported).
+    /// Whether it was written.
     pub async fn set_push_info(
         &self,
         sn: &str,
+        old: Option<&PushInfo>,
         info: &PushInfo,
-        now: i64,
-        online_until: i64,
-    ) -> anyhow::Result<()> {
-        sqlx::query(
+        (now, online_until): (i64, i64),
+    ) -> anyhow::Result<bool> {
+        let old = old.map(serde_json::to_string).transpose()?;
+        let r = sqlx::query(
             "UPDATE devices SET push_info = $1, last_seen = $2, online_until = $3,
                     firmware_version = COALESCE($4, firmware_version)
-             WHERE sn = $5",
+             WHERE sn = $5 AND push_info IS NOT DISTINCT FROM $6",
         )
         .bind(serde_json::to_string(info)?)
         .bind(now)
         .bind(online_until)
         .bind(info.firmware.as_deref())
         .bind(sn)
+        .bind(old)
         .execute(self.pool()?)
         .await?;
-        Ok(())
+        Ok(r.rows_affected() == 1)
     }
 
     pub async fn device(&self, sn: &str) -> anyhow::Result<Option<DeviceRow>> {

@@ -5,6 +5,7 @@
 //! each takes; an erasure takes the person off all of them.
 
 use crate::app::*;
+use facehub::domain::devices::{Change, DeviceUser};
 use facehub::model::{ActorKind, ZkSettings};
 use facehub_devsim::zk::{Algorithms, ZkTerminal};
 use serde_json::json;
@@ -119,6 +120,7 @@ async fn templates_reach_exactly_the_terminals_that_read_them() {
     assert_eq!(held(&a), expected, "A holds what it enrolled");
     assert_eq!(held(&b), vec![]);
     assert!(face_lines(&b, "1001").is_empty(), "{:?}", b.received);
+    assert_eq!(face_lines(&c, "1001").len(), 3);
     assert!(
         face_lines(&c, "1001")
             .iter()
@@ -215,11 +217,21 @@ async fn template_uploads_are_refused_whole_and_bounded() {
         },
     )
     .await;
-    let post = |body: &[u8]| a.post("/iclock/cdata?SN=ZK-A&table=OPERLOG&Stamp=5", body.to_vec());
+    let post = |body: &[u8], stamp: u32| {
+        let (path, body, a) = (
+            format!("/iclock/cdata?SN=ZK-A&table=OPERLOG&Stamp={stamp}"),
+            body.to_vec(),
+            &a,
+        );
+        async move { a.post(&path, body).await }
+    };
     // One bad line refuses the upload: the good line before it is not stored.
-    let (status, answer) = post(b"FP PIN=1001\tFID=1\tTMP=AAEC\nFP PIN=1001\tFID=12\tTMP=AAEC\n")
-        .await
-        .unwrap();
+    let (status, answer) = post(
+        b"FP PIN=1001\tFID=1\tTMP=AAEC\nFP PIN=1001\tFID=12\tTMP=AAEC\n",
+        1,
+    )
+    .await
+    .unwrap();
     assert_eq!(status, 400, "{answer}");
     assert!(
         answer.starts_with("FAIL: line 2: template number 12"),
@@ -230,18 +242,20 @@ async fn template_uploads_are_refused_whole_and_bounded() {
         "FP PIN=1001\tFID=1\tTMP={}\n",
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, jpeg(64, 64, 1))
     );
-    let (status, answer) = post(jpeg.as_bytes()).await.unwrap();
+    let (status, answer) = post(jpeg.as_bytes(), 2).await.unwrap();
     assert!(answer.contains("holds a file"), "{answer}");
     assert_eq!(status, 400, "{answer}");
     // A face before the terminal has said its face version: taken later.
-    let (status, answer) = post(b"FACE PIN=1001\tFID=0\tTMP=AAEC\n").await.unwrap();
+    let (status, answer) = post(b"FACE PIN=1001\tFID=0\tTMP=AAEC\n", 3).await.unwrap();
     assert_eq!(status, 400, "{answer}");
     assert!(answer.contains("version"), "{answer}");
     // Unknown PINs and unknown kinds of line are acknowledged, dropped.
-    let (status, answer) =
-        post(b"FP PIN=9999\tFID=1\tTMP=AAEC\nUSER PIN=1\tName=X\nFVEIN Pin=1\tFID=1\n")
-            .await
-            .unwrap();
+    let (status, answer) = post(
+        b"FP PIN=9999\tFID=1\tTMP=AAEC\nUSER PIN=1\tName=X\nFVEIN Pin=1\tFID=1\n",
+        5,
+    )
+    .await
+    .unwrap();
     assert_eq!((status, answer.as_str()), (200, "OK: 1"));
     // Nothing of the refused uploads was stored: a terminal of the same
     // version gets no template.
@@ -254,4 +268,257 @@ async fn template_uploads_are_refused_whole_and_bounded() {
         .await
         .unwrap();
     assert!(options.contains("\nOPERLOGStamp=5\n"), "{options}");
+}
+
+#[tokio::test]
+async fn a_terminal_away_across_changes_and_a_restart_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (core, url, stop, task) = start_at(dir.path()).await;
+    let base = |url: &str| url.replacen("ws://", "http://", 1);
+    let tenant = core.create_tenant("acme").await.unwrap();
+    for (id, name) in [("1001", "Ann"), ("1002", "Bob")] {
+        let d = facehub::domain::PersonDraft::new(id, name, None).unwrap();
+        core.upsert_person(&tenant, &d).await.unwrap();
+    }
+    let zk = ZkSettings {
+        utc_offset_min: 0,
+        allow_from: vec![],
+    };
+    let up = |sn: &str, algorithms: Algorithms| {
+        let mut t = ZkTerminal::new(&base(&url), sn);
+        t.algorithms = algorithms;
+        t
+    };
+    let mut a = up(
+        "ZK-A",
+        Algorithms {
+            fp: Some("10".into()),
+            ..Algorithms::default()
+        },
+    );
+    let mut c = up(
+        "ZK-C",
+        Algorithms {
+            multi: vec![(1, "10.0".into())],
+            ..Algorithms::default()
+        },
+    );
+    for t in [&mut a, &mut c] {
+        core.add_zk_device(&tenant, &t.sn, &zk).await.unwrap();
+        core.bind_device(tenant.id, &t.sn).await.unwrap();
+        t.init().await.unwrap();
+        t.sync_all().await.unwrap();
+    }
+    c.report_options().await.unwrap();
+    c.sync_all().await.unwrap();
+    assert_eq!(c.users.len(), 2);
+
+    // C is away: Ann enrols two fingers on A, Bob one, and Ann's second
+    // finger is then removed on A; then the server restarts.
+    for (pin, slot) in [("1001", 1), ("1001", 2), ("1002", 3)] {
+        let data = format!("{pin}-finger-{slot}");
+        assert_eq!(a.enrol(pin, 1, slot, data.as_bytes()).await.unwrap().0, 200);
+    }
+    let (status, _) = a
+        .post(
+            "/iclock/cdata?SN=ZK-A&table=OPERLOG&Stamp=9",
+            b"FP PIN=1001\tFID=2\tValid=0\n".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let _ = stop.send(());
+    task.await.unwrap();
+    let (_core, url, stop, task) = start_at(dir.path()).await;
+    c.point_at(&base(&url));
+    c.init().await.unwrap();
+    c.sync_all().await.unwrap();
+    let held: Vec<(String, i64, i64, String)> = c
+        .templates
+        .iter()
+        .map(|(k, (v, _))| (k.0.clone(), k.1, k.2, v.clone()))
+        .collect();
+    assert_eq!(
+        held,
+        [
+            ("1001".to_string(), 1, 1, "10.0".to_string()),
+            ("1002".to_string(), 1, 3, "10.0".to_string())
+        ]
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn batches_stay_within_the_reply_size_and_parts_never_skip() {
+    // Replies of at most 4 KiB: a batch holds a few people with templates.
+    let app = spawn_with(|c| {
+        c.device.push_reply_kib = 4;
+        // Its polls come back to back, not every few seconds.
+        c.device.commands_per_second = 100_000;
+    })
+    .await;
+    let fp10 = Algorithms {
+        fp: Some("10".into()),
+        ..Algorithms::default()
+    };
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let id = format!("{}", 5000 + i);
+        app.add_person(&id, &format!("Person {i}")).await;
+        ids.push(id);
+    }
+    let mut a = zk(&app, "ZK-A", fp10.clone()).await;
+    for id in &ids {
+        let data = vec![id.as_bytes()[3]; 1000];
+        assert_eq!(a.enrol(id, 1, 0, &data).await.unwrap().0, 200);
+    }
+    a.sync_all().await.unwrap();
+
+    // A new terminal's full sync: pages cut at the reply size.
+    let b = zk(&app, "ZK-B", fp10.clone()).await;
+    assert_eq!(b.users.len(), 30);
+    for id in &ids {
+        assert_eq!(b.templates_of(id).len(), 1, "{id}");
+    }
+    let limit = 4 << 10;
+    assert!(b.replies.len() > 10, "{:?}", b.replies);
+    assert!(b.replies.iter().all(|r| *r <= limit), "{:?}", b.replies);
+
+    // One version naming them all: sent in parts within the reply size,
+    // each person's clear and template in the same part, and the terminal
+    // holds the version only after the last part.
+    let mut b = b;
+    b.replies.clear();
+    let everyone: Vec<DeviceUser> = ids
+        .iter()
+        .map(|id| DeviceUser {
+            userid: id.clone(),
+            user_type: 0,
+        })
+        .collect();
+    let version = app
+        .core
+        .record_change(
+            app.tenant.id,
+            &Change {
+                update_user: everyone,
+                ..Change::default()
+            },
+        )
+        .await
+        .unwrap();
+    b.sync_all().await.unwrap();
+    assert!(b.replies.len() > 5 && b.replies.iter().all(|r| *r <= limit));
+    for id in &ids {
+        assert_eq!(b.templates_of(id).len(), 1, "{id}: cleared and put again");
+    }
+    let row = app
+        .core
+        .store_for_tests()
+        .db
+        .device("ZK-B")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.seen_version, version);
+}
+
+#[tokio::test]
+async fn a_part_of_people_no_pin_can_carry_moves_on() {
+    let app = spawn_app().await;
+    let mut everyone = Vec::new();
+    for i in 0..150 {
+        let id = format!("{}", 1000 + i);
+        app.add_person(&id, &id).await;
+        everyone.push(id);
+    }
+    for i in 0..250 {
+        // After every digit in PIN order, and no PIN can carry them.
+        let id = format!("张{i:03}");
+        app.add_person(&id, &id).await;
+        everyone.push(id);
+    }
+    let mut t = zk(&app, "ZK-A", Algorithms::default()).await;
+    assert_eq!(t.users.len(), 150);
+    let change = Change {
+        update_user: everyone
+            .iter()
+            .map(|id| DeviceUser {
+                userid: id.clone(),
+                user_type: 0,
+            })
+            .collect(),
+        ..Change::default()
+    };
+    let version = app
+        .core
+        .record_change(app.tenant.id, &change)
+        .await
+        .unwrap();
+    // The first part sends 150, the second none: it ends, and the
+    // terminal holds the version.
+    assert_eq!(t.sync_all().await.unwrap(), 150);
+    let row = app
+        .core
+        .store_for_tests()
+        .db
+        .device("ZK-A")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.seen_version, version);
+    app.add_person("2000", "New").await;
+    assert_eq!(t.sync_all().await.unwrap(), 1);
+    assert!(t.users.contains_key("2000"));
+}
+
+#[tokio::test]
+async fn a_terminal_that_reads_anew_gets_its_book_again_and_misses_no_removal() {
+    let app = spawn_app().await;
+    app.add_person("1001", "Ann").await;
+    app.add_person("1002", "Bob").await;
+    let mut a = zk(
+        &app,
+        "ZK-A",
+        Algorithms {
+            face: Some("7".into()),
+            ..Algorithms::default()
+        },
+    )
+    .await;
+    let mut c = zk(
+        &app,
+        "ZK-C",
+        Algorithms {
+            multi: vec![(1, "10.0".into())],
+            ..Algorithms::default()
+        },
+    )
+    .await;
+    assert_eq!(a.enrol("1001", 2, 0, b"ann-face").await.unwrap().0, 200);
+    a.sync_all().await.unwrap();
+    c.sync_all().await.unwrap();
+    assert_eq!(c.templates_of("1001"), vec![], "C reads no faces yet");
+
+    // While C is away, Bob is erased; C comes back upgraded: it now reads
+    // infrared faces 7.0 too.
+    app.core
+        .erase_person(app.tenant.id, "1002", ActorKind::Admin, "test", None)
+        .await
+        .unwrap();
+    c.algorithms.multi.push((2, "7.0".into()));
+    c.init().await.unwrap();
+    assert_eq!(c.report_options().await.unwrap().0, 200);
+    c.sync_all().await.unwrap();
+    assert!(
+        !c.users.contains_key("1002"),
+        "the removal still reached it"
+    );
+    assert_eq!(
+        c.templates_of("1001"),
+        vec![(2, 0, "7.0".to_string(), b"ann-face".to_vec())]
+    );
+    // Once: its next polls bring nothing.
+    assert_eq!(c.sync_all().await.unwrap(), 0);
 }

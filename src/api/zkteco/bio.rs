@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 
-use super::text::{Malformed, bad, lines_within, pin, value};
+use super::text::{Malformed, bad, is_version, lines_within, pin, value};
 use crate::domain::devices::zk_bio::{BioType, ZkTemplate};
 use crate::domain::devices::zk_commands::{ZkCommand, ZkKind};
 use crate::model::PushInfo;
@@ -202,8 +202,8 @@ pub fn options_report(body: &[u8]) -> PushInfo {
             .to_ascii_lowercase()
             .as_str()
         {
-            "fpversion" | "zkfpversion" => info.fp_version = value(v),
-            "faceversion" => info.face_version = value(v),
+            "fpversion" | "zkfpversion" => info.fp_version = value(v).filter(|v| is_version(v)),
+            "faceversion" => info.face_version = value(v).filter(|v| is_version(v)),
             "multibiodatasupport" => info.multi_bio_data = multi(v),
             "multibioversion" => info.multi_bio_version = multi(v),
             _ => {}

@@ -242,8 +242,8 @@ pub fn info(s: &str) -> PushInfo {
             .and_then(|v| v.parse::<i64>().ok())
             .filter(|n| *n >= 0)
     };
-    // A version of -1 or below means "none" on these terminals.
-    let version = |i: usize| at(i).filter(|v| !v.starts_with('-'));
+    // A version of 0, or -1 or below, means "none" on these terminals.
+    let version = |i: usize| at(i).filter(|v| is_version(v));
     PushInfo {
         firmware: at(0),
         users: count(1),
@@ -255,6 +255,13 @@ pub fn info(s: &str) -> PushInfo {
         faces: count(7),
         ..PushInfo::default()
     }
+}
+
+/// Whether a reported algorithm version names one: `0`, `0.0` and
+/// negative ones mean none (kept as absent, so a report of none never
+/// overwrites a real version).
+pub(super) fn is_version(v: &str) -> bool {
+    !v.starts_with('-') && !v.parse::<f64>().is_ok_and(|x| x == 0.0)
 }
 
 /// A `Stamp` a terminal posts with an upload, kept to be sent back in its

@@ -7,12 +7,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::messages::{Punch, PunchInput, Wanted};
+use super::messages::{Punch, PunchInput};
 use super::zk_bio::{self, ZkAlgorithm};
 use super::{DeviceRow, Modality, Session, validate_sn};
 use crate::domain::{Core, Tenant};
 use crate::model::error::{Error, Result};
-use crate::model::{PersonKey, Protocol, PushInfo, ZkQueue, ZkSettings};
+use crate::model::{PersonKey, Protocol, PushInfo, ZkSettings};
 
 /// How long a terminal counts as online after its presence was written:
 /// a few of the poll intervals the init tells it
@@ -98,16 +98,6 @@ impl ZkTerminal {
             .as_ref()
             .map(zk_bio::readable)
             .unwrap_or_default()
-    }
-
-    /// Which modalities it is sent templates of: those it reads any of.
-    pub(super) fn wanted(&self) -> Wanted {
-        let readable = self.readable();
-        let reads = |m: Modality| readable.iter().any(|a| a.bio_type.modality() == m);
-        Wanted {
-            faces: reads(Modality::Face),
-            fingerprints: reads(Modality::Fingerprint),
-        }
     }
 
     /// Whether it takes templates as `BIODATA` ([`zk_bio::takes_biodata`]).
@@ -240,44 +230,44 @@ impl Core {
     }
 
     /// Records that the terminal called (at most every half minute unless
-    /// it reports something new of itself): last seen, online, its report.
-    /// When what it reads changes (a new `FPVersion`, say) while it holds
-    /// a book, its book is sent anew (a full sync) so that the templates
-    /// it can now read reach it; `t` is brought up to date.
+    /// it reports something new of itself): last seen, online, its report,
+    /// merged into the stored one (re-read when another call wrote first);
+    /// `t` is brought up to date.
     pub async fn zk_called(&self, t: &mut ZkTerminal, report: Option<PushInfo>) -> Result<()> {
         let now = self.now();
-        let old = t.row.push_info.clone().unwrap_or_default();
-        let info = match report {
-            Some(r) => merge(old.clone(), r),
-            None => old.clone(),
-        };
-        let fresh = t
-            .row
-            .last_seen
-            .is_some_and(|s| now - s < PRESENCE_EVERY_SECS);
-        if fresh && info == old {
-            return Ok(());
-        }
+        let poll = i64::try_from(self.config().device.push_poll_secs).unwrap_or(3600);
         // Presence is written every PRESENCE_EVERY_SECS at most, so the
         // lease outlasts that by a few polls.
-        let poll = i64::try_from(self.config().device.push_poll_secs).unwrap_or(3600);
         let lease = PRESENCE_EVERY_SECS + ONLINE_POLLS * poll.min(3600);
-        self.db
-            .set_push_info(&t.row.sn, &info, now, now + lease)
-            .await?;
-        let reads_anew = zk_bio::readable(&old) != zk_bio::readable(&info);
-        if reads_anew && (t.row.seen_version > 0 || t.row.zk_queue != ZkQueue::default()) {
-            // Over the revision read: a lost race leaves it to the next call.
-            let ids = (0, t.row.zk_next_id);
-            let sn = &t.row.sn;
-            self.db
-                .set_zk_queue(sn, t.row.zk_queue_rev, &ZkQueue::default(), ids)
-                .await?;
-            if let Some(row) = self.db.device(sn).await? {
-                t.row = row;
+        for _ in 0..3 {
+            let old = t.row.push_info.clone();
+            let base = old.clone().unwrap_or_default();
+            let info = match &report {
+                Some(r) => merge(base.clone(), r.clone()),
+                None => base.clone(),
+            };
+            let fresh = t
+                .row
+                .last_seen
+                .is_some_and(|s| now - s < PRESENCE_EVERY_SECS);
+            if fresh && info == base {
+                return Ok(());
+            }
+            let sn = t.row.sn.clone();
+            if self
+                .db
+                .set_push_info(&sn, old.as_ref(), &info, (now, now + lease))
+                .await?
+            {
+                t.row.push_info = Some(info);
+                t.row.last_seen = Some(now);
+                return Ok(());
+            }
+            match self.db.device(&sn).await? {
+                Some(row) => t.row = row,
+                None => return Ok(()),
             }
         }
-        t.row.push_info = Some(info);
         Ok(())
     }
 

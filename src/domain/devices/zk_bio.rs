@@ -5,6 +5,8 @@
 //! so a template reaches every terminal that reads that name (ZKTeco, or
 //! WeCom subscribed with it) and no other.
 
+use std::collections::HashMap;
+
 use super::upload::{Plain, template_fault};
 use super::zk::ZkTerminal;
 use super::{DeviceUser, Modality};
@@ -110,12 +112,10 @@ impl ZkAlgorithm {
     }
 }
 
-/// What a terminal reads, from what it reported: per type, the version in
-/// its `MultiBioVersion` (where `MultiBioDataSupport` does not say it
-/// lacks the type), else its `FPVersion` / `FaceVersion` (an infrared
-/// face); and every algorithm it uploaded templates of. Sorted, no
-/// duplicates.
-pub fn readable(info: &PushInfo) -> Vec<ZkAlgorithm> {
+/// What a terminal reports it reads: per type, the version in its
+/// `MultiBioVersion` (unless `MultiBioDataSupport` marks the type 0), else
+/// its `FPVersion` / `FaceVersion` (an infrared face). At most one per type.
+pub fn reported(info: &PushInfo) -> Vec<ZkAlgorithm> {
     let mut out: Vec<ZkAlgorithm> = Vec::new();
     match &info.multi_bio_version {
         Some(versions) => {
@@ -126,10 +126,10 @@ pub fn readable(info: &PushInfo) -> Vec<ZkAlgorithm> {
                 .map(|s| s.split(':').collect());
             for t in BioType::ALL {
                 let at = t.code() as usize;
-                let supported = support
+                let lacks = support
                     .as_ref()
-                    .is_none_or(|s| s.get(at).is_some_and(|f| f.trim() == "1"));
-                if let (true, Some(v)) = (supported, versions.get(at)) {
+                    .is_some_and(|s| s.get(at).is_some_and(|f| f.trim() == "0"));
+                if let (false, Some(v)) = (lacks, versions.get(at)) {
                     out.extend(ZkAlgorithm::of(t, v));
                 }
             }
@@ -141,9 +141,20 @@ pub fn readable(info: &PushInfo) -> Vec<ZkAlgorithm> {
             out.extend(face.and_then(|v| ZkAlgorithm::of(BioType::Face, v)));
         }
     }
-    out.extend(info.written.iter().filter_map(|n| ZkAlgorithm::parse(n)));
+    out
+}
+
+/// What a terminal reads: what it reports, and, of a type it reports no
+/// version of, the algorithm it last uploaded templates of (it reads what
+/// it writes). At most one per type, sorted.
+pub fn readable(info: &PushInfo) -> Vec<ZkAlgorithm> {
+    let mut out = reported(info);
+    for w in info.written.iter().filter_map(|n| ZkAlgorithm::parse(n)) {
+        if !out.iter().any(|a| a.bio_type == w.bio_type) {
+            out.push(w);
+        }
+    }
     out.sort();
-    out.dedup();
     out
 }
 
@@ -215,23 +226,67 @@ pub fn judge_template(
     if let Some(why) = t.data.as_deref().and_then(template_fault) {
         return Err(why);
     }
-    let algorithm = match t.version {
-        Some((major, minor)) => ZkAlgorithm::of(bio_type, &format!("{major}.{minor}")),
-        None => {
-            // The version the terminal reports for the type.
-            readable(&PushInfo {
-                written: Vec::new(),
-                ..info.clone()
-            })
+    let reported = reported(info).into_iter().find(|a| a.bio_type == bio_type);
+    let Some((major, minor)) = t.version else {
+        // The version the terminal reads of the type (none yet: it is
+        // refused, so the terminal keeps it and sends it again).
+        return readable(info)
             .into_iter()
             .find(|a| a.bio_type == bio_type)
-        }
+            .map(Some)
+            .ok_or_else(|| {
+                "the terminal has not reported its algorithm version for this template \
+                 (FPVersion / FaceVersion in INFO or table=options); it is taken once it has"
+                    .to_string()
+            });
     };
-    algorithm.map(Some).ok_or_else(|| {
-        "the terminal has not reported its algorithm version for this template \
-         (FPVersion / FaceVersion in INFO or table=options); it is taken once it has"
-            .to_string()
-    })
+    // A version no algorithm has (0): no store can hold it; read past.
+    let Some(own) = ZkAlgorithm::of(bio_type, &format!("{major}.{minor}")) else {
+        return Ok(None);
+    };
+    match reported {
+        // A terminal writes only the version it reads.
+        Some(r) if r != own => Err(format!(
+            "version {major}.{minor} is not the version this terminal reports for type {} ({}.{})",
+            bio_type.code(),
+            r.major,
+            r.minor
+        )),
+        _ => Ok(Some(own)),
+    }
+}
+
+/// Every template of an upload judged, in order: the first refused one
+/// refuses it all, as does a second version of one type (a terminal runs
+/// one algorithm of a type at a time).
+fn judge_all(
+    templates: Vec<ZkTemplate>,
+    info: &PushInfo,
+) -> std::result::Result<Vec<(ZkTemplate, Option<ZkAlgorithm>)>, TemplateFault> {
+    let mut versions: HashMap<BioType, ZkAlgorithm> = HashMap::new();
+    let mut out = Vec::with_capacity(templates.len());
+    for (index, template) in templates.into_iter().enumerate() {
+        let algorithm =
+            judge_template(&template, info).map_err(|why| TemplateFault { index, why })?;
+        if let Some(a) = algorithm {
+            let first = *versions.entry(a.bio_type).or_insert(a);
+            if first != a {
+                return Err(TemplateFault {
+                    index,
+                    why: format!(
+                        "the upload holds templates of type {} in two versions ({}.{} and {}.{})",
+                        a.bio_type.code(),
+                        first.major,
+                        first.minor,
+                        a.major,
+                        a.minor
+                    ),
+                });
+            }
+        }
+        out.push((template, algorithm));
+    }
+    Ok(out)
 }
 
 impl Core {
@@ -246,51 +301,62 @@ impl Core {
         templates: Vec<ZkTemplate>,
     ) -> Result<std::result::Result<TemplatesOutcome, TemplateFault>> {
         let info = t.row.push_info.clone().unwrap_or_default();
-        let mut judged = Vec::with_capacity(templates.len());
-        for (index, template) in templates.into_iter().enumerate() {
-            match judge_template(&template, &info) {
-                Ok(algorithm) => judged.push((template, algorithm)),
-                Err(why) => return Ok(Err(TemplateFault { index, why })),
-            }
-        }
+        // Judging looks into every template for pictures: off the async
+        // threads, as for WeCom uploads.
+        let judge_info = info.clone();
+        let judged = tokio::task::spawn_blocking(move || judge_all(templates, &judge_info))
+            .await
+            .map_err(|e| crate::model::Error::internal(format!("template judge: {e}")))?;
+        let judged = match judged {
+            Ok(j) => j,
+            Err(fault) => return Ok(Err(fault)),
+        };
         let mut outcome = TemplatesOutcome::default();
         let pins: Vec<String> = judged
             .iter()
             .filter(|(_, a)| a.is_some())
             .map(|(t, _)| t.pin.clone())
             .collect();
-        let people = if pins.is_empty() {
-            Vec::new()
+        let people: HashMap<String, crate::model::Person> = if pins.is_empty() {
+            HashMap::new()
         } else {
             self.db
                 .people_by(t.row.tenant_id, PersonKey::UserId, &pins)
                 .await?
+                .into_iter()
+                .map(|p| (p.user_id.clone(), p))
+                .collect()
         };
         let mut known: Vec<(i64, DeviceUser, Plain)> = Vec::new();
+        let mut index: HashMap<i64, usize> = HashMap::new();
         let mut written: Vec<String> = info.written.clone();
         for (template, algorithm) in judged {
-            let person = people.iter().find(|p| p.user_id == template.pin);
+            let person = people.get(&template.pin);
             let (Some(algorithm), Some(person)) = (algorithm, person) else {
                 outcome.dropped += 1;
                 continue;
             };
             let name = algorithm.name();
-            if !written.contains(&name) {
-                written.push(name.clone());
-            }
-            let user = DeviceUser {
-                userid: person.user_id.clone(),
-                user_type: person.user_type.as_i64(),
-            };
+            // One written algorithm a type: the latest.
+            written
+                .retain(|w| ZkAlgorithm::parse(w).is_none_or(|a| a.bio_type != algorithm.bio_type));
+            written.push(name.clone());
             let write = (
                 algorithm.bio_type.modality(),
                 name,
                 template.slot,
                 template.data,
             );
-            match known.iter_mut().find(|k| k.0 == person.id) {
-                Some(k) => k.2.push(write),
-                None => known.push((person.id, user, vec![write])),
+            match index.get(&person.id) {
+                Some(&i) => known[i].2.push(write),
+                None => {
+                    index.insert(person.id, known.len());
+                    let user = DeviceUser {
+                        userid: person.user_id.clone(),
+                        user_type: person.user_type.as_i64(),
+                    };
+                    known.push((person.id, user, vec![write]));
+                }
             }
             outcome.stored += 1;
         }
@@ -304,8 +370,8 @@ impl Core {
         if !known.is_empty() {
             self.write_templates(t.row.tenant_id, t.sn(), known).await?;
         }
+        written.sort();
         if written != info.written {
-            written.sort();
             outcome.written = written;
         }
         Ok(Ok(outcome))
@@ -360,6 +426,18 @@ mod tests {
             ]
         );
         assert!(takes_biodata(&new));
+        // A type it reports reads as reported, not as it last wrote it (a
+        // firmware upgrade); a written one of a type it does not report
+        // counts, one a type.
+        let upgraded = PushInfo {
+            fp_version: Some("12".into()),
+            written: vec!["zkteco-fingerprint-10.0".into(), "zkteco-face-7.0".into()],
+            ..PushInfo::default()
+        };
+        assert_eq!(
+            names(&upgraded),
+            ["zkteco-fingerprint-12.0", "zkteco-face-7.0"]
+        );
     }
 
     #[test]
@@ -406,6 +484,34 @@ mod tests {
         assert_eq!(
             judge_template(&vl, &info).unwrap().unwrap().name(),
             "zkteco-visible-face-39.3"
+        );
+        // A terminal writes only the version it reports; an unusable one
+        // (0) is read past rather than refused forever.
+        let reported = PushInfo {
+            multi_bio_version: Some("0:0:0:0:0:0:0:0:0:39.3:0".into()),
+            ..PushInfo::default()
+        };
+        let other = ZkTemplate {
+            version: Some((58, 0)),
+            ..vl.clone()
+        };
+        assert!(
+            judge_template(&other, &reported)
+                .unwrap_err()
+                .contains("reports")
+        );
+        assert!(judge_template(&vl, &reported).unwrap().is_some());
+        let zero = ZkTemplate {
+            version: Some((0, 0)),
+            ..vl.clone()
+        };
+        assert_eq!(judge_template(&zero, &reported), Ok(None));
+        let two = vec![vl.clone(), other.clone()];
+        assert!(
+            judge_all(two, &info)
+                .unwrap_err()
+                .why
+                .contains("two versions")
         );
         let palm = ZkTemplate {
             bio_type: 8,

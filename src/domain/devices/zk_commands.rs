@@ -6,10 +6,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::DeviceUser;
-use super::messages::{TemplateSet, UserInfo};
+use super::messages::{UserInfo, Wanted};
 use super::zk::ZkTerminal;
 use super::zk_bio::{BioType, ZkAlgorithm};
+use super::{DeviceUser, Modality, Session};
 use crate::domain::Core;
 use crate::model::error::Result;
 
@@ -88,28 +88,41 @@ pub(super) fn expressible(pin: &str) -> bool {
 /// What happens to each person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Action {
-    /// Put them (as the change log names them, with their type).
-    Put(DeviceUser),
+    /// Put them (as the change log names them, with their type). `new`:
+    /// they came into the book within these changes (and were not taken
+    /// off first), so nothing the terminal holds of them came from
+    /// facehub: their templates there are not cleared (a terminal may
+    /// hold what was enrolled on it before the person was added).
+    Put {
+        user: DeviceUser,
+        new: bool,
+    },
     Remove,
 }
 
 /// One person's commands (ids still to be given), and their PIN.
 pub(super) type Group = (String, Vec<ZkCommand>);
 
-/// The person's commands: put them as `held` (the book's view, with the
-/// templates the terminal reads) or, when the book no longer holds them,
-/// take them off. `clear` first takes off their templates of every type
-/// the terminal reads, so that a template removed in facehub goes from the
-/// terminal too (a new terminal's full sync has none to take off).
-fn group(pin: &str, held: Option<&UserInfo>, kinds: &[ZkKind], clear: bool) -> Vec<ZkCommand> {
+/// A person's templates of one kind: (slot, template).
+pub(super) type KindSet = (ZkKind, Vec<(i64, Vec<u8>)>);
+
+/// A person as the terminal's book holds them: their name, and their
+/// templates of each algorithm the terminal reads.
+pub(super) type Held = (String, Vec<KindSet>);
+
+/// The person's commands: put them as `held` or, when the book no longer
+/// holds them, take them off. `clear` first takes off their templates of
+/// every type the terminal reads, so that a template removed in facehub
+/// goes from the terminal too; the templates of each type are then put.
+fn group(pin: &str, held: Option<&Held>, kinds: &[ZkKind], clear: bool) -> Vec<ZkCommand> {
     let pin = pin.to_string();
-    let Some(user) = held else {
+    let Some((name, sets)) = held else {
         return vec![ZkCommand::Delete { id: 0, pin }];
     };
     let mut out = vec![ZkCommand::User {
         id: 0,
         pin: pin.clone(),
-        name: user.name.clone(),
+        name: name.clone(),
     }];
     if clear {
         let mut cleared: Vec<(BioType, bool)> = Vec::new();
@@ -125,17 +138,7 @@ fn group(pin: &str, held: Option<&UserInfo>, kinds: &[ZkKind], clear: bool) -> V
             }
         }
     }
-    for set in [&user.fingerprints, &user.faces].into_iter().flatten() {
-        let TemplateSet {
-            algorithm: Some(name),
-            slots,
-        } = set
-        else {
-            continue;
-        };
-        let Some(kind) = kinds.iter().find(|k| &k.algorithm.name() == name) else {
-            continue;
-        };
+    for (kind, slots) in sets {
         out.extend(slots.iter().map(|(slot, data)| ZkCommand::Template {
             id: 0,
             pin: pin.clone(),
@@ -186,9 +189,85 @@ impl ZkTerminal {
             })
             .collect()
     }
+
+    /// The pulls that read its templates: the `r`th face kind and the
+    /// `r`th fingerprint kind it reads (a pull reads one algorithm of a
+    /// modality, and a terminal reads at most one of each type, so an
+    /// infrared and a visible-light face take two). `None` past the last.
+    pub(super) fn rank(&self, r: usize) -> Option<(Session, Wanted, [Option<ZkKind>; 2])> {
+        let kinds = self.kinds();
+        let of = |m: Modality| -> Option<ZkKind> {
+            kinds
+                .iter()
+                .filter(|k| k.algorithm.bio_type.modality() == m)
+                .nth(r)
+                .copied()
+        };
+        let (face, print) = (of(Modality::Face), of(Modality::Fingerprint));
+        if r > 0 && face.is_none() && print.is_none() {
+            return None;
+        }
+        let name =
+            |k: Option<ZkKind>| vec![k.map_or_else(|| "default".into(), |k| k.algorithm.name())];
+        let session = Session {
+            fa_algorithms: name(face),
+            fp_algorithms: name(print),
+            ..self.session()
+        };
+        let wanted = Wanted {
+            faces: face.is_some(),
+            fingerprints: print.is_some(),
+        };
+        Some((session, wanted, [face, print]))
+    }
+}
+
+/// A pull's templates of the kinds it read.
+fn sets_of(u: &UserInfo, [face, print]: [Option<ZkKind>; 2]) -> Vec<KindSet> {
+    let mut out = Vec::new();
+    for (set, kind) in [(&u.fingerprints, print), (&u.faces, face)] {
+        if let (Some(set), Some(kind)) = (set, kind)
+            && set.algorithm.is_some()
+            && !set.slots.is_empty()
+        {
+            out.push((kind, set.slots.clone()));
+        }
+    }
+    out
 }
 
 impl Core {
+    /// `users` as the terminal's book holds them, by PIN (those it does
+    /// not hold are absent). `first`: the first rank's pull, when already
+    /// read (a full sync's page).
+    async fn zk_held(
+        &self,
+        t: &ZkTerminal,
+        users: &[DeviceUser],
+        first: Option<Vec<UserInfo>>,
+    ) -> Result<HashMap<String, Held>> {
+        let mut out: HashMap<String, Held> = HashMap::new();
+        let mut first = first;
+        for r in 0.. {
+            let Some((session, wanted, kinds)) = t.rank(r) else {
+                break;
+            };
+            let infos = match first.take() {
+                Some(infos) => infos,
+                None => self.users_by_ids(&session, users, wanted).await?,
+            };
+            for u in infos {
+                let sets = sets_of(&u, kinds);
+                if r == 0 {
+                    out.insert(u.user.userid.clone(), (u.name.clone(), sets));
+                } else if let Some(held) = out.get_mut(&u.user.userid) {
+                    held.1.extend(sets);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The groups for `actions`, in PIN order: a person to put who is no
     /// longer in the book (erased, or gone from its rules since) is
     /// removed instead; a PIN no command line can carry is left out.
@@ -200,19 +279,15 @@ impl Core {
         let put: Vec<DeviceUser> = actions
             .values()
             .filter_map(|a| match a {
-                Action::Put(u) => Some(u.clone()),
+                Action::Put { user, .. } => Some(user.clone()),
                 Action::Remove => None,
             })
             .collect();
-        // Those the book holds, in one lookup (none when nothing is put).
-        let held: HashMap<String, UserInfo> = if put.is_empty() {
+        // Those the book holds (none to look up when nothing is put).
+        let held = if put.is_empty() {
             HashMap::new()
         } else {
-            self.users_by_ids(&t.session(), &put, t.wanted())
-                .await?
-                .into_iter()
-                .map(|u| (u.user.userid.clone(), u))
-                .collect()
+            self.zk_held(t, &put, None).await?
         };
         let kinds = t.kinds();
         let mut skipped = 0;
@@ -222,33 +297,47 @@ impl Core {
                 skipped += 1;
                 continue;
             }
-            let held = match action {
-                Action::Put(_) => held.get(&pin),
-                Action::Remove => None,
+            let commands = match action {
+                Action::Put { new, .. } => group(&pin, held.get(&pin), &kinds, !new),
+                Action::Remove => group(&pin, None, &kinds, false),
             };
-            let commands = group(&pin, held, &kinds, true);
             out.push((pin, commands));
         }
         skipped_pins(t, skipped);
         Ok(out)
     }
 
-    /// The groups of a full sync's page, in its order (by person id), with
-    /// the id of each group's person.
-    pub(super) fn zk_page_groups(&self, t: &ZkTerminal, users: Vec<UserInfo>) -> Vec<(i64, Group)> {
+    /// The groups of a full sync's page (`users`, read with the first
+    /// rank's pull), in its order (by person id), with the id of each
+    /// group's person; `clear` as for [`group`].
+    pub(super) async fn zk_page_groups(
+        &self,
+        t: &ZkTerminal,
+        users: Vec<UserInfo>,
+        clear: bool,
+    ) -> Result<Vec<(i64, Group)>> {
+        let order: Vec<(i64, DeviceUser)> = users
+            .iter()
+            .map(|u| (u.person_id, u.user.clone()))
+            .collect();
+        let all: Vec<DeviceUser> = order.iter().map(|(_, u)| u.clone()).collect();
+        let held = self.zk_held(t, &all, Some(users)).await?;
         let kinds = t.kinds();
         let mut skipped = 0;
-        let mut out = Vec::with_capacity(users.len());
-        for u in users {
-            if !expressible(&u.user.userid) {
+        let mut out = Vec::with_capacity(order.len());
+        for (id, u) in order {
+            if !expressible(&u.userid) {
                 skipped += 1;
                 continue;
             }
-            let commands = group(&u.user.userid, Some(&u), &kinds, false);
-            out.push((u.person_id, (u.user.userid.clone(), commands)));
+            let Some(h) = held.get(&u.userid) else {
+                continue;
+            };
+            let commands = group(&u.userid, Some(h), &kinds, clear);
+            out.push((id, (u.userid, commands)));
         }
         skipped_pins(t, skipped);
-        out
+        Ok(out)
     }
 }
 
@@ -275,23 +364,8 @@ mod tests {
         }
     }
 
-    fn info(faces: Option<(&str, Slots)>) -> UserInfo {
-        UserInfo {
-            person_id: 1,
-            user: DeviceUser {
-                userid: "7".into(),
-                user_type: 0,
-            },
-            name: "Ann".into(),
-            fa_ver: 0,
-            fp_ver: 0,
-            faces: faces.map(|(a, slots)| TemplateSet {
-                algorithm: Some(a.into()),
-                slots,
-            }),
-            fingerprints: None,
-            pass_rules: None,
-        }
+    fn held(kind: ZkKind, slots: Slots) -> Held {
+        ("Ann".into(), vec![(kind, slots)])
     }
 
     #[test]
@@ -300,10 +374,7 @@ mod tests {
             kind(BioType::Fingerprint, "10", false),
             kind(BioType::Face, "7", false),
         ];
-        let u = info(Some((
-            "zkteco-face-7.0",
-            vec![(0, b"a".to_vec()), (1, b"b".to_vec())],
-        )));
+        let u = held(kinds[1], vec![(0, b"a".to_vec()), (1, b"b".to_vec())]);
         let g = group("7", Some(&u), &kinds, true);
         let shape: Vec<&str> = g
             .iter()
@@ -317,9 +388,6 @@ mod tests {
         // Every type it reads is cleared before any template is put.
         assert_eq!(shape, ["user", "clear", "clear", "template", "template"]);
         assert_eq!(group("7", Some(&u), &kinds, false).len(), 3);
-        // Templates of an algorithm it does not read are not sent.
-        let other = info(Some(("zkteco-face-8.0", vec![(0, b"a".to_vec())])));
-        assert_eq!(group("7", Some(&other), &kinds, false).len(), 1);
         assert!(matches!(
             group("7", None, &kinds, true)[..],
             [ZkCommand::Delete { .. }]

@@ -17,6 +17,7 @@ use super::hub::{MAX_REPLAY, Views};
 use super::messages::Push;
 use super::sync::Page;
 use super::zk::ZkTerminal;
+use super::zk_bio::ZkAlgorithm;
 use super::zk_commands::{Action, Group, MAX_COMMANDS, ZkCommand, numbered, within_budget};
 use crate::domain::Core;
 use crate::model::error::Result;
@@ -45,6 +46,24 @@ impl Core {
         let mut old = t.row.zk_queue.clone();
         let resend = self.config().device.push_resend_secs as i64;
         let mut seen = t.row.seen_version;
+        let reads: Vec<String> = t.readable().iter().map(ZkAlgorithm::name).collect();
+        if old.reads != reads {
+            // What it reads changed while it holds a book (or gets one):
+            // the book is sent anew, page by page with each person's
+            // templates cleared first, then the change log from the
+            // version it holds, so that removals still reach it.
+            let holds = seen > 0 || old.full.is_some();
+            let full = holds.then(|| FullSync {
+                from_version: old.full.map_or(seen, |f| f.from_version),
+                clear: true,
+                ..FullSync::default()
+            });
+            old = ZkQueue {
+                reads,
+                full,
+                ..ZkQueue::default()
+            };
+        }
         if !old.outstanding.is_empty() && !old.retry && now - old.sent_at < resend {
             return Ok(Vec::new());
         }
@@ -86,11 +105,17 @@ impl Core {
                 let (actions, end, truncated) = self
                     .zk_changes(t, seen, version, start.as_deref(), old.part_upto)
                     .await?;
+                let last_action = actions.keys().next_back().cloned();
                 let groups = self.zk_groups(t, actions).await?;
                 let (groups, cut) = within_budget(groups, max_bytes);
                 if cut || truncated {
-                    // A part: the terminal holds `seen` until the last.
-                    let last = groups.last().map(|g| g.0.clone());
+                    // A part: the terminal holds `seen` until the last. It
+                    // ends at its last group when cut, else at the last
+                    // person taken (whose PIN may not be sendable).
+                    let last = match cut {
+                        true => groups.last().map(|g| g.0.clone()),
+                        false => last_action,
+                    };
                     (groups, seen, last, Some(end), None)
                 } else {
                     // The last part (or no part) brings it to `end`.
@@ -110,6 +135,7 @@ impl Core {
             part_end,
             part_upto,
             full,
+            reads: old.reads.clone(),
         };
         // A batch with nothing for this terminal is done at once.
         let (queue, seen) = if commands.is_empty() {
@@ -190,19 +216,19 @@ impl Core {
         f: FullSync,
         max_bytes: usize,
     ) -> Result<(Vec<Group>, FullSync)> {
-        let wanted = t.wanted();
         // People with templates rarely fit a reply by the hundred: a page
         // of them reads only what a batch can carry.
-        let limit = if wanted.faces || wanted.fingerprints {
+        let limit = if !t.kinds().is_empty() {
             TEMPLATE_PAGE
         } else {
             MAX_COMMANDS
         };
         let page = Page::after(f.after, limit as i64)?;
+        let (session, wanted, _) = t.rank(0).expect("the first rank");
         let page = self
-            .users_page(&t.session(), Stream::People, page, wanted)
+            .users_page(&session, Stream::People, page, wanted)
             .await?;
-        let groups = self.zk_page_groups(t, page.users);
+        let groups = self.zk_page_groups(t, page.users, f.clear).await?;
         let ids: Vec<i64> = groups.iter().map(|(id, _)| *id).collect();
         let (groups, cut) = within_budget(groups.into_iter().map(|(_, g)| g).collect(), max_bytes);
         let full = if cut {
@@ -285,12 +311,27 @@ impl Core {
 /// Within one change, a user both deleted and created is a person whose
 /// type changed (the old identity goes, the new one comes): a PIN has no
 /// type, so they are put.
+/// A person created here is new to the terminal unless these changes took
+/// them off first; an update keeps what the person was.
 fn fold(actions: &mut BTreeMap<String, Action>, change: &Change) {
     for u in &change.delete_user {
         actions.insert(u.userid.clone(), Action::Remove);
     }
-    for u in change.create_user.iter().chain(&change.update_user) {
-        actions.insert(u.userid.clone(), Action::Put(u.clone()));
+    for u in &change.create_user {
+        let new = !actions.contains_key(&u.userid);
+        let put = Action::Put {
+            user: u.clone(),
+            new,
+        };
+        actions.insert(u.userid.clone(), put);
+    }
+    for u in &change.update_user {
+        let new = matches!(actions.get(&u.userid), Some(Action::Put { new: true, .. }));
+        let put = Action::Put {
+            user: u.clone(),
+            new,
+        };
+        actions.insert(u.userid.clone(), put);
     }
 }
 
@@ -343,7 +384,8 @@ mod tests {
             &mut a,
             &Change {
                 delete_user: vec![user("1")],
-                update_user: vec![user("3")],
+                // 2 was created in these changes: still new to the terminal.
+                update_user: vec![user("3"), user("2")],
                 ..Change::default()
             },
         );
@@ -351,8 +393,20 @@ mod tests {
             a.into_iter().collect::<Vec<_>>(),
             [
                 ("1".to_string(), Action::Remove),
-                ("2".to_string(), Action::Put(user("2"))),
-                ("3".to_string(), Action::Put(user("3")))
+                (
+                    "2".to_string(),
+                    Action::Put {
+                        user: user("2"),
+                        new: true
+                    }
+                ),
+                (
+                    "3".to_string(),
+                    Action::Put {
+                        user: user("3"),
+                        new: false
+                    }
+                )
             ]
         );
     }
@@ -372,7 +426,15 @@ mod tests {
                 ..Change::default()
             },
         );
-        assert_eq!(a["1"], Action::Put(visitor));
+        // Taken off and put again: what the terminal holds of them is
+        // cleared, not kept.
+        assert_eq!(
+            a["1"],
+            Action::Put {
+                user: visitor,
+                new: false
+            }
+        );
     }
 
     #[test]
@@ -389,6 +451,7 @@ mod tests {
                 after: 0,
                 end: 200,
                 last,
+                clear: false,
             }),
             ..q.clone()
         };
