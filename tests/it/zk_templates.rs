@@ -40,6 +40,46 @@ fn face_lines(t: &ZkTerminal, pin: &str) -> Vec<String> {
         .collect()
 }
 
+/// A terminal of the old tables: `FPVersion`, `FaceVersion`.
+fn legacy(fp: Option<&str>, face: Option<&str>) -> Algorithms {
+    Algorithms {
+        fp: fp.map(String::from),
+        face: face.map(String::from),
+        ..Algorithms::default()
+    }
+}
+
+/// A terminal of the unified table: (type, version) it reports.
+fn unified(multi: &[(i64, &str)]) -> Algorithms {
+    Algorithms {
+        multi: multi.iter().map(|(t, v)| (*t, v.to_string())).collect(),
+        ..Algorithms::default()
+    }
+}
+
+/// One version naming all of `ids` as updated; the version.
+async fn touch_all(app: &TestApp, ids: &[String]) -> i64 {
+    let change = Change {
+        update_user: ids
+            .iter()
+            .map(|id| DeviceUser {
+                userid: id.clone(),
+                user_type: 0,
+            })
+            .collect(),
+        ..Change::default()
+    };
+    app.core
+        .record_change(app.tenant.id, &change)
+        .await
+        .unwrap()
+}
+
+async fn seen_version(app: &TestApp, sn: &str) -> i64 {
+    let db = &app.core.store_for_tests().db;
+    db.device(sn).await.unwrap().unwrap().seen_version
+}
+
 #[tokio::test]
 async fn templates_reach_exactly_the_terminals_that_read_them() {
     let app = spawn_app().await;
@@ -48,16 +88,7 @@ async fn templates_reach_exactly_the_terminals_that_read_them() {
     // A: infrared face 7 and fingerprint 10, in the old tables. C: the
     // same versions, in the unified table. B: visible-light face 39.3 and
     // fingerprint 12.0. W: a WeCom terminal subscribed with face 7.
-    let mut a = zk(
-        &app,
-        "ZK-A",
-        Algorithms {
-            fp: Some("10".into()),
-            face: Some("7".into()),
-            ..Algorithms::default()
-        },
-    )
-    .await;
+    let mut a = zk(&app, "ZK-A", legacy(Some("10"), Some("7"))).await;
     let mut b = zk(
         &app,
         "ZK-B",
@@ -68,15 +99,7 @@ async fn templates_reach_exactly_the_terminals_that_read_them() {
         },
     )
     .await;
-    let mut c = zk(
-        &app,
-        "ZK-C",
-        Algorithms {
-            multi: vec![(1, "10.0".into()), (2, "7.0".into())],
-            ..Algorithms::default()
-        },
-    )
-    .await;
+    let mut c = zk(&app, "ZK-C", unified(&[(1, "10.0"), (2, "7.0")])).await;
     let w = app
         .terminal(
             &app.tenant,
@@ -208,15 +231,7 @@ async fn templates_reach_exactly_the_terminals_that_read_them() {
 async fn template_uploads_are_refused_whole_and_bounded() {
     let app = spawn_app().await;
     app.add_person("1001", "Ann").await;
-    let a = zk(
-        &app,
-        "ZK-A",
-        Algorithms {
-            fp: Some("10".into()),
-            ..Algorithms::default()
-        },
-    )
-    .await;
+    let a = zk(&app, "ZK-A", legacy(Some("10"), None)).await;
     let post = |body: &[u8], stamp: u32| {
         let (path, body, a) = (
             format!("/iclock/cdata?SN=ZK-A&table=OPERLOG&Stamp={stamp}"),
@@ -289,20 +304,8 @@ async fn a_terminal_away_across_changes_and_a_restart_catches_up() {
         t.algorithms = algorithms;
         t
     };
-    let mut a = up(
-        "ZK-A",
-        Algorithms {
-            fp: Some("10".into()),
-            ..Algorithms::default()
-        },
-    );
-    let mut c = up(
-        "ZK-C",
-        Algorithms {
-            multi: vec![(1, "10.0".into())],
-            ..Algorithms::default()
-        },
-    );
+    let mut a = up("ZK-A", legacy(Some("10"), None));
+    let mut c = up("ZK-C", unified(&[(1, "10.0")]));
     for t in [&mut a, &mut c] {
         core.add_zk_device(&tenant, &t.sn, &zk).await.unwrap();
         core.bind_device(tenant.id, &t.sn).await.unwrap();
@@ -358,10 +361,7 @@ async fn batches_stay_within_the_reply_size_and_parts_never_skip() {
         c.device.commands_per_second = 100_000;
     })
     .await;
-    let fp10 = Algorithms {
-        fp: Some("10".into()),
-        ..Algorithms::default()
-    };
+    let fp10 = legacy(Some("10"), None);
     let mut ids = Vec::new();
     for i in 0..30 {
         let id = format!("{}", 5000 + i);
@@ -390,38 +390,13 @@ async fn batches_stay_within_the_reply_size_and_parts_never_skip() {
     // holds the version only after the last part.
     let mut b = b;
     b.replies.clear();
-    let everyone: Vec<DeviceUser> = ids
-        .iter()
-        .map(|id| DeviceUser {
-            userid: id.clone(),
-            user_type: 0,
-        })
-        .collect();
-    let version = app
-        .core
-        .record_change(
-            app.tenant.id,
-            &Change {
-                update_user: everyone,
-                ..Change::default()
-            },
-        )
-        .await
-        .unwrap();
+    let version = touch_all(&app, &ids).await;
     b.sync_all().await.unwrap();
     assert!(b.replies.len() > 5 && b.replies.iter().all(|r| *r <= limit));
     for id in &ids {
         assert_eq!(b.templates_of(id).len(), 1, "{id}: cleared and put again");
     }
-    let row = app
-        .core
-        .store_for_tests()
-        .db
-        .device("ZK-B")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(row.seen_version, version);
+    assert_eq!(seen_version(&app, "ZK-B").await, version);
 }
 
 #[tokio::test]
@@ -441,33 +416,11 @@ async fn a_part_of_people_no_pin_can_carry_moves_on() {
     }
     let mut t = zk(&app, "ZK-A", Algorithms::default()).await;
     assert_eq!(t.users.len(), 150);
-    let change = Change {
-        update_user: everyone
-            .iter()
-            .map(|id| DeviceUser {
-                userid: id.clone(),
-                user_type: 0,
-            })
-            .collect(),
-        ..Change::default()
-    };
-    let version = app
-        .core
-        .record_change(app.tenant.id, &change)
-        .await
-        .unwrap();
+    let version = touch_all(&app, &everyone).await;
     // The first part sends 150, the second none: it ends, and the
     // terminal holds the version.
     assert_eq!(t.sync_all().await.unwrap(), 150);
-    let row = app
-        .core
-        .store_for_tests()
-        .db
-        .device("ZK-A")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(row.seen_version, version);
+    assert_eq!(seen_version(&app, "ZK-A").await, version);
     app.add_person("2000", "New").await;
     assert_eq!(t.sync_all().await.unwrap(), 1);
     assert!(t.users.contains_key("2000"));
@@ -478,24 +431,8 @@ async fn a_terminal_that_reads_anew_gets_its_book_again_and_misses_no_removal() 
     let app = spawn_app().await;
     app.add_person("1001", "Ann").await;
     app.add_person("1002", "Bob").await;
-    let mut a = zk(
-        &app,
-        "ZK-A",
-        Algorithms {
-            face: Some("7".into()),
-            ..Algorithms::default()
-        },
-    )
-    .await;
-    let mut c = zk(
-        &app,
-        "ZK-C",
-        Algorithms {
-            multi: vec![(1, "10.0".into())],
-            ..Algorithms::default()
-        },
-    )
-    .await;
+    let mut a = zk(&app, "ZK-A", legacy(None, Some("7"))).await;
+    let mut c = zk(&app, "ZK-C", unified(&[(1, "10.0")])).await;
     assert_eq!(a.enrol("1001", 2, 0, b"ann-face").await.unwrap().0, 200);
     a.sync_all().await.unwrap();
     c.sync_all().await.unwrap();
