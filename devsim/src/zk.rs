@@ -219,6 +219,22 @@ impl ZkTerminal {
         .await
     }
 
+    /// Marks one of its fingerprints invalid (`FP … Valid=0` in its
+    /// operation log), as a terminal whose finger was deleted reports it.
+    /// The answer.
+    pub async fn withdraw_finger(&mut self, pin: &str, slot: i64) -> anyhow::Result<(u16, String)> {
+        self.templates.remove(&(pin.to_string(), 1, slot));
+        self.uploads += 1;
+        self.post(
+            &format!(
+                "/iclock/cdata?SN={}&table=OPERLOG&Stamp={}",
+                self.sn, self.uploads
+            ),
+            format!("FP PIN={pin}\tFID={slot}\tValid=0\n").into_bytes(),
+        )
+        .await
+    }
+
     /// Its templates of `pin`: (type, slot, version, bytes).
     pub fn templates_of(&self, pin: &str) -> Vec<(i64, i64, String, Vec<u8>)> {
         self.templates

@@ -191,14 +191,7 @@ async fn templates_reach_exactly_the_terminals_that_read_them() {
 
     // A finger removed in facehub goes from the terminals too: A re-sends
     // Ann's finger as invalid, and C loses it.
-    let (status, _) = a
-        .post(
-            "/iclock/cdata?SN=ZK-A&table=OPERLOG&Stamp=99",
-            b"FP PIN=1001\tFID=6\tValid=0\n".to_vec(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 200);
+    assert_eq!(a.withdraw_finger("1001", 6).await.unwrap().0, 200);
     c.sync_all().await.unwrap();
     assert!(
         c.templates_of("1001").iter().all(|t| t.0 != 1),
@@ -322,14 +315,7 @@ async fn a_terminal_away_across_changes_and_a_restart_catches_up() {
         let data = format!("{pin}-finger-{slot}");
         assert_eq!(a.enrol(pin, 1, slot, data.as_bytes()).await.unwrap().0, 200);
     }
-    let (status, _) = a
-        .post(
-            "/iclock/cdata?SN=ZK-A&table=OPERLOG&Stamp=9",
-            b"FP PIN=1001\tFID=2\tValid=0\n".to_vec(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 200);
+    assert_eq!(a.withdraw_finger("1001", 2).await.unwrap().0, 200);
     let _ = stop.send(());
     task.await.unwrap();
     let (_core, url, stop, task) = start_at(dir.path()).await;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::messages::{Punch, PunchInput};
 use super::zk_bio::{self, ZkAlgorithm};
-use super::{DeviceRow, Modality, Session, validate_sn};
+use super::{DeviceRow, Session, validate_sn};
 use crate::domain::{Core, Tenant};
 use crate::model::error::{Error, Result};
 use crate::model::{PersonKey, Protocol, PushInfo, ZkSettings};
@@ -66,28 +66,15 @@ impl ZkTerminal {
         wall_clock - self.row.utc_offset_min * 60
     }
 
-    /// The terminal as the fleet's pulls see it: its algorithms are the
-    /// ZKTeco ones it reads (`["default"]`, never sent to it, when it
-    /// reads none of a modality; [`ZkTerminal::wanted`] says which).
+    /// The terminal as the core's device calls name it. Its algorithm
+    /// lists are placeholders: the pulls that read its templates set them
+    /// per kind ([`ZkTerminal::rank`]).
     pub(super) fn session(&self) -> Session {
-        let readable = self.readable();
-        let names = |m: Modality| {
-            let n: Vec<String> = readable
-                .iter()
-                .filter(|a| a.bio_type.modality() == m)
-                .map(|a| a.name())
-                .collect();
-            if n.is_empty() {
-                vec!["default".into()]
-            } else {
-                n
-            }
-        };
         Session {
             sn: self.row.sn.clone(),
             tenant_id: self.row.tenant_id,
-            fa_algorithms: names(Modality::Face),
-            fp_algorithms: names(Modality::Fingerprint),
+            fa_algorithms: vec!["default".into()],
+            fp_algorithms: vec!["default".into()],
         }
     }
 

@@ -102,8 +102,12 @@ impl ZkAlgorithm {
             .trim()
             .split_once('.')
             .unwrap_or((version.trim(), "0"));
-        let major: u32 = major.parse().ok()?;
-        let minor: u32 = minor.parse().ok()?;
+        ZkAlgorithm::new(bio_type, major.parse().ok()?, minor.parse().ok()?)
+    }
+
+    /// A version as a `BIODATA` line carries it (`MajorVer`, `MinorVer`);
+    /// major 0 is none.
+    pub fn new(bio_type: BioType, major: u32, minor: u32) -> Option<ZkAlgorithm> {
         (major > 0 && major < 1000 && minor < 1000).then_some(ZkAlgorithm {
             bio_type,
             major,
@@ -241,7 +245,7 @@ pub fn judge_template(
             });
     };
     // A version no algorithm has (0): no store can hold it; read past.
-    let Some(own) = ZkAlgorithm::of(bio_type, &format!("{major}.{minor}")) else {
+    let Some(own) = ZkAlgorithm::new(bio_type, major, minor) else {
         return Ok(None);
     };
     match reported {

@@ -112,9 +112,10 @@ impl Core {
                     // A part: the terminal holds `seen` until the last. It
                     // ends at its last group when cut, else at the last
                     // person taken (whose PIN may not be sendable).
-                    let last = match cut {
-                        true => groups.last().map(|g| g.0.clone()),
-                        false => last_action,
+                    let last = if cut {
+                        groups.last().map(|g| g.0.clone())
+                    } else {
+                        last_action
                     };
                     (groups, seen, last, Some(end), None)
                 } else {
