@@ -10,7 +10,13 @@
 //! of the unified table), and kept by `DATA UPDATE|DELETE FINGERTMP|FACE|
 //! BIODATA`; like firmware it refuses a template whose `Size` is not its
 //! base64 length (-9), of a PIN it does not hold (-10), or, as `BIODATA`,
-//! of an algorithm version other than its own (-30).
+//! of an algorithm version other than its own (-30). A terminal that makes
+//! templates from photos (`MultiBioPhotoSupport`) takes `DATA UPDATE
+//! BIOPHOTO`: it "extracts" a template of its own version from the JPEG
+//! (a digest of it, so the same photo makes the same template) and, when
+//! asked by `PostBackTmpFlag=1`, posts it back as `BIODATA` after the
+//! poll's results, as firmware does; a photo that is not a JPEG is
+//! refused (-12).
 
 use std::collections::BTreeMap;
 
@@ -30,6 +36,9 @@ pub struct Algorithms {
     /// `MultiBioVersion` by type (1 fingerprint, 2 face, 9 visible-light
     /// face), e.g. `[(9, "39.3")]`: a terminal of the unified table.
     pub multi: Vec<(i64, String)>,
+    /// The types it makes templates of from photos
+    /// (`MultiBioPhotoSupport`), e.g. `[9]`.
+    pub photos: Vec<i64>,
 }
 
 /// A template the terminal holds: (PIN, type, slot).
@@ -71,6 +80,10 @@ pub struct ZkTerminal {
     pub algorithms: Algorithms,
     /// Its templates: their version and bytes.
     pub templates: BTreeMap<TemplateKey, (String, Vec<u8>)>,
+    /// The photos it was sent, in order: (PIN, type, JPEG).
+    pub photos: Vec<(String, i64, Vec<u8>)>,
+    /// `BIODATA` lines of templates made from photos, to post back.
+    postback: Vec<String>,
 }
 
 impl ZkTerminal {
@@ -94,6 +107,8 @@ impl ZkTerminal {
             replies: Vec::new(),
             algorithms: Algorithms::default(),
             templates: BTreeMap::new(),
+            photos: Vec::new(),
+            postback: Vec::new(),
         }
     }
 
@@ -162,6 +177,13 @@ impl ZkTerminal {
             pairs.push(format!("MultiBioDataSupport={}", support.join(":")));
             pairs.push(format!("MultiBioVersion={}", versions.join(":")));
         }
+        if !self.algorithms.photos.is_empty() {
+            let mut support = ["0"; 11];
+            for t in &self.algorithms.photos {
+                support[*t as usize] = "1";
+            }
+            pairs.push(format!("MultiBioPhotoSupport={}", support.join(":")));
+        }
         self.post(
             &format!("/iclock/cdata?SN={}&table=options", self.sn),
             pairs.join(",").into_bytes(),
@@ -189,15 +211,7 @@ impl ZkTerminal {
         let tmp = STANDARD.encode(data);
         self.uploads += 1;
         let (table, line) = if self.biodata() {
-            let (major, minor) = version.split_once('.').unwrap_or((&version, "0"));
-            let (no, index) = if bio_type == 1 { (slot, 0) } else { (0, slot) };
-            (
-                "BIODATA",
-                format!(
-                    "BIODATA Pin={pin}\tNo={no}\tIndex={index}\tValid=1\tDuress=0\tType={bio_type}\t\
-                     MajorVer={major}\tMinorVer={minor}\tFormat=0\tTmp={tmp}\n"
-                ),
-            )
+            ("BIODATA", biodata_line(pin, bio_type, slot, &version, data))
         } else {
             let tag = if bio_type == 1 { "FP" } else { "FACE" };
             let size = tmp.len();
@@ -404,6 +418,22 @@ impl ZkTerminal {
         if status != 200 {
             bail!("results refused: {status} {answer:?}");
         }
+        if !self.postback.is_empty() {
+            self.uploads += 1;
+            let body = std::mem::take(&mut self.postback).concat();
+            let (status, answer) = self
+                .post(
+                    &format!(
+                        "/iclock/cdata?SN={}&table=BIODATA&Stamp={}",
+                        self.sn, self.uploads
+                    ),
+                    body.into_bytes(),
+                )
+                .await?;
+            if status != 200 {
+                bail!("templates from photos refused: {status} {answer:?}");
+            }
+        }
         Ok(results.len())
     }
 
@@ -495,6 +525,7 @@ impl ZkTerminal {
                 self.templates
                     .insert((pin, bio_type, slot), (version, data));
             }
+            ("UPDATE", "BIOPHOTO") => return Ok(self.take_photo(pin, &f)),
             ("DELETE", "FINGERTMP" | "FACE" | "BIODATA") => {
                 let types: Vec<i64> = match table {
                     "FINGERTMP" => vec![1],
@@ -512,6 +543,69 @@ impl ZkTerminal {
         }
         Ok(0)
     }
+}
+
+impl ZkTerminal {
+    /// `DATA UPDATE BIOPHOTO`: makes a template of its own version of the
+    /// type from the photo, queued for posting back when asked; the
+    /// result code.
+    fn take_photo(&mut self, pin: String, f: &BTreeMap<String, String>) -> i64 {
+        let number = |k: &str| f.get(k).and_then(|v| v.parse::<i64>().ok());
+        let t = number("TYPE").unwrap_or(-1);
+        let Some(version) = self
+            .version_of(t)
+            .filter(|_| self.algorithms.photos.contains(&t))
+        else {
+            return -1004;
+        };
+        if !self.users.contains_key(&pin) {
+            return -10;
+        }
+        let content = f.get("CONTENT").cloned().unwrap_or_default();
+        if number("SIZE") != Some(content.len() as i64) {
+            return -9;
+        }
+        let Ok(jpeg) = STANDARD.decode(&content) else {
+            return -11;
+        };
+        if !jpeg.starts_with(&[0xff, 0xd8, 0xff]) {
+            return -12;
+        }
+        let template = extracted(&jpeg);
+        if number("POSTBACKTMPFLAG") == Some(1) {
+            self.postback
+                .push(biodata_line(&pin, t, 0, &version, &template));
+        }
+        self.templates
+            .insert((pin.clone(), t, 0), (version, template));
+        self.photos.push((pin, t, jpeg));
+        0
+    }
+}
+
+/// The template the simulator "extracts" from a photo: a digest of it
+/// (FNV-1a), so the same photo makes the same template.
+pub fn extracted(jpeg: &[u8]) -> Vec<u8> {
+    let mut out = b"sim-photo-template:".to_vec();
+    for seed in [0xcbf2_9ce4_8422_2325u64, 0x8422_2325_cbf2_9ce4] {
+        let h = jpeg.iter().fold(seed, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        });
+        out.extend_from_slice(&h.to_le_bytes());
+    }
+    out
+}
+
+/// A `BIODATA` line of one template, as a terminal of the unified table
+/// uploads it.
+fn biodata_line(pin: &str, bio_type: i64, slot: i64, version: &str, data: &[u8]) -> String {
+    let (major, minor) = version.split_once('.').unwrap_or((version, "0"));
+    let (no, index) = if bio_type == 1 { (slot, 0) } else { (0, slot) };
+    format!(
+        "BIODATA Pin={pin}\tNo={no}\tIndex={index}\tValid=1\tDuress=0\tType={bio_type}\t\
+         MajorVer={major}\tMinorVer={minor}\tFormat=0\tTmp={}\n",
+        STANDARD.encode(data)
+    )
 }
 
 /// (year, month, day) of days since 1970-01-01 (Howard Hinnant's

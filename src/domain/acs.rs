@@ -345,6 +345,8 @@ impl Core {
                     Some(&enrolled),
                 )
                 .await?;
+            // Terminals that make templates from photos are sent it.
+            self.devices_changed().await;
             if let Some(old) = old {
                 self.delete_blobs([old.face_file_id, old.crop_file_id])
                     .await;

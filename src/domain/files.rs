@@ -340,26 +340,9 @@ impl Core {
         T: Send + 'static,
         F: FnOnce(&[u8], &ImageInfo) -> Result<T> + Send + 'static,
     {
-        let budget = self.config.limits.decode_memory_mib.max(1);
-        let mib =
-            u32::try_from(decode_estimate_mib(&probed, &rules).min(budget)).unwrap_or(u32::MAX);
-        let wait = std::time::Duration::from_secs(self.config.limits.decode_wait_secs);
-        let permits = tokio::time::timeout(wait, async {
-            let memory = self.decode_memory.acquire_many(mib).await?;
-            let slot = self.decode_slots.acquire().await?;
-            Ok::<_, tokio::sync::AcquireError>((memory, slot))
-        })
-        .await;
-        let _permits = match permits {
-            Ok(p) => p.map_err(|e| Error::Internal(e.into()))?,
-            Err(_) => {
-                tracing::warn!("refusing an upload: image decoding is saturated");
-                return Err(Error::RateLimited {
-                    limit: self.config.rate_limit_per_second,
-                    reset_secs: 1,
-                });
-            }
-        };
+        let _permits = self
+            .decode_permits(decode_estimate_mib(&probed, &rules))
+            .await?;
         let bytes = self
             .blobs
             .open(id)

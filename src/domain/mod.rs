@@ -7,6 +7,7 @@ pub mod acs;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod decoding;
 pub mod deployment;
 pub mod devices;
 pub mod erasure;

@@ -170,6 +170,8 @@ impl Core {
         self.db
             .set_attendance(person.id, &setting, self.now(), Some(audit))
             .await?;
+        // Terminals that make templates from photos are sent it.
+        self.devices_changed().await;
         Ok(setting)
     }
 

@@ -327,6 +327,59 @@ pub fn upright(bytes: &[u8], limits: ::image::Limits) -> Result<RgbImage, String
     Ok(img.into_rgb8())
 }
 
+/// A photo shrunk to a JPEG of at most `max_bytes`, for a terminal that
+/// extracts its own template from it: the long side at most
+/// [`TERMINAL_SIDE`] px (never enlarged), then lower qualities, then
+/// shorter sides in steps of an eighth, until it fits. `None` when even
+/// a small, plain JPEG of it does not fit.
+pub fn terminal_jpeg(img: &RgbImage, max_bytes: usize) -> Option<Vec<u8>> {
+    // Each step shrinks the first size, not the original.
+    let (w, h) = img.dimensions();
+    let first = w.max(h).min(TERMINAL_SIDE);
+    let first_img;
+    let img = if first < w.max(h) {
+        first_img = shrunk(img, first);
+        &first_img
+    } else {
+        img
+    };
+    // Below 120 px a face is too small for any terminal's extractor.
+    let floor = first.min(120);
+    let step = (first / 8).max(1);
+    let mut side = first;
+    loop {
+        let scaled = if side == first {
+            img.clone()
+        } else {
+            shrunk(img, side)
+        };
+        let plain = DynamicImage::ImageRgb8(scaled);
+        for quality in [85, 70, 55] {
+            let mut out = Vec::new();
+            let encoder = ::image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
+            if plain.write_with_encoder(encoder).is_ok() && out.len() <= max_bytes {
+                return Some(out);
+            }
+        }
+        if side <= floor {
+            return None;
+        }
+        side = side.saturating_sub(step).max(floor);
+    }
+}
+
+/// `img` with its long side `side` px, in proportion.
+fn shrunk(img: &RgbImage, side: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let long = u64::from(w.max(h));
+    let scale = |d: u32| (u64::from(d) * u64::from(side) / long).max(1) as u32;
+    imageops::resize(img, scale(w), scale(h), imageops::FilterType::Triangle)
+}
+
+/// The long side of a photo sent to a terminal: more than its extractor
+/// needs of a portrait (terminals capture 480×640 or less).
+pub const TERMINAL_SIDE: u32 = 640;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +428,25 @@ mod tests {
         assert_eq!(choose(&faces, 800, 600, &rules), Some(faces[2]));
         assert_eq!(choose(&faces[..1], 800, 600, &rules), Some(faces[0]));
         assert_eq!(choose(&faces[1..2], 800, 600, &rules), None);
+    }
+
+    #[test]
+    fn terminal_photos_fit_their_budget() {
+        use crate::image::samples::noise;
+        // A large, detailed photo is shrunk until it fits.
+        let big = noise(2400, 1800, 7);
+        let jpeg = terminal_jpeg(&big, 24 << 10).expect("it fits");
+        assert!(jpeg.len() <= 24 << 10, "{}", jpeg.len());
+        let decoded = ::image::load_from_memory(&jpeg).unwrap();
+        assert!(decoded.width() <= TERMINAL_SIDE && decoded.width() >= 120);
+        assert_eq!(decoded.width() * 3, decoded.height() * 4);
+        // A small one keeps its size.
+        let small = noise(200, 300, 8);
+        let jpeg = terminal_jpeg(&small, 64 << 10).unwrap();
+        let decoded = ::image::load_from_memory(&jpeg).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (200, 300));
+        // A budget nothing fits is refused, not overrun.
+        assert_eq!(terminal_jpeg(&big, 100), None);
     }
 
     #[test]

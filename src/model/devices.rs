@@ -255,6 +255,10 @@ pub struct PushInfo {
     /// `MultiBioVersion`: the algorithm version of each type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multi_bio_version: Option<String>,
+    /// `MultiBioPhotoSupport`: of which types it makes its own templates
+    /// from a photo (`DATA UPDATE BIOPHOTO`), a flag per type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_bio_photo: Option<String>,
     /// The algorithms of the templates it uploaded (it reads what it writes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub written: Vec<String>,

@@ -128,7 +128,9 @@ impl Db {
         let mut tx = self.pool()?.begin().await?;
         // Write first (see the module comment in mod.rs): reading the old row before
         // taking the write lock lets a concurrent enrolment make this
-        // transaction fail with SQLITE_BUSY instead of waiting.
+        // transaction fail with SQLITE_BUSY instead of waiting. The tenant
+        // row first, since a change is recorded.
+        super::people::lock_tenant_of(&mut tx, person_id).await?;
         sqlx::query("UPDATE acs_users SET updated_at = updated_at WHERE person_id = $1")
             .bind(person_id)
             .execute(&mut *tx)
@@ -158,6 +160,7 @@ impl Db {
             .bind(crop_file_id)
             .execute(&mut *tx)
             .await?;
+        super::people::photo_changed_in(&mut tx, person_id, now).await?;
         audit_in(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(old)

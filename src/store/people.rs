@@ -26,6 +26,40 @@ pub(super) async fn insert_open_id(
     Ok(())
 }
 
+/// Takes the write lock on the person's tenant row first, as every write
+/// that records a change must (erasure locks the tenant, then the
+/// person's rows: the other order deadlocks on PostgreSQL).
+pub(super) async fn lock_tenant_of(tx: &mut Tx<'_>, person_id: i64) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE tenants SET perm_version = perm_version
+         WHERE id = (SELECT tenant_id FROM people WHERE id = $1)",
+    )
+    .bind(person_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Tells terminals, in `tx`, that the person's face photo changed (an
+/// update of them): those that make templates from photos are sent it.
+pub(super) async fn photo_changed_in(
+    tx: &mut Tx<'_>,
+    person_id: i64,
+    now: i64,
+) -> anyhow::Result<()> {
+    let (tenant_id, userid, user_type): (i64, String, i64) =
+        sqlx::query_as("SELECT tenant_id, user_id, user_type FROM people WHERE id = $1")
+            .bind(person_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let change = Change {
+        update_user: vec![DeviceUser { userid, user_type }],
+        ..Change::default()
+    };
+    super::changes::record_change_in(tx, tenant_id, &change, now).await?;
+    Ok(())
+}
+
 impl Db {
     /// Creates the person or updates name / employee_no / extra. A new
     /// person gets the given (app_id, open_id) pairs. What terminals are
@@ -216,6 +250,7 @@ impl Db {
         audit: Option<&AuditEvent>,
     ) -> anyhow::Result<()> {
         let mut tx = self.pool()?.begin().await?;
+        lock_tenant_of(&mut tx, person_id).await?;
         sqlx::query(
             "INSERT INTO attendance_settings(person_id, face_key, face_key_open, face_key_update_time, updated_at)
              VALUES ($1, $2, $3, $4, $5)
@@ -237,6 +272,7 @@ impl Db {
             .bind(&s.face_key)
             .execute(&mut *tx)
             .await?;
+        photo_changed_in(&mut tx, person_id, now).await?;
         audit_in(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())

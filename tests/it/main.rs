@@ -26,5 +26,6 @@ mod privacy;
 mod sdk_node;
 mod sdk_python;
 mod user_flows;
+mod zk_photos;
 mod zk_templates;
 mod zkteco;

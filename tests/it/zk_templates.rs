@@ -10,7 +10,7 @@ use facehub::model::{ActorKind, ZkSettings};
 use facehub_devsim::zk::{Algorithms, ZkTerminal};
 use serde_json::json;
 
-async fn zk(app: &TestApp, sn: &str, algorithms: Algorithms) -> ZkTerminal {
+pub(crate) async fn zk(app: &TestApp, sn: &str, algorithms: Algorithms) -> ZkTerminal {
     let zk = ZkSettings {
         utc_offset_min: 0,
         allow_from: vec![],
@@ -28,7 +28,7 @@ async fn zk(app: &TestApp, sn: &str, algorithms: Algorithms) -> ZkTerminal {
     t
 }
 
-fn face_lines(t: &ZkTerminal, pin: &str) -> Vec<String> {
+pub(crate) fn face_lines(t: &ZkTerminal, pin: &str) -> Vec<String> {
     t.received
         .iter()
         .filter(|l| l.contains(&format!("PIN={pin}\t")) || l.contains(&format!("Pin={pin}\t")))
@@ -41,7 +41,7 @@ fn face_lines(t: &ZkTerminal, pin: &str) -> Vec<String> {
 }
 
 /// A terminal of the old tables: `FPVersion`, `FaceVersion`.
-fn legacy(fp: Option<&str>, face: Option<&str>) -> Algorithms {
+pub(crate) fn legacy(fp: Option<&str>, face: Option<&str>) -> Algorithms {
     Algorithms {
         fp: fp.map(String::from),
         face: face.map(String::from),
@@ -50,7 +50,7 @@ fn legacy(fp: Option<&str>, face: Option<&str>) -> Algorithms {
 }
 
 /// A terminal of the unified table: (type, version) it reports.
-fn unified(multi: &[(i64, &str)]) -> Algorithms {
+pub(crate) fn unified(multi: &[(i64, &str)]) -> Algorithms {
     Algorithms {
         multi: multi.iter().map(|(t, v)| (*t, v.to_string())).collect(),
         ..Algorithms::default()

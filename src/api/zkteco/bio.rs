@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 
 use super::text::{Malformed, bad, is_version, lines_within, pin, value};
 use crate::domain::devices::zk_bio::{BioType, ZkTemplate};
-use crate::domain::devices::zk_commands::{ZkCommand, ZkKind};
+use crate::domain::devices::zk_commands::{ZkCommand, ZkKind, ZkPhoto};
 use crate::model::PushInfo;
 
 /// Bytes one line of `OPERLOG` or `BIODATA` may hold: photo lines
@@ -206,14 +206,19 @@ pub fn options_report(body: &[u8]) -> PushInfo {
             "faceversion" => info.face_version = value(v).filter(|v| is_version(v)),
             "multibiodatasupport" => info.multi_bio_data = multi(v),
             "multibioversion" => info.multi_bio_version = multi(v),
+            "multibiophotosupport" => info.multi_bio_photo = multi(v),
             _ => {}
         }
     }
     info
 }
 
-/// The line of a template command (`Clear`, `Template`), `None` for the
-/// others. Sizes are base64 lengths (the manual).
+/// The line of a template or photo command (`Clear`, `Template`,
+/// `Photo`), `None` for the others. Sizes are base64 lengths (the
+/// manual). A photo's fields are in the order of the server known to work
+/// with terminals (kittiu/thai_zkt), the long `Content` last; `Url` is
+/// left out, since `Content` carries the photo and an address would be
+/// fetched; `PostBackTmpFlag=1` asks for the template made of it.
 pub fn command(c: &ZkCommand) -> Option<String> {
     let form = |k: &ZkKind| (k.algorithm.bio_type, k.biodata);
     Some(match c {
@@ -253,6 +258,24 @@ pub fn command(c: &ZkCommand) -> Option<String> {
                     "C:{id}:DATA UPDATE FACE PIN={pin}\tFID={slot}\tValid=1\tSize={size}\tTMP={tmp}"
                 ),
             }
+        }
+        ZkCommand::Photo {
+            id,
+            pin,
+            bio_type,
+            photo,
+        } => {
+            // Batches go out with their photos read (`zk_load_photos`).
+            let ZkPhoto::Jpeg(jpeg) = photo else {
+                return None;
+            };
+            let content = STANDARD.encode(jpeg);
+            format!(
+                "C:{id}:DATA UPDATE BIOPHOTO PIN={pin}\tType={}\tSize={}\tFormat=0\t\
+                 PostBackTmpFlag=1\tContent={content}",
+                bio_type.code(),
+                content.len()
+            )
         }
         ZkCommand::User { .. } | ZkCommand::Delete { .. } => return None,
     })
@@ -341,6 +364,10 @@ mod tests {
             info.multi_bio_data.as_deref(),
             Some("0:1:0:0:0:0:0:0:0:1:0")
         );
+        assert_eq!(
+            info.multi_bio_photo.as_deref(),
+            Some("0:0:0:0:0:0:0:0:0:1:0")
+        );
         let junk = options_report(b"MultiBioVersion=1;rm -rf\n");
         assert_eq!(junk.multi_bio_version, None);
     }
@@ -370,6 +397,17 @@ mod tests {
             command(&put(kind(BioType::VisibleFace, "39.3", true))).unwrap(),
             "C:5:DATA UPDATE BIODATA Pin=1\tNo=0\tIndex=2\tValid=1\tDuress=0\tType=9\t\
              MajorVer=39\tMinorVer=3\tFormat=0\tTmp=AAECAw=="
+        );
+        let photo = ZkCommand::Photo {
+            id: 7,
+            pin: "1".into(),
+            bio_type: BioType::VisibleFace,
+            photo: ZkPhoto::Jpeg(vec![0xff, 0xd8, 0xff, 0xe0]),
+        };
+        assert_eq!(
+            command(&photo).unwrap(),
+            "C:7:DATA UPDATE BIOPHOTO PIN=1\tType=9\tSize=8\tFormat=0\tPostBackTmpFlag=1\t\
+             Content=/9j/4A=="
         );
         let clear = |k| ZkCommand::Clear {
             id: 6,

@@ -302,8 +302,11 @@ pub fn commands(commands: &[ZkCommand]) -> String {
                 out.push_str(&format!("C:{id}:DATA DELETE USERINFO PIN={pin}\n"))
             }
             other => {
-                out.extend(super::bio::command(other));
-                out.push('\n');
+                // (A photo not yet read has no line: never handed out.)
+                if let Some(line) = super::bio::command(other) {
+                    out.push_str(&line);
+                    out.push('\n');
+                }
             }
         }
     }
@@ -346,10 +349,14 @@ pub fn options(sn: &str, utc_offset_min: i64, poll_secs: u64, stamps: &PushInfo)
         "PushProtVer=2.4.1".into(),
         // Its algorithm versions, posted as `table=options`.
         "PushOptionsFlag=1".into(),
-        "PushOptions=FPVersion,FaceVersion,MultiBioDataSupport,MultiBioVersion".into(),
+        "PushOptions=FPVersion,FaceVersion,MultiBioDataSupport,MultiBioVersion,\
+         MultiBioPhotoSupport"
+            .into(),
         // Template types facehub keeps: fingerprint, face, visible-light face.
         "MultiBioDataSupport=0:1:1:0:0:0:0:0:0:1:0".into(),
-        "MultiBioPhotoSupport=0:0:0:0:0:0:0:0:0:0:0".into(),
+        // Photos it sends for the terminal's own extraction: visible-light
+        // faces (`DATA UPDATE BIOPHOTO`).
+        "MultiBioPhotoSupport=0:0:0:0:0:0:0:0:0:1:0".into(),
     ];
     let mut out = lines.join("\n");
     out.push('\n');

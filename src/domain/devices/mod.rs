@@ -16,6 +16,7 @@ pub mod upload;
 pub mod zk;
 pub mod zk_bio;
 pub mod zk_commands;
+pub mod zk_photos;
 pub mod zk_sync;
 
 use super::{Core, Tenant};

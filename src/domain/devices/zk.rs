@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::messages::{Punch, PunchInput};
-use super::zk_bio::{self, ZkAlgorithm};
+use super::zk_bio::{self, BioType, ZkAlgorithm};
 use super::{DeviceRow, Session, validate_sn};
 use crate::domain::{Core, Tenant};
 use crate::model::error::{Error, Result};
@@ -84,6 +84,16 @@ impl ZkTerminal {
             .push_info
             .as_ref()
             .map(zk_bio::readable)
+            .unwrap_or_default()
+    }
+
+    /// The types it makes templates of from photos
+    /// ([`super::zk_photos::photo_types`]).
+    pub fn photo_types(&self) -> Vec<BioType> {
+        self.row
+            .push_info
+            .as_ref()
+            .map(super::zk_photos::photo_types)
             .unwrap_or_default()
     }
 
@@ -328,6 +338,7 @@ fn merge(old: PushInfo, new: PushInfo) -> PushInfo {
         biodata_stamp: new.biodata_stamp.or(old.biodata_stamp),
         multi_bio_data: new.multi_bio_data.or(old.multi_bio_data),
         multi_bio_version: new.multi_bio_version.or(old.multi_bio_version),
+        multi_bio_photo: new.multi_bio_photo.or(old.multi_bio_photo),
         written: if new.written.is_empty() {
             old.written
         } else {

@@ -1,6 +1,7 @@
 //! The commands a ZKTeco terminal is sent. Each person is a group: put
-//! them and their templates of the algorithms the terminal reads, or take
-//! them off. Groups go out whole, in batches within the protocol's limits
+//! them and their templates of the algorithms the terminal reads (and,
+//! lacking a template of a type it extracts from photos, their photo), or
+//! take them off. Groups go out whole, in batches within the protocol's limits
 //! per reply: at most [`MAX_COMMANDS`] commands and
 //! `device.push_reply_kib` of text (a batch holds at least one group).
 
@@ -10,7 +11,8 @@ use super::messages::{UserInfo, Wanted};
 use super::zk::ZkTerminal;
 use super::zk_bio::{BioType, ZkAlgorithm};
 use super::{DeviceUser, Modality, Session};
-use crate::domain::Core;
+use crate::domain::files::FileKind;
+use crate::domain::{Core, FileId};
 use crate::model::error::Result;
 
 /// Commands per reply: the protocol's limit (manual §2.4.5).
@@ -45,6 +47,22 @@ pub enum ZkCommand {
         slot: i64,
         data: Vec<u8>,
     },
+    /// Put the person's face photo, for the terminal to make its own
+    /// template of `bio_type` from (and post it back).
+    Photo {
+        id: i64,
+        pin: String,
+        bio_type: BioType,
+        photo: ZkPhoto,
+    },
+}
+
+/// A photo to send: the stored file while batches are made (reading and
+/// shrinking it is left to the groups that go out), then the JPEG sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZkPhoto {
+    Stored(FileKind, FileId),
+    Jpeg(Vec<u8>),
 }
 
 impl ZkCommand {
@@ -53,7 +71,8 @@ impl ZkCommand {
             ZkCommand::User { id, .. }
             | ZkCommand::Delete { id, .. }
             | ZkCommand::Clear { id, .. }
-            | ZkCommand::Template { id, .. } => *id,
+            | ZkCommand::Template { id, .. }
+            | ZkCommand::Photo { id, .. } => *id,
         }
     }
 
@@ -62,21 +81,47 @@ impl ZkCommand {
             ZkCommand::User { id, .. }
             | ZkCommand::Delete { id, .. }
             | ZkCommand::Clear { id, .. }
-            | ZkCommand::Template { id, .. } => *id = n,
+            | ZkCommand::Template { id, .. }
+            | ZkCommand::Photo { id, .. } => *id = n,
         }
         self
     }
 
     /// The bytes of its line, from above: the fixed words and fields, the
-    /// name, and the template in base64.
-    fn size(&self) -> usize {
+    /// name, and the template or photo in base64 (a photo not yet read:
+    /// none, see [`group_size`]).
+    pub(super) fn size(&self) -> usize {
         const LINE: usize = 160;
+        let base64 = |n: usize| n.div_ceil(3) * 4;
         match self {
             ZkCommand::User { pin, name, .. } => LINE + pin.len() + name.len(),
             ZkCommand::Delete { pin, .. } | ZkCommand::Clear { pin, .. } => LINE + pin.len(),
-            ZkCommand::Template { pin, data, .. } => LINE + pin.len() + data.len().div_ceil(3) * 4,
+            ZkCommand::Template { pin, data, .. } => LINE + pin.len() + base64(data.len()),
+            ZkCommand::Photo { pin, photo, .. } => match photo {
+                ZkPhoto::Stored(..) => 0,
+                ZkPhoto::Jpeg(jpeg) => LINE + pin.len() + base64(jpeg.len()),
+            },
         }
     }
+}
+
+/// The bytes of a person's commands in a reply of `max_bytes`, from
+/// above: a photo not yet read counts at the most it may take there
+/// ([`super::zk_photos::photo_budget`] of what the rest leaves).
+fn group_size(commands: &[ZkCommand], max_bytes: usize) -> usize {
+    let stored = |c: &ZkCommand| {
+        matches!(
+            c,
+            ZkCommand::Photo {
+                photo: ZkPhoto::Stored(..),
+                ..
+            }
+        )
+    };
+    let rest: usize = commands.iter().map(ZkCommand::size).sum();
+    let photos = commands.iter().filter(|c| stored(c)).count();
+    let budget = super::zk_photos::photo_budget(max_bytes, rest).unwrap_or(0);
+    rest + photos * (256 + budget.div_ceil(3) * 4)
 }
 
 /// A PIN a command line can carry: printable ASCII, no spaces (fields are
@@ -106,9 +151,29 @@ pub(super) type Group = (String, Vec<ZkCommand>);
 /// A person's templates of one kind: (slot, template).
 pub(super) type KindSet = (ZkKind, Vec<(i64, Vec<u8>)>);
 
-/// A person as the terminal's book holds them: their name, and their
-/// templates of each algorithm the terminal reads.
-pub(super) type Held = (String, Vec<KindSet>);
+/// A person as the terminal's book holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Held {
+    pub name: String,
+    pub person_id: i64,
+    /// Their templates of each algorithm the terminal reads.
+    pub sets: Vec<KindSet>,
+    /// Their photo, for each type the terminal extracts templates of from
+    /// photos and they have no template of.
+    pub photos: Vec<(BioType, FileKind, FileId)>,
+}
+
+impl Held {
+    /// The types the terminal makes templates of from photos of which
+    /// they hold none.
+    fn lacking(&self, photo_types: &[BioType]) -> Vec<BioType> {
+        photo_types
+            .iter()
+            .copied()
+            .filter(|t| !self.sets.iter().any(|(k, _)| k.algorithm.bio_type == *t))
+            .collect()
+    }
+}
 
 /// The person's commands: put them as `held` or, when the book no longer
 /// holds them, take them off. `clear` first takes off their templates of
@@ -116,13 +181,13 @@ pub(super) type Held = (String, Vec<KindSet>);
 /// goes from the terminal too; the templates of each type are then put.
 fn group(pin: &str, held: Option<&Held>, kinds: &[ZkKind], clear: bool) -> Vec<ZkCommand> {
     let pin = pin.to_string();
-    let Some((name, sets)) = held else {
+    let Some(held) = held else {
         return vec![ZkCommand::Delete { id: 0, pin }];
     };
     let mut out = vec![ZkCommand::User {
         id: 0,
         pin: pin.clone(),
-        name: name.clone(),
+        name: held.name.clone(),
     }];
     if clear {
         let mut cleared: Vec<(BioType, bool)> = Vec::new();
@@ -138,7 +203,7 @@ fn group(pin: &str, held: Option<&Held>, kinds: &[ZkKind], clear: bool) -> Vec<Z
             }
         }
     }
-    for (kind, slots) in sets {
+    for (kind, slots) in &held.sets {
         out.extend(slots.iter().map(|(slot, data)| ZkCommand::Template {
             id: 0,
             pin: pin.clone(),
@@ -147,6 +212,12 @@ fn group(pin: &str, held: Option<&Held>, kinds: &[ZkKind], clear: bool) -> Vec<Z
             data: data.clone(),
         }));
     }
+    out.extend(held.photos.iter().map(|(t, kind, file)| ZkCommand::Photo {
+        id: 0,
+        pin: pin.clone(),
+        bio_type: *t,
+        photo: ZkPhoto::Stored(*kind, file.clone()),
+    }));
     out
 }
 
@@ -156,7 +227,7 @@ pub(super) fn within_budget(groups: Vec<Group>, max_bytes: usize) -> (Vec<Group>
     let (mut count, mut bytes) = (0, 0);
     let mut out = Vec::new();
     for g in groups {
-        let (c, b) = (g.1.len(), g.1.iter().map(ZkCommand::size).sum::<usize>());
+        let (c, b) = (g.1.len(), group_size(&g.1, max_bytes));
         if !out.is_empty() && (count + c > MAX_COMMANDS || bytes + b > max_bytes) {
             return (out, true);
         }
@@ -259,10 +330,36 @@ impl Core {
             for u in infos {
                 let sets = sets_of(&u, kinds);
                 if r == 0 {
-                    out.insert(u.user.userid.clone(), (u.name.clone(), sets));
+                    let held = Held {
+                        name: u.name.clone(),
+                        person_id: u.person_id,
+                        sets,
+                        photos: Vec::new(),
+                    };
+                    out.insert(u.user.userid.clone(), held);
                 } else if let Some(held) = out.get_mut(&u.user.userid) {
-                    held.1.extend(sets);
+                    held.sets.extend(sets);
                 }
+            }
+        }
+        // Their photo, for the types they lack a template of (of those it
+        // reads: what it makes of a photo it then posts back).
+        let kinds = t.kinds();
+        let photo_types: Vec<BioType> = t
+            .photo_types()
+            .into_iter()
+            .filter(|p| kinds.iter().any(|k| k.algorithm.bio_type == *p))
+            .collect();
+        for h in out.values_mut() {
+            let lacking = h.lacking(&photo_types);
+            if lacking.is_empty() {
+                continue;
+            }
+            if let Some((kind, file)) = self.face_photo(h.person_id).await? {
+                h.photos = lacking
+                    .into_iter()
+                    .map(|t| (t, kind, file.clone()))
+                    .collect();
             }
         }
         Ok(out)
@@ -365,7 +462,12 @@ mod tests {
     }
 
     fn held(kind: ZkKind, slots: Slots) -> Held {
-        ("Ann".into(), vec![(kind, slots)])
+        Held {
+            name: "Ann".into(),
+            person_id: 1,
+            sets: vec![(kind, slots)],
+            photos: Vec::new(),
+        }
     }
 
     #[test]
@@ -383,6 +485,7 @@ mod tests {
                 ZkCommand::Delete { .. } => "delete",
                 ZkCommand::Clear { .. } => "clear",
                 ZkCommand::Template { .. } => "template",
+                ZkCommand::Photo { .. } => "photo",
             })
             .collect();
         // Every type it reads is cleared before any template is put.
@@ -419,5 +522,33 @@ mod tests {
         assert_eq!((out.len(), cut), (2, false));
         let ids: Vec<i64> = numbered(out, 41).iter().map(ZkCommand::id).collect();
         assert_eq!(ids, [41, 42]);
+    }
+
+    #[test]
+    fn a_photo_not_yet_read_counts_at_its_largest() {
+        let g = |pin: &str| -> Group {
+            let photo = ZkPhoto::Stored(FileKind::AttendancePhoto, FileId::generate());
+            let c = ZkCommand::Photo {
+                id: 0,
+                pin: pin.into(),
+                bio_type: BioType::VisibleFace,
+                photo,
+            };
+            (pin.to_string(), vec![c])
+        };
+        // In the protocol's 40 KiB a photo takes what the rest of its
+        // person's commands leave: the reply.
+        let user = ZkCommand::User {
+            id: 0,
+            pin: "3".into(),
+            name: "Cy".into(),
+        };
+        let (out, cut) = within_budget(vec![g("1"), ("3".into(), vec![user])], 40 << 10);
+        assert_eq!((out.len(), cut), (1, true));
+        // A large reply carries photos of at most 48 KiB (64 KiB of base64).
+        let (out, cut) = within_budget(vec![g("1"), g("2")], 140 << 10);
+        assert_eq!((out.len(), cut), (2, false));
+        let (out, cut) = within_budget(vec![g("1"), g("2")], 120 << 10);
+        assert_eq!((out.len(), cut), (1, true));
     }
 }

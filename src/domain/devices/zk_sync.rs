@@ -46,7 +46,18 @@ impl Core {
         let mut old = t.row.zk_queue.clone();
         let resend = self.config().device.push_resend_secs as i64;
         let mut seen = t.row.seen_version;
-        let reads: Vec<String> = t.readable().iter().map(ZkAlgorithm::name).collect();
+        // What it reads, and the types it is sent photos of: a terminal
+        // that starts taking photos gets its book again, with them.
+        let reads: Vec<String> = t
+            .readable()
+            .iter()
+            .map(ZkAlgorithm::name)
+            .chain(
+                t.photo_types()
+                    .iter()
+                    .map(|p| format!("photo-{}", p.code())),
+            )
+            .collect();
         if old.reads != reads {
             // What it reads changed while it holds a book (or gets one):
             // the book is sent anew, page by page with each person's
@@ -125,6 +136,7 @@ impl Core {
                 }
             }
         };
+        let groups = self.zk_load_photos(t, groups, max_bytes).await?;
         let commands = numbered(groups, t.row.zk_next_id.max(1));
         let queue = ZkQueue {
             outstanding: commands.iter().map(ZkCommand::id).collect(),
