@@ -87,14 +87,19 @@ impl ZkTerminal {
             .unwrap_or_default()
     }
 
-    /// The types it makes templates of from photos
-    /// ([`super::zk_photos::photo_types`]).
+    /// The types it is sent photos of: those it makes templates of from
+    /// photos ([`super::zk_photos::photo_types`]) and reads (what it makes
+    /// of a photo it posts back as a template of that type).
     pub fn photo_types(&self) -> Vec<BioType> {
+        let reads = self.readable();
         self.row
             .push_info
             .as_ref()
             .map(super::zk_photos::photo_types)
             .unwrap_or_default()
+            .into_iter()
+            .filter(|p| reads.iter().any(|a| a.bio_type == *p))
+            .collect()
     }
 
     /// Whether it takes templates as `BIODATA` ([`zk_bio::takes_biodata`]).

@@ -107,9 +107,9 @@ impl ZkCommand {
 
 /// The bytes of a person's commands in a reply of `max_bytes`, from
 /// above: a photo not yet read counts at the most it may take there
-/// ([`super::zk_photos::photo_budget`] of what the rest leaves).
+/// ([`super::zk_photos::group_photo`]; none when it will not be sent).
 fn group_size(commands: &[ZkCommand], max_bytes: usize) -> usize {
-    let stored = |c: &ZkCommand| {
+    let stored = commands.iter().any(|c| {
         matches!(
             c,
             ZkCommand::Photo {
@@ -117,11 +117,12 @@ fn group_size(commands: &[ZkCommand], max_bytes: usize) -> usize {
                 ..
             }
         )
-    };
-    let rest: usize = commands.iter().map(ZkCommand::size).sum();
-    let photos = commands.iter().filter(|c| stored(c)).count();
-    let budget = super::zk_photos::photo_budget(max_bytes, rest).unwrap_or(0);
-    rest + photos * (256 + budget.div_ceil(3) * 4)
+    });
+    let (rest, budget) = super::zk_photos::group_photo(commands, max_bytes);
+    match budget {
+        Some(budget) if stored => rest + super::zk_photos::photo_line(budget),
+        _ => rest,
+    }
 }
 
 /// A PIN a command line can carry: printable ASCII, no spaces (fields are
@@ -344,12 +345,7 @@ impl Core {
         }
         // Their photo, for the types they lack a template of (of those it
         // reads: what it makes of a photo it then posts back).
-        let kinds = t.kinds();
-        let photo_types: Vec<BioType> = t
-            .photo_types()
-            .into_iter()
-            .filter(|p| kinds.iter().any(|k| k.algorithm.bio_type == *p))
-            .collect();
+        let photo_types = t.photo_types();
         for h in out.values_mut() {
             let lacking = h.lacking(&photo_types);
             if lacking.is_empty() {

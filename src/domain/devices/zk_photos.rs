@@ -35,6 +35,20 @@ pub fn photo_budget(max_bytes: usize, rest: usize) -> Option<usize> {
     (budget >= PHOTO_MIN_BYTES).then_some(budget)
 }
 
+/// The photo budget of a person's commands (`group`): what the commands
+/// other than the photo take, and [`photo_budget`] of what they leave.
+pub(super) fn group_photo(group: &[ZkCommand], max_bytes: usize) -> (usize, Option<usize>) {
+    // A photo not yet read has no size of its own (`ZkCommand::size`).
+    let rest: usize = group.iter().map(ZkCommand::size).sum();
+    (rest, photo_budget(max_bytes, rest))
+}
+
+/// The bytes of a photo command carrying `budget` bytes of JPEG, from
+/// above.
+pub(super) fn photo_line(budget: usize) -> usize {
+    PHOTO_LINE + budget.div_ceil(3) * 4
+}
+
 /// The types a terminal is sent photos of: visible-light faces (the only
 /// type facehub declares in `MultiBioPhotoSupport`: an infrared extractor
 /// gets nothing of a colour photo), when its own `MultiBioPhotoSupport`
@@ -68,12 +82,7 @@ impl Core {
         max_bytes: usize,
     ) -> Result<Vec<Group>> {
         for g in &mut groups {
-            let rest: usize =
-                g.1.iter()
-                    .filter(|c| !matches!(c, ZkCommand::Photo { .. }))
-                    .map(ZkCommand::size)
-                    .sum();
-            let budget = photo_budget(max_bytes, rest);
+            let (_, budget) = group_photo(&g.1, max_bytes);
             let mut kept = Vec::with_capacity(g.1.len());
             for mut c in std::mem::take(&mut g.1) {
                 if let ZkCommand::Photo { photo, .. } = &mut c
