@@ -5,6 +5,7 @@
 //! the platform describes (incremental on a +1 version, full pull on a gap).
 
 pub mod zk;
+pub mod zk_access;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

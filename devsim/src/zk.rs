@@ -55,6 +55,8 @@ pub struct LogPunch {
 }
 
 /// A terminal: its serial number, options, clock zone and punch log.
+/// An access terminal (`ZkTerminal::access`) speaks the PUSH 3.x
+/// dialect: see `zk_access`.
 pub struct ZkTerminal {
     base: String,
     pub sn: String,
@@ -66,7 +68,7 @@ pub struct ZkTerminal {
     /// Punches not yet acknowledged.
     pub unsent: Vec<LogPunch>,
     /// How many uploads it has made (its `Stamp` counts them).
-    uploads: u64,
+    pub(crate) uploads: u64,
     /// Its users, by PIN: their names.
     pub users: BTreeMap<String, String>,
     /// Result codes to answer for commands naming these PINs (the command
@@ -83,7 +85,12 @@ pub struct ZkTerminal {
     /// The photos it was sent, in order: (PIN, type, JPEG).
     pub photos: Vec<(String, i64, Vec<u8>)>,
     /// `BIODATA` lines of templates made from photos, to post back.
-    postback: Vec<String>,
+    pub(crate) postback: Vec<String>,
+    /// An access terminal (PUSH 3.x, `DeviceType=acc`): it registers, posts
+    /// `rtlog` and `tabledata`, and reads tables named in lower case.
+    pub access: bool,
+    /// The `RegistryCode` its registration was answered with.
+    pub registry_code: Option<String>,
 }
 
 impl ZkTerminal {
@@ -109,6 +116,8 @@ impl ZkTerminal {
             templates: BTreeMap::new(),
             photos: Vec::new(),
             postback: Vec::new(),
+            access: false,
+            registry_code: None,
         }
     }
 
@@ -160,6 +169,16 @@ impl ZkTerminal {
     /// a terminal of the unified table, `MultiBioDataSupport` and
     /// `MultiBioVersion`.
     pub async fn report_options(&self) -> anyhow::Result<(u16, String)> {
+        self.post(
+            &format!("/iclock/cdata?SN={}&table=options", self.sn),
+            self.capabilities().join(",").into_bytes(),
+        )
+        .await
+    }
+
+    /// Its name and algorithms as `key=value` pairs: what its options
+    /// report and its registration say.
+    pub(crate) fn capabilities(&self) -> Vec<String> {
         let mut pairs = vec!["~DeviceName=SimFace".to_string()];
         if let Some(v) = &self.algorithms.fp {
             pairs.push(format!("FPVersion={v}"));
@@ -184,11 +203,7 @@ impl ZkTerminal {
             }
             pairs.push(format!("MultiBioPhotoSupport={}", support.join(":")));
         }
-        self.post(
-            &format!("/iclock/cdata?SN={}&table=options", self.sn),
-            pairs.join(",").into_bytes(),
-        )
-        .await
+        pairs
     }
 
     /// Enrols a template on the terminal (its own version of the type) and
@@ -208,6 +223,10 @@ impl ZkTerminal {
             (pin.to_string(), bio_type, slot),
             (version.clone(), data.to_vec()),
         );
+        if self.access {
+            let line = biodata_line(pin, bio_type, slot, &version, data);
+            return self.post_table("biodata", &[line]).await;
+        }
         let tmp = STANDARD.encode(data);
         self.uploads += 1;
         let (table, line) = if self.biodata() {
@@ -283,16 +302,20 @@ impl ZkTerminal {
     /// The init: fetches the options and sets the clock zone. Fails unless
     /// the answer starts with `GET OPTION FROM: <its SN>`.
     pub async fn init(&mut self) -> anyhow::Result<()> {
+        let query = match self.access {
+            true => "pushver=3.1.2&DeviceType=acc&PushOptionsFlag=1&language=83",
+            false => "pushver=2.4.1&language=69",
+        };
         let (status, body) = self
-            .get(&format!(
-                "/iclock/cdata?SN={}&options=all&pushver=2.4.1&language=69",
-                self.sn
-            ))
+            .get(&format!("/iclock/cdata?SN={}&options=all&{query}", self.sn))
             .await?;
         let mut lines = body.lines();
         let first = lines.next().unwrap_or_default();
         if status != 200 || first != format!("GET OPTION FROM: {}", self.sn) {
             bail!("init refused: {status} {body:?}");
+        }
+        if self.access && !body.lines().any(|l| l == "registry=ok") {
+            bail!("init does not say the terminal is registered: {body:?}");
         }
         self.options = lines
             .filter_map(|l| l.split_once('='))
@@ -335,6 +358,9 @@ impl ZkTerminal {
     /// Sends its unsent punches (`ATTLOG`), as one upload; they are
     /// dropped from the log only on an `OK`. The server's answer.
     pub async fn upload(&mut self) -> anyhow::Result<(u16, String)> {
+        if self.access {
+            return self.upload_events().await;
+        }
         let mut body = String::new();
         for p in &self.unsent {
             body.push_str(&format!(
@@ -418,6 +444,13 @@ impl ZkTerminal {
         if status != 200 {
             bail!("results refused: {status} {answer:?}");
         }
+        if self.access && !self.postback.is_empty() {
+            let lines = std::mem::take(&mut self.postback);
+            let (status, answer) = self.post_table("biodata", &lines).await?;
+            if status != 200 {
+                bail!("templates from photos refused: {status} {answer:?}");
+            }
+        }
         if !self.postback.is_empty() {
             self.uploads += 1;
             let body = std::mem::take(&mut self.postback).concat();
@@ -461,6 +494,10 @@ impl ZkTerminal {
             })
         else {
             return Ok(-1002);
+        };
+        let table = match self.table(table) {
+            Ok(t) => t,
+            Err(code) => return Ok(code),
         };
         let f: BTreeMap<String, String> = rest
             .split('\t')
@@ -598,7 +635,13 @@ pub fn extracted(jpeg: &[u8]) -> Vec<u8> {
 
 /// A `BIODATA` line of one template, as a terminal of the unified table
 /// uploads it.
-fn biodata_line(pin: &str, bio_type: i64, slot: i64, version: &str, data: &[u8]) -> String {
+pub(crate) fn biodata_line(
+    pin: &str,
+    bio_type: i64,
+    slot: i64,
+    version: &str,
+    data: &[u8],
+) -> String {
     let (major, minor) = version.split_once('.').unwrap_or((version, "0"));
     let (no, index) = if bio_type == 1 { (slot, 0) } else { (0, slot) };
     format!(

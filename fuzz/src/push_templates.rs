@@ -11,14 +11,17 @@
 //!   the body (or 0) and a bounded reason;
 //! - a template the judge takes has its algorithm's name read back to the
 //!   same algorithm and a slot within its type's range;
-//! - a template written as a `DATA UPDATE BIODATA` command reads back
-//!   (as a terminal's `BIODATA` upload) to the same PIN, type, slot,
+//! - a template written as a `DATA UPDATE BIODATA` command (or an access
+//!   terminal's `DATA UPDATE biodata`) reads back (as a terminal's
+//!   `BIODATA` upload or `biodata` table) to the same PIN, type, slot,
 //!   version and bytes;
-//! - an options report holds only bounded, control-free values, its
-//!   multi-bio values only digits, `.` and `:`.
+//! - an options report (or registration) holds only bounded, control-free
+//!   values, its multi-bio values only digits, `.` and `:`, its device
+//!   type only letters.
 //!
 //! This file is also compiled into tests/it/fuzz_regressions.rs (by `#[path]`).
 
+use facehub::api::zkteco::access::Dialect;
 use facehub::api::zkteco::bio::{biodata, command, operlog, options_report};
 use facehub::domain::devices::zk_bio::{ZkAlgorithm, ZkTemplate, judge_template};
 use facehub::domain::devices::zk_commands::{ZkCommand, ZkKind};
@@ -102,30 +105,35 @@ fn check_upload(body: &[u8], read: Read) {
         let Some(bytes) = t.data.clone() else {
             continue;
         };
-        // Out as a command, back in as an upload.
-        let line = command(&ZkCommand::Template {
-            id: 1,
-            pin: t.pin.clone(),
-            kind: ZkKind {
-                algorithm,
-                biodata: true,
-            },
-            slot: t.slot,
-            data: bytes.clone(),
-        })
-        .expect("a template command");
-        let upload = line
-            .strip_prefix("C:1:DATA UPDATE ")
-            .expect("the command's form");
-        let back = biodata(upload.as_bytes()).expect("its own command reads back");
-        let [(_, again)] = &back[..] else {
-            panic!("one template back, not {}", back.len());
-        };
-        assert_eq!(again.pin, t.pin);
-        assert_eq!(again.bio_type, algorithm.bio_type.code());
-        assert_eq!(again.slot, t.slot);
-        assert_eq!(again.version, Some((algorithm.major, algorithm.minor)));
-        assert_eq!(again.data.as_deref(), Some(&bytes[..]));
+        // Out as a command, back in as an upload, in either dialect.
+        for dialect in [Dialect::Attendance, Dialect::Access] {
+            let line = command(
+                &ZkCommand::Template {
+                    id: 1,
+                    pin: t.pin.clone(),
+                    kind: ZkKind {
+                        algorithm,
+                        biodata: true,
+                    },
+                    slot: t.slot,
+                    data: bytes.clone(),
+                },
+                dialect,
+            )
+            .expect("a template command");
+            let upload = line
+                .strip_prefix("C:1:DATA UPDATE ")
+                .expect("the command's form");
+            let back = biodata(upload.as_bytes()).expect("its own command reads back");
+            let [(_, again)] = &back[..] else {
+                panic!("one template back, not {}", back.len());
+            };
+            assert_eq!(again.pin, t.pin);
+            assert_eq!(again.bio_type, algorithm.bio_type.code());
+            assert_eq!(again.slot, t.slot);
+            assert_eq!(again.version, Some((algorithm.major, algorithm.minor)));
+            assert_eq!(again.data.as_deref(), Some(&bytes[..]));
+        }
     }
 }
 
@@ -136,6 +144,9 @@ fn check_options(body: &[u8]) {
         &info.face_version,
         &info.multi_bio_data,
         &info.multi_bio_version,
+        &info.firmware,
+        &info.push_version,
+        &info.device_type,
     ]
     .into_iter()
     .flatten()
@@ -150,5 +161,8 @@ fn check_options(body: &[u8]) {
             v.bytes()
                 .all(|b| b.is_ascii_digit() || b == b'.' || b == b':')
         );
+    }
+    if let Some(t) = &info.device_type {
+        assert!(t.bytes().all(|b| b.is_ascii_alphabetic()));
     }
 }

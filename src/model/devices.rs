@@ -225,6 +225,10 @@ pub struct PushInfo {
     pub firmware: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push_version: Option<String>,
+    /// `DeviceType` (its init or registry): `acc` for an access-control
+    /// terminal of the PUSH 3.x "security" dialect, `att` for attendance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

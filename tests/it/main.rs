@@ -26,6 +26,7 @@ mod privacy;
 mod sdk_node;
 mod sdk_python;
 mod user_flows;
+mod zk_access;
 mod zk_photos;
 mod zk_templates;
 mod zkteco;

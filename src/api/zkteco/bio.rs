@@ -8,7 +8,8 @@ use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 
-use super::text::{Malformed, bad, is_version, lines_within, pin, value};
+use super::access::Dialect;
+use super::text::{Malformed, bad, is_version, lines_within, pin, stamp, value};
 use crate::domain::devices::zk_bio::{BioType, ZkTemplate};
 use crate::domain::devices::zk_commands::{ZkCommand, ZkKind, ZkPhoto};
 use crate::model::PushInfo;
@@ -142,10 +143,12 @@ pub fn biodata(body: &[u8]) -> Result<Vec<(usize, ZkTemplate)>, Malformed> {
     let mut out = Vec::new();
     for (n, text) in lines_within(body, MAX_LINE)? {
         let text = text.trim_start();
-        let rest = text
-            .strip_prefix("BIODATA")
-            .filter(|r| r.starts_with([' ', '\t']))
-            .unwrap_or(text);
+        // `BIODATA ` (the attendance terminals') or `biodata ` (the
+        // access terminals' `tabledata`).
+        let rest = match text.split_once([' ', '\t']) {
+            Some((tag, rest)) if tag.eq_ignore_ascii_case("biodata") => rest,
+            _ => text,
+        };
         let line = Line {
             n,
             fields: fields(n, rest)?,
@@ -180,9 +183,11 @@ pub fn biodata(body: &[u8]) -> Result<Vec<(usize, ZkTemplate)>, Malformed> {
     Ok(out)
 }
 
-/// A `table=options` report (`key=value` pairs separated by commas, TABs
-/// or lines; `~` marks some keys): the algorithm versions it names. What
-/// cannot be read is left out, as for `INFO`.
+/// A `table=options` report or an access terminal's registration
+/// (`key=value` pairs separated by commas, TABs or lines; `~` marks some
+/// keys): the algorithm versions it names, its kind (`DeviceType`), its
+/// firmware and protocol version. What cannot be read is left out, as
+/// for `INFO`.
 pub fn options_report(body: &[u8]) -> PushInfo {
     let text = String::from_utf8_lossy(&body[..body.len().min(64 << 10)]);
     let mut info = PushInfo::default();
@@ -207,6 +212,11 @@ pub fn options_report(body: &[u8]) -> PushInfo {
             "multibiodatasupport" => info.multi_bio_data = multi(v),
             "multibioversion" => info.multi_bio_version = multi(v),
             "multibiophotosupport" => info.multi_bio_photo = multi(v),
+            "devicetype" => {
+                info.device_type = value(v).filter(|v| v.bytes().all(|b| b.is_ascii_alphabetic()))
+            }
+            "firmver" | "fwversion" => info.firmware = value(v),
+            "pushversion" => info.push_version = stamp(v),
             _ => {}
         }
     }
@@ -219,11 +229,12 @@ pub fn options_report(body: &[u8]) -> PushInfo {
 /// with terminals (kittiu/thai_zkt), the long `Content` last; `Url` is
 /// left out, since `Content` carries the photo and an address would be
 /// fetched; `PostBackTmpFlag=1` asks for the template made of it.
-pub fn command(c: &ZkCommand) -> Option<String> {
+pub fn command(c: &ZkCommand, dialect: Dialect) -> Option<String> {
     let form = |k: &ZkKind| (k.algorithm.bio_type, k.biodata);
+    let (biodata, biophoto) = (dialect.table("BIODATA"), dialect.table("BIOPHOTO"));
     Some(match c {
         ZkCommand::Clear { id, pin, kind } => match form(kind) {
-            (t, true) => format!("C:{id}:DATA DELETE BIODATA Pin={pin}\tType={}", t.code()),
+            (t, true) => format!("C:{id}:DATA DELETE {biodata} Pin={pin}\tType={}", t.code()),
             (BioType::Fingerprint, false) => format!("C:{id}:DATA DELETE FINGERTMP PIN={pin}"),
             (_, false) => format!("C:{id}:DATA DELETE FACE PIN={pin}"),
         },
@@ -244,7 +255,7 @@ pub fn command(c: &ZkCommand) -> Option<String> {
                     };
                     let a = kind.algorithm;
                     format!(
-                        "C:{id}:DATA UPDATE BIODATA Pin={pin}\tNo={no}\tIndex={index}\tValid=1\t\
+                        "C:{id}:DATA UPDATE {biodata} Pin={pin}\tNo={no}\tIndex={index}\tValid=1\t\
                          Duress=0\tType={}\tMajorVer={}\tMinorVer={}\tFormat=0\tTmp={tmp}",
                         t.code(),
                         a.major,
@@ -271,7 +282,7 @@ pub fn command(c: &ZkCommand) -> Option<String> {
             };
             let content = STANDARD.encode(jpeg);
             format!(
-                "C:{id}:DATA UPDATE BIOPHOTO PIN={pin}\tType={}\tSize={}\tFormat=0\t\
+                "C:{id}:DATA UPDATE {biophoto} PIN={pin}\tType={}\tSize={}\tFormat=0\t\
                  PostBackTmpFlag=1\tContent={content}",
                 bio_type.code(),
                 content.len()
@@ -349,6 +360,19 @@ mod tests {
     }
 
     #[test]
+    fn access_terminal_biodata_lines() {
+        let t = biodata(
+            b"biodata pin=2\tno=0\tindex=0\tvalid=1\tduress=0\ttype=9\tmajorver=58\t\
+              minorver=1\tformat=0\ttmp=AAEC\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (t[0].1.pin.as_str(), t[0].1.bio_type, t[0].1.version),
+            ("2", 9, Some((58, 1)))
+        );
+    }
+
+    #[test]
     fn options_reports() {
         let info = options_report(
             b"~DeviceName=SpeedFace,FPVersion=10,FaceVersion=39,\
@@ -370,6 +394,19 @@ mod tests {
         );
         let junk = options_report(b"MultiBioVersion=1;rm -rf\n");
         assert_eq!(junk.multi_bio_version, None);
+        // An access terminal's registration, a comma inside a value.
+        let reg = options_report(
+            b"DeviceType=acc,~DeviceName=SpeedFace-V5L[TI],FirmVer=ZAM180-Ver1.1.17,\
+              PushVersion=3.1.2,~OEMVendor=ZKTECO CO., LTD.,MultiBioVersion=0:0:0:0:0:0:0:0:0:58.1:0",
+        );
+        assert_eq!(reg.device_type.as_deref(), Some("acc"));
+        assert_eq!(reg.firmware.as_deref(), Some("ZAM180-Ver1.1.17"));
+        assert_eq!(reg.push_version.as_deref(), Some("3.1.2"));
+        assert_eq!(
+            reg.multi_bio_version.as_deref(),
+            Some("0:0:0:0:0:0:0:0:0:58.1:0")
+        );
+        assert_eq!(options_report(b"DeviceType=a;b").device_type, None);
     }
 
     #[test]
@@ -386,15 +423,23 @@ mod tests {
             data: vec![0, 1, 2, 3],
         };
         assert_eq!(
-            command(&put(kind(BioType::Fingerprint, "10", false))).unwrap(),
+            command(
+                &put(kind(BioType::Fingerprint, "10", false)),
+                Dialect::Attendance
+            )
+            .unwrap(),
             "C:5:DATA UPDATE FINGERTMP PIN=1\tFID=2\tSize=8\tValid=1\tTMP=AAECAw=="
         );
         assert_eq!(
-            command(&put(kind(BioType::Face, "7", false))).unwrap(),
+            command(&put(kind(BioType::Face, "7", false)), Dialect::Attendance).unwrap(),
             "C:5:DATA UPDATE FACE PIN=1\tFID=2\tValid=1\tSize=8\tTMP=AAECAw=="
         );
         assert_eq!(
-            command(&put(kind(BioType::VisibleFace, "39.3", true))).unwrap(),
+            command(
+                &put(kind(BioType::VisibleFace, "39.3", true)),
+                Dialect::Attendance
+            )
+            .unwrap(),
             "C:5:DATA UPDATE BIODATA Pin=1\tNo=0\tIndex=2\tValid=1\tDuress=0\tType=9\t\
              MajorVer=39\tMinorVer=3\tFormat=0\tTmp=AAECAw=="
         );
@@ -405,7 +450,7 @@ mod tests {
             photo: ZkPhoto::Jpeg(vec![0xff, 0xd8, 0xff, 0xe0]),
         };
         assert_eq!(
-            command(&photo).unwrap(),
+            command(&photo, Dialect::Attendance).unwrap(),
             "C:7:DATA UPDATE BIOPHOTO PIN=1\tType=9\tSize=8\tFormat=0\tPostBackTmpFlag=1\t\
              Content=/9j/4A=="
         );
@@ -415,12 +460,27 @@ mod tests {
             kind: k,
         };
         assert_eq!(
-            command(&clear(kind(BioType::Fingerprint, "10", true))).unwrap(),
+            command(
+                &clear(kind(BioType::Fingerprint, "10", true)),
+                Dialect::Attendance
+            )
+            .unwrap(),
             "C:6:DATA DELETE BIODATA Pin=1\tType=1"
         );
         assert_eq!(
-            command(&clear(kind(BioType::Face, "7", false))).unwrap(),
+            command(&clear(kind(BioType::Face, "7", false)), Dialect::Attendance).unwrap(),
             "C:6:DATA DELETE FACE PIN=1"
+        );
+        // An access terminal's tables are in lower case.
+        let access = |c: &ZkCommand| command(c, Dialect::Access).unwrap();
+        assert!(
+            access(&put(kind(BioType::VisibleFace, "39.3", true)))
+                .starts_with("C:5:DATA UPDATE biodata Pin=1\tNo=0\tIndex=2\t")
+        );
+        assert!(access(&photo).starts_with("C:7:DATA UPDATE biophoto PIN=1\tType=9\t"));
+        assert_eq!(
+            access(&clear(kind(BioType::VisibleFace, "39.3", true))),
+            "C:6:DATA DELETE biodata Pin=1\tType=9"
         );
     }
 }

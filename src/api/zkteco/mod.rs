@@ -9,13 +9,21 @@
 //! - `GET /iclock/getrequest?SN=[&INFO=]` → its heartbeat, answered with
 //!   the commands that keep its address book (`C:<id>:DATA …` lines);
 //! - `POST /iclock/devicecmd?SN=` → the results of its commands;
-//! - `GET|POST /iclock/ping?SN=` → PUSH 3.x's keep-alive.
+//! - `GET|POST /iclock/ping?SN=` → PUSH 3.x's keep-alive;
+//! - `GET|POST /iclock/registry?SN=` → an access terminal's registration
+//!   (its capabilities), answered with its `RegistryCode`;
+//! - `GET|POST /iclock/push?SN=` → the settings an access terminal runs with;
+//! - `POST /iclock/cdata?SN=&table=rtlog|tabledata` and `POST
+//!   /iclock/querydata?SN=&type=tabledata` → an access terminal's events
+//!   and tables (see `access`).
 //!
 //! Every answer is `text/plain`. `OK` (HTTP 200) is the one answer a
 //! terminal takes as done; anything else (`FAIL: …` with a 4xx or 5xx
 //! status) makes it keep what it sent and try again after `ErrorDelay`.
 
+pub mod access;
 pub mod bio;
+pub mod punches;
 pub mod text;
 
 use std::sync::Arc;
@@ -34,7 +42,9 @@ use super::AppState;
 use super::client::ClientIp;
 use crate::domain::Core;
 use crate::domain::devices::zk::{Refusal, ZkTerminal};
+use crate::domain::devices::zk_bio::ZkTemplate;
 use crate::model::PushInfo;
+use access::Dialect;
 
 pub fn router() -> Router<AppState> {
     // Older firmware calls the same endpoints with `.aspx`.
@@ -49,6 +59,9 @@ pub fn router() -> Router<AppState> {
             .route(&format!("/iclock/devicecmd{suffix}"), post(devicecmd));
     }
     r.route("/iclock/ping", get(ping).post(ping))
+        .route("/iclock/registry", get(registry).post(registry))
+        .route("/iclock/push", get(push).post(push))
+        .route("/iclock/querydata", post(querydata))
 }
 
 /// A text answer.
@@ -128,6 +141,9 @@ struct Params {
     pushver: Option<String>,
     #[serde(rename = "INFO")]
     info: Option<String>,
+    #[serde(rename = "DeviceType")]
+    device_type: Option<String>,
+    tablename: Option<String>,
 }
 
 /// The query read, the caller's rate checked and the terminal admitted.
@@ -185,38 +201,50 @@ async fn cdata_get(State(state): State<AppState>, mut call: Admitted) -> Answere
     }
     let report = PushInfo {
         push_version: call.params.pushver.as_deref().and_then(text::stamp),
+        device_type: call.params.device_type.as_deref().and_then(text::stamp),
         ..PushInfo::default()
     };
     called(core, t, Some(report)).await?;
+    let poll = core.config().device.push_poll_secs;
+    let access = (Dialect::of(t.row.push_info.as_ref()) == Dialect::Access).then(|| {
+        let (code, session) = core.zk_registration(t);
+        access::init_lines(&code, &session, poll)
+    });
     Ok(Answer::ok(text::options(
         t.sn(),
         t.row.utc_offset_min,
-        core.config().device.push_poll_secs,
+        poll,
         &t.row.push_info.clone().unwrap_or_default(),
+        access,
     )))
 }
 
 async fn cdata_post(State(state): State<AppState>, mut call: Admitted, body: Body) -> Answered {
     let body = read(&state, body).await?;
-    let (core, t): (&Arc<Core>, _) = (&state.core, &mut call.terminal);
-    let table = call
-        .params
-        .table
-        .as_deref()
-        .unwrap_or("")
-        .to_ascii_uppercase();
-    let stamp = call.params.stamp.as_deref().and_then(text::stamp);
-    let malformed = |m: text::Malformed| Answer::fail(StatusCode::BAD_REQUEST, m);
-    let (count, report) = match table.as_str() {
-        "ATTLOG" => {
-            let punches = text::attlog(&body).map_err(malformed)?;
+    let params = &call.params;
+    let table = params.table.as_deref().unwrap_or("").to_ascii_uppercase();
+    let stamp = params.stamp.as_deref().and_then(text::stamp);
+    let (core, t) = (&state.core, &mut call.terminal);
+    let (answer, report) = match table.as_str() {
+        "ATTLOG" | "RTLOG" => {
+            let punches = match table.as_str() {
+                "ATTLOG" => punches::attlog(&body),
+                _ => punches::rtlog(&body),
+            }
+            .map_err(malformed)?;
             let count = punches.len();
             core.zk_punches(t, punches).await.map_err(|e| failed(&e))?;
-            let report = PushInfo {
-                attlog_stamp: stamp,
-                ..PushInfo::default()
-            };
-            (count, report)
+            // An access terminal's events carry no stamp to resume from,
+            // and its answer is the bare `OK` its servers send.
+            if table == "RTLOG" {
+                ("OK".into(), PushInfo::default())
+            } else {
+                let report = PushInfo {
+                    attlog_stamp: stamp,
+                    ..PushInfo::default()
+                };
+                (format!("OK: {count}"), report)
+            }
         }
         "OPERLOG" | "BIODATA" => {
             let lines = match table.as_str() {
@@ -225,18 +253,7 @@ async fn cdata_post(State(state): State<AppState>, mut call: Admitted, body: Bod
             }
             .map_err(malformed)?;
             let count = lines.len();
-            let (numbers, templates): (Vec<usize>, Vec<_>) = lines.into_iter().unzip();
-            let written = match core.zk_templates(t, templates).await {
-                Ok(Ok(outcome)) => outcome.written,
-                Ok(Err(fault)) => {
-                    let line = numbers[fault.index];
-                    return Err(malformed(text::Malformed {
-                        line,
-                        why: fault.why,
-                    }));
-                }
-                Err(e) => return Err(failed(&e)),
-            };
+            let written = templates(core, t, lines).await?;
             // A terminal that posted BIODATA takes it: it has a stamp.
             let report = match table.as_str() {
                 "OPERLOG" => PushInfo {
@@ -250,19 +267,73 @@ async fn cdata_post(State(state): State<AppState>, mut call: Admitted, body: Bod
                     ..PushInfo::default()
                 },
             };
-            (count, report)
+            (format!("OK: {count}"), report)
         }
-        "OPTIONS" => (0, bio::options_report(&body)),
-        // Tables facehub does not take (capture photos, error logs, …):
-        // acknowledged unread, as other servers do, since a refusal would
-        // make the terminal send them forever.
-        _ => (0, PushInfo::default()),
+        "TABLEDATA" => tabledata(core, t, params.tablename.as_deref(), &body).await?,
+        "OPTIONS" => ("OK".into(), bio::options_report(&body)),
+        // Tables facehub does not take (capture photos, door states, error
+        // logs, …): acknowledged unread, as other servers do, since a
+        // refusal would make the terminal send them forever.
+        _ => ("OK".into(), PushInfo::default()),
     };
     called(core, t, Some(report)).await?;
-    Ok(Answer::ok(match table.as_str() {
-        "ATTLOG" | "OPERLOG" | "BIODATA" => format!("OK: {count}"),
-        _ => "OK".into(),
-    }))
+    Ok(Answer::ok(answer))
+}
+
+fn malformed(m: text::Malformed) -> Answer {
+    Answer::fail(StatusCode::BAD_REQUEST, m)
+}
+
+/// Stores the templates of an upload (with their line numbers); the
+/// algorithms written. A template the core refuses refuses the upload,
+/// naming its line.
+async fn templates(
+    core: &Arc<Core>,
+    t: &ZkTerminal,
+    lines: Vec<(usize, ZkTemplate)>,
+) -> Result<Vec<String>, Answer> {
+    let (numbers, templates): (Vec<usize>, Vec<_>) = lines.into_iter().unzip();
+    match core.zk_templates(t, templates).await {
+        Ok(Ok(outcome)) => Ok(outcome.written),
+        Ok(Err(fault)) => Err(malformed(text::Malformed {
+            line: numbers[fault.index],
+            why: fault.why,
+        })),
+        Err(e) => Err(failed(&e)),
+    }
+}
+
+/// An access terminal's table (`tabledata`, or a query's result posted
+/// to `querydata`): its templates (`biodata`) stored; the others (`user`,
+/// `biophoto`, `userpic`, …) read past. The answer is `<table>=<count>`,
+/// which is what tells the terminal the records are taken.
+async fn tabledata(
+    core: &Arc<Core>,
+    t: &ZkTerminal,
+    tablename: Option<&str>,
+    body: &[u8],
+) -> Result<(String, PushInfo), Answer> {
+    let Some(name) = access::table_name(tablename) else {
+        return Err(Answer::fail(
+            StatusCode::BAD_REQUEST,
+            "tablename must be 1 to 32 letters, digits or _",
+        ));
+    };
+    if name != "biodata" {
+        return Ok((
+            format!("{name}={}", access::records(body)),
+            PushInfo::default(),
+        ));
+    }
+    let lines = bio::biodata(body).map_err(malformed)?;
+    let written = templates(core, t, lines).await?;
+    // A terminal that posts `biodata` takes it (as for `BIODATA`).
+    let report = PushInfo {
+        biodata_stamp: Some("0".into()),
+        written,
+        ..PushInfo::default()
+    };
+    Ok((format!("biodata={}", access::records(body)), report))
 }
 
 async fn getrequest(State(state): State<AppState>, mut call: Admitted) -> Answered {
@@ -273,7 +344,8 @@ async fn getrequest(State(state): State<AppState>, mut call: Admitted) -> Answer
         .zk_poll(&call.terminal)
         .await
         .map_err(|e| failed(&e))?;
-    Ok(Answer::ok(text::commands(&commands)))
+    let dialect = Dialect::of(call.terminal.row.push_info.as_ref());
+    Ok(Answer::ok(text::commands(&commands, dialect)))
 }
 
 async fn devicecmd(State(state): State<AppState>, mut call: Admitted, body: Body) -> Answered {
@@ -293,6 +365,38 @@ async fn devicecmd(State(state): State<AppState>, mut call: Admitted, body: Body
 async fn ping(State(state): State<AppState>, mut call: Admitted) -> Answered {
     called(&state.core, &mut call.terminal, None).await?;
     Ok(Answer::ok("OK"))
+}
+
+/// An access terminal's registration: its capabilities (algorithms, kind,
+/// firmware) kept, and its `RegistryCode`.
+async fn registry(State(state): State<AppState>, mut call: Admitted, body: Body) -> Answered {
+    let body = read(&state, body).await?;
+    let report = bio::options_report(&body);
+    called(&state.core, &mut call.terminal, Some(report)).await?;
+    let (code, _) = state.core.zk_registration(&call.terminal);
+    Ok(Answer::ok(format!("RegistryCode={code}\n")))
+}
+
+/// The settings an access terminal runs with.
+async fn push(State(state): State<AppState>, mut call: Admitted) -> Answered {
+    called(&state.core, &mut call.terminal, None).await?;
+    let (_, session) = state.core.zk_registration(&call.terminal);
+    let poll = state.core.config().device.push_poll_secs;
+    Ok(Answer::ok(access::settings(&session, poll)))
+}
+
+/// The result of a `DATA QUERY` (or `DATA COUNT`), posted apart from its
+/// `devicecmd` result: a table's records are taken as `tabledata`; other
+/// kinds are acknowledged.
+async fn querydata(State(state): State<AppState>, mut call: Admitted, body: Body) -> Answered {
+    let body = read(&state, body).await?;
+    let (core, t) = (&state.core, &mut call.terminal);
+    let (answer, report) = match call.params.kind.as_deref() {
+        Some("tabledata") => tabledata(core, t, call.params.tablename.as_deref(), &body).await?,
+        _ => ("OK".into(), PushInfo::default()),
+    };
+    called(core, t, Some(report)).await?;
+    Ok(Answer::ok(answer))
 }
 
 /// A posted body, at most `device.push_body_mib`.

@@ -4,16 +4,14 @@
 //! line-and-field rules no crate implements, and every rule here is
 //! bounded: line count, field length, numbers' ranges.
 
-use chrono::NaiveDateTime;
-
-use crate::domain::devices::zk::AttPunch;
+use super::access::Dialect;
 use crate::domain::devices::zk_commands::ZkCommand;
 use crate::model::PushInfo;
 
 /// Lines one upload may carry at most.
 pub const MAX_LINES: usize = 20_000;
 /// Bytes one line may hold at most (an `ATTLOG` line is well under 200).
-const MAX_LINE: usize = 4096;
+pub(super) const MAX_LINE: usize = 4096;
 /// Bytes an `INFO` field or a reported value may hold.
 const MAX_VALUE: usize = 64;
 /// Command results one `devicecmd` may carry: a batch is at most 200
@@ -46,7 +44,7 @@ pub(super) fn bad(line: usize, why: impl Into<String>) -> Malformed {
 }
 
 /// The non-empty lines of a body, numbered from 1, without their `\r`.
-fn lines(body: &[u8]) -> Result<Vec<(usize, &str)>, Malformed> {
+pub(super) fn lines(body: &[u8]) -> Result<Vec<(usize, &str)>, Malformed> {
     lines_within(body, MAX_LINE)
 }
 
@@ -84,64 +82,6 @@ pub(super) fn pin(n: usize, s: &str) -> Result<String, Malformed> {
         return Err(bad(n, "PIN must be 1 to 128 printable ASCII characters"));
     }
     Ok(s.to_string())
-}
-
-/// A small number field (state, verify mode): 0 to 255.
-fn small(n: usize, name: &str, s: &str) -> Result<i64, Malformed> {
-    match s.trim().parse::<i64>() {
-        Ok(v) if (0..=255).contains(&v) => Ok(v),
-        _ => Err(bad(n, format!("{name} must be a number from 0 to 255"))),
-    }
-}
-
-/// `YYYY-MM-DD hh:mm:ss`, the terminal's wall clock, as seconds read as UTC.
-fn wall_clock(n: usize, s: &str) -> Result<i64, Malformed> {
-    let s = s.trim();
-    // Four-digit years only (chrono's `%Y` also takes signed, longer ones).
-    if s.len() != 19 || !s.as_bytes()[..4].iter().all(u8::is_ascii_digit) {
-        return Err(bad(n, "time must be YYYY-MM-DD hh:mm:ss"));
-    }
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
-        .map(|t| t.and_utc().timestamp())
-        .map_err(|_| bad(n, "time must be YYYY-MM-DD hh:mm:ss"))
-}
-
-/// An `ATTLOG` upload: one punch a line, either positional
-/// (`PIN\ttime\tstate\tverify[\tworkcode…]`, the PUSH manual's) or as
-/// `key=value` fields (`time=…\tpin=…\tinoutstatus=…\tverifytype=…`, which
-/// some firmware sends for this table too). Any malformed line refuses
-/// the whole upload.
-pub fn attlog(body: &[u8]) -> Result<Vec<AttPunch>, Malformed> {
-    lines(body)?
-        .into_iter()
-        .map(|(n, line)| {
-            let fields: Vec<&str> = line.split('\t').collect();
-            if fields[0].contains('=') {
-                let get = |key: &str| {
-                    fields.iter().find_map(|f| {
-                        let (k, v) = f.split_once('=')?;
-                        k.trim().eq_ignore_ascii_case(key).then_some(v)
-                    })
-                };
-                let need = |key: &str| get(key).ok_or_else(|| bad(n, format!("no {key}=")));
-                return Ok(AttPunch {
-                    pin: pin(n, need("pin")?)?,
-                    wall_clock: wall_clock(n, need("time")?)?,
-                    status: get("inoutstatus").map_or(Ok(0), |v| small(n, "inoutstatus", v))?,
-                    verify: get("verifytype").map_or(Ok(0), |v| small(n, "verifytype", v))?,
-                });
-            }
-            if fields.len() < 4 {
-                return Err(bad(n, "expected PIN, time, state and verify mode"));
-            }
-            Ok(AttPunch {
-                pin: pin(n, fields[0])?,
-                wall_clock: wall_clock(n, fields[1])?,
-                status: small(n, "state", fields[2])?,
-                verify: small(n, "verify mode", fields[3])?,
-            })
-        })
-        .collect()
 }
 
 /// One `devicecmd` result: `ID=…&Return=…&CMD=…`.
@@ -287,23 +227,32 @@ fn field(name: &str) -> String {
 /// A poll's answer: `OK` with nothing to do, else one `C:<id>:<command>`
 /// line a command (`DATA UPDATE USERINFO` puts a person, `DATA DELETE
 /// USERINFO` takes them and their templates off), each ending in `\n`.
-pub fn commands(commands: &[ZkCommand]) -> String {
+/// An access terminal's are `DATA UPDATE user Pin=…\tName=…\tPrivilege=0`
+/// and `DATA DELETE user Pin=…` (the field names of kittiu/thai_zkt).
+pub fn commands(commands: &[ZkCommand], dialect: Dialect) -> String {
     if commands.is_empty() {
         return "OK".into();
     }
     let mut out = String::new();
     for c in commands {
-        match c {
-            ZkCommand::User { id, pin, name } => out.push_str(&format!(
+        match (c, dialect) {
+            (ZkCommand::User { id, pin, name }, Dialect::Attendance) => out.push_str(&format!(
                 "C:{id}:DATA UPDATE USERINFO PIN={pin}\tName={}\tPri=0\n",
                 field(name)
             )),
-            ZkCommand::Delete { id, pin } => {
+            (ZkCommand::User { id, pin, name }, Dialect::Access) => out.push_str(&format!(
+                "C:{id}:DATA UPDATE user Pin={pin}\tName={}\tPrivilege=0\n",
+                field(name)
+            )),
+            (ZkCommand::Delete { id, pin }, Dialect::Attendance) => {
                 out.push_str(&format!("C:{id}:DATA DELETE USERINFO PIN={pin}\n"))
             }
-            other => {
+            (ZkCommand::Delete { id, pin }, Dialect::Access) => {
+                out.push_str(&format!("C:{id}:DATA DELETE user Pin={pin}\n"))
+            }
+            (other, _) => {
                 // (A photo not yet read has no line: never handed out.)
-                if let Some(line) = super::bio::command(other) {
+                if let Some(line) = super::bio::command(other, dialect) {
                     out.push_str(&line);
                     out.push('\n');
                 }
@@ -326,9 +275,21 @@ pub fn time_zone(offset_min: i64) -> String {
 
 /// What the init (`GET /iclock/cdata?options=all`) answers: the options
 /// the terminal runs with. Lines end in `\n`, the last one too.
-pub fn options(sn: &str, utc_offset_min: i64, poll_secs: u64, stamps: &PushInfo) -> String {
+pub fn options(
+    sn: &str,
+    utc_offset_min: i64,
+    poll_secs: u64,
+    stamps: &PushInfo,
+    access: Option<Vec<String>>,
+) -> String {
     let stamp = |s: &Option<String>| s.clone().unwrap_or_else(|| "0".into());
-    let lines = [
+    // An access terminal is answered in its protocol's version, with the
+    // lines of its registration (`access::init_lines`).
+    let version = match access {
+        Some(_) => super::access::ACCESS_VERSION,
+        None => "2.4.1",
+    };
+    let mut lines = vec![
         format!("GET OPTION FROM: {sn}"),
         format!("ATTLOGStamp={}", stamp(&stamps.attlog_stamp)),
         format!("OPERLOGStamp={}", stamp(&stamps.operlog_stamp)),
@@ -345,23 +306,27 @@ pub fn options(sn: &str, utc_offset_min: i64, poll_secs: u64, stamps: &PushInfo)
         format!("TimeZone={}", time_zone(utc_offset_min)),
         "Realtime=1".into(),
         "Encrypt=0".into(),
-        "ServerVer=2.4.1".into(),
-        "PushProtVer=2.4.1".into(),
+        format!("ServerVer={version}"),
+        format!("PushProtVer={version}"),
         // Its algorithm versions, posted as `table=options`.
         "PushOptionsFlag=1".into(),
         "PushOptions=FPVersion,FaceVersion,MultiBioDataSupport,MultiBioVersion,\
          MultiBioPhotoSupport"
             .into(),
-        // Template types facehub keeps: fingerprint, face, visible-light face.
-        "MultiBioDataSupport=0:1:1:0:0:0:0:0:0:1:0".into(),
-        // Photos it sends for the terminal's own extraction: visible-light
-        // faces (`DATA UPDATE BIOPHOTO`).
-        "MultiBioPhotoSupport=0:0:0:0:0:0:0:0:0:1:0".into(),
+        MULTI_BIO_DATA.into(),
+        MULTI_BIO_PHOTO.into(),
     ];
+    lines.extend(access.unwrap_or_default());
     let mut out = lines.join("\n");
     out.push('\n');
     out
 }
+
+/// Template types facehub keeps: fingerprint, face, visible-light face.
+pub(super) const MULTI_BIO_DATA: &str = "MultiBioDataSupport=0:1:1:0:0:0:0:0:0:1:0";
+/// Photos it sends for the terminal's own extraction: visible-light faces
+/// (`DATA UPDATE BIOPHOTO`).
+pub(super) const MULTI_BIO_PHOTO: &str = "MultiBioPhotoSupport=0:0:0:0:0:0:0:0:0:1:0";
 
 /// `type=time`'s answer: `Time=` the terminal's wall clock with its offset.
 pub fn time(now: i64, utc_offset_min: i64) -> String {
@@ -376,63 +341,6 @@ pub fn time(now: i64, utc_offset_min: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn attlog_lines() {
-        let body = b"982\t2008-02-25 12:08:21\t1\t0\t9001\r\n\n7\t2024-01-02 03:04:05\t0\t15\n";
-        let got = attlog(body).unwrap();
-        assert_eq!(
-            got,
-            [
-                AttPunch {
-                    pin: "982".into(),
-                    wall_clock: 1_203_941_301,
-                    status: 1,
-                    verify: 0
-                },
-                AttPunch {
-                    pin: "7".into(),
-                    wall_clock: 1_704_164_645,
-                    status: 0,
-                    verify: 15
-                }
-            ]
-        );
-        let kv = b"time=2026-08-14 15:28:03\tpin=123456\tcardno=0\teventaddr=1\tevent=0\tinoutstatus=1\tverifytype=15\tindex=0\n";
-        let got = attlog(kv).unwrap();
-        assert_eq!(
-            (got[0].pin.as_str(), got[0].status, got[0].verify),
-            ("123456", 1, 15)
-        );
-    }
-
-    #[test]
-    fn attlog_refusals_name_the_line() {
-        let cases: [(&[u8], usize, &str); 8] = [
-            (b"1\t2024-01-02 03:04:05\t0\n", 1, "expected"),
-            (
-                b"1\t2024-01-02 03:04:05\t0\t1\n1\t2024-13-02 03:04:05\t0\t1",
-                2,
-                "time",
-            ),
-            (b"1\t+12024-01-02 03:04:05\t0\t1", 1, "time"),
-            (b"1\t2024-01-02 03:04:05\t256\t1", 1, "state"),
-            (b"1\t2024-01-02 03:04:05\t0\t-1", 1, "verify"),
-            (b"\t2024-01-02 03:04:05\t0\t1", 1, "PIN"),
-            (b"ok\n\xff\xfe", 2, "UTF-8"),
-            (b"time=2024-01-02 03:04:05\tverifytype=1", 1, "pin="),
-        ];
-        for (body, line, says) in cases {
-            let e = attlog(body).unwrap_err();
-            assert_eq!(e.line, line, "{e}");
-            assert!(e.why.contains(says), "{e}");
-        }
-        let long = format!("1\t{}\t0\t1", "x".repeat(MAX_LINE));
-        assert!(attlog(long.as_bytes()).is_err());
-        let many = "1\t2024-01-02 03:04:05\t0\t1\n".repeat(MAX_LINES + 1);
-        assert_eq!(attlog(many.as_bytes()).unwrap_err().line, 0);
-        assert!(attlog(b"\n\r\n").unwrap().is_empty());
-    }
 
     #[test]
     fn command_results_batched_and_one_field_a_line() {
@@ -486,7 +394,7 @@ mod tests {
 
     #[test]
     fn command_lines() {
-        assert_eq!(commands(&[]), "OK");
+        assert_eq!(commands(&[], Dialect::Attendance), "OK");
         let c = [
             ZkCommand::User {
                 id: 7,
@@ -499,15 +407,19 @@ mod tests {
             },
         ];
         assert_eq!(
-            commands(&c),
+            commands(&c, Dialect::Attendance),
             "C:7:DATA UPDATE USERINFO PIN=1001\tName=Ann Lee\tPri=0\nC:8:DATA DELETE USERINFO PIN=1002\n"
+        );
+        assert_eq!(
+            commands(&c, Dialect::Access),
+            "C:7:DATA UPDATE user Pin=1001\tName=Ann Lee\tPrivilege=0\nC:8:DATA DELETE user Pin=1002\n"
         );
         let long = ZkCommand::User {
             id: 1,
             pin: "1".into(),
             name: "张".repeat(40),
         };
-        let line = commands(&[long]);
+        let line = commands(&[long], Dialect::Attendance);
         let name = line
             .split("Name=")
             .nth(1)
@@ -530,7 +442,7 @@ mod tests {
         assert_eq!(time_zone(0), "0");
         assert_eq!(time(1_704_164_645, 480), "Time=2024-01-02T11:04:05+08:00");
         assert_eq!(time(1_704_164_645, -210), "Time=2024-01-01T23:34:05-03:30");
-        let o = options("SN1", 330, 10, &PushInfo::default());
+        let o = options("SN1", 330, 10, &PushInfo::default(), None);
         assert!(o.starts_with("GET OPTION FROM: SN1\nATTLOGStamp=0\n"));
         assert!(o.contains("\nTimeZone=330\n") && o.contains("\nDelay=10\n") && o.ends_with('\n'));
         assert_eq!(

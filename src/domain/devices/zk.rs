@@ -122,6 +122,10 @@ pub struct AttPunch {
     pub status: i64,
     /// ZKTeco's verify mode (1 fingerprint, 15 face, …).
     pub verify: i64,
+    /// An access terminal's event is a door passage: WeCom's `pass_type`
+    /// (1 in, 2 out, 3 unknown), which makes it a door record. `None` for
+    /// an attendance punch.
+    pub pass_type: Option<i64>,
 }
 
 /// The WeCom `pass_method` of a ZKTeco verify mode, where one matches: 1
@@ -194,6 +198,19 @@ impl Core {
             unknowable.as_bytes(),
         );
         self.insert_device(sn, tenant, &sealed, Some(zk)).await
+    }
+
+    /// The `RegistryCode` and `SessionID` an access terminal (PUSH 3.x) is
+    /// given: derived from the server's secret, its serial number and its
+    /// tenant, so that they survive restarts and change with a binding to
+    /// another tenant. Admission does not rest on them (the serial number
+    /// and the address do), so they identify; they do not authenticate.
+    pub fn zk_registration(&self, t: &ZkTerminal) -> (String, String) {
+        let tenant = t.row.tenant_id.to_string();
+        let derive = |what: &str, len| {
+            crate::model::ids::derive_hex(&self.id_secret, &[what, t.sn(), &tenant], len)
+        };
+        (derive("zk-registry", 32), derive("zk-session", 16))
     }
 
     /// Serial numbers that called before they were added, newest first.
@@ -301,7 +318,7 @@ impl Core {
                         userid: p.pin.clone(),
                         user_type: person.user_type.as_i64(),
                         timestamp: t.unix_time(p.wall_clock),
-                        pass_type: None,
+                        pass_type: p.pass_type,
                         pass_method: pass_method(p.verify),
                         photo: None,
                     })),
@@ -331,6 +348,7 @@ fn merge(old: PushInfo, new: PushInfo) -> PushInfo {
     PushInfo {
         firmware: new.firmware.or(old.firmware),
         push_version: new.push_version.or(old.push_version),
+        device_type: new.device_type.or(old.device_type),
         users: new.users.or(old.users),
         fingerprints: new.fingerprints.or(old.fingerprints),
         punches: new.punches.or(old.punches),
