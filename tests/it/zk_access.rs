@@ -144,6 +144,21 @@ async fn an_access_terminal_registers_punches_and_shares_its_templates() {
         .await
         .unwrap();
     assert_eq!((status, body.as_str()), (200, "user=1"));
+    let (status, body) = a
+        .post(
+            "/iclock/querydata?SN=ZK-ACC-1&type=options&cmdid=10",
+            b"~SerialNumber=ZK-ACC-1,FirmVer=ZAM180-Ver1.1.18,IPAddress=10.0.0.7".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    let row = app
+        .core
+        .tenant_device(app.tenant.id, "ZK-ACC-1")
+        .await
+        .unwrap();
+    let firmware = row.push_info.unwrap().firmware;
+    assert_eq!(firmware.as_deref(), Some("ZAM180-Ver1.1.18"));
     let (status, _) = a
         .post(
             "/iclock/cdata?SN=ZK-ACC-1&table=tabledata&tablename=us%0Der",

@@ -385,14 +385,17 @@ async fn push(State(state): State<AppState>, mut call: Admitted) -> Answered {
     Ok(Answer::ok(access::settings(&session, poll)))
 }
 
-/// The result of a `DATA QUERY` (or `DATA COUNT`), posted apart from its
-/// `devicecmd` result: a table's records are taken as `tabledata`; other
-/// kinds are acknowledged.
+/// The result of a `DATA QUERY` (or `DATA COUNT`, `GET OPTIONS`), posted
+/// apart from its `devicecmd` result: a table's records are taken as
+/// `tabledata`, options as a `table=options` report; other kinds are
+/// acknowledged.
 async fn querydata(State(state): State<AppState>, mut call: Admitted, body: Body) -> Answered {
     let body = read(&state, body).await?;
     let (core, t) = (&state.core, &mut call.terminal);
     let (answer, report) = match call.params.kind.as_deref() {
         Some("tabledata") => tabledata(core, t, call.params.tablename.as_deref(), &body).await?,
+        // Its options, asked for by `GET OPTIONS` or sent on its own.
+        Some("options") => ("OK".into(), bio::options_report(&body)),
         _ => ("OK".into(), PushInfo::default()),
     };
     called(core, t, Some(report)).await?;
