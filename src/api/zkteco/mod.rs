@@ -226,46 +226,42 @@ async fn cdata_post(State(state): State<AppState>, mut call: Admitted, body: Bod
     let stamp = params.stamp.as_deref().and_then(text::stamp);
     let (core, t) = (&state.core, &mut call.terminal);
     let (answer, report) = match table.as_str() {
-        "ATTLOG" | "RTLOG" => {
-            let punches = match table.as_str() {
-                "ATTLOG" => punches::attlog(&body),
-                _ => punches::rtlog(&body),
-            }
-            .map_err(malformed)?;
+        "ATTLOG" => {
+            let punches = punches::attlog(&body).map_err(malformed)?;
             let count = punches.len();
             core.zk_punches(t, punches).await.map_err(|e| failed(&e))?;
-            // An access terminal's events carry no stamp to resume from,
-            // and its answer is the bare `OK` its servers send.
-            if table == "RTLOG" {
-                ("OK".into(), PushInfo::default())
-            } else {
-                let report = PushInfo {
-                    attlog_stamp: stamp,
-                    ..PushInfo::default()
-                };
-                (format!("OK: {count}"), report)
-            }
+            let report = PushInfo {
+                attlog_stamp: stamp,
+                ..PushInfo::default()
+            };
+            (format!("OK: {count}"), report)
         }
-        "OPERLOG" | "BIODATA" => {
-            let lines = match table.as_str() {
-                "OPERLOG" => bio::operlog(&body),
-                _ => bio::biodata(&body),
-            }
-            .map_err(malformed)?;
+        // An access terminal's events carry no stamp to resume from, and
+        // its answer is the bare `OK` its servers send.
+        "RTLOG" => {
+            let punches = punches::rtlog(&body).map_err(malformed)?;
+            core.zk_punches(t, punches).await.map_err(|e| failed(&e))?;
+            ("OK".into(), PushInfo::default())
+        }
+        "OPERLOG" => {
+            let lines = bio::operlog(&body).map_err(malformed)?;
             let count = lines.len();
-            let written = templates(core, t, lines).await?;
-            // A terminal that posted BIODATA takes it: it has a stamp.
-            let report = match table.as_str() {
-                "OPERLOG" => PushInfo {
-                    operlog_stamp: stamp,
-                    written,
-                    ..PushInfo::default()
-                },
-                _ => PushInfo {
-                    biodata_stamp: stamp.or_else(|| Some("0".into())),
-                    written,
-                    ..PushInfo::default()
-                },
+            let report = PushInfo {
+                operlog_stamp: stamp,
+                written: templates(core, t, lines).await?,
+                ..PushInfo::default()
+            };
+            (format!("OK: {count}"), report)
+        }
+        "BIODATA" => {
+            let lines = bio::biodata(&body).map_err(malformed)?;
+            let count = lines.len();
+            // A terminal that posted BIODATA reads it: a stamp (`0` when
+            // it sent none) marks it as one.
+            let report = PushInfo {
+                biodata_stamp: stamp.or_else(|| Some("0".into())),
+                written: templates(core, t, lines).await?,
+                ..PushInfo::default()
             };
             (format!("OK: {count}"), report)
         }
