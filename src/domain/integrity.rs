@@ -15,8 +15,8 @@ use crate::store::sealed_values::SEALED_COLUMNS;
 
 const PAGE: i64 = 500;
 /// Blobs read at once: on object storage each read is a round trip, and
-/// one at a time left `check` (and the crash harness that runs it after
-/// every kill) waiting on the network rather than the disk or the CPU.
+/// one at a time leaves `check` waiting on the network rather than the
+/// disk or the CPU.
 const READS_AT_ONCE: usize = 8;
 
 /// A blob or value found wrong, and why.
@@ -267,15 +267,27 @@ mod tests {
         core.add_device(&t, "SN1", "integrity-factory-secret")
             .await
             .unwrap();
-        let caller = crate::domain::auth::Caller {
-            tenant_id: t.id,
-            app_id: app.app.app_id.clone(),
+        let caller = caller(t.id, &app.app.app_id);
+        let file_id = store_photo(&core, &caller, 400).await;
+        (dir, core, file_id)
+    }
+
+    fn caller(tenant_id: i64, app_id: &str) -> crate::domain::auth::Caller {
+        crate::domain::auth::Caller {
+            tenant_id,
+            app_id: app_id.into(),
             scopes: Vec::new(),
             person_id: None,
             log_id: None,
-        };
-        let file_id = store_photo(&core, &caller, 400).await;
-        (dir, core, file_id)
+        }
+    }
+
+    /// One flipped bit in the blob's last chunk.
+    fn flip_bit(path: &std::path::Path) {
+        let mut raw = std::fs::read(path).unwrap();
+        let n = raw.len();
+        raw[n - 3] ^= 1;
+        std::fs::write(path, &raw).unwrap();
     }
 
     async fn store_photo(
@@ -316,13 +328,7 @@ mod tests {
         let tenant_id = t.id;
         let d = crate::domain::PersonDraft::new("u1", "U One", None).unwrap();
         core.upsert_person(&t, &d).await.unwrap();
-        let caller = crate::domain::auth::Caller {
-            tenant_id,
-            app_id: "cli_test".into(),
-            scopes: Vec::new(),
-            person_id: None,
-            log_id: None,
-        };
+        let caller = caller(tenant_id, "cli_test");
         core.modify_user_setting(
             &caller,
             crate::domain::people::EmployeeType::EmployeeId,
@@ -380,11 +386,7 @@ mod tests {
         let (dir, core, id) = populated().await;
         let path = blob_path(dir.path(), &id);
         assert!(path.exists(), "blob layout changed: {}", path.display());
-        // One flipped bit in the last chunk.
-        let mut raw = std::fs::read(&path).unwrap();
-        let n = raw.len();
-        raw[n - 3] ^= 1;
-        std::fs::write(&path, &raw).unwrap();
+        flip_bit(&path);
         // A blob no file refers to, and an interrupted upload.
         let orphan = blob_path(dir.path(), "att_0123456789abcdef0123456789ab");
         std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
@@ -415,29 +417,15 @@ mod tests {
     #[tokio::test]
     async fn blobs_read_at_once_are_each_judged_as_themselves() {
         let (dir, core, first) = populated().await;
-        let t = core.tenant("acme").await.unwrap();
-        let caller = crate::domain::auth::Caller {
-            tenant_id: t.id,
-            app_id: "cli_test".into(),
-            scopes: Vec::new(),
-            person_id: None,
-            log_id: None,
-        };
+        let caller = caller(core.tenant("acme").await.unwrap().id, "cli_test");
         let mut ids = vec![first];
         for side in 0..2 * READS_AT_ONCE as u32 {
             ids.push(store_photo(&core, &caller, 200 + side).await);
         }
         ids.sort();
         // The metadata pages by file id: damage two, remove one.
-        let flip = |id: &str| {
-            let path = blob_path(dir.path(), id);
-            let mut raw = std::fs::read(&path).unwrap();
-            let n = raw.len();
-            raw[n - 3] ^= 1;
-            std::fs::write(&path, &raw).unwrap();
-        };
-        flip(&ids[1]);
-        flip(&ids[READS_AT_ONCE + 3]);
+        flip_bit(&blob_path(dir.path(), &ids[1]));
+        flip_bit(&blob_path(dir.path(), &ids[READS_AT_ONCE + 3]));
         std::fs::remove_file(blob_path(dir.path(), &ids[5])).unwrap();
         let r = core.check(Duration::ZERO).await.unwrap();
         let corrupt: Vec<&str> = r.corrupt.iter().map(|p| p.id.as_str()).collect();
